@@ -1,0 +1,25 @@
+package kafkabatcherexporter
+
+import (
+	_ "github.com/IBM/sarama"
+	_ "github.com/twmb/franz-go/pkg/kfake"
+	_ "github.com/twmb/franz-go/pkg/kgo"
+	_ "github.com/xdg-go/scram"
+	_ "go.opentelemetry.io/collector/component"
+	_ "go.opentelemetry.io/collector/component/componenttest"
+	_ "go.opentelemetry.io/collector/config/configtls"
+	_ "go.opentelemetry.io/collector/config/configopaque"
+	_ "go.opentelemetry.io/collector/confmap"
+	_ "go.opentelemetry.io/collector/confmap/confmaptest"
+	_ "go.opentelemetry.io/collector/consumer"
+	_ "go.opentelemetry.io/collector/exporter"
+	_ "go.opentelemetry.io/collector/exporter/exportertest"
+	_ "go.opentelemetry.io/collector/exporter/exporterhelper"
+	_ "go.opentelemetry.io/collector/pdata/plog"
+	_ "go.opentelemetry.io/otel/metric"
+	_ "go.uber.org/zap"
+	_ "go.uber.org/goleak"
+	_ "github.com/stretchr/testify/require"
+	_ "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/ottl"
+	_ "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/ottl/contexts/ottllog"
+)

@@ -1,0 +1,68 @@
+// Package message holds the types that flow between the exporter's parts: a
+// Message is one Kafka record to produce, a Batch is the records of one
+// topic/partition that are sent together as one Kafka record batch.
+package message
+
+import "time"
+
+// Header is one Kafka record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Message is one Kafka record built from one log record.
+type Message struct {
+	Topic     string
+	Partition int32 // assigned by the partitioner before the message reaches the batcher
+	Key       []byte
+	Value     []byte
+	Headers   []Header
+	Timestamp time.Time
+	// Flush is true when the record matched a flush_when condition: its batch
+	// is sent at once, the record included.
+	Flush bool
+}
+
+// FlushReason says why a batch became ready.
+type FlushReason uint8
+
+// Flush reasons, counted by the exporter's flushes metric.
+const (
+	ReasonSize     FlushReason = iota + 1 // batch.size records pending
+	ReasonBytes                           // the next record would exceed batch.max_bytes
+	ReasonMaxWait                         // the oldest record reached batch.max_wait
+	ReasonMinDelay                        // a full batch held back by batch.min_delay was released
+	ReasonTrigger                         // a record matched flush_when
+	ReasonShutdown                        // the exporter is stopping
+)
+
+func (r FlushReason) String() string {
+	switch r {
+	case ReasonSize:
+		return "size"
+	case ReasonBytes:
+		return "bytes"
+	case ReasonMaxWait:
+		return "max_wait"
+	case ReasonMinDelay:
+		return "min_delay"
+	case ReasonTrigger:
+		return "trigger"
+	case ReasonShutdown:
+		return "shutdown"
+	}
+	return "unknown"
+}
+
+// Batch is a ready batch: records of one topic/partition in arrival order,
+// sent as one Kafka v2 record batch.
+type Batch struct {
+	Topic     string
+	Partition int32
+	Messages  []Message
+	// Bytes is the encoded v2 record batch size, header included, before
+	// compression (see BatchSize).
+	Bytes  int
+	Reason FlushReason
+}
