@@ -22,6 +22,8 @@ type Message struct {
 	// Flush is true when the record matched a flush_when condition: its batch
 	// is sent at once, the record included.
 	Flush bool
+	// Tracker, set under sync delivery, is told the record's outcome.
+	Tracker *Tracker
 }
 
 // FlushReason says why a batch became ready.
