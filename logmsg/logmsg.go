@@ -18,15 +18,6 @@ import (
 // SCAFFOLD: signatures agreed between config.go and exporter.go; the logmsg
 // work replaces the bodies.
 
-// FieldPath is a parsed field path such as attributes.user or resource.host.name.
-type FieldPath struct{ raw string }
-
-// ParseFieldPath parses a field path as DESIGN.md lists them.
-func ParseFieldPath(s string) (FieldPath, error) { return FieldPath{raw: s}, errors.New("not implemented") }
-
-// ValidateConditions parses OTTL log conditions and returns the parser's error.
-func ValidateConditions(conditions []string) error { return errors.New("not implemented") }
-
 // Options configure a Builder.
 type Options struct {
 	Encoding    string // otlp_proto | otlp_json | json | raw
