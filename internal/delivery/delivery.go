@@ -1,0 +1,495 @@
+// Package delivery moves ready batches to Kafka in order: at most one batch
+// per partition in flight, failed batches spilled to the temp storage, and
+// the storage replayed oldest first while a partition's new batches queue
+// behind its backlog.
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+)
+
+// Outcome is what Kafka did with one batch.
+type Outcome struct {
+	// Err is nil when Kafka acknowledged the batch (less Rejected).
+	Err error
+	// Rejected lists records Kafka refused for good; the rest were acknowledged.
+	Rejected []Rejected
+}
+
+// Rejected is a record refused for good, with the reason.
+type Rejected struct {
+	Message message.Message
+	Reason  string
+}
+
+// Kafka sends batches, each as one record batch; one Outcome per batch, in order.
+type Kafka interface {
+	Produce(ctx context.Context, batches []*message.Batch) []Outcome
+}
+
+// Queue is the durable backlog (tempstorage.Queue).
+type Queue interface {
+	Append(b message.Batch) error
+	Peek() (message.Batch, bool, error)
+	Ack() error
+	Backlog(topic string, partition int32) int
+	Len() int
+}
+
+// Observer is told where every batch went. Left is called exactly once for
+// each submitted batch when it leaves memory (acknowledged, spilled or
+// dropped), so the batcher can free its memory.
+type Observer interface {
+	Sent(b *message.Batch, d time.Duration)
+	Replayed(b *message.Batch, d time.Duration)
+	Spilled(b *message.Batch)
+	Rejected(r Rejected)
+	Lost(b *message.Batch, err error)
+	// Failed reports a direct send that Kafka did not take, after the batch
+	// was spilled or kept for a retry.
+	Failed(b *message.Batch, err error)
+	Left(b *message.Batch)
+}
+
+// Timer is a stoppable timer.
+type Timer interface{ Stop() bool }
+
+// Clock runs functions after a delay; injected so tests control time.
+type Clock interface {
+	AfterFunc(d time.Duration, f func()) Timer
+}
+
+// Config tunes a Dispatcher.
+type Config struct {
+	// RetryInterval is how often Kafka is retried while batches wait.
+	RetryInterval time.Duration
+	// Sync makes a batch that can be neither sent nor stored fail its
+	// records' trackers instead of waiting in memory for Kafka.
+	Sync bool
+}
+
+// ErrNotStored is returned to sync callers whose records could neither be
+// sent to Kafka nor stored on disk.
+var ErrNotStored = errors.New("kafka unavailable and batch not stored")
+
+type partKey struct {
+	topic     string
+	partition int32
+}
+
+// entry is a batch in memory; orig is what was submitted, kept for
+// Observer.Left, while b loses the records Kafka refused for good.
+type entry struct {
+	b    message.Batch
+	orig message.Batch
+}
+
+// part is one partition's in-memory FIFO.
+type part struct {
+	key      partKey
+	fifo     []*entry
+	inflight bool
+	// stalled is set when the head failed and could not be stored: it is
+	// retried on the next retry tick, not at once.
+	stalled bool
+}
+
+// Dispatcher owns the partition FIFOs, the send loop and the replay loop.
+type Dispatcher struct {
+	cfg    Config
+	kafka  Kafka
+	queue  Queue // nil: no temp storage
+	obs    Observer
+	clock  Clock
+	logger *zap.Logger
+
+	mu      sync.Mutex
+	parts   map[partKey]*part
+	closed  bool
+	sending sync.WaitGroup // Produce calls in flight
+	wake    chan struct{}  // the send loop has work
+	replay  chan struct{}  // the replay loop should try now
+	stop    chan struct{}
+	loops   sync.WaitGroup
+	timer   Timer
+	ctx     context.Context // canceled by Close: in-flight sends end
+	cancel  context.CancelFunc
+}
+
+// New starts a Dispatcher's loops. queue may be nil.
+func New(cfg Config, kafka Kafka, queue Queue, obs Observer, clock Clock, logger *zap.Logger) *Dispatcher {
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &Dispatcher{
+		cfg: cfg, kafka: kafka, queue: queue, obs: obs, clock: clock, logger: logger,
+		parts:  make(map[partKey]*part),
+		wake:   make(chan struct{}, 1),
+		replay: make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+		ctx:    ctx, cancel: cancel,
+	}
+	d.loops.Add(2)
+	go d.sendLoop()
+	go d.replayLoop()
+	d.scheduleRetry()
+	d.poke(d.replay) // data found at start is replayed at once
+	return d
+}
+
+func (d *Dispatcher) poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// scheduleRetry wakes both loops every RetryInterval.
+func (d *Dispatcher) scheduleRetry() {
+	d.timer = d.clock.AfterFunc(d.cfg.RetryInterval, func() {
+		d.mu.Lock()
+		closed := d.closed
+		for _, p := range d.parts {
+			p.stalled = false
+		}
+		d.mu.Unlock()
+		if closed {
+			return
+		}
+		d.poke(d.wake)
+		d.poke(d.replay)
+		d.mu.Lock()
+		if !d.closed {
+			d.scheduleRetry()
+		}
+		d.mu.Unlock()
+	})
+}
+
+// Submit takes a ready batch. It never waits on Kafka; while the partition
+// has a backlog on disk the batch is appended behind it.
+func (d *Dispatcher) Submit(b message.Batch) {
+	e := &entry{b: b, orig: b}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		d.lose(e, errors.New("dispatcher closed"))
+		return
+	}
+	k := partKey{b.Topic, b.Partition}
+	p := d.parts[k]
+	if p == nil {
+		p = &part{key: k}
+		d.parts[k] = p
+	}
+	if len(p.fifo) == 0 && !p.inflight && d.backlogged(k) {
+		// Behind the disk backlog: straight to disk keeps the order.
+		err := d.queue.Append(b)
+		d.mu.Unlock()
+		if err == nil {
+			d.spilled(e)
+			return
+		}
+		if d.cfg.Sync {
+			d.lose(e, fmt.Errorf("%w: %w", ErrNotStored, err))
+			return
+		}
+		d.mu.Lock()
+		d.logger.Warn("temp storage refused a batch behind its backlog; keeping it in memory",
+			zap.String("topic", b.Topic), zap.Int32("partition", b.Partition), zap.Error(err))
+	}
+	p.fifo = append(p.fifo, e)
+	d.mu.Unlock()
+	d.poke(d.wake)
+}
+
+func (d *Dispatcher) backlogged(k partKey) bool {
+	return d.queue != nil && d.queue.Backlog(k.topic, k.partition) > 0
+}
+
+func (d *Dispatcher) sendLoop() {
+	defer d.loops.Done()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-d.wake:
+		}
+		d.sendReady()
+	}
+}
+
+// sendReady sends the head batch of every partition that has none in flight.
+func (d *Dispatcher) sendReady() {
+	d.mu.Lock()
+	var batches []*message.Batch
+	var entries []*entry
+	var parts []*part
+	for _, p := range d.parts {
+		if p.inflight || p.stalled || len(p.fifo) == 0 {
+			continue
+		}
+		if d.backlogged(p.key) {
+			// A replayed backlog appeared (restart): the FIFO waits for it.
+			continue
+		}
+		p.inflight = true
+		batches = append(batches, &p.fifo[0].b)
+		entries = append(entries, p.fifo[0])
+		parts = append(parts, p)
+	}
+	if len(batches) == 0 {
+		d.mu.Unlock()
+		return
+	}
+	d.sending.Add(1)
+	d.mu.Unlock()
+	go func() {
+		defer d.sending.Done()
+		start := time.Now()
+		outs := d.kafka.Produce(d.ctx, batches)
+		took := time.Since(start)
+		for i, p := range parts {
+			d.finish(p, entries[i], outs[i], took)
+		}
+		d.poke(d.wake)
+	}()
+}
+
+// finish settles a direct send of p's head batch.
+func (d *Dispatcher) finish(p *part, e *entry, out Outcome, took time.Duration) {
+	b := &e.b
+	for _, r := range out.Rejected {
+		d.obs.Rejected(r)
+		r.Message.Tracker.Done(1, nil)
+	}
+	if out.Err == nil {
+		d.mu.Lock()
+		p.fifo = p.fifo[1:]
+		p.inflight = false
+		d.mu.Unlock()
+		d.obs.Sent(b, took)
+		message.TrackDone(withoutRejected(b.Messages, out.Rejected), nil)
+		d.obs.Left(&e.orig)
+		return
+	}
+	d.logger.Warn("kafka did not take a batch",
+		zap.String("topic", b.Topic), zap.Int32("partition", b.Partition),
+		zap.Int("records", len(b.Messages)), zap.Error(out.Err))
+	b.Messages = withoutRejected(b.Messages, out.Rejected)
+	b.Bytes = message.BatchSize(b.Messages)
+	d.mu.Lock()
+	p.inflight = false
+	d.spillFIFO(p, out.Err)
+	d.mu.Unlock()
+	d.obs.Failed(b, out.Err)
+}
+
+// spillFIFO moves p's whole FIFO to disk, in order, so later batches queue
+// behind it. Called with d.mu held.
+func (d *Dispatcher) spillFIFO(p *part, cause error) {
+	for len(p.fifo) > 0 {
+		e := p.fifo[0]
+		b := &e.b
+		if d.queue == nil {
+			break
+		}
+		if err := d.queue.Append(*b); err != nil {
+			d.logger.Error("temp storage refused a batch",
+				zap.String("topic", b.Topic), zap.Int32("partition", b.Partition),
+				zap.Int("records", len(b.Messages)), zap.Error(err))
+			cause = fmt.Errorf("%w: %w", cause, err)
+			break
+		}
+		p.fifo = p.fifo[1:]
+		d.mu.Unlock()
+		d.spilled(e)
+		d.mu.Lock()
+	}
+	if len(p.fifo) == 0 {
+		return
+	}
+	if d.cfg.Sync {
+		// The caller is waiting: tell it now rather than hold its records.
+		failed := p.fifo
+		p.fifo = nil
+		d.mu.Unlock()
+		for _, e := range failed {
+			d.lose(e, fmt.Errorf("%w: %w", ErrNotStored, cause))
+		}
+		d.mu.Lock()
+		return
+	}
+	p.stalled = true // retried on the next tick; memory bound backs callers off
+}
+
+func (d *Dispatcher) spilled(e *entry) {
+	d.obs.Spilled(&e.b)
+	message.TrackDone(e.b.Messages, nil)
+	d.obs.Left(&e.orig)
+}
+
+func (d *Dispatcher) lose(e *entry, err error) {
+	d.obs.Lost(&e.b, err)
+	message.TrackDone(e.b.Messages, err)
+	d.obs.Left(&e.orig)
+}
+
+// withoutRejected returns msgs less the rejected ones (matched by position
+// of identity: same Value backing array and Key).
+func withoutRejected(msgs []message.Message, rejected []Rejected) []message.Message {
+	if len(rejected) == 0 {
+		return msgs
+	}
+	out := make([]message.Message, 0, len(msgs))
+	for _, m := range msgs {
+		if !isRejected(m, rejected) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func isRejected(m message.Message, rejected []Rejected) bool {
+	for _, r := range rejected {
+		if sameMessage(m, r.Message) {
+			return true
+		}
+	}
+	return false
+}
+
+func sameMessage(a, b message.Message) bool {
+	return len(a.Value) == len(b.Value) && (len(a.Value) == 0 || &a.Value[0] == &b.Value[0]) &&
+		string(a.Key) == string(b.Key) && a.Timestamp.Equal(b.Timestamp)
+}
+
+func (d *Dispatcher) replayLoop() {
+	defer d.loops.Done()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-d.replay:
+		}
+		if d.queue == nil {
+			continue
+		}
+		d.drain()
+	}
+}
+
+// drain replays the queue oldest first until it is empty or Kafka fails.
+func (d *Dispatcher) drain() {
+	for {
+		select {
+		case <-d.stop:
+			return
+		default:
+		}
+		b, ok, err := d.queue.Peek()
+		if err != nil {
+			d.logger.Error("temp storage read failed", zap.Error(err))
+			return
+		}
+		if !ok {
+			return
+		}
+		start := time.Now()
+		out := d.kafka.Produce(d.ctx, []*message.Batch{&b})[0]
+		for _, r := range out.Rejected {
+			d.obs.Rejected(r)
+		}
+		if out.Err != nil {
+			d.logger.Info("replay paused: kafka did not take the oldest stored batch",
+				zap.String("topic", b.Topic), zap.Int32("partition", b.Partition),
+				zap.Int("records", len(b.Messages)), zap.Error(out.Err))
+			return
+		}
+		// Ack under mu: a Submit that saw the backlog appended behind it.
+		d.mu.Lock()
+		err = d.queue.Ack()
+		d.mu.Unlock()
+		if err != nil {
+			d.logger.Error("temp storage checkpoint failed", zap.Error(err))
+			return
+		}
+		d.obs.Replayed(&b, time.Since(start))
+		d.poke(d.wake) // a released partition's FIFO may go now
+	}
+}
+
+// Close stops the loops. Within ctx it waits for in-flight sends, then sends
+// what is queued in memory once more; what Kafka does not take is spilled.
+// Batches that can be neither sent nor stored are reported Lost.
+func (d *Dispatcher) Close(ctx context.Context) error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	d.timer.Stop()
+	d.mu.Unlock()
+	close(d.stop)
+	d.loops.Wait()
+
+	// Last direct attempts, bounded by ctx: one send per partition FIFO.
+	waited := make(chan struct{})
+	go func() {
+		for {
+			d.sending.Wait()
+			if !d.hasSendable() || ctx.Err() != nil {
+				break
+			}
+			d.sendReady()
+		}
+		close(waited)
+	}()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		d.cancel() // in-flight sends end and spill
+		<-waited
+	}
+	d.cancel()
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var lost int
+	for _, p := range d.parts {
+		p.stalled = false
+		if len(p.fifo) == 0 {
+			continue
+		}
+		d.spillFIFO(p, errors.New("shutdown"))
+		for _, e := range p.fifo {
+			lost += len(e.b.Messages)
+			d.mu.Unlock()
+			d.lose(e, fmt.Errorf("%w: shutdown", ErrNotStored))
+			d.mu.Lock()
+		}
+		p.fifo = nil
+	}
+	if lost > 0 {
+		return fmt.Errorf("shutdown: %d records neither sent nor stored", lost)
+	}
+	return nil
+}
+
+func (d *Dispatcher) hasSendable() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, p := range d.parts {
+		if len(p.fifo) > 0 && !p.stalled && !p.inflight && !d.backlogged(p.key) {
+			return true
+		}
+	}
+	return false
+}

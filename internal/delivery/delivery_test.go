@@ -1,0 +1,420 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var errDown = errors.New("kafka down")
+
+// fakeKafka records what it acknowledged, per partition, in order.
+type fakeKafka struct {
+	mu       sync.Mutex
+	up       bool
+	got      map[partKey][]string
+	inflight map[partKey]bool
+	reject   map[string]bool // values refused for good
+	overlap  bool            // two sends of one partition at once
+	gate     chan struct{}   // when set, Produce waits on it
+}
+
+func newFakeKafka() *fakeKafka {
+	return &fakeKafka{up: true, got: map[partKey][]string{}, inflight: map[partKey]bool{}, reject: map[string]bool{}}
+}
+
+func (k *fakeKafka) setUp(up bool) { k.mu.Lock(); k.up = up; k.mu.Unlock() }
+
+func (k *fakeKafka) Produce(ctx context.Context, batches []*message.Batch) []Outcome {
+	k.mu.Lock()
+	for _, b := range batches {
+		pk := partKey{b.Topic, b.Partition}
+		if k.inflight[pk] {
+			k.overlap = true
+		}
+		k.inflight[pk] = true
+	}
+	gate := k.gate
+	k.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+		}
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	outs := make([]Outcome, len(batches))
+	for i, b := range batches {
+		pk := partKey{b.Topic, b.Partition}
+		k.inflight[pk] = false
+		if !k.up || ctx.Err() != nil {
+			outs[i].Err = fmt.Errorf("produce %s/%d: %w", b.Topic, b.Partition, errDown)
+			continue
+		}
+		for _, m := range b.Messages {
+			if k.reject[string(m.Value)] {
+				outs[i].Rejected = append(outs[i].Rejected, Rejected{Message: m, Reason: "message_too_large"})
+				continue
+			}
+			k.got[pk] = append(k.got[pk], string(m.Value))
+		}
+	}
+	return outs
+}
+
+func (k *fakeKafka) values(topic string, p int32) []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]string(nil), k.got[partKey{topic, p}]...)
+}
+
+// memQueue is an in-memory Queue.
+type memQueue struct {
+	mu      sync.Mutex
+	entries []message.Batch
+	limit   int // entries; 0 = unbounded
+}
+
+func (q *memQueue) Append(b message.Batch) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.limit > 0 && len(q.entries) >= q.limit {
+		return errors.New("temp storage full")
+	}
+	q.entries = append(q.entries, b)
+	return nil
+}
+
+func (q *memQueue) Peek() (message.Batch, bool, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.entries) == 0 {
+		return message.Batch{}, false, nil
+	}
+	return q.entries[0], true, nil
+}
+
+func (q *memQueue) Ack() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.entries = q.entries[1:]
+	return nil
+}
+
+func (q *memQueue) Backlog(topic string, partition int32) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 0
+	for _, b := range q.entries {
+		if b.Topic == topic && b.Partition == partition {
+			n++
+		}
+	}
+	return n
+}
+
+func (q *memQueue) Len() int { q.mu.Lock(); defer q.mu.Unlock(); return len(q.entries) }
+
+// recorder is an Observer whose waitUntil blocks until a condition holds.
+type recorder struct {
+	mu                                      sync.Mutex
+	changed                                 chan struct{}
+	sent, replayed, spilled, rejected, lost int // records
+	left, failed                            int // batches
+}
+
+func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
+
+func (r *recorder) update(f func()) {
+	r.mu.Lock()
+	f()
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+}
+
+func (r *recorder) Sent(b *message.Batch, _ time.Duration) {
+	r.update(func() { r.sent += len(b.Messages) })
+}
+func (r *recorder) Replayed(b *message.Batch, _ time.Duration) {
+	r.update(func() { r.replayed += len(b.Messages) })
+}
+func (r *recorder) Spilled(b *message.Batch)       { r.update(func() { r.spilled += len(b.Messages) }) }
+func (r *recorder) Rejected(Rejected)              { r.update(func() { r.rejected++ }) }
+func (r *recorder) Lost(b *message.Batch, _ error) { r.update(func() { r.lost += len(b.Messages) }) }
+func (r *recorder) Left(*message.Batch)            { r.update(func() { r.left++ }) }
+func (r *recorder) Failed(*message.Batch, error)   { r.update(func() { r.failed++ }) }
+
+func (r *recorder) waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		r.mu.Lock()
+		ok, ch := cond(), r.changed
+		r.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("timed out waiting until %s", what)
+		}
+	}
+}
+
+// manualClock fires its timers only when the test says so.
+type manualClock struct {
+	mu  sync.Mutex
+	fns []func()
+}
+
+type manualTimer struct{}
+
+func (manualTimer) Stop() bool { return true }
+
+func (c *manualClock) AfterFunc(_ time.Duration, f func()) Timer {
+	c.mu.Lock()
+	c.fns = append(c.fns, f)
+	c.mu.Unlock()
+	return manualTimer{}
+}
+
+// tick fires the timers set so far (the retry tick).
+func (c *manualClock) tick() {
+	c.mu.Lock()
+	fns := c.fns
+	c.fns = nil
+	c.mu.Unlock()
+	for _, f := range fns {
+		f()
+	}
+}
+
+func batch(topic string, p int32, vals ...string) message.Batch {
+	msgs := make([]message.Message, len(vals))
+	for i, v := range vals {
+		msgs[i] = message.Message{Topic: topic, Partition: p, Value: []byte(v)}
+	}
+	return message.Batch{Topic: topic, Partition: p, Messages: msgs, Bytes: message.BatchSize(msgs)}
+}
+
+type harness struct {
+	k   *fakeKafka
+	q   *memQueue
+	obs *recorder
+	clk *manualClock
+	d   *Dispatcher
+}
+
+func newHarness(t *testing.T, cfg Config, withQueue bool) *harness {
+	h := &harness{k: newFakeKafka(), obs: newRecorder(), clk: &manualClock{}}
+	var q Queue
+	if withQueue {
+		h.q = &memQueue{}
+		q = h.q
+	}
+	cfg.RetryInterval = time.Second
+	h.d = New(cfg, h.k, q, h.obs, h.clk, zap.NewNop())
+	return h
+}
+
+func equal(a, b []string) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
+
+func TestHealthyDeliveryKeepsOrderPerPartition(t *testing.T) {
+	h := newHarness(t, Config{}, true)
+	var want0, want1 []string
+	for i := 0; i < 50; i++ {
+		v0, v1 := fmt.Sprintf("a%d", i), fmt.Sprintf("b%d", i)
+		want0, want1 = append(want0, v0), append(want1, v1)
+		h.d.Submit(batch("t", 0, v0))
+		h.d.Submit(batch("t", 1, v1))
+	}
+	h.obs.waitUntil(t, "100 sent", func() bool { return h.obs.sent == 100 && h.obs.left == 100 })
+	if err := h.d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.k.values("t", 0); !equal(got, want0) {
+		t.Fatalf("partition 0 = %v, want %v", got, want0)
+	}
+	if got := h.k.values("t", 1); !equal(got, want1) {
+		t.Fatalf("partition 1 = %v, want %v", got, want1)
+	}
+	if h.k.overlap {
+		t.Fatal("two batches of one partition were in flight at once")
+	}
+	if h.obs.spilled != 0 || h.q.Len() != 0 {
+		t.Fatalf("spilled %d records while Kafka was up", h.obs.spilled)
+	}
+}
+
+func TestOutageSpillsThenReplaysInOrder(t *testing.T) {
+	h := newHarness(t, Config{}, true)
+	h.k.setUp(false)
+	h.d.Submit(batch("t", 0, "1", "2"))
+	h.obs.waitUntil(t, "first batch spilled", func() bool { return h.obs.spilled == 2 })
+	// With a backlog on disk, new batches go straight behind it.
+	h.d.Submit(batch("t", 0, "3"))
+	h.d.Submit(batch("t", 0, "4", "5"))
+	h.obs.waitUntil(t, "all spilled", func() bool { return h.obs.spilled == 5 && h.obs.left == 3 })
+	if h.q.Backlog("t", 0) != 3 {
+		t.Fatalf("backlog = %d entries, want 3", h.q.Backlog("t", 0))
+	}
+	h.k.setUp(true)
+	h.clk.tick()
+	h.obs.waitUntil(t, "replayed", func() bool { return h.obs.replayed == 5 })
+	h.d.Submit(batch("t", 0, "6"))
+	h.obs.waitUntil(t, "sent after backlog", func() bool { return h.obs.sent == 1 })
+	if err := h.d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.k.values("t", 0); !equal(got, []string{"1", "2", "3", "4", "5", "6"}) {
+		t.Fatalf("kafka got %v", got)
+	}
+}
+
+func TestBatchesSubmittedDuringFailedSendQueueBehindIt(t *testing.T) {
+	h := newHarness(t, Config{}, true)
+	h.k.setUp(false)
+	h.k.gate = make(chan struct{})
+	h.d.Submit(batch("t", 0, "1"))
+	h.d.Submit(batch("t", 0, "2")) // waits in memory behind the in-flight "1"
+	close(h.k.gate)
+	h.obs.waitUntil(t, "both spilled", func() bool { return h.obs.spilled == 2 })
+	h.k.mu.Lock()
+	h.k.gate = nil
+	h.k.up = true
+	h.k.mu.Unlock()
+	h.clk.tick()
+	h.obs.waitUntil(t, "replayed", func() bool { return h.obs.replayed == 2 })
+	if err := h.d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.k.values("t", 0); !equal(got, []string{"1", "2"}) {
+		t.Fatalf("kafka got %v", got)
+	}
+}
+
+func TestWithoutStorageAsyncKeepsBatchesAndRetries(t *testing.T) {
+	h := newHarness(t, Config{}, false)
+	h.k.setUp(false)
+	h.d.Submit(batch("t", 2, "x"))
+	h.d.Submit(batch("t", 2, "y"))
+	h.clk.tick() // retried, still down
+	h.k.setUp(true)
+	h.clk.tick()
+	h.obs.waitUntil(t, "sent after retry", func() bool { return h.obs.sent == 2 })
+	if err := h.d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.k.values("t", 2); !equal(got, []string{"x", "y"}) {
+		t.Fatalf("kafka got %v", got)
+	}
+	if h.obs.lost != 0 {
+		t.Fatalf("lost %d", h.obs.lost)
+	}
+}
+
+func TestSyncFailsCallerWhenNeitherKafkaNorDisk(t *testing.T) {
+	h := newHarness(t, Config{Sync: true}, true)
+	h.q.limit = 1
+	h.k.setUp(false)
+	tr1, tr2 := message.NewTracker(1), message.NewTracker(1)
+	b1, b2 := batch("t", 0, "1"), batch("t", 0, "2")
+	b1.Messages[0].Tracker, b2.Messages[0].Tracker = tr1, tr2
+	h.d.Submit(b1)
+	if err := tr1.Wait(context.Background()); err != nil {
+		t.Fatalf("first batch fits on disk, Wait = %v", err)
+	}
+	h.d.Submit(b2)
+	if err := tr2.Wait(context.Background()); !errors.Is(err, ErrNotStored) {
+		t.Fatalf("Wait = %v, want ErrNotStored", err)
+	}
+	if err := h.d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if h.obs.lost != 1 || h.obs.left != 2 {
+		t.Fatalf("lost %d records, left %d batches", h.obs.lost, h.obs.left)
+	}
+}
+
+func TestRejectedRecordsLeaveTheRestFlowing(t *testing.T) {
+	h := newHarness(t, Config{}, true)
+	h.k.reject["big"] = true
+	tr := message.NewTracker(3)
+	b := batch("t", 0, "a", "big", "c")
+	for i := range b.Messages {
+		b.Messages[i].Tracker = tr
+	}
+	h.d.Submit(b)
+	if err := tr.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.k.values("t", 0); !equal(got, []string{"a", "c"}) {
+		t.Fatalf("kafka got %v", got)
+	}
+	if h.obs.rejected != 1 {
+		t.Fatalf("rejected = %d", h.obs.rejected)
+	}
+}
+
+func TestCloseSpillsWhatKafkaDoesNotTake(t *testing.T) {
+	h := newHarness(t, Config{}, true)
+	h.k.setUp(false)
+	h.k.gate = make(chan struct{}) // the send hangs until Close gives up
+	h.d.Submit(batch("t", 0, "1"))
+	h.d.Submit(batch("t", 0, "2"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := h.d.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h.q.Len() != 2 || h.obs.spilled != 2 || h.obs.left != 2 {
+		t.Fatalf("queue %d entries, spilled %d, left %d", h.q.Len(), h.obs.spilled, h.obs.left)
+	}
+}
+
+func TestCloseWithoutStorageReportsLoss(t *testing.T) {
+	h := newHarness(t, Config{}, false)
+	h.k.setUp(false)
+	h.d.Submit(batch("t", 0, "1", "2"))
+	h.obs.waitUntil(t, "send failed", func() bool { return h.obs.failed == 1 })
+	err := h.d.Close(context.Background())
+	if err == nil || h.obs.lost != 2 || h.obs.left != 1 {
+		t.Fatalf("Close = %v, lost %d, left %d", err, h.obs.lost, h.obs.left)
+	}
+}
+
+func TestStoredBacklogAtStartIsReplayedBeforeNewBatches(t *testing.T) {
+	k, obs, clk := newFakeKafka(), newRecorder(), &manualClock{}
+	q := &memQueue{}
+	_ = q.Append(batch("t", 0, "old1"))
+	_ = q.Append(batch("t", 0, "old2"))
+	k.setUp(false)
+	d := New(Config{RetryInterval: time.Second}, k, q, obs, clk, zap.NewNop())
+	d.Submit(batch("t", 0, "new"))
+	obs.waitUntil(t, "new batch behind backlog", func() bool { return obs.spilled == 1 })
+	k.setUp(true)
+	clk.tick()
+	obs.waitUntil(t, "replayed", func() bool { return obs.replayed == 3 })
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := k.values("t", 0); !equal(got, []string{"old1", "old2", "new"}) {
+		t.Fatalf("kafka got %v", got)
+	}
+}
