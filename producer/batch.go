@@ -1,0 +1,82 @@
+package producer
+
+import (
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+)
+
+// recordBatch encodes msgs, in order, as one v2 record batch. Timestamps
+// are whole milliseconds relative to the first message's, exactly as
+// message.BatchSize counts them. The batch is not idempotent (producer id
+// -1), as a plain producer's.
+func recordBatch(msgs []message.Message, codec sarama.CompressionCodec) *sarama.RecordBatch {
+	base := msgs[0].Timestamp.UnixMilli()
+	maxTS := base
+	nHeaders, keyBytes := 0, 0
+	for i := range msgs {
+		if ts := msgs[i].Timestamp.UnixMilli(); ts > maxTS {
+			maxTS = ts
+		}
+		nHeaders += len(msgs[i].Headers)
+		for _, h := range msgs[i].Headers {
+			keyBytes += len(h.Key)
+		}
+	}
+
+	// One allocation per kind for the whole batch, not per record.
+	records := make([]sarama.Record, len(msgs))
+	ptrs := make([]*sarama.Record, len(msgs))
+	var (
+		headers    []sarama.RecordHeader
+		headerPtrs []*sarama.RecordHeader
+		keys       []byte
+	)
+	if nHeaders > 0 {
+		headers = make([]sarama.RecordHeader, 0, nHeaders)
+		headerPtrs = make([]*sarama.RecordHeader, 0, nHeaders)
+		keys = make([]byte, 0, keyBytes)
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		r := &records[i]
+		r.OffsetDelta = int64(i)
+		r.TimestampDelta = time.Duration(m.Timestamp.UnixMilli()-base) * time.Millisecond
+		r.Key = m.Key
+		r.Value = m.Value
+		if len(m.Headers) > 0 {
+			start := len(headerPtrs)
+			for _, h := range m.Headers {
+				k0 := len(keys)
+				keys = append(keys, h.Key...)
+				headers = append(headers, sarama.RecordHeader{Key: keys[k0:len(keys):len(keys)], Value: h.Value})
+				headerPtrs = append(headerPtrs, &headers[len(headers)-1])
+			}
+			r.Headers = headerPtrs[start:len(headerPtrs):len(headerPtrs)]
+		}
+		ptrs[i] = r
+	}
+	return &sarama.RecordBatch{
+		Version:          2,
+		Codec:            codec,
+		CompressionLevel: sarama.CompressionLevelDefault,
+		FirstTimestamp:   batchTime(base),
+		MaxTimestamp:     batchTime(maxTS),
+		LastOffsetDelta:  int32(len(msgs) - 1),
+		ProducerID:       -1,
+		ProducerEpoch:    -1,
+		FirstSequence:    -1,
+		Records:          ptrs,
+	}
+}
+
+// batchTime is a batch header timestamp; before 1970 it is sent as -1
+// (unknown), which sarama encodes for the zero time.
+func batchTime(ms int64) time.Time {
+	if ms < 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
+}
