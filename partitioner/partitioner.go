@@ -1,0 +1,267 @@
+// Package partitioner chooses the Kafka partition of a record from its key
+// and the topic's partition count.
+//
+// Keyed records (key != nil, an empty key included, as in the Java client and
+// sarama) are hashed by the hash strategies:
+//
+//   - murmur2: the Java client's default, toPositive(murmur2(key)) % n
+//   - fnv1a: sarama's NewHashPartitioner, |int32(fnv1a32(key)) % n|
+//   - md5: Kaffe's, (sum of the 16 MD5 digest bytes) % n
+//
+// Keyless records (key == nil) under murmur2, fnv1a, md5 and sticky keep one
+// randomly chosen partition per topic until a batch of that partition is
+// ready (BatchReady), then move to another one, like the Java client's
+// sticky partitioner. random picks a partition per record and round_robin
+// rotates per record.
+//
+// random, sticky and round_robin ignore keys: choosing them says the operator
+// wants an even spread rather than key affinity (as sarama's random and
+// round-robin and Java's RoundRobinPartitioner do).
+package partitioner
+
+import (
+	"crypto/md5"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+)
+
+// Strategy names accepted by New.
+const (
+	Murmur2    = "murmur2"
+	FNV1a      = "fnv1a"
+	MD5        = "md5"
+	Random     = "random"
+	Sticky     = "sticky"
+	RoundRobin = "round_robin"
+)
+
+// Strategies lists the accepted strategy names.
+func Strategies() []string {
+	return []string{Murmur2, FNV1a, MD5, Random, Sticky, RoundRobin}
+}
+
+// ErrUnknownStrategy is returned by New for a name not in Strategies.
+var ErrUnknownStrategy = errors.New("unknown partitioning strategy")
+
+// Partitioner picks partitions. Implementations are safe for concurrent use.
+type Partitioner interface {
+	// Partition returns the partition in [0, numPartitions) for a record of
+	// topic with key (nil: keyless). numPartitions must be > 0; otherwise
+	// the result is -1.
+	Partition(topic string, key []byte, numPartitions int32) int32
+	// BatchReady tells the partitioner that a batch of topic/partition was
+	// made ready: a sticky keyless choice on that partition moves on.
+	BatchReady(topic string, partition int32)
+}
+
+// New returns the partitioner for strategy. seed drives every random choice,
+// so equal seeds give equal sequences of choices for equal calls.
+func New(strategy string, seed int64) (Partitioner, error) {
+	r := &rng{r: rand.New(rand.NewPCG(uint64(seed), 0x6b61666b61626174))}
+	switch strategy {
+	case Murmur2:
+		return &hashed{hash: murmur2Partition, sticky: newSticky(r)}, nil
+	case FNV1a:
+		return &hashed{hash: fnv1aPartition, sticky: newSticky(r)}, nil
+	case MD5:
+		return &hashed{hash: md5Partition, sticky: newSticky(r)}, nil
+	case Sticky:
+		return &stickyOnly{sticky: newSticky(r)}, nil
+	case Random:
+		return &random{r: r}, nil
+	case RoundRobin:
+		return &roundRobin{topics: map[string]*atomic.Uint32{}}, nil
+	}
+	return nil, fmt.Errorf("%w %q (want one of %v)", ErrUnknownStrategy, strategy, Strategies())
+}
+
+// Murmur2Hash is the Java client's Utils.murmur2 (seed 0x9747b28c) of data, as
+// the signed value Java returns.
+func Murmur2Hash(data []byte) int32 {
+	const (
+		seed = 0x9747b28c
+		m    = 0x5bd1e995
+		r    = 24
+	)
+	n := len(data)
+	h := uint32(seed) ^ uint32(n)
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		k := uint32(data[i]) | uint32(data[i+1])<<8 | uint32(data[i+2])<<16 | uint32(data[i+3])<<24
+		k *= m
+		k ^= k >> r
+		k *= m
+		h *= m
+		h ^= k
+	}
+	switch n - i {
+	case 3:
+		h ^= uint32(data[i+2]) << 16
+		fallthrough
+	case 2:
+		h ^= uint32(data[i+1]) << 8
+		fallthrough
+	case 1:
+		h ^= uint32(data[i])
+		h *= m
+	}
+	h ^= h >> 13
+	h *= m
+	h ^= h >> 15
+	return int32(h)
+}
+
+func murmur2Partition(key []byte, n int32) int32 {
+	return (Murmur2Hash(key) & 0x7fffffff) % n
+}
+
+func fnv1aPartition(key []byte, n int32) int32 {
+	h := uint32(2166136261) // FNV-1a 32-bit offset basis
+	for _, b := range key {
+		h ^= uint32(b)
+		h *= 16777619
+	}
+	p := int32(h) % n
+	if p < 0 {
+		p = -p
+	}
+	return p
+}
+
+func md5Partition(key []byte, n int32) int32 {
+	sum := md5.Sum(key)
+	total := 0
+	for _, b := range sum {
+		total += int(b)
+	}
+	return int32(total % int(n))
+}
+
+// rng is a seeded source shared by one partitioner's goroutines.
+type rng struct {
+	mu sync.Mutex
+	r  *rand.Rand
+}
+
+func (g *rng) intN(n int32) int32 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.r.Int32N(n)
+}
+
+// sticky holds the keyless partition of each topic.
+type sticky struct {
+	r      *rng
+	mu     sync.Mutex
+	topics map[string]*stickyTopic
+}
+
+type stickyTopic struct {
+	current int32 // -1: choose at the next keyless record
+	avoid   int32 // the partition just left, not chosen again when n > 1
+}
+
+func newSticky(r *rng) *sticky {
+	return &sticky{r: r, topics: map[string]*stickyTopic{}}
+}
+
+func (s *sticky) partition(topic string, n int32) int32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.topics[topic]
+	if t == nil {
+		t = &stickyTopic{current: -1, avoid: -1}
+		s.topics[topic] = t
+	}
+	if t.current < 0 || t.current >= n {
+		t.current = s.pick(n, t.avoid)
+	}
+	return t.current
+}
+
+// pick chooses uniformly in [0, n), skipping avoid when another is possible.
+func (s *sticky) pick(n, avoid int32) int32 {
+	if avoid < 0 || avoid >= n || n == 1 {
+		return s.r.intN(n)
+	}
+	p := s.r.intN(n - 1)
+	if p >= avoid {
+		p++
+	}
+	return p
+}
+
+func (s *sticky) batchReady(topic string, partition int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.topics[topic]; t != nil && t.current == partition {
+		t.current, t.avoid = -1, partition
+	}
+}
+
+type hashed struct {
+	hash   func(key []byte, n int32) int32
+	sticky *sticky
+}
+
+func (h *hashed) Partition(topic string, key []byte, n int32) int32 {
+	if n <= 0 {
+		return -1
+	}
+	if key == nil {
+		return h.sticky.partition(topic, n)
+	}
+	return h.hash(key, n)
+}
+
+func (h *hashed) BatchReady(topic string, partition int32) { h.sticky.batchReady(topic, partition) }
+
+type stickyOnly struct{ sticky *sticky }
+
+func (s *stickyOnly) Partition(topic string, _ []byte, n int32) int32 {
+	if n <= 0 {
+		return -1
+	}
+	return s.sticky.partition(topic, n)
+}
+
+func (s *stickyOnly) BatchReady(topic string, partition int32) { s.sticky.batchReady(topic, partition) }
+
+type random struct{ r *rng }
+
+func (r *random) Partition(_ string, _ []byte, n int32) int32 {
+	if n <= 0 {
+		return -1
+	}
+	return r.r.intN(n)
+}
+
+func (*random) BatchReady(string, int32) {}
+
+type roundRobin struct {
+	mu     sync.RWMutex
+	topics map[string]*atomic.Uint32
+}
+
+func (rr *roundRobin) Partition(topic string, _ []byte, n int32) int32 {
+	if n <= 0 {
+		return -1
+	}
+	rr.mu.RLock()
+	c := rr.topics[topic]
+	rr.mu.RUnlock()
+	if c == nil {
+		rr.mu.Lock()
+		if c = rr.topics[topic]; c == nil {
+			c = new(atomic.Uint32)
+			rr.topics[topic] = c
+		}
+		rr.mu.Unlock()
+	}
+	return int32((c.Add(1) - 1) % uint32(n))
+}
+
+func (*roundRobin) BatchReady(string, int32) {}
