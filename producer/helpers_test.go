@@ -1,0 +1,211 @@
+package producer
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// rcrowley/go-metrics starts one global meter ticker, never stopped.
+		goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
+		goleak.IgnoreTopFunction("github.com/twmb/franz-go/pkg/kfake.(*group).manage"),
+	)
+}
+
+var testBase = time.UnixMilli(1_700_000_000_000)
+
+// newCluster starts an in-process kfake cluster closed at test end.
+func newCluster(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		t.Fatalf("kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// newProducer creates and starts a Producer closed at test end.
+func newProducer(t testing.TB, cfg Config) *Producer {
+	t.Helper()
+	if cfg.RetryBackoff == 0 {
+		cfg.RetryBackoff = 10 * time.Millisecond
+	}
+	if cfg.RequiredAcks == 0 {
+		cfg.RequiredAcks = -1
+	}
+	var p *Producer
+	var err error
+	if tt, ok := t.(*testing.T); ok {
+		p, err = New(cfg, zaptest.NewLogger(tt))
+	} else {
+		p, err = New(cfg, nil)
+	}
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	p.Start()
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+// batchOf builds a batch of n records for topic/partition; record i has
+// key "k<i>", value "<prefix>-<i>" padded to valueSize and a header.
+func batchOf(topic string, partition int32, prefix string, n, valueSize int) *message.Batch {
+	msgs := make([]message.Message, n)
+	for i := range msgs {
+		v := []byte(fmt.Sprintf("%s-%d", prefix, i))
+		for len(v) < valueSize {
+			v = append(v, 'x')
+		}
+		msgs[i] = message.Message{
+			Topic: topic, Partition: partition,
+			Key:       []byte("k" + strconv.Itoa(i)),
+			Value:     v,
+			Headers:   []message.Header{{Key: "seq", Value: []byte(strconv.Itoa(i))}},
+			Timestamp: testBase.Add(time.Duration(i) * time.Millisecond),
+		}
+	}
+	return &message.Batch{Topic: topic, Partition: partition, Messages: msgs, Bytes: message.BatchSize(msgs)}
+}
+
+// consume reads want records of topic from the start of every partition
+// and returns them per partition, in offset order.
+func consume(t testing.TB, want int, topic string, opts ...kgo.Opt) map[int32][]*kgo.Record {
+	t.Helper()
+	opts = append(opts, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatalf("kgo: %v", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got := map[int32][]*kgo.Record{}
+	n := 0
+	for n < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d of %d records before timeout", n, want)
+		}
+		for _, e := range fs.Errors() {
+			t.Fatalf("fetch %s/%d: %v", e.Topic, e.Partition, e.Err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			got[r.Partition] = append(got[r.Partition], r)
+			n++
+		})
+	}
+	return got
+}
+
+// assertRecords checks that recs are exactly msgs: same keys, values,
+// headers and millisecond timestamps, in the same order.
+func assertRecords(t testing.TB, recs []*kgo.Record, msgs []message.Message) {
+	t.Helper()
+	if len(recs) != len(msgs) {
+		t.Fatalf("got %d records, want %d", len(recs), len(msgs))
+	}
+	for i, r := range recs {
+		m := msgs[i]
+		if string(r.Key) != string(m.Key) || string(r.Value) != string(m.Value) {
+			t.Fatalf("record %d = %q/%q, want %q/%q", i, r.Key, r.Value, m.Key, m.Value)
+		}
+		if !r.Timestamp.Equal(m.Timestamp.Truncate(time.Millisecond)) {
+			t.Fatalf("record %d timestamp %v, want %v", i, r.Timestamp, m.Timestamp)
+		}
+		if len(r.Headers) != len(m.Headers) {
+			t.Fatalf("record %d has %d headers, want %d", i, len(r.Headers), len(m.Headers))
+		}
+		for h := range r.Headers {
+			if r.Headers[h].Key != m.Headers[h].Key || string(r.Headers[h].Value) != string(m.Headers[h].Value) {
+				t.Fatalf("record %d header %d = %v, want %v", i, h, r.Headers[h], m.Headers[h])
+			}
+		}
+	}
+}
+
+// sentBatch is one partition's record batch seen in a produce request.
+type sentBatch struct {
+	topic      string
+	partition  int32
+	bytes      int // len of the partition's records field
+	numRecords int32
+	codec      int16
+}
+
+// produceLog records the record batches of every produce request.
+type produceLog struct {
+	mu       sync.Mutex
+	requests [][]sentBatch
+}
+
+func (l *produceLog) all() [][]sentBatch {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([][]sentBatch(nil), l.requests...)
+}
+
+// observeProduce logs produce requests without changing how c answers.
+func observeProduce(t testing.TB, c *kfake.Cluster) *produceLog {
+	l := &produceLog{}
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		pr := req.(*kmsg.ProduceRequest)
+		var sent []sentBatch
+		for _, tp := range pr.Topics {
+			for _, pp := range tp.Partitions {
+				var rb kmsg.RecordBatch
+				if err := rb.ReadFrom(pp.Records); err != nil {
+					t.Errorf("undecodable record batch: %v", err)
+				}
+				sent = append(sent, sentBatch{tp.Topic, pp.Partition, len(pp.Records), rb.NumRecords, rb.Attributes & 0x7})
+			}
+		}
+		l.mu.Lock()
+		l.requests = append(l.requests, sent)
+		l.mu.Unlock()
+		return nil, nil, false
+	})
+	return l
+}
+
+// freePort returns a TCP port nothing listens on.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	return port
+}
+
+// produceOK produces batches and fails the test on any error or rejection.
+func produceOK(t testing.TB, p *Producer, batches ...*message.Batch) []Result {
+	t.Helper()
+	res := p.Produce(context.Background(), batches)
+	for i, r := range res {
+		if r.Err != nil {
+			t.Fatalf("batch %d: %v", i, r.Err)
+		}
+		if len(r.Rejected) != 0 {
+			t.Fatalf("batch %d: rejected %d records: %v", i, len(r.Rejected), r.Rejected[0].Err)
+		}
+	}
+	return res
+}

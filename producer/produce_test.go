@@ -1,0 +1,501 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+)
+
+func TestProduceCompression(t *testing.T) {
+	codecs := map[string]int16{"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+	for name, attr := range codecs {
+		t.Run(name, func(t *testing.T) {
+			c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(2, "logs"))
+			log := observeProduce(t, c)
+			p := newProducer(t, Config{Brokers: c.ListenAddrs(), Compression: name})
+
+			b0 := batchOf("logs", 0, "p0", 100, 200)
+			b1 := batchOf("logs", 1, "p1", 37, 50)
+			res := produceOK(t, p, b0, b1)
+			for i, r := range res {
+				if r.Attempts != 1 {
+					t.Errorf("batch %d took %d attempts, want 1", i, r.Attempts)
+				}
+			}
+
+			reqs := log.all()
+			if len(reqs) != 1 {
+				t.Fatalf("got %d produce requests, want 1 (both partitions on one broker)", len(reqs))
+			}
+			want := map[int32]*message.Batch{0: b0, 1: b1}
+			if len(reqs[0]) != 2 {
+				t.Fatalf("request has %d record batches, want 2", len(reqs[0]))
+			}
+			for _, sb := range reqs[0] {
+				b := want[sb.partition]
+				if sb.numRecords != int32(len(b.Messages)) {
+					t.Errorf("partition %d: batch has %d records, want %d", sb.partition, sb.numRecords, len(b.Messages))
+				}
+				if sb.codec != attr {
+					t.Errorf("partition %d: codec attribute %d, want %d", sb.partition, sb.codec, attr)
+				}
+				if name == "none" && sb.bytes != b.Bytes {
+					t.Errorf("partition %d: %d bytes sent, message.BatchSize says %d", sb.partition, sb.bytes, b.Bytes)
+				}
+				if name != "none" && sb.bytes >= b.Bytes {
+					t.Errorf("partition %d: compressed batch %d bytes, uncompressed %d", sb.partition, sb.bytes, b.Bytes)
+				}
+			}
+
+			got := consume(t, 137, "logs", kgo.SeedBrokers(c.ListenAddrs()...))
+			assertRecords(t, got[0], b0.Messages)
+			assertRecords(t, got[1], b1.Messages)
+		})
+	}
+}
+
+func TestProduceBatchSizeMatchesWire(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	log := observeProduce(t, c)
+	p := newProducer(t, Config{Brokers: c.ListenAddrs()})
+
+	// Keyless, empty values, nil header values, timestamps before the first.
+	msgs := []message.Message{
+		{Value: []byte("a"), Timestamp: testBase},
+		{Value: []byte{}, Timestamp: testBase.Add(-time.Hour)},
+		{Key: []byte("k"), Value: []byte(strings.Repeat("v", 300)), Timestamp: testBase.Add(90 * time.Second),
+			Headers: []message.Header{{Key: "a", Value: nil}, {Key: "bb", Value: []byte("x")}}},
+		{Value: nil, Timestamp: testBase.Add(1500 * time.Microsecond)},
+	}
+	b := &message.Batch{Topic: "t", Messages: msgs, Bytes: message.BatchSize(msgs)}
+	produceOK(t, p, b)
+	reqs := log.all()
+	if len(reqs) != 1 || len(reqs[0]) != 1 {
+		t.Fatalf("requests = %v, want one with one batch", reqs)
+	}
+	if reqs[0][0].bytes != b.Bytes {
+		t.Fatalf("sent %d bytes, message.BatchSize = %d", reqs[0][0].bytes, b.Bytes)
+	}
+	got := consume(t, len(msgs), "t", kgo.SeedBrokers(c.ListenAddrs()...))
+	assertRecords(t, got[0], msgs)
+}
+
+func TestProduceRequiredAcks(t *testing.T) {
+	for _, acks := range []int16{-1, 1, 0} {
+		t.Run(fmt.Sprint(acks), func(t *testing.T) {
+			c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+			var seen atomic.Int32
+			c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+				seen.Store(int32(req.(*kmsg.ProduceRequest).Acks) + 100)
+				return nil, nil, false
+			})
+			cfg := Config{Brokers: c.ListenAddrs(), RequiredAcks: acks}
+			p, err := New(cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			b := batchOf("t", 0, "a", 10, 10)
+			produceOK(t, p, b)
+			got := consume(t, 10, "t", kgo.SeedBrokers(c.ListenAddrs()...))
+			assertRecords(t, got[0], b.Messages)
+			if seen.Load() != int32(acks)+100 {
+				t.Fatalf("broker saw acks %d, want %d", seen.Load()-100, acks)
+			}
+		})
+	}
+}
+
+func TestProduceSamePartitionBatchesInOrder(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	log := observeProduce(t, c)
+	p := newProducer(t, Config{Brokers: c.ListenAddrs()})
+	b1 := batchOf("t", 0, "first", 5, 10)
+	b2 := batchOf("t", 0, "second", 7, 10)
+	produceOK(t, p, b1, b2)
+	if n := len(log.all()); n != 2 {
+		t.Fatalf("got %d requests, want 2 (one partition's batches are sent one after the other)", n)
+	}
+	got := consume(t, 12, "t", kgo.SeedBrokers(c.ListenAddrs()...))
+	assertRecords(t, got[0], append(append([]message.Message{}, b1.Messages...), b2.Messages...))
+}
+
+func TestProduceManyBrokersConcurrently(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(3), kfake.SeedTopics(6, "t"))
+	log := observeProduce(t, c)
+	p := newProducer(t, Config{Brokers: c.ListenAddrs()[:1]})
+	var batches []*message.Batch
+	leaders := map[int32]bool{}
+	for part := int32(0); part < 6; part++ {
+		batches = append(batches, batchOf("t", part, "x", 20, 30))
+		leaders[c.LeaderFor("t", part)] = true
+	}
+	produceOK(t, p, batches...)
+	if n := len(log.all()); n != len(leaders) {
+		t.Fatalf("got %d produce requests, want one per leader broker (%d)", n, len(leaders))
+	}
+	got := consume(t, 120, "t", kgo.SeedBrokers(c.ListenAddrs()...))
+	for part, b := range batches {
+		assertRecords(t, got[int32(part)], b.Messages)
+	}
+}
+
+// notLeader answers the next n produce requests with NOT_LEADER_OR_FOLLOWER
+// for every partition, without writing anything.
+func notLeader(c *kfake.Cluster, n int32, calls *atomic.Int32) {
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if calls.Add(1) > n {
+			return nil, nil, false
+		}
+		c.KeepControl()
+		return errorResponse(req.(*kmsg.ProduceRequest), kerr.NotLeaderForPartition.Code, nil), nil, true
+	})
+}
+
+// errorResponse answers every partition of req with code; recordErrs, when
+// set, adds per-record errors (produce v8+).
+func errorResponse(req *kmsg.ProduceRequest, code int16, recordErrs []int32) *kmsg.ProduceResponse {
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	for _, tp := range req.Topics {
+		rt := kmsg.NewProduceResponseTopic()
+		rt.Topic = tp.Topic
+		for _, pp := range tp.Partitions {
+			rp := kmsg.NewProduceResponseTopicPartition()
+			rp.Partition = pp.Partition
+			rp.ErrorCode = code
+			for _, idx := range recordErrs {
+				msg := "bad record"
+				rp.ErrorRecords = append(rp.ErrorRecords, kmsg.ProduceResponseTopicPartitionErrorRecord{RelativeOffset: idx, ErrorMessage: &msg})
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
+
+func TestProduceRetriesNotLeader(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(2), kfake.SeedTopics(4, "t"))
+	var metadataReqs atomic.Int32
+	c.ControlKey(int16(kmsg.Metadata), func(kmsg.Request) (kmsg.Response, error, bool) {
+		metadataReqs.Add(1)
+		return nil, nil, false
+	})
+	var calls atomic.Int32
+	notLeader(c, 2, &calls)
+	p := newProducer(t, Config{Brokers: c.ListenAddrs(), MaxAttempts: 3})
+
+	var batches []*message.Batch
+	for part := int32(0); part < 4; part++ {
+		batches = append(batches, batchOf("t", part, "first", 25, 20), batchOf("t", part, "second", 25, 20))
+	}
+	before := metadataReqs.Load()
+	res := produceOK(t, p, batches...)
+	if metadataReqs.Load() == before {
+		t.Fatal("no metadata refresh after NOT_LEADER_OR_FOLLOWER")
+	}
+	failed := 0
+	for _, r := range res {
+		failed += r.Attempts - 1
+	}
+	if failed == 0 {
+		t.Fatal("no batch was retried")
+	}
+	got := consume(t, 200, "t", kgo.SeedBrokers(c.ListenAddrs()...))
+	for part := int32(0); part < 4; part++ {
+		want := append(append([]message.Message{}, batches[2*part].Messages...), batches[2*part+1].Messages...)
+		assertRecords(t, got[part], want)
+	}
+}
+
+func TestProduceRetriesExhausted(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	var calls atomic.Int32
+	notLeader(c, 1000, &calls)
+	p := newProducer(t, Config{Brokers: c.ListenAddrs(), MaxAttempts: 4})
+	b := batchOf("t", 0, "a", 10, 10)
+	res := p.Produce(context.Background(), []*message.Batch{b})[0]
+	if !errors.Is(res.Err, ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", res.Err)
+	}
+	if !strings.Contains(res.Err.Error(), "produce t/0") || !errors.Is(res.Err, sarama.ErrNotLeaderForPartition) {
+		t.Fatalf("err %q does not name the partition and the Kafka error", res.Err)
+	}
+	if res.Attempts != 4 || calls.Load() != 4 {
+		t.Fatalf("attempts = %d, broker saw %d requests, want 4", res.Attempts, calls.Load())
+	}
+	if len(res.Remaining) != 10 || string(res.Remaining[0].Value) != string(b.Messages[0].Value) {
+		t.Fatalf("remaining = %d records, want the whole batch", len(res.Remaining))
+	}
+}
+
+func TestProduceOversizeRecordRejectedByBroker(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(1))
+	if err := c.CreateTopic("t", 1, map[string]string{"max.message.bytes": "2000"}); err != nil {
+		t.Fatal(err)
+	}
+	p := newProducer(t, Config{Brokers: c.ListenAddrs()})
+	b := batchOf("t", 0, "r", 9, 100)
+	b.Messages[6].Value = []byte(strings.Repeat("B", 3000))
+	res := p.Produce(context.Background(), []*message.Batch{b})[0]
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if len(res.Rejected) != 1 || res.Rejected[0].Reason != ReasonMessageTooLarge || len(res.Rejected[0].Message.Value) != 3000 {
+		t.Fatalf("rejected = %+v, want the 3000-byte record as message_too_large", res.Rejected)
+	}
+	want := append(append([]message.Message{}, b.Messages[:6]...), b.Messages[7:]...)
+	got := consume(t, len(want), "t", kgo.SeedBrokers(c.ListenAddrs()...))
+	assertRecords(t, got[0], want)
+}
+
+func TestProduceOversizeRecordRejectedBeforeSending(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	log := observeProduce(t, c)
+	p := newProducer(t, Config{Brokers: c.ListenAddrs(), MaxMessageBytes: 1000})
+	b := batchOf("t", 0, "r", 5, 10)
+	b.Messages[0].Value = []byte(strings.Repeat("B", 1000))
+	res := p.Produce(context.Background(), []*message.Batch{b})[0]
+	if res.Err != nil || len(res.Rejected) != 1 || res.Rejected[0].Reason != ReasonMessageTooLarge {
+		t.Fatalf("result = %+v", res)
+	}
+	reqs := log.all()
+	if len(reqs) != 1 || reqs[0][0].numRecords != 4 {
+		t.Fatalf("requests = %v, want one batch of the 4 other records", reqs)
+	}
+	got := consume(t, 4, "t", kgo.SeedBrokers(c.ListenAddrs()...))
+	assertRecords(t, got[0], b.Messages[1:])
+}
+
+func TestProduceInvalidRecordsRejected(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	var once atomic.Bool
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if once.Swap(true) {
+			return nil, nil, false
+		}
+		return errorResponse(req.(*kmsg.ProduceRequest), kerr.InvalidRecord.Code, []int32{2, 5}), nil, true
+	})
+	p := newProducer(t, Config{Brokers: c.ListenAddrs()})
+	b := batchOf("t", 0, "r", 8, 10)
+	res := p.Produce(context.Background(), []*message.Batch{b})[0]
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if len(res.Rejected) != 2 || string(res.Rejected[0].Message.Key) != "k2" || string(res.Rejected[1].Message.Key) != "k5" ||
+		res.Rejected[0].Reason != ReasonInvalidRecord || !strings.Contains(res.Rejected[0].Err.Error(), "bad record") {
+		t.Fatalf("rejected = %+v, want records 2 and 5 as invalid_record", res.Rejected)
+	}
+	want := []message.Message{b.Messages[0], b.Messages[1], b.Messages[3], b.Messages[4], b.Messages[6], b.Messages[7]}
+	got := consume(t, len(want), "t", kgo.SeedBrokers(c.ListenAddrs()...))
+	assertRecords(t, got[0], want)
+}
+
+func TestProduceCorruptWithoutRecordErrorsSplits(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	// The broker refuses any batch holding the record "poison".
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		pr := req.(*kmsg.ProduceRequest)
+		var rb kmsg.RecordBatch
+		_ = rb.ReadFrom(pr.Topics[0].Partitions[0].Records)
+		recs, _ := kfake.BatchRecords(rb)
+		for _, r := range recs {
+			if string(r.Value) == "poison" {
+				return errorResponse(pr, kerr.CorruptMessage.Code, nil), nil, true
+			}
+		}
+		return nil, nil, false
+	})
+	p := newProducer(t, Config{Brokers: c.ListenAddrs()})
+	b := batchOf("t", 0, "r", 7, 10)
+	b.Messages[3].Value = []byte("poison")
+	res := p.Produce(context.Background(), []*message.Batch{b})[0]
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if len(res.Rejected) != 1 || string(res.Rejected[0].Message.Value) != "poison" || res.Rejected[0].Reason != ReasonInvalidRecord {
+		t.Fatalf("rejected = %+v", res.Rejected)
+	}
+	want := append(append([]message.Message{}, b.Messages[:3]...), b.Messages[4:]...)
+	got := consume(t, len(want), "t", kgo.SeedBrokers(c.ListenAddrs()...))
+	assertRecords(t, got[0], want)
+}
+
+func TestPartitionsAddedSeenAfterRefresh(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(2, "t"))
+	p := newProducer(t, Config{Brokers: c.ListenAddrs(), RefreshInterval: 20 * time.Millisecond})
+	changes := make(chan int32, 10)
+	p.OnPartitionsChanged(func(topic string, n int32) {
+		if topic == "t" {
+			changes <- n
+		}
+	})
+	if _, ok := p.Partitions("t"); ok {
+		t.Fatal("topic known before any refresh")
+	}
+	if err := p.Refresh(context.Background(), "t"); err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := p.Partitions("t"); !ok || n != 2 {
+		t.Fatalf("Partitions = %d, %v; want 2", n, ok)
+	}
+	if n := <-changes; n != 2 {
+		t.Fatalf("first change = %d, want 2", n)
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrCreatePartitionsRequest()
+	rt := kmsg.NewCreatePartitionsRequestTopic()
+	rt.Topic, rt.Count = "t", 5
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil || resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create partitions: %v %+v", err, resp)
+	}
+
+	// The background loop notices without an explicit Refresh.
+	select {
+	case n := <-changes:
+		if n != 5 {
+			t.Fatalf("change = %d, want 5", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("partition change not seen by the refresh loop")
+	}
+	if n, _ := p.Partitions("t"); n != 5 {
+		t.Fatalf("Partitions = %d, want 5", n)
+	}
+	b := batchOf("t", 4, "new", 3, 10)
+	produceOK(t, p, b)
+	got := consume(t, 3, "t", kgo.SeedBrokers(c.ListenAddrs()...))
+	assertRecords(t, got[4], b.Messages)
+}
+
+func TestRefreshUnknownTopic(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	p := newProducer(t, Config{Brokers: c.ListenAddrs()})
+	err := p.Refresh(context.Background(), "nope", "t")
+	if err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("err = %v, want an error naming the unknown topic", err)
+	}
+	if n, ok := p.Partitions("t"); !ok || n != 1 {
+		t.Fatalf("known topic not cached alongside the unknown one: %d %v", n, ok)
+	}
+}
+
+func TestStartWhileKafkaDownThenRecover(t *testing.T) {
+	port := freePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	p := newProducer(t, Config{Brokers: []string{addr}, Timeout: 5 * time.Second})
+
+	b := batchOf("t", 0, "a", 10, 10)
+	start := time.Now()
+	res := p.Produce(context.Background(), []*message.Batch{b})[0]
+	if !errors.Is(res.Err, ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", res.Err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("failing took %v, want fast failure on refused connections", d)
+	}
+	if res.Attempts < 1 || len(res.Remaining) != 10 {
+		t.Fatalf("attempts %d, remaining %d", res.Attempts, len(res.Remaining))
+	}
+	if err := p.Refresh(context.Background(), "t"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Refresh err = %v, want ErrUnavailable", err)
+	}
+
+	c := newCluster(t, kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(1, "t"))
+	produceOK(t, p, b)
+	got := consume(t, 10, "t", kgo.SeedBrokers(c.ListenAddrs()...))
+	assertRecords(t, got[0], b.Messages)
+}
+
+func TestBrokerRestartOnSamePort(t *testing.T) {
+	port := freePort(t)
+	c1, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProducer(t, Config{Brokers: c1.ListenAddrs(), Timeout: 5 * time.Second})
+	produceOK(t, p, batchOf("t", 0, "before", 5, 10))
+	c1.Close()
+
+	start := time.Now()
+	res := p.Produce(context.Background(), []*message.Batch{batchOf("t", 0, "down", 5, 10)})[0]
+	if !errors.Is(res.Err, ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", res.Err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("failing took %v with the broker down", d)
+	}
+
+	c2 := newCluster(t, kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(1, "t"))
+	b := batchOf("t", 0, "after", 5, 10)
+	produceOK(t, p, b)
+	got := consume(t, 5, "t", kgo.SeedBrokers(c2.ListenAddrs()...))
+	assertRecords(t, got[0], b.Messages)
+}
+
+func TestProduceContextCanceled(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	first := make(chan struct{})
+	var once sync.Once
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		once.Do(func() { close(first) })
+		return errorResponse(req.(*kmsg.ProduceRequest), kerr.NotLeaderForPartition.Code, nil), nil, true
+	})
+	p := newProducer(t, Config{Brokers: c.ListenAddrs(), MaxAttempts: 1000, RetryBackoff: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var res Result
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		res = p.Produce(ctx, []*message.Batch{batchOf("t", 0, "a", 3, 10)})[0]
+	}()
+	<-first // the producer is now backing off for an hour
+	cancel()
+	wg.Wait()
+	if !errors.Is(res.Err, context.Canceled) || len(res.Remaining) != 3 {
+		t.Fatalf("result = %+v, want context.Canceled with 3 remaining", res)
+	}
+}
+
+func TestProduceAfterClose(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	p, err := New(Config{Brokers: c.ListenAddrs(), RequiredAcks: -1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Start()
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res := p.Produce(context.Background(), []*message.Batch{batchOf("t", 0, "a", 3, 10)})[0]
+	if !errors.Is(res.Err, ErrClosed) || len(res.Remaining) != 3 {
+		t.Fatalf("result = %+v, want ErrClosed", res)
+	}
+	if err := p.Refresh(context.Background(), "t"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Refresh after Close = %v", err)
+	}
+}
