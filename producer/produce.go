@@ -322,7 +322,7 @@ func (p *Producer) settle(active []*job) (retry int, refreshTopics []string) {
 				zap.Int("records", len(j.parts[0])), zap.Int("failures", j.failures),
 				zap.String("action", act.String()), zap.Error(err))
 			if j.failures >= p.st.cfg.MaxAttempts {
-				p.fail(j, fmt.Errorf("%w after %d attempts: %w", ErrUnavailable, j.failures, err))
+				p.fail(j, fmt.Errorf("%d attempts: %w", j.failures, p.unavailable(err)))
 				continue
 			}
 			j.err = err
@@ -350,7 +350,7 @@ func (p *Producer) refreshAfterErrors(ctx context.Context, active []*job, topics
 		if errors.Is(err, ErrAuthentication) {
 			p.fail(j, err)
 		} else {
-			p.fail(j, fmt.Errorf("%w: %w (metadata: %w)", ErrUnavailable, j.err, err))
+			p.fail(j, fmt.Errorf("%w (send: %w)", err, j.err))
 		}
 	}
 }

@@ -16,8 +16,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -251,9 +253,23 @@ func (p *Producer) metadataError(err error) error {
 	case errors.Is(err, sarama.ErrSASLAuthenticationFailed):
 		return p.authError(err)
 	case classify(err) == actReconnect:
-		return fmt.Errorf("refresh metadata: %w: %w", ErrUnavailable, err)
+		return fmt.Errorf("refresh metadata: %w", p.unavailable(err))
 	}
 	return err
+}
+
+// unavailable wraps err, a connection or retriable error, with
+// ErrUnavailable. Some brokers close the connection on bad SASL credentials
+// instead of answering SASL_AUTHENTICATION_FAILED; with SASL on, a closed
+// connection says so, naming the login to check.
+func (p *Producer) unavailable(err error) error {
+	s := p.st.cfg.SASL
+	if s.Mechanism != "" && !isDialError(err) &&
+		(errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)) {
+		return fmt.Errorf("%w: %w (the broker closed the connection: check the SASL %s credentials of user %q)",
+			ErrUnavailable, err, s.Mechanism, s.Username)
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
 func (p *Producer) authError(err error) error {
