@@ -160,8 +160,3 @@ func appendValueText(dst []byte, v pcommon.Value) []byte {
 	}
 	return dst
 }
-
-// appendFloatText formats f as pcommon.Value.AsString does.
-func appendFloatText(dst []byte, f float64) []byte {
-	return strconv.AppendFloat(dst, f, 'f', -1, 64)
-}

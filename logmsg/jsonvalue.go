@@ -62,15 +62,25 @@ func appendJSONMap(dst []byte, m pcommon.Map) []byte {
 // appendJSONFloat appends f as encoding/json would, with the non-finite
 // values as strings.
 func appendJSONFloat(dst []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		dst = append(dst, '"')
+		dst = appendFloatText(dst, f)
+		return append(dst, '"')
+	}
+	return appendFloatText(dst, f)
+}
+
+// appendFloatText appends f as pcommon.Value.AsString does: like
+// encoding/json (ES6 number formatting), and NaN, Infinity, -Infinity.
+func appendFloatText(dst []byte, f float64) []byte {
 	switch {
 	case math.IsNaN(f):
-		return append(dst, `"NaN"`...)
+		return append(dst, "NaN"...)
 	case math.IsInf(f, 1):
-		return append(dst, `"Infinity"`...)
+		return append(dst, "Infinity"...)
 	case math.IsInf(f, -1):
-		return append(dst, `"-Infinity"`...)
+		return append(dst, "-Infinity"...)
 	}
-	// Same choice of format as encoding/json.
 	abs := math.Abs(f)
 	format := byte('f')
 	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
@@ -140,3 +150,5 @@ func appendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
+
+func appendInt(dst []byte, n int64) []byte { return strconv.AppendInt(dst, n, 10) }

@@ -2,42 +2,304 @@
 // in the configured encoding, key and headers from field paths, the topic,
 // the record timestamp, and whether the record matches a flush_when
 // condition.
+//
+// # Field paths
+//
+// key_from, headers_from and topic_from name fields of a log record:
+//
+//	attributes.NAME  log record attribute NAME
+//	resource.NAME    resource attribute NAME
+//	scope.NAME       instrumentation scope attribute NAME (not the scope's
+//	                 name or version: scope.name is the attribute "name")
+//	body             the body as text
+//	body.NAME        key NAME of a map body (absent for other bodies)
+//	trace_id         trace id, lowercase hex (absent when all zero)
+//	span_id          span id, lowercase hex (absent when all zero)
+//	severity_text    severity text (absent when empty)
+//
+// NAME is everything after the first dot and may itself hold dots:
+// resource.host.name is the resource attribute "host.name". Paths are parsed
+// once, by NewBuilder.
+//
+// A field's text is: a string as is, bytes as is, an int, double or bool in
+// its usual text form (doubles as pcommon.Value.AsString writes them), a map
+// or slice as JSON; an empty value is absent. The key is the first key_from
+// field whose text is not empty (none: nil key). Each present headers_from
+// field gives a header named after the path as written, with the field's
+// text as value (an empty string gives an empty header value; an absent
+// field gives no header). The topic is the topic_from field's text when set
+// and not empty, else Options.Topic.
+//
+// # Encodings
+//
+//   - otlp_proto, otlp_json: an OTLP LogsData holding one ResourceLogs (the
+//     resource and its schema URL), one ScopeLogs (the scope and its schema
+//     URL) and the one LogRecord, as plog.ProtoMarshaler and
+//     plog.JSONMarshaler write it, so any OTLP consumer decodes it.
+//   - json: one flat object per record, empty fields left out:
+//     {"time", "observed_time" (RFC 3339, nanoseconds, UTC), "severity_number",
+//     "severity_text", "event_name", "body" (a string or JSON value),
+//     "attributes", "resource" (resource attributes), "scope" ({"name",
+//     "version", "attributes"}), "trace_id", "span_id" (lowercase hex),
+//     "flags"}. Map keys keep their order; bytes values are base64 strings;
+//     NaN and infinite doubles are the strings "NaN", "Infinity", "-Infinity".
+//     Schema URLs and dropped-attribute counts are not written.
+//   - raw: a string body as its UTF-8 bytes, a bytes body as is, a map or
+//     slice body as JSON, another scalar as its text; an empty body gives an
+//     empty, non-nil value.
+//
+// # Timestamp and flush
+//
+// The Kafka record timestamp is the log record's time, else its observed
+// time, else the now passed to Append. flush_when holds OTTL conditions in
+// the log context (ottllog) with the standard OTTL converters; a record
+// matching any of them has Message.Flush set. A condition that fails at run
+// time for a record (e.g. a type error) is logged and counts as false.
 package logmsg
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
-// SCAFFOLD: signatures agreed between config.go and exporter.go; the logmsg
-// work replaces the bodies.
+// Encoding names, as in the encoding config key.
+const (
+	EncodingOTLPProto = "otlp_proto"
+	EncodingOTLPJSON  = "otlp_json"
+	EncodingJSON      = "json"
+	EncodingRaw       = "raw"
+)
+
+// ErrUnknownEncoding is returned by NewBuilder for an encoding it does not know.
+var ErrUnknownEncoding = errors.New("unknown encoding")
+
+// ErrNoTopic is returned by NewBuilder when Options.Topic is empty.
+var ErrNoTopic = errors.New("topic must not be empty")
 
 // Options configure a Builder.
 type Options struct {
-	Encoding    string // otlp_proto | otlp_json | json | raw
-	Topic       string
-	TopicFrom   string
+	Encoding    string // otlp_proto (also when empty) | otlp_json | json | raw
+	Topic       string // default topic; required
+	TopicFrom   string // field path; optional
 	KeyFrom     []string
 	HeadersFrom []string
-	FlushWhen   []string
+	FlushWhen   []string // OTTL log conditions
 }
 
 // Builder converts log records to messages. It is safe for concurrent use.
-type Builder struct{}
+type Builder struct {
+	newEncoder  func() encoder
+	topic       string
+	topicFrom   FieldPath
+	hasTopic    bool
+	keyFrom     []FieldPath
+	headersFrom []FieldPath
+	match       *matcher
+	scratch     sync.Pool // *scratch, per-call working memory
+}
 
-// NewBuilder parses opts once.
+// scratch is the working memory of one Append call.
+type scratch struct {
+	enc encoder
+	buf []byte // value, then key, then header values of one record
+	hdr []int  // end offsets in buf of the header values; -1 for absent
+}
+
+// NewBuilder parses opts once: field paths, encoding and flush_when
+// conditions. set is used for the OTTL conditions' run-time error logs.
 func NewBuilder(opts Options, set component.TelemetrySettings) (*Builder, error) {
-	return nil, errors.New("not implemented")
+	b := &Builder{topic: opts.Topic}
+	if opts.Topic == "" {
+		return nil, fmt.Errorf("topic: %w", ErrNoTopic)
+	}
+	switch opts.Encoding {
+	case EncodingOTLPProto, "":
+		b.newEncoder = newOTLPProtoEncoder
+	case EncodingOTLPJSON:
+		b.newEncoder = newOTLPJSONEncoder
+	case EncodingJSON:
+		b.newEncoder = newJSONEncoder
+	case EncodingRaw:
+		b.newEncoder = newRawEncoder
+	default:
+		return nil, fmt.Errorf("encoding: %w %q, want one of %s, %s, %s, %s",
+			ErrUnknownEncoding, opts.Encoding, EncodingOTLPProto, EncodingOTLPJSON, EncodingJSON, EncodingRaw)
+	}
+	if opts.TopicFrom != "" {
+		p, err := ParseFieldPath(opts.TopicFrom)
+		if err != nil {
+			return nil, fmt.Errorf("topic_from: %w", err)
+		}
+		b.topicFrom, b.hasTopic = p, true
+	}
+	var err error
+	if b.keyFrom, err = parseFieldPaths("key_from", opts.KeyFrom); err != nil {
+		return nil, err
+	}
+	if b.headersFrom, err = parseFieldPaths("headers_from", opts.HeadersFrom); err != nil {
+		return nil, err
+	}
+	if set.Logger == nil {
+		set = nopTelemetry()
+	}
+	if b.match, err = newMatcher(opts.FlushWhen, set); err != nil {
+		return nil, err
+	}
+	b.scratch.New = func() any { return &scratch{enc: b.newEncoder()} }
+	return b, nil
+}
+
+func parseFieldPaths(key string, paths []string) ([]FieldPath, error) {
+	out := make([]FieldPath, 0, len(paths))
+	for i, s := range paths {
+		p, err := ParseFieldPath(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s[%d]: %w", key, i, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // Append appends one message per log record of ld to dst, in order; now is
-// the timestamp of records that carry neither time nor observed time.
+// the timestamp of records that carry neither time nor observed time. On
+// error dst is returned as it was given. ld is only read.
 func (b *Builder) Append(ctx context.Context, dst []message.Message, ld plog.Logs, now time.Time) ([]message.Message, error) {
-	return dst, errors.New("not implemented")
+	n := ld.LogRecordCount()
+	if n == 0 {
+		return dst, nil
+	}
+	start := len(dst)
+	dst = growMessages(dst, n)
+	var headers []message.Header
+	if len(b.headersFrom) > 0 {
+		// One backing array for the headers of all records of this call.
+		headers = make([]message.Header, 0, n*len(b.headersFrom))
+	}
+
+	st := b.scratch.Get().(*scratch)
+	defer b.scratch.Put(st)
+	rls := ld.ResourceLogs()
+	for i := 0; i < rls.Len(); i++ {
+		rl := rls.At(i)
+		res := rl.Resource()
+		sls := rl.ScopeLogs()
+		for j := 0; j < sls.Len(); j++ {
+			sl := sls.At(j)
+			scope := sl.Scope()
+			lrs := sl.LogRecords()
+			if lrs.Len() == 0 {
+				continue
+			}
+			if err := st.enc.startScope(rl, sl); err != nil {
+				return dst[:start], err
+			}
+			for k := 0; k < lrs.Len(); k++ {
+				lr := lrs.At(k)
+				m, err := b.build(ctx, st, &headers, rl, sl, res, scope, lr, now)
+				if err != nil {
+					return dst[:start], fmt.Errorf("encode log record %d of scope %d of resource %d: %w", k, j, i, err)
+				}
+				dst = append(dst, m)
+			}
+		}
+	}
+	return dst, nil
+}
+
+// build makes the message of one record.
+func (b *Builder) build(ctx context.Context, st *scratch, headers *[]message.Header,
+	rl plog.ResourceLogs, sl plog.ScopeLogs, res pcommon.Resource, scope pcommon.InstrumentationScope,
+	lr plog.LogRecord, now time.Time,
+) (message.Message, error) {
+	var err error
+	buf := st.buf[:0]
+	if buf, err = st.enc.appendRecord(buf, lr); err != nil {
+		st.buf = buf
+		return message.Message{}, err
+	}
+	valueEnd := len(buf)
+	keyEnd := valueEnd
+	for _, p := range b.keyFrom {
+		var ok bool
+		if buf, ok = p.appendText(buf, res, scope, lr); ok && len(buf) > valueEnd {
+			keyEnd = len(buf)
+			break
+		}
+		buf = buf[:valueEnd]
+	}
+	st.hdr = st.hdr[:0]
+	for _, p := range b.headersFrom {
+		var ok bool
+		if buf, ok = p.appendText(buf, res, scope, lr); ok {
+			st.hdr = append(st.hdr, len(buf))
+		} else {
+			st.hdr = append(st.hdr, -1)
+		}
+	}
+	st.buf = buf
+
+	// One allocation holds the value, the key and the header values; each is
+	// a capacity-clipped slice of it, so appending to one cannot touch another.
+	block := make([]byte, len(buf))
+	copy(block, buf)
+	m := message.Message{
+		Topic:     b.topic,
+		Value:     block[:valueEnd:valueEnd],
+		Timestamp: timestamp(lr, now),
+		Flush:     b.match.match(ctx, rl, sl, lr),
+	}
+	if keyEnd > valueEnd {
+		m.Key = block[valueEnd:keyEnd:keyEnd]
+	}
+	if len(b.headersFrom) > 0 {
+		first := len(*headers)
+		off := keyEnd
+		for i, end := range st.hdr {
+			if end < 0 {
+				continue
+			}
+			*headers = append(*headers, message.Header{Key: b.headersFrom[i].raw, Value: block[off:end:end]})
+			off = end
+		}
+		if len(*headers) > first {
+			m.Headers = (*headers)[first:len(*headers):len(*headers)]
+		}
+	}
+	if b.hasTopic {
+		if t := b.topicFrom.text(res, scope, lr); t != "" {
+			m.Topic = t
+		}
+	}
+	return m, nil
+}
+
+// timestamp is the record's time, else its observed time, else now.
+func timestamp(lr plog.LogRecord, now time.Time) time.Time {
+	if ts := lr.Timestamp(); ts != 0 {
+		return ts.AsTime()
+	}
+	if ts := lr.ObservedTimestamp(); ts != 0 {
+		return ts.AsTime()
+	}
+	return now
+}
+
+// growMessages makes room for n more messages.
+func growMessages(dst []message.Message, n int) []message.Message {
+	if cap(dst)-len(dst) >= n {
+		return dst
+	}
+	grown := make([]message.Message, len(dst), len(dst)+n)
+	copy(grown, dst)
+	return grown
 }
