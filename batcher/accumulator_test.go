@@ -1,0 +1,323 @@
+package batcher
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+)
+
+var t0 = time.UnixMilli(1_700_000_000_000).UTC()
+
+func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+
+func testConfig() Config {
+	return Config{Size: 10, MaxBytes: 1_000_000, MaxMessageBytes: 1_000_000, MaxWait: time.Second, CollectByPartition: true}
+}
+
+// rec is a record named name (names never contain 'x'), its value padded
+// with 'x' to pad bytes.
+func rec(name string, pad int) message.Message {
+	v := name
+	if pad > len(name) {
+		v += strings.Repeat("x", pad-len(name))
+	}
+	return message.Message{Topic: "t", Value: []byte(v), Timestamp: t0}
+}
+
+func name(m message.Message) string { return strings.TrimRight(string(m.Value), "x") }
+
+// describe renders a batch as "reason:a,b,c".
+func describe(b message.Batch) string {
+	names := make([]string, len(b.Messages))
+	for i, m := range b.Messages {
+		names[i] = name(m)
+	}
+	return b.Reason.String() + ":" + strings.Join(names, ",")
+}
+
+// checkBatch asserts what every ready batch must satisfy.
+func checkBatch(t *testing.T, cfg Config, b message.Batch) {
+	t.Helper()
+	if len(b.Messages) == 0 {
+		t.Fatalf("empty batch %+v", b)
+	}
+	if got := message.BatchSize(b.Messages); got != b.Bytes {
+		t.Fatalf("batch %s: Bytes = %d, BatchSize = %d", describe(b), b.Bytes, got)
+	}
+	if b.Bytes > cfg.MaxBytes && len(b.Messages) > 1 {
+		t.Fatalf("batch %s: %d bytes > max_bytes %d", describe(b), b.Bytes, cfg.MaxBytes)
+	}
+	if b.Bytes > cfg.MaxMessageBytes {
+		t.Fatalf("batch %s: %d bytes > max_message_bytes %d", describe(b), b.Bytes, cfg.MaxMessageBytes)
+	}
+}
+
+type step struct {
+	at       time.Duration // clock, from t0
+	op       string        // add | tick | sent | flush
+	rec      string        // add: record name
+	pad      int           // add: value size
+	flush    bool          // add: matches flush_when
+	want     []string      // ready batches, "reason:names"
+	rejected bool          // add: record refused as oversize
+	deadline string        // if set: Deadline() afterwards, as offset from t0 ("none" for zero)
+}
+
+func runSteps(t *testing.T, cfg Config, steps []step) {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a := NewAccumulator(cfg, "t", 3)
+	for i, s := range steps {
+		now := t0.Add(s.at)
+		var out []message.Batch
+		rejected := false
+		switch s.op {
+		case "add":
+			m := rec(s.rec, s.pad)
+			m.Flush = s.flush
+			out, rejected = a.Add(&m, now, nil)
+		case "tick":
+			out = a.Tick(now, nil)
+		case "sent":
+			a.Sent(now)
+		case "flush":
+			out = a.Flush(nil)
+		default:
+			t.Fatalf("step %d: unknown op %q", i, s.op)
+		}
+		var got []string
+		for _, b := range out {
+			checkBatch(t, cfg, b)
+			if b.Topic != "t" || b.Partition != 3 {
+				t.Fatalf("step %d: batch for %s/%d, want t/3", i, b.Topic, b.Partition)
+			}
+			got = append(got, describe(b))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(s.want) {
+			t.Fatalf("step %d (%s %s at %v): ready %v, want %v", i, s.op, s.rec, s.at, got, s.want)
+		}
+		if rejected != s.rejected {
+			t.Fatalf("step %d: rejected = %v, want %v", i, rejected, s.rejected)
+		}
+		if s.deadline != "" {
+			got := "none"
+			if d := a.Deadline(); !d.IsZero() {
+				got = d.Sub(t0).String()
+			}
+			if got != s.deadline {
+				t.Fatalf("step %d: Deadline = %s, want %s", i, got, s.deadline)
+			}
+		}
+	}
+}
+
+func TestAccumulatorRules(t *testing.T) {
+	// Sizes used below: a record with a v-byte value, no key, no headers,
+	// offset and timestamp deltas 0, encodes as 7+v bytes for v < 57.
+	if got := message.RecordSize(&message.Message{Value: make([]byte, 50), Timestamp: t0}, 0, t0); got != 57 {
+		t.Fatalf("RecordSize of a 50-byte value = %d, the cases below assume 57", got)
+	}
+	with := func(f func(*Config)) Config { c := testConfig(); f(&c); return c }
+
+	cases := []struct {
+		name  string
+		cfg   Config
+		steps []step
+	}{
+		{"size: batch_size 30 is ready at the 30th record", with(func(c *Config) { c.Size = 30 }), func() []step {
+			var s []step
+			var names []string
+			for i := 0; i < 30; i++ {
+				n := fmt.Sprintf("r%d", i)
+				names = append(names, n)
+				s = append(s, step{at: ms(i), op: "add", rec: n})
+			}
+			s[29].want = []string{"size:" + strings.Join(names, ",")}
+			s[29].deadline = "none"
+			return s
+		}()},
+		{"max_wait 50ms with one record", with(func(c *Config) { c.MaxWait = ms(50) }), []step{
+			{at: 0, op: "add", rec: "a", deadline: "50ms"},
+			{at: ms(49), op: "tick"},
+			{at: ms(49), op: "add", rec: "b", deadline: "50ms"}, // later adds do not reset the timer
+			{at: ms(50), op: "tick", want: []string{"max_wait:a,b"}, deadline: "none"},
+			{at: ms(60), op: "tick"},
+		}},
+		{"min_delay: batch_size 2, min_delay 200ms gives [a,b] then one larger batch at the min_delay deadline",
+			with(func(c *Config) { c.Size = 2; c.MinDelay = ms(200) }), []step{
+				{at: 0, op: "add", rec: "a"},
+				{at: ms(1), op: "add", rec: "b", want: []string{"size:a,b"}}, // no send yet: min_delay holds nothing
+				{at: ms(5), op: "sent"},
+				{at: ms(10), op: "add", rec: "c", deadline: "1.01s"},
+				{at: ms(20), op: "add", rec: "d", deadline: "205ms"}, // full, held: min_delay deadline
+				{at: ms(30), op: "add", rec: "e"},
+				{at: ms(40), op: "add", rec: "f"},
+				{at: ms(50), op: "add", rec: "g", deadline: "205ms"},
+				{at: ms(204), op: "tick"},
+				{at: ms(205), op: "tick", want: []string{"min_delay:c,d,e,f,g"}, deadline: "none"},
+			}},
+		{"min_delay passed: the count rule applies at once", with(func(c *Config) { c.Size = 2; c.MinDelay = ms(200) }), []step{
+			{at: 0, op: "sent"},
+			{at: ms(300), op: "add", rec: "a"},
+			{at: ms(300), op: "add", rec: "b", want: []string{"size:a,b"}},
+		}},
+		{"held batch keeps growing up to max_bytes, then bytes cuts it",
+			with(func(c *Config) { c.Size = 2; c.MinDelay = ms(200); c.MaxBytes = 61 + 3*57 }), []step{
+				{at: 0, op: "sent"},
+				{at: ms(1), op: "add", rec: "a", pad: 50},
+				{at: ms(2), op: "add", rec: "b", pad: 50},
+				{at: ms(3), op: "add", rec: "c", pad: 50},
+				{at: ms(4), op: "add", rec: "d", pad: 50, want: []string{"bytes:a,b,c"}, deadline: "1.004s"},
+				{at: ms(5), op: "add", rec: "e", pad: 50, deadline: "200ms"},
+				{at: ms(200), op: "tick", want: []string{"min_delay:d,e"}},
+			}},
+		{"max_bytes cut: the carried-over record starts its own age timer",
+			with(func(c *Config) { c.MaxBytes = 61 + 2*57; c.MaxWait = ms(100) }), []step{
+				{at: 0, op: "add", rec: "a", pad: 50},
+				{at: ms(10), op: "add", rec: "b", pad: 50, deadline: "100ms"}, // exactly max_bytes: stays
+				{at: ms(20), op: "add", rec: "c", pad: 50, want: []string{"bytes:a,b"}, deadline: "120ms"},
+				{at: ms(119), op: "tick"},
+				{at: ms(120), op: "tick", want: []string{"max_wait:c"}},
+			}},
+		{"trigger: the flush record is in its batch", testConfig(), []step{
+			{at: 0, op: "add", rec: "a"},
+			{at: ms(1), op: "add", rec: "b", flush: true, want: []string{"trigger:a,b"}, deadline: "none"},
+			{at: ms(2), op: "add", rec: "c", flush: true, want: []string{"trigger:c"}},
+		}},
+		{"order: count before trigger", with(func(c *Config) { c.Size = 2 }), []step{
+			{at: 0, op: "add", rec: "a"},
+			{at: 0, op: "add", rec: "b", flush: true, want: []string{"size:a,b"}},
+		}},
+		{"order: trigger releases a batch min_delay holds", with(func(c *Config) { c.Size = 2; c.MinDelay = ms(200) }), []step{
+			{at: 0, op: "sent"},
+			{at: ms(1), op: "add", rec: "a"},
+			{at: ms(2), op: "add", rec: "b"},
+			{at: ms(3), op: "add", rec: "c", flush: true, want: []string{"trigger:a,b,c"}},
+		}},
+		{"order: bytes before count and trigger", with(func(c *Config) { c.Size = 2; c.MaxBytes = 61 + 57 + 20 }), []step{
+			{at: 0, op: "add", rec: "a", pad: 50},
+			{at: 0, op: "add", rec: "b", pad: 50, flush: true, want: []string{"bytes:a", "trigger:b"}},
+			{at: 0, op: "add", rec: "c", pad: 50},
+			{at: 0, op: "add", rec: "d", pad: 5, want: []string{"size:c,d"}}, // 61+57+13 fits
+		}},
+		{"max_wait wins over min_delay", with(func(c *Config) { c.Size = 2; c.MinDelay = ms(300); c.MaxWait = ms(300) }), []step{
+			{at: 0, op: "add", rec: "a"},
+			{at: ms(100), op: "sent"}, // an earlier batch acknowledged while a waits
+			{at: ms(150), op: "add", rec: "b", deadline: "300ms"},
+			{at: ms(300), op: "tick", want: []string{"max_wait:a,b"}},
+		}},
+		{"oversize record is rejected and the next record still gets a timer",
+			with(func(c *Config) { c.MaxMessageBytes = 200; c.MaxBytes = 200; c.MaxWait = ms(50) }), []step{
+				{at: 0, op: "add", rec: "big", pad: 500, rejected: true, deadline: "none"},
+				{at: ms(10), op: "add", rec: "a", deadline: "60ms"},
+				{at: ms(60), op: "tick", want: []string{"max_wait:a"}},
+			}},
+		{"oversize limit is inclusive", with(func(c *Config) { c.MaxMessageBytes = 61 + 57; c.MaxBytes = 61 + 57 }), []step{
+			{at: 0, op: "add", rec: "a", pad: 51, rejected: true},
+			{at: 0, op: "add", rec: "b", pad: 50, deadline: "1s"},
+		}},
+		{"oversize record between pending records: the batch is untouched", with(func(c *Config) { c.MaxMessageBytes = 300; c.MaxBytes = 300 }), []step{
+			{at: 0, op: "add", rec: "a"},
+			{at: 0, op: "add", rec: "big", pad: 1000, rejected: true},
+			{at: 0, op: "add", rec: "b"},
+			{at: 0, op: "flush", want: []string{"shutdown:a,b"}},
+		}},
+		{"record above max_bytes but within max_message_bytes goes alone",
+			with(func(c *Config) { c.MaxBytes = 61 + 57; c.MaxMessageBytes = 1000 }), []step{
+				{at: 0, op: "add", rec: "a", pad: 10},
+				{at: 0, op: "add", rec: "big", pad: 300, want: []string{"bytes:a", "bytes:big"}, deadline: "none"},
+			}},
+		{"an overdue batch is released before a new record joins it", with(func(c *Config) { c.MaxWait = ms(50) }), []step{
+			{at: 0, op: "add", rec: "a"},
+			{at: ms(70), op: "add", rec: "b", want: []string{"max_wait:a"}, deadline: "120ms"},
+		}},
+		{"flush: shutdown returns what is pending", testConfig(), []step{
+			{at: 0, op: "flush"},
+			{at: 0, op: "add", rec: "a"},
+			{at: 0, op: "add", rec: "b"},
+			{at: 0, op: "flush", want: []string{"shutdown:a,b"}, deadline: "none"},
+			{at: 0, op: "flush"},
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { runSteps(t, c.cfg, c.steps) })
+	}
+}
+
+// The original library's max_batch_bytesize scenario with Kafka record
+// sizes: every batch stays within 400 bytes, and every cut was needed.
+func TestAccumulatorMaxBytes400(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxBytes = 400
+	cfg.Size = 1000
+	a := NewAccumulator(cfg, "t", 0)
+	var got []message.Batch
+	var all []string
+	for i := 0; i < 60; i++ {
+		m := rec(fmt.Sprintf("r%d", i), 10+(i*37)%140)
+		m.Key = []byte(fmt.Sprintf("k%d", i%7))
+		m.Headers = []message.Header{{Key: "h", Value: []byte("v")}}
+		m.Timestamp = t0.Add(ms(i * 3))
+		all = append(all, name(m))
+		got, _ = a.Add(&m, t0.Add(ms(i)), got)
+	}
+	got = a.Flush(got)
+	var seen []string
+	for i, b := range got {
+		checkBatch(t, cfg, b)
+		if b.Bytes > 400 {
+			t.Fatalf("batch %d has %d bytes", i, b.Bytes)
+		}
+		if i < len(got)-1 {
+			if b.Reason != message.ReasonBytes {
+				t.Fatalf("batch %d reason %s, want bytes", i, b.Reason)
+			}
+			next := append(append([]message.Message(nil), b.Messages...), got[i+1].Messages[0])
+			if message.BatchSize(next) <= 400 {
+				t.Fatalf("batch %d was cut although the next record fits", i)
+			}
+		}
+		for _, m := range b.Messages {
+			seen = append(seen, name(m))
+		}
+	}
+	if len(got) < 5 {
+		t.Fatalf("only %d batches; the scenario should cut several", len(got))
+	}
+	if fmt.Sprint(seen) != fmt.Sprint(all) {
+		t.Fatalf("records out of order or lost:\n got %v\nwant %v", seen, all)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := testConfig()
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	bad := []struct {
+		field string
+		f     func(*Config)
+	}{
+		{"Size", func(c *Config) { c.Size = 0 }},
+		{"MaxMessageBytes", func(c *Config) { c.MaxMessageBytes = 61 }},
+		{"MaxBytes", func(c *Config) { c.MaxBytes = 10 }},
+		{"MaxBytes", func(c *Config) { c.MaxBytes = c.MaxMessageBytes + 1 }},
+		{"MaxWait", func(c *Config) { c.MaxWait = 0 }},
+		{"MinDelay", func(c *Config) { c.MinDelay = -1 }},
+		{"MinDelay", func(c *Config) { c.MinDelay = c.MaxWait + 1 }},
+		{"MaxPendingBytes", func(c *Config) { c.MaxPendingBytes = -1 }},
+	}
+	for _, b := range bad {
+		c := testConfig()
+		b.f(&c)
+		err := c.Validate()
+		if err == nil || !strings.HasPrefix(err.Error(), b.field+":") {
+			t.Errorf("%s: Validate() = %v", b.field, err)
+		}
+	}
+}

@@ -1,0 +1,99 @@
+// Package batcher collects messages into per-partition batches and decides
+// when each batch is ready to send (DESIGN.md "Batching semantics").
+//
+// Accumulator is the pure state machine of one partition (or of one topic
+// when batches are not collected by partition): no locks, no timers, time is
+// an argument. Pool runs one Accumulator per key behind locks, arms one timer
+// per accumulator on an injected Clock, bounds the record bytes held in
+// memory, and hands ready batches to a Sink.
+package batcher
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+)
+
+// Config holds the batching settings of one exporter.
+type Config struct {
+	// Size is the record count that makes a batch ready (batch.size).
+	Size int
+	// MaxBytes bounds a batch as sent: the v2 record batch, 61-byte header
+	// included, before compression (batch.max_bytes).
+	MaxBytes int
+	// MaxMessageBytes is producer.max_message_bytes: a record that does not
+	// fit in a batch of its own this large is rejected.
+	MaxMessageBytes int
+	// MaxWait bounds how long the first record of a batch waits (batch.max_wait).
+	MaxWait time.Duration
+	// MinDelay is the least time between an accumulator's last successful
+	// send and a batch made ready by Size (batch.min_delay).
+	MinDelay time.Duration
+	// CollectByPartition false keeps one accumulator per topic; its ready
+	// batches are split into one batch per partition when handed off.
+	CollectByPartition bool
+	// MaxPendingBytes bounds the record bytes accepted and not yet released
+	// (see Pool.Release); 0 means no bound.
+	MaxPendingBytes int64
+}
+
+// Validate reports the first setting out of range, naming the field.
+func (c Config) Validate() error {
+	switch {
+	case c.Size <= 0:
+		return fmt.Errorf("Size: must be > 0, got %d", c.Size)
+	case c.MaxMessageBytes <= message.BatchHeaderBytes:
+		return fmt.Errorf("MaxMessageBytes: must be > %d, got %d", message.BatchHeaderBytes, c.MaxMessageBytes)
+	case c.MaxBytes <= message.BatchHeaderBytes:
+		return fmt.Errorf("MaxBytes: must be > %d, got %d", message.BatchHeaderBytes, c.MaxBytes)
+	case c.MaxBytes > c.MaxMessageBytes:
+		return fmt.Errorf("MaxBytes: must be <= MaxMessageBytes (%d), got %d", c.MaxMessageBytes, c.MaxBytes)
+	case c.MaxWait <= 0:
+		return fmt.Errorf("MaxWait: must be > 0, got %s", c.MaxWait)
+	case c.MinDelay < 0:
+		return fmt.Errorf("MinDelay: must be >= 0, got %s", c.MinDelay)
+	case c.MinDelay > c.MaxWait:
+		return fmt.Errorf("MinDelay: must be <= MaxWait (%s), got %s", c.MaxWait, c.MinDelay)
+	case c.MaxPendingBytes < 0:
+		return fmt.Errorf("MaxPendingBytes: must be >= 0, got %d", c.MaxPendingBytes)
+	}
+	return nil
+}
+
+// Errors returned by Pool.Add; callers branch on them with errors.Is.
+var (
+	// ErrMemoryLimit: the records did not fit under MaxPendingBytes before
+	// the context ended. Nothing of the call was accepted.
+	ErrMemoryLimit = errors.New("batcher: pending bytes at max_pending_bytes")
+	// ErrClosed: Flush was called; the pool accepts nothing more.
+	ErrClosed = errors.New("batcher: pool flushed for shutdown")
+	// ErrInvalidPartition: a message had a negative partition.
+	ErrInvalidPartition = errors.New("batcher: message without a partition")
+)
+
+// RejectOversize is the Sink.Reject reason of a record larger than
+// MaxMessageBytes on its own.
+const RejectOversize = "oversize"
+
+// Timer is a scheduled callback. It is an alias so that clocks from other
+// packages (such as internal/fakeclock) satisfy Clock without importing this
+// package.
+type Timer = interface{ Stop() bool }
+
+// Clock is the source of time and timers; tests inject a fake one.
+type Clock interface {
+	Now() time.Time
+	// AfterFunc runs f in its own goroutine (or, for a fake clock, when the
+	// test moves time) once d has passed.
+	AfterFunc(d time.Duration, f func()) Timer
+}
+
+// SystemClock returns the real clock (time.Now, time.AfterFunc).
+func SystemClock() Clock { return systemClock{} }
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time                            { return time.Now() }
+func (systemClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
