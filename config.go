@@ -1,0 +1,529 @@
+package kafkabatcherexporter
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configopaque"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/config/configtls"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+)
+
+// Config is the kafkabatcher exporter configuration. Key names and defaults
+// are a contract (DESIGN.md, "Configuration contract").
+//
+// Validate checks the whole tree itself and names every problem with its
+// full dotted key path; the nested structs have no Validate of their own so
+// that the collector's confmap.Validate reports each problem exactly once.
+type Config struct {
+	// Brokers are the bootstrap brokers, host:port each ([::1]:9092 for IPv6).
+	Brokers         []string `mapstructure:"brokers"`
+	ClientID        string   `mapstructure:"client_id"`
+	ProtocolVersion string   `mapstructure:"protocol_version"`
+
+	// Topic is the default topic; TopicFrom, a field path, overrides it per
+	// record when set and non-empty on the record.
+	Topic     string `mapstructure:"topic"`
+	TopicFrom string `mapstructure:"topic_from"`
+	// TopicAliases maps a topic to the short name used as the topic_alias
+	// metric label.
+	TopicAliases map[string]string `mapstructure:"topic_aliases"`
+
+	Encoding Encoding `mapstructure:"encoding"`
+	// KeyFrom are field paths; the first non-empty one is the message key.
+	KeyFrom []string `mapstructure:"key_from"`
+	// HeadersFrom are field paths copied into record headers, named by the path.
+	HeadersFrom []string `mapstructure:"headers_from"`
+
+	Partitioning PartitioningConfig `mapstructure:"partitioning"`
+	Batch        BatchConfig        `mapstructure:"batch"`
+	Producer     ProducerConfig     `mapstructure:"producer"`
+	Auth         AuthConfig         `mapstructure:"auth"`
+
+	// TLS is off unless the tls key is present: absent (or enabled: false)
+	// means plaintext; present, even empty (`tls:` or `tls: {}`), means TLS
+	// with the given settings; `insecure: true` without a CA is plaintext too,
+	// as ClientConfig.LoadTLSConfig defines it. See Config.tlsConfig.
+	TLS configoptional.Optional[configtls.ClientConfig] `mapstructure:"tls"`
+
+	Metadata    MetadataConfig    `mapstructure:"metadata"`
+	TempStorage TempStorageConfig `mapstructure:"temp_storage"`
+	Delivery    Delivery          `mapstructure:"delivery"`
+	// MaxPendingBytes bounds the record bytes held in memory; above it
+	// ConsumeLogs waits, then errors.
+	MaxPendingBytes int `mapstructure:"max_pending_bytes"`
+}
+
+// PartitioningConfig chooses how records are spread over partitions.
+type PartitioningConfig struct {
+	Strategy Strategy `mapstructure:"strategy"`
+	// CollectByPartition false keeps one accumulator per topic, split by
+	// partition at send time.
+	CollectByPartition bool `mapstructure:"collect_by_partition"`
+}
+
+// BatchConfig says when an accumulator's pending records become a batch.
+type BatchConfig struct {
+	Size int `mapstructure:"size"`
+	// MaxBytes bounds a whole v2 record batch as sent, 61-byte header
+	// included, before compression.
+	MaxBytes  int           `mapstructure:"max_bytes"`
+	MaxWait   time.Duration `mapstructure:"max_wait"`
+	MinDelay  time.Duration `mapstructure:"min_delay"`
+	FlushWhen []string      `mapstructure:"flush_when"`
+}
+
+// ProducerConfig configures produce requests.
+type ProducerConfig struct {
+	RequiredAcks    RequiredAcks  `mapstructure:"required_acks"`
+	Compression     Compression   `mapstructure:"compression"`
+	MaxMessageBytes int           `mapstructure:"max_message_bytes"`
+	Timeout         time.Duration `mapstructure:"timeout"`
+	MaxAttempts     int           `mapstructure:"max_attempts"`
+}
+
+// AuthConfig holds broker authentication.
+type AuthConfig struct {
+	SASL SASLConfig `mapstructure:"sasl"`
+}
+
+// SASLConfig is SASL authentication; an empty Mechanism means none.
+type SASLConfig struct {
+	Mechanism SASLMechanism       `mapstructure:"mechanism"`
+	Username  string              `mapstructure:"username"`
+	Password  configopaque.String `mapstructure:"password"`
+}
+
+// MetadataConfig configures Kafka metadata refreshes.
+type MetadataConfig struct {
+	RefreshInterval time.Duration `mapstructure:"refresh_interval"`
+}
+
+// TempStorageConfig configures the durable file queue used while Kafka
+// cannot take batches.
+type TempStorageConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+	// Directory "" means <os.UserCacheDir()>/otelcol-kafkabatcher/<exporter id>;
+	// see Config.storageDir.
+	Directory     string        `mapstructure:"directory"`
+	MaxBytes      int           `mapstructure:"max_bytes"`
+	SegmentBytes  int           `mapstructure:"segment_bytes"`
+	Fsync         FsyncMode     `mapstructure:"fsync"`
+	RetryInterval time.Duration `mapstructure:"retry_interval"`
+}
+
+// Encoding is how a log record becomes a message value.
+type Encoding string
+
+// Encodings.
+const (
+	EncodingOTLPProto Encoding = "otlp_proto"
+	EncodingOTLPJSON  Encoding = "otlp_json"
+	EncodingJSON      Encoding = "json"
+	EncodingRaw       Encoding = "raw"
+)
+
+// Strategy is a partitioning strategy.
+type Strategy string
+
+// Partitioning strategies.
+const (
+	StrategyMurmur2    Strategy = "murmur2"
+	StrategyFNV1a      Strategy = "fnv1a"
+	StrategyMD5        Strategy = "md5"
+	StrategyRandom     Strategy = "random"
+	StrategySticky     Strategy = "sticky"
+	StrategyRoundRobin Strategy = "round_robin"
+)
+
+// Compression is the record batch compression codec.
+type Compression string
+
+// Compression codecs.
+const (
+	CompressionNone   Compression = "none"
+	CompressionGzip   Compression = "gzip"
+	CompressionSnappy Compression = "snappy"
+	CompressionLZ4    Compression = "lz4"
+	CompressionZstd   Compression = "zstd"
+)
+
+// Codec returns the sarama codec; call it on a validated config.
+func (c Compression) Codec() sarama.CompressionCodec {
+	switch c {
+	case CompressionGzip:
+		return sarama.CompressionGZIP
+	case CompressionSnappy:
+		return sarama.CompressionSnappy
+	case CompressionLZ4:
+		return sarama.CompressionLZ4
+	case CompressionZstd:
+		return sarama.CompressionZSTD
+	}
+	return sarama.CompressionNone
+}
+
+// SASLMechanism is a SASL mechanism name.
+type SASLMechanism string
+
+// SASL mechanisms; the empty one means no SASL.
+const (
+	SASLNone        SASLMechanism = ""
+	SASLPlain       SASLMechanism = "PLAIN"
+	SASLScramSHA256 SASLMechanism = "SCRAM-SHA-256"
+	SASLScramSHA512 SASLMechanism = "SCRAM-SHA-512"
+)
+
+// FsyncMode says when the file queue syncs to disk.
+type FsyncMode string
+
+// Fsync modes.
+const (
+	FsyncBatch    FsyncMode = "batch"
+	FsyncInterval FsyncMode = "interval"
+	FsyncNever    FsyncMode = "never"
+)
+
+// Delivery says when ConsumeLogs returns.
+type Delivery string
+
+// Delivery modes.
+const (
+	// DeliveryAsync: accepted once in an accumulator.
+	DeliveryAsync Delivery = "async"
+	// DeliverySync: returns once Kafka acknowledged the records or they are on disk.
+	DeliverySync Delivery = "sync"
+)
+
+// RequiredAcks is producer.required_acks. YAML accepts `all`, `-1`, `1`
+// and `0`, quoted or not: a number decodes directly, a string goes through
+// UnmarshalText. Out-of-range numbers are left to Validate so that the
+// error names the key.
+type RequiredAcks int16
+
+// Acknowledgement levels.
+const (
+	AcksAll    RequiredAcks = -1
+	AcksLeader RequiredAcks = 1
+	AcksNone   RequiredAcks = 0
+)
+
+// UnmarshalText accepts all, -1, 1 and 0.
+func (a *RequiredAcks) UnmarshalText(text []byte) error {
+	s := strings.TrimSpace(string(text))
+	if strings.EqualFold(s, "all") {
+		*a = AcksAll
+		return nil
+	}
+	n, err := strconv.ParseInt(s, 10, 16)
+	if err != nil {
+		return fmt.Errorf("want all, -1, 1 or 0, got %q", string(text))
+	}
+	*a = RequiredAcks(n)
+	return nil
+}
+
+// MarshalText writes all for -1, else the number.
+func (a RequiredAcks) MarshalText() ([]byte, error) {
+	if a == AcksAll {
+		return []byte("all"), nil
+	}
+	return []byte(strconv.Itoa(int(a))), nil
+}
+
+// Sarama returns the sarama value.
+func (a RequiredAcks) Sarama() sarama.RequiredAcks { return sarama.RequiredAcks(a) }
+
+// validTopic is Kafka's topic name rule (legal characters, at most 249).
+var validTopic = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+
+// validPreKafka1ClientID is the client.id rule of brokers before 1.0.0.
+var validPreKafka1ClientID = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+// Validate checks the configuration; every error names its full key path,
+// the problem and the bad value. All problems are returned, joined.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if len(c.Brokers) == 0 {
+		add("brokers: must list at least one host:port, got none")
+	}
+	for i, b := range c.Brokers {
+		if err := validateBroker(b); err != nil {
+			add("brokers[%d]: %v, got %q", i, err, b)
+		}
+	}
+
+	version, versionErr := sarama.ParseKafkaVersion(c.ProtocolVersion)
+	switch {
+	case versionErr != nil:
+		add("protocol_version: not a Kafka version (want e.g. 2.8.0), got %q", c.ProtocolVersion)
+	case !version.IsAtLeast(sarama.V0_11_0_0):
+		add("protocol_version: must be >= 0.11.0 (record batch v2), got %q", c.ProtocolVersion)
+	}
+
+	switch {
+	case c.ClientID == "":
+		add("client_id: must not be empty")
+	case versionErr == nil && !version.IsAtLeast(sarama.V1_0_0_0) && !validPreKafka1ClientID.MatchString(c.ClientID):
+		add("client_id: must use only [A-Za-z0-9._-] before protocol_version 1.0.0, got %q", c.ClientID)
+	}
+
+	if err := validateTopicName(c.Topic); err != nil {
+		add("topic: %v, got %q", err, c.Topic)
+	}
+	if c.TopicFrom != "" {
+		// logmsg's error shows the path.
+		if _, err := logmsg.ParseFieldPath(c.TopicFrom); err != nil {
+			add("topic_from: %v", err)
+		}
+	}
+	for _, topic := range slices.Sorted(maps.Keys(c.TopicAliases)) {
+		if err := validateTopicName(topic); err != nil {
+			add("topic_aliases: %v, got topic %q", err, topic)
+		}
+		if c.TopicAliases[topic] == "" {
+			add("topic_aliases.%s: alias must not be empty, got %q", topic, "")
+		}
+	}
+
+	switch c.Encoding {
+	case EncodingOTLPProto, EncodingOTLPJSON, EncodingJSON, EncodingRaw:
+	default:
+		add("encoding: unknown encoding %q (want otlp_proto, otlp_json, json, raw)", c.Encoding)
+	}
+	errs = append(errs, validatePaths("key_from", c.KeyFrom)...)
+	errs = append(errs, validatePaths("headers_from", c.HeadersFrom)...)
+
+	switch c.Partitioning.Strategy {
+	case StrategyMurmur2, StrategyFNV1a, StrategyMD5, StrategyRandom, StrategySticky, StrategyRoundRobin:
+	default:
+		add("partitioning.strategy: unknown strategy %q (want murmur2, fnv1a, md5, random, sticky, round_robin)", c.Partitioning.Strategy)
+	}
+
+	b, p := c.Batch, c.Producer
+	if b.Size <= 0 {
+		add("batch.size: must be > 0, got %d", b.Size)
+	}
+	switch {
+	case b.MaxBytes <= message.BatchHeaderBytes:
+		add("batch.max_bytes: must be > %d (the record batch header), got %d", message.BatchHeaderBytes, b.MaxBytes)
+	case p.MaxMessageBytes > 0 && b.MaxBytes > p.MaxMessageBytes:
+		add("batch.max_bytes: must be <= producer.max_message_bytes (%d), got %d", p.MaxMessageBytes, b.MaxBytes)
+	}
+	if b.MaxWait <= 0 {
+		add("batch.max_wait: must be > 0, got %s", b.MaxWait)
+	}
+	switch {
+	case b.MinDelay < 0:
+		add("batch.min_delay: must be >= 0, got %s", b.MinDelay)
+	case b.MaxWait > 0 && b.MinDelay > b.MaxWait:
+		add("batch.min_delay: must be <= batch.max_wait (%s), got %s", b.MaxWait, b.MinDelay)
+	}
+	// One condition at a time so that each error names its index and shows
+	// the condition; logmsg names a lone condition flush_when[0].
+	for i, cond := range b.FlushWhen {
+		if err := logmsg.ValidateConditions([]string{cond}); err != nil {
+			msg := strings.TrimPrefix(err.Error(), "flush_when[0]: ")
+			add("batch.flush_when[%d]: %s, got %q", i, msg, cond)
+		}
+	}
+
+	switch p.RequiredAcks {
+	case AcksAll, AcksLeader, AcksNone:
+	default:
+		add("producer.required_acks: want all, -1, 1 or 0, got %d", p.RequiredAcks)
+	}
+	switch p.Compression {
+	case CompressionNone, CompressionGzip, CompressionSnappy, CompressionLZ4:
+	case CompressionZstd:
+		if versionErr == nil && !version.IsAtLeast(sarama.V2_1_0_0) {
+			add("producer.compression: zstd needs protocol_version >= 2.1.0, got protocol_version %q", c.ProtocolVersion)
+		}
+	default:
+		add("producer.compression: unknown compression %q (want none, gzip, snappy, lz4, zstd)", p.Compression)
+	}
+	if p.MaxMessageBytes <= 0 {
+		add("producer.max_message_bytes: must be > 0, got %d", p.MaxMessageBytes)
+	}
+	if p.Timeout <= 0 {
+		add("producer.timeout: must be > 0, got %s", p.Timeout)
+	}
+	if p.MaxAttempts < 1 {
+		add("producer.max_attempts: must be >= 1, got %d", p.MaxAttempts)
+	}
+
+	sasl := c.Auth.SASL
+	switch sasl.Mechanism {
+	case SASLNone:
+		if sasl.Username != "" || sasl.Password != "" {
+			add("auth.sasl.mechanism: required when username or password is set (want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), got %q", sasl.Mechanism)
+		}
+	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
+		if sasl.Username == "" {
+			add("auth.sasl.username: required with mechanism %s, got %q", sasl.Mechanism, sasl.Username)
+		}
+		if sasl.Password == "" {
+			add("auth.sasl.password: required with mechanism %s, got none", sasl.Mechanism)
+		}
+	default:
+		add("auth.sasl.mechanism: unknown mechanism %q (want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)", sasl.Mechanism)
+	}
+
+	if c.Metadata.RefreshInterval <= 0 {
+		add("metadata.refresh_interval: must be > 0, got %s", c.Metadata.RefreshInterval)
+	}
+
+	ts := c.TempStorage
+	if ts.MaxBytes <= 0 {
+		add("temp_storage.max_bytes: must be > 0, got %d", ts.MaxBytes)
+	}
+	switch {
+	case ts.SegmentBytes <= 0:
+		add("temp_storage.segment_bytes: must be > 0, got %d", ts.SegmentBytes)
+	case ts.MaxBytes > 0 && ts.SegmentBytes > ts.MaxBytes:
+		add("temp_storage.segment_bytes: must be <= temp_storage.max_bytes (%d), got %d", ts.MaxBytes, ts.SegmentBytes)
+	}
+	switch ts.Fsync {
+	case FsyncBatch, FsyncInterval, FsyncNever:
+	default:
+		add("temp_storage.fsync: unknown mode %q (want batch, interval, never)", ts.Fsync)
+	}
+	if ts.RetryInterval <= 0 {
+		add("temp_storage.retry_interval: must be > 0, got %s", ts.RetryInterval)
+	}
+
+	switch c.Delivery {
+	case DeliveryAsync, DeliverySync:
+	default:
+		add("delivery: unknown mode %q (want async, sync)", c.Delivery)
+	}
+	switch {
+	case c.MaxPendingBytes <= 0:
+		add("max_pending_bytes: must be > 0, got %d", c.MaxPendingBytes)
+	case c.MaxPendingBytes < b.MaxBytes:
+		add("max_pending_bytes: must be >= batch.max_bytes (%d), got %d", b.MaxBytes, c.MaxPendingBytes)
+	}
+
+	return errors.Join(errs...)
+}
+
+// KafkaVersion returns the parsed protocol_version; call it on a validated
+// config.
+func (c *Config) KafkaVersion() sarama.KafkaVersion {
+	v, err := sarama.ParseKafkaVersion(c.ProtocolVersion)
+	if err != nil {
+		return sarama.DefaultVersion
+	}
+	return v
+}
+
+// storageDir returns temp_storage.directory, or when it is empty
+// <os.UserCacheDir()>/otelcol-kafkabatcher/<exporter id>, the id escaped to
+// one path element (kafkabatcher/full -> kafkabatcher_full).
+func (c *Config) storageDir(id component.ID) (string, error) {
+	if c.TempStorage.Directory != "" {
+		return c.TempStorage.Directory, nil
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("temp_storage.directory is empty and the user cache directory is unknown: %w", err)
+	}
+	return filepath.Join(cache, "otelcol-kafkabatcher", idDirName(id)), nil
+}
+
+// idDirName turns a component ID into one file name, distinct per ID: the
+// type (letters, digits, _) then, for a named ID, "_" and the name with
+// every byte outside [A-Za-z0-9._-] written as %XX.
+func idDirName(id component.ID) string {
+	name := id.Name()
+	if name == "" {
+		return id.Type().String()
+	}
+	var sb strings.Builder
+	sb.WriteString(id.Type().String())
+	sb.WriteByte('_')
+	for i := 0; i < len(name); i++ {
+		ch := name[i]
+		switch {
+		case ch >= 'a' && ch <= 'z', ch >= 'A' && ch <= 'Z', ch >= '0' && ch <= '9', ch == '.', ch == '_', ch == '-':
+			sb.WriteByte(ch)
+		default:
+			fmt.Fprintf(&sb, "%%%02X", ch)
+		}
+	}
+	return sb.String()
+}
+
+// tlsConfig returns the TLS settings for broker connections, or nil for
+// plaintext (tls absent or disabled, or insecure without a CA).
+func (c *Config) tlsConfig(ctx context.Context) (*tls.Config, error) {
+	if !c.TLS.HasValue() {
+		return nil, nil
+	}
+	tc, err := c.TLS.Get().LoadTLSConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	return tc, nil
+}
+
+func validateBroker(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port (IPv6 as [::1]:9092)")
+	}
+	if host == "" || strings.ContainsAny(host, " \t/") {
+		return errors.New("want host:port with a host name or IP address")
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return errors.New("port must be 1..65535")
+	}
+	return nil
+}
+
+func validateTopicName(topic string) error {
+	switch {
+	case topic == "":
+		return errors.New("must not be empty")
+	case topic == "." || topic == "..":
+		return errors.New("is not a legal Kafka topic name")
+	case !validTopic.MatchString(topic):
+		return errors.New("must be at most 249 characters of [a-zA-Z0-9._-]")
+	}
+	return nil
+}
+
+func validatePaths(key string, paths []string) []error {
+	var errs []error
+	seen := make(map[string]bool, len(paths))
+	for i, s := range paths {
+		if _, err := logmsg.ParseFieldPath(s); err != nil {
+			errs = append(errs, fmt.Errorf("%s[%d]: %w", key, i, err)) // err shows the path
+			continue
+		}
+		if seen[s] {
+			errs = append(errs, fmt.Errorf("%s[%d]: duplicate field path, got %q", key, i, s))
+		}
+		seen[s] = true
+	}
+	return errs
+}

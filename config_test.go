@@ -1,0 +1,450 @@
+package kafkabatcherexporter
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/config/configtls"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadata"
+)
+
+// loadConfig unmarshals the exporter id of file over the defaults, as the
+// collector does.
+func loadConfig(t *testing.T, file string, id component.ID) (*Config, error) {
+	t.Helper()
+	cm, err := confmaptest.LoadConf(file)
+	require.NoError(t, err)
+	sub, err := cm.Sub(id.String())
+	require.NoError(t, err)
+	cfg := createDefaultConfig().(*Config)
+	return cfg, sub.Unmarshal(cfg)
+}
+
+func TestLoadConfig(t *testing.T) {
+	full := createDefaultConfig().(*Config)
+	full.Brokers = []string{"kafka-1.internal:9093", "10.0.0.7:9093", "[2001:db8::1]:9093"}
+	full.ClientID = "edge-agent"
+	full.ProtocolVersion = "3.6.0"
+	full.Topic = "app_logs"
+	full.TopicFrom = "attributes.kafka.topic"
+	full.TopicAliases = map[string]string{"app_logs": "app", "audit_logs": "audit"}
+	full.Encoding = EncodingJSON
+	full.KeyFrom = []string{"attributes.user_id", "resource.host.name", "trace_id"}
+	full.HeadersFrom = []string{"resource.service.name", "severity_text", "scope.name"}
+	full.Partitioning = PartitioningConfig{Strategy: StrategyRoundRobin, CollectByPartition: false}
+	full.Batch = BatchConfig{
+		Size:     2000,
+		MaxBytes: 500_000,
+		MaxWait:  250 * time.Millisecond,
+		MinDelay: 50 * time.Millisecond,
+		FlushWhen: []string{
+			"severity_number >= SEVERITY_NUMBER_ERROR",
+			`attributes["flush"] == true`,
+		},
+	}
+	full.Producer = ProducerConfig{
+		RequiredAcks:    AcksLeader,
+		Compression:     CompressionZstd,
+		MaxMessageBytes: 2_000_000,
+		Timeout:         3 * time.Second,
+		MaxAttempts:     5,
+	}
+	full.Auth.SASL = SASLConfig{Mechanism: SASLScramSHA512, Username: "agent", Password: "s3cret"}
+	tlsCfg := configtls.NewDefaultClientConfig()
+	tlsCfg.CAFile = "/etc/kafka/ca.pem"
+	tlsCfg.InsecureSkipVerify = true
+	tlsCfg.ServerName = "kafka.internal"
+	tlsCfg.MinVersion = "1.2"
+	full.TLS = configoptional.Some(tlsCfg)
+	full.Metadata.RefreshInterval = time.Minute
+	full.TempStorage = TempStorageConfig{
+		Enabled:       false,
+		Directory:     "/var/lib/otelcol/kafkabatcher",
+		MaxBytes:      512 << 20,
+		SegmentBytes:  8 << 20,
+		Fsync:         FsyncInterval,
+		RetryInterval: 2 * time.Second,
+	}
+	full.Delivery = DeliverySync
+	full.MaxPendingBytes = 32 << 20
+
+	tests := []struct {
+		id   component.ID
+		want *Config
+	}{
+		{id: component.NewID(metadata.Type), want: createDefaultConfig().(*Config)},
+		{id: component.NewIDWithName(metadata.Type, "full"), want: full},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id.String(), func(t *testing.T) {
+			cfg, err := loadConfig(t, filepath.Join("testdata", "config.yaml"), tt.id)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, cfg)
+			assert.NoError(t, cfg.Validate())
+			assert.NoError(t, confmap.Validate(cfg))
+		})
+	}
+}
+
+// TestDefaultConfigContract pins every default of DESIGN.md's configuration
+// contract, key by key, as the collector sees them after marshaling.
+func TestDefaultConfigContract(t *testing.T) {
+	conf := confmap.New()
+	require.NoError(t, conf.Marshal(createDefaultConfig()))
+	want := map[string]any{
+		"brokers":                            []any{"localhost:9092"},
+		"client_id":                          "otelcol-kafkabatcher",
+		"protocol_version":                   "2.8.0",
+		"topic":                              "otlp_logs",
+		"topic_from":                         "",
+		"encoding":                           "otlp_proto",
+		"partitioning::strategy":             "murmur2",
+		"partitioning::collect_by_partition": true,
+		"batch::size":                        500,
+		"batch::max_bytes":                   1000000,
+		"batch::max_wait":                    "1s",
+		"batch::min_delay":                   "0s",
+		"producer::required_acks":            "all",
+		"producer::compression":              "none",
+		"producer::max_message_bytes":        1000000,
+		"producer::timeout":                  "10s",
+		"producer::max_attempts":             3,
+		"auth::sasl::mechanism":              "",
+		"auth::sasl::username":               "",
+		"metadata::refresh_interval":         "30s",
+		"temp_storage::enabled":              true,
+		"temp_storage::directory":            "",
+		"temp_storage::max_bytes":            1073741824,
+		"temp_storage::segment_bytes":        16777216,
+		"temp_storage::fsync":                "batch",
+		"temp_storage::retry_interval":       "5s",
+		"delivery":                           "async",
+		"max_pending_bytes":                  67108864,
+	}
+	// Compared as text: Marshal keeps Go types (time.Duration, Encoding),
+	// and their text is what YAML holds.
+	for key, v := range want {
+		assert.Equal(t, fmt.Sprint(v), fmt.Sprint(conf.Get(key)), key)
+	}
+	for _, key := range []string{"key_from", "headers_from", "batch::flush_when"} {
+		assert.Empty(t, conf.Get(key), key)
+	}
+	assert.Empty(t, conf.Get("topic_aliases"))
+	assert.Nil(t, conf.Get("tls"), "tls absent by default: plaintext")
+}
+
+func TestRequiredAcksForms(t *testing.T) {
+	tests := []struct {
+		yaml any
+		want RequiredAcks
+	}{
+		{"all", AcksAll},
+		{"ALL", AcksAll},
+		{"-1", AcksAll},
+		{-1, AcksAll},
+		{"1", AcksLeader},
+		{1, AcksLeader},
+		{"0", AcksNone},
+		{0, AcksNone},
+	}
+	for _, tt := range tests {
+		cfg := createDefaultConfig().(*Config)
+		cfg.Producer.RequiredAcks = 42 // prove the value is overwritten
+		conf := confmap.NewFromStringMap(map[string]any{"producer": map[string]any{"required_acks": tt.yaml}})
+		require.NoError(t, conf.Unmarshal(cfg), "%v", tt.yaml)
+		assert.Equal(t, tt.want, cfg.Producer.RequiredAcks, "%v", tt.yaml)
+		assert.NoError(t, cfg.Validate(), "%v", tt.yaml)
+	}
+	assert.Equal(t, sarama.WaitForAll, AcksAll.Sarama())
+	assert.Equal(t, sarama.WaitForLocal, AcksLeader.Sarama())
+	assert.Equal(t, sarama.NoResponse, AcksNone.Sarama())
+
+	for a, want := range map[RequiredAcks]string{AcksAll: "all", AcksLeader: "1", AcksNone: "0"} {
+		got, err := a.MarshalText()
+		require.NoError(t, err)
+		assert.Equal(t, want, string(got))
+	}
+}
+
+func TestCompressionCodec(t *testing.T) {
+	for c, want := range map[Compression]sarama.CompressionCodec{
+		CompressionNone:   sarama.CompressionNone,
+		CompressionGzip:   sarama.CompressionGZIP,
+		CompressionSnappy: sarama.CompressionSnappy,
+		CompressionLZ4:    sarama.CompressionLZ4,
+		CompressionZstd:   sarama.CompressionZSTD,
+	} {
+		assert.Equal(t, want, c.Codec(), c)
+	}
+}
+
+func TestKafkaVersion(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	assert.Equal(t, sarama.V2_8_0_0, cfg.KafkaVersion())
+	cfg.ProtocolVersion = "3.6.0"
+	assert.Equal(t, sarama.V3_6_0_0, cfg.KafkaVersion())
+}
+
+func TestBrokerAddresses(t *testing.T) {
+	for _, ok := range []string{"localhost:9092", "[::1]:9092", "10.1.2.3:1", "kafka-0.kafka.svc:65535"} {
+		cfg := createDefaultConfig().(*Config)
+		cfg.Brokers = []string{ok}
+		assert.NoError(t, cfg.Validate(), ok)
+	}
+}
+
+func TestFieldPathsAccepted(t *testing.T) {
+	paths := []string{
+		"attributes.x", "resource.host.name", "body", "body.msg",
+		"trace_id", "span_id", "severity_text", "scope.name",
+	}
+	cfg := createDefaultConfig().(*Config)
+	cfg.KeyFrom = paths
+	cfg.HeadersFrom = paths
+	cfg.TopicFrom = "attributes.kafka.topic"
+	assert.NoError(t, cfg.Validate())
+}
+
+// TestTLSPresence pins the tls decision: absent or disabled is plaintext,
+// present (even empty) is TLS.
+func TestTLSPresence(t *testing.T) {
+	tests := []struct {
+		name    string
+		conf    map[string]any
+		wantTLS bool
+	}{
+		{name: "absent", conf: map[string]any{}, wantTLS: false},
+		{name: "null", conf: map[string]any{"tls": nil}, wantTLS: true},
+		{name: "empty", conf: map[string]any{"tls": map[string]any{}}, wantTLS: true},
+		{name: "disabled", conf: map[string]any{"tls": map[string]any{"enabled": false, "insecure_skip_verify": true}}, wantTLS: false},
+		{name: "insecure", conf: map[string]any{"tls": map[string]any{"insecure": true}}, wantTLS: false},
+		{name: "skip verify", conf: map[string]any{"tls": map[string]any{"insecure_skip_verify": true, "server_name_override": "kafka"}}, wantTLS: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := createDefaultConfig().(*Config)
+			require.NoError(t, confmap.NewFromStringMap(tt.conf).Unmarshal(cfg))
+			require.NoError(t, confmap.Validate(cfg))
+			tc, err := cfg.tlsConfig(context.Background())
+			require.NoError(t, err)
+			assert.Equal(t, tt.wantTLS, tc != nil)
+			if tt.name == "skip verify" {
+				assert.True(t, tc.InsecureSkipVerify)
+				assert.Equal(t, "kafka", tc.ServerName)
+			}
+		})
+	}
+}
+
+func TestTLSLoadError(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	conf := confmap.NewFromStringMap(map[string]any{"tls": map[string]any{"ca_file": filepath.Join(t.TempDir(), "missing.pem")}})
+	require.NoError(t, conf.Unmarshal(cfg))
+	_, err := cfg.tlsConfig(context.Background())
+	require.Error(t, err)
+	assert.True(t, strings.HasPrefix(err.Error(), "tls: "), err.Error())
+}
+
+func TestStorageDir(t *testing.T) {
+	cache, err := os.UserCacheDir()
+	require.NoError(t, err)
+
+	cfg := createDefaultConfig().(*Config)
+	dir, err := cfg.storageDir(component.NewID(metadata.Type))
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(cache, "otelcol-kafkabatcher", "kafkabatcher"), dir)
+
+	dir, err = cfg.storageDir(component.NewIDWithName(metadata.Type, "eu/west 1"))
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(cache, "otelcol-kafkabatcher", "kafkabatcher_eu%2Fwest%201"), dir)
+
+	cfg.TempStorage.Directory = "/data/spill"
+	dir, err = cfg.storageDir(component.NewID(metadata.Type))
+	require.NoError(t, err)
+	assert.Equal(t, "/data/spill", dir)
+}
+
+func TestStorageDirNoCacheDir(t *testing.T) {
+	// os.UserCacheDir fails on Linux when neither variable is set.
+	t.Setenv("XDG_CACHE_HOME", "")
+	t.Setenv("HOME", "")
+	cfg := createDefaultConfig().(*Config)
+	_, err := cfg.storageDir(component.NewID(metadata.Type))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "temp_storage.directory is empty")
+}
+
+func TestIDDirNamesDistinct(t *testing.T) {
+	names := []string{"", "a", "a_b", "a/b", "a%2Fb", "a.b", "a-b", "é"}
+	seen := map[string]string{}
+	for _, n := range names {
+		d := idDirName(component.NewIDWithName(metadata.Type, n))
+		assert.NotContains(t, d, "/")
+		if prev, dup := seen[d]; dup {
+			t.Errorf("names %q and %q both map to %q", prev, n, d)
+		}
+		seen[d] = n
+	}
+}
+
+// invalidCases maps each testdata/invalid file to the exact error the
+// collector shows. Cases marked unmarshal fail while decoding (the value has
+// the wrong type), the others in Validate.
+var invalidCases = map[string]struct {
+	want      string
+	unmarshal bool
+}{
+	"brokers_empty":            {want: `brokers: must list at least one host:port, got none`},
+	"broker_no_port":           {want: `brokers[1]: want host:port (IPv6 as [::1]:9092), got "localhost"`},
+	"broker_ipv6_unbracketed":  {want: `brokers[0]: want host:port (IPv6 as [::1]:9092), got "::1:9092"`},
+	"broker_port_zero":         {want: `brokers[0]: port must be 1..65535, got "localhost:0"`},
+	"broker_port_too_big":      {want: `brokers[0]: port must be 1..65535, got "localhost:65536"`},
+	"broker_empty_host":        {want: `brokers[0]: want host:port with a host name or IP address, got ":9092"`},
+	"protocol_version_garbage": {want: `protocol_version: not a Kafka version (want e.g. 2.8.0), got "latest"`},
+	"protocol_version_too_old": {want: `protocol_version: must be >= 0.11.0 (record batch v2), got "0.10.2.0"`},
+	"client_id_empty":          {want: `client_id: must not be empty`},
+	"client_id_pre_1_0":        {want: `client_id: must use only [A-Za-z0-9._-] before protocol_version 1.0.0, got "agent #1"`},
+	"topic_empty":              {want: `topic: must not be empty, got ""`},
+	"topic_illegal":            {want: `topic: must be at most 249 characters of [a-zA-Z0-9._-], got "logs/app"`},
+	"topic_from_invalid": {want: `topic_from: invalid field path "attribute.x": want one of ` +
+		`attributes.NAME, resource.NAME, scope.NAME, body, body.NAME, trace_id, span_id, severity_text`},
+	"topic_aliases_empty_alias": {want: `topic_aliases.otlp_logs: alias must not be empty, got ""`},
+	"encoding_unknown":          {want: `encoding: unknown encoding "avro" (want otlp_proto, otlp_json, json, raw)`},
+	"key_from_invalid": {want: `key_from[1]: invalid field path "attributes.": want one of ` +
+		`attributes.NAME, resource.NAME, scope.NAME, body, body.NAME, trace_id, span_id, severity_text`},
+	"key_from_empty_path": {want: `key_from[0]: invalid field path "": want one of ` +
+		`attributes.NAME, resource.NAME, scope.NAME, body, body.NAME, trace_id, span_id, severity_text`},
+	"headers_from_invalid": {want: `headers_from[0]: invalid field path "attribute.x": want one of ` +
+		`attributes.NAME, resource.NAME, scope.NAME, body, body.NAME, trace_id, span_id, severity_text`},
+	"headers_from_duplicate":                 {want: `headers_from[2]: duplicate field path, got "trace_id"`},
+	"strategy_unknown":                       {want: `partitioning.strategy: unknown strategy "foo" (want murmur2, fnv1a, md5, random, sticky, round_robin)`},
+	"batch_size_zero":                        {want: `batch.size: must be > 0, got 0`},
+	"batch_size_negative":                    {want: `batch.size: must be > 0, got -5`},
+	"batch_max_bytes_header":                 {want: `batch.max_bytes: must be > 61 (the record batch header), got 61`},
+	"batch_max_bytes_over_max_message_bytes": {want: `batch.max_bytes: must be <= producer.max_message_bytes (1000000), got 2000000`},
+	"batch_max_wait_zero":                    {want: `batch.max_wait: must be > 0, got 0s`},
+	"batch_min_delay_negative":               {want: `batch.min_delay: must be >= 0, got -1s`},
+	"batch_min_delay_over_max_wait":          {want: `batch.min_delay: must be <= batch.max_wait (1s), got 2s`},
+	"flush_when_invalid":                     {want: `batch.flush_when[1]: 1:17: condition has invalid syntax: (expected Field ("." Field)*), got "severity_text =="`},
+	"required_acks_out_of_range":             {want: `producer.required_acks: want all, -1, 1 or 0, got 2`},
+	"required_acks_word": {unmarshal: true, want: "decoding failed due to the following error(s):\n\n" +
+		`'producer.required_acks' want all, -1, 1 or 0, got "leader"`},
+	"compression_unknown":        {want: `producer.compression: unknown compression "brotli" (want none, gzip, snappy, lz4, zstd)`},
+	"compression_zstd_old_kafka": {want: `producer.compression: zstd needs protocol_version >= 2.1.0, got protocol_version "2.0.0"`},
+	"max_message_bytes_zero":     {want: `producer.max_message_bytes: must be > 0, got 0`},
+	"producer_timeout_zero":      {want: `producer.timeout: must be > 0, got 0s`},
+	"max_attempts_zero":          {want: `producer.max_attempts: must be >= 1, got 0`},
+	"sasl_unknown_mechanism":     {want: `auth.sasl.mechanism: unknown mechanism "GSSAPI" (want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)`},
+	"sasl_missing_username":      {want: `auth.sasl.username: required with mechanism PLAIN, got ""`},
+	"sasl_missing_password":      {want: `auth.sasl.password: required with mechanism SCRAM-SHA-256, got none`},
+	"sasl_credentials_without_mechanism": {want: `auth.sasl.mechanism: required when username or password is set ` +
+		`(want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), got ""`},
+	// configtls's own Validate, run by confmap.Validate: it reports the
+	// problem twice (ClientConfig and its embedded Config, the second under
+	// the Optional's inner path); otelcol shows the same text.
+	"tls_ca_file_and_pem": {want: "tls: provide either a CA file or the PEM-encoded string, but not both\n" +
+		"config: provide either a CA file or the PEM-encoded string, but not both"},
+	"metadata_refresh_interval_zero":            {want: `metadata.refresh_interval: must be > 0, got 0s`},
+	"temp_storage_max_bytes_zero":               {want: `temp_storage.max_bytes: must be > 0, got 0`},
+	"temp_storage_segment_bytes_zero":           {want: `temp_storage.segment_bytes: must be > 0, got 0`},
+	"temp_storage_segment_bytes_over_max_bytes": {want: `temp_storage.segment_bytes: must be <= temp_storage.max_bytes (1000000), got 2000000`},
+	"temp_storage_fsync_unknown":                {want: `temp_storage.fsync: unknown mode "always" (want batch, interval, never)`},
+	"temp_storage_retry_interval_zero":          {want: `temp_storage.retry_interval: must be > 0, got 0s`},
+	"delivery_unknown":                          {want: `delivery: unknown mode "eventually" (want async, sync)`},
+	"max_pending_bytes_zero":                    {want: `max_pending_bytes: must be > 0, got 0`},
+	"max_pending_bytes_below_batch_max_bytes":   {want: `max_pending_bytes: must be >= batch.max_bytes (1000000), got 500000`},
+	"unknown_key": {unmarshal: true, want: "decoding failed due to the following error(s):\n\n" +
+		`'kafkabatcherexporter.Config' has invalid keys: batches`},
+	"several_problems": {want: "brokers: must list at least one host:port, got none\n" +
+		"batch.size: must be > 0, got 0\n" +
+		"batch.max_wait: must be > 0, got 0s\n" +
+		`delivery: unknown mode "eventually" (want async, sync)`},
+}
+
+func TestInvalidConfigs(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "invalid", "*.yaml"))
+	require.NoError(t, err)
+	var names []string
+	for _, f := range files {
+		names = append(names, strings.TrimSuffix(filepath.Base(f), ".yaml"))
+	}
+	for name := range invalidCases {
+		assert.Contains(t, names, name, "case without a file")
+	}
+
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			tc, ok := invalidCases[name]
+			require.True(t, ok, "testdata/invalid/%s.yaml has no expected error", name)
+
+			cfg, err := loadConfig(t, filepath.Join("testdata", "invalid", name+".yaml"), component.NewID(metadata.Type))
+			if tc.unmarshal {
+				require.EqualError(t, err, tc.want)
+				return
+			}
+			require.NoError(t, err)
+			// confmap.Validate is what the collector runs; it prefixes
+			// errors of nested Validate methods (tls) with their key.
+			require.EqualError(t, confmap.Validate(cfg), tc.want)
+		})
+	}
+}
+
+// TestValidateNamesKeyOnce guards the design choice that only Config has a
+// Validate method: confmap.Validate must not add a second path prefix to
+// our messages.
+func TestValidateNamesKeyOnce(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.Batch.Size = 0
+	cfg.TempStorage.Fsync = "always"
+	want := "batch.size: must be > 0, got 0\n" +
+		`temp_storage.fsync: unknown mode "always" (want batch, interval, never)`
+	require.EqualError(t, cfg.Validate(), want)
+	require.EqualError(t, confmap.Validate(cfg), want)
+}
+
+func TestValidateAllEnumValues(t *testing.T) {
+	for _, s := range []Strategy{StrategyMurmur2, StrategyFNV1a, StrategyMD5, StrategyRandom, StrategySticky, StrategyRoundRobin} {
+		cfg := createDefaultConfig().(*Config)
+		cfg.Partitioning.Strategy = s
+		assert.NoError(t, cfg.Validate(), s)
+	}
+	for _, e := range []Encoding{EncodingOTLPProto, EncodingOTLPJSON, EncodingJSON, EncodingRaw} {
+		cfg := createDefaultConfig().(*Config)
+		cfg.Encoding = e
+		assert.NoError(t, cfg.Validate(), e)
+	}
+	for _, c := range []Compression{CompressionNone, CompressionGzip, CompressionSnappy, CompressionLZ4, CompressionZstd} {
+		cfg := createDefaultConfig().(*Config)
+		cfg.Producer.Compression = c
+		assert.NoError(t, cfg.Validate(), c)
+	}
+	for _, m := range []SASLMechanism{SASLPlain, SASLScramSHA256, SASLScramSHA512} {
+		cfg := createDefaultConfig().(*Config)
+		cfg.Auth.SASL = SASLConfig{Mechanism: m, Username: "u", Password: "p"}
+		assert.NoError(t, cfg.Validate(), m)
+	}
+	for _, f := range []FsyncMode{FsyncBatch, FsyncInterval, FsyncNever} {
+		cfg := createDefaultConfig().(*Config)
+		cfg.TempStorage.Fsync = f
+		assert.NoError(t, cfg.Validate(), f)
+	}
+	for _, d := range []Delivery{DeliveryAsync, DeliverySync} {
+		cfg := createDefaultConfig().(*Config)
+		cfg.Delivery = d
+		assert.NoError(t, cfg.Validate(), d)
+	}
+}
