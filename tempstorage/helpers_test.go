@@ -1,0 +1,139 @@
+package tempstorage
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+)
+
+func TestMain(m *testing.M) {
+	// The crash test's child runs TestHelperProcess only; goleak still applies.
+	goleak.VerifyTestMain(m)
+}
+
+var baseTime = time.Date(2025, 3, 1, 12, 0, 0, 123456789, time.UTC)
+
+// seqBatch builds a batch whose records' values start with "<seq>:".
+func seqBatch(topic string, partition int32, seq, records, valueBytes int) message.Batch {
+	msgs := make([]message.Message, records)
+	for i := range msgs {
+		prefix := strconv.Itoa(seq) + ":"
+		v := make([]byte, max(valueBytes, len(prefix)))
+		copy(v, prefix)
+		for j := len(prefix); j < len(v); j++ {
+			v[j] = byte('a' + (seq+i+j)%26)
+		}
+		msgs[i] = message.Message{
+			Topic: topic, Partition: partition,
+			Key:       []byte(fmt.Sprintf("k%d-%d", seq, i)),
+			Value:     v,
+			Timestamp: baseTime.Add(time.Duration(seq*1000+i) * time.Millisecond),
+		}
+		if i%3 == 1 {
+			msgs[i].Headers = []message.Header{{Key: "h", Value: []byte("x")}, {Key: "n", Value: nil}}
+		}
+	}
+	return message.Batch{Topic: topic, Partition: partition, Messages: msgs, Bytes: message.BatchSize(msgs), Reason: message.ReasonBytes}
+}
+
+// seqOf returns the sequence number seqBatch stored in b.
+func seqOf(t testing.TB, b message.Batch) int {
+	t.Helper()
+	v, _, _ := bytes.Cut(b.Messages[0].Value, []byte(":"))
+	n, err := strconv.Atoi(string(v))
+	if err != nil {
+		t.Fatalf("batch without sequence number: %q", b.Messages[0].Value)
+	}
+	return n
+}
+
+// sameBatch reports how a and b differ ("" when equal), nil and empty kept apart.
+func sameBatch(a, b message.Batch) string {
+	if a.Topic != b.Topic || a.Partition != b.Partition || a.Bytes != b.Bytes || a.Reason != b.Reason || len(a.Messages) != len(b.Messages) {
+		return fmt.Sprintf("batch header: %s/%d %d bytes %v %d msgs vs %s/%d %d bytes %v %d msgs",
+			a.Topic, a.Partition, a.Bytes, a.Reason, len(a.Messages), b.Topic, b.Partition, b.Bytes, b.Reason, len(b.Messages))
+	}
+	for i := range a.Messages {
+		x, y := a.Messages[i], b.Messages[i]
+		switch {
+		case x.Topic != y.Topic || x.Partition != y.Partition || x.Flush != y.Flush:
+			return fmt.Sprintf("msg %d: route/flush", i)
+		case !x.Timestamp.Equal(y.Timestamp):
+			return fmt.Sprintf("msg %d: timestamp %v vs %v", i, x.Timestamp, y.Timestamp)
+		case !sameBytes(x.Key, y.Key) || !sameBytes(x.Value, y.Value):
+			return fmt.Sprintf("msg %d: key/value %q=%q vs %q=%q", i, x.Key, x.Value, y.Key, y.Value)
+		case len(x.Headers) != len(y.Headers):
+			return fmt.Sprintf("msg %d: %d headers vs %d", i, len(x.Headers), len(y.Headers))
+		}
+		for j := range x.Headers {
+			if x.Headers[j].Key != y.Headers[j].Key || !sameBytes(x.Headers[j].Value, y.Headers[j].Value) {
+				return fmt.Sprintf("msg %d header %d differs", i, j)
+			}
+		}
+	}
+	return ""
+}
+
+func sameBytes(a, b []byte) bool { return (a == nil) == (b == nil) && bytes.Equal(a, b) }
+
+func mustOpen(t testing.TB, dir string, opts Options) *Queue {
+	t.Helper()
+	q, err := Open(dir, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return q
+}
+
+// drain peeks and acks everything, returning the sequence numbers.
+func drain(t testing.TB, q *Queue) []int {
+	t.Helper()
+	var seqs []int
+	for {
+		b, ok, err := q.Peek()
+		if err != nil {
+			t.Fatalf("Peek: %v", err)
+		}
+		if !ok {
+			return seqs
+		}
+		seqs = append(seqs, seqOf(t, b))
+		if err := q.Ack(); err != nil {
+			t.Fatalf("Ack: %v", err)
+		}
+	}
+}
+
+// segmentFiles lists the segment files in dir.
+func segmentFiles(t testing.TB, dir string) []uint64 {
+	t.Helper()
+	ids, err := listSegments(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+func fileSize(t testing.TB, path string) int64 {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
+}
+
+func seqRange(from, to int) []int {
+	var s []int
+	for i := from; i < to; i++ {
+		s = append(s, i)
+	}
+	return s
+}

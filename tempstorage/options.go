@@ -1,0 +1,153 @@
+package tempstorage
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Defaults used when an Options field is zero.
+const (
+	DefaultMaxBytes        int64 = 1 << 30  // temp_storage.max_bytes
+	DefaultSegmentBytes    int64 = 16 << 20 // temp_storage.segment_bytes
+	DefaultFsyncInterval         = time.Second
+	DefaultDeadLetterBytes int64 = 64 << 20
+)
+
+// Errors callers branch on. Returned errors wrap them with the directory and sizes.
+var (
+	// ErrFull: the entry would take the queue past Options.MaxBytes. It is
+	// temporary: space comes back as the backlog is acknowledged.
+	ErrFull = errors.New("temp storage full")
+	// ErrTooLarge: the entry alone is larger than Options.MaxBytes (or a
+	// dead-letter record larger than its file bound); it can never be stored.
+	ErrTooLarge = errors.New("entry larger than temp storage bound")
+	// ErrLocked: another process (or another Queue in this process) has the
+	// directory open.
+	ErrLocked = errors.New("temp storage directory in use")
+	// ErrClosed: the Queue or DeadLetter was closed.
+	ErrClosed = errors.New("temp storage closed")
+	// ErrEmpty: Ack was called on an empty queue.
+	ErrEmpty = errors.New("temp storage empty")
+)
+
+// FsyncPolicy says when appended data is forced to stable storage.
+type FsyncPolicy uint8
+
+// Fsync policies. The zero value is FsyncBatch.
+const (
+	// FsyncBatch: every Append and every Ack is on stable storage when it
+	// returns.
+	FsyncBatch FsyncPolicy = iota
+	// FsyncInterval: data is forced to disk every Options.FsyncInterval and
+	// at Close; an OS crash or power loss may lose the last interval.
+	FsyncInterval
+	// FsyncNever: the OS decides; a process crash loses nothing, an OS crash
+	// may lose anything not yet written back.
+	FsyncNever
+)
+
+// String returns the configuration name of p.
+func (p FsyncPolicy) String() string {
+	switch p {
+	case FsyncBatch:
+		return "batch"
+	case FsyncInterval:
+		return "interval"
+	case FsyncNever:
+		return "never"
+	}
+	return fmt.Sprintf("FsyncPolicy(%d)", uint8(p))
+}
+
+// ParseFsync parses a temp_storage.fsync value: batch, interval or never.
+func ParseFsync(s string) (FsyncPolicy, error) {
+	switch s {
+	case "batch":
+		return FsyncBatch, nil
+	case "interval":
+		return FsyncInterval, nil
+	case "never":
+		return FsyncNever, nil
+	}
+	return 0, fmt.Errorf("unknown fsync policy %q (want batch, interval or never)", s)
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (p FsyncPolicy) MarshalText() ([]byte, error) {
+	if p > FsyncNever {
+		return nil, fmt.Errorf("unknown fsync policy %d", uint8(p))
+	}
+	return []byte(p.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler, so the policy can be a
+// configuration field.
+func (p *FsyncPolicy) UnmarshalText(b []byte) error {
+	v, err := ParseFsync(string(b))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
+// Options configures a Queue. Zero fields take the defaults above.
+type Options struct {
+	// MaxBytes bounds the bytes on disk of segments not yet fully replayed
+	// (temp_storage.max_bytes). Append returns ErrFull beyond it.
+	MaxBytes int64
+	// SegmentBytes is the size at which a new segment file is started
+	// (temp_storage.segment_bytes). An entry larger than it gets a segment
+	// of its own.
+	SegmentBytes int64
+	// Fsync is the durability policy (temp_storage.fsync).
+	Fsync FsyncPolicy
+	// FsyncInterval is the period of FsyncInterval; default 1s.
+	FsyncInterval time.Duration
+	// Logger receives recovery and corruption reports; default no-op.
+	Logger *zap.Logger
+
+	// Test hooks; nil means the real thing.
+	openFile  func(name string, flag int, perm os.FileMode) (segmentFile, error)
+	newTicker func(d time.Duration) (<-chan time.Time, func())
+}
+
+// segmentFile is the part of *os.File the writer uses; tests substitute it
+// to inject disk errors.
+type segmentFile interface {
+	WriteAt(p []byte, off int64) (int, error)
+	Sync() error
+	Truncate(size int64) error
+	Close() error
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
+	if o.SegmentBytes <= 0 {
+		o.SegmentBytes = DefaultSegmentBytes
+	}
+	if o.FsyncInterval <= 0 {
+		o.FsyncInterval = DefaultFsyncInterval
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.openFile == nil {
+		o.openFile = func(name string, flag int, perm os.FileMode) (segmentFile, error) {
+			return os.OpenFile(name, flag, perm)
+		}
+	}
+	if o.newTicker == nil {
+		o.newTicker = func(d time.Duration) (<-chan time.Time, func()) {
+			t := time.NewTicker(d)
+			return t.C, t.Stop
+		}
+	}
+	return o
+}

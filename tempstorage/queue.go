@@ -1,0 +1,558 @@
+package tempstorage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+)
+
+// File names inside the queue directory.
+const (
+	lockName       = "LOCK"
+	checkpointName = "checkpoint"
+	checkpointTmp  = "checkpoint.tmp"
+	corruptDir     = "corrupt"
+	segmentPrefix  = "segment-"
+	segmentSuffix  = ".log"
+)
+
+// Queue is a durable FIFO of batches in segment files. All methods are safe
+// for concurrent use: sender goroutines Append while one replay loop calls
+// Peek and Ack.
+type Queue struct {
+	dir  string
+	opts Options
+	log  *zap.Logger
+	lock *os.File
+
+	// rmu serialises Peek and Ack; it guards rf and checkpoint writes.
+	rmu  sync.Mutex
+	rf   *os.File // read handle of segment rfID
+	rfID uint64
+
+	// wmu serialises Append, segment rotation and syncing the active segment.
+	wmu      sync.Mutex
+	active   segmentFile // last segment, open for writing; nil when there is none
+	writeOff int64
+	dirty    bool // active has writes not yet synced (FsyncInterval)
+	buf      []byte
+
+	// mu guards the in-memory index below. Lock order: rmu, wmu, mu.
+	mu      sync.Mutex
+	segs    []*segment // oldest first; the last one is the active segment
+	nextID  uint64
+	count   int
+	bytes   int64
+	routes  map[route]uint32
+	backlog []int // entries per route id
+	closed  bool
+
+	corrupt   atomic.Int64
+	metaDirty atomic.Bool // directory changes not yet synced (FsyncInterval, FsyncNever)
+
+	closeOnce sync.Once
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+// segment is one segment file and its unacknowledged entries.
+type segment struct {
+	id      uint64
+	size    int64
+	entries []entryRef
+}
+
+type entryRef struct {
+	off   int64
+	size  uint32
+	route uint32
+}
+
+type route struct {
+	topic     string
+	partition int32
+}
+
+// Open opens (creating it, mode 0700, if missing) the queue in dir, locks the
+// directory against other processes (ErrLocked) and recovers what a previous
+// run left: a torn tail is truncated, corrupt entries are moved to
+// dir/corrupt/ and counted, and everything else is queued for replay.
+func Open(dir string, opts Options) (*Queue, error) {
+	opts = opts.withDefaults()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("temp storage: create %s: %w", dir, err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	q := &Queue{
+		dir:    dir,
+		opts:   opts,
+		log:    opts.Logger.With(zap.String("directory", dir)),
+		lock:   lock,
+		routes: make(map[route]uint32),
+	}
+	if err := q.recover(); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("temp storage %s: recover: %w", dir, err)
+	}
+	if n := len(q.segs); n > 0 {
+		last := q.segs[n-1]
+		f, err := opts.openFile(q.segPath(last.id), os.O_WRONLY, 0o600)
+		if err != nil {
+			lock.Close()
+			return nil, fmt.Errorf("temp storage %s: open segment: %w", dir, err)
+		}
+		q.active, q.writeOff = f, last.size
+	}
+	if q.count > 0 {
+		q.log.Info("temp storage holds data to replay",
+			zap.Int("entries", q.count), zap.Int64("bytes", q.bytes), zap.Int("segments", len(q.segs)))
+	}
+	if opts.Fsync == FsyncInterval {
+		tick, stopTick := opts.newTicker(opts.FsyncInterval)
+		q.stop, q.done = make(chan struct{}), make(chan struct{})
+		go q.syncLoop(tick, stopTick)
+	}
+	return q, nil
+}
+
+// Append stores b behind everything already queued. When it returns nil
+// the entry is on disk as the fsync policy promises. It returns an error
+// wrapping ErrFull when the entry would take the queue past MaxBytes,
+// ErrTooLarge when it never fits, or the OS error (ENOSPC included); on any
+// error nothing of b is queued and earlier entries are untouched.
+func (q *Queue) Append(b message.Batch) error {
+	q.wmu.Lock()
+	defer q.wmu.Unlock()
+	q.buf = appendEntry(q.buf[:0], &b)
+	n := int64(len(q.buf))
+
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return ErrClosed
+	}
+	if n > q.opts.MaxBytes {
+		q.mu.Unlock()
+		return fmt.Errorf("%w: %s/%d entry of %d bytes, max_bytes %d", ErrTooLarge, b.Topic, b.Partition, n, q.opts.MaxBytes)
+	}
+	// Only Append adds bytes and it holds wmu, so the check stays true until the write.
+	if q.bytes+n > q.opts.MaxBytes {
+		used := q.bytes
+		q.mu.Unlock()
+		return fmt.Errorf("%w: %s holds %d of %d bytes, entry needs %d", ErrFull, q.dir, used, q.opts.MaxBytes, n)
+	}
+	rid := q.routeID(b.Topic, b.Partition)
+	q.mu.Unlock()
+
+	if q.active == nil || (q.writeOff > 0 && q.writeOff+n > q.opts.SegmentBytes) {
+		if err := q.rotate(); err != nil {
+			return err
+		}
+	}
+	off := q.writeOff
+	if _, err := q.active.WriteAt(q.buf, off); err != nil {
+		q.rollback(off)
+		return fmt.Errorf("temp storage %s: write entry: %w", q.dir, err)
+	}
+	switch q.opts.Fsync {
+	case FsyncBatch:
+		if err := q.active.Sync(); err != nil {
+			q.rollback(off)
+			return fmt.Errorf("temp storage %s: sync entry: %w", q.dir, err)
+		}
+	case FsyncInterval:
+		q.dirty = true
+	}
+	q.writeOff = off + n
+
+	q.mu.Lock()
+	seg := q.segs[len(q.segs)-1]
+	seg.entries = append(seg.entries, entryRef{off: off, size: uint32(n), route: rid})
+	seg.size = q.writeOff
+	q.bytes += n
+	q.count++
+	q.backlog[rid]++
+	q.mu.Unlock()
+	return nil
+}
+
+// rollback removes a failed write so the next entry starts at off. wmu held.
+func (q *Queue) rollback(off int64) {
+	if err := q.active.Truncate(off); err != nil {
+		// The next write overwrites from off; a leftover tail is cut at the next Open.
+		q.log.Warn("temp storage: cannot truncate failed write", zap.Int64("offset", off), zap.Error(err))
+	}
+}
+
+// rotate starts a new segment and makes it the active one. wmu held.
+func (q *Queue) rotate() error {
+	q.mu.Lock()
+	id := q.nextID
+	q.mu.Unlock()
+	f, err := q.opts.openFile(q.segPath(id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("temp storage %s: create segment: %w", q.dir, err)
+	}
+	if err := q.syncDirPolicy(); err != nil {
+		f.Close()
+		os.Remove(q.segPath(id))
+		return err
+	}
+	if q.active != nil {
+		if q.dirty && q.opts.Fsync != FsyncNever {
+			if err := q.active.Sync(); err != nil {
+				q.log.Warn("temp storage: sync segment", zap.Error(err))
+			}
+		}
+		if err := q.active.Close(); err != nil {
+			q.log.Warn("temp storage: close segment", zap.Error(err))
+		}
+	}
+	q.active, q.writeOff, q.dirty = f, 0, false
+	q.mu.Lock()
+	q.segs = append(q.segs, &segment{id: id})
+	q.nextID = id + 1
+	q.mu.Unlock()
+	return nil
+}
+
+// Peek returns the oldest unacknowledged batch, or ok false when the queue
+// is empty. It returns the same batch until Ack; after a crash or Close
+// without Ack it is returned again (at-least-once). An entry found corrupt
+// here is moved aside and counted like those found by Open, and the next
+// one is returned. Byte slices of the batch are the caller's.
+func (q *Queue) Peek() (b message.Batch, ok bool, err error) {
+	q.rmu.Lock()
+	defer q.rmu.Unlock()
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return message.Batch{}, false, ErrClosed
+		}
+		seg, _, e, found := q.head()
+		q.mu.Unlock()
+		if !found {
+			return message.Batch{}, false, nil
+		}
+		buf := make([]byte, e.size)
+		rerr := q.readAt(seg.id, buf, e.off)
+		var derr error
+		if rerr == nil {
+			if b, _, derr = decodeEntry(buf); derr == nil {
+				return b, true, nil
+			}
+		} else if errors.Is(rerr, io.EOF) {
+			derr = errTruncated // the file got shorter behind our back
+		} else {
+			return message.Batch{}, false, fmt.Errorf("temp storage %s: read segment %d: %w", q.dir, seg.id, rerr)
+		}
+		q.moveAside(seg.id, e.off, buf, derr, "bad", true)
+		if err := q.advance(); err != nil {
+			return message.Batch{}, false, err
+		}
+	}
+}
+
+// readAt reads from segment id. rmu held.
+func (q *Queue) readAt(id uint64, buf []byte, off int64) error {
+	if q.rf == nil || q.rfID != id {
+		if q.rf != nil {
+			q.rf.Close()
+			q.rf = nil
+		}
+		f, err := os.Open(q.segPath(id))
+		if err != nil {
+			return err
+		}
+		q.rf, q.rfID = f, id
+	}
+	_, err := q.rf.ReadAt(buf, off)
+	return err
+}
+
+// Ack marks the oldest entry (the one Peek returns) as replayed: the
+// checkpoint moves past it (durable when Ack returns under FsyncBatch) and
+// segments with nothing left to replay are deleted. On error nothing
+// changes. It returns ErrEmpty if the queue is empty.
+func (q *Queue) Ack() error {
+	q.rmu.Lock()
+	defer q.rmu.Unlock()
+	return q.advance()
+}
+
+// head returns the oldest unacknowledged entry and the index of its
+// segment. mu held.
+func (q *Queue) head() (*segment, int, entryRef, bool) {
+	for i, s := range q.segs {
+		if len(s.entries) > 0 {
+			return s, i, s.entries[0], true
+		}
+	}
+	return nil, 0, entryRef{}, false
+}
+
+// advance drops the oldest entry: new checkpoint first, then the in-memory
+// index, then fully replayed segment files. rmu held.
+func (q *Queue) advance() error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return ErrClosed
+	}
+	seg, i, _, ok := q.head()
+	// Emptying the active segment retires it, which touches the writer.
+	retiring := ok && i == len(q.segs)-1 && len(seg.entries) == 1
+	q.mu.Unlock()
+	if !ok {
+		return ErrEmpty
+	}
+	if retiring {
+		q.wmu.Lock()
+		defer q.wmu.Unlock()
+	}
+
+	q.mu.Lock()
+	seg, i, e, _ := q.head()
+	var pos position
+	var drop int // leading segments to delete
+	retire := false
+	switch {
+	case len(seg.entries) > 1:
+		pos = position{seg.id, seg.entries[1].off}
+		drop = i // empty segments before the head
+	case i < len(q.segs)-1:
+		pos = position{q.segs[i+1].id, 0}
+		drop = i + 1
+	default: // last entry of the active segment; wmu is held (retiring)
+		pos = position{q.nextID, 0}
+		drop = len(q.segs)
+		retire = true
+	}
+	q.mu.Unlock()
+
+	if err := q.writeCheckpoint(pos); err != nil {
+		return err
+	}
+
+	q.mu.Lock()
+	seg.entries = seg.entries[1:]
+	q.count--
+	q.backlog[e.route]--
+	dropped := append([]*segment(nil), q.segs[:drop]...)
+	q.segs = q.segs[drop:]
+	for _, s := range dropped {
+		q.bytes -= s.size
+	}
+	q.mu.Unlock()
+
+	if retire {
+		if err := q.active.Close(); err != nil {
+			q.log.Warn("temp storage: close segment", zap.Error(err))
+		}
+		q.active, q.writeOff, q.dirty = nil, 0, false
+	}
+	for _, s := range dropped {
+		if q.rf != nil && q.rfID == s.id {
+			q.rf.Close()
+			q.rf = nil
+		}
+		if err := os.Remove(q.segPath(s.id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			// Open deletes it next time: it lies before the checkpoint.
+			q.log.Warn("temp storage: delete replayed segment", zap.Uint64("segment", s.id), zap.Error(err))
+		}
+	}
+	if len(dropped) > 0 {
+		q.metaDirty.Store(true)
+	}
+	return nil
+}
+
+// writeCheckpoint replaces the checkpoint file atomically (write, rename).
+func (q *Queue) writeCheckpoint(p position) error {
+	tmp := filepath.Join(q.dir, checkpointTmp)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("temp storage %s: write checkpoint: %w", q.dir, err)
+	}
+	_, err = f.Write(encodeCheckpoint(p))
+	if err == nil && q.opts.Fsync == FsyncBatch {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(q.dir, checkpointName))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("temp storage %s: write checkpoint: %w", q.dir, err)
+	}
+	return q.syncDirPolicy()
+}
+
+// syncDirPolicy makes directory changes durable under FsyncBatch and
+// remembers them for the interval loop otherwise.
+func (q *Queue) syncDirPolicy() error {
+	if q.opts.Fsync != FsyncBatch {
+		q.metaDirty.Store(true)
+		return nil
+	}
+	if err := syncDir(q.dir); err != nil {
+		return fmt.Errorf("temp storage %s: sync directory: %w", q.dir, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Backlog returns the number of queued entries for topic/partition: while
+// it is above zero, new batches of that partition belong behind them. An
+// entry counts once its Append has returned.
+func (q *Queue) Backlog(topic string, partition int32) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	id, ok := q.routes[route{topic, partition}]
+	if !ok {
+		return 0
+	}
+	return q.backlog[id]
+}
+
+// Len returns the number of queued (unacknowledged) entries.
+func (q *Queue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.count
+}
+
+// Bytes returns the bytes on disk of segments not yet fully replayed, the
+// figure MaxBytes bounds.
+func (q *Queue) Bytes() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.bytes
+}
+
+// Corrupt returns the number of corrupt entries moved aside since Open.
+func (q *Queue) Corrupt() int64 { return q.corrupt.Load() }
+
+// Dir returns the queue directory.
+func (q *Queue) Dir() string { return q.dir }
+
+// Close syncs what the policy asks, stops the interval goroutine, closes the
+// files and releases the directory lock. Queued data stays for the next Open.
+// Later calls return nil; other methods return ErrClosed.
+func (q *Queue) Close() error {
+	var err error
+	q.closeOnce.Do(func() {
+		if q.stop != nil {
+			close(q.stop)
+			<-q.done
+		}
+		q.rmu.Lock()
+		defer q.rmu.Unlock()
+		q.wmu.Lock()
+		defer q.wmu.Unlock()
+		q.mu.Lock()
+		q.closed = true
+		q.mu.Unlock()
+		var errs []error
+		if q.active != nil {
+			if q.dirty && q.opts.Fsync != FsyncNever {
+				errs = append(errs, q.active.Sync())
+			}
+			errs = append(errs, q.active.Close())
+			q.active = nil
+		}
+		if q.opts.Fsync == FsyncInterval && q.metaDirty.Swap(false) {
+			errs = append(errs, syncDir(q.dir))
+		}
+		if q.rf != nil {
+			errs = append(errs, q.rf.Close())
+			q.rf = nil
+		}
+		errs = append(errs, q.lock.Close())
+		if e := errors.Join(errs...); e != nil {
+			err = fmt.Errorf("temp storage %s: close: %w", q.dir, e)
+		}
+	})
+	return err
+}
+
+// syncLoop forces data to disk every tick (FsyncInterval).
+func (q *Queue) syncLoop(tick <-chan time.Time, stopTick func()) {
+	defer close(q.done)
+	defer stopTick()
+	for {
+		select {
+		case <-q.stop:
+			return
+		case <-tick:
+			if err := q.syncNow(); err != nil {
+				q.log.Warn("temp storage: periodic sync", zap.Error(err))
+			}
+		}
+	}
+}
+
+func (q *Queue) syncNow() error {
+	q.wmu.Lock()
+	var err error
+	if q.dirty && q.active != nil {
+		if err = q.active.Sync(); err == nil {
+			q.dirty = false
+		}
+	}
+	q.wmu.Unlock()
+	if q.metaDirty.Swap(false) {
+		if derr := syncDir(q.dir); derr != nil {
+			q.metaDirty.Store(true)
+			err = errors.Join(err, derr)
+		}
+	}
+	return err
+}
+
+// routeID interns topic/partition. mu held.
+func (q *Queue) routeID(topic string, partition int32) uint32 {
+	r := route{topic, partition}
+	id, ok := q.routes[r]
+	if !ok {
+		id = uint32(len(q.backlog))
+		q.routes[r] = id
+		q.backlog = append(q.backlog, 0)
+	}
+	return id
+}
+
+func (q *Queue) segPath(id uint64) string {
+	return filepath.Join(q.dir, segmentName(id))
+}
+
+func segmentName(id uint64) string {
+	return fmt.Sprintf("%s%020d%s", segmentPrefix, id, segmentSuffix)
+}

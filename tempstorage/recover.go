@@ -1,0 +1,285 @@
+package tempstorage
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+)
+
+// region is a byte range of a segment that holds no valid entry.
+type region struct {
+	off, end int
+	err      error
+}
+
+// scanResult is what scanSegment found in one segment.
+type scanResult struct {
+	entries []entryRef
+	bad     []region // corrupt ranges followed by a valid entry
+	tail    *region  // invalid range running to the end of the segment
+}
+
+// scanSegment finds the valid entries of a segment. After an invalid entry
+// it resumes at the next offset where a valid entry starts; routeID interns
+// each entry's topic/partition.
+func scanSegment(buf []byte, routeID func(string, int32) uint32) scanResult {
+	var res scanResult
+	off := 0
+	for off < len(buf) {
+		n, rid, err := validEntry(buf[off:], routeID)
+		if err == nil {
+			res.entries = append(res.entries, entryRef{off: int64(off), size: uint32(n), route: rid})
+			off += n
+			continue
+		}
+		next := resync(buf, off+1)
+		if next < 0 {
+			res.tail = &region{off: off, end: len(buf), err: err}
+			break
+		}
+		res.bad = append(res.bad, region{off: off, end: next, err: err})
+		off = next
+	}
+	return res
+}
+
+// validEntry checks the frame at the start of buf and reads its route.
+func validEntry(buf []byte, routeID func(string, int32) uint32) (int, uint32, error) {
+	payload, n, err := checkFrame(buf)
+	if err != nil {
+		return 0, 0, err
+	}
+	topic, part, err := decodeRoute(payload)
+	if err != nil {
+		return 0, 0, err
+	}
+	var rid uint32
+	if routeID != nil {
+		rid = routeID(topic, part)
+	}
+	return n, rid, nil
+}
+
+// resync returns the first offset at or after from where a valid entry
+// starts, or -1.
+func resync(buf []byte, from int) int {
+	for from < len(buf) {
+		j := bytes.Index(buf[from:], frameMagic)
+		if j < 0 {
+			return -1
+		}
+		p := from + j
+		if _, _, err := validEntry(buf[p:], nil); err == nil {
+			return p
+		}
+		from = p + 1
+	}
+	return -1
+}
+
+// recover rebuilds the in-memory index from the directory. Only Open calls
+// it, before the Queue is shared.
+func (q *Queue) recover() error {
+	os.Remove(filepath.Join(q.dir, checkpointTmp))
+	cp, haveCP := q.readCheckpoint()
+	ids, err := listSegments(q.dir)
+	if err != nil {
+		return err
+	}
+	q.nextID = 1
+	if n := len(ids); n > 0 {
+		q.nextID = ids[n-1] + 1
+		// The checkpoint can be one past the last segment (all replayed, delete
+		// interrupted) but never further.
+		if haveCP && cp.seg > q.nextID {
+			q.log.Warn("temp storage: checkpoint points past the last segment; replaying everything",
+				zap.Uint64("checkpoint_segment", cp.seg), zap.Uint64("last_segment", ids[n-1]))
+			haveCP = false
+		}
+	}
+	if haveCP && cp.seg > q.nextID {
+		q.nextID = cp.seg
+	}
+
+	for i, id := range ids {
+		if haveCP && id < cp.seg {
+			// Fully replayed; the delete after the checkpoint did not happen.
+			if err := os.Remove(q.segPath(id)); err != nil {
+				return err
+			}
+			continue
+		}
+		cpOff := int64(-1)
+		if haveCP && id == cp.seg {
+			cpOff = cp.off
+		}
+		seg, err := q.recoverSegment(id, i == len(ids)-1, cpOff)
+		if err != nil {
+			return err
+		}
+		q.segs = append(q.segs, seg)
+		q.bytes += seg.size
+		for _, e := range seg.entries {
+			q.count++
+			q.backlog[e.route]++
+		}
+	}
+
+	// Leading segments with nothing to replay (acknowledged or all corrupt) go now.
+	k := 0
+	for k < len(q.segs) && len(q.segs[k].entries) == 0 {
+		k++
+	}
+	if k == 0 {
+		return nil
+	}
+	pos := position{seg: q.nextID}
+	if k < len(q.segs) {
+		pos.seg = q.segs[k].id
+	}
+	if err := q.writeCheckpoint(pos); err != nil {
+		return err
+	}
+	for _, s := range q.segs[:k] {
+		if err := os.Remove(q.segPath(s.id)); err != nil {
+			return err
+		}
+		q.bytes -= s.size
+	}
+	q.segs = slices.Delete(q.segs, 0, k)
+	return nil
+}
+
+// readCheckpoint returns the replay position; false when there is none or
+// it is unreadable (then everything is replayed: duplicates, not loss).
+func (q *Queue) readCheckpoint() (position, bool) {
+	b, err := os.ReadFile(filepath.Join(q.dir, checkpointName))
+	if errors.Is(err, os.ErrNotExist) {
+		return position{}, false
+	}
+	if err == nil {
+		var p position
+		if p, err = decodeCheckpoint(b); err == nil {
+			return p, true
+		}
+	}
+	q.log.Warn("temp storage: checkpoint unreadable; replaying everything", zap.Error(err))
+	return position{}, false
+}
+
+// recoverSegment scans one segment: corrupt ranges are copied to corrupt/,
+// an invalid tail is copied there and cut off, and entries before the
+// checkpoint offset cpOff (-1: none) are left out.
+func (q *Queue) recoverSegment(id uint64, last bool, cpOff int64) (*segment, error) {
+	path := q.segPath(id)
+	buf, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	res := scanSegment(buf, q.routeID)
+	for _, r := range res.bad {
+		q.moveAside(id, int64(r.off), buf[r.off:r.end], r.err, "bad", true)
+	}
+	size := int64(len(buf))
+	if r := res.tail; r != nil {
+		// At the end of the last segment this is an interrupted write.
+		if last {
+			q.moveAside(id, int64(r.off), buf[r.off:], r.err, "torn", false)
+		} else {
+			q.moveAside(id, int64(r.off), buf[r.off:], r.err, "bad", true)
+		}
+		if err := q.truncate(path, int64(r.off)); err != nil {
+			return nil, err
+		}
+		size = int64(r.off)
+	}
+	entries := res.entries
+	if cpOff >= 0 {
+		k := sort.Search(len(entries), func(j int) bool { return entries[j].off >= cpOff })
+		switch {
+		case cpOff > size:
+			q.log.Warn("temp storage: checkpoint past the end of its segment; replaying the segment",
+				zap.Uint64("segment", id), zap.Int64("checkpoint_offset", cpOff), zap.Int64("segment_bytes", size))
+		case k > 0 && entries[k-1].off+int64(entries[k-1].size) > cpOff:
+			q.log.Warn("temp storage: checkpoint inside an entry; replaying the segment",
+				zap.Uint64("segment", id), zap.Int64("checkpoint_offset", cpOff))
+		default:
+			entries = entries[k:]
+		}
+	}
+	return &segment{id: id, size: size, entries: slices.Clip(entries)}, nil
+}
+
+func (q *Queue) truncate(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(size)
+	if err == nil && q.opts.Fsync != FsyncNever {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// moveAside copies a corrupt or torn range of segment id to corrupt/ for
+// inspection; counted entries add to Corrupt. A range already copied by an
+// earlier Open is not copied or counted again.
+func (q *Queue) moveAside(id uint64, off int64, data []byte, reason error, kind string, counted bool) {
+	dir := filepath.Join(q.dir, corruptDir)
+	name := filepath.Join(dir, fmt.Sprintf("%s.%d.%s", segmentName(id), off, kind))
+	fields := []zap.Field{zap.Uint64("segment", id), zap.Int64("offset", off), zap.Int("bytes", len(data)),
+		zap.String("reason", reason.Error()), zap.String("copy", name)}
+	if _, err := os.Stat(name); err == nil {
+		q.log.Info("temp storage: skipping range already moved aside", fields...)
+		return
+	}
+	if counted {
+		q.corrupt.Add(1)
+	}
+	if kind == "torn" {
+		q.log.Warn("temp storage: truncating interrupted write at the end of the queue", fields...)
+	} else {
+		q.log.Error("temp storage: corrupt entry skipped", fields...)
+	}
+	err := os.MkdirAll(dir, 0o700)
+	if err == nil {
+		err = os.WriteFile(name, data, 0o600)
+	}
+	if err != nil {
+		q.log.Warn("temp storage: cannot keep a copy of the skipped range", append(fields, zap.Error(err))...)
+	}
+}
+
+// listSegments returns the segment ids in dir, ascending.
+func listSegments(dir string) ([]uint64, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var ids []uint64
+	for _, de := range des {
+		name := de.Name()
+		if !de.Type().IsRegular() || !strings.HasPrefix(name, segmentPrefix) || !strings.HasSuffix(name, segmentSuffix) {
+			continue
+		}
+		id, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, segmentPrefix), segmentSuffix), 10, 64)
+		if err != nil || id == 0 {
+			continue
+		}
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
