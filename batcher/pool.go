@@ -1,0 +1,540 @@
+package batcher
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+)
+
+// Sink receives what the pool hands off. Its methods are called without any
+// pool lock held, so they may call back into the pool (Release, Sent). For
+// one accumulator, batches are handed off one at a time in order; batches of
+// different accumulators may be handed off concurrently.
+type Sink interface {
+	// Ready receives a ready batch of one topic/partition. It may be called
+	// from Add's goroutine or from a timer's.
+	Ready(b message.Batch)
+	// Reject receives a record refused by the size rule (reason
+	// RejectOversize). It was never counted against MaxPendingBytes.
+	Reject(m message.Message, reason string)
+}
+
+// Pool holds one Accumulator per topic/partition (per topic when
+// CollectByPartition is false), created as keys appear, safe for concurrent
+// use. Memory: the record bytes of every accepted message count against
+// MaxPendingBytes from Add until the batch holding it is passed to Release,
+// so the bound covers batches in flight too.
+type Pool struct {
+	cfg  Config
+	clk  Clock
+	sink Sink
+
+	mu     sync.RWMutex // guards topics
+	topics map[string]*topicEntries
+
+	memMu   sync.Mutex // guards the fields below
+	used    int64      // record bytes accepted and not released
+	records int64      // records accepted and not released
+	waiters []*waiter  // Adds waiting for room, first come first served
+	closed  bool
+	active  int           // Adds and timer callbacks running
+	idle    chan struct{} // closed when active reaches 0 after closing
+}
+
+type topicEntries struct {
+	all   *entry                   // the topic-wide accumulator (CollectByPartition false)
+	parts atomic.Pointer[[]*entry] // by partition; replaced, never changed in place
+}
+
+// entry is one accumulator with its timer and its queue of ready batches.
+type entry struct {
+	mu       sync.Mutex
+	acc      Accumulator
+	timer    Timer
+	timerAt  time.Time // when timer fires
+	timerGen uint64    // tells a stale timer callback from the current one
+	out      []message.Batch
+	head     int  // out[head:] are still to hand off
+	draining bool // a goroutine is handing off out; others only enqueue
+	closed   bool // flushed: no more timers
+}
+
+type waiter struct {
+	need    int64
+	records int64
+	ready   chan struct{}
+	granted bool
+	err     error
+}
+
+// NewPool returns an empty pool. Ready batches and rejected records go to
+// sink; timers run on clk.
+func NewPool(cfg Config, clk Clock, sink Sink) (*Pool, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("batcher config: %w", err)
+	}
+	if clk == nil {
+		clk = SystemClock()
+	}
+	return &Pool{cfg: cfg, clk: clk, sink: sink, topics: map[string]*topicEntries{}}, nil
+}
+
+// recordBytes is what one record counts against MaxPendingBytes: its
+// encoded size as the first record of a batch. Add and Release both use it.
+func recordBytes(m *message.Message) int {
+	return message.RecordSize(m, 0, m.Timestamp)
+}
+
+// Add accepts msgs (one ConsumeLogs call; Topic and Partition set) into
+// their accumulators, in order. It is all or nothing: it waits while the
+// records do not fit under MaxPendingBytes, and if ctx ends first it returns
+// an error wrapping ErrMemoryLimit and ctx.Err() with nothing accepted.
+// Oversize records go to Sink.Reject and do not fail the call. Ready
+// batches are handed to the sink before Add returns or by a timer.
+func (p *Pool) Add(ctx context.Context, msgs []message.Message) error {
+	var need, n int64
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Partition < 0 {
+			return fmt.Errorf("add %s record %d: %w (partition %d)", m.Topic, i, ErrInvalidPartition, m.Partition)
+		}
+		if s := recordBytes(m); message.BatchHeaderBytes+s <= p.cfg.MaxMessageBytes {
+			need += int64(s)
+			n++
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	if err := p.admit(ctx, need, n); err != nil {
+		return err
+	}
+	defer p.exit()
+
+	now := p.clk.Now()
+	var rejBuf [8]int
+	rejected := rejBuf[:0]
+	var lastTopic string
+	var te *topicEntries
+	for i := 0; i < len(msgs); {
+		first := &msgs[i]
+		if te == nil || first.Topic != lastTopic {
+			lastTopic, te = first.Topic, p.topicEntries(first.Topic)
+		}
+		e := p.entry(te, first.Topic, first.Partition)
+		e.mu.Lock()
+		// One lock for the run of messages with the same key.
+		for ; i < len(msgs); i++ {
+			m := &msgs[i]
+			if m.Topic != first.Topic || (p.cfg.CollectByPartition && m.Partition != first.Partition) {
+				break
+			}
+			var rej bool
+			e.out, rej = e.acc.add(m, recordBytes(m), now, e.out)
+			if rej {
+				rejected = append(rejected, i)
+			}
+		}
+		if e.closed {
+			// Flush gave up waiting for this Add: hand its records over now.
+			e.out = e.acc.Flush(e.out)
+		}
+		p.armAndDrain(e, now)
+	}
+	for _, i := range rejected {
+		p.sink.Reject(msgs[i], RejectOversize)
+	}
+	return nil
+}
+
+// admit reserves need bytes for n records, waiting in line for room.
+func (p *Pool) admit(ctx context.Context, need, n int64) error {
+	p.memMu.Lock()
+	if p.closed {
+		p.memMu.Unlock()
+		return ErrClosed
+	}
+	if len(p.waiters) == 0 && p.fitsLocked(need) {
+		p.used += need
+		p.records += n
+		p.active++
+		p.memMu.Unlock()
+		return nil
+	}
+	w := &waiter{need: need, records: n, ready: make(chan struct{})}
+	p.waiters = append(p.waiters, w)
+	p.memMu.Unlock()
+
+	select {
+	case <-w.ready:
+		return w.err
+	case <-ctx.Done():
+	}
+	p.memMu.Lock()
+	defer p.memMu.Unlock()
+	if w.granted { // room came as ctx ended: take it
+		return w.err
+	}
+	if w.err == nil {
+		for i, x := range p.waiters {
+			if x == w {
+				p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+				break
+			}
+		}
+		p.grantLocked() // those behind w may fit
+	}
+	if w.err != nil {
+		return w.err
+	}
+	return fmt.Errorf("add %d records (%d bytes, %d pending): %w: %w", n, need, p.used, ErrMemoryLimit, ctx.Err())
+}
+
+// fitsLocked: need bytes fit under the bound. An empty pool takes any call,
+// so a call larger than the bound is not refused forever.
+func (p *Pool) fitsLocked(need int64) bool {
+	return p.cfg.MaxPendingBytes == 0 || p.used == 0 || p.used+need <= p.cfg.MaxPendingBytes
+}
+
+// grantLocked admits waiters from the head of the line while they fit.
+func (p *Pool) grantLocked() {
+	for len(p.waiters) > 0 {
+		w := p.waiters[0]
+		if !p.closed && !p.fitsLocked(w.need) {
+			return
+		}
+		p.waiters[0] = nil
+		p.waiters = p.waiters[1:]
+		w.granted = true
+		if p.closed {
+			w.err = ErrClosed
+		} else {
+			p.used += w.need
+			p.records += w.records
+			p.active++
+		}
+		close(w.ready)
+	}
+}
+
+// enter registers a timer callback; false once the pool is closed.
+func (p *Pool) enter() bool {
+	p.memMu.Lock()
+	defer p.memMu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.active++
+	return true
+}
+
+func (p *Pool) exit() {
+	p.memMu.Lock()
+	defer p.memMu.Unlock()
+	p.active--
+	if p.active == 0 && p.idle != nil {
+		close(p.idle)
+		p.idle = nil
+	}
+}
+
+// Release frees the memory counted for b's records. The exporter calls it
+// once per batch received from Ready or Flush, when Kafka acknowledged it,
+// it was spilled to disk, or it was rejected.
+func (p *Pool) Release(b message.Batch) {
+	var n int64
+	for i := range b.Messages {
+		n += int64(recordBytes(&b.Messages[i]))
+	}
+	p.memMu.Lock()
+	defer p.memMu.Unlock()
+	p.used -= n
+	p.records -= int64(len(b.Messages))
+	p.grantLocked()
+}
+
+// Sent records a successful send of a batch of topic/partition now: that
+// accumulator's MinDelay is measured from it.
+func (p *Pool) Sent(topic string, partition int32) {
+	if partition < 0 && p.cfg.CollectByPartition {
+		return
+	}
+	e := p.entry(p.topicEntries(topic), topic, partition)
+	now := p.clk.Now()
+	e.mu.Lock()
+	e.acc.Sent(now)
+	p.armAndDrain(e, now)
+}
+
+// PendingRecords is the number of records accepted and not yet released.
+func (p *Pool) PendingRecords() int64 {
+	p.memMu.Lock()
+	defer p.memMu.Unlock()
+	return p.records
+}
+
+// PendingBytes is the record bytes counted against MaxPendingBytes.
+func (p *Pool) PendingBytes() int64 {
+	p.memMu.Lock()
+	defer p.memMu.Unlock()
+	return p.used
+}
+
+// Flush closes the pool for shutdown: later Adds fail with ErrClosed, Adds
+// waiting for room fail with ErrClosed, timers stop. It waits (until ctx
+// ends) for running Adds and timer callbacks, whose batches still go to
+// Sink.Ready, then returns everything still pending, reason shutdown, in
+// order per partition. The caller Releases the returned batches like the
+// others. If ctx ends first, records a straggling Add still brings in are
+// handed to Sink.Ready by that Add.
+func (p *Pool) Flush(ctx context.Context) []message.Batch {
+	p.memMu.Lock()
+	if !p.closed {
+		p.closed = true
+		p.grantLocked() // fails every waiter
+	}
+	var idle chan struct{}
+	if p.active > 0 {
+		if p.idle == nil {
+			p.idle = make(chan struct{})
+		}
+		idle = p.idle
+	}
+	p.memMu.Unlock()
+	if idle != nil {
+		select {
+		case <-idle:
+		case <-ctx.Done():
+		}
+	}
+
+	var out, split []message.Batch
+	for _, e := range p.entries() {
+		e.mu.Lock()
+		e.closed = true
+		if e.timer != nil {
+			e.timer.Stop()
+			e.timer = nil
+		}
+		out = e.acc.Flush(out[:0])
+		e.mu.Unlock()
+		for _, b := range out {
+			split = p.appendSplit(split, b)
+		}
+	}
+	return split
+}
+
+// entries lists every accumulator entry.
+func (p *Pool) entries() []*entry {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	var es []*entry
+	for _, te := range p.topics {
+		if te.all != nil {
+			es = append(es, te.all)
+		}
+		if parts := te.parts.Load(); parts != nil {
+			for _, e := range *parts {
+				if e != nil {
+					es = append(es, e)
+				}
+			}
+		}
+	}
+	return es
+}
+
+func (p *Pool) topicEntries(topic string) *topicEntries {
+	p.mu.RLock()
+	te := p.topics[topic]
+	p.mu.RUnlock()
+	if te != nil {
+		return te
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if te = p.topics[topic]; te == nil {
+		te = &topicEntries{}
+		if !p.cfg.CollectByPartition {
+			te.all = p.newEntry(topic, -1)
+		}
+		p.topics[topic] = te
+	}
+	return te
+}
+
+// entry returns the accumulator entry for topic/partition, creating it.
+func (p *Pool) entry(te *topicEntries, topic string, partition int32) *entry {
+	if te.all != nil {
+		return te.all
+	}
+	if parts := te.parts.Load(); parts != nil && int(partition) < len(*parts) {
+		if e := (*parts)[partition]; e != nil {
+			return e
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var cur []*entry
+	if parts := te.parts.Load(); parts != nil {
+		cur = *parts
+	}
+	if int(partition) < len(cur) && cur[partition] != nil {
+		return cur[partition]
+	}
+	next := make([]*entry, max(len(cur), int(partition)+1))
+	copy(next, cur)
+	e := p.newEntry(topic, partition)
+	next[partition] = e
+	te.parts.Store(&next)
+	return e
+}
+
+func (p *Pool) newEntry(topic string, partition int32) *entry {
+	e := &entry{}
+	e.acc.init(p.cfg, topic, partition)
+	p.memMu.Lock()
+	e.closed = p.closed
+	p.memMu.Unlock()
+	return e
+}
+
+// armAndDrain is called with e.mu held and returns with it released. It
+// points e's timer at the accumulator's deadline, then hands queued ready
+// batches to the sink unless another goroutine is already doing so (that one
+// will hand these over too, in order).
+func (p *Pool) armAndDrain(e *entry, now time.Time) {
+	p.armLocked(e, now)
+	if e.draining || e.head == len(e.out) {
+		e.mu.Unlock()
+		return
+	}
+	e.draining = true
+	for e.head < len(e.out) {
+		b := e.out[e.head]
+		e.out[e.head] = message.Batch{}
+		e.head++
+		if e.head == len(e.out) {
+			e.out, e.head = e.out[:0], 0
+		}
+		e.mu.Unlock()
+		p.deliver(b)
+		e.mu.Lock()
+	}
+	e.draining = false
+	e.mu.Unlock()
+}
+
+// armLocked keeps one timer per entry, due no later than the deadline. A
+// timer due earlier than needed is kept: it finds nothing due and re-arms.
+func (p *Pool) armLocked(e *entry, now time.Time) {
+	if e.closed {
+		return
+	}
+	d := e.acc.Deadline()
+	if d.IsZero() {
+		if e.timer != nil {
+			e.timer.Stop()
+			e.timer = nil
+		}
+		return
+	}
+	if e.timer != nil {
+		if !e.timerAt.After(d) {
+			return
+		}
+		e.timer.Stop()
+	}
+	e.timerGen++
+	gen := e.timerGen
+	e.timerAt = d
+	e.timer = p.clk.AfterFunc(d.Sub(now), func() { p.fire(e, gen) })
+}
+
+// fire is a timer callback: release what is due, re-arm, hand off.
+func (p *Pool) fire(e *entry, gen uint64) {
+	if !p.enter() {
+		return
+	}
+	defer p.exit()
+	now := p.clk.Now()
+	e.mu.Lock()
+	if gen == e.timerGen {
+		e.timer = nil
+	}
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	e.out = e.acc.Tick(now, e.out)
+	p.armAndDrain(e, now)
+}
+
+// deliver hands b to the sink, split by partition for a topic-wide
+// accumulator.
+func (p *Pool) deliver(b message.Batch) {
+	if b.Partition >= 0 {
+		p.sink.Ready(b)
+		return
+	}
+	for _, part := range p.appendSplit(nil, b) {
+		p.sink.Ready(part)
+	}
+}
+
+// appendSplit appends b to dst as batches of one partition each, keeping
+// record order, each within MaxBytes (a subset of a batch can encode larger
+// than the whole when its first timestamp differs, so it is re-cut).
+func (p *Pool) appendSplit(dst []message.Batch, b message.Batch) []message.Batch {
+	if b.Partition >= 0 {
+		return append(dst, b)
+	}
+	single := true
+	for i := 1; i < len(b.Messages); i++ {
+		if b.Messages[i].Partition != b.Messages[0].Partition {
+			single = false
+			break
+		}
+	}
+	if single && b.Bytes <= p.cfg.MaxBytes {
+		b.Partition = b.Messages[0].Partition
+		return append(dst, b)
+	}
+	done := make(map[int32]bool)
+	for i := range b.Messages {
+		part := b.Messages[i].Partition
+		if done[part] {
+			continue
+		}
+		done[part] = true
+		var cur []message.Message
+		bytes := 0
+		for j := i; j < len(b.Messages); j++ {
+			m := &b.Messages[j]
+			if m.Partition != part {
+				continue
+			}
+			var size int
+			if len(cur) > 0 {
+				size = message.RecordSize(m, len(cur), cur[0].Timestamp)
+				if bytes+size > p.cfg.MaxBytes {
+					dst = append(dst, message.Batch{Topic: b.Topic, Partition: part, Messages: cur, Bytes: bytes, Reason: b.Reason})
+					cur = nil
+				}
+			}
+			if len(cur) == 0 {
+				size = message.BatchHeaderBytes + message.RecordSize(m, 0, m.Timestamp)
+				bytes = 0
+			}
+			cur = append(cur, *m)
+			bytes += size
+		}
+		dst = append(dst, message.Batch{Topic: b.Topic, Partition: part, Messages: cur, Bytes: bytes, Reason: b.Reason})
+	}
+	return dst
+}

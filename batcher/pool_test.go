@@ -1,0 +1,492 @@
+package batcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/fakeclock"
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+)
+
+// recSink records what the pool hands off. onReady, if set, runs inside
+// Ready (no pool lock is held there).
+type recSink struct {
+	mu       sync.Mutex
+	clk      Clock
+	batches  []message.Batch
+	at       []time.Time
+	rejected []message.Message
+	reasons  []string
+	onReady  func(b message.Batch)
+}
+
+func (s *recSink) Ready(b message.Batch) {
+	s.mu.Lock()
+	s.batches = append(s.batches, b)
+	if s.clk != nil {
+		s.at = append(s.at, s.clk.Now())
+	}
+	f := s.onReady
+	s.mu.Unlock()
+	if f != nil {
+		f(b)
+	}
+}
+
+func (s *recSink) Reject(m message.Message, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rejected = append(s.rejected, m)
+	s.reasons = append(s.reasons, reason)
+}
+
+func (s *recSink) described() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, b := range s.batches {
+		out = append(out, fmt.Sprintf("%d/%s", b.Partition, describe(b)))
+	}
+	return out
+}
+
+func newTestPool(t *testing.T, cfg Config) (*Pool, *fakeclock.Clock, *recSink) {
+	t.Helper()
+	clk := fakeclock.New(t0)
+	sink := &recSink{clk: clk}
+	p, err := NewPool(cfg, clk, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, clk, sink
+}
+
+func recAt(part int32, n string, pad int) message.Message {
+	m := rec(n, pad)
+	m.Partition = part
+	return m
+}
+
+func mustAdd(t *testing.T, p *Pool, msgs ...message.Message) {
+	t.Helper()
+	if err := p.Add(context.Background(), msgs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func expect(t *testing.T, s *recSink, want ...string) {
+	t.Helper()
+	if got := s.described(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("handed off %v\nwant       %v", got, want)
+	}
+}
+
+func TestPoolBatchSize30PerPartition(t *testing.T) {
+	cfg := testConfig()
+	cfg.Size = 30
+	p, _, sink := newTestPool(t, cfg)
+	var msgs []message.Message
+	var want [2][]string
+	for i := 0; i < 59; i++ {
+		part := int32(i % 2)
+		n := fmt.Sprintf("p%dr%d", part, i/2)
+		msgs = append(msgs, recAt(part, n, 0))
+		if len(want[part]) < 30 {
+			want[part] = append(want[part], n)
+		}
+	}
+	mustAdd(t, p, msgs[:40]...)
+	expect(t, sink)
+	mustAdd(t, p, msgs[40:]...)
+	// Partition 0 reached 30 records; partition 1 has 29.
+	expect(t, sink, "0/size:"+joinNames(want[0]))
+	mustAdd(t, p, recAt(1, "last", 0))
+	expect(t, sink, "0/size:"+joinNames(want[0]), "1/size:"+joinNames(append(want[1][:29], "last")))
+	if got := p.PendingRecords(); got != 60 {
+		t.Fatalf("PendingRecords = %d before Release, want 60", got)
+	}
+	for _, b := range sink.batches {
+		p.Release(b)
+	}
+	if p.PendingRecords() != 0 || p.PendingBytes() != 0 {
+		t.Fatalf("after Release: %d records, %d bytes pending", p.PendingRecords(), p.PendingBytes())
+	}
+}
+
+func joinNames(n []string) string {
+	s := ""
+	for i, x := range n {
+		if i > 0 {
+			s += ","
+		}
+		s += x
+	}
+	return s
+}
+
+func TestPoolMaxWaitTimer(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxWait = ms(50)
+	p, clk, sink := newTestPool(t, cfg)
+	mustAdd(t, p, recAt(0, "a", 0))
+	if clk.Pending() != 1 {
+		t.Fatalf("%d timers armed, want 1", clk.Pending())
+	}
+	clk.Advance(ms(49))
+	expect(t, sink)
+	mustAdd(t, p, recAt(0, "b", 0)) // does not reset the timer
+	clk.Advance(ms(1))
+	expect(t, sink, "0/max_wait:a,b")
+	if !sink.at[0].Equal(t0.Add(ms(50))) {
+		t.Fatalf("released at %v, want t0+50ms", sink.at[0].Sub(t0))
+	}
+	if clk.Pending() != 0 {
+		t.Fatalf("%d timers armed with nothing pending", clk.Pending())
+	}
+}
+
+func TestPoolMinDelayReleasedByTimer(t *testing.T) {
+	cfg := testConfig()
+	cfg.Size = 2
+	cfg.MinDelay = ms(200)
+	p, clk, sink := newTestPool(t, cfg)
+	// Kafka acknowledges every batch as soon as it is handed off.
+	sink.onReady = func(b message.Batch) { p.Sent(b.Topic, b.Partition); p.Release(b) }
+	mustAdd(t, p, recAt(0, "a", 0), recAt(0, "b", 0))
+	expect(t, sink, "0/size:a,b")
+	for _, n := range []string{"c", "d", "e", "f", "g"} {
+		clk.Advance(ms(10))
+		mustAdd(t, p, recAt(0, n, 0))
+	}
+	expect(t, sink, "0/size:a,b")
+	clk.Advance(ms(149))
+	expect(t, sink, "0/size:a,b")
+	clk.Advance(ms(1))
+	expect(t, sink, "0/size:a,b", "0/min_delay:c,d,e,f,g")
+	if got := sink.at[1].Sub(t0); got != ms(200) {
+		t.Fatalf("min_delay batch released at %v, want 200ms", got)
+	}
+}
+
+func TestPoolOversizeRejectedNextRecordGetsTimer(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxMessageBytes, cfg.MaxBytes, cfg.MaxWait = 300, 300, ms(50)
+	p, clk, sink := newTestPool(t, cfg)
+	mustAdd(t, p, recAt(0, "big", 1000))
+	if len(sink.rejected) != 1 || name(sink.rejected[0]) != "big" || sink.reasons[0] != RejectOversize {
+		t.Fatalf("rejected %v %v", sink.rejected, sink.reasons)
+	}
+	if p.PendingBytes() != 0 || p.PendingRecords() != 0 || clk.Pending() != 0 {
+		t.Fatalf("oversize record left %d bytes, %d records, %d timers", p.PendingBytes(), p.PendingRecords(), clk.Pending())
+	}
+	clk.Advance(ms(5))
+	mustAdd(t, p, recAt(0, "a", 0), recAt(0, "big2", 1000), recAt(0, "b", 0))
+	clk.Advance(ms(50))
+	expect(t, sink, "0/max_wait:a,b")
+	if len(sink.rejected) != 2 {
+		t.Fatalf("%d rejected, want 2", len(sink.rejected))
+	}
+}
+
+func TestPoolTrigger(t *testing.T) {
+	p, _, sink := newTestPool(t, testConfig())
+	a, b := recAt(0, "a", 0), recAt(0, "b", 0)
+	b.Flush = true
+	mustAdd(t, p, a, recAt(1, "other", 0), b)
+	expect(t, sink, "0/trigger:a,b")
+}
+
+func TestPoolTopicWideSplitsByPartition(t *testing.T) {
+	cfg := testConfig()
+	cfg.CollectByPartition = false
+	cfg.Size = 6
+	p, clk, sink := newTestPool(t, cfg)
+	var msgs []message.Message
+	for i, part := range []int32{2, 0, 2, 1, 0, 2} {
+		m := recAt(part, fmt.Sprintf("r%d", i), 0)
+		m.Topic = "t"
+		m.Timestamp = t0.Add(ms(i * 100))
+		msgs = append(msgs, m)
+	}
+	mustAdd(t, p, msgs...)
+	expect(t, sink, "2/size:r0,r2,r5", "0/size:r1,r4", "1/size:r3")
+	for _, b := range sink.batches {
+		checkBatch(t, cfg, b)
+		for _, m := range b.Messages {
+			if m.Partition != b.Partition {
+				t.Fatalf("record of partition %d in batch of %d", m.Partition, b.Partition)
+			}
+		}
+	}
+	// One accumulator per topic: 5 records of any partitions wait together.
+	mustAdd(t, p, recAt(0, "s0", 0), recAt(5, "s1", 0))
+	if clk.Pending() != 1 {
+		t.Fatalf("%d timers, want one for the topic", clk.Pending())
+	}
+	p.Sent("t", 5) // any partition's ack counts for the topic's accumulator
+	clk.Advance(time.Second)
+	expect(t, sink, "2/size:r0,r2,r5", "0/size:r1,r4", "1/size:r3", "0/max_wait:s0", "5/max_wait:s1")
+}
+
+// A split part can encode larger than the whole batch when its first record's
+// timestamp is far from the others; it is re-cut to stay within max_bytes.
+func TestSplitRecutsToMaxBytes(t *testing.T) {
+	cfg := testConfig()
+	cfg.CollectByPartition = false
+	cfg.MaxBytes = 300
+	p, _, _ := newTestPool(t, cfg)
+	far := t0.Add(100 * 365 * 24 * time.Hour)
+	var msgs []message.Message
+	for i := 0; i < 20; i++ {
+		m := recAt(min(int32(i), 1), fmt.Sprintf("r%d", i), 10) // r0 alone in partition 0
+		if i == 1 {
+			m.Timestamp = far // first record of partition 1
+		}
+		msgs = append(msgs, m)
+	}
+	// Build the topic-wide batch the accumulator would make, as large as fits.
+	var whole []message.Message
+	for _, m := range msgs {
+		if message.BatchSize(append(whole[:len(whole):len(whole)], m)) > cfg.MaxBytes {
+			break
+		}
+		whole = append(whole, m)
+	}
+	b := message.Batch{Topic: "t", Partition: -1, Messages: whole, Bytes: message.BatchSize(whole), Reason: message.ReasonBytes}
+	parts := p.appendSplit(nil, b)
+	n := 0
+	for _, part := range parts {
+		checkBatch(t, cfg, part)
+		n += len(part.Messages)
+	}
+	if n != len(whole) {
+		t.Fatalf("split kept %d of %d records", n, len(whole))
+	}
+	if len(parts) < 3 {
+		t.Fatalf("expected partition 1 to be re-cut, got %d parts", len(parts))
+	}
+}
+
+func TestPoolMemoryBound(t *testing.T) {
+	cfg := testConfig()
+	cfg.Size = 2
+	one := int64(recordBytes(&message.Message{Value: []byte("a"), Timestamp: t0}))
+	cfg.MaxPendingBytes = 4 * one
+	p, _, _ := newTestPool(t, cfg)
+	mustAdd(t, p, recAt(0, "a", 0), recAt(0, "b", 0), recAt(1, "c", 0))
+	if got := p.PendingBytes(); got != 3*one {
+		t.Fatalf("PendingBytes = %d, want %d", got, 3*one)
+	}
+
+	// Two more records do not fit: the call waits, then fails whole.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	err := p.Add(ctx, []message.Message{recAt(1, "d", 0), recAt(1, "e", 0)})
+	if !errors.Is(err, ErrMemoryLimit) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Add at the bound = %v, want ErrMemoryLimit and DeadlineExceeded", err)
+	}
+	if p.PendingRecords() != 3 {
+		t.Fatalf("a failed Add left %d records pending, want 3", p.PendingRecords())
+	}
+
+	// Waiting Adds are admitted first come first served, as Release frees
+	// room: f would fit now but must not pass d,e, which waits for room.
+	q, _, qsink := newTestPool(t, cfg)
+	a, b, c := recAt(0, "a", 20), recAt(0, "b", 20), recAt(1, "c", 0)
+	d, e, f := recAt(3, "d", 30), recAt(3, "e", 30), recAt(4, "f", 40)
+	r := func(m message.Message) int64 { return int64(recordBytes(&m)) }
+	q.cfg.MaxPendingBytes = r(a) + r(b) + r(c) + r(f)
+	if D := r(d) + r(e); D <= r(a)+r(b) || D > r(a)+r(b)+r(f) || D <= r(f) {
+		t.Fatalf("sizes do not make the scenario: a,b=%d d,e=%d f=%d", r(a)+r(b), D, r(f))
+	}
+	mustAdd(t, q, a, b, c)
+	deDone, fDone := make(chan error, 1), make(chan error, 1)
+	go func() { deDone <- q.Add(context.Background(), []message.Message{d, e}) }()
+	waitFor(t, func() bool { q.memMu.Lock(); defer q.memMu.Unlock(); return len(q.waiters) == 1 })
+	go func() { fDone <- q.Add(context.Background(), []message.Message{f}) }()
+	waitFor(t, func() bool { q.memMu.Lock(); defer q.memMu.Unlock(); return len(q.waiters) == 2 })
+	q.Release(qsink.batches[0]) // a,b: room for d,e, not for f after it
+	if err := <-deDone; err != nil {
+		t.Fatal(err)
+	}
+	// Release grants synchronously: f is still in line.
+	q.memMu.Lock()
+	waiting := len(q.waiters)
+	q.memMu.Unlock()
+	if waiting != 1 {
+		t.Fatalf("%d Adds waiting after the release, want f alone", waiting)
+	}
+	expect(t, qsink, "0/size:a,b", "3/size:d,e")
+	q.Release(qsink.batches[1])
+	if err := <-fDone; err != nil {
+		t.Fatal(err)
+	}
+	if got, want := q.PendingBytes(), r(c)+r(f); got != want {
+		t.Fatalf("PendingBytes = %d, want %d (c and f)", got, want)
+	}
+	// A call larger than the whole bound is taken when nothing is pending.
+	z, _, zs := newTestPool(t, cfg)
+	var big []message.Message
+	for i := 0; i < 10; i++ {
+		big = append(big, recAt(0, fmt.Sprintf("r%d", i), 0))
+	}
+	mustAdd(t, z, big...)
+	if len(zs.batches) != 5 {
+		t.Fatalf("%d batches from an oversized call, want 5", len(zs.batches))
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestPoolFlush(t *testing.T) {
+	cfg := testConfig()
+	cfg.Size = 3
+	cfg.MaxPendingBytes = 500
+	p, clk, sink := newTestPool(t, cfg)
+	mustAdd(t, p, recAt(0, "a", 0), recAt(1, "b", 0), recAt(0, "c", 0))
+	big := []message.Message{recAt(2, "w", 490)}
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- p.Add(context.Background(), big) }()
+	waitFor(t, func() bool { p.memMu.Lock(); defer p.memMu.Unlock(); return len(p.waiters) == 1 })
+
+	got := p.Flush(context.Background())
+	if err := <-waitErr; !errors.Is(err, ErrClosed) {
+		t.Fatalf("waiting Add after Flush = %v, want ErrClosed", err)
+	}
+	var desc []string
+	for _, b := range got {
+		checkBatch(t, cfg, b)
+		desc = append(desc, fmt.Sprintf("%d/%s", b.Partition, describe(b)))
+	}
+	if len(desc) != 2 || !contains(desc, "0/shutdown:a,c") || !contains(desc, "1/shutdown:b") {
+		t.Fatalf("Flush returned %v", desc)
+	}
+	if clk.Pending() != 0 {
+		t.Fatalf("%d timers armed after Flush", clk.Pending())
+	}
+	if err := p.Add(context.Background(), []message.Message{recAt(0, "late", 0)}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Add after Flush = %v, want ErrClosed", err)
+	}
+	clk.Advance(time.Hour)
+	expect(t, sink)
+	for _, b := range got {
+		p.Release(b)
+	}
+	if p.PendingBytes() != 0 {
+		t.Fatalf("PendingBytes = %d after releasing everything", p.PendingBytes())
+	}
+	if again := p.Flush(context.Background()); len(again) != 0 {
+		t.Fatalf("second Flush returned %d batches", len(again))
+	}
+}
+
+func contains(s []string, x string) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+func TestPoolInvalidPartition(t *testing.T) {
+	p, _, _ := newTestPool(t, testConfig())
+	err := p.Add(context.Background(), []message.Message{recAt(0, "a", 0), recAt(-1, "b", 0)})
+	if !errors.Is(err, ErrInvalidPartition) {
+		t.Fatalf("Add with partition -1 = %v", err)
+	}
+	if p.PendingRecords() != 0 {
+		t.Fatal("a refused call accepted records")
+	}
+	if _, err := NewPool(Config{}, nil, &recSink{}); err == nil {
+		t.Fatal("NewPool accepted an empty Config")
+	}
+}
+
+// Ready may call back into the pool (Release, Sent) and Adds from many
+// goroutines keep each goroutine's order per partition.
+func TestPoolConcurrentAdds(t *testing.T) {
+	for _, byPartition := range []bool{true, false} {
+		t.Run(fmt.Sprint("collect_by_partition=", byPartition), func(t *testing.T) {
+			cfg := testConfig()
+			cfg.Size = 7
+			cfg.MaxBytes = 400
+			cfg.MaxWait = ms(5)
+			cfg.MinDelay = ms(1)
+			cfg.CollectByPartition = byPartition
+			cfg.MaxPendingBytes = 3000
+			sink := &recSink{}
+			p, err := NewPool(cfg, SystemClock(), sink)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sink.onReady = func(b message.Batch) { p.Sent(b.Topic, b.Partition); p.Release(b) }
+			const goroutines, perG = 4, 600
+			var wg sync.WaitGroup
+			for g := 0; g < goroutines; g++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < perG; i += 3 {
+						var msgs []message.Message
+						for j := i; j < i+3; j++ {
+							m := recAt(int32(j%5), fmt.Sprintf("g%d-%d", g, j), 5+j%60)
+							m.Flush = j%97 == 0
+							msgs = append(msgs, m)
+						}
+						if err := p.Add(context.Background(), msgs); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			rest := p.Flush(context.Background())
+			for _, b := range rest {
+				p.Release(b)
+			}
+			sink.mu.Lock()
+			all := append(append([]message.Batch(nil), sink.batches...), rest...)
+			sink.mu.Unlock()
+			// Per goroutine and partition, records arrive in order, once.
+			next := map[string]int{}
+			count := 0
+			for _, b := range all {
+				checkBatch(t, cfg, b)
+				for _, m := range b.Messages {
+					var g, j int
+					fmt.Sscanf(name(m), "g%d-%d", &g, &j)
+					key := fmt.Sprintf("%d/%d", g, m.Partition)
+					if j < next[key] {
+						t.Fatalf("record %s after a later one of its partition", name(m))
+					}
+					next[key] = j + 1
+					count++
+					if m.Partition != b.Partition {
+						t.Fatalf("record of partition %d in batch of %d", m.Partition, b.Partition)
+					}
+				}
+			}
+			if count != goroutines*perG {
+				t.Fatalf("%d records handed off, want %d", count, goroutines*perG)
+			}
+			if p.PendingBytes() != 0 || p.PendingRecords() != 0 {
+				t.Fatalf("%d bytes, %d records pending at the end", p.PendingBytes(), p.PendingRecords())
+			}
+		})
+	}
+}
