@@ -250,179 +250,211 @@ func (a RequiredAcks) MarshalText() ([]byte, error) {
 // Sarama returns the sarama value.
 func (a RequiredAcks) Sarama() sarama.RequiredAcks { return sarama.RequiredAcks(a) }
 
-// validTopic is Kafka's topic name rule (legal characters, at most 249).
-var validTopic = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+// kafkaName holds the characters Kafka allows in topic names, and in
+// client ids before 1.0.0.
+var kafkaName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 
-// validPreKafka1ClientID is the client.id rule of brokers before 1.0.0.
-var validPreKafka1ClientID = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+// problems collects validation errors in key order.
+type problems []error
+
+func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Errorf(format, args...)) }
 
 // Validate checks the configuration; every error names its full key path,
 // the problem and the bad value. All problems are returned, joined.
 func (c *Config) Validate() error {
-	var errs []error
-	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	var p problems
+	c.validateConnection(&p)
+	c.validateRecords(&p)
+	c.validateBatch(&p)
+	c.validateProducer(&p)
+	c.validateAuth(&p)
+	c.validateStorage(&p)
+	return errors.Join(p...)
+}
 
+// validateConnection checks brokers, protocol_version, client_id and
+// metadata.
+func (c *Config) validateConnection(p *problems) {
 	if len(c.Brokers) == 0 {
-		add("brokers: must list at least one host:port, got none")
+		p.add("brokers: must list at least one host:port, got none")
 	}
 	for i, b := range c.Brokers {
 		if err := validateBroker(b); err != nil {
-			add("brokers[%d]: %v, got %q", i, err, b)
+			p.add("brokers[%d]: %v, got %q", i, err, b)
 		}
 	}
 
 	version, versionErr := sarama.ParseKafkaVersion(c.ProtocolVersion)
 	switch {
 	case versionErr != nil:
-		add("protocol_version: not a Kafka version (want e.g. 2.8.0), got %q", c.ProtocolVersion)
+		p.add("protocol_version: not a Kafka version (want e.g. 2.8.0), got %q", c.ProtocolVersion)
 	case !version.IsAtLeast(sarama.V0_11_0_0):
-		add("protocol_version: must be >= 0.11.0 (record batch v2), got %q", c.ProtocolVersion)
+		p.add("protocol_version: must be >= 0.11.0 (record batch v2), got %q", c.ProtocolVersion)
 	}
 
 	switch {
 	case c.ClientID == "":
-		add("client_id: must not be empty")
-	case versionErr == nil && !version.IsAtLeast(sarama.V1_0_0_0) && !validPreKafka1ClientID.MatchString(c.ClientID):
-		add("client_id: must use only [A-Za-z0-9._-] before protocol_version 1.0.0, got %q", c.ClientID)
+		p.add("client_id: must not be empty, got %q", c.ClientID)
+	case versionErr == nil && !version.IsAtLeast(sarama.V1_0_0_0) && !kafkaName.MatchString(c.ClientID):
+		p.add("client_id: must use only [A-Za-z0-9._-] before protocol_version 1.0.0, got %q", c.ClientID)
 	}
 
+	if c.Metadata.RefreshInterval <= 0 {
+		p.add("metadata.refresh_interval: must be > 0, got %s", c.Metadata.RefreshInterval)
+	}
+}
+
+// validateRecords checks how log records become messages: topics,
+// encoding, field paths and partitioning.
+func (c *Config) validateRecords(p *problems) {
 	if err := validateTopicName(c.Topic); err != nil {
-		add("topic: %v, got %q", err, c.Topic)
+		p.add("topic: %v, got %q", err, c.Topic)
 	}
 	if c.TopicFrom != "" {
 		// logmsg's error shows the path.
 		if _, err := logmsg.ParseFieldPath(c.TopicFrom); err != nil {
-			add("topic_from: %v", err)
+			p.add("topic_from: %v", err)
 		}
 	}
 	for _, topic := range slices.Sorted(maps.Keys(c.TopicAliases)) {
 		if err := validateTopicName(topic); err != nil {
-			add("topic_aliases: %v, got topic %q", err, topic)
+			p.add("topic_aliases: %v, got topic %q", err, topic)
 		}
 		if c.TopicAliases[topic] == "" {
-			add("topic_aliases.%s: alias must not be empty, got %q", topic, "")
+			p.add("topic_aliases.%s: alias must not be empty, got %q", topic, "")
 		}
 	}
 
 	switch c.Encoding {
 	case EncodingOTLPProto, EncodingOTLPJSON, EncodingJSON, EncodingRaw:
 	default:
-		add("encoding: unknown encoding %q (want otlp_proto, otlp_json, json, raw)", c.Encoding)
+		p.add("encoding: unknown encoding %q (want otlp_proto, otlp_json, json, raw)", c.Encoding)
 	}
-	errs = append(errs, validatePaths("key_from", c.KeyFrom)...)
-	errs = append(errs, validatePaths("headers_from", c.HeadersFrom)...)
+	validatePaths(p, "key_from", c.KeyFrom)
+	validatePaths(p, "headers_from", c.HeadersFrom)
 
 	switch c.Partitioning.Strategy {
 	case StrategyMurmur2, StrategyFNV1a, StrategyMD5, StrategyRandom, StrategySticky, StrategyRoundRobin:
 	default:
-		add("partitioning.strategy: unknown strategy %q (want murmur2, fnv1a, md5, random, sticky, round_robin)", c.Partitioning.Strategy)
+		p.add("partitioning.strategy: unknown strategy %q (want murmur2, fnv1a, md5, random, sticky, round_robin)", c.Partitioning.Strategy)
 	}
+}
 
-	b, p := c.Batch, c.Producer
+// validateBatch checks batch.* and the in-memory bound max_pending_bytes.
+func (c *Config) validateBatch(p *problems) {
+	b := c.Batch
 	if b.Size <= 0 {
-		add("batch.size: must be > 0, got %d", b.Size)
+		p.add("batch.size: must be > 0, got %d", b.Size)
 	}
 	switch {
 	case b.MaxBytes <= message.BatchHeaderBytes:
-		add("batch.max_bytes: must be > %d (the record batch header), got %d", message.BatchHeaderBytes, b.MaxBytes)
-	case p.MaxMessageBytes > 0 && b.MaxBytes > p.MaxMessageBytes:
-		add("batch.max_bytes: must be <= producer.max_message_bytes (%d), got %d", p.MaxMessageBytes, b.MaxBytes)
+		p.add("batch.max_bytes: must be > %d (the record batch header), got %d", message.BatchHeaderBytes, b.MaxBytes)
+	case c.Producer.MaxMessageBytes > 0 && b.MaxBytes > c.Producer.MaxMessageBytes:
+		p.add("batch.max_bytes: must be <= producer.max_message_bytes (%d), got %d", c.Producer.MaxMessageBytes, b.MaxBytes)
 	}
 	if b.MaxWait <= 0 {
-		add("batch.max_wait: must be > 0, got %s", b.MaxWait)
+		p.add("batch.max_wait: must be > 0, got %s", b.MaxWait)
 	}
 	switch {
 	case b.MinDelay < 0:
-		add("batch.min_delay: must be >= 0, got %s", b.MinDelay)
+		p.add("batch.min_delay: must be >= 0, got %s", b.MinDelay)
 	case b.MaxWait > 0 && b.MinDelay > b.MaxWait:
-		add("batch.min_delay: must be <= batch.max_wait (%s), got %s", b.MaxWait, b.MinDelay)
+		p.add("batch.min_delay: must be <= batch.max_wait (%s), got %s", b.MaxWait, b.MinDelay)
 	}
 	// One condition at a time so that each error names its index and shows
 	// the condition; logmsg names a lone condition flush_when[0].
 	for i, cond := range b.FlushWhen {
 		if err := logmsg.ValidateConditions([]string{cond}); err != nil {
 			msg := strings.TrimPrefix(err.Error(), "flush_when[0]: ")
-			add("batch.flush_when[%d]: %s, got %q", i, msg, cond)
+			p.add("batch.flush_when[%d]: %s, got %q", i, msg, cond)
 		}
 	}
 
-	switch p.RequiredAcks {
+	switch {
+	case c.MaxPendingBytes <= 0:
+		p.add("max_pending_bytes: must be > 0, got %d", c.MaxPendingBytes)
+	case c.MaxPendingBytes < b.MaxBytes:
+		p.add("max_pending_bytes: must be >= batch.max_bytes (%d), got %d", b.MaxBytes, c.MaxPendingBytes)
+	}
+}
+
+// validateProducer checks producer.*; zstd also needs a recent enough
+// protocol_version.
+func (c *Config) validateProducer(p *problems) {
+	pr := c.Producer
+	switch pr.RequiredAcks {
 	case AcksAll, AcksLeader, AcksNone:
 	default:
-		add("producer.required_acks: want all, -1, 1 or 0, got %d", p.RequiredAcks)
+		p.add("producer.required_acks: want all, -1, 1 or 0, got %d", pr.RequiredAcks)
 	}
-	switch p.Compression {
+	switch pr.Compression {
 	case CompressionNone, CompressionGzip, CompressionSnappy, CompressionLZ4:
 	case CompressionZstd:
-		if versionErr == nil && !version.IsAtLeast(sarama.V2_1_0_0) {
-			add("producer.compression: zstd needs protocol_version >= 2.1.0, got protocol_version %q", c.ProtocolVersion)
+		if v, err := sarama.ParseKafkaVersion(c.ProtocolVersion); err == nil && !v.IsAtLeast(sarama.V2_1_0_0) {
+			p.add("producer.compression: zstd needs protocol_version >= 2.1.0, got protocol_version %q", c.ProtocolVersion)
 		}
 	default:
-		add("producer.compression: unknown compression %q (want none, gzip, snappy, lz4, zstd)", p.Compression)
+		p.add("producer.compression: unknown compression %q (want none, gzip, snappy, lz4, zstd)", pr.Compression)
 	}
-	if p.MaxMessageBytes <= 0 {
-		add("producer.max_message_bytes: must be > 0, got %d", p.MaxMessageBytes)
+	if pr.MaxMessageBytes <= 0 {
+		p.add("producer.max_message_bytes: must be > 0, got %d", pr.MaxMessageBytes)
 	}
-	if p.Timeout <= 0 {
-		add("producer.timeout: must be > 0, got %s", p.Timeout)
+	if pr.Timeout <= 0 {
+		p.add("producer.timeout: must be > 0, got %s", pr.Timeout)
 	}
-	if p.MaxAttempts < 1 {
-		add("producer.max_attempts: must be >= 1, got %d", p.MaxAttempts)
+	if pr.MaxAttempts < 1 {
+		p.add("producer.max_attempts: must be >= 1, got %d", pr.MaxAttempts)
 	}
+}
 
+// validateAuth checks auth.sasl; tls validates itself (configtls).
+func (c *Config) validateAuth(p *problems) {
 	sasl := c.Auth.SASL
 	switch sasl.Mechanism {
 	case SASLNone:
 		if sasl.Username != "" || sasl.Password != "" {
-			add("auth.sasl.mechanism: required when username or password is set (want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), got %q", sasl.Mechanism)
+			p.add("auth.sasl.mechanism: required when username or password is set (want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), got %q", sasl.Mechanism)
 		}
 	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
 		if sasl.Username == "" {
-			add("auth.sasl.username: required with mechanism %s, got %q", sasl.Mechanism, sasl.Username)
+			p.add("auth.sasl.username: required with mechanism %s, got %q", sasl.Mechanism, sasl.Username)
 		}
 		if sasl.Password == "" {
-			add("auth.sasl.password: required with mechanism %s, got none", sasl.Mechanism)
+			// The password itself is never printed.
+			p.add("auth.sasl.password: required with mechanism %s, got none", sasl.Mechanism)
 		}
 	default:
-		add("auth.sasl.mechanism: unknown mechanism %q (want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)", sasl.Mechanism)
+		p.add("auth.sasl.mechanism: unknown mechanism %q (want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)", sasl.Mechanism)
 	}
+}
 
-	if c.Metadata.RefreshInterval <= 0 {
-		add("metadata.refresh_interval: must be > 0, got %s", c.Metadata.RefreshInterval)
-	}
-
+// validateStorage checks temp_storage.* and delivery. temp_storage is
+// checked even when disabled: nonsense is rejected wherever it is written.
+func (c *Config) validateStorage(p *problems) {
 	ts := c.TempStorage
 	if ts.MaxBytes <= 0 {
-		add("temp_storage.max_bytes: must be > 0, got %d", ts.MaxBytes)
+		p.add("temp_storage.max_bytes: must be > 0, got %d", ts.MaxBytes)
 	}
 	switch {
 	case ts.SegmentBytes <= 0:
-		add("temp_storage.segment_bytes: must be > 0, got %d", ts.SegmentBytes)
+		p.add("temp_storage.segment_bytes: must be > 0, got %d", ts.SegmentBytes)
 	case ts.MaxBytes > 0 && ts.SegmentBytes > ts.MaxBytes:
-		add("temp_storage.segment_bytes: must be <= temp_storage.max_bytes (%d), got %d", ts.MaxBytes, ts.SegmentBytes)
+		p.add("temp_storage.segment_bytes: must be <= temp_storage.max_bytes (%d), got %d", ts.MaxBytes, ts.SegmentBytes)
 	}
 	switch ts.Fsync {
 	case FsyncBatch, FsyncInterval, FsyncNever:
 	default:
-		add("temp_storage.fsync: unknown mode %q (want batch, interval, never)", ts.Fsync)
+		p.add("temp_storage.fsync: unknown mode %q (want batch, interval, never)", ts.Fsync)
 	}
 	if ts.RetryInterval <= 0 {
-		add("temp_storage.retry_interval: must be > 0, got %s", ts.RetryInterval)
+		p.add("temp_storage.retry_interval: must be > 0, got %s", ts.RetryInterval)
 	}
 
 	switch c.Delivery {
 	case DeliveryAsync, DeliverySync:
 	default:
-		add("delivery: unknown mode %q (want async, sync)", c.Delivery)
+		p.add("delivery: unknown mode %q (want async, sync)", c.Delivery)
 	}
-	switch {
-	case c.MaxPendingBytes <= 0:
-		add("max_pending_bytes: must be > 0, got %d", c.MaxPendingBytes)
-	case c.MaxPendingBytes < b.MaxBytes:
-		add("max_pending_bytes: must be >= batch.max_bytes (%d), got %d", b.MaxBytes, c.MaxPendingBytes)
-	}
-
-	return errors.Join(errs...)
 }
 
 // KafkaVersion returns the parsed protocol_version; call it on a validated
@@ -506,24 +538,22 @@ func validateTopicName(topic string) error {
 		return errors.New("must not be empty")
 	case topic == "." || topic == "..":
 		return errors.New("is not a legal Kafka topic name")
-	case !validTopic.MatchString(topic):
+	case len(topic) > 249 || !kafkaName.MatchString(topic):
 		return errors.New("must be at most 249 characters of [a-zA-Z0-9._-]")
 	}
 	return nil
 }
 
-func validatePaths(key string, paths []string) []error {
-	var errs []error
+func validatePaths(p *problems, key string, paths []string) {
 	seen := make(map[string]bool, len(paths))
-	for i, s := range paths {
-		if _, err := logmsg.ParseFieldPath(s); err != nil {
-			errs = append(errs, fmt.Errorf("%s[%d]: %w", key, i, err)) // err shows the path
+	for i, path := range paths {
+		if _, err := logmsg.ParseFieldPath(path); err != nil {
+			p.add("%s[%d]: %v", key, i, err) // err shows the path
 			continue
 		}
-		if seen[s] {
-			errs = append(errs, fmt.Errorf("%s[%d]: duplicate field path, got %q", key, i, s))
+		if seen[path] {
+			p.add("%s[%d]: duplicate field path, got %q", key, i, path)
 		}
-		seen[s] = true
+		seen[path] = true
 	}
-	return errs
 }

@@ -206,6 +206,16 @@ func TestBrokerAddresses(t *testing.T) {
 	}
 }
 
+func TestTopicNameLimits(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.Topic = strings.Repeat("t", 249)
+	require.NoError(t, cfg.Validate())
+	cfg.Topic = strings.Repeat("t", 250)
+	require.EqualError(t, cfg.Validate(), `topic: must be at most 249 characters of [a-zA-Z0-9._-], got "`+cfg.Topic+`"`)
+	cfg.Topic = ".."
+	require.EqualError(t, cfg.Validate(), `topic: is not a legal Kafka topic name, got ".."`)
+}
+
 func TestFieldPathsAccepted(t *testing.T) {
 	paths := []string{
 		"attributes.x", "resource.host.name", "body", "body.msg",
@@ -315,7 +325,7 @@ var invalidCases = map[string]struct {
 	"broker_empty_host":        {want: `brokers[0]: want host:port with a host name or IP address, got ":9092"`},
 	"protocol_version_garbage": {want: `protocol_version: not a Kafka version (want e.g. 2.8.0), got "latest"`},
 	"protocol_version_too_old": {want: `protocol_version: must be >= 0.11.0 (record batch v2), got "0.10.2.0"`},
-	"client_id_empty":          {want: `client_id: must not be empty`},
+	"client_id_empty":          {want: `client_id: must not be empty, got ""`},
 	"client_id_pre_1_0":        {want: `client_id: must use only [A-Za-z0-9._-] before protocol_version 1.0.0, got "agent #1"`},
 	"topic_empty":              {want: `topic: must not be empty, got ""`},
 	"topic_illegal":            {want: `topic: must be at most 249 characters of [a-zA-Z0-9._-], got "logs/app"`},
