@@ -11,10 +11,15 @@ import (
 // encoder writes message values. An encoder is used by one goroutine at a
 // time and may keep state between calls.
 type encoder interface {
-	// startScope is called before the records of one ScopeLogs.
-	startScope(rl plog.ResourceLogs, sl plog.ScopeLogs) error
+	// begin is called first, with the whole request.
+	begin(ld plog.Logs) error
+	// startScope is called before the records of ScopeLogs j of
+	// ResourceLogs i.
+	startScope(i, j int, rl plog.ResourceLogs, sl plog.ScopeLogs) error
 	// appendRecord appends the value of lr, a record of the current scope.
 	appendRecord(dst []byte, lr plog.LogRecord) ([]byte, error)
+	// end is called last; the encoder lets go of the request.
+	end()
 }
 
 // otlpEncoder writes each record as a LogsData of its own: a template
@@ -35,17 +40,21 @@ func newOTLPEncoder(marshal func(plog.Logs) ([]byte, error)) *otlpEncoder {
 	return e
 }
 
-func newOTLPProtoEncoder() encoder {
-	m := &plog.ProtoMarshaler{}
-	return newOTLPEncoder(m.MarshalLogs)
-}
-
 func newOTLPJSONEncoder() encoder {
 	m := &plog.JSONMarshaler{}
 	return newOTLPEncoder(m.MarshalLogs)
 }
 
-func (e *otlpEncoder) startScope(rl plog.ResourceLogs, sl plog.ScopeLogs) error {
+func (e *otlpEncoder) begin(plog.Logs) error { return nil }
+
+// end clears the template so it does not keep the request's data.
+func (e *otlpEncoder) end() {
+	e.rl.Resource().Attributes().Clear()
+	e.sl.Scope().Attributes().Clear()
+	plog.NewLogRecord().CopyTo(e.lr)
+}
+
+func (e *otlpEncoder) startScope(_, _ int, rl plog.ResourceLogs, sl plog.ScopeLogs) error {
 	rl.Resource().CopyTo(e.rl.Resource())
 	e.rl.SetSchemaUrl(rl.SchemaUrl())
 	sl.Scope().CopyTo(e.sl.Scope())
@@ -70,7 +79,10 @@ type jsonEncoder struct {
 
 func newJSONEncoder() encoder { return &jsonEncoder{} }
 
-func (e *jsonEncoder) startScope(rl plog.ResourceLogs, sl plog.ScopeLogs) error {
+func (e *jsonEncoder) begin(plog.Logs) error { return nil }
+func (e *jsonEncoder) end()                  {}
+
+func (e *jsonEncoder) startScope(_, _ int, rl plog.ResourceLogs, sl plog.ScopeLogs) error {
 	b := e.scopePart[:0]
 	if attrs := rl.Resource().Attributes(); attrs.Len() > 0 {
 		b = append(b, `"resource":`...)
@@ -185,7 +197,10 @@ type rawEncoder struct{}
 
 func newRawEncoder() encoder { return rawEncoder{} }
 
-func (rawEncoder) startScope(plog.ResourceLogs, plog.ScopeLogs) error { return nil }
+func (rawEncoder) begin(plog.Logs) error { return nil }
+func (rawEncoder) end()                  {}
+
+func (rawEncoder) startScope(_, _ int, _ plog.ResourceLogs, _ plog.ScopeLogs) error { return nil }
 
 func (rawEncoder) appendRecord(dst []byte, lr plog.LogRecord) ([]byte, error) {
 	return appendValueText(dst, lr.Body()), nil

@@ -187,7 +187,10 @@ func (b *Builder) Append(ctx context.Context, dst []message.Message, ld plog.Log
 	}
 
 	st := b.scratch.Get().(*scratch)
-	defer b.scratch.Put(st)
+	defer b.putScratch(st)
+	if err := st.enc.begin(ld); err != nil {
+		return dst[:start], err
+	}
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
@@ -200,7 +203,7 @@ func (b *Builder) Append(ctx context.Context, dst []message.Message, ld plog.Log
 			if lrs.Len() == 0 {
 				continue
 			}
-			if err := st.enc.startScope(rl, sl); err != nil {
+			if err := st.enc.startScope(i, j, rl, sl); err != nil {
 				return dst[:start], err
 			}
 			for k := 0; k < lrs.Len(); k++ {
@@ -214,6 +217,11 @@ func (b *Builder) Append(ctx context.Context, dst []message.Message, ld plog.Log
 		}
 	}
 	return dst, nil
+}
+
+func (b *Builder) putScratch(st *scratch) {
+	st.enc.end()
+	b.scratch.Put(st)
 }
 
 // build makes the message of one record.
