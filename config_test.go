@@ -458,3 +458,15 @@ func TestValidateAllEnumValues(t *testing.T) {
 		assert.NoError(t, cfg.Validate(), d)
 	}
 }
+
+// TestCollectorShowsKey validates the way otelcol does (confmap.Validate on
+// its whole config, exporters keyed by component ID): the message keeps the
+// exporter ID and our key path.
+func TestCollectorShowsKey(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.Batch.Size = 0
+	collectorCfg := struct {
+		Exporters map[component.ID]component.Config `mapstructure:"exporters"`
+	}{Exporters: map[component.ID]component.Config{component.NewIDWithName(metadata.Type, "eu"): cfg}}
+	require.EqualError(t, confmap.Validate(collectorCfg), "exporters::kafkabatcher/eu: batch.size: must be > 0, got 0")
+}
