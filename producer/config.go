@@ -159,13 +159,14 @@ func compile(cfg Config) (*settings, error) {
 	sc.Net.WriteTimeout = cfg.Timeout
 	// The broker answers a produce within Timeout; the margin covers the
 	// round trip so a slow ack is not mistaken for a dead connection.
-	sc.Net.ReadTimeout = cfg.Timeout + 5*time.Second
+	sc.Net.ReadTimeout = cfg.Timeout + min(cfg.Timeout, 5*time.Second)
 	// Metadata is refreshed by our own loop and on errors, never by sarama
-	// in the background; Full=false keeps NewClient from dialling.
+	// in the background; Full=false keeps NewClient from dialing.
 	sc.Metadata.Full = false
 	sc.Metadata.RefreshFrequency = 0
-	sc.Metadata.Retry.Max = 1
-	sc.Metadata.Retry.Backoff = cfg.RetryBackoff
+	// Retries are ours (with backoff and attempts counted); sarama's would
+	// only delay noticing that no broker answers.
+	sc.Metadata.Retry.Max = 0
 	sc.Metadata.Timeout = cfg.Timeout
 	sc.Producer.MaxMessageBytes = cfg.MaxMessageBytes
 	sc.Producer.RequiredAcks = sarama.RequiredAcks(cfg.RequiredAcks)

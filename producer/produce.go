@@ -96,7 +96,7 @@ func (p *Producer) Produce(ctx context.Context, batches []*message.Batch) []Resu
 		if len(refreshTopics) > 0 {
 			p.refreshAfterErrors(ctx, active, refreshTopics)
 		}
-		if retry > 0 {
+		if retry > 0 && anyPending(active) {
 			p.sleep(ctx, p.backoff(retry))
 		}
 		for _, j := range active {
@@ -468,6 +468,15 @@ func (p *Producer) sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-p.closing:
 	}
+}
+
+func anyPending(jobs []*job) bool {
+	for _, j := range jobs {
+		if !j.done {
+			return true
+		}
+	}
+	return false
 }
 
 func containsString(s []string, v string) bool {

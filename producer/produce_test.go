@@ -144,6 +144,9 @@ func TestProduceManyBrokersConcurrently(t *testing.T) {
 		batches = append(batches, batchOf("t", part, "x", 20, 30))
 		leaders[c.LeaderFor("t", part)] = true
 	}
+	if len(leaders) < 2 {
+		t.Fatalf("kfake put every partition on one broker: %v", leaders)
+	}
 	produceOK(t, p, batches...)
 	if n := len(log.all()); n != len(leaders) {
 		t.Fatalf("got %d produce requests, want one per leader broker (%d)", n, len(leaders))
@@ -202,6 +205,9 @@ func TestProduceRetriesNotLeader(t *testing.T) {
 	var batches []*message.Batch
 	for part := int32(0); part < 4; part++ {
 		batches = append(batches, batchOf("t", part, "first", 25, 20), batchOf("t", part, "second", 25, 20))
+	}
+	if err := p.Refresh(context.Background(), "t"); err != nil {
+		t.Fatal(err)
 	}
 	before := metadataReqs.Load()
 	res := produceOK(t, p, batches...)
@@ -405,7 +411,9 @@ func TestRefreshUnknownTopic(t *testing.T) {
 func TestStartWhileKafkaDownThenRecover(t *testing.T) {
 	port := freePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	p := newProducer(t, Config{Brokers: []string{addr}, Timeout: 5 * time.Second})
+	// Ten attempts with backoff would take seconds: failing within one
+	// second needs the refused connection to end the retries.
+	p := newProducer(t, Config{Brokers: []string{addr}, Timeout: 5 * time.Second, MaxAttempts: 10, RetryBackoff: 200 * time.Millisecond})
 
 	b := batchOf("t", 0, "a", 10, 10)
 	start := time.Now()
@@ -413,7 +421,9 @@ func TestStartWhileKafkaDownThenRecover(t *testing.T) {
 	if !errors.Is(res.Err, ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", res.Err)
 	}
-	if d := time.Since(start); d > time.Second {
+	d := time.Since(start)
+	t.Logf("failed in %v: %v", d, res.Err)
+	if d > time.Second {
 		t.Fatalf("failing took %v, want fast failure on refused connections", d)
 	}
 	if res.Attempts < 1 || len(res.Remaining) != 10 {
@@ -435,7 +445,7 @@ func TestBrokerRestartOnSamePort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newProducer(t, Config{Brokers: c1.ListenAddrs(), Timeout: 5 * time.Second})
+	p := newProducer(t, Config{Brokers: c1.ListenAddrs(), Timeout: 5 * time.Second, MaxAttempts: 10, RetryBackoff: 200 * time.Millisecond})
 	produceOK(t, p, batchOf("t", 0, "before", 5, 10))
 	c1.Close()
 
@@ -444,7 +454,9 @@ func TestBrokerRestartOnSamePort(t *testing.T) {
 	if !errors.Is(res.Err, ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", res.Err)
 	}
-	if d := time.Since(start); d > time.Second {
+	d := time.Since(start)
+	t.Logf("failed in %v: %v", d, res.Err)
+	if d > time.Second {
 		t.Fatalf("failing took %v with the broker down", d)
 	}
 
@@ -498,4 +510,27 @@ func TestProduceAfterClose(t *testing.T) {
 	if err := p.Refresh(context.Background(), "t"); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Refresh after Close = %v", err)
 	}
+}
+
+func TestProduceBrokerDoesNotAnswer(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	var calls atomic.Int32
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if calls.Add(1) == 1 {
+			return nil, nil, true // swallow the request: no answer, nothing written
+		}
+		return nil, nil, false
+	})
+	p := newProducer(t, Config{Brokers: c.ListenAddrs(), Timeout: 200 * time.Millisecond})
+	b := batchOf("t", 0, "a", 10, 10)
+	start := time.Now()
+	res := produceOK(t, p, b)[0]
+	if res.Attempts != 2 {
+		t.Fatalf("attempts = %d, want 2 (the unanswered one timed out)", res.Attempts)
+	}
+	if d := time.Since(start); d < 200*time.Millisecond || d > 3*time.Second {
+		t.Fatalf("took %v; the read timeout is 400ms", d)
+	}
+	got := consume(t, 10, "t", kgo.SeedBrokers(c.ListenAddrs()...))
+	assertRecords(t, got[0], b.Messages)
 }

@@ -89,19 +89,26 @@ func New(cfg Config, logger *zap.Logger) (*Producer, error) {
 // Start begins refreshing the metadata of every known topic each
 // RefreshInterval. It returns at once; Close stops the loop.
 func (p *Producer) Start() {
-	p.startOnce.Do(func() {
-		select {
-		case <-p.closing:
-			return
-		default:
-		}
-		p.wg.Add(1)
-		go p.refreshLoop()
-	})
+	p.startOnce.Do(func() { p.goTracked(p.refreshLoop) })
+}
+
+// goTracked runs fn in a goroutine that Close waits for, unless the
+// Producer is closed; it reports whether fn was started.
+func (p *Producer) goTracked(fn func()) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed() {
+		return false
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		fn()
+	}()
+	return true
 }
 
 func (p *Producer) refreshLoop() {
-	defer p.wg.Done()
 	t := time.NewTicker(p.st.cfg.RefreshInterval)
 	defer t.Stop()
 	for {
@@ -122,7 +129,9 @@ func (p *Producer) refreshLoop() {
 func (p *Producer) Close() error {
 	var err error
 	p.closeOnce.Do(func() {
+		p.mu.Lock() // no goTracked between closing and Wait
 		close(p.closing)
+		p.mu.Unlock()
 		err = p.client.Close()
 		p.wg.Wait()
 	})
@@ -181,11 +190,9 @@ func (p *Producer) Refresh(ctx context.Context, topics ...string) error {
 // sarama's metadata calls take no context.
 func (p *Producer) refreshCtx(ctx context.Context, topics []string) error {
 	done := make(chan error, 1)
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		done <- p.refresh(topics)
-	}()
+	if !p.goTracked(func() { done <- p.refresh(topics) }) {
+		return ErrClosed
+	}
 	select {
 	case err := <-done:
 		return err
