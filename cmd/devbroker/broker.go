@@ -118,13 +118,7 @@ func clusterOptions(cfg brokerConfig) ([]kfake.Opt, error) {
 	if len(cfg.topics) == 0 {
 		return nil, errors.New("at least one -topic is needed")
 	}
-	advertise := cfg.advertise
-	if advertise == "" {
-		advertise = host
-		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-			advertise = "127.0.0.1" // a wildcard address is no address to dial
-		}
-	}
+	advertise := advertiseHost(host, cfg.advertise)
 
 	ports := make([]int, cfg.brokers)
 	for i := range ports {
@@ -157,6 +151,18 @@ func clusterOptions(cfg brokerConfig) ([]kfake.Opt, error) {
 		}
 	}
 	return opts, nil
+}
+
+// advertiseHost is the host clients are told to dial: the -advertise flag,
+// else the listen host, except that a wildcard is no address to dial.
+func advertiseHost(listenHost, advertise string) string {
+	if advertise != "" {
+		return advertise
+	}
+	if ip := net.ParseIP(listenHost); listenHost == "" || (ip != nil && ip.IsUnspecified()) {
+		return "127.0.0.1"
+	}
+	return listenHost
 }
 
 // advertisedListener reports host, with the real port, as its address: kfake

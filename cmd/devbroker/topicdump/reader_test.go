@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
+	"github.com/kafkabatcher/kafkabatcherexporter/cmd/devbroker/internal/kafkatest"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
@@ -22,39 +23,31 @@ func TestMain(m *testing.M) {
 	)
 }
 
-// produceBatches sends each inner slice of sizes as one record batch to its
-// partition: records are buffered and flushed together. It returns the
-// messages of each batch, as the exporter's size functions see them.
+// produceBatches sends one record batch per entry of sizes to the
+// partition and returns each batch's messages.
 func produceBatches(ctx context.Context, t *testing.T, cl *kgo.Client, topic string, partition int32, sizes ...int) [][]message.Message {
 	t.Helper()
 	ts := time.UnixMilli(1_700_000_000_000)
 	var out [][]message.Message
 	for bi, n := range sizes {
-		var msgs []message.Message
-		for i := range n {
-			m := message.Message{
+		msgs := make([]message.Message, n)
+		for i := range msgs {
+			msgs[i] = message.Message{
 				Key:       []byte(fmt.Sprintf("k%d", i)),
 				Value:     []byte(fmt.Sprintf("batch %d record %d", bi, i)),
-				Timestamp: ts,
+				Timestamp: ts.Add(time.Duration(i) * time.Millisecond),
 			}
-			msgs = append(msgs, m)
-			cl.Produce(ctx, &kgo.Record{Topic: topic, Partition: partition, Key: m.Key, Value: m.Value, Timestamp: ts}, nil)
 		}
-		require.NoError(t, cl.Flush(ctx))
+		_, err := kafkatest.Produce(ctx, cl, topic, partition, msgs)
+		require.NoError(t, err)
 		out = append(out, msgs)
 	}
 	return out
 }
 
-func newProducer(t *testing.T, addrs []string) *kgo.Client {
+func newClient(t *testing.T, addrs []string) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(addrs...),
-		kgo.ManualFlushing(),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.ProducerBatchCompression(kgo.NoCompression()),
-		kgo.DisableIdempotentWrite(),
-	)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
 	require.NoError(t, err)
 	t.Cleanup(cl.Close)
 	return cl
@@ -67,7 +60,7 @@ func TestReaderSeesBatchesAsProduced(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 
-	prod := newProducer(t, c.ListenAddrs())
+	prod := newClient(t, c.ListenAddrs())
 	p0 := produceBatches(ctx, t, prod, "logs", 0, 5, 3)
 	p2 := produceBatches(ctx, t, prod, "logs", 2, 10)
 
@@ -86,7 +79,7 @@ func TestReaderSeesBatchesAsProduced(t *testing.T) {
 	require.Len(t, got0.Batches, 2)
 	assert.Equal(t, int64(8), got0.HighWatermark)
 	assert.Equal(t, Batch{BaseOffset: 0, LastOffset: 4, Records: 5, Bytes: message.BatchSize(p0[0]),
-		Codec: CodecNone, Magic: 2, FirstTimestamp: time.UnixMilli(1_700_000_000_000)}, got0.Batches[0])
+		Codec: CodecNone, Magic: 2, FirstTimestamp: p0[0][0].Timestamp}, got0.Batches[0])
 	assert.Equal(t, int64(5), got0.Batches[1].BaseOffset)
 	assert.Equal(t, 3, got0.Batches[1].Records)
 	assert.Equal(t, message.BatchSize(p0[1]), got0.Batches[1].Bytes)
@@ -115,15 +108,16 @@ func TestReaderFollowsManyBatches(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "big"))
 	require.NoError(t, err)
 	defer c.Close()
-	prod := newProducer(t, c.ListenAddrs())
+	prod := newClient(t, c.ListenAddrs())
 	ts := time.UnixMilli(1_700_000_000_000)
-	value := make([]byte, 100_000)
+	msgs := make([]message.Message, 5)
+	for i := range msgs {
+		msgs[i] = message.Message{Value: make([]byte, 100_000), Timestamp: ts}
+	}
 	const batches, perBatch = 40, 5 // about 20 MB, more than one 16 MiB fetch
 	for range batches {
-		for range perBatch {
-			prod.Produce(ctx, &kgo.Record{Topic: "big", Value: value, Timestamp: ts}, nil)
-		}
-		require.NoError(t, prod.Flush(ctx))
+		_, err := kafkatest.Produce(ctx, prod, "big", 0, msgs)
+		require.NoError(t, err)
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
 	require.NoError(t, err)

@@ -2,57 +2,21 @@ package topicdump
 
 import (
 	"encoding/binary"
-	"hash/crc32"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kafkabatcher/kafkabatcherexporter/cmd/devbroker/internal/kafkatest"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
-// encodeBatch builds a valid v2 record batch holding msgs, as a producer
-// sends it: offsets from base, timestamps as deltas from the first message.
 func encodeBatch(t *testing.T, base int64, attrs int16, msgs []message.Message) []byte {
 	t.Helper()
 	require.NotEmpty(t, msgs)
-	first := msgs[0].Timestamp.UnixMilli()
-	var records []byte
-	for i, m := range msgs {
-		r := kmsg.Record{
-			TimestampDelta64: m.Timestamp.UnixMilli() - first,
-			OffsetDelta:      int32(i),
-			Key:              m.Key,
-			Value:            m.Value,
-		}
-		for _, h := range m.Headers {
-			r.Headers = append(r.Headers, kmsg.Header{Key: h.Key, Value: h.Value})
-		}
-		body := r.AppendTo(nil) // with Length 0, a one-byte varint
-		r.Length = int32(len(body) - 1)
-		records = r.AppendTo(records)
-	}
-	rb := kmsg.RecordBatch{
-		FirstOffset:     base,
-		Length:          int32(message.BatchHeaderBytes - batchPrefixBytes + len(records)),
-		Magic:           2,
-		Attributes:      attrs,
-		LastOffsetDelta: int32(len(msgs) - 1),
-		FirstTimestamp:  first,
-		MaxTimestamp:    msgs[len(msgs)-1].Timestamp.UnixMilli(),
-		ProducerID:      -1,
-		ProducerEpoch:   -1,
-		FirstSequence:   -1,
-		NumRecords:      int32(len(msgs)),
-		Records:         records,
-	}
-	raw := rb.AppendTo(nil)
-	crc := crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli))
-	binary.BigEndian.PutUint32(raw[17:21], crc)
-	return raw
+	return kafkatest.EncodeBatch(base, attrs, msgs)
 }
 
 func testMessages(n int, valueLen int) []message.Message {
