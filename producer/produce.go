@@ -61,9 +61,8 @@ type job struct {
 	done     bool
 
 	// Per round.
-	broker *sarama.Broker
-	err    error                        // the send failed as a whole
-	block  *sarama.ProduceResponseBlock // the partition's answer
+	err   error                        // the send failed as a whole
+	block *sarama.ProduceResponseBlock // the partition's answer
 }
 
 // Produce sends each batch as one record batch to its partition's leader,
@@ -144,7 +143,11 @@ func (p *Producer) newJob(b *message.Batch, res *Result) *job {
 		j.done = true
 		return j
 	}
-	j.parts = fit(msgs, limit)
+	if kept == nil && b.Bytes > 0 && b.Bytes <= limit {
+		j.parts = [][]message.Message{msgs} // the batcher already measured it
+	} else {
+		j.parts = fit(msgs, limit)
+	}
 	return j
 }
 
@@ -195,14 +198,13 @@ func (p *Producer) sendRound(ctx context.Context, active []*job) {
 	}
 	var groups []group
 	for _, j := range active {
-		j.err, j.block, j.broker = nil, nil, nil
+		j.err, j.block = nil, nil
 		j.res.Attempts++
 		broker, err := p.client.Leader(j.batch.Topic, j.batch.Partition)
 		if err != nil {
 			j.err = err
 			continue
 		}
-		j.broker = broker
 		if j.rb == nil {
 			j.rb = recordBatch(j.parts[0], p.st.codec)
 		}
