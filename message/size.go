@@ -62,3 +62,21 @@ func varlongLen(v int64) int {
 	}
 	return n
 }
+
+// RecordSizeAt returns RecordSize(m, offsetDelta, firstTS) from alone, the
+// already computed RecordSize(m, 0, m.Timestamp), without walking m's key,
+// value and headers again.
+func RecordSizeAt(alone int, m *Message, offsetDelta int, firstTS time.Time) int {
+	// alone = varlongLen(body) + body, and body+varlongLen(body) grows with
+	// body, so exactly one prefix length fits.
+	body := alone - 1
+	for k := 1; k <= 10; k++ {
+		if varlongLen(int64(alone-k)) == k {
+			body = alone - k
+			break
+		}
+	}
+	// alone has 1-byte timestamp and offset deltas (both 0).
+	body += varlongLen(timestampDelta(m.Timestamp, firstTS)) - 1 + varlongLen(int64(offsetDelta)) - 1
+	return varlongLen(int64(body)) + body
+}

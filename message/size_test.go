@@ -72,3 +72,23 @@ func TestFlushReasonString(t *testing.T) {
 		}
 	}
 }
+
+func TestRecordSizeAtMatchesRecordSize(t *testing.T) {
+	base := time.UnixMilli(1_700_000_000_000)
+	offsets := []int{0, 1, 63, 64, 8191, 8192, 1 << 20}
+	deltas := []time.Duration{0, time.Millisecond, 63 * time.Millisecond, 64 * time.Millisecond, -64 * time.Millisecond, -65 * time.Millisecond, time.Hour, -48 * time.Hour, 100 * 365 * 24 * time.Hour}
+	for _, vlen := range []int{0, 1, 50, 56, 57, 58, 100, 120, 121, 122, 8180, 8183, 8184, 8185, 8186, 8190, 16400, 70000} {
+		for _, hdrs := range [][]Header{nil, {{Key: "k", Value: []byte("v")}}} {
+			m := Message{Value: make([]byte, vlen), Headers: hdrs, Timestamp: base}
+			alone := RecordSize(&m, 0, m.Timestamp)
+			for _, off := range offsets {
+				for _, d := range deltas {
+					first := base.Add(-d)
+					if got, want := RecordSizeAt(alone, &m, off, first), RecordSize(&m, off, first); got != want {
+						t.Fatalf("value %d, offset %d, delta %v: RecordSizeAt = %d, RecordSize = %d", vlen, off, d, got, want)
+					}
+				}
+			}
+		}
+	}
+}
