@@ -137,3 +137,36 @@ func seqRange(from, to int) []int {
 	}
 	return s
 }
+
+// contents returns the sequence numbers of all queued entries, oldest
+// first, without acknowledging them.
+func contents(t testing.TB, q *Queue) []int {
+	t.Helper()
+	q.rmu.Lock()
+	defer q.rmu.Unlock()
+	type ref struct {
+		seg uint64
+		e   entryRef
+	}
+	var refs []ref
+	q.mu.Lock()
+	for _, s := range q.segs {
+		for _, e := range s.entries {
+			refs = append(refs, ref{s.id, e})
+		}
+	}
+	q.mu.Unlock()
+	seqs := []int{}
+	for _, r := range refs {
+		buf := make([]byte, r.e.size)
+		if err := q.readAt(r.seg, buf, r.e.off); err != nil {
+			t.Fatalf("read segment %d at %d: %v", r.seg, r.e.off, err)
+		}
+		b, _, err := decodeEntry(buf)
+		if err != nil {
+			t.Fatalf("decode segment %d at %d: %v", r.seg, r.e.off, err)
+		}
+		seqs = append(seqs, seqOf(t, b))
+	}
+	return seqs
+}
