@@ -40,11 +40,6 @@ func newOTLPEncoder(marshal func(plog.Logs) ([]byte, error)) *otlpEncoder {
 	return e
 }
 
-func newOTLPJSONEncoder() encoder {
-	m := &plog.JSONMarshaler{}
-	return newOTLPEncoder(m.MarshalLogs)
-}
-
 func (e *otlpEncoder) begin(plog.Logs) error { return nil }
 
 // end clears the template so it does not keep the request's data.

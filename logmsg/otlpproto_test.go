@@ -37,7 +37,14 @@ func edgeLogs() plog.Logs {
 // randomLogs builds n random requests' worth of logs.
 func randomLogs(r *rand.Rand) plog.Logs {
 	ld := plog.NewLogs()
-	str := func() string { return strings.Repeat(string(rune('a'+r.IntN(26))), r.IntN(300)) }
+	const chars = `abcxyz"\\{}[],: é\n`
+	str := func() string {
+		var sb strings.Builder
+		for range r.IntN(300) {
+			sb.WriteByte(chars[r.IntN(len(chars))])
+		}
+		return sb.String()
+	}
 	putAttrs := func(m pcommon.Map) {
 		for k := range r.IntN(4) {
 			key := string(rune('a' + k))
