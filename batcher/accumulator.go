@@ -37,10 +37,15 @@ type Accumulator struct {
 	msgs    []message.Message
 	bytes   int       // message.BatchSize(msgs); 0 when empty
 	firstAt time.Time // arrival of msgs[0]: start of the age timer
+	due     time.Time // Deadline(), kept current by every change
 	nextCap int       // capacity of the next batch's slice
 
 	lastSent time.Time
 	sent     bool // a send succeeded: MinDelay applies from lastSent
+
+	// newSlice, if set, supplies the slice of the next batch (capacity at
+	// least n, length 0); the Pool passes recycled slices this way.
+	newSlice func(n int) []message.Message
 }
 
 // NewAccumulator returns an empty accumulator whose batches carry topic and
@@ -68,7 +73,7 @@ func (a *Accumulator) Add(m *message.Message, now time.Time, out []message.Batch
 func (a *Accumulator) add(m *message.Message, alone int, now time.Time, out []message.Batch) (_ []message.Batch, rejected bool) {
 	// A batch past its deadline is ready before m can join it (the timer
 	// may simply not have run yet).
-	if len(a.msgs) > 0 && !now.Before(a.Deadline()) {
+	if len(a.msgs) > 0 && !now.Before(a.due) {
 		out = a.Tick(now, out)
 	}
 	if message.BatchHeaderBytes+alone > a.cfg.MaxMessageBytes {
@@ -76,14 +81,18 @@ func (a *Accumulator) add(m *message.Message, alone int, now time.Time, out []me
 	}
 	var size int
 	if len(a.msgs) > 0 {
-		size = message.RecordSize(m, len(a.msgs), a.msgs[0].Timestamp)
+		size = message.RecordSizeAt(alone, m, len(a.msgs), a.msgs[0].Timestamp)
 		if a.bytes+size > a.cfg.MaxBytes {
 			out = a.cut(out, message.ReasonBytes)
 		}
 	}
 	if len(a.msgs) == 0 {
 		if a.msgs == nil {
-			a.msgs = make([]message.Message, 0, a.nextCap)
+			if a.newSlice != nil {
+				a.msgs = a.newSlice(a.nextCap)
+			} else {
+				a.msgs = make([]message.Message, 0, a.nextCap)
+			}
 		}
 		size = alone
 		a.bytes = message.BatchHeaderBytes
@@ -98,6 +107,9 @@ func (a *Accumulator) add(m *message.Message, alone int, now time.Time, out []me
 		return a.cut(out, message.ReasonSize), false
 	case m.Flush:
 		return a.cut(out, message.ReasonTrigger), false
+	}
+	if len(a.msgs) == 1 || len(a.msgs) == a.cfg.Size {
+		a.due = a.deadline()
 	}
 	return out, false
 }
@@ -119,7 +131,9 @@ func (a *Accumulator) Tick(now time.Time, out []message.Batch) []message.Batch {
 
 // Deadline is the time at which Tick releases the pending batch if nothing
 // else does first; zero when nothing is pending.
-func (a *Accumulator) Deadline() time.Time {
+func (a *Accumulator) Deadline() time.Time { return a.due }
+
+func (a *Accumulator) deadline() time.Time {
 	if len(a.msgs) == 0 {
 		return time.Time{}
 	}
@@ -136,6 +150,7 @@ func (a *Accumulator) Deadline() time.Time {
 // now: MinDelay is measured from it.
 func (a *Accumulator) Sent(now time.Time) {
 	a.lastSent, a.sent = now, true
+	a.due = a.deadline()
 }
 
 // Flush releases whatever is pending with reason shutdown.
@@ -170,6 +185,6 @@ func (a *Accumulator) cut(out []message.Batch, reason message.FlushReason) []mes
 		c = min(c+c/4+1, a.cfg.Size)
 	}
 	a.nextCap = c
-	a.msgs, a.bytes = nil, 0
+	a.msgs, a.bytes, a.due = nil, 0, time.Time{}
 	return out
 }

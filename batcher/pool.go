@@ -36,6 +36,9 @@ type Pool struct {
 	mu     sync.RWMutex // guards topics
 	topics map[string]*topicEntries
 
+	freeMu sync.Mutex
+	free   [][]message.Message // recycled batch slices, length 0, cleared
+
 	memMu   sync.Mutex // guards the fields below
 	used    int64      // record bytes accepted and not released
 	records int64      // records accepted and not released
@@ -97,12 +100,17 @@ func recordBytes(m *message.Message) int {
 // batches are handed to the sink before Add returns or by a timer.
 func (p *Pool) Add(ctx context.Context, msgs []message.Message) error {
 	var need, n int64
+	var sizes [256]int32 // recordBytes of the first records, not computed twice
 	for i := range msgs {
 		m := &msgs[i]
 		if m.Partition < 0 {
 			return fmt.Errorf("add %s record %d: %w (partition %d)", m.Topic, i, ErrInvalidPartition, m.Partition)
 		}
-		if s := recordBytes(m); message.BatchHeaderBytes+s <= p.cfg.MaxMessageBytes {
+		s := recordBytes(m)
+		if i < len(sizes) {
+			sizes[i] = int32(s)
+		}
+		if message.BatchHeaderBytes+s <= p.cfg.MaxMessageBytes {
 			need += int64(s)
 			n++
 		}
@@ -133,8 +141,14 @@ func (p *Pool) Add(ctx context.Context, msgs []message.Message) error {
 			if m.Topic != first.Topic || (p.cfg.CollectByPartition && m.Partition != first.Partition) {
 				break
 			}
+			var size int
+			if i < len(sizes) {
+				size = int(sizes[i])
+			} else {
+				size = recordBytes(m)
+			}
 			var rej bool
-			e.out, rej = e.acc.add(m, recordBytes(m), now, e.out)
+			e.out, rej = e.acc.add(m, size, now, e.out)
 			if rej {
 				rejected = append(rejected, i)
 			}
@@ -255,6 +269,43 @@ func (p *Pool) Release(b message.Batch) {
 	p.used -= n
 	p.records -= int64(len(b.Messages))
 	p.grantLocked()
+}
+
+// maxFree bounds the recycled slices kept; more in flight are left to the GC.
+const maxFree = 64
+
+// Recycle gives msgs (the Messages of a batch handed off by this pool, or a
+// part of one) back for reuse by later batches. Optional: call it only when
+// nothing refers to the slice any more (after Release, once the batch is
+// encoded, written or dropped); the pool will overwrite its records.
+func (p *Pool) Recycle(msgs []message.Message) {
+	if cap(msgs) < p.cfg.Size/2 || cap(msgs) == 0 {
+		return // too small to serve a batch
+	}
+	msgs = msgs[:cap(msgs)]
+	clear(msgs) // drop references to keys and values
+	p.freeMu.Lock()
+	if len(p.free) < maxFree {
+		p.free = append(p.free, msgs[:0])
+	}
+	p.freeMu.Unlock()
+}
+
+// getSlice returns a recycled slice of capacity >= n, or a new one.
+func (p *Pool) getSlice(n int) []message.Message {
+	p.freeMu.Lock()
+	for i := len(p.free) - 1; i >= 0; i-- {
+		if s := p.free[i]; cap(s) >= n {
+			last := len(p.free) - 1
+			p.free[i] = p.free[last]
+			p.free[last] = nil
+			p.free = p.free[:last]
+			p.freeMu.Unlock()
+			return s
+		}
+	}
+	p.freeMu.Unlock()
+	return make([]message.Message, 0, n)
 }
 
 // Sent records a successful send of a batch of topic/partition now: that
@@ -398,6 +449,7 @@ func (p *Pool) entry(te *topicEntries, topic string, partition int32) *entry {
 func (p *Pool) newEntry(topic string, partition int32) *entry {
 	e := &entry{}
 	e.acc.init(p.cfg, topic, partition)
+	e.acc.newSlice = p.getSlice
 	p.memMu.Lock()
 	e.closed = p.closed
 	p.memMu.Unlock()
@@ -482,59 +534,88 @@ func (p *Pool) deliver(b message.Batch) {
 		p.sink.Ready(b)
 		return
 	}
-	for _, part := range p.appendSplit(nil, b) {
+	parts := p.appendSplit(nil, b)
+	if len(parts) > 1 || &parts[0].Messages[0] != &b.Messages[0] {
+		p.Recycle(b.Messages) // the parts are copies
+	}
+	for _, part := range parts {
 		p.sink.Ready(part)
 	}
 }
 
 // appendSplit appends b to dst as batches of one partition each, keeping
 // record order, each within MaxBytes (a subset of a batch can encode larger
-// than the whole when its first timestamp differs, so it is re-cut).
+// than the whole when its first timestamp differs, so it is re-cut). The
+// parts share one new backing array.
 func (p *Pool) appendSplit(dst []message.Batch, b message.Batch) []message.Batch {
-	if b.Partition >= 0 {
+	if b.Partition >= 0 || len(b.Messages) == 0 {
 		return append(dst, b)
 	}
-	single := true
-	for i := 1; i < len(b.Messages); i++ {
-		if b.Messages[i].Partition != b.Messages[0].Partition {
-			single = false
-			break
+	type group struct {
+		part      int32
+		n, filled int
+		off       int
+	}
+	var buf [16]group
+	groups := buf[:0]
+	find := func(part int32, last int) int {
+		if last < len(groups) && groups[last].part == part {
+			return last
 		}
+		for k := range groups {
+			if groups[k].part == part {
+				return k
+			}
+		}
+		groups = append(groups, group{part: part})
+		return len(groups) - 1
 	}
-	if single && b.Bytes <= p.cfg.MaxBytes {
-		b.Partition = b.Messages[0].Partition
-		return append(dst, b)
-	}
-	done := make(map[int32]bool)
+	k := 0
 	for i := range b.Messages {
-		part := b.Messages[i].Partition
-		if done[part] {
-			continue
-		}
-		done[part] = true
-		var cur []message.Message
-		bytes := 0
-		for j := i; j < len(b.Messages); j++ {
-			m := &b.Messages[j]
-			if m.Partition != part {
-				continue
-			}
-			var size int
-			if len(cur) > 0 {
-				size = message.RecordSize(m, len(cur), cur[0].Timestamp)
-				if bytes+size > p.cfg.MaxBytes {
-					dst = append(dst, message.Batch{Topic: b.Topic, Partition: part, Messages: cur, Bytes: bytes, Reason: b.Reason})
-					cur = nil
-				}
-			}
-			if len(cur) == 0 {
-				size = message.BatchHeaderBytes + message.RecordSize(m, 0, m.Timestamp)
-				bytes = 0
-			}
-			cur = append(cur, *m)
-			bytes += size
-		}
-		dst = append(dst, message.Batch{Topic: b.Topic, Partition: part, Messages: cur, Bytes: bytes, Reason: b.Reason})
+		k = find(b.Messages[i].Partition, k)
+		groups[k].n++
+	}
+	if len(groups) == 1 && b.Bytes <= p.cfg.MaxBytes {
+		b.Partition = groups[0].part
+		return append(dst, b)
+	}
+	off := 0
+	for k := range groups {
+		groups[k].off = off
+		off += groups[k].n
+	}
+	sorted := p.getSlice(len(b.Messages))[:len(b.Messages)]
+	k = 0
+	for i := range b.Messages {
+		k = find(b.Messages[i].Partition, k)
+		g := &groups[k]
+		sorted[g.off+g.filled] = b.Messages[i]
+		g.filled++
+	}
+	for _, g := range groups {
+		dst = p.appendChunks(dst, b, g.part, sorted[g.off:g.off+g.n:g.off+g.n])
 	}
 	return dst
+}
+
+// appendChunks appends msgs, all of partition part, as batches within
+// MaxBytes, cutting where the next record would not fit.
+func (p *Pool) appendChunks(dst []message.Batch, b message.Batch, part int32, msgs []message.Message) []message.Batch {
+	start, bytes := 0, 0
+	for i := range msgs {
+		var size int
+		if i > start {
+			size = message.RecordSize(&msgs[i], i-start, msgs[start].Timestamp)
+			if bytes+size > p.cfg.MaxBytes {
+				dst = append(dst, message.Batch{Topic: b.Topic, Partition: part, Messages: msgs[start:i:i], Bytes: bytes, Reason: b.Reason})
+				start = i
+			}
+		}
+		if i == start {
+			size = message.BatchHeaderBytes + message.RecordSize(&msgs[i], 0, msgs[i].Timestamp)
+			bytes = 0
+		}
+		bytes += size
+	}
+	return append(dst, message.Batch{Topic: b.Topic, Partition: part, Messages: msgs[start:], Bytes: bytes, Reason: b.Reason})
 }
