@@ -3,31 +3,425 @@ package kafkabatcherexporter
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/batcher"
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/delivery"
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadata"
+	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+	"github.com/kafkabatcher/kafkabatcherexporter/partitioner"
+	"github.com/kafkabatcher/kafkabatcherexporter/producer"
+	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
 
-// TEMPORARY: replaced when batching and producing are wired in. It never
-// pretends to send: ConsumeLogs fails.
+// metadataWait bounds how long ConsumeLogs waits for the partition count of
+// a topic it has never seen.
+const metadataWait = 2 * time.Second
 
-// errNotImplemented is returned by consumeLogs until sending is wired in.
-var errNotImplemented = errors.New("kafkabatcher: sending is not implemented yet")
-
+// kafkaBatcherExporter connects the parts: ConsumeLogs builds messages
+// (logmsg), places them (partitioner) and adds them to the accumulators
+// (batcher); ready batches go to the dispatcher (delivery), which sends them
+// (producer) or spills them (tempstorage).
 type kafkaBatcherExporter struct {
-	cfg *Config
-	set exporter.Settings
+	cfg    *Config
+	set    exporter.Settings
+	logger *zap.Logger
+	clock  batcher.Clock
+
+	builder *logmsg.Builder
+	part    partitioner.Partitioner
+	tel     *telemetry
+
+	// Set by start, released by shutdown.
+	host    component.Host
+	prod    *producer.Producer
+	queue   *tempstorage.Queue
+	deadDir string
+
+	deadMu sync.Mutex
+	dead   *tempstorage.DeadLetter // opened on the first rejected record
+	counts *partitionCache
+	pool   *batcher.Pool
+	disp   *delivery.Dispatcher
+
+	msgBufs sync.Pool // *[]message.Message reused across ConsumeLogs calls
+
+	statusMu sync.Mutex
+	healthy  bool // last status reported
 }
 
 func newExporter(cfg *Config, set exporter.Settings) (*kafkaBatcherExporter, error) {
-	return &kafkaBatcherExporter{cfg: cfg, set: set}, nil
+	builder, err := logmsg.NewBuilder(logmsg.Options{
+		Encoding:    string(cfg.Encoding),
+		Topic:       cfg.Topic,
+		TopicFrom:   cfg.TopicFrom,
+		KeyFrom:     cfg.KeyFrom,
+		HeadersFrom: cfg.HeadersFrom,
+		FlushWhen:   cfg.Batch.FlushWhen,
+	}, set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	part, err := partitioner.New(string(cfg.Partitioning.Strategy), time.Now().UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("partitioning.strategy: %w", err)
+	}
+	return &kafkaBatcherExporter{
+		cfg:     cfg,
+		set:     set,
+		logger:  set.Logger,
+		clock:   batcher.SystemClock(),
+		builder: builder,
+		part:    part,
+		healthy: true,
+	}, nil
 }
 
-func (e *kafkaBatcherExporter) start(context.Context, component.Host) error { return nil }
+func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (err error) {
+	e.host = host
+	defer func() {
+		if err != nil {
+			_ = e.shutdown(ctx)
+		}
+	}()
+	tb, err := metadata.NewTelemetryBuilder(e.set.TelemetrySettings)
+	if err != nil {
+		return err
+	}
+	e.tel = &telemetry{tb: tb, aliases: e.cfg.TopicAliases}
 
-func (e *kafkaBatcherExporter) shutdown(context.Context) error { return nil }
+	dir, err := e.cfg.storageDir(e.set.ID)
+	if err != nil {
+		return err
+	}
+	if e.cfg.TempStorage.Enabled {
+		fsync, err := tempstorage.ParseFsync(string(e.cfg.TempStorage.Fsync))
+		if err != nil {
+			return fmt.Errorf("temp_storage.fsync: %w", err)
+		}
+		e.queue, err = tempstorage.Open(dir, tempstorage.Options{
+			MaxBytes:     int64(e.cfg.TempStorage.MaxBytes),
+			SegmentBytes: int64(e.cfg.TempStorage.SegmentBytes),
+			Fsync:        fsync,
+			Logger:       e.logger,
+		})
+		if err != nil {
+			return fmt.Errorf("temp storage: %w", err)
+		}
+		e.tel.corrupt(e.queue.Corrupt())
+		if n := e.queue.Len(); n > 0 {
+			e.logger.Info("temp storage holds batches from an earlier run; replaying them",
+				zap.String("directory", dir), zap.Int("batches", n), zap.Int64("bytes", e.queue.Bytes()))
+		}
+		if err := tb.RegisterKafkabatcherTempStorageBytesCallback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(e.queue.Bytes())
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	e.deadDir = dir
+	cachePath := ""
+	if e.cfg.TempStorage.Enabled {
+		cachePath = partitionCachePath(dir)
+	}
+	if e.counts, err = loadPartitionCache(cachePath); err != nil {
+		e.logger.Warn("partition cache unreadable; starting without it", zap.Error(err))
+	}
 
-func (e *kafkaBatcherExporter) consumeLogs(context.Context, plog.Logs) error {
-	return errNotImplemented
+	tlsCfg, err := e.cfg.tlsConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	e.prod, err = producer.New(producer.Config{
+		Brokers:         e.cfg.Brokers,
+		ClientID:        e.cfg.ClientID,
+		Version:         e.cfg.ProtocolVersion,
+		RequiredAcks:    int16(e.cfg.Producer.RequiredAcks),
+		Compression:     string(e.cfg.Producer.Compression),
+		MaxMessageBytes: e.cfg.Producer.MaxMessageBytes,
+		Timeout:         e.cfg.Producer.Timeout,
+		MaxAttempts:     e.cfg.Producer.MaxAttempts,
+		RefreshInterval: e.cfg.Metadata.RefreshInterval,
+		SASL: producer.SASLConfig{
+			Mechanism: string(e.cfg.Auth.SASL.Mechanism),
+			Username:  e.cfg.Auth.SASL.Username,
+			Password:  string(e.cfg.Auth.SASL.Password),
+		},
+		TLS: tlsCfg,
+	}, e.logger)
+	if err != nil {
+		return err
+	}
+	e.prod.OnPartitionsChanged(func(topic string, n int32) {
+		if err := e.counts.set(topic, n); err != nil {
+			e.logger.Warn("partition cache not written", zap.Error(err))
+		}
+	})
+	e.prod.Start()
+
+	e.pool, err = batcher.NewPool(batcher.Config{
+		Size:               e.cfg.Batch.Size,
+		MaxBytes:           e.cfg.Batch.MaxBytes,
+		MaxMessageBytes:    e.cfg.Producer.MaxMessageBytes,
+		MaxWait:            e.cfg.Batch.MaxWait,
+		MinDelay:           e.cfg.Batch.MinDelay,
+		CollectByPartition: e.cfg.Partitioning.CollectByPartition,
+		MaxPendingBytes:    int64(e.cfg.MaxPendingBytes),
+	}, e.clock, (*poolSink)(e))
+	if err != nil {
+		return err
+	}
+	if err := tb.RegisterKafkabatcherPendingRecordsCallback(func(_ context.Context, o metric.Int64Observer) error {
+		o.Observe(e.pool.PendingRecords())
+		return nil
+	}); err != nil {
+		return err
+	}
+
+	var queue delivery.Queue
+	if e.queue != nil {
+		queue = e.queue
+	}
+	e.disp = delivery.New(delivery.Config{
+		RetryInterval: e.cfg.TempStorage.RetryInterval,
+		Sync:          e.cfg.Delivery == DeliverySync,
+	}, kafka{e.prod}, queue, (*observer)(e), clockAdapter{e.clock}, e.logger)
+
+	// Learn the default topic's partitions without holding Start up.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Producer.Timeout)
+		defer cancel()
+		if err := e.prod.Refresh(ctx, e.cfg.Topic); err != nil {
+			e.logger.Warn("kafka unreachable at start; batches go to the temp storage until it is back",
+				zap.Strings("brokers", e.cfg.Brokers), zap.Error(err))
+			e.setHealth(err)
+		}
+	}()
+	return nil
 }
+
+// shutdown sends what is pending, waits for in-flight batches within ctx,
+// spills what Kafka does not take, then closes everything start opened.
+func (e *kafkaBatcherExporter) shutdown(ctx context.Context) error {
+	var errs []error
+	if e.pool != nil {
+		for _, b := range e.pool.Flush(ctx) {
+			(*poolSink)(e).Ready(b)
+		}
+	}
+	if e.disp != nil {
+		errs = append(errs, e.disp.Close(ctx))
+	}
+	if e.prod != nil {
+		errs = append(errs, e.prod.Close())
+	}
+	if e.queue != nil {
+		errs = append(errs, e.queue.Close())
+	}
+	e.deadMu.Lock()
+	if e.dead != nil {
+		errs = append(errs, e.dead.Close())
+		e.dead = nil
+	}
+	e.deadMu.Unlock()
+	if e.tel != nil {
+		e.tel.tb.Shutdown()
+	}
+	return errors.Join(errs...)
+}
+
+func (e *kafkaBatcherExporter) consumeLogs(ctx context.Context, ld plog.Logs) error {
+	if ld.LogRecordCount() == 0 {
+		return nil
+	}
+	bufp, _ := e.msgBufs.Get().(*[]message.Message)
+	if bufp == nil {
+		bufp = new([]message.Message)
+	}
+	defer func() {
+		clear(*bufp) // drop references to record data
+		*bufp = (*bufp)[:0]
+		e.msgBufs.Put(bufp)
+	}()
+	msgs, err := e.builder.Append(ctx, (*bufp)[:0], ld, time.Now())
+	*bufp = msgs
+	if err != nil {
+		return consumererror.NewPermanent(fmt.Errorf("encode logs: %w", err))
+	}
+	var tracker *message.Tracker
+	if e.cfg.Delivery == DeliverySync {
+		tracker = message.NewTracker(len(msgs))
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		n, err := e.partitions(ctx, m.Topic)
+		if err != nil {
+			return err
+		}
+		m.Partition = e.part.Partition(m.Topic, m.Key, n)
+		m.Tracker = tracker
+	}
+	// Wait for memory at most producer.timeout: a caller without a deadline
+	// gets a retryable error rather than hanging.
+	addCtx, cancel := context.WithTimeout(ctx, e.cfg.Producer.Timeout)
+	defer cancel()
+	if err := e.pool.Add(addCtx, msgs); err != nil {
+		return fmt.Errorf("kafkabatcher: records not accepted: %w", err)
+	}
+	return tracker.Wait(ctx)
+}
+
+// partitions returns topic's partition count: from Kafka's metadata, else
+// from the cache of an earlier run, else asked of Kafka now.
+func (e *kafkaBatcherExporter) partitions(ctx context.Context, topic string) (int32, error) {
+	if n, ok := e.prod.Partitions(topic); ok {
+		return n, nil
+	}
+	if n, ok := e.counts.get(topic); ok {
+		return n, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, metadataWait)
+	defer cancel()
+	err := e.prod.Refresh(ctx, topic)
+	if n, ok := e.prod.Partitions(topic); ok {
+		return n, nil
+	}
+	if err == nil {
+		err = errors.New("topic not in metadata")
+	}
+	return 0, fmt.Errorf("partition count of topic %q unknown (Kafka has not answered since this exporter first started): %w", topic, err)
+}
+
+// setHealth reports a recoverable error while Kafka fails and OK once it
+// takes batches again.
+func (e *kafkaBatcherExporter) setHealth(err error) {
+	e.statusMu.Lock()
+	defer e.statusMu.Unlock()
+	if (err == nil) == e.healthy || e.host == nil {
+		return
+	}
+	e.healthy = err == nil
+	if err == nil {
+		componentstatus.ReportStatus(e.host, componentstatus.NewEvent(componentstatus.StatusOK))
+		return
+	}
+	componentstatus.ReportStatus(e.host, componentstatus.NewRecoverableErrorEvent(err))
+}
+
+func (e *kafkaBatcherExporter) deadLetter(m message.Message, reason string, cause error) {
+	e.tel.rejected(1, reason)
+	fields := []zap.Field{
+		zap.String("topic", m.Topic), zap.Int32("partition", m.Partition),
+		zap.Int("bytes", len(m.Key)+len(m.Value)), zap.String("reason", reason),
+	}
+	if cause != nil {
+		fields = append(fields, zap.NamedError("cause", cause))
+	}
+	if err := e.writeDeadLetter(m, reason); err != nil {
+		e.logger.Error("record rejected and not written to the dead-letter file", append(fields, zap.Error(err))...)
+		return
+	}
+	e.logger.Warn("record rejected to the dead-letter file", fields...)
+}
+
+func (e *kafkaBatcherExporter) writeDeadLetter(m message.Message, reason string) error {
+	e.deadMu.Lock()
+	defer e.deadMu.Unlock()
+	if e.dead == nil {
+		d, err := tempstorage.OpenDeadLetter(e.deadDir, 0)
+		if err != nil {
+			return fmt.Errorf("dead-letter file: %w", err)
+		}
+		e.dead = d
+	}
+	return e.dead.Write(m.Topic, m.Partition, reason, m)
+}
+
+// poolSink receives what the accumulators hand off.
+type poolSink kafkaBatcherExporter
+
+func (s *poolSink) Ready(b message.Batch) {
+	e := (*kafkaBatcherExporter)(s)
+	e.part.BatchReady(b.Topic, b.Partition)
+	e.tel.flushed(b.Reason)
+	e.disp.Submit(b)
+}
+
+func (s *poolSink) Reject(m message.Message, reason string) {
+	e := (*kafkaBatcherExporter)(s)
+	e.deadLetter(m, reason, nil)
+	m.Tracker.Done(1, nil)
+}
+
+// observer is told by the dispatcher where each batch went.
+type observer kafkaBatcherExporter
+
+func (o *observer) Sent(b *message.Batch, took time.Duration) {
+	e := (*kafkaBatcherExporter)(o)
+	e.tel.sent(b, took)
+	e.pool.Sent(b.Topic, b.Partition)
+	e.setHealth(nil)
+}
+
+func (o *observer) Replayed(b *message.Batch, took time.Duration) {
+	e := (*kafkaBatcherExporter)(o)
+	e.tel.sent(b, took)
+	e.tel.replayed(len(b.Messages))
+	e.setHealth(nil)
+}
+
+func (o *observer) Spilled(b *message.Batch) {
+	(*kafkaBatcherExporter)(o).tel.spilled(len(b.Messages))
+}
+
+func (o *observer) Rejected(r delivery.Rejected) {
+	(*kafkaBatcherExporter)(o).deadLetter(r.Message, r.Reason, r.Err)
+}
+
+func (o *observer) Lost(b *message.Batch, err error) {
+	e := (*kafkaBatcherExporter)(o)
+	e.tel.rejected(len(b.Messages), "not_stored")
+	e.logger.Error("batch neither sent nor stored",
+		zap.String("topic", b.Topic), zap.Int32("partition", b.Partition),
+		zap.Int("records", len(b.Messages)), zap.Error(err))
+}
+
+func (o *observer) Failed(_ *message.Batch, err error) {
+	(*kafkaBatcherExporter)(o).setHealth(err)
+}
+
+func (o *observer) Left(b *message.Batch) {
+	(*kafkaBatcherExporter)(o).pool.Release(*b)
+}
+
+// kafka adapts the producer to the dispatcher.
+type kafka struct{ p *producer.Producer }
+
+func (k kafka) Produce(ctx context.Context, batches []*message.Batch) []delivery.Outcome {
+	res := k.p.Produce(ctx, batches)
+	outs := make([]delivery.Outcome, len(res))
+	for i, r := range res {
+		outs[i] = delivery.Outcome{Err: r.Err, Remaining: r.Remaining}
+		for _, rj := range r.Rejected {
+			outs[i].Rejected = append(outs[i].Rejected, delivery.Rejected{Message: rj.Message, Reason: rj.Reason, Err: rj.Err})
+		}
+	}
+	return outs
+}
+
+// clockAdapter gives the dispatcher the batcher's clock.
+type clockAdapter struct{ c batcher.Clock }
+
+func (a clockAdapter) AfterFunc(d time.Duration, f func()) delivery.Timer { return a.c.AfterFunc(d, f) }

@@ -2,6 +2,7 @@ package kafkabatcherexporter
 
 import (
 	"context"
+	"go.opentelemetry.io/collector/consumer/consumererror"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -34,12 +35,25 @@ func TestCreateLogs(t *testing.T) {
 	assert.False(t, exp.Capabilities().MutatesData)
 
 	require.NoError(t, exp.Start(context.Background(), componenttest.NewNopHost()))
-	// Until batching and producing are wired in, sending must fail loudly,
-	// never report success.
+	require.NoError(t, exp.Shutdown(context.Background()))
+}
+
+func TestConsumeLogsWithoutAnyMetadataFailsRetryably(t *testing.T) {
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig().(*Config)
+	cfg.Brokers = []string{"127.0.0.1:1"} // nothing listens there
+	cfg.TempStorage.Directory = t.TempDir()
+	exp, err := f.CreateLogs(context.Background(), exportertest.NewNopSettings(metadata.Type), cfg)
+	require.NoError(t, err)
+	// Start does not wait for Kafka.
+	require.NoError(t, exp.Start(context.Background(), componenttest.NewNopHost()))
 	ld := plog.NewLogs()
 	ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().Body().SetStr("hello")
+	// With no partition count from Kafka or an earlier run the record
+	// cannot be placed: the caller gets a retryable error, never success.
 	err = exp.ConsumeLogs(context.Background(), ld)
-	require.ErrorIs(t, err, errNotImplemented)
+	require.ErrorContains(t, err, `partition count of topic "otlp_logs" unknown`)
+	require.False(t, consumererror.IsPermanent(err))
 	require.NoError(t, exp.Shutdown(context.Background()))
 }
 

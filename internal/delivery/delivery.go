@@ -22,12 +22,16 @@ type Outcome struct {
 	Err error
 	// Rejected lists records Kafka refused for good; the rest were acknowledged.
 	Rejected []Rejected
+	// Remaining, when Err is set, are the records not acknowledged, in
+	// order; nil means all but Rejected.
+	Remaining []message.Message
 }
 
 // Rejected is a record refused for good, with the reason.
 type Rejected struct {
 	Message message.Message
 	Reason  string
+	Err     error // what Kafka said, when it said something
 }
 
 // Kafka sends batches, each as one record batch; one Outcome per batch, in order.
@@ -282,7 +286,14 @@ func (d *Dispatcher) finish(p *part, e *entry, out Outcome, took time.Duration) 
 	d.logger.Warn("kafka did not take a batch",
 		zap.String("topic", b.Topic), zap.Int32("partition", b.Partition),
 		zap.Int("records", len(b.Messages)), zap.Error(out.Err))
-	b.Messages = withoutRejected(b.Messages, out.Rejected)
+	rest := out.Remaining
+	if rest == nil {
+		rest = withoutRejected(b.Messages, out.Rejected)
+	} else {
+		// Records acknowledged before the failure are done.
+		message.TrackDone(without(b.Messages, out.Rejected, rest), nil)
+	}
+	b.Messages = rest
 	b.Bytes = message.BatchSize(b.Messages)
 	d.mu.Lock()
 	p.inflight = false
@@ -341,28 +352,34 @@ func (d *Dispatcher) lose(e *entry, err error) {
 	d.obs.Left(&e.orig)
 }
 
-// withoutRejected returns msgs less the rejected ones (matched by position
-// of identity: same Value backing array and Key).
+// withoutRejected returns msgs less the rejected ones.
 func withoutRejected(msgs []message.Message, rejected []Rejected) []message.Message {
 	if len(rejected) == 0 {
 		return msgs
 	}
-	out := make([]message.Message, 0, len(msgs))
-	for _, m := range msgs {
-		if !isRejected(m, rejected) {
-			out = append(out, m)
-		}
-	}
-	return out
+	return without(msgs, rejected, nil)
 }
 
-func isRejected(m message.Message, rejected []Rejected) bool {
-	for _, r := range rejected {
-		if sameMessage(m, r.Message) {
-			return true
+// without returns msgs less the rejected ones and less those in rest.
+// Records are matched by identity (the producer hands back the same
+// Key/Value slices), not by content.
+func without(msgs []message.Message, rejected []Rejected, rest []message.Message) []message.Message {
+	out := make([]message.Message, 0, len(msgs))
+next:
+	for _, m := range msgs {
+		for _, r := range rejected {
+			if sameMessage(m, r.Message) {
+				continue next
+			}
 		}
+		for _, r := range rest {
+			if sameMessage(m, r) {
+				continue next
+			}
+		}
+		out = append(out, m)
 	}
-	return false
+	return out
 }
 
 func sameMessage(a, b message.Message) bool {

@@ -1,0 +1,81 @@
+package kafkabatcherexporter
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadata"
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+)
+
+// telemetry records the exporter's own metrics (metadata.yaml).
+type telemetry struct {
+	tb      *metadata.TelemetryBuilder
+	aliases map[string]string
+	// attrs caches the topic/partition/topic_alias set per partition: one
+	// attribute set per partition, not per batch.
+	attrs sync.Map // partKey -> metric.MeasurementOption
+}
+
+type partKey struct {
+	topic     string
+	partition int32
+}
+
+func (t *telemetry) partAttrs(topic string, partition int32) metric.MeasurementOption {
+	k := partKey{topic, partition}
+	if o, ok := t.attrs.Load(k); ok {
+		return o.(metric.MeasurementOption)
+	}
+	alias := t.aliases[topic]
+	if alias == "" {
+		alias = topic
+	}
+	o := metric.WithAttributeSet(attribute.NewSet(
+		attribute.String("topic", topic),
+		attribute.Int("partition", int(partition)),
+		attribute.String("topic_alias", alias),
+	))
+	t.attrs.Store(k, o)
+	return o
+}
+
+func reasonAttr(reason string) metric.AddOption {
+	return metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", reason)))
+}
+
+// sent records one batch acknowledged by Kafka.
+func (t *telemetry) sent(b *message.Batch, took time.Duration) {
+	ctx := context.Background()
+	o := t.partAttrs(b.Topic, b.Partition)
+	t.tb.KafkabatcherBatchRecords.Record(ctx, int64(len(b.Messages)), o)
+	t.tb.KafkabatcherBatchBytes.Record(ctx, int64(b.Bytes), o)
+	t.tb.KafkabatcherProduceDuration.Record(ctx, took.Seconds(), o)
+	t.tb.KafkabatcherRecordsSent.Add(ctx, int64(len(b.Messages)), o)
+}
+
+func (t *telemetry) flushed(reason message.FlushReason) {
+	t.tb.KafkabatcherFlushes.Add(context.Background(), 1, reasonAttr(reason.String()))
+}
+
+func (t *telemetry) rejected(n int, reason string) {
+	t.tb.KafkabatcherRecordsRejected.Add(context.Background(), int64(n), reasonAttr(reason))
+}
+
+func (t *telemetry) spilled(n int) {
+	t.tb.KafkabatcherRecordsSpilled.Add(context.Background(), int64(n))
+}
+
+func (t *telemetry) replayed(n int) {
+	t.tb.KafkabatcherRecordsReplayed.Add(context.Background(), int64(n))
+}
+
+func (t *telemetry) corrupt(n int64) {
+	if n > 0 {
+		t.tb.KafkabatcherStorageCorruptEntries.Add(context.Background(), n)
+	}
+}
