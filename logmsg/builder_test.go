@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
@@ -321,3 +323,26 @@ func TestAppendConcurrent(t *testing.T) {
 }
 
 type componentTelemetry = component.TelemetrySettings
+
+func TestFlushWhenRuntimeErrorIsFalseAndLogged(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	set := nopTelemetry()
+	set.Logger = zap.New(core)
+	b, err := NewBuilder(Options{Topic: "t", Encoding: EncodingRaw, FlushWhen: []string{
+		`Len(body) > 1`, // Len of an int body fails at run time
+		`attributes["flush"] == true`,
+	}}, set)
+	require.NoError(t, err)
+	ld := plog.NewLogs()
+	lrs := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords()
+	lrs.AppendEmpty().Body().SetInt(12345)
+	second := lrs.AppendEmpty()
+	second.Body().SetInt(1)
+	second.Attributes().PutBool("flush", true)
+	msgs, err := b.Append(context.Background(), nil, ld, t0)
+	require.NoError(t, err)
+	require.Len(t, msgs, 2)
+	assert.False(t, msgs[0].Flush)
+	assert.True(t, msgs[1].Flush, "a failing condition does not stop the next one")
+	assert.GreaterOrEqual(t, logs.FilterMessage("failed to eval condition").Len(), 1)
+}

@@ -34,8 +34,13 @@
 //
 //   - otlp_proto, otlp_json: an OTLP LogsData holding one ResourceLogs (the
 //     resource and its schema URL), one ScopeLogs (the scope and its schema
-//     URL) and the one LogRecord, as plog.ProtoMarshaler and
-//     plog.JSONMarshaler write it, so any OTLP consumer decodes it.
+//     URL) and the one LogRecord, byte for byte what plog.ProtoMarshaler and
+//     plog.JSONMarshaler write for that LogsData, so any OTLP consumer (the
+//     contrib kafka receiver included) decodes it. For speed the request is
+//     marshaled once and each value is assembled from the pieces of that
+//     output (a protobuf message and a JSON object are the concatenation of
+//     their fields); output the splicer does not recognise makes it fall back
+//     to marshaling a one-record copy.
 //   - json: one flat object per record, empty fields left out:
 //     {"time", "observed_time" (RFC 3339, nanoseconds, UTC), "severity_number",
 //     "severity_text", "event_name", "body" (a string or JSON value),
@@ -52,9 +57,20 @@
 //
 // The Kafka record timestamp is the log record's time, else its observed
 // time, else the now passed to Append. flush_when holds OTTL conditions in
-// the log context (ottllog) with the standard OTTL converters; a record
-// matching any of them has Message.Flush set. A condition that fails at run
-// time for a record (e.g. a type error) is logged and counts as false.
+// the log context (ottllog, contrib pkg/ottl v0.163.0) with the standard
+// OTTL converters (IsMatch, Len, ...; editors such as set are not conditions
+// and are rejected); a record matching any of them has Message.Flush set.
+// A condition that fails at run time for a record (e.g. a type error) is
+// logged at warn level and counts as false: one odd record must not fail an
+// export. Errors of a bad condition are the OTTL parser's, prefixed with
+// flush_when[i].
+//
+// # Memory
+//
+// Per record, one allocation holds the value, the key and the header
+// values (each a capacity-clipped slice of it); the headers of one Append
+// call share one array. Nothing of the input plog.Logs is retained except
+// strings used as topics.
 package logmsg
 
 import (
