@@ -43,7 +43,7 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.addr, "addr", defaultAddr, "broker `host:port` (comma-separated for several)")
 	fs.StringVar(&cfg.topic, "topic", defaultTopic, "topic to read")
 	fs.IntVar(&cfg.batches, "batches", 20, "list at most this many batches per partition, one per line; more give a histogram")
-	fs.BoolVar(&cfg.watch, "watch", false, "print a progress line whenever the topic grows, and the full report at Ctrl-C")
+	fs.BoolVar(&cfg.watch, "watch", false, "print a progress line whenever the topic grows, until Ctrl-C")
 	fs.IntVar(&cfg.wait, "wait", 0, "wait until the topic holds at least `N` records, print the report; exit 1 if -timeout passes first")
 	fs.DurationVar(&cfg.timeout, "timeout", 60*time.Second, "how long -wait waits")
 	fs.DurationVar(&cfg.interval, "interval", time.Second, "how often -watch and -wait read the topic")
@@ -84,7 +84,7 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case cfg.wait > 0:
 		return waitFor(ctx, r, cfg, format, stdout, stderr)
 	case cfg.watch:
-		return watch(ctx, r, cfg, format, stdout, stderr)
+		return watch(ctx, r, cfg, stdout, stderr)
 	}
 	t, err := poll(ctx, r, cfg.interval*5)
 	if err != nil {
@@ -104,9 +104,9 @@ func poll(ctx context.Context, r *topicdump.Reader, limit time.Duration) (topicd
 	return r.Poll(ctx)
 }
 
-// watch prints a progress line each time the topic grows, until ctx ends,
-// then the full report.
-func watch(ctx context.Context, r *topicdump.Reader, cfg dumpConfig, format topicdump.FormatOptions, stdout, stderr io.Writer) int {
+// watch prints a progress line each time the topic grows, until ctx ends.
+// The full report is a plain dump: scripts run it once the producers stopped.
+func watch(ctx context.Context, r *topicdump.Reader, cfg dumpConfig, stdout, stderr io.Writer) int {
 	var last topicdump.Topic
 	var lastErr string
 	first := true
@@ -131,10 +131,6 @@ func watch(ctx context.Context, r *topicdump.Reader, cfg dumpConfig, format topi
 		}
 		select {
 		case <-ctx.Done():
-			fmt.Fprintln(stdout)
-			if err := topicdump.Format(stdout, last, format); err != nil {
-				return 1
-			}
 			return 0
 		case <-tick.C:
 		}

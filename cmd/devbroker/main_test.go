@@ -304,7 +304,7 @@ func TestDumpWaitTimesOutWhenRecordsAreMissing(t *testing.T) {
 	assert.Contains(t, out, "MISSING: 3 of 4 expected records reached otlp_logs within 300ms")
 }
 
-func TestDumpWatchPrintsProgressThenTheReport(t *testing.T) {
+func TestDumpWatchPrintsProgress(t *testing.T) {
 	addrs, _ := startBroker(t, "-addr", "127.0.0.1:0", "-topic", "w:2")
 	cl := producer(t, addrs)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -318,7 +318,6 @@ func TestDumpWatchPrintsProgressThenTheReport(t *testing.T) {
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "(+4 records, +1 batches) p0=0 p1=4") }, 10*time.Second, 10*time.Millisecond)
 	cancel()
 	require.Equal(t, 0, <-done)
-	assert.Contains(t, out.String(), "topic w: 4 records in 1 batches")
 	assert.Equal(t, 2, strings.Count(out.String(), "(+"),
 		"one progress line at start, one when records arrived, none while nothing changed")
 }
