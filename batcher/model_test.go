@@ -1,0 +1,430 @@
+package batcher
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/fakeclock"
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+)
+
+// The model test drives a Pool on a fake clock with a sequence of adds,
+// clock moves, acknowledgements and releases decoded from bytes (random in
+// TestPoolModel, fuzzed in FuzzPool), and checks after every step:
+//   - no record lost or handed off twice, order kept per partition;
+//   - every batch: Bytes == message.BatchSize(Messages) <= MaxBytes (a lone
+//     record above MaxBytes but within MaxMessageBytes excepted);
+//   - no batch handed off after its max_wait deadline, none held by
+//     min_delay after the min_delay deadline, none released by size before
+//     min_delay allowed it; each flush reason's condition held;
+//   - exactly the oversize records rejected; the memory count is exact;
+//     Add fails only when the bound is reached, and then accepts nothing.
+
+// byteReader yields bytes of the fuzz input, zeros once it is used up.
+type byteReader struct {
+	b []byte
+	i int
+}
+
+func (r *byteReader) next() byte {
+	if r.i >= len(r.b) {
+		r.i++
+		return 0
+	}
+	r.i++
+	return r.b[r.i-1]
+}
+
+func (r *byteReader) done() bool { return r.i >= len(r.b) }
+
+type accKey struct {
+	topic     string
+	partition int32 // -1: topic-wide
+}
+
+type partKey struct {
+	topic     string
+	partition int32
+}
+
+type model struct {
+	t   testing.TB
+	cfg Config
+	clk *fakeclock.Clock
+	p   *Pool
+
+	nextID   uint64
+	msgs     map[uint64]message.Message // every record added, by id
+	arrival  map[uint64]time.Time
+	accOf    map[uint64]accKey
+	expected map[partKey][]uint64 // accepted records per partition, in order
+	handed   map[partKey]int      // how many of expected were handed off
+	pending  map[accKey][]uint64  // accepted, not yet handed off, in order
+	lastSent map[accKey]time.Time
+
+	wantRejected map[uint64]bool
+	rejected     map[uint64]bool
+
+	unreleased []message.Batch
+	released   int
+	used       int64
+	records    int64
+}
+
+func decodeConfig(r *byteReader) Config {
+	cfg := Config{
+		Size:               1 + int(r.next()%12),
+		MaxBytes:           150 + int(r.next())*8,
+		MaxWait:            time.Duration(10+int(r.next()%100)) * time.Millisecond,
+		CollectByPartition: r.next()&1 == 0,
+	}
+	cfg.MaxMessageBytes = cfg.MaxBytes + int(r.next()%4)*200
+	if b := r.next(); b%3 != 0 {
+		cfg.MinDelay = time.Duration(int64(b)%int64(cfg.MaxWait/time.Millisecond+1)) * time.Millisecond
+	}
+	if b := r.next(); b%2 == 0 {
+		cfg.MaxPendingBytes = 500 + int64(b)*40
+	}
+	return cfg
+}
+
+func runModel(t testing.TB, data []byte) {
+	r := &byteReader{b: data}
+	cfg := decodeConfig(r)
+	clk := fakeclock.New(t0)
+	m := &model{
+		t: t, cfg: cfg, clk: clk,
+		msgs: map[uint64]message.Message{}, arrival: map[uint64]time.Time{}, accOf: map[uint64]accKey{},
+		expected: map[partKey][]uint64{}, handed: map[partKey]int{}, pending: map[accKey][]uint64{},
+		lastSent: map[accKey]time.Time{}, wantRejected: map[uint64]bool{}, rejected: map[uint64]bool{},
+	}
+	p, err := NewPool(cfg, clk, m)
+	if err != nil {
+		t.Fatalf("config %+v: %v", cfg, err)
+	}
+	m.p = p
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel() // Add must never block here: it either fits or fails at once
+
+	for steps := 0; !r.done() && steps < 400; steps++ {
+		switch op := r.next() % 8; {
+		case op < 4:
+			m.add(r, canceled)
+		case op < 6:
+			clk.Advance(time.Duration(r.next()) * time.Millisecond)
+		case op == 6:
+			b := r.next()
+			topic := []string{"a", "b"}[b&1]
+			part := int32(b>>1) % 6
+			p.Sent(topic, part)
+			m.lastSent[m.key(topic, part)] = clk.Now()
+		default:
+			b := r.next()
+			if len(m.unreleased) > 0 {
+				i := int(b) % len(m.unreleased)
+				bt := m.unreleased[i]
+				m.unreleased = append(m.unreleased[:i], m.unreleased[i+1:]...)
+				m.release(bt, b&1 == 1)
+			}
+		}
+		m.checkState()
+	}
+
+	// Shutdown: either let every timer run first or flush at once.
+	if len(data)%2 == 0 {
+		clk.Advance(cfg.MaxWait)
+		m.checkState()
+		for k, ids := range m.pending {
+			if len(ids) > 0 {
+				t.Fatalf("%v: %d records still pending after max_wait", k, len(ids))
+			}
+		}
+	}
+	for _, b := range p.Flush(context.Background()) {
+		if b.Reason != message.ReasonShutdown {
+			t.Fatalf("Flush returned a batch with reason %s", b.Reason)
+		}
+		m.handoff(b)
+		m.unreleased = append(m.unreleased, b)
+	}
+	if clk.Pending() != 0 {
+		t.Fatalf("%d timers armed after Flush", clk.Pending())
+	}
+	for k, ids := range m.expected {
+		if m.handed[k] != len(ids) {
+			t.Fatalf("%v: %d of %d accepted records handed off", k, m.handed[k], len(ids))
+		}
+	}
+	if len(m.rejected) != len(m.wantRejected) {
+		t.Fatalf("%d records rejected, want %d", len(m.rejected), len(m.wantRejected))
+	}
+	for _, b := range m.unreleased {
+		m.release(b, true)
+	}
+	if p.PendingBytes() != 0 || p.PendingRecords() != 0 {
+		t.Fatalf("after releasing everything: %d bytes, %d records pending", p.PendingBytes(), p.PendingRecords())
+	}
+}
+
+func (m *model) key(topic string, part int32) accKey {
+	if m.cfg.CollectByPartition {
+		return accKey{topic, part}
+	}
+	return accKey{topic, -1}
+}
+
+func (m *model) add(r *byteReader, ctx context.Context) {
+	n := 1 + int(r.next()%4)
+	now := m.clk.Now()
+	var msgs []message.Message
+	var need, count int64
+	for i := 0; i < n; i++ {
+		b := r.next()
+		topic := []string{"a", "b"}[b&1]
+		part := int32(b>>1) % 6
+		size := int(r.next())
+		switch {
+		case size >= 250: // oversize
+			size = m.cfg.MaxMessageBytes
+		case size >= 240: // above max_bytes, maybe within max_message_bytes
+			size = m.cfg.MaxBytes - 40 + (size-240)*30
+		default:
+			size %= 120
+		}
+		f := r.next()
+		id := m.nextID
+		m.nextID++
+		val := make([]byte, 8+size)
+		binary.BigEndian.PutUint64(val, id)
+		msg := message.Message{
+			Topic: topic, Partition: part, Value: val, Flush: f%16 == 0,
+			Timestamp: now.Add(time.Duration(int8(r.next())) * 10 * time.Millisecond),
+		}
+		if f%5 == 0 {
+			msg.Key = val[:1+f%7]
+		}
+		m.msgs[id] = msg
+		msgs = append(msgs, msg)
+		if rb := recordBytes(&msg); message.BatchHeaderBytes+rb > m.cfg.MaxMessageBytes {
+			m.wantRejected[id] = true
+		} else {
+			need += int64(rb)
+			count++
+		}
+	}
+	fits := m.cfg.MaxPendingBytes == 0 || m.used == 0 || m.used+need <= m.cfg.MaxPendingBytes
+	if fits {
+		for i := range msgs {
+			id := binary.BigEndian.Uint64(msgs[i].Value)
+			if m.wantRejected[id] {
+				continue
+			}
+			k := partKey{msgs[i].Topic, msgs[i].Partition}
+			m.expected[k] = append(m.expected[k], id)
+			ak := m.key(msgs[i].Topic, msgs[i].Partition)
+			m.pending[ak] = append(m.pending[ak], id)
+			m.arrival[id] = now
+			m.accOf[id] = ak
+		}
+		m.used += need
+		m.records += count
+	} else {
+		for i := range msgs {
+			delete(m.wantRejected, binary.BigEndian.Uint64(msgs[i].Value))
+		}
+	}
+	err := m.p.Add(ctx, msgs)
+	switch {
+	case fits && err != nil:
+		m.t.Fatalf("Add with room: %v", err)
+	case !fits && !(errors.Is(err, ErrMemoryLimit) && errors.Is(err, context.Canceled)):
+		m.t.Fatalf("Add over the bound (%d used + %d > %d) = %v", m.used, need, m.cfg.MaxPendingBytes, err)
+	}
+}
+
+func (m *model) release(b message.Batch, recycle bool) {
+	for i := range b.Messages {
+		m.used -= int64(recordBytes(&b.Messages[i]))
+	}
+	m.records -= int64(len(b.Messages))
+	m.p.Release(b)
+	if recycle {
+		m.p.Recycle(b.Messages)
+	}
+	m.released++
+}
+
+// Ready is the pool's sink: the handed-off batch is checked against the model.
+func (m *model) Ready(b message.Batch) {
+	m.handoff(b)
+	m.unreleased = append(m.unreleased, b)
+}
+
+func (m *model) Reject(msg message.Message, reason string) {
+	id := binary.BigEndian.Uint64(msg.Value)
+	if !m.wantRejected[id] || m.rejected[id] || reason != RejectOversize {
+		m.t.Fatalf("rejected record %d (%s): expected %v, already %v", id, reason, m.wantRejected[id], m.rejected[id])
+	}
+	m.rejected[id] = true
+}
+
+func (m *model) handoff(b message.Batch) {
+	t := m.t
+	now := m.clk.Now()
+	cfg := m.cfg
+	if len(b.Messages) == 0 {
+		t.Fatal("empty batch")
+	}
+	if got := message.BatchSize(b.Messages); got != b.Bytes {
+		t.Fatalf("batch Bytes %d, BatchSize %d", b.Bytes, got)
+	}
+	if b.Bytes > cfg.MaxBytes && (len(b.Messages) > 1 || b.Bytes > cfg.MaxMessageBytes) {
+		t.Fatalf("batch of %d records, %d bytes: max_bytes %d, max_message_bytes %d", len(b.Messages), b.Bytes, cfg.MaxBytes, cfg.MaxMessageBytes)
+	}
+	pk := partKey{b.Topic, b.Partition}
+	exp := m.expected[pk]
+	h := m.handed[pk]
+	ids := make([]uint64, len(b.Messages))
+	for i := range b.Messages {
+		msg := &b.Messages[i]
+		id := binary.BigEndian.Uint64(msg.Value)
+		ids[i] = id
+		if msg.Topic != b.Topic || msg.Partition != b.Partition {
+			t.Fatalf("record %d of %s/%d in batch %s/%d", id, msg.Topic, msg.Partition, b.Topic, b.Partition)
+		}
+		if h+i >= len(exp) || exp[h+i] != id {
+			t.Fatalf("%v: record %d handed off at position %d, want %v", pk, id, h+i, exp[h:min(len(exp), h+len(b.Messages))])
+		}
+	}
+	m.handed[pk] = h + len(ids)
+	ak := m.accOf[ids[0]]
+	firstArrival := m.arrival[ids[0]]
+	pend := m.pending[ak]
+	for _, id := range pend {
+		firstArrival = minTime(firstArrival, m.arrival[id]) // the accumulator's oldest record
+		break
+	}
+	// Drop the handed-off records from the accumulator's pending list.
+	gone := map[uint64]bool{}
+	for _, id := range ids {
+		gone[id] = true
+	}
+	kept := pend[:0]
+	for _, id := range pend {
+		if !gone[id] {
+			kept = append(kept, id)
+		}
+	}
+	m.pending[ak] = kept
+
+	if b.Reason != message.ReasonShutdown && now.After(firstArrival.Add(cfg.MaxWait)) {
+		t.Fatalf("%v: batch (%s) handed off at %v, first record arrived %v, max_wait %v", pk, b.Reason, now.Sub(t0), firstArrival.Sub(t0), cfg.MaxWait)
+	}
+	last, sent := m.lastSent[ak]
+	byPart := cfg.CollectByPartition
+	switch b.Reason {
+	case message.ReasonMaxWait:
+		if byPart && !now.Equal(m.arrival[ids[0]].Add(cfg.MaxWait)) {
+			t.Fatalf("max_wait batch at %v, first arrived %v", now.Sub(t0), m.arrival[ids[0]].Sub(t0))
+		}
+	case message.ReasonMinDelay:
+		if !sent || !now.Equal(last.Add(cfg.MinDelay)) {
+			t.Fatalf("min_delay batch at %v, last sent %v (%v)", now.Sub(t0), last.Sub(t0), sent)
+		}
+		if byPart && len(ids) < cfg.Size {
+			t.Fatalf("min_delay batch of %d records, size %d", len(ids), cfg.Size)
+		}
+	case message.ReasonSize:
+		if sent && now.Sub(last) < cfg.MinDelay {
+			t.Fatalf("size batch at %v only %v after the last send (min_delay %v)", now.Sub(t0), now.Sub(last), cfg.MinDelay)
+		}
+		if byPart && len(ids) != cfg.Size {
+			t.Fatalf("size batch of %d records, size %d", len(ids), cfg.Size)
+		}
+	case message.ReasonTrigger:
+		if byPart && !b.Messages[len(b.Messages)-1].Flush {
+			t.Fatal("trigger batch does not end with the flush record")
+		}
+	case message.ReasonBytes:
+		if byPart && !(len(ids) == 1 && b.Bytes > cfg.MaxBytes) {
+			next := m.handed[pk]
+			if next >= len(exp) {
+				t.Fatalf("bytes batch with no record after it")
+			}
+			with := append(append([]message.Message(nil), b.Messages...), m.msgs[exp[next]])
+			if message.BatchSize(with) <= cfg.MaxBytes {
+				t.Fatalf("bytes batch of %d bytes cut although the next record fits", b.Bytes)
+			}
+		}
+	case message.ReasonShutdown:
+	default:
+		t.Fatalf("batch with reason %v", b.Reason)
+	}
+}
+
+// checkState asserts nothing pending is overdue and the memory count.
+func (m *model) checkState() {
+	now := m.clk.Now()
+	for k, ids := range m.pending {
+		if len(ids) == 0 {
+			continue
+		}
+		if first := m.arrival[ids[0]]; !now.Before(first.Add(m.cfg.MaxWait)) {
+			m.t.Fatalf("%v: %d records pending at %v, first arrived %v (max_wait %v)", k, len(ids), now.Sub(t0), first.Sub(t0), m.cfg.MaxWait)
+		}
+		if len(ids) >= m.cfg.Size {
+			last, sent := m.lastSent[k]
+			if !sent || !now.Before(last.Add(m.cfg.MinDelay)) {
+				m.t.Fatalf("%v: %d records (size %d) held at %v, last sent %v (%v), min_delay %v", k, len(ids), m.cfg.Size, now.Sub(t0), last.Sub(t0), sent, m.cfg.MinDelay)
+			}
+		}
+	}
+	if got := m.p.PendingBytes(); got != m.used {
+		m.t.Fatalf("PendingBytes = %d, model %d", got, m.used)
+	}
+	if got := m.p.PendingRecords(); got != m.records {
+		m.t.Fatalf("PendingRecords = %d, model %d", got, m.records)
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func TestPoolModel(t *testing.T) {
+	n := 3000
+	if testing.Short() {
+		n = 300
+	}
+	rng := rand.New(rand.NewPCG(2024, 11))
+	for i := 0; i < n; i++ {
+		data := make([]byte, 7+rng.IntN(1500))
+		for j := range data {
+			data[j] = byte(rng.Uint32())
+		}
+		ok := t.Run(fmt.Sprint(i), func(t *testing.T) { runModel(t, data) })
+		if !ok {
+			t.Fatalf("failing input: %x", data)
+		}
+	}
+}
+
+func FuzzPool(f *testing.F) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for i := 0; i < 20; i++ {
+		data := make([]byte, 7+rng.IntN(600))
+		for j := range data {
+			data[j] = byte(rng.Uint32())
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { runModel(t, data) })
+}
