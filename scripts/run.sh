@@ -75,7 +75,7 @@ cleanup() {
 	exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
+if [[ "$mode" == run ]]; then trap 'exit 0' INT; else trap 'exit 130' INT; fi # Ctrl-C is how run ends
 trap 'exit 143' TERM
 
 # Both run in their own session so that Ctrl-C reaches only this script,
