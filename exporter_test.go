@@ -1,19 +1,26 @@
 package kafkabatcherexporter
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"net"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadata"
+	"github.com/kafkabatcher/kafkabatcherexporter/partitioner"
 )
 
 // newCluster starts an in-process Kafka-protocol broker with topic.
@@ -68,6 +75,235 @@ func consumeAll(t *testing.T, c *kfake.Cluster, topic string, n int) []*kgo.Reco
 		fs.EachRecord(func(r *kgo.Record) { recs = append(recs, r) })
 	}
 	return recs
+}
+
+// harness is a started exporter that the test's cleanup shuts down unless
+// the test did.
+type harness struct {
+	*kafkaBatcherExporter
+	once    sync.Once
+	stopErr error
+}
+
+// stop shuts the exporter down once; later calls return the first result.
+func (h *harness) stop() error {
+	h.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		h.stopErr = h.shutdown(ctx)
+	})
+	return h.stopErr
+}
+
+// run starts an exporter for cfg; set mutates it before start (clock,
+// settings). Cleanup shuts it down before the clusters started earlier close.
+func run(t *testing.T, cfg *Config, set exporter.Settings, before ...func(*kafkaBatcherExporter)) *harness {
+	t.Helper()
+	require.NoError(t, cfg.Validate())
+	exp, err := newExporter(cfg, set)
+	require.NoError(t, err)
+	for _, f := range before {
+		f(exp)
+	}
+	require.NoError(t, exp.start(context.Background(), componenttest.NewNopHost()))
+	h := &harness{kafkaBatcherExporter: exp}
+	t.Cleanup(func() { _ = h.stop() })
+	return h
+}
+
+func nopSettings() exporter.Settings { return exportertest.NewNopSettings(metadata.Type) }
+
+// freePort returns a TCP port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	require.NoError(t, ln.Close())
+	return port
+}
+
+// waitFor polls cond every 10ms until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s: "+format, append([]any{timeout}, args...)...)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitPartitions waits until the exporter's producer knows topic's
+// partition count.
+func waitPartitions(t *testing.T, exp *harness, topic string, n int32) {
+	t.Helper()
+	waitFor(t, 10*time.Second, func() bool {
+		got, ok := exp.prod.Partitions(topic)
+		return ok && got == n
+	}, "partition count %d of %s", n, topic)
+}
+
+// highWatermarks returns the records stored per partition of topic.
+func highWatermarks(c *kfake.Cluster, topic string) map[int32]int64 {
+	out := map[int32]int64{}
+	for _, pi := range c.PartitionInfos(topic) {
+		out[pi.Partition] = pi.HighWatermark
+	}
+	return out
+}
+
+func totalRecords(c *kfake.Cluster, topic string) int64 {
+	var n int64
+	for _, hw := range highWatermarks(c, topic) {
+		n += hw
+	}
+	return n
+}
+
+// waitRecords waits until topic holds n records at the broker.
+func waitRecords(t *testing.T, c *kfake.Cluster, topic string, n int64, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, timeout, func() bool { return totalRecords(c, topic) >= n },
+		"%d records in %s (have %d)", n, topic, totalRecords(c, topic))
+}
+
+// observedBatch is one record batch seen in a produce request.
+type observedBatch struct {
+	topic     string
+	partition int32
+	records   int
+}
+
+// produceObserver records every record batch of every produce request the
+// cluster receives, without changing how the cluster answers.
+type produceObserver struct {
+	mu      sync.Mutex
+	batches []observedBatch
+}
+
+func observeProduce(t *testing.T, c *kfake.Cluster) *produceObserver {
+	o := &produceObserver{}
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		pr := req.(*kmsg.ProduceRequest)
+		var seen []observedBatch
+		for _, tp := range pr.Topics {
+			for _, p := range tp.Partitions {
+				for rest := p.Records; len(rest) > 0; {
+					var rb kmsg.RecordBatch
+					if err := rb.ReadFrom(rest); err != nil {
+						t.Errorf("produce request to %s/%d: unreadable record batch: %v", tp.Topic, p.Partition, err)
+						break
+					}
+					seen = append(seen, observedBatch{tp.Topic, p.Partition, int(rb.NumRecords)})
+					rest = rest[12+int(rb.Length):]
+				}
+			}
+		}
+		o.mu.Lock()
+		o.batches = append(o.batches, seen...)
+		o.mu.Unlock()
+		return nil, nil, false
+	})
+	return o
+}
+
+func (o *produceObserver) seen() []observedBatch {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.batches)
+}
+
+// seqRecord is a record read back with its sequence attribute.
+type seqRecord struct {
+	partition int32
+	offset    int64
+	seq       int
+	key       string
+}
+
+// seqLogs builds n records numbered from first; each has attribute seq
+// and attribute k = "key-<seq % keys>" (keys 0: no k attribute). The body
+// is "rec-<seq>".
+func seqLogs(first, n, keys int) plog.Logs {
+	ld := plog.NewLogs()
+	lrs := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords()
+	lrs.EnsureCapacity(n)
+	for i := first; i < first+n; i++ {
+		lr := lrs.AppendEmpty()
+		lr.Body().SetStr(fmt.Sprintf("rec-%d", i))
+		lr.Attributes().PutInt("seq", int64(i))
+		if keys > 0 {
+			lr.Attributes().PutStr("k", fmt.Sprintf("key-%d", i%keys))
+		}
+	}
+	return ld
+}
+
+// readSeq reads n records of topic (raw encoding of seqLogs) and checks
+// that the topic holds exactly n.
+func readSeq(t *testing.T, c *kfake.Cluster, topic string, n int) []seqRecord {
+	t.Helper()
+	recs := consumeAll(t, c, topic, n)
+	require.Len(t, recs, n, "more records than sent")
+	require.EqualValues(t, n, totalRecords(c, topic), "records at the broker")
+	out := make([]seqRecord, 0, len(recs))
+	for _, r := range recs {
+		var seq int
+		_, err := fmt.Sscanf(string(r.Value), "rec-%d", &seq)
+		require.NoError(t, err, "value %q", r.Value)
+		out = append(out, seqRecord{partition: r.Partition, offset: r.Offset, seq: seq, key: string(r.Key)})
+	}
+	return out
+}
+
+// requireExactlyInOrder checks that recs hold every seq in [0, n) exactly
+// once and that, per partition, seq grows with the offset.
+func requireExactlyInOrder(t *testing.T, recs []seqRecord, n int) {
+	t.Helper()
+	requireExactlyOnce(t, recs, n)
+	requireOrdered(t, recs, func(r seqRecord) string { return fmt.Sprint("partition ", r.partition) })
+}
+
+// requireExactlyOnce checks that recs hold every seq in [0, n) exactly once.
+func requireExactlyOnce(t *testing.T, recs []seqRecord, n int) {
+	t.Helper()
+	seen := make([]bool, n)
+	for _, r := range recs {
+		require.True(t, r.seq >= 0 && r.seq < n, "seq %d out of range", r.seq)
+		require.False(t, seen[r.seq], "seq %d delivered twice", r.seq)
+		seen[r.seq] = true
+	}
+	for i, ok := range seen {
+		require.True(t, ok, "seq %d lost", i)
+	}
+}
+
+// requireOrdered checks that within each group (records of one partition,
+// or of one key) seq grows with the offset.
+func requireOrdered(t *testing.T, recs []seqRecord, group func(seqRecord) string) {
+	t.Helper()
+	groups := map[string][]seqRecord{}
+	for _, r := range recs {
+		require.GreaterOrEqual(t, r.offset, int64(0))
+		groups[group(r)] = append(groups[group(r)], r)
+	}
+	for g, rs := range groups {
+		slices.SortFunc(rs, func(a, b seqRecord) int {
+			return cmp.Or(cmp.Compare(a.partition, b.partition), cmp.Compare(a.offset, b.offset))
+		})
+		for i := 1; i < len(rs); i++ {
+			require.Less(t, rs[i-1].seq, rs[i].seq, "%s: seq %d at %d/%d before seq %d at %d/%d", g,
+				rs[i-1].seq, rs[i-1].partition, rs[i-1].offset, rs[i].seq, rs[i].partition, rs[i].offset)
+		}
+	}
+}
+
+// javaMurmur2Partition is the Java client's partition of a keyed record.
+func javaMurmur2Partition(key []byte, n int32) int32 {
+	return (partitioner.Murmur2Hash(key) & 0x7fffffff) % n
 }
 
 func TestRecordsReachKafkaRaw(t *testing.T) {
