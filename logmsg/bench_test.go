@@ -89,3 +89,34 @@ func BenchmarkAppend(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkOTLPCopyPerRecord measures the simple way protoEncoder replaces:
+// copy each record into a one-record LogsData and marshal it.
+func BenchmarkOTLPCopyPerRecord(b *testing.B) {
+	const n = 100
+	ld := benchLogs(n)
+	for _, tc := range []struct {
+		name string
+		enc  func() encoder
+	}{
+		{EncodingOTLPProto, func() encoder { m := &plog.ProtoMarshaler{}; return newOTLPEncoder(m.MarshalLogs) }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			bld, err := NewBuilder(Options{Topic: "logs", Encoding: tc.name}, nopTelemetry())
+			if err != nil {
+				b.Fatal(err)
+			}
+			bld.scratch.New = func() any { return &scratch{enc: tc.enc()} }
+			dst := make([]message.Message, 0, n)
+			now := time.Now()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if dst, err = bld.Append(context.Background(), dst[:0], ld, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
+		})
+	}
+}

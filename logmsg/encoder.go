@@ -40,6 +40,14 @@ func newOTLPEncoder(marshal func(plog.Logs) ([]byte, error)) *otlpEncoder {
 	return e
 }
 
+// newOTLPJSONEncoder copies each record into the template and marshals it.
+// Splicing like protoEncoder was tried: it saved allocations but no CPU time,
+// as scanning the JSON costs what the per-record marshal costs.
+func newOTLPJSONEncoder() encoder {
+	m := &plog.JSONMarshaler{}
+	return newOTLPEncoder(m.MarshalLogs)
+}
+
 func (e *otlpEncoder) begin(plog.Logs) error { return nil }
 
 // end clears the template so it does not keep the request's data.

@@ -36,11 +36,11 @@
 //     resource and its schema URL), one ScopeLogs (the scope and its schema
 //     URL) and the one LogRecord, byte for byte what plog.ProtoMarshaler and
 //     plog.JSONMarshaler write for that LogsData, so any OTLP consumer (the
-//     contrib kafka receiver included) decodes it. For speed the request is
-//     marshaled once and each value is assembled from the pieces of that
-//     output (a protobuf message and a JSON object are the concatenation of
-//     their fields); output the splicer does not recognise makes it fall back
-//     to marshaling a one-record copy.
+//     contrib kafka receiver included) decodes it. For speed otlp_proto
+//     marshals the request once and assembles each value from the pieces of
+//     that output (a protobuf message is the concatenation of its fields);
+//     output it does not recognise makes it fall back to marshaling a
+//     one-record copy, which is what otlp_json always does.
 //   - json: one flat object per record, empty fields left out:
 //     {"time", "observed_time" (RFC 3339, nanoseconds, UTC), "severity_number",
 //     "severity_text", "event_name", "body" (a string or JSON value),
