@@ -126,38 +126,61 @@ func (p *Pool) Add(ctx context.Context, msgs []message.Message) error {
 	now := p.clk.Now()
 	var rejBuf [8]int
 	rejected := rejBuf[:0]
+	// Messages are added per accumulator, each locked once per window of
+	// the call: chains link the messages of one accumulator in order.
+	const window = len(sizes)
+	var chain [window]int16 // next message of the same accumulator, -1 at the end
+	type group struct {
+		e           *entry
+		first, last int16
+	}
+	var groupBuf [16]group
 	var lastTopic string
 	var te *topicEntries
-	for i := 0; i < len(msgs); {
-		first := &msgs[i]
-		if te == nil || first.Topic != lastTopic {
-			lastTopic, te = first.Topic, p.topicEntries(first.Topic)
-		}
-		e := p.entry(te, first.Topic, first.Partition)
-		e.mu.Lock()
-		// One lock for the run of messages with the same key.
-		for ; i < len(msgs); i++ {
-			m := &msgs[i]
-			if m.Topic != first.Topic || (p.cfg.CollectByPartition && m.Partition != first.Partition) {
-				break
+	for base := 0; base < len(msgs); base += window {
+		ms := msgs[base:min(len(msgs), base+window)]
+		groups := groupBuf[:0]
+		g := 0
+		for i := range ms {
+			m := &ms[i]
+			if te == nil || m.Topic != lastTopic {
+				lastTopic, te = m.Topic, p.topicEntries(m.Topic)
 			}
-			var size int
-			if i < len(sizes) {
-				size = int(sizes[i])
-			} else {
-				size = recordBytes(m)
+			e := p.entry(te, m.Topic, m.Partition)
+			if g >= len(groups) || groups[g].e != e {
+				g = 0
+				for g < len(groups) && groups[g].e != e {
+					g++
+				}
+				if g == len(groups) {
+					groups = append(groups, group{e: e, first: int16(i), last: int16(i)})
+				}
 			}
-			var rej bool
-			e.out, rej = e.acc.add(m, size, now, e.out)
-			if rej {
-				rejected = append(rejected, i)
+			chain[groups[g].last] = int16(i)
+			groups[g].last = int16(i)
+			chain[i] = -1
+		}
+		for _, gr := range groups {
+			e := gr.e
+			e.mu.Lock()
+			for i := int(gr.first); i >= 0; i = int(chain[i]) {
+				m := &ms[i]
+				size := int(sizes[i])
+				if base > 0 {
+					size = recordBytes(m)
+				}
+				var rej bool
+				e.out, rej = e.acc.add(m, size, now, e.out)
+				if rej {
+					rejected = append(rejected, base+i)
+				}
 			}
+			if e.closed {
+				// Flush gave up waiting for this Add: hand its records over now.
+				e.out = e.acc.Flush(e.out)
+			}
+			p.armAndDrain(e, now)
 		}
-		if e.closed {
-			// Flush gave up waiting for this Add: hand its records over now.
-			e.out = e.acc.Flush(e.out)
-		}
-		p.armAndDrain(e, now)
 	}
 	for _, i := range rejected {
 		p.sink.Reject(msgs[i], RejectOversize)

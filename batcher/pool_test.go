@@ -490,3 +490,43 @@ func TestPoolConcurrentAdds(t *testing.T) {
 		})
 	}
 }
+
+// One call larger than the grouping window, over more accumulators than the
+// group buffer holds, keeps every partition's order.
+func TestPoolLargeCallKeepsOrder(t *testing.T) {
+	for _, byPartition := range []bool{true, false} {
+		cfg := testConfig()
+		cfg.Size = 37
+		cfg.CollectByPartition = byPartition
+		p, _, sink := newTestPool(t, cfg)
+		var msgs []message.Message
+		for i := 0; i < 1500; i++ {
+			m := recAt(int32((i*7)%23), fmt.Sprintf("r%d", i), i%50)
+			m.Topic = []string{"a", "b"}[(i/3)%2]
+			msgs = append(msgs, m)
+		}
+		mustAdd(t, p, msgs...)
+		all := append(append([]message.Batch(nil), sink.batches...), p.Flush(context.Background())...)
+		last := map[string]int{}
+		n := 0
+		for _, b := range all {
+			checkBatch(t, cfg, b)
+			for _, m := range b.Messages {
+				var i int
+				fmt.Sscanf(name(m), "r%d", &i)
+				k := fmt.Sprintf("%s/%d", m.Topic, m.Partition)
+				if prev, ok := last[k]; ok && i <= prev {
+					t.Fatalf("%s: r%d after r%d", k, i, prev)
+				}
+				if m.Topic != b.Topic || m.Partition != b.Partition {
+					t.Fatalf("r%d of %s in batch %s/%d", i, k, b.Topic, b.Partition)
+				}
+				last[k] = i
+				n++
+			}
+		}
+		if n != len(msgs) {
+			t.Fatalf("collect_by_partition=%v: %d records handed off, want %d", byPartition, n, len(msgs))
+		}
+	}
+}
