@@ -220,7 +220,7 @@ func TestBatchSizeMakesBatchesOfExactlySize(t *testing.T) {
 	batches := obs.seen()
 	require.Len(t, batches, 10)
 	for _, b := range batches {
-		require.Equal(t, observedBatch{"otlp_logs", 0, 100}, b)
+		require.Equal(t, observedBatch{topic: "otlp_logs", partition: 0, records: 100}, b)
 	}
 	requireExactlyInOrder(t, readSeq(t, c, "otlp_logs", 1000), 1000)
 	require.NoError(t, exp.stop())

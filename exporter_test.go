@@ -174,6 +174,7 @@ type observedBatch struct {
 	topic     string
 	partition int32
 	records   int
+	bytes     int // the v2 record batch as sent, header included
 }
 
 // produceObserver records every record batch of every produce request the
@@ -197,7 +198,7 @@ func observeProduce(t *testing.T, c *kfake.Cluster) *produceObserver {
 						t.Errorf("produce request to %s/%d: unreadable record batch: %v", tp.Topic, p.Partition, err)
 						break
 					}
-					seen = append(seen, observedBatch{tp.Topic, p.Partition, int(rb.NumRecords)})
+					seen = append(seen, observedBatch{tp.Topic, p.Partition, int(rb.NumRecords), 12 + int(rb.Length)})
 					rest = rest[12+int(rb.Length):]
 				}
 			}
@@ -210,7 +211,19 @@ func observeProduce(t *testing.T, c *kfake.Cluster) *produceObserver {
 	return o
 }
 
+// seen returns the batches observed so far, without their sizes.
 func (o *produceObserver) seen() []observedBatch {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := slices.Clone(o.batches)
+	for i := range out {
+		out[i].bytes = 0
+	}
+	return out
+}
+
+// seenWithBytes returns the batches observed so far.
+func (o *produceObserver) seenWithBytes() []observedBatch {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return slices.Clone(o.batches)

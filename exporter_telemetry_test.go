@@ -1,0 +1,147 @@
+package kafkabatcherexporter
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadatatest"
+)
+
+// keyFor returns a key that murmur2 places on partition p of n.
+func keyFor(t *testing.T, p, n int32) string {
+	t.Helper()
+	for i := 0; i < 1000; i++ {
+		k := fmt.Sprintf("key-%d", i)
+		if javaMurmur2Partition([]byte(k), n) == p {
+			return k
+		}
+	}
+	t.Fatalf("no key for partition %d of %d", p, n)
+	return ""
+}
+
+// keyedLogs builds records seq first.. with attribute k = key; flushLast
+// sets flush = true on the last one.
+func keyedLogs(first, n int, key string, flushLast bool) plog.Logs {
+	ld := seqLogs(first, n, 0)
+	lrs := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords()
+	for i := 0; i < lrs.Len(); i++ {
+		lrs.At(i).Attributes().PutStr("k", key)
+	}
+	if flushLast {
+		lrs.At(lrs.Len()-1).Attributes().PutBool("flush", true)
+	}
+	return ld
+}
+
+func partSet(topic string, partition int, alias string) attribute.Set {
+	return attribute.NewSet(
+		attribute.String("topic", topic),
+		attribute.Int("partition", partition),
+		attribute.String("topic_alias", alias),
+	)
+}
+
+// histogramByAttrs returns the count and sum of an int64 histogram per
+// attribute set.
+func histogramByAttrs(t *testing.T, tt *componenttest.Telemetry, name string) map[attribute.Set][2]int64 {
+	t.Helper()
+	m, err := tt.GetMetric(name)
+	require.NoError(t, err)
+	h, ok := m.Data.(metricdata.Histogram[int64])
+	require.True(t, ok, "%s is %T", name, m.Data)
+	out := map[attribute.Set][2]int64{}
+	for _, dp := range h.DataPoints {
+		out[dp.Attributes] = [2]int64{int64(dp.Count), dp.Sum}
+	}
+	return out
+}
+
+func TestTelemetryCountsSendsFlushesAndRejects(t *testing.T) {
+	c := newCluster(t, 2, "otlp_logs")
+	obs := observeProduce(t, c)
+	cfg := testConfig(t, c.ListenAddrs())
+	cfg.Encoding = EncodingRaw
+	cfg.KeyFrom = []string{"attributes.k"}
+	cfg.TopicAliases = map[string]string{"otlp_logs": "logs"}
+	cfg.Batch.Size = 10
+	cfg.Batch.MaxWait = time.Second
+	cfg.Batch.FlushWhen = []string{`attributes["flush"] == true`}
+	cfg.Producer.MaxMessageBytes = 2000
+	cfg.Batch.MaxBytes = 2000
+	exp, clk, tt := fakeClockExporter(t, cfg)
+	waitPartitions(t, exp, "otlp_logs", 2)
+	k0, k1 := keyFor(t, 0, 2), keyFor(t, 1, 2)
+	ctx := context.Background()
+
+	// Partition 0: one batch by size (10).
+	require.NoError(t, exp.consumeLogs(ctx, keyedLogs(0, 10, k0, false)))
+	// Partition 1: one batch by max_wait (3), one by trigger (2).
+	require.NoError(t, exp.consumeLogs(ctx, keyedLogs(10, 3, k1, false)))
+	clk.Advance(time.Second)
+	require.NoError(t, exp.consumeLogs(ctx, keyedLogs(13, 2, k1, true)))
+	// One record too large for any batch: rejected, the call succeeds.
+	big := keyedLogs(15, 1, k0, false)
+	big.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0).Body().SetStr(strings.Repeat("x", 5000))
+	require.NoError(t, exp.consumeLogs(ctx, big))
+
+	waitRecords(t, c, "otlp_logs", 15, 10*time.Second)
+	waitFor(t, 10*time.Second, func() bool {
+		var n int64
+		for _, v := range sumByAttrs(t, tt, "otelcol_kafkabatcher_records_sent") {
+			n += v
+		}
+		return n == 15 && exp.pool.PendingRecords() == 0
+	}, "records_sent reaches 15 and every batch is released")
+
+	p0, p1 := partSet("otlp_logs", 0, "logs"), partSet("otlp_logs", 1, "logs")
+	metadatatest.AssertEqualKafkabatcherRecordsSent(t, tt, []metricdata.DataPoint[int64]{
+		{Attributes: p0, Value: 10},
+		{Attributes: p1, Value: 5},
+	}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualKafkabatcherFlushes(t, tt, []metricdata.DataPoint[int64]{
+		{Attributes: reasonSet("size"), Value: 1},
+		{Attributes: reasonSet("max_wait"), Value: 1},
+		{Attributes: reasonSet("trigger"), Value: 1},
+	}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualKafkabatcherRecordsRejected(t, tt, []metricdata.DataPoint[int64]{
+		{Attributes: reasonSet("oversize"), Value: 1},
+	}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualKafkabatcherPendingRecords(t, tt, []metricdata.DataPoint[int64]{
+		{Value: 0},
+	}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualKafkabatcherTempStorageBytes(t, tt, []metricdata.DataPoint[int64]{
+		{Value: 0},
+	}, metricdatatest.IgnoreTimestamp())
+
+	require.Equal(t, map[attribute.Set][2]int64{p0: {1, 10}, p1: {2, 5}},
+		histogramByAttrs(t, tt, "otelcol_kafkabatcher_batch_records"), "records per batch: count, sum")
+
+	// Bytes per batch are the record batches as the broker received them.
+	wantBytes := map[attribute.Set][2]int64{}
+	for _, b := range obs.seenWithBytes() {
+		s := partSet(b.topic, int(b.partition), "logs")
+		v := wantBytes[s]
+		wantBytes[s] = [2]int64{v[0] + 1, v[1] + int64(b.bytes)}
+	}
+	require.Equal(t, wantBytes, histogramByAttrs(t, tt, "otelcol_kafkabatcher_batch_bytes"))
+
+	m, err := tt.GetMetric("otelcol_kafkabatcher_produce_duration")
+	require.NoError(t, err)
+	var durations uint64
+	for _, dp := range m.Data.(metricdata.Histogram[float64]).DataPoints {
+		durations += dp.Count
+	}
+	require.EqualValues(t, 3, durations, "one produce duration per batch")
+	require.NoError(t, exp.stop())
+}

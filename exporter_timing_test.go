@@ -1,0 +1,127 @@
+package kafkabatcherexporter
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/fakeclock"
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadatatest"
+)
+
+// sumByAttrs returns the int64 sum metric name per attribute set (empty
+// when nothing was recorded yet).
+func sumByAttrs(t *testing.T, tt *componenttest.Telemetry, name string) map[attribute.Set]int64 {
+	t.Helper()
+	out := map[attribute.Set]int64{}
+	m, err := tt.GetMetric(name)
+	if err != nil {
+		return out // not recorded yet
+	}
+	sum, ok := m.Data.(metricdata.Sum[int64])
+	require.True(t, ok, "%s is %T", name, m.Data)
+	for _, dp := range sum.DataPoints {
+		out[dp.Attributes] += dp.Value
+	}
+	return out
+}
+
+func reasonSet(reason string) attribute.Set {
+	return attribute.NewSet(attribute.String("reason", reason))
+}
+
+// flushes returns the flush counter of reason.
+func flushes(t *testing.T, tt *componenttest.Telemetry, reason string) int64 {
+	return sumByAttrs(t, tt, "otelcol_kafkabatcher_flushes")[reasonSet(reason)]
+}
+
+// fakeClockExporter starts an exporter on a fake clock with telemetry.
+func fakeClockExporter(t *testing.T, cfg *Config) (*harness, *fakeclock.Clock, *componenttest.Telemetry) {
+	t.Helper()
+	tt := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
+	clk := fakeclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	exp := run(t, cfg, metadatatest.NewSettings(tt), func(e *kafkaBatcherExporter) { e.clock = clk })
+	return exp, clk, tt
+}
+
+func TestMaxWaitSendsOnTheInjectedClock(t *testing.T) {
+	c := newCluster(t, 1, "otlp_logs")
+	obs := observeProduce(t, c)
+	cfg := testConfig(t, c.ListenAddrs())
+	cfg.Encoding = EncodingRaw
+	cfg.Batch.Size = 500
+	cfg.Batch.MaxWait = time.Second
+	exp, clk, tt := fakeClockExporter(t, cfg)
+	waitPartitions(t, exp, "otlp_logs", 1)
+
+	require.NoError(t, exp.consumeLogs(context.Background(), seqLogs(0, 3, 0)))
+	// Nothing is ready before max_wait on the exporter's clock: no flush,
+	// the records are held, the broker saw no produce request.
+	require.Zero(t, flushes(t, tt, "max_wait"))
+	require.EqualValues(t, 3, exp.pool.PendingRecords())
+	clk.Advance(999 * time.Millisecond)
+	require.Zero(t, flushes(t, tt, "max_wait"))
+	require.Empty(t, obs.seen())
+	require.Zero(t, totalRecords(c, "otlp_logs"))
+
+	// The timer fires inside Advance: the batch is handed off at once.
+	clk.Advance(time.Millisecond)
+	require.EqualValues(t, 1, flushes(t, tt, "max_wait"))
+	waitRecords(t, c, "otlp_logs", 3, 10*time.Second)
+	require.Equal(t, []observedBatch{{topic: "otlp_logs", records: 3}}, obs.seen())
+	requireExactlyInOrder(t, readSeq(t, c, "otlp_logs", 3), 3)
+
+	// The next batch's timer starts with its first record.
+	clk.Advance(5 * time.Second)
+	require.NoError(t, exp.consumeLogs(context.Background(), seqLogs(3, 2, 0)))
+	clk.Advance(999 * time.Millisecond)
+	require.EqualValues(t, 1, flushes(t, tt, "max_wait"))
+	clk.Advance(time.Millisecond)
+	require.EqualValues(t, 2, flushes(t, tt, "max_wait"))
+	waitRecords(t, c, "otlp_logs", 5, 10*time.Second)
+	require.Equal(t, []observedBatch{{topic: "otlp_logs", records: 3}, {topic: "otlp_logs", records: 2}}, obs.seen())
+	require.NoError(t, exp.stop())
+}
+
+func TestFlushWhenSendsTheMatchingBatchAtOnce(t *testing.T) {
+	c := newCluster(t, 1, "otlp_logs")
+	obs := observeProduce(t, c)
+	cfg := testConfig(t, c.ListenAddrs())
+	cfg.Encoding = EncodingRaw
+	cfg.Batch.Size = 500
+	cfg.Batch.MaxWait = time.Second
+	cfg.Batch.FlushWhen = []string{`attributes["flush"] == true`}
+	exp, clk, tt := fakeClockExporter(t, cfg)
+	waitPartitions(t, exp, "otlp_logs", 1)
+
+	// seq 0, 1, 2 (flush), 3: the batch up to and including the match goes
+	// without the clock moving; seq 3 opens the next batch.
+	ld := seqLogs(0, 4, 0)
+	ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(2).Attributes().PutBool("flush", true)
+	require.NoError(t, exp.consumeLogs(context.Background(), ld))
+	require.EqualValues(t, 1, flushes(t, tt, "trigger"))
+	waitRecords(t, c, "otlp_logs", 3, 10*time.Second)
+	require.Equal(t, []observedBatch{{topic: "otlp_logs", records: 3}}, obs.seen())
+	recs := readSeq(t, c, "otlp_logs", 3)
+	requireExactlyOnce(t, recs, 3)
+	require.EqualValues(t, 1, exp.pool.PendingRecords(), "seq 3 waits for max_wait")
+
+	// A false value does not trigger.
+	ld = seqLogs(4, 1, 0)
+	ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0).Attributes().PutBool("flush", false)
+	require.NoError(t, exp.consumeLogs(context.Background(), ld))
+	require.EqualValues(t, 1, flushes(t, tt, "trigger"))
+
+	clk.Advance(time.Second)
+	require.EqualValues(t, 1, flushes(t, tt, "max_wait"))
+	waitRecords(t, c, "otlp_logs", 5, 10*time.Second)
+	require.Equal(t, []observedBatch{{topic: "otlp_logs", records: 3}, {topic: "otlp_logs", records: 2}}, obs.seen())
+	requireExactlyInOrder(t, readSeq(t, c, "otlp_logs", 5), 5)
+	require.NoError(t, exp.stop())
+}
