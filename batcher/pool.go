@@ -294,41 +294,61 @@ func (p *Pool) Release(b message.Batch) {
 	p.grantLocked()
 }
 
-// maxFree bounds the recycled slices kept; more in flight are left to the GC.
+// maxFree bounds the recycled slices kept; more are left to the GC.
 const maxFree = 64
 
-// Recycle gives msgs (the Messages of a batch handed off by this pool, or a
-// part of one) back for reuse by later batches. Optional: call it only when
+// Recycle gives msgs (the Messages of a batch this pool handed off) back for
+// reuse by later batches. Optional, and only once per batch: call it when
 // nothing refers to the slice any more (after Release, once the batch is
 // encoded, written or dropped); the pool will overwrite its records.
 func (p *Pool) Recycle(msgs []message.Message) {
-	if cap(msgs) < p.cfg.Size/2 || cap(msgs) == 0 {
-		return // too small to serve a batch
+	if cap(msgs) == 0 {
+		return
 	}
 	msgs = msgs[:cap(msgs)]
 	clear(msgs) // drop references to keys and values
+	msgs = msgs[:0]
 	p.freeMu.Lock()
+	defer p.freeMu.Unlock()
 	if len(p.free) < maxFree {
-		p.free = append(p.free, msgs[:0])
+		p.free = append(p.free, msgs)
+		return
 	}
-	p.freeMu.Unlock()
-}
-
-// getSlice returns a recycled slice of capacity >= n, or a new one.
-func (p *Pool) getSlice(n int) []message.Message {
-	p.freeMu.Lock()
-	for i := len(p.free) - 1; i >= 0; i-- {
-		if s := p.free[i]; cap(s) >= n {
-			last := len(p.free) - 1
-			p.free[i] = p.free[last]
-			p.free[last] = nil
-			p.free = p.free[:last]
-			p.freeMu.Unlock()
-			return s
+	// Full: keep the larger slices, which serve whole batches.
+	small := 0
+	for i := range p.free {
+		if cap(p.free[i]) < cap(p.free[small]) {
+			small = i
 		}
 	}
+	if cap(p.free[small]) < cap(msgs) {
+		p.free[small] = msgs
+	}
+}
+
+// getSlice returns the smallest recycled slice of capacity >= n, or a new one.
+func (p *Pool) getSlice(n int) []message.Message {
+	p.freeMu.Lock()
+	best := -1
+	for i := range p.free {
+		if c := cap(p.free[i]); c >= n && (best < 0 || c < cap(p.free[best])) {
+			best = i
+			if c == n {
+				break
+			}
+		}
+	}
+	if best < 0 {
+		p.freeMu.Unlock()
+		return make([]message.Message, 0, n)
+	}
+	s := p.free[best]
+	last := len(p.free) - 1
+	p.free[best] = p.free[last]
+	p.free[last] = nil
+	p.free = p.free[:last]
 	p.freeMu.Unlock()
-	return make([]message.Message, 0, n)
+	return s
 }
 
 // Sent records a successful send of a batch of topic/partition now: that
@@ -568,16 +588,16 @@ func (p *Pool) deliver(b message.Batch) {
 
 // appendSplit appends b to dst as batches of one partition each, keeping
 // record order, each within MaxBytes (a subset of a batch can encode larger
-// than the whole when its first timestamp differs, so it is re-cut). The
-// parts share one new backing array.
+// than the whole when its first timestamp differs, so it is re-cut). Each
+// partition's records get their own slice, so each part can be recycled.
 func (p *Pool) appendSplit(dst []message.Batch, b message.Batch) []message.Batch {
 	if b.Partition >= 0 || len(b.Messages) == 0 {
 		return append(dst, b)
 	}
 	type group struct {
-		part      int32
-		n, filled int
-		off       int
+		part int32
+		n    int
+		msgs []message.Message
 	}
 	var buf [16]group
 	groups := buf[:0]
@@ -602,21 +622,16 @@ func (p *Pool) appendSplit(dst []message.Batch, b message.Batch) []message.Batch
 		b.Partition = groups[0].part
 		return append(dst, b)
 	}
-	off := 0
 	for k := range groups {
-		groups[k].off = off
-		off += groups[k].n
+		groups[k].msgs = p.getSlice(groups[k].n)
 	}
-	sorted := p.getSlice(len(b.Messages))[:len(b.Messages)]
 	k = 0
 	for i := range b.Messages {
 		k = find(b.Messages[i].Partition, k)
-		g := &groups[k]
-		sorted[g.off+g.filled] = b.Messages[i]
-		g.filled++
+		groups[k].msgs = append(groups[k].msgs, b.Messages[i])
 	}
 	for _, g := range groups {
-		dst = p.appendChunks(dst, b, g.part, sorted[g.off:g.off+g.n:g.off+g.n])
+		dst = p.appendChunks(dst, b, g.part, g.msgs)
 	}
 	return dst
 }
