@@ -11,9 +11,10 @@ import (
 )
 
 // Sink receives what the pool hands off. Its methods are called without any
-// pool lock held, so they may call back into the pool (Release, Sent). For
-// one accumulator, batches are handed off one at a time in order; batches of
-// different accumulators may be handed off concurrently.
+// pool lock held, so they may call back into the pool (Release, Sent,
+// Recycle), but not Add, which could wait for room only their return frees.
+// For one accumulator, batches are handed off one at a time in order;
+// batches of different accumulators may be handed off concurrently.
 type Sink interface {
 	// Ready receives a ready batch of one topic/partition. It may be called
 	// from Add's goroutine or from a timer's.
@@ -50,8 +51,13 @@ type Pool struct {
 
 type topicEntries struct {
 	all   *entry                   // the topic-wide accumulator (CollectByPartition false)
-	parts atomic.Pointer[[]*entry] // by partition; replaced, never changed in place
+	parts atomic.Pointer[[]*entry] // by partition below maxIndexed; replaced, never changed in place
+	big   map[int32]*entry         // partitions from maxIndexed on; guarded by Pool.mu
 }
+
+// maxIndexed bounds the partition slice, so an absurd partition number
+// costs a map entry rather than a huge slice.
+const maxIndexed = 1 << 12
 
 // entry is one accumulator with its timer and its queue of ready batches.
 type entry struct {
@@ -96,8 +102,10 @@ func recordBytes(m *message.Message) int {
 // their accumulators, in order. It is all or nothing: it waits while the
 // records do not fit under MaxPendingBytes, and if ctx ends first it returns
 // an error wrapping ErrMemoryLimit and ctx.Err() with nothing accepted.
-// Oversize records go to Sink.Reject and do not fail the call. Ready
-// batches are handed to the sink before Add returns or by a timer.
+// Oversize records go to Sink.Reject and do not fail the call. Batches made
+// ready are handed to the sink by this call, unless a concurrent call or
+// timer is already handing off that accumulator's batches (then by that one,
+// in order).
 func (p *Pool) Add(ctx context.Context, msgs []message.Message) error {
 	var need, n int64
 	var sizes [256]int32 // recordBytes of the first records, not computed twice
@@ -213,21 +221,16 @@ func (p *Pool) admit(ctx context.Context, need, n int64) error {
 	}
 	p.memMu.Lock()
 	defer p.memMu.Unlock()
-	if w.granted { // room came as ctx ended: take it
+	if w.granted { // room (or ErrClosed) came as ctx ended: take it
 		return w.err
 	}
-	if w.err == nil {
-		for i, x := range p.waiters {
-			if x == w {
-				p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
-				break
-			}
+	for i, x := range p.waiters {
+		if x == w {
+			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+			break
 		}
-		p.grantLocked() // those behind w may fit
 	}
-	if w.err != nil {
-		return w.err
-	}
+	p.grantLocked() // those behind w may fit now
 	return fmt.Errorf("add %d records (%d bytes, %d pending): %w: %w", n, need, p.used, ErrMemoryLimit, ctx.Err())
 }
 
@@ -439,6 +442,9 @@ func (p *Pool) entries() []*entry {
 				}
 			}
 		}
+		for _, e := range te.big {
+			es = append(es, e)
+		}
 	}
 	return es
 }
@@ -472,8 +478,27 @@ func (p *Pool) entry(te *topicEntries, topic string, partition int32) *entry {
 			return e
 		}
 	}
+	if partition >= maxIndexed {
+		p.mu.RLock()
+		e := te.big[partition]
+		p.mu.RUnlock()
+		if e != nil {
+			return e
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if partition >= maxIndexed {
+		e := te.big[partition]
+		if e == nil {
+			if te.big == nil {
+				te.big = map[int32]*entry{}
+			}
+			e = p.newEntry(topic, partition)
+			te.big[partition] = e
+		}
+		return e
+	}
 	var cur []*entry
 	if parts := te.parts.Load(); parts != nil {
 		cur = *parts

@@ -530,3 +530,18 @@ func TestPoolLargeCallKeepsOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestPoolLargePartitionNumbers(t *testing.T) {
+	p, clk, sink := newTestPool(t, testConfig())
+	mustAdd(t, p, recAt(1<<30, "a", 0), recAt(maxIndexed, "b", 0), recAt(maxIndexed-1, "c", 0), recAt(1<<30, "d", 0))
+	if clk.Pending() != 3 {
+		t.Fatalf("%d timers, want 3 accumulators", clk.Pending())
+	}
+	clk.Advance(time.Second)
+	got := sink.described()
+	for _, w := range []string{"1073741824/max_wait:a,d", "4096/max_wait:b", "4095/max_wait:c"} {
+		if !contains(got, w) {
+			t.Fatalf("handed off %v, missing %s", got, w)
+		}
+	}
+}
