@@ -545,3 +545,48 @@ func TestPoolLargePartitionNumbers(t *testing.T) {
 		}
 	}
 }
+
+// Flush waits for an Add whose hand-off is still running, so that Add's
+// batches reach the sink before Flush returns the rest; with a context that
+// ends first, it returns what is pending without waiting.
+func TestPoolFlushWaitsForRunningAdd(t *testing.T) {
+	for _, patient := range []bool{true, false} {
+		cfg := testConfig()
+		cfg.Size = 2
+		p, _, sink := newTestPool(t, cfg)
+		unblock := make(chan struct{})
+		var once sync.Once
+		sink.onReady = func(message.Batch) { once.Do(func() { <-unblock }) }
+		addDone := make(chan error, 1)
+		go func() { addDone <- p.Add(context.Background(), []message.Message{recAt(0, "a", 0), recAt(0, "b", 0), recAt(0, "c", 0)}) }()
+		waitFor(t, func() bool { sink.mu.Lock(); defer sink.mu.Unlock(); return len(sink.batches) == 1 })
+
+		ctx, cancel := context.WithCancel(context.Background())
+		if !patient {
+			cancel()
+		}
+		flushed := make(chan []message.Batch, 1)
+		go func() { flushed <- p.Flush(ctx) }()
+		if patient {
+			waitFor(t, func() bool { p.memMu.Lock(); defer p.memMu.Unlock(); return p.idle != nil })
+			select {
+			case <-flushed:
+				t.Fatal("Flush returned while an Add was handing off")
+			default:
+			}
+			close(unblock)
+		}
+		got := <-flushed
+		if !patient {
+			close(unblock)
+		}
+		cancel()
+		if err := <-addDone; err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || describe(got[0]) != "shutdown:c" {
+			t.Fatalf("patient=%v: Flush returned %v", patient, got)
+		}
+		expect(t, sink, "0/size:a,b")
+	}
+}
