@@ -558,7 +558,9 @@ func TestPoolFlushWaitsForRunningAdd(t *testing.T) {
 		var once sync.Once
 		sink.onReady = func(message.Batch) { once.Do(func() { <-unblock }) }
 		addDone := make(chan error, 1)
-		go func() { addDone <- p.Add(context.Background(), []message.Message{recAt(0, "a", 0), recAt(0, "b", 0), recAt(0, "c", 0)}) }()
+		go func() {
+			addDone <- p.Add(context.Background(), []message.Message{recAt(0, "a", 0), recAt(0, "b", 0), recAt(0, "c", 0)})
+		}()
 		waitFor(t, func() bool { sink.mu.Lock(); defer sink.mu.Unlock(); return len(sink.batches) == 1 })
 
 		ctx, cancel := context.WithCancel(context.Background())
