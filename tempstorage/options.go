@@ -106,7 +106,7 @@ type Options struct {
 	SegmentBytes int64
 	// Fsync is the durability policy (temp_storage.fsync).
 	Fsync FsyncPolicy
-	// FsyncInterval is the period of FsyncInterval; default 1s.
+	// FsyncInterval is how often the FsyncInterval policy syncs; default 1s.
 	FsyncInterval time.Duration
 	// Logger receives recovery and corruption reports; default no-op.
 	Logger *zap.Logger

@@ -143,7 +143,7 @@ func (q *Queue) Append(b message.Batch) error {
 		q.mu.Unlock()
 		return ErrClosed
 	}
-	if n > q.opts.MaxBytes {
+	if n > q.opts.MaxBytes || n-frameHeaderLen > maxPayload {
 		q.mu.Unlock()
 		return fmt.Errorf("%w: %s/%d entry of %d bytes, max_bytes %d", ErrTooLarge, b.Topic, b.Partition, n, q.opts.MaxBytes)
 	}
@@ -358,7 +358,7 @@ func (q *Queue) advance() error {
 	}
 	q.mu.Unlock()
 
-	if retire {
+	if retire && q.active != nil {
 		if err := q.active.Close(); err != nil {
 			q.log.Warn("temp storage: close segment", zap.Error(err))
 		}
