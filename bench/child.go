@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"syscall"
+	"time"
+)
+
+// runSpec is what the driver asks one child process to do.
+type runSpec struct {
+	System     string `json:"system"`
+	Shape      string `json:"shape"`
+	Encoding   string `json:"encoding"`
+	Records    int    `json:"records"`  // sent inside the measured window
+	Callers    int    `json:"callers"`  // concurrent senders
+	PerCall    int    `json:"per_call"` // records per ConsumeLogs call (or per sender round)
+	Broker     string `json:"broker"`
+	Topic      string `json:"topic"`
+	Dir        string `json:"dir"`         // scratch directory (temp storage)
+	CPUProfile string `json:"cpu_profile"` // pprof CPU profile of the window, when set
+}
+
+// runResult is what a child reports; the driver adds the fields marked.
+type runResult struct {
+	Spec       runSpec `json:"spec"`
+	Records    int     `json:"records"`
+	Errors     int     `json:"errors"`
+	FirstError string  `json:"first_error,omitempty"`
+	ElapsedNs  int64   `json:"elapsed_ns"`
+	CPUNs      int64   `json:"cpu_ns"` // user+system time of the whole process inside the window
+	Mallocs    uint64  `json:"mallocs"`
+	AllocBytes uint64  `json:"alloc_bytes"`
+	// Latency from the call (ConsumeLogs, Input, Produce) to the broker's
+	// acknowledgement; LatencyOf says what one sample is, "" when the system
+	// does not expose acknowledgements (async exporters).
+	LatencyOf string  `json:"latency_of,omitempty"`
+	P50Ms     float64 `json:"p50_ms"`
+	P99Ms     float64 `json:"p99_ms"`
+
+	MaxRSSKiB int64 `json:"max_rss_kib"` // driver: peak RSS of the child
+	InTopic   int64 `json:"in_topic"`    // driver: Kafka messages the topic holds after the run
+	Wall      int64 `json:"wall_ns"`     // driver: the child's whole life
+}
+
+func (r runResult) recordsPerSec() float64 {
+	if r.ElapsedNs == 0 {
+		return 0
+	}
+	return float64(r.Records) / (float64(r.ElapsedNs) / 1e9)
+}
+
+func (r runResult) cpuMicrosPerRecord() float64 { return float64(r.CPUNs) / 1e3 / float64(r.Records) }
+func (r runResult) allocsPerRecord() float64    { return float64(r.Mallocs) / float64(r.Records) }
+func (r runResult) bytesPerRecord() float64     { return float64(r.AllocBytes) / float64(r.Records) }
+
+// system is one way of getting records to Kafka. prepare does everything
+// that is not measured (building records, connecting, a warm-up round) and
+// returns the measured part: send spec.Records records and return when the
+// broker has acknowledged all of them.
+type system interface {
+	prepare(ctx context.Context, spec runSpec) (run func(ctx context.Context) (sendStats, error), err error)
+	close(ctx context.Context) error
+}
+
+// sendStats is what the measured part observed.
+type sendStats struct {
+	errors     int
+	firstError error
+	latencyOf  string
+	latencies  []time.Duration
+}
+
+func newSystem(name string) (system, error) {
+	switch name {
+	case sysOurs:
+		return &exporterSystem{kind: sysOurs}, nil
+	case sysOursSync:
+		return &exporterSystem{kind: sysOursSync}, nil
+	case sysContrib:
+		return &exporterSystem{kind: sysContrib}, nil
+	case sysContribSync:
+		return &exporterSystem{kind: sysContribSync}, nil
+	case sysSarama:
+		return &saramaSystem{}, nil
+	case sysFranz:
+		return &franzSystem{}, nil
+	}
+	return nil, fmt.Errorf("unknown system %q", name)
+}
+
+// runChild is the child process: it runs one spec and prints its result as
+// JSON on stdout.
+func runChild(specJSON string) error {
+	var spec runSpec
+	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
+		return fmt.Errorf("child spec: %w", err)
+	}
+	sys, err := newSystem(spec.System)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	run, err := sys.prepare(ctx, spec)
+	if err != nil {
+		return fmt.Errorf("%s: prepare: %w", spec.System, err)
+	}
+
+	runtime.GC()
+	var ms0, ms1 runtime.MemStats
+	var ru0, ru1 syscall.Rusage
+	if spec.CPUProfile != "" {
+		f, err := os.Create(spec.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
+	runtime.ReadMemStats(&ms0)
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru0); err != nil {
+		return err
+	}
+	start := time.Now()
+	st, err := run(ctx)
+	elapsed := time.Since(start)
+	if err2 := syscall.Getrusage(syscall.RUSAGE_SELF, &ru1); err2 != nil {
+		return err2
+	}
+	runtime.ReadMemStats(&ms1)
+	if spec.CPUProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	if err != nil {
+		return fmt.Errorf("%s: run: %w", spec.System, err)
+	}
+	if err := sys.close(ctx); err != nil {
+		return fmt.Errorf("%s: close: %w", spec.System, err)
+	}
+
+	res := runResult{
+		Spec:       spec,
+		Records:    spec.Records,
+		Errors:     st.errors,
+		ElapsedNs:  elapsed.Nanoseconds(),
+		CPUNs:      cpuNs(ru1) - cpuNs(ru0),
+		Mallocs:    ms1.Mallocs - ms0.Mallocs,
+		AllocBytes: ms1.TotalAlloc - ms0.TotalAlloc,
+		LatencyOf:  st.latencyOf,
+	}
+	if st.firstError != nil {
+		res.FirstError = st.firstError.Error()
+	}
+	if len(st.latencies) > 0 {
+		res.P50Ms, res.P99Ms = percentiles(st.latencies)
+	}
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+func cpuNs(ru syscall.Rusage) int64 {
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// percentiles returns the 50th and 99th percentile in milliseconds
+// (nearest rank).
+func percentiles(d []time.Duration) (p50, p99 float64) {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	at := func(q float64) float64 {
+		i := int(q*float64(len(s))+0.5) - 1
+		i = max(0, min(i, len(s)-1))
+		return float64(s[i]) / 1e6
+	}
+	return at(0.50), at(0.99)
+}

@@ -1,0 +1,339 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/kafkaexporter"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exportertest"
+
+	kafkabatcher "github.com/kafkabatcher/kafkabatcherexporter"
+)
+
+// System names, as used in flags and tables.
+const (
+	sysOurs        = "kafkabatcher"
+	sysOursSync    = "kafkabatcher-sync"
+	sysContrib     = "contrib"
+	sysContribSync = "contrib-sync"
+	sysSarama      = "sarama"
+	sysFranz       = "franz-go"
+)
+
+var allSystems = []string{sysOurs, sysOursSync, sysContrib, sysContribSync, sysSarama, sysFranz}
+
+// settleAfterWarmup lets an asynchronous system finish its warm-up round
+// before the window opens.
+const settleAfterWarmup = 300 * time.Millisecond
+
+// exporterConfig is the collector configuration of an exporter system, as
+// it would be written in YAML; BENCHMARKS.md prints it.
+func exporterConfig(kind string, spec runSpec) map[string]any {
+	switch kind {
+	case sysOurs, sysOursSync:
+		delivery, maxWait := "async", "100ms"
+		if kind == sysOursSync {
+			// The contrib exporter's producer lingers 10ms; sync delivery
+			// waits for max_wait when fewer than batch.size records are in
+			// flight, so it gets the same 10ms.
+			delivery, maxWait = "sync", "10ms"
+		}
+		return map[string]any{
+			"brokers":  []any{spec.Broker},
+			"topic":    spec.Topic,
+			"encoding": spec.Encoding,
+			"batch":    map[string]any{"size": 500, "max_wait": maxWait},
+			"producer": map[string]any{"required_acks": "all", "compression": "none"},
+			"temp_storage": map[string]any{
+				"directory": spec.Dir,
+			},
+			"delivery": delivery,
+		}
+	case sysContrib, sysContribSync:
+		queue := map[string]any{"enabled": true, "block_on_overflow": true}
+		if kind == sysContribSync {
+			queue = map[string]any{"enabled": false}
+		}
+		return map[string]any{
+			"brokers":       []any{spec.Broker},
+			"logs":          map[string]any{"topic": spec.Topic, "encoding": spec.Encoding},
+			"producer":      map[string]any{"required_acks": "all", "compression": "none"},
+			"sending_queue": queue,
+		}
+	}
+	return nil
+}
+
+// exporterSystem drives an exporter through its factory: spec.Callers
+// goroutines call ConsumeLogs with spec.PerCall records each until
+// spec.Records are sent, then Shutdown (which, for the asynchronous ones,
+// waits until Kafka has acknowledged or the records are on disk).
+type exporterSystem struct {
+	kind string
+	exp  exporter.Logs
+	down bool
+}
+
+func (s *exporterSystem) prepare(ctx context.Context, spec runSpec) (func(context.Context) (sendStats, error), error) {
+	var f exporter.Factory
+	switch s.kind {
+	case sysOurs, sysOursSync:
+		f = kafkabatcher.NewFactory()
+	default:
+		f = kafkaexporter.NewFactory()
+	}
+	cfg := f.CreateDefaultConfig()
+	if err := confmap.NewFromStringMap(exporterConfig(s.kind, spec)).Unmarshal(cfg); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if v, ok := cfg.(interface{ Validate() error }); ok {
+		if err := v.Validate(); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
+	exp, err := f.CreateLogs(ctx, exportertest.NewNopSettings(f.Type()), cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := exp.Start(ctx, componenttest.NewNopHost()); err != nil {
+		return nil, err
+	}
+	s.exp = exp
+	sh, err := shapeByName(spec.Shape)
+	if err != nil {
+		return nil, err
+	}
+	reqs := makeRequests(sh, spec.PerCall)
+	// Warm-up: connections and metadata, outside the window.
+	if err := exp.ConsumeLogs(ctx, reqs[0]); err != nil {
+		return nil, fmt.Errorf("warm-up: %w", err)
+	}
+	time.Sleep(settleAfterWarmup)
+
+	sync := s.kind == sysOursSync || s.kind == sysContribSync
+	return func(ctx context.Context) (sendStats, error) {
+		st := driveCalls(spec, func(i int) error { return exp.ConsumeLogs(ctx, reqs[i%len(reqs)]) })
+		if sync {
+			st.latencyOf = "ConsumeLogs call"
+		} else {
+			st.latencies = nil // ConsumeLogs returns before the acknowledgement
+		}
+		s.down = true
+		if err := exp.Shutdown(ctx); err != nil {
+			return st, fmt.Errorf("shutdown: %w", err)
+		}
+		return st, nil
+	}, nil
+}
+
+func (s *exporterSystem) close(ctx context.Context) error {
+	if s.exp == nil || s.down {
+		return nil
+	}
+	return s.exp.Shutdown(ctx)
+}
+
+// driveCalls runs spec.Records/spec.PerCall calls of call on spec.Callers
+// goroutines and times each.
+func driveCalls(spec runSpec, call func(i int) error) sendStats {
+	calls := spec.Records / spec.PerCall
+	lat := make([]time.Duration, calls)
+	var next, errs atomic.Int64
+	var firstErr atomic.Pointer[error]
+	var wg sync.WaitGroup
+	for range spec.Callers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= calls {
+					return
+				}
+				t0 := time.Now()
+				err := call(i)
+				lat[i] = time.Since(t0)
+				if err != nil {
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, &err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	st := sendStats{errors: int(errs.Load()) * spec.PerCall, latencies: lat}
+	if p := firstErr.Load(); p != nil {
+		st.firstError = *p
+	}
+	return st
+}
+
+// saramaSystem feeds pre-encoded values to a sarama AsyncProducer as fast
+// as it takes them: spec.Callers goroutines write to Input, one goroutine
+// reads Successes and Errors. Latency is per message, Input to Successes.
+type saramaSystem struct {
+	p sarama.AsyncProducer
+}
+
+func saramaConfig() *sarama.Config {
+	cfg := sarama.NewConfig()
+	cfg.ClientID = "bench-sarama"
+	cfg.Version = sarama.V2_8_0_0
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Producer.Compression = sarama.CompressionNone
+	cfg.Producer.MaxMessageBytes = 1_000_000
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.Return.Errors = true
+	return cfg
+}
+
+func (s *saramaSystem) prepare(ctx context.Context, spec runSpec) (func(context.Context) (sendStats, error), error) {
+	vals, err := preEncoded(spec)
+	if err != nil {
+		return nil, err
+	}
+	p, err := sarama.NewAsyncProducer([]string{spec.Broker}, saramaConfig())
+	if err != nil {
+		return nil, err
+	}
+	s.p = p
+	send := func(n int) sendStats {
+		st := sendStats{latencyOf: "message, Input to Successes", latencies: make([]time.Duration, 0, n)}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for range n {
+				select {
+				case m := <-p.Successes():
+					st.latencies = append(st.latencies, time.Since(m.Timestamp))
+				case e := <-p.Errors():
+					st.errors++
+					if st.firstError == nil {
+						st.firstError = e.Err
+					}
+				}
+			}
+		}()
+		feed(spec, n, func(call, j int) {
+			v := vals[call%len(vals)]
+			p.Input() <- &sarama.ProducerMessage{
+				Topic:     spec.Topic,
+				Value:     sarama.ByteEncoder(v[j%len(v)]),
+				Timestamp: time.Now(),
+			}
+		})
+		<-done
+		return st
+	}
+	if st := send(spec.PerCall); st.errors > 0 {
+		return nil, fmt.Errorf("warm-up: %w", st.firstError)
+	}
+	return func(context.Context) (sendStats, error) { return send(spec.Records), nil }, nil
+}
+
+func (s *saramaSystem) close(context.Context) error {
+	if s.p == nil {
+		return nil
+	}
+	return s.p.Close()
+}
+
+// franzSystem feeds pre-encoded values to a franz-go client's asynchronous
+// Produce; latency is per record, Produce to its promise.
+type franzSystem struct {
+	cl *kgo.Client
+}
+
+func (s *franzSystem) prepare(ctx context.Context, spec runSpec) (func(context.Context) (sendStats, error), error) {
+	vals, err := preEncoded(spec)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(spec.Broker),
+		kgo.ClientID("bench-franz"),
+		kgo.DefaultProduceTopic(spec.Topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.ProducerBatchMaxBytes(1_000_000),
+	)
+	if err != nil {
+		return nil, err
+	}
+	s.cl = cl
+	send := func(ctx context.Context, n int) sendStats {
+		st := sendStats{latencyOf: "record, Produce to promise", latencies: make([]time.Duration, n)}
+		var idx, errs atomic.Int64
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		wg.Add(n)
+		promise := func(r *kgo.Record, err error) {
+			st.latencies[idx.Add(1)-1] = time.Since(r.Timestamp)
+			if err != nil {
+				errs.Add(1)
+				mu.Lock()
+				if st.firstError == nil {
+					st.firstError = err
+				}
+				mu.Unlock()
+			}
+			wg.Done()
+		}
+		feed(spec, n, func(call, j int) {
+			v := vals[call%len(vals)]
+			cl.Produce(ctx, &kgo.Record{Value: v[j%len(v)], Timestamp: time.Now()}, promise)
+		})
+		wg.Wait()
+		st.errors = int(errs.Load())
+		return st
+	}
+	if st := send(ctx, spec.PerCall); st.errors > 0 {
+		return nil, fmt.Errorf("warm-up: %w", st.firstError)
+	}
+	return func(ctx context.Context) (sendStats, error) { return send(ctx, spec.Records), nil }, nil
+}
+
+func (s *franzSystem) close(context.Context) error {
+	if s.cl != nil {
+		s.cl.Close()
+	}
+	return nil
+}
+
+// feed calls put for n records from spec.Callers goroutines, in rounds of
+// spec.PerCall records (call is the round, j the record in it).
+func feed(spec runSpec, n int, put func(call, j int)) {
+	calls := (n + spec.PerCall - 1) / spec.PerCall
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range spec.Callers {
+		wg.Go(func() {
+			for {
+				c := int(next.Add(1) - 1)
+				if c >= calls {
+					return
+				}
+				for j := range min(spec.PerCall, n-c*spec.PerCall) {
+					put(c, j)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// preEncoded builds the run's records and encodes them as this exporter
+// does, outside the window.
+func preEncoded(spec runSpec) ([][][]byte, error) {
+	sh, err := shapeByName(spec.Shape)
+	if err != nil {
+		return nil, err
+	}
+	return encodeValues(makeRequests(sh, spec.PerCall), spec.Encoding)
+}
