@@ -27,6 +27,9 @@ import (
 //     age timer; MaxWait after its arrival the batch is ready whatever
 //     MinDelay says (max_wait).
 //
+// A batch whose deadline has passed when a record arrives (its Tick not yet
+// called) is released first; the record opens the next batch.
+//
 // Ready batches are appended to the out slice the methods take and return;
 // their Messages slices are handed over and never touched again.
 type Accumulator struct {
