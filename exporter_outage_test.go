@@ -1,0 +1,191 @@
+package kafkabatcherexporter
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.uber.org/zap"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadatatest"
+	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
+)
+
+const outageTopic = "otlp_logs"
+
+// clusterOnPort starts a one-broker cluster listening on 127.0.0.1:port
+// with topic of partitions; the port may still be held briefly by a
+// cluster just closed, so binding is retried.
+func clusterOnPort(t *testing.T, port int, partitions int32) *kfake.Cluster {
+	t.Helper()
+	var c *kfake.Cluster
+	var err error
+	waitFor(t, 10*time.Second, func() bool {
+		c, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(partitions, outageTopic))
+		return err == nil
+	}, "cluster on port %d: %v", port, err)
+	t.Cleanup(c.Close)
+	return c
+}
+
+// outageConfig: raw records keyed over 32 keys, batches of 100, a fast
+// replay loop, small segments so an outage spans several.
+func outageConfig(t *testing.T, port int) *Config {
+	cfg := testConfig(t, []string{"127.0.0.1:" + strconv.Itoa(port)})
+	cfg.Encoding = EncodingRaw
+	cfg.KeyFrom = []string{"attributes.k"}
+	cfg.Batch.Size = 100
+	cfg.TempStorage.RetryInterval = 100 * time.Millisecond
+	cfg.TempStorage.SegmentBytes = 64 << 10
+	return cfg
+}
+
+// sendSeq sends records [first, first+n) in calls of 100, each accepted.
+func sendSeq(t *testing.T, exp *harness, first, n int) {
+	t.Helper()
+	for i := first; i < first+n; i += 100 {
+		require.NoError(t, exp.consumeLogs(context.Background(), seqLogs(i, min(100, first+n-i), 32)))
+	}
+}
+
+// segments lists the queue's segment files in dir.
+func segments(t *testing.T, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "segment-*.log"))
+	require.NoError(t, err)
+	return m
+}
+
+// requireMurmur2Placement checks every record is on its key's partition.
+func requireMurmur2Placement(t *testing.T, recs []seqRecord, n int32) {
+	t.Helper()
+	for _, r := range recs {
+		require.Equal(t, javaMurmur2Partition([]byte(r.key), n), r.partition, "key %q", r.key)
+	}
+}
+
+func TestBrokerOutageRecordsSpillAndReplayInOrder(t *testing.T) {
+	port := freePort(t)
+	c1 := clusterOnPort(t, port, 6)
+	cfg := outageConfig(t, port)
+	tt := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
+	exp := run(t, cfg, metadatatest.NewSettings(tt))
+	waitPartitions(t, exp, outageTopic, 6)
+
+	c1.Close()
+	const total = 5000
+	sendSeq(t, exp, 0, total)
+	// Every record is accepted and, once the producer fails, on disk.
+	waitFor(t, 20*time.Second, func() bool {
+		return counter(t, tt, "otelcol_kafkabatcher_records_spilled") == total
+	}, "%d records spilled (have %d)", total, counter(t, tt, "otelcol_kafkabatcher_records_spilled"))
+	require.Positive(t, exp.queue.Len())
+	require.Greater(t, len(segments(t, cfg.TempStorage.Directory)), 1, "the backlog spans segments")
+
+	c2 := clusterOnPort(t, port, 6)
+	waitRecords(t, c2, outageTopic, total, 30*time.Second)
+	recs := readSeq(t, c2, outageTopic, total)
+	requireExactlyInOrder(t, recs, total)
+	requireMurmur2Placement(t, recs, 6)
+	waitFor(t, 10*time.Second, func() bool {
+		return counter(t, tt, "otelcol_kafkabatcher_records_replayed") == total && exp.queue.Len() == 0
+	}, "queue drained")
+	require.NoError(t, exp.stop())
+}
+
+func TestRestartDuringOutageReplaysEverythingInOrder(t *testing.T) {
+	port := freePort(t)
+	c1 := clusterOnPort(t, port, 6)
+	cfg := outageConfig(t, port)
+	dir := cfg.TempStorage.Directory
+
+	exp1 := run(t, cfg, nopSettings())
+	waitPartitions(t, exp1, outageTopic, 6)
+	sendSeq(t, exp1, 0, 500)
+	waitRecords(t, c1, outageTopic, 500, 10*time.Second)
+
+	c1.Close()
+	sendSeq(t, exp1, 500, 2000)
+	require.NoError(t, exp1.stop(), "shutdown with Kafka down spills, nothing lost")
+	require.NotEmpty(t, segments(t, dir), "the backlog is on disk")
+	before := dirBytes(t, dir)
+
+	// A new exporter on the same directory starts while Kafka is still
+	// down: the stored batches and the partition cache are enough.
+	exp2 := run(t, cfg, nopSettings())
+	require.Positive(t, exp2.queue.Len(), "backlog found at start")
+	sendSeq(t, exp2, 2500, 2000)
+	require.Greater(t, dirBytes(t, dir), before, "new records queue on disk behind the backlog")
+
+	c2 := clusterOnPort(t, port, 6)
+	const total = 4500 - 500 // written to c2
+	waitRecords(t, c2, outageTopic, total, 30*time.Second)
+	recs := readSeq(t, c2, outageTopic, total)
+	for i := range recs {
+		recs[i].seq -= 500
+	}
+	requireExactlyInOrder(t, recs, total)
+	requireMurmur2Placement(t, recs, 6)
+
+	// Replayed segments are deleted: the directory shrinks back.
+	waitFor(t, 10*time.Second, func() bool {
+		return exp2.queue.Len() == 0 && len(segments(t, dir)) == 0
+	}, "segments deleted after replay: %v", segments(t, dir))
+	require.NoError(t, exp2.stop())
+}
+
+func TestShutdownWithKafkaDownSpillsPendingRecords(t *testing.T) {
+	port := freePort(t)
+	c1 := clusterOnPort(t, port, 6)
+	cfg := outageConfig(t, port)
+	cfg.Batch.Size = 500
+	cfg.Batch.MaxWait = time.Hour // everything stays in the accumulators
+	dir := cfg.TempStorage.Directory
+
+	exp1 := run(t, cfg, nopSettings())
+	waitPartitions(t, exp1, outageTopic, 6)
+	c1.Close()
+	const total = 1200
+	sendSeq(t, exp1, 0, total)
+	require.EqualValues(t, total, exp1.pool.PendingRecords(), "held in memory before shutdown")
+	require.NoError(t, exp1.stop())
+
+	// Everything pending is in the queue, as shutdown batches.
+	q, err := tempstorage.Open(dir, tempstorage.Options{Logger: zap.NewNop()})
+	require.NoError(t, err)
+	require.Positive(t, q.Len())
+	b, ok, err := q.Peek()
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, "shutdown", b.Reason.String())
+	require.NoError(t, q.Close())
+
+	// The next start replays it once Kafka is back.
+	c2 := clusterOnPort(t, port, 6)
+	exp2 := run(t, cfg, nopSettings())
+	waitRecords(t, c2, outageTopic, total, 20*time.Second)
+	recs := readSeq(t, c2, outageTopic, total)
+	requireExactlyInOrder(t, recs, total)
+	requireMurmur2Placement(t, recs, 6)
+	waitFor(t, 10*time.Second, func() bool { return exp2.queue.Len() == 0 }, "queue drained")
+	require.NoError(t, exp2.stop())
+}
+
+// dirBytes sums the sizes of the segment files in dir.
+func dirBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	for _, p := range segments(t, dir) {
+		fi, err := os.Stat(p)
+		require.NoError(t, err)
+		n += fi.Size()
+	}
+	return n
+}
