@@ -455,7 +455,19 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	d.timer.Stop()
 	d.mu.Unlock()
 	close(d.stop)
-	d.loops.Wait()
+	// A replay may be in a produce that Kafka does not answer: ctx bounds
+	// the wait, and the replayed batch stays on disk.
+	loopsDone := make(chan struct{})
+	go func() {
+		d.loops.Wait()
+		close(loopsDone)
+	}()
+	select {
+	case <-loopsDone:
+	case <-ctx.Done():
+		d.cancel()
+		<-loopsDone
+	}
 
 	// Last direct attempts, bounded by ctx: one send per partition FIFO.
 	waited := make(chan struct{})
