@@ -5,11 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.uber.org/zap"
 
@@ -188,4 +190,56 @@ func dirBytes(t *testing.T, dir string) int64 {
 		n += fi.Size()
 	}
 	return n
+}
+
+// hangProduce makes the cluster read produce requests and never answer
+// them while hang is set; it counts the requests it swallowed.
+func hangProduce(c *kfake.Cluster, hang *atomic.Bool) *atomic.Int32 {
+	var n atomic.Int32
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !hang.Load() {
+			return nil, nil, false
+		}
+		n.Add(1)
+		return nil, nil, true // no answer: the client waits for its timeout
+	})
+	return &n
+}
+
+func TestShutdownDuringHungReplayKeepsItsDeadline(t *testing.T) {
+	port := freePort(t)
+	c1 := clusterOnPort(t, port, 6)
+	cfg := outageConfig(t, port)
+	cfg.Producer.Timeout = 5 * time.Second
+	exp := run(t, cfg, nopSettings())
+	waitPartitions(t, exp, outageTopic, 6)
+
+	// A backlog on disk, then a broker that takes connections and never
+	// answers a produce request: the replay loop hangs in a produce.
+	c1.Close()
+	sendSeq(t, exp, 0, 500)
+	waitFor(t, 10*time.Second, func() bool { return exp.pool.PendingRecords() == 0 && exp.queue.Len() > 0 },
+		"records on disk")
+	c2 := clusterOnPort(t, port, 6)
+	var hang atomic.Bool
+	hang.Store(true)
+	swallowed := hangProduce(c2, &hang)
+	waitFor(t, 10*time.Second, func() bool { return swallowed.Load() > 0 }, "a replay produce reached the broker")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := exp.shutdown(ctx)
+	took := time.Since(start)
+	_ = exp.stop() // marks it stopped for the cleanup
+	require.Less(t, took, 2*time.Second, "shutdown waited for the hung produce instead of its context")
+	t.Logf("shutdown took %s: %v", took, err)
+
+	// Nothing was lost: a new exporter replays the backlog.
+	hang.Store(false)
+	exp2 := run(t, cfg, nopSettings())
+	waitRecords(t, c2, outageTopic, 500, 20*time.Second)
+	requireExactlyInOrder(t, readSeq(t, c2, outageTopic, 500), 500)
+	require.NoError(t, exp2.stop())
 }
