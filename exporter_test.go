@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exportertest"
@@ -99,13 +100,19 @@ func (h *harness) stop() error {
 // settings). Cleanup shuts it down before the clusters started earlier close.
 func run(t *testing.T, cfg *Config, set exporter.Settings, before ...func(*kafkaBatcherExporter)) *harness {
 	t.Helper()
+	return runOn(t, componenttest.NewNopHost(), cfg, set, before...)
+}
+
+// runOn is run with the host given to start.
+func runOn(t *testing.T, host component.Host, cfg *Config, set exporter.Settings, before ...func(*kafkaBatcherExporter)) *harness {
+	t.Helper()
 	require.NoError(t, cfg.Validate())
 	exp, err := newExporter(cfg, set)
 	require.NoError(t, err)
 	for _, f := range before {
 		f(exp)
 	}
-	require.NoError(t, exp.start(context.Background(), componenttest.NewNopHost()))
+	require.NoError(t, exp.start(context.Background(), host))
 	h := &harness{kafkaBatcherExporter: exp}
 	t.Cleanup(func() { _ = h.stop() })
 	return h

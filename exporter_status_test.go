@@ -1,0 +1,98 @@
+package kafkabatcherexporter
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+)
+
+// statusHost records the status events the exporter reports.
+type statusHost struct {
+	component.Host
+	mu     sync.Mutex
+	events []componentstatus.Status
+}
+
+func newStatusHost() *statusHost { return &statusHost{Host: componenttest.NewNopHost()} }
+
+func (h *statusHost) Report(e *componentstatus.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.events = append(h.events, e.Status())
+}
+
+func (h *statusHost) statuses() []componentstatus.Status {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]componentstatus.Status(nil), h.events...)
+}
+
+func (h *statusHost) last() componentstatus.Status {
+	s := h.statuses()
+	if len(s) == 0 {
+		return componentstatus.StatusNone
+	}
+	return s[len(s)-1]
+}
+
+func TestStatusIsRecoverableDuringOutageAndOKAfter(t *testing.T) {
+	port := freePort(t)
+	c1 := clusterOnPort(t, port, 6)
+	cfg := outageConfig(t, port)
+	host := newStatusHost()
+	exp := runOn(t, host, cfg, nopSettings())
+	waitPartitions(t, exp, outageTopic, 6)
+	sendSeq(t, exp, 0, 200)
+	waitRecords(t, c1, outageTopic, 200, 10*time.Second)
+	require.Empty(t, host.statuses(), "healthy from the start: nothing to report")
+
+	c1.Close()
+	sendSeq(t, exp, 200, 200)
+	waitFor(t, 10*time.Second, func() bool { return host.last() == componentstatus.StatusRecoverableError },
+		"recoverable error reported: %v", host.statuses())
+
+	c2 := clusterOnPort(t, port, 6)
+	waitRecords(t, c2, outageTopic, 200, 20*time.Second)
+	waitFor(t, 10*time.Second, func() bool { return host.last() == componentstatus.StatusOK },
+		"OK reported once Kafka takes batches: %v", host.statuses())
+	require.Equal(t, []componentstatus.Status{componentstatus.StatusRecoverableError, componentstatus.StatusOK},
+		host.statuses(), "one report per change")
+	require.NoError(t, exp.stop())
+}
+
+func TestStartDoesNotWaitForKafka(t *testing.T) {
+	port := freePort(t) // nothing listens here yet
+	cfg := outageConfig(t, port)
+	host := newStatusHost()
+	start := time.Now()
+	exp := runOn(t, host, cfg, nopSettings())
+	require.Less(t, time.Since(start), time.Second, "start returned without Kafka")
+	waitFor(t, 10*time.Second, func() bool { return host.last() == componentstatus.StatusRecoverableError },
+		"recoverable error reported: %v", host.statuses())
+
+	// No partition count is known (first run, no cache): the call fails,
+	// retryably, instead of guessing a partition.
+	err := exp.consumeLogs(context.Background(), seqLogs(0, 10, 32))
+	require.Error(t, err)
+	require.False(t, consumererror.IsPermanent(err), "must be retryable: %v", err)
+	require.Contains(t, err.Error(), strconv.Quote(outageTopic))
+
+	// Kafka appears: the next call learns the topic and its records arrive.
+	c := clusterOnPort(t, port, 6)
+	waitFor(t, 10*time.Second, func() bool {
+		return exp.consumeLogs(context.Background(), seqLogs(0, 10, 32)) == nil
+	}, "records accepted once Kafka is up")
+	waitRecords(t, c, outageTopic, 10, 10*time.Second)
+	requireExactlyInOrder(t, readSeq(t, c, outageTopic, 10), 10)
+	waitFor(t, 10*time.Second, func() bool { return host.last() == componentstatus.StatusOK },
+		"OK after the first batch: %v", host.statuses())
+	require.NoError(t, exp.stop())
+}
