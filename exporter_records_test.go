@@ -10,6 +10,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 )
@@ -275,4 +277,123 @@ func TestConcurrentConsumeLogsDeliverEverythingOnce(t *testing.T) {
 	}
 	require.Len(t, byKey, goroutines*3)
 	require.NoError(t, exp.stop())
+}
+
+func TestOneAccumulatorPerTopicSplitsByPartition(t *testing.T) {
+	c := newCluster(t, 6, "otlp_logs")
+	obs := observeProduce(t, c)
+	cfg := testConfig(t, c.ListenAddrs())
+	cfg.Encoding = EncodingRaw
+	cfg.KeyFrom = []string{"attributes.k"}
+	cfg.Partitioning.CollectByPartition = false
+	cfg.Batch.Size = 60
+	cfg.Batch.MaxWait = time.Hour
+	exp := run(t, cfg, nopSettings())
+
+	const total = 600
+	for i := 0; i < total; i += 60 {
+		require.NoError(t, exp.consumeLogs(context.Background(), seqLogs(i, 60, 32)))
+	}
+	waitRecords(t, c, "otlp_logs", total, 10*time.Second)
+	recs := readSeq(t, c, "otlp_logs", total)
+	requireExactlyInOrder(t, recs, total)
+	for _, r := range recs {
+		require.Equal(t, javaMurmur2Partition([]byte(r.key), 6), r.partition, "key %q", r.key)
+	}
+	// Ten topic batches of 60, each cut into one batch per partition.
+	var n int
+	parts := map[int32]bool{}
+	for _, b := range obs.seen() {
+		require.LessOrEqual(t, b.records, 60)
+		n += b.records
+		parts[b.partition] = true
+	}
+	require.Equal(t, total, n)
+	require.Len(t, parts, 6)
+	require.GreaterOrEqual(t, len(obs.seen()), 10*2, "each 60-record batch spans several partitions")
+	require.NoError(t, exp.stop())
+}
+
+func TestTopicFromAndHeadersFrom(t *testing.T) {
+	c := newCluster(t, 2, "otlp_logs", kfake.SeedTopics(3, "audit"), kfake.SeedTopics(1, "debug"))
+	cfg := testConfig(t, c.ListenAddrs())
+	cfg.Encoding = EncodingRaw
+	cfg.TopicFrom = "attributes.topic"
+	cfg.HeadersFrom = []string{"attributes.seq", "resource.service.name", "attributes.missing"}
+	exp := run(t, cfg, nopSettings())
+
+	ld := seqLogs(0, 30, 0)
+	ld.ResourceLogs().At(0).Resource().Attributes().PutStr("service.name", "checkout")
+	lrs := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords()
+	wantTopic := map[string]string{}
+	for i := 0; i < lrs.Len(); i++ {
+		topic := []string{"audit", "debug", "", "otlp_logs"}[i%4]
+		if topic != "" {
+			lrs.At(i).Attributes().PutStr("topic", topic)
+		} else {
+			topic = "otlp_logs" // empty or absent: the default topic
+		}
+		wantTopic[fmt.Sprintf("rec-%d", i)] = topic
+	}
+	require.NoError(t, exp.consumeLogs(context.Background(), ld))
+
+	got := 0
+	for _, topic := range []string{"audit", "debug", "otlp_logs"} {
+		var n int
+		for _, v := range wantTopic {
+			if v == topic {
+				n++
+			}
+		}
+		for _, r := range consumeAll(t, c, topic, n) {
+			got++
+			require.Equal(t, wantTopic[string(r.Value)], r.Topic, "record %s", r.Value)
+			var seq int
+			_, err := fmt.Sscanf(string(r.Value), "rec-%d", &seq)
+			require.NoError(t, err)
+			hs := map[string]string{}
+			for _, h := range r.Headers {
+				hs[h.Key] = string(h.Value)
+			}
+			require.Equal(t, map[string]string{"attributes.seq": fmt.Sprint(seq), "resource.service.name": "checkout"}, hs)
+		}
+	}
+	require.Equal(t, 30, got)
+	require.NoError(t, exp.stop())
+}
+
+func TestCompressionCodecsReachTheBroker(t *testing.T) {
+	codecs := map[Compression]int8{CompressionGzip: 1, CompressionSnappy: 2, CompressionLZ4: 3, CompressionZstd: 4}
+	for comp, id := range codecs {
+		t.Run(string(comp), func(t *testing.T) {
+			c := newCluster(t, 1, "otlp_logs")
+			var mu sync.Mutex
+			seen := map[int8]int{}
+			c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+				c.KeepControl()
+				for _, tp := range req.(*kmsg.ProduceRequest).Topics {
+					for _, p := range tp.Partitions {
+						var rb kmsg.RecordBatch
+						if err := rb.ReadFrom(p.Records); err == nil {
+							mu.Lock()
+							seen[int8(rb.Attributes&7)]++
+							mu.Unlock()
+						}
+					}
+				}
+				return nil, nil, false
+			})
+			cfg := testConfig(t, c.ListenAddrs())
+			cfg.Encoding = EncodingRaw
+			cfg.Producer.Compression = comp
+			exp := run(t, cfg, nopSettings())
+			require.NoError(t, exp.consumeLogs(context.Background(), seqLogs(0, 200, 0)))
+			requireExactlyInOrder(t, readSeq(t, c, "otlp_logs", 200), 200)
+			require.NoError(t, exp.stop())
+			mu.Lock()
+			defer mu.Unlock()
+			require.NotEmpty(t, seen)
+			require.Equal(t, map[int8]int{id: seen[id]}, seen, "every batch compressed with %s", comp)
+		})
+	}
 }

@@ -125,3 +125,39 @@ func TestFlushWhenSendsTheMatchingBatchAtOnce(t *testing.T) {
 	requireExactlyInOrder(t, readSeq(t, c, "otlp_logs", 5), 5)
 	require.NoError(t, exp.stop())
 }
+
+func TestMinDelayHoldsFullBatchesOnTheInjectedClock(t *testing.T) {
+	c := newCluster(t, 1, "otlp_logs")
+	obs := observeProduce(t, c)
+	cfg := testConfig(t, c.ListenAddrs())
+	cfg.Encoding = EncodingRaw
+	cfg.Batch.Size = 2
+	cfg.Batch.MinDelay = time.Second
+	cfg.Batch.MaxWait = 5 * time.Second
+	exp, clk, tt := fakeClockExporter(t, cfg)
+	waitPartitions(t, exp, "otlp_logs", 1)
+	ctx := context.Background()
+
+	// Before the first successful send min_delay holds nothing back.
+	require.NoError(t, exp.consumeLogs(ctx, seqLogs(0, 2, 0)))
+	require.EqualValues(t, 1, flushes(t, tt, "size"))
+	waitRecords(t, c, "otlp_logs", 2, 10*time.Second)
+	// Released after the exporter told the pool of the send.
+	waitFor(t, 10*time.Second, func() bool { return exp.pool.PendingRecords() == 0 }, "first batch released")
+
+	// Full again, but within min_delay of that send: it keeps growing.
+	require.NoError(t, exp.consumeLogs(ctx, seqLogs(2, 2, 0)))
+	require.NoError(t, exp.consumeLogs(ctx, seqLogs(4, 1, 0)))
+	clk.Advance(999 * time.Millisecond)
+	require.EqualValues(t, 1, flushes(t, tt, "size"))
+	require.Zero(t, flushes(t, tt, "min_delay"))
+	require.EqualValues(t, 3, exp.pool.PendingRecords())
+
+	// min_delay passes: a timer sends the grown batch, no add needed.
+	clk.Advance(time.Millisecond)
+	require.EqualValues(t, 1, flushes(t, tt, "min_delay"))
+	waitRecords(t, c, "otlp_logs", 5, 10*time.Second)
+	require.Equal(t, []observedBatch{{topic: "otlp_logs", records: 2}, {topic: "otlp_logs", records: 3}}, obs.seen())
+	requireExactlyInOrder(t, readSeq(t, c, "otlp_logs", 5), 5)
+	require.NoError(t, exp.stop())
+}
