@@ -13,8 +13,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.uber.org/zap"
 
+	"github.com/kafkabatcher/kafkabatcherexporter/batcher"
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadatatest"
 	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
@@ -242,4 +244,52 @@ func TestShutdownDuringHungReplayKeepsItsDeadline(t *testing.T) {
 	waitRecords(t, c2, outageTopic, 500, 20*time.Second)
 	requireExactlyInOrder(t, readSeq(t, c2, outageTopic, 500), 500)
 	require.NoError(t, exp2.stop())
+}
+
+func TestFullStorageBacksCallersOffAndLosesNothing(t *testing.T) {
+	port := freePort(t)
+	c1 := clusterOnPort(t, port, 6)
+	cfg := outageConfig(t, port)
+	cfg.TempStorage.MaxBytes = 16 << 10
+	cfg.TempStorage.SegmentBytes = 4 << 10
+	cfg.Batch.MaxBytes = 8 << 10
+	cfg.MaxPendingBytes = 32 << 10
+	cfg.Producer.Timeout = 300 * time.Millisecond // how long a call waits for memory
+	exp := run(t, cfg, nopSettings())
+	waitPartitions(t, exp, outageTopic, 6)
+	c1.Close()
+
+	// Calls are accepted until disk and memory are full; then a call fails,
+	// retryably, with nothing of it accepted.
+	accepted := 0
+	var err error
+	for accepted < 100_000 {
+		err = exp.consumeLogs(context.Background(), seqLogs(accepted, 100, 32))
+		if err != nil {
+			break
+		}
+		accepted += 100
+	}
+	require.Error(t, err)
+	require.ErrorIs(t, err, batcher.ErrMemoryLimit)
+	require.False(t, consumererror.IsPermanent(err))
+	require.Greater(t, accepted, 16<<10/100, "more records accepted than fit on disk alone")
+	t.Logf("accepted %d records before backing off: %v", accepted, err)
+
+	// Kafka returns: every accepted record arrives once, in order per
+	// partition; those of the refused call never do.
+	c2 := clusterOnPort(t, port, 6)
+	waitRecords(t, c2, outageTopic, int64(accepted), 30*time.Second)
+	recs := readSeq(t, c2, outageTopic, accepted)
+	requireExactlyInOrder(t, recs, accepted)
+	require.NoError(t, exp.stop())
+}
+
+func TestConsumeLogsAfterShutdownFails(t *testing.T) {
+	c := newCluster(t, 1, "otlp_logs")
+	cfg := testConfig(t, c.ListenAddrs())
+	exp := run(t, cfg, nopSettings())
+	waitPartitions(t, exp, "otlp_logs", 1)
+	require.NoError(t, exp.stop())
+	require.Error(t, exp.consumeLogs(context.Background(), seqLogs(0, 1, 0)))
 }
