@@ -153,6 +153,7 @@ func (e *env) start(name, logPath, bin string, args ...string) *proc {
 	fmt.Fprintf(f, "---- %s: %s %s\n", time.Now().Format(time.RFC3339Nano), bin, strings.Join(args, " "))
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		e.t.Fatalf("start %s: %v", name, err)
 	}

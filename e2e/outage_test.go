@@ -268,7 +268,7 @@ func TestSyncRefusedWhenKafkaAndDiskRefuse(t *testing.T) {
 
 	b2 := e.startBroker(port, 3)
 	want := seqRange(100, 120)
-	recs := newConsumer(t, b2.addr).read(want, 30*time.Second, 0)
+	recs := newConsumer(t, b2.addr).read(want, 30*time.Second, time.Second)
 	got := map[int]bool{}
 	refused := 0
 	for _, r := range recs {
