@@ -34,7 +34,9 @@
 //
 // Durability (Options.Fsync): FsyncBatch (default) syncs the segment before
 // Append returns and the checkpoint before Ack returns, plus the directory
-// when a file is created, renamed or deleted. FsyncInterval syncs the
+// when a segment is created or the checkpoint renamed (a deleted segment
+// that comes back after an OS crash lies before the checkpoint and is
+// deleted again by Open). FsyncInterval syncs the
 // active segment and the directory every Options.FsyncInterval (default
 // 1s) and at Close. FsyncNever leaves it to the OS. A process crash loses
 // nothing acknowledged under any policy; an OS crash may lose the last
