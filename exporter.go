@@ -403,7 +403,11 @@ func (o *observer) Failed(_ *message.Batch, err error) {
 }
 
 func (o *observer) Left(b *message.Batch) {
-	(*kafkaBatcherExporter)(o).pool.Release(*b)
+	// The dispatcher is done with b: the producer has encoded it or the
+	// queue has written it, so its slice can hold later batches.
+	pool := (*kafkaBatcherExporter)(o).pool
+	pool.Release(*b)
+	pool.Recycle(b.Messages)
 }
 
 // kafka adapts the producer to the dispatcher.
