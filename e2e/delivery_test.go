@@ -5,6 +5,7 @@ package e2e
 import (
 	"cmp"
 	"context"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -132,7 +133,9 @@ func TestBatchBoundaries(t *testing.T) {
 	w.waitRecords(n, maxWait+10*time.Second)
 
 	partial := 0
-	for p, bs := range w.byPartition() {
+	parts := w.byPartition()
+	for _, p := range slices.Sorted(maps.Keys(parts)) {
+		bs := parts[p]
 		total := 0
 		for i, bt := range bs {
 			total += bt.Records
