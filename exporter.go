@@ -59,6 +59,11 @@ type kafkaBatcherExporter struct {
 
 	statusMu sync.Mutex
 	healthy  bool // last status reported
+
+	// The metadata lookup start runs in the background; shutdown stops it
+	// and waits, so it reports no status after shutdown.
+	stopLookup context.CancelFunc
+	lookup     sync.WaitGroup
 }
 
 func newExporter(cfg *Config, set exporter.Settings) (*kafkaBatcherExporter, error) {
@@ -200,10 +205,16 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 	}, kafka{e.prod}, queue, (*observer)(e), clockAdapter{e.clock}, e.logger)
 
 	// Learn the default topic's partitions without holding Start up.
+	lookupCtx, cancel := context.WithTimeout(context.Background(), e.cfg.Producer.Timeout)
+	e.stopLookup = cancel
+	e.lookup.Add(1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Producer.Timeout)
+		defer e.lookup.Done()
 		defer cancel()
-		if err := e.prod.Refresh(ctx, e.cfg.Topic); err != nil {
+		if err := e.prod.Refresh(lookupCtx, e.cfg.Topic); err != nil {
+			if errors.Is(err, context.Canceled) {
+				return // shutdown
+			}
 			e.logger.Warn("kafka unreachable at start; batches go to the temp storage until it is back",
 				zap.Strings("brokers", e.cfg.Brokers), zap.Error(err))
 			e.setHealth(err)
@@ -216,6 +227,10 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 // spills what Kafka does not take, then closes everything start opened.
 func (e *kafkaBatcherExporter) shutdown(ctx context.Context) error {
 	var errs []error
+	if e.stopLookup != nil {
+		e.stopLookup()
+		e.lookup.Wait()
+	}
 	if e.pool != nil {
 		for _, b := range e.pool.Flush(ctx) {
 			(*poolSink)(e).Ready(b)
