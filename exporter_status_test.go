@@ -2,6 +2,7 @@ package kafkabatcherexporter
 
 import (
 	"context"
+	"net"
 	"strconv"
 	"sync"
 	"testing"
@@ -95,4 +96,55 @@ func TestStartDoesNotWaitForKafka(t *testing.T) {
 	waitFor(t, 10*time.Second, func() bool { return host.last() == componentstatus.StatusOK },
 		"OK after the first batch: %v", host.statuses())
 	require.NoError(t, exp.stop())
+}
+
+// hungBroker accepts connections and never answers; closed by cleanup.
+func hungBroker(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// A broker that takes connections and never answers: Shutdown, called
+// while start's metadata lookup waits, reports no status afterwards and
+// keeps to its context.
+func TestShutdownWithHungBrokerIsBounded(t *testing.T) {
+	cfg := testConfig(t, []string{hungBroker(t)})
+	cfg.Producer.Timeout = time.Second
+	host := newStatusHost()
+	exp := runOn(t, host, cfg, nopSettings())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	require.NoError(t, exp.shutdown(ctx))
+	took := time.Since(start)
+	_ = exp.stop()
+	require.Empty(t, host.statuses(), "no status reported by a lookup stopped by shutdown")
+	require.Less(t, took, 1500*time.Millisecond, "shutdown outlived its context (500ms)")
 }
