@@ -134,22 +134,11 @@ func TestOversizeRecordGoesToDeadLetterAndTheRestArrives(t *testing.T) {
 	require.NoError(t, exp.stop())
 	require.EqualValues(t, 5, totalRecords(c, "otlp_logs"))
 
-	f, err := os.Open(filepath.Join(cfg.TempStorage.Directory, "deadletter", "deadletter.jsonl"))
-	require.NoError(t, err)
-	defer f.Close()
-	var lines []tempstorage.DeadLetterRecord
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var r tempstorage.DeadLetterRecord
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &r), "line %q", sc.Text())
-		lines = append(lines, r)
-	}
-	require.NoError(t, sc.Err())
+	lines := readDeadLetters(t, cfg.TempStorage.Directory)
 	require.Len(t, lines, 1)
 	require.Equal(t, "otlp_logs", lines[0].Topic)
 	require.EqualValues(t, 0, lines[0].Partition)
-	require.NotEmpty(t, lines[0].Reason)
+	require.Equal(t, "oversize", lines[0].Reason)
 	require.False(t, lines[0].Time.IsZero())
 	require.Equal(t, "rec-3"+strings.Repeat("x", 20_000), string(lines[0].Value))
 }
@@ -273,4 +262,49 @@ func TestAddedPartitionsReceiveRecords(t *testing.T) {
 	require.EqualValues(t, 4, n, "the partition cache follows")
 	require.NoError(t, exp.stop())
 	requireExactlyOnce(t, readSeq(t, c, "otlp_logs", sent), sent)
+}
+
+func TestRecordTheBrokerRefusesGoesToDeadLetter(t *testing.T) {
+	c := newCluster(t, 1, "otlp_logs")
+	require.NoError(t, c.CreateTopic("small", 1, map[string]string{"max.message.bytes": "2000"}))
+	cfg := testConfig(t, c.ListenAddrs())
+	cfg.Topic = "small"
+	cfg.Encoding = EncodingRaw
+	exp := run(t, cfg, nopSettings())
+	waitPartitions(t, exp, "small", 1)
+
+	// The exporter allows 1 MB; the topic only 2000 bytes per batch.
+	ld := seqLogs(0, 6, 0)
+	ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(2).Body().SetStr("rec-2" + strings.Repeat("y", 5000))
+	require.NoError(t, exp.consumeLogs(context.Background(), ld))
+
+	recs := consumeAll(t, c, "small", 5)
+	require.Len(t, recs, 5)
+	for i, want := range []string{"rec-0", "rec-1", "rec-3", "rec-4", "rec-5"} {
+		require.Equal(t, want, string(recs[i].Value))
+	}
+	require.NoError(t, exp.stop())
+	lines := readDeadLetters(t, cfg.TempStorage.Directory)
+	require.Len(t, lines, 1)
+	require.Equal(t, "small", lines[0].Topic)
+	require.Equal(t, "message_too_large", lines[0].Reason)
+	require.Equal(t, "rec-2"+strings.Repeat("y", 5000), string(lines[0].Value))
+}
+
+// readDeadLetters reads the dead-letter file under dir.
+func readDeadLetters(t *testing.T, dir string) []tempstorage.DeadLetterRecord {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "deadletter", "deadletter.jsonl"))
+	require.NoError(t, err)
+	defer f.Close()
+	var lines []tempstorage.DeadLetterRecord
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var r tempstorage.DeadLetterRecord
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &r), "line %q", sc.Text())
+		lines = append(lines, r)
+	}
+	require.NoError(t, sc.Err())
+	return lines
 }
