@@ -1,0 +1,75 @@
+package kafkabatcherexporter
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
+)
+
+func TestShutdownSendsPendingRecords(t *testing.T) {
+	c := newCluster(t, 3, "otlp_logs")
+	obs := observeProduce(t, c)
+	cfg := testConfig(t, c.ListenAddrs())
+	cfg.Encoding = EncodingRaw
+	cfg.KeyFrom = []string{"attributes.k"}
+	cfg.Batch.MaxWait = time.Hour
+	exp := run(t, cfg, nopSettings())
+	waitPartitions(t, exp, "otlp_logs", 3)
+	require.NoError(t, exp.consumeLogs(context.Background(), seqLogs(0, 123, 7)))
+	require.Empty(t, obs.seen(), "held until shutdown")
+
+	require.NoError(t, exp.stop())
+	// Shutdown returned after Kafka acknowledged them; nothing on disk.
+	require.EqualValues(t, 123, totalRecords(c, "otlp_logs"))
+	requireExactlyInOrder(t, readSeq(t, c, "otlp_logs", 123), 123)
+	require.Empty(t, segments(t, cfg.TempStorage.Directory))
+}
+
+func TestStartCreatesTheStorageDirectoryPrivate(t *testing.T) {
+	c := newCluster(t, 1, "otlp_logs")
+	cfg := testConfig(t, c.ListenAddrs())
+	dir := filepath.Join(t.TempDir(), "a", "b")
+	cfg.TempStorage.Directory = dir
+	exp := run(t, cfg, nopSettings())
+	fi, err := os.Stat(dir)
+	require.NoError(t, err)
+	require.True(t, fi.IsDir())
+	require.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+	require.NoError(t, exp.stop())
+}
+
+func TestSecondExporterOnTheSameDirectoryFailsToStart(t *testing.T) {
+	c := newCluster(t, 1, "otlp_logs")
+	cfg := testConfig(t, c.ListenAddrs())
+	exp := run(t, cfg, nopSettings())
+
+	second, err := newExporter(cfg, nopSettings())
+	require.NoError(t, err)
+	err = second.start(context.Background(), componenttest.NewNopHost())
+	require.ErrorIs(t, err, tempstorage.ErrLocked)
+	require.Contains(t, err.Error(), cfg.TempStorage.Directory)
+	require.NoError(t, exp.stop())
+}
+
+func TestUnreadablePartitionCacheIsIgnored(t *testing.T) {
+	c := newCluster(t, 2, "otlp_logs")
+	cfg := testConfig(t, c.ListenAddrs())
+	cfg.Encoding = EncodingRaw
+	path := partitionCachePath(cfg.TempStorage.Directory)
+	require.NoError(t, os.WriteFile(path, []byte("{not json"), 0o600))
+	exp := run(t, cfg, nopSettings())
+	require.NoError(t, exp.consumeLogs(context.Background(), seqLogs(0, 10, 0)))
+	waitRecords(t, c, "otlp_logs", 10, 10*time.Second)
+	require.NoError(t, exp.stop())
+	// Rewritten from Kafka's metadata.
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"otlp_logs": 2}`, string(data))
+}
