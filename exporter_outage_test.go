@@ -2,6 +2,7 @@ package kafkabatcherexporter
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -292,4 +293,108 @@ func TestConsumeLogsAfterShutdownFails(t *testing.T) {
 	waitPartitions(t, exp, "otlp_logs", 1)
 	require.NoError(t, exp.stop())
 	require.Error(t, exp.consumeLogs(context.Background(), seqLogs(0, 1, 0)))
+}
+
+// persistentCluster is clusterOnPort with its log kept in dataDir across
+// restarts.
+func persistentCluster(t *testing.T, port int, dataDir string) *kfake.Cluster {
+	t.Helper()
+	var c *kfake.Cluster
+	var err error
+	waitFor(t, 10*time.Second, func() bool {
+		c, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dataDir),
+			kfake.SeedTopics(6, outageTopic))
+		return err == nil
+	}, "cluster on port %d: %v", port, err)
+	t.Cleanup(c.Close)
+	return c
+}
+
+// A broker restart while records stream in: at-least-once, and per
+// partition the first copy of each record comes in acceptance order.
+// Duplicates are allowed only for batches in flight at the restart.
+func TestBrokerRestartMidStreamLosesNothing(t *testing.T) {
+	port := freePort(t)
+	data := t.TempDir()
+	c1 := persistentCluster(t, port, data)
+	cfg := outageConfig(t, port)
+	cfg.Batch.MaxWait = 5 * time.Millisecond
+	exp := run(t, cfg, nopSettings())
+	waitPartitions(t, exp, outageTopic, 6)
+
+	// Stream until told to stop; total is what was accepted.
+	stop := make(chan struct{})
+	result := make(chan int, 1)
+	errs := make(chan error, 1)
+	go func() {
+		n := 0
+		defer func() { result <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := exp.consumeLogs(context.Background(), seqLogs(n, 50, 32)); err != nil {
+				errs <- err
+				return
+			}
+			n += 50
+		}
+	}()
+	waitFor(t, 10*time.Second, func() bool { return totalRecords(c1, outageTopic) >= 1000 }, "stream under way")
+	c1.Close()
+	c2 := persistentCluster(t, port, data)
+	restored := totalRecords(c2, outageTopic)
+	require.GreaterOrEqual(t, restored, int64(1000), "the broker kept its log")
+	waitFor(t, 20*time.Second, func() bool { return totalRecords(c2, outageTopic) >= restored+2000 },
+		"stream continues after the restart")
+	close(stop)
+	total := <-result
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	waitFor(t, 30*time.Second, func() bool { return distinctSeqs(t, c2) == total },
+		"every record at the broker (%d distinct of %d)", distinctSeqs(t, c2), total)
+
+	recs := consumeAll(t, c2, outageTopic, int(totalRecords(c2, outageTopic)))
+	byPart := map[int32][]seqRecord{}
+	seen := map[int]bool{}
+	dups := 0
+	for _, r := range recs {
+		var seq int
+		_, err := fmt.Sscanf(string(r.Value), "rec-%d", &seq)
+		require.NoError(t, err)
+		if seen[seq] {
+			dups++
+			continue
+		}
+		seen[seq] = true
+		byPart[r.Partition] = append(byPart[r.Partition], seqRecord{partition: r.Partition, offset: r.Offset, seq: seq})
+	}
+	require.Len(t, seen, total)
+	for p, rs := range byPart {
+		for i := 1; i < len(rs); i++ {
+			require.Less(t, rs[i-1].seq, rs[i].seq, "partition %d first copies out of order at offset %d", p, rs[i].offset)
+		}
+	}
+	// At most one batch per partition was in flight.
+	require.LessOrEqual(t, dups, 6*cfg.Batch.Size, "duplicates beyond the batches in flight")
+	t.Logf("%d duplicates", dups)
+	require.NoError(t, exp.stop())
+}
+
+// distinctSeqs counts the distinct records of outageTopic in c.
+func distinctSeqs(t *testing.T, c *kfake.Cluster) int {
+	n := int(totalRecords(c, outageTopic))
+	if n == 0 {
+		return 0
+	}
+	seen := map[string]bool{}
+	for _, r := range consumeAll(t, c, outageTopic, n) {
+		seen[string(r.Value)] = true
+	}
+	return len(seen)
 }
