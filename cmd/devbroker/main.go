@@ -60,7 +60,7 @@ func runBroker(ctx context.Context, args []string, stderr io.Writer, ready func(
 	fs.StringVar(&cfg.addr, "addr", defaultAddr, "listen address `host:port` of the first broker; more brokers take the next ports; port 0 picks free ports")
 	fs.StringVar(&cfg.advertise, "advertise", "", "`host` that clients are told to connect to (default: the listen host, or 127.0.0.1 for a wildcard)")
 	fs.IntVar(&cfg.brokers, "brokers", 1, "number of brokers")
-	fs.Var(topics, "topic", "topic to create as `name:partitions` (repeatable; default otlp_logs:6)")
+	fs.Var(topics, "topic", "topic to create as `name:partitions` (repeatable; the first use replaces the default)")
 	fs.Var(&users, "user", "require SASL and accept this `MECHANISM:NAME:PASSWORD` (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; repeatable)")
 	logLevel := fs.String("log-level", "none", "kfake's own log `level`: none, error, warn, info, debug")
 	if err := fs.Parse(args); err != nil {
