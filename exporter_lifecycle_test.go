@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.opentelemetry.io/collector/config/configopaque"
 	"go.opentelemetry.io/collector/component/componenttest"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
@@ -72,4 +74,19 @@ func TestUnreadablePartitionCacheIsIgnored(t *testing.T) {
 	data, err := os.ReadFile(path)
 	require.NoError(t, err)
 	require.JSONEq(t, `{"otlp_logs": 2}`, string(data))
+}
+
+func TestSASLCredentialsReachTheBroker(t *testing.T) {
+	for _, mech := range []SASLMechanism{SASLPlain, SASLScramSHA256, SASLScramSHA512} {
+		t.Run(string(mech), func(t *testing.T) {
+			c := newCluster(t, 2, "otlp_logs", kfake.EnableSASL(), kfake.Superuser(string(mech), "alice", "s3cret"))
+			cfg := testConfig(t, c.ListenAddrs())
+			cfg.Auth.SASL = SASLConfig{Mechanism: mech, Username: "alice", Password: configopaque.String("s3cret")}
+			exp := run(t, cfg, nopSettings())
+			require.NoError(t, exp.consumeLogs(context.Background(), seqLogs(0, 40, 4)))
+			waitRecords(t, c, "otlp_logs", 40, 10*time.Second)
+			require.NoError(t, exp.stop())
+			require.EqualValues(t, 40, totalRecords(c, "otlp_logs"))
+		})
+	}
 }
