@@ -9,8 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"go.opentelemetry.io/collector/config/configopaque"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/configopaque"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
