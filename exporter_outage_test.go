@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/zap"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/batcher"
@@ -93,6 +94,9 @@ func TestBrokerOutageRecordsSpillAndReplayInOrder(t *testing.T) {
 	}, "%d records spilled (have %d)", total, counter(t, tt, "otelcol_kafkabatcher_records_spilled"))
 	require.Positive(t, exp.queue.Len())
 	require.Greater(t, len(segments(t, cfg.TempStorage.Directory)), 1, "the backlog spans segments")
+	require.Equal(t, dirBytes(t, cfg.TempStorage.Directory), gauge(t, tt, "otelcol_kafkabatcher_temp_storage_bytes"),
+		"temp storage bytes gauge is the segment files' size")
+	require.Zero(t, gauge(t, tt, "otelcol_kafkabatcher_pending_records"), "spilled batches left memory")
 
 	c2 := clusterOnPort(t, port, 6)
 	waitRecords(t, c2, outageTopic, total, 30*time.Second)
@@ -102,7 +106,25 @@ func TestBrokerOutageRecordsSpillAndReplayInOrder(t *testing.T) {
 	waitFor(t, 10*time.Second, func() bool {
 		return counter(t, tt, "otelcol_kafkabatcher_records_replayed") == total && exp.queue.Len() == 0
 	}, "queue drained")
+	var sent int64
+	for _, v := range sumByAttrs(t, tt, "otelcol_kafkabatcher_records_sent") {
+		sent += v
+	}
+	require.EqualValues(t, total, sent, "replayed records count as sent")
+	waitFor(t, 10*time.Second, func() bool { return gauge(t, tt, "otelcol_kafkabatcher_temp_storage_bytes") == 0 },
+		"temp storage bytes back to 0")
 	require.NoError(t, exp.stop())
+}
+
+// gauge reads an int64 gauge without attributes.
+func gauge(t *testing.T, tt *componenttest.Telemetry, name string) int64 {
+	t.Helper()
+	m, err := tt.GetMetric(name)
+	require.NoError(t, err)
+	g, ok := m.Data.(metricdata.Gauge[int64])
+	require.True(t, ok, "%s is %T", name, m.Data)
+	require.Len(t, g.DataPoints, 1)
+	return g.DataPoints[0].Value
 }
 
 func TestRestartDuringOutageReplaysEverythingInOrder(t *testing.T) {
