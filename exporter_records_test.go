@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 )
@@ -396,4 +398,57 @@ func TestCompressionCodecsReachTheBroker(t *testing.T) {
 			require.Equal(t, map[int8]int{id: seen[id]}, seen, "every batch compressed with %s", comp)
 		})
 	}
+}
+
+func TestKeylessRecordsStickUntilTheirBatchIsReady(t *testing.T) {
+	c := newCluster(t, 6, "otlp_logs")
+	obs := observeProduce(t, c)
+	cfg := testConfig(t, c.ListenAddrs())
+	cfg.Encoding = EncodingRaw
+	cfg.Batch.Size = 10
+	cfg.Batch.MaxWait = time.Hour
+	exp := run(t, cfg, nopSettings())
+	waitPartitions(t, exp, "otlp_logs", 6)
+
+	// One record per call: a keyless record goes where the previous one
+	// went until that batch is ready, then to another partition.
+	for i := 0; i < 120; i++ {
+		require.NoError(t, exp.consumeLogs(context.Background(), seqLogs(i, 1, 0)))
+	}
+	waitRecords(t, c, "otlp_logs", 120, 10*time.Second)
+	parts := map[int32]bool{}
+	for _, b := range obs.seen() {
+		require.Equal(t, 10, b.records, "every batch filled before the partition changes")
+		parts[b.partition] = true
+	}
+	require.Len(t, obs.seen(), 12)
+	require.Greater(t, len(parts), 1, "the sticky choice moved on after each batch")
+	// Each batch holds ten consecutive records.
+	recs := readSeq(t, c, "otlp_logs", 120)
+	requireExactlyInOrder(t, recs, 120)
+	byPart := map[int32][]int{}
+	for _, r := range recs {
+		byPart[r.partition] = append(byPart[r.partition], r.seq)
+	}
+	for p, seqs := range byPart {
+		slices.Sort(seqs)
+		for i := 0; i < len(seqs); i += 10 {
+			require.Equal(t, seqs[i]+9, seqs[i+9], "partition %d: batch from seq %d is not consecutive", p, seqs[i])
+		}
+	}
+	require.NoError(t, exp.stop())
+}
+
+func TestThroughTheFactory(t *testing.T) {
+	c := newCluster(t, 2, "otlp_logs")
+	cfg := testConfig(t, c.ListenAddrs())
+	cfg.Encoding = EncodingRaw
+	ctx := context.Background()
+	exp, err := NewFactory().CreateLogs(ctx, nopSettings(), cfg)
+	require.NoError(t, err)
+	require.NoError(t, exp.Start(ctx, componenttest.NewNopHost()))
+	require.NoError(t, exp.ConsumeLogs(ctx, seqLogs(0, 50, 0)))
+	require.NoError(t, exp.Shutdown(ctx))
+	require.EqualValues(t, 50, totalRecords(c, "otlp_logs"), "sent by shutdown at the latest")
+	requireExactlyOnce(t, readSeq(t, c, "otlp_logs", 50), 50)
 }
