@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configopaque"
 
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadatatest"
 	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
 
@@ -22,7 +23,9 @@ func TestShutdownSendsPendingRecords(t *testing.T) {
 	cfg.Encoding = EncodingRaw
 	cfg.KeyFrom = []string{"attributes.k"}
 	cfg.Batch.MaxWait = time.Hour
-	exp := run(t, cfg, nopSettings())
+	tt := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
+	exp := run(t, cfg, metadatatest.NewSettings(tt))
 	waitPartitions(t, exp, "otlp_logs", 3)
 	require.NoError(t, exp.consumeLogs(context.Background(), seqLogs(0, 123, 7)))
 	require.Empty(t, obs.seen(), "held until shutdown")
@@ -30,8 +33,15 @@ func TestShutdownSendsPendingRecords(t *testing.T) {
 	require.NoError(t, exp.stop())
 	// Shutdown returned after Kafka acknowledged them; nothing on disk.
 	require.EqualValues(t, 123, totalRecords(c, "otlp_logs"))
-	requireExactlyInOrder(t, readSeq(t, c, "otlp_logs", 123), 123)
+	recs := readSeq(t, c, "otlp_logs", 123)
+	requireExactlyInOrder(t, recs, 123)
 	require.Empty(t, segments(t, cfg.TempStorage.Directory))
+	parts := map[int32]bool{}
+	for _, r := range recs {
+		parts[r.partition] = true
+	}
+	require.EqualValues(t, len(parts), flushes(t, tt, "shutdown"), "one shutdown flush per partition holding records")
+	require.Zero(t, counter(t, tt, "otelcol_kafkabatcher_records_spilled"))
 }
 
 func TestStartCreatesTheStorageDirectoryPrivate(t *testing.T) {

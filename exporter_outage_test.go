@@ -194,12 +194,16 @@ func TestShutdownWithKafkaDownSpillsPendingRecords(t *testing.T) {
 	require.Equal(t, "shutdown", b.Reason.String())
 	require.NoError(t, q.Close())
 
-	// The next start replays it once Kafka is back.
+	// The next start replays it with Kafka back, while new records come
+	// in: per partition they go behind the backlog.
 	c2 := clusterOnPort(t, port, 6)
+	cfg.Batch.Size = 50
+	cfg.Batch.MaxWait = 5 * time.Millisecond
 	exp2 := run(t, cfg, nopSettings())
-	waitRecords(t, c2, outageTopic, total, 20*time.Second)
-	recs := readSeq(t, c2, outageTopic, total)
-	requireExactlyInOrder(t, recs, total)
+	sendSeq(t, exp2, total, total)
+	waitRecords(t, c2, outageTopic, 2*total, 20*time.Second)
+	recs := readSeq(t, c2, outageTopic, 2*total)
+	requireExactlyInOrder(t, recs, 2*total)
 	requireMurmur2Placement(t, recs, 6)
 	waitFor(t, 10*time.Second, func() bool { return exp2.queue.Len() == 0 }, "queue drained")
 	require.NoError(t, exp2.stop())
