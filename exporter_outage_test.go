@@ -424,3 +424,27 @@ func distinctSeqs(t *testing.T, c *kfake.Cluster) int {
 	}
 	return len(seen)
 }
+
+func TestSyncDeliveryDuringOutageReturnsOnceOnDisk(t *testing.T) {
+	port := freePort(t)
+	c1 := clusterOnPort(t, port, 6)
+	cfg := outageConfig(t, port)
+	cfg.Delivery = DeliverySync
+	exp := run(t, cfg, nopSettings())
+	waitPartitions(t, exp, outageTopic, 6)
+	c1.Close()
+
+	for i := 0; i < 1000; i += 100 {
+		start := time.Now()
+		require.NoError(t, exp.consumeLogs(context.Background(), seqLogs(i, 100, 32)))
+		require.Less(t, time.Since(start), 2*time.Second, "a failed batch is on disk within about a second")
+	}
+	// Memory is released just after the caller is told.
+	waitFor(t, 5*time.Second, func() bool { return exp.pool.PendingRecords() == 0 }, "spilled records leave memory")
+	require.Positive(t, exp.queue.Len())
+
+	c2 := clusterOnPort(t, port, 6)
+	waitRecords(t, c2, outageTopic, 1000, 20*time.Second)
+	requireExactlyInOrder(t, readSeq(t, c2, outageTopic, 1000), 1000)
+	require.NoError(t, exp.stop())
+}
