@@ -35,11 +35,14 @@ func drawChart(path string, results []runResult, o options) error {
 		p.Legend.Top = true
 		p.Legend.Left = false
 		w := vg.Points(60 / float64(max(1, len(scen))))
+		var top float64
+		defer func() { p.Y.Max = top * 1.3 }() // room for the legend
 		for i, s := range scen {
 			vals := make(plotter.Values, len(systems))
 			for j, sys := range systems {
 				if res, ok := r.find(s, sys); ok {
 					vals[j] = value(res)
+					top = max(top, vals[j])
 				}
 			}
 			bars, err := plotter.NewBarChart(vals, w)

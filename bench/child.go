@@ -24,6 +24,8 @@ type runSpec struct {
 	Topic      string `json:"topic"`
 	Dir        string `json:"dir"`         // scratch directory (temp storage)
 	CPUProfile string `json:"cpu_profile"` // pprof CPU profile of the window, when set
+	// SyncBatchSize is batch.size of kafkabatcher-sync.
+	SyncBatchSize int `json:"sync_batch_size"`
 }
 
 // runResult is what a child reports; the driver adds the fields marked.
@@ -42,6 +44,7 @@ type runResult struct {
 	LatencyOf string  `json:"latency_of,omitempty"`
 	P50Ms     float64 `json:"p50_ms"`
 	P99Ms     float64 `json:"p99_ms"`
+	Detail    string  `json:"detail,omitempty"`
 
 	MaxRSSKiB int64 `json:"max_rss_kib"` // driver: peak RSS of the child
 	InTopic   int64 `json:"in_topic"`    // driver: Kafka messages the topic holds after the run
@@ -74,6 +77,7 @@ type sendStats struct {
 	firstError error
 	latencyOf  string
 	latencies  []time.Duration
+	detail     string // what the system says about its batching, if anything
 }
 
 func newSystem(name string) (system, error) {
@@ -155,6 +159,7 @@ func runChild(specJSON string) error {
 		Mallocs:    ms1.Mallocs - ms0.Mallocs,
 		AllocBytes: ms1.TotalAlloc - ms0.TotalAlloc,
 		LatencyOf:  st.latencyOf,
+		Detail:     st.detail,
 	}
 	if st.firstError != nil {
 		res.FirstError = st.firstError.Error()

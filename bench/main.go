@@ -33,6 +33,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -56,6 +57,7 @@ type options struct {
 	chart        string
 	profileDir   string
 	quick        bool
+	syncBatch    int
 	args         []string // as given, for the report
 }
 
@@ -64,11 +66,11 @@ const partitions = 6
 func main() {
 	child := flag.String("child", "", "internal: run one system in this process (JSON run spec)")
 	var o options
-	flag.IntVar(&o.records, "n", 200_000, "records per run for the 200-byte shape")
-	flag.IntVar(&o.recordsLarge, "n-large", 50_000, "records per run for the 2 KiB shape")
+	flag.IntVar(&o.records, "n", 400_000, "records per run for the 200-byte shape")
+	flag.IntVar(&o.recordsLarge, "n-large", 100_000, "records per run for the 2 KiB shape")
 	flag.IntVar(&o.callers, "callers", 4, "concurrent ConsumeLogs callers (or feeding goroutines)")
 	flag.IntVar(&o.perCall, "per-call", 100, "records per ConsumeLogs call")
-	flag.IntVar(&o.repeat, "repeat", 1, "runs per system and scenario; the median by records/s is reported")
+	flag.IntVar(&o.repeat, "repeat", 3, "runs per system and scenario; the median by records/s is reported")
 	systems := flag.String("systems", strings.Join(allSystems, ","), "systems to run, comma-separated")
 	shapeList := flag.String("shapes", "200B,2KiB", "record shapes, comma-separated")
 	encodings := flag.String("encodings", "raw,otlp_proto", "encodings, comma-separated")
@@ -76,6 +78,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "../BENCHMARKS.md", "report to write")
 	flag.StringVar(&o.chart, "chart", "results.png", "chart to write (PNG), referenced from the report")
 	flag.StringVar(&o.profileDir, "cpuprofile-dir", "", "write a pprof CPU profile of every kafkabatcher child into this directory")
+	flag.IntVar(&o.syncBatch, "sync-batch-size", 0, "batch.size of kafkabatcher-sync (0: -per-call, the records one caller has in flight)")
 	flag.BoolVar(&o.quick, "quick", false, "smoke run: 10x fewer records, one repeat")
 	flag.Parse()
 
@@ -90,6 +93,9 @@ func main() {
 	o.systems = splitList(*systems)
 	o.shapes = splitList(*shapeList)
 	o.encodings = splitList(*encodings)
+	if o.syncBatch == 0 {
+		o.syncBatch = o.perCall
+	}
 	if o.quick {
 		o.records /= 10
 		o.recordsLarge /= 10
@@ -169,16 +175,18 @@ func drive(ctx context.Context, o options) error {
 			n = o.recordsLarge
 		}
 		for _, enc := range o.encodings {
-			for _, sys := range o.systems {
-				var reps []runResult
-				for rep := range o.repeat {
+			// Repetitions go round the systems, so a burst of load on a
+			// shared machine does not land on one system's runs only.
+			reps := make(map[string][]runResult)
+			for rep := range o.repeat {
+				for _, sys := range o.systems {
 					runNo++
 					spec := runSpec{
 						System: sys, Shape: shapeName, Encoding: enc,
 						Records: n, Callers: o.callers, PerCall: o.perCall,
-						Broker: broker.addr,
-						Topic:  fmt.Sprintf("bench_%03d", runNo),
-						Dir:    filepath.Join(tmp, fmt.Sprintf("run%03d", runNo)),
+						Broker: broker.addr, SyncBatchSize: o.syncBatch,
+						Topic: fmt.Sprintf("bench_%03d", runNo),
+						Dir:   filepath.Join(tmp, fmt.Sprintf("run%03d", runNo)),
 					}
 					if o.profileDir != "" && strings.HasPrefix(sys, "kafkabatcher") {
 						p, err := filepath.Abs(filepath.Join(o.profileDir, fmt.Sprintf("%s_%s_%s_%d.pprof", sys, shapeName, enc, rep)))
@@ -194,9 +202,14 @@ func drive(ctx context.Context, o options) error {
 					fmt.Fprintf(os.Stderr, "bench: %-18s %-4s %-10s %9.0f rec/s %6.2f µs CPU/rec %6.1f allocs/rec %5.0f MiB p50 %s p99 %s\n",
 						sys, shapeName, enc, res.recordsPerSec(), res.cpuMicrosPerRecord(), res.allocsPerRecord(),
 						float64(res.MaxRSSKiB)/1024, fmtMs(res.P50Ms, res.LatencyOf), fmtMs(res.P99Ms, res.LatencyOf))
-					reps = append(reps, res)
+					if res.Detail != "" {
+						fmt.Fprintf(os.Stderr, "bench:   %s\n", res.Detail)
+					}
+					reps[sys] = append(reps[sys], res)
 				}
-				results = append(results, median(reps))
+			}
+			for _, sys := range o.systems {
+				results = append(results, median(reps[sys]))
 			}
 		}
 	}
@@ -276,15 +289,36 @@ func lastLine(b []byte) []byte {
 	return []byte(lines[len(lines)-1])
 }
 
-// median returns the run with the median records/s.
+// median returns the run with the median records/s, with CPU, allocations
+// and peak RSS replaced by their own medians over rs (all runs send the same
+// number of records), so one disturbed run moves no column.
 func median(rs []runResult) runResult {
-	s := append([]runResult(nil), rs...)
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j].recordsPerSec() < s[j-1].recordsPerSec(); j-- {
-			s[j], s[j-1] = s[j-1], s[j]
+	mid := func(v []float64) float64 {
+		s := slices.Clone(v)
+		slices.Sort(s)
+		return s[len(s)/2]
+	}
+	var rate, cpu, mallocs, bytes, rss []float64
+	for _, r := range rs {
+		rate = append(rate, r.recordsPerSec())
+		cpu = append(cpu, float64(r.CPUNs))
+		mallocs = append(mallocs, float64(r.Mallocs))
+		bytes = append(bytes, float64(r.AllocBytes))
+		rss = append(rss, float64(r.MaxRSSKiB))
+	}
+	m := mid(rate)
+	out := rs[0]
+	for _, r := range rs {
+		if r.recordsPerSec() == m {
+			out = r
+			break
 		}
 	}
-	return s[len(s)/2]
+	out.CPUNs = int64(mid(cpu))
+	out.Mallocs = uint64(mid(mallocs))
+	out.AllocBytes = uint64(mid(bytes))
+	out.MaxRSSKiB = int64(mid(rss))
+	return out
 }
 
 func fmtMs(v float64, of string) string {

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +16,8 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exportertest"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	kafkabatcher "github.com/kafkabatcher/kafkabatcherexporter"
 )
@@ -39,8 +43,9 @@ const settleAfterWarmup = 300 * time.Millisecond
 func exporterConfig(kind string, spec runSpec) map[string]any {
 	switch kind {
 	case sysOurs, sysOursSync:
-		delivery, maxWait := "async", "100ms"
+		delivery, maxWait, size := "async", "100ms", 500
 		if kind == sysOursSync {
+			size = spec.SyncBatchSize
 			// The contrib exporter's producer lingers 10ms; sync delivery
 			// waits for max_wait when fewer than batch.size records are in
 			// flight, so it gets the same 10ms.
@@ -50,7 +55,7 @@ func exporterConfig(kind string, spec runSpec) map[string]any {
 			"brokers":  []any{spec.Broker},
 			"topic":    spec.Topic,
 			"encoding": spec.Encoding,
-			"batch":    map[string]any{"size": 500, "max_wait": maxWait},
+			"batch":    map[string]any{"size": size, "max_wait": maxWait},
 			"producer": map[string]any{"required_acks": "all", "compression": "none"},
 			"temp_storage": map[string]any{
 				"directory": spec.Dir,
@@ -77,9 +82,10 @@ func exporterConfig(kind string, spec runSpec) map[string]any {
 // spec.Records are sent, then Shutdown (which, for the asynchronous ones,
 // waits until Kafka has acknowledged or the records are on disk).
 type exporterSystem struct {
-	kind string
-	exp  exporter.Logs
-	down bool
+	kind   string
+	exp    exporter.Logs
+	down   bool
+	reader *sdkmetric.ManualReader // this exporter's metrics; nil for contrib
 }
 
 func (s *exporterSystem) prepare(ctx context.Context, spec runSpec) (func(context.Context) (sendStats, error), error) {
@@ -99,7 +105,13 @@ func (s *exporterSystem) prepare(ctx context.Context, spec runSpec) (func(contex
 			return nil, fmt.Errorf("config: %w", err)
 		}
 	}
-	exp, err := f.CreateLogs(ctx, exportertest.NewNopSettings(f.Type()), cfg)
+	set := exportertest.NewNopSettings(f.Type())
+	if s.kind == sysOurs || s.kind == sysOursSync {
+		// The exporter's own metrics say how it batched.
+		s.reader = sdkmetric.NewManualReader()
+		set.TelemetrySettings.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(s.reader))
+	}
+	exp, err := f.CreateLogs(ctx, set, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -129,6 +141,9 @@ func (s *exporterSystem) prepare(ctx context.Context, spec runSpec) (func(contex
 		s.down = true
 		if err := exp.Shutdown(ctx); err != nil {
 			return st, fmt.Errorf("shutdown: %w", err)
+		}
+		if s.reader != nil {
+			st.detail = batchingDetail(ctx, s.reader)
 		}
 		return st, nil
 	}, nil
@@ -336,4 +351,56 @@ func preEncoded(spec runSpec) ([][][]byte, error) {
 		return nil, err
 	}
 	return encodeValues(makeRequests(sh, spec.PerCall), spec.Encoding)
+}
+
+// batchingDetail summarises the exporter's own metrics: batches, records
+// per batch, produce time, flush reasons, spilled records.
+func batchingDetail(ctx context.Context, r *sdkmetric.ManualReader) string {
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(ctx, &rm); err != nil {
+		return "metrics: " + err.Error()
+	}
+	var batches uint64
+	var records, produceSum float64
+	flushes := map[string]int64{}
+	var spilled int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Histogram[int64]:
+				for _, p := range d.DataPoints {
+					if m.Name == "otelcol_kafkabatcher_batch_records" {
+						batches += p.Count
+						records += float64(p.Sum)
+					}
+				}
+			case metricdata.Histogram[float64]:
+				for _, p := range d.DataPoints {
+					if m.Name == "otelcol_kafkabatcher_produce_duration" {
+						produceSum += p.Sum
+					}
+				}
+			case metricdata.Sum[int64]:
+				for _, p := range d.DataPoints {
+					switch m.Name {
+					case "otelcol_kafkabatcher_flushes":
+						reason, _ := p.Attributes.Value("reason")
+						flushes[reason.AsString()] += p.Value
+					case "otelcol_kafkabatcher_records_spilled":
+						spilled += p.Value
+					}
+				}
+			}
+		}
+	}
+	if batches == 0 {
+		return "no batches sent"
+	}
+	reasons := make([]string, 0, len(flushes))
+	for k, v := range flushes {
+		reasons = append(reasons, fmt.Sprintf("%s %d", k, v))
+	}
+	slices.Sort(reasons)
+	return fmt.Sprintf("%d batches, %.0f records/batch, produce %.1f ms mean; flushes: %s; spilled %d",
+		batches, records/float64(batches), 1000*produceSum/float64(batches), strings.Join(reasons, ", "), spilled)
 }
