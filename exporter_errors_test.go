@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/delivery"
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadatatest"
@@ -93,8 +94,10 @@ func TestNotLeaderErrorsPastMaxAttemptsSpillAndReplayInOrder(t *testing.T) {
 	c, exp, tt := notLeaderExporter(t)
 	// Fail every request until a batch used all its attempts and was
 	// spilled; the records sent meanwhile queue behind it.
+	// (Runs on the cluster's goroutine: no t here.)
 	failed := failProduce(c, kerr.NotLeaderForPartition.Code, func(int32) bool {
-		return counter(t, tt, "otelcol_kafkabatcher_records_spilled") == 0
+		m, err := tt.GetMetric("otelcol_kafkabatcher_records_spilled")
+		return err != nil || len(m.Data.(metricdata.Sum[int64]).DataPoints) == 0
 	})
 	const total = 2000
 	for i := 0; i < total; i += 100 {
