@@ -126,6 +126,11 @@ type Dispatcher struct {
 	timer   Timer
 	ctx     context.Context // canceled by Close: in-flight sends end
 	cancel  context.CancelFunc
+
+	// headDone counts the leading records of the queue's head that Kafka
+	// took (or refused for good) in an earlier replay that then failed: a
+	// split batch is resumed, not sent again. Only the replay loop uses it.
+	headDone int
 }
 
 // New starts a Dispatcher's loops. queue may be nil.
@@ -382,6 +387,20 @@ next:
 	return out
 }
 
+// isSuffix reports whether rest is the tail of msgs, record for record.
+func isSuffix(msgs, rest []message.Message) bool {
+	if len(rest) > len(msgs) {
+		return false
+	}
+	tail := msgs[len(msgs)-len(rest):]
+	for i := range rest {
+		if !sameMessage(tail[i], rest[i]) {
+			return false
+		}
+	}
+	return true
+}
+
 func sameMessage(a, b message.Message) bool {
 	return len(a.Value) == len(b.Value) && (len(a.Value) == 0 || &a.Value[0] == &b.Value[0]) &&
 		string(a.Key) == string(b.Key) && a.Timestamp.Equal(b.Timestamp)
@@ -418,17 +437,32 @@ func (d *Dispatcher) drain() {
 		if !ok {
 			return
 		}
+		send := b
+		if d.headDone > 0 {
+			send.Messages = b.Messages[min(d.headDone, len(b.Messages)):]
+			send.Bytes = 0
+			if len(send.Messages) > 0 {
+				send.Bytes = message.BatchSize(send.Messages)
+			}
+		}
 		start := time.Now()
-		out := d.kafka.Produce(d.ctx, []*message.Batch{&b})[0]
+		var out Outcome // nothing left to send: only the Ack
+		if len(send.Messages) > 0 || len(b.Messages) == 0 {
+			out = d.kafka.Produce(d.ctx, []*message.Batch{&send})[0]
+		}
 		for _, r := range out.Rejected {
 			d.obs.Rejected(r)
 		}
 		if out.Err != nil {
+			if out.Remaining != nil && isSuffix(send.Messages, out.Remaining) {
+				d.headDone += len(send.Messages) - len(out.Remaining)
+			}
 			d.logger.Info("replay paused: kafka did not take the oldest stored batch",
 				zap.String("topic", b.Topic), zap.Int32("partition", b.Partition),
-				zap.Int("records", len(b.Messages)), zap.Error(out.Err))
+				zap.Int("records", len(send.Messages)), zap.Error(out.Err))
 			return
 		}
+		d.headDone = len(b.Messages) // a failed Ack is retried without a resend
 		// Ack under mu: a Submit that saw the backlog appended behind it.
 		d.mu.Lock()
 		err = d.queue.Ack()
@@ -437,6 +471,7 @@ func (d *Dispatcher) drain() {
 			d.logger.Error("temp storage checkpoint failed", zap.Error(err))
 			return
 		}
+		d.headDone = 0
 		d.obs.Replayed(&b, time.Since(start))
 		d.poke(d.wake) // a released partition's FIFO may go now
 	}
