@@ -6,11 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/collector/component/componenttest"
@@ -446,5 +448,81 @@ func TestSyncDeliveryDuringOutageReturnsOnceOnDisk(t *testing.T) {
 	c2 := clusterOnPort(t, port, 6)
 	waitRecords(t, c2, outageTopic, 1000, 20*time.Second)
 	requireExactlyInOrder(t, readSeq(t, c2, outageTopic, 1000), 1000)
+	require.NoError(t, exp.stop())
+}
+
+// A stored batch too large for the topic is split by the producer; when
+// its first half is acknowledged and the second fails, the next replay
+// must not send the first half again.
+func TestReplayOfASplitBatchDoesNotRepeatItsAcknowledgedPart(t *testing.T) {
+	port := freePort(t)
+	c1 := clusterOnPort(t, port, 1)
+	cfg := outageConfig(t, port)
+	cfg.KeyFrom = nil
+	cfg.Batch.Size = 40
+	cfg.Batch.MaxWait = time.Hour
+	exp := run(t, cfg, nopSettings())
+	waitPartitions(t, exp, outageTopic, 1)
+	c1.Close()
+
+	// One stored batch of 40 records of about 100 bytes.
+	ld := seqLogs(0, 40, 0)
+	lrs := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords()
+	for i := 0; i < lrs.Len(); i++ {
+		lrs.At(i).Body().SetStr(fmt.Sprintf("rec-%d %s", i, strings.Repeat("z", 90)))
+	}
+	require.NoError(t, exp.consumeLogs(context.Background(), ld))
+	waitFor(t, 10*time.Second, func() bool { return exp.queue.Len() == 1 }, "the batch on disk")
+
+	// The broker takes 3000-byte batches: the batch is split in two. The
+	// first three requests carrying the second half fail (max_attempts).
+	var c2 *kfake.Cluster
+	waitFor(t, 10*time.Second, func() bool {
+		var err error
+		c2, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port))
+		return err == nil
+	}, "cluster on port %d", port)
+	t.Cleanup(c2.Close)
+	var failedHalf atomic.Int32
+	c2.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c2.KeepControl()
+		pr := req.(*kmsg.ProduceRequest)
+		for _, rt := range pr.Topics {
+			for _, rp := range rt.Partitions {
+				var rb kmsg.RecordBatch
+				if rb.ReadFrom(rp.Records) != nil || rb.NumRecords != 20 {
+					continue
+				}
+				recs, err := kfake.BatchRecords(rb)
+				if err != nil || !strings.HasPrefix(string(recs[0].Value), "rec-20 ") || failedHalf.Load() >= 3 {
+					continue
+				}
+				failedHalf.Add(1)
+				resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+				st := kmsg.NewProduceResponseTopic()
+				st.Topic, st.TopicID = rt.Topic, rt.TopicID
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, kerr.NotLeaderForPartition.Code
+				st.Partitions = append(st.Partitions, sp)
+				resp.Topics = append(resp.Topics, st)
+				return resp, nil, true
+			}
+		}
+		return nil, nil, false
+	})
+	require.NoError(t, c2.CreateTopic(outageTopic, 1, map[string]string{"max.message.bytes": "3000"}))
+
+	waitFor(t, 20*time.Second, func() bool { return exp.queue.Len() == 0 }, "the batch replayed")
+	require.EqualValues(t, 3, failedHalf.Load())
+	recs := consumeAll(t, c2, outageTopic, int(totalRecords(c2, outageTopic)))
+	var got []string
+	for _, r := range recs {
+		got = append(got, strings.Fields(string(r.Value))[0])
+	}
+	var want []string
+	for i := 0; i < 40; i++ {
+		want = append(want, fmt.Sprintf("rec-%d", i))
+	}
+	require.Equal(t, want, got, "each record once, in order")
 	require.NoError(t, exp.stop())
 }
