@@ -99,7 +99,8 @@ func TestStartDoesNotWaitForKafka(t *testing.T) {
 }
 
 // hungBroker accepts connections and never answers; closed by cleanup.
-func hungBroker(t *testing.T) string {
+// accepted reports how many connections it took.
+func hungBroker(t *testing.T) (addr string, accepted func() int) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -127,17 +128,24 @@ func hungBroker(t *testing.T) string {
 			c.Close()
 		}
 	})
-	return ln.Addr().String()
+	return ln.Addr().String(), func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(conns)
+	}
 }
 
 // A broker that takes connections and never answers: Shutdown, called
 // while start's metadata lookup waits, reports no status afterwards and
 // keeps to its context.
 func TestShutdownWithHungBrokerIsBounded(t *testing.T) {
-	cfg := testConfig(t, []string{hungBroker(t)})
+	addr, accepted := hungBroker(t)
+	cfg := testConfig(t, []string{addr})
 	cfg.Producer.Timeout = time.Second
 	host := newStatusHost()
 	exp := runOn(t, host, cfg, nopSettings())
+	// start's lookup has connected and waits for an answer.
+	waitFor(t, 900*time.Millisecond, func() bool { return accepted() > 0 }, "the lookup connected")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
