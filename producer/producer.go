@@ -132,17 +132,34 @@ func (p *Producer) refreshLoop() {
 	}
 }
 
+// closeWait bounds how long Close waits for background work. sarama's
+// connection handshake and metadata calls cannot be interrupted: against a
+// broker that accepts connections and never answers they end only at the
+// read timeout.
+const closeWait = time.Second
+
 // Close stops the refresh loop and closes all broker connections. A
 // Produce or Refresh running concurrently fails with ErrClosed or a
-// connection error.
+// connection error. It waits at most closeWait; a metadata call still
+// stuck on a silent broker then ends by itself at its read timeout.
 func (p *Producer) Close() error {
 	var err error
 	p.closeOnce.Do(func() {
 		p.mu.Lock() // no goTracked between closing and Wait
 		close(p.closing)
 		p.mu.Unlock()
-		err = p.client.Close()
-		p.wg.Wait()
+		done := make(chan error, 1)
+		go func() {
+			cerr := p.client.Close()
+			p.wg.Wait()
+			done <- cerr
+		}()
+		select {
+		case err = <-done:
+		case <-time.After(closeWait):
+			p.logger.Warn("kafka client still waiting on a broker that does not answer; closing without it",
+				zap.Duration("read_timeout", p.st.sarama.Net.ReadTimeout))
+		}
 	})
 	return err
 }
@@ -228,6 +245,10 @@ func (p *Producer) trackedTopics() []string {
 func (p *Producer) refresh(topics []string) error {
 	p.refreshMu.Lock()
 	defer p.refreshMu.Unlock()
+	if p.closed() {
+		// Refreshes queued behind one stuck on a silent broker end here.
+		return ErrClosed
+	}
 	if len(topics) == 0 {
 		return nil
 	}
