@@ -41,7 +41,7 @@ func testConfig(t *testing.T, brokers []string) *Config {
 	return cfg
 }
 
-func startExporter(t *testing.T, cfg *Config) *kafkaBatcherExporter {
+func startExporter(t testing.TB, cfg *Config) *kafkaBatcherExporter {
 	t.Helper()
 	exp, err := newExporter(cfg, exportertest.NewNopSettings(metadata.Type))
 	require.NoError(t, err)

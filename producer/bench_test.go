@@ -1,65 +1,24 @@
 package producer
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"io"
-	"os"
-	"os/exec"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/testbroker"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
-const kfakeServerEnv = "PRODUCER_BENCH_KFAKE_SERVER"
-
 // TestKfakeServerProcess is not a test: the benchmarks run it in a child
 // process so that kfake's allocations and CPU are not counted as the
-// producer's. It prints the broker address and serves until stdin closes.
-func TestKfakeServerProcess(t *testing.T) {
-	if os.Getenv(kfakeServerEnv) == "" {
-		t.Skip("helper process for benchmarks")
-	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(8, "bench"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	fmt.Println(c.ListenAddrs()[0])
-	_, _ = io.Copy(io.Discard, os.Stdin)
-}
+// producer's.
+func TestKfakeServerProcess(t *testing.T) { testbroker.ServeIfChild(t) }
 
 // benchBroker starts kfake in a child process and returns its address.
 func benchBroker(b *testing.B) string {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKfakeServerProcess$")
-	cmd.Env = append(os.Environ(), kfakeServerEnv+"=1")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = stdin.Close()
-		_ = cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		b.Fatalf("kfake child: %v", err)
-	}
-	return line[:len(line)-1]
+	return testbroker.Start(b, "TestKfakeServerProcess", "bench:8")
 }
 
 // BenchmarkProduce sends 100-record batches of 200-byte values; one op is
