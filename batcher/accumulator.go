@@ -170,8 +170,10 @@ func (a *Accumulator) Len() int { return len(a.msgs) }
 // Bytes is the pending batch's encoded size (message.BatchSize), 0 when empty.
 func (a *Accumulator) Bytes() int { return a.bytes }
 
+// minDelayPassed: with MinDelay 0 a full batch is never held, even when
+// now was read just before a concurrent Sent moved lastSent past it.
 func (a *Accumulator) minDelayPassed(now time.Time) bool {
-	return !a.sent || now.Sub(a.lastSent) >= a.cfg.MinDelay
+	return a.cfg.MinDelay <= 0 || !a.sent || now.Sub(a.lastSent) >= a.cfg.MinDelay
 }
 
 // cut hands the pending records over as a ready batch.

@@ -129,6 +129,11 @@ func TestAccumulatorRules(t *testing.T) {
 		cfg   Config
 		steps []step
 	}{
+		{"size: min_delay 0 never holds a full batch, even when Sent is later than the add's clock", with(func(c *Config) { c.Size = 2; c.MinDelay = 0 }), []step{
+			{at: ms(10), op: "sent"},
+			{at: ms(5), op: "add", rec: "a", pad: 10},
+			{at: ms(5), op: "add", rec: "b", pad: 10, want: []string{"size:a,b"}},
+		}},
 		{"size: batch_size 30 is ready at the 30th record", with(func(c *Config) { c.Size = 30 }), func() []step {
 			var s []step
 			var names []string
