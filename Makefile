@@ -42,7 +42,12 @@ run: build devbroker
 demo: build devbroker
 	@bash scripts/run.sh demo
 
-test: unit e2e
+# Both suites run even when the first fails, so one run shows every failure.
+test:
+	@rc=0; \
+	$(MAKE) --no-print-directory unit || rc=1; \
+	$(MAKE) --no-print-directory e2e || rc=1; \
+	exit $$rc
 
 unit:
 	go test -race -count=1 $$(go list ./... | grep -v -e '/e2e$$' -e '/e2e/')
