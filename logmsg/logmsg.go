@@ -128,6 +128,26 @@ type scratch struct {
 	enc encoder
 	buf []byte // value, then key, then header values of one record
 	hdr []int  // end offsets in buf of the header values; -1 for absent
+	// slab holds the bytes of the messages of one Append call: one
+	// allocation for many records instead of one each. Never reused across
+	// calls, since the messages keep referring to it.
+	slab []byte
+	left int // records of the call not yet built, to size the next slab
+}
+
+// maxSlab bounds one slab, so that one record kept long (a partition that
+// waits) does not hold much memory of the records it was built with.
+const maxSlab = 256 << 10
+
+// take returns a copy of buf in the call's slab.
+func (st *scratch) take(buf []byte) []byte {
+	if st.slab == nil || cap(st.slab)-len(st.slab) < len(buf) {
+		size := min(len(buf)*st.left, maxSlab)
+		st.slab = make([]byte, 0, max(size, len(buf)))
+	}
+	start := len(st.slab)
+	st.slab = append(st.slab, buf...)
+	return st.slab[start:len(st.slab):len(st.slab)]
 }
 
 // NewBuilder parses opts once: field paths, encoding and flush_when
@@ -204,6 +224,7 @@ func (b *Builder) Append(ctx context.Context, dst []message.Message, ld plog.Log
 
 	st := b.scratch.Get().(*scratch)
 	defer b.putScratch(st)
+	st.slab, st.left = nil, n
 	if err := st.enc.begin(ld); err != nil {
 		return dst[:start], err
 	}
@@ -237,6 +258,7 @@ func (b *Builder) Append(ctx context.Context, dst []message.Message, ld plog.Log
 
 func (b *Builder) putScratch(st *scratch) {
 	st.enc.end()
+	st.slab = nil
 	b.scratch.Put(st)
 }
 
@@ -272,10 +294,10 @@ func (b *Builder) build(ctx context.Context, st *scratch, headers *[]message.Hea
 	}
 	st.buf = buf
 
-	// One allocation holds the value, the key and the header values; each is
-	// a capacity-clipped slice of it, so appending to one cannot touch another.
-	block := make([]byte, len(buf))
-	copy(block, buf)
+	// The slab holds the value, the key and the header values; each is a
+	// capacity-clipped slice of it, so appending to one cannot touch another.
+	block := st.take(buf)
+	st.left--
 	m := message.Message{
 		Topic:     b.topic,
 		Value:     block[:valueEnd:valueEnd],
