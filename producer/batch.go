@@ -1,6 +1,7 @@
 package producer
 
 import (
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -13,6 +14,44 @@ import (
 // message.BatchSize counts them. The batch is not idempotent (producer id
 // -1), as a plain producer's.
 func recordBatch(msgs []message.Message, codec sarama.CompressionCodec) *sarama.RecordBatch {
+	rb, _ := (*recordPool)(nil).batch(msgs, codec)
+	return rb
+}
+
+// recordPool reuses the record arrays of record batches: sarama is done
+// with a batch once AsyncProduce has encoded and written its request.
+// A nil *recordPool allocates fresh arrays.
+type recordPool struct{ p sync.Pool }
+
+// recordArrays backs the Records of one record batch.
+type recordArrays struct {
+	records []sarama.Record
+	ptrs    []*sarama.Record
+}
+
+func (rp *recordPool) get(n int) *recordArrays {
+	if rp != nil {
+		if a, _ := rp.p.Get().(*recordArrays); a != nil && cap(a.records) >= n {
+			a.records, a.ptrs = a.records[:n], a.ptrs[:n]
+			return a
+		}
+	}
+	return &recordArrays{records: make([]sarama.Record, n), ptrs: make([]*sarama.Record, n)}
+}
+
+// release gives a's arrays back; the batch built on them must not be used
+// afterwards.
+func (rp *recordPool) release(a *recordArrays) {
+	if rp == nil || a == nil {
+		return
+	}
+	clear(a.records) // drop references to keys and values
+	clear(a.ptrs)
+	rp.p.Put(a)
+}
+
+// batch is recordBatch on pooled arrays, returned for release.
+func (rp *recordPool) batch(msgs []message.Message, codec sarama.CompressionCodec) (*sarama.RecordBatch, *recordArrays) {
 	base := msgs[0].Timestamp.UnixMilli()
 	maxTS := base
 	nHeaders, keyBytes := 0, 0
@@ -27,8 +66,8 @@ func recordBatch(msgs []message.Message, codec sarama.CompressionCodec) *sarama.
 	}
 
 	// One allocation per kind for the whole batch, not per record.
-	records := make([]sarama.Record, len(msgs))
-	ptrs := make([]*sarama.Record, len(msgs))
+	arrays := rp.get(len(msgs))
+	records, ptrs := arrays.records, arrays.ptrs
 	var (
 		headers    []sarama.RecordHeader
 		headerPtrs []*sarama.RecordHeader
@@ -69,7 +108,7 @@ func recordBatch(msgs []message.Message, codec sarama.CompressionCodec) *sarama.
 		ProducerEpoch:    -1,
 		FirstSequence:    -1,
 		Records:          ptrs,
-	}
+	}, arrays
 }
 
 // batchTime is a batch header timestamp; before 1970 it is sent as -1

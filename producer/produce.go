@@ -57,7 +57,9 @@ type job struct {
 	// A batch is one part unless Kafka found it too large.
 	parts    [][]message.Message
 	rb       *sarama.RecordBatch // parts[0] encoded, kept for retries
-	failures int                 // retriable failures so far
+	arrays   *recordArrays       // rb's records, back to the pool with dropRB
+	pool     *recordPool
+	failures int // retriable failures so far
 	done     bool
 
 	// Per round.
@@ -104,6 +106,9 @@ func (p *Producer) Produce(ctx context.Context, batches []*message.Batch) []Resu
 			}
 		}
 	}
+	for _, j := range jobs {
+		j.dropRB()
+	}
 	for i := range results {
 		if results[i].Duration == 0 {
 			results[i].Duration = time.Since(start)
@@ -115,7 +120,7 @@ func (p *Producer) Produce(ctx context.Context, batches []*message.Batch) []Resu
 // newJob rejects records too large to be sent even alone and splits the
 // rest into parts that fit MaxMessageBytes (normally a single part).
 func (p *Producer) newJob(b *message.Batch, res *Result) *job {
-	j := &job{batch: b, res: res}
+	j := &job{batch: b, res: res, pool: &p.records}
 	limit := p.st.cfg.MaxMessageBytes
 	var kept []message.Message // non-nil once a record was rejected
 	for i := range b.Messages {
@@ -206,7 +211,7 @@ func (p *Producer) sendRound(ctx context.Context, active []*job) {
 			continue
 		}
 		if j.rb == nil {
-			j.rb = recordBatch(j.parts[0], p.st.codec)
+			j.rb, j.arrays = j.pool.batch(j.parts[0], p.st.codec)
 		}
 		found := false
 		for g := range groups {
@@ -357,10 +362,16 @@ func (p *Producer) refreshAfterErrors(ctx context.Context, active []*job, topics
 	}
 }
 
+// dropRB releases the encoded parts[0]: it is done or changed.
+func (j *job) dropRB() {
+	j.pool.release(j.arrays)
+	j.rb, j.arrays = nil, nil
+}
+
 // partSent records that parts[0] was acknowledged.
 func (j *job) partSent() {
 	j.parts = j.parts[1:]
-	j.rb = nil
+	j.dropRB()
 	if len(j.parts) == 0 {
 		j.done = true
 	}
@@ -369,7 +380,7 @@ func (j *job) partSent() {
 // split replaces parts[0] by its two halves, or rejects its only record.
 func (p *Producer) split(j *job, reason string, err error) {
 	part := j.parts[0]
-	j.rb = nil
+	j.dropRB()
 	if len(part) == 1 {
 		j.res.Rejected = append(j.res.Rejected, Rejected{Message: part[0], Reason: reason, Err: err})
 		p.logger.Warn("kafka rejected record",
@@ -420,7 +431,7 @@ func (p *Producer) rejectRecords(j *job, err error) {
 	p.logger.Warn("kafka rejected records",
 		zap.String("topic", j.batch.Topic), zap.Int32("partition", j.batch.Partition),
 		zap.String("reason", ReasonInvalidRecord), zap.Int("rejected", len(bad)), zap.Error(err))
-	j.rb = nil
+	j.dropRB()
 	if len(keep) == 0 {
 		j.partSent()
 		return
@@ -431,7 +442,7 @@ func (p *Producer) rejectRecords(j *job, err error) {
 // fail ends the job with err; its unsent parts become Remaining.
 func (p *Producer) fail(j *job, err error) {
 	j.done = true
-	j.rb = nil
+	j.dropRB()
 	j.res.Err = fmt.Errorf("produce %s/%d: %w", j.batch.Topic, j.batch.Partition, err)
 	n := 0
 	for _, part := range j.parts {

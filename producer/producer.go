@@ -63,6 +63,8 @@ type Producer struct {
 
 	refreshMu sync.Mutex // one metadata refresh at a time
 
+	records recordPool // record arrays of sent batches, reused
+
 	startOnce sync.Once
 	closeOnce sync.Once
 	closing   chan struct{}
