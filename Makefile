@@ -10,7 +10,7 @@ COLLECTOR      := _build/otelcol-kafkabatcher
 DEVBROKER      := _build/devbroker
 GO_SOURCES     := $(shell find . -name '*.go' -not -path './_build/*' -not -path './bench/*' -not -path './internal/tools/*') go.mod go.sum
 
-.PHONY: help build devbroker run demo test unit e2e bench generate lint fmt clean
+.PHONY: help build devbroker run demo test unit e2e bench generate lint golangci-lint fmt clean
 
 help:
 	@echo "make run       build, start the devbroker and the collector on testdata/demo.yaml; Ctrl-C stops both"
@@ -21,7 +21,7 @@ help:
 	@echo "make bench     side-by-side benchmark (bench/)"
 	@echo "make build     the collector with ocb $(OCB_VERSION): $(COLLECTOR)"
 	@echo "make generate  regenerate internal/metadata etc. from metadata.yaml (mdatagen)"
-	@echo "make lint      go vet, gofmt, and golangci-lint when bin/golangci-lint exists (make bin/golangci-lint)"
+	@echo "make lint      go vet, gofmt, and golangci-lint when bin/golangci-lint exists (make golangci-lint)"
 
 $(OCB):
 	GOBIN=$(BIN) go install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
@@ -78,7 +78,9 @@ lint:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
 		if [ -n "$$unformatted" ]; then echo "not gofmt'ed:"; echo "$$unformatted"; exit 1; fi
 	@if [ -x $(BIN)/golangci-lint ]; then $(BIN)/golangci-lint run ./...; \
-		else echo "golangci-lint not installed (make bin/golangci-lint); ran go vet and gofmt only"; fi
+		else echo "golangci-lint not installed (make golangci-lint); ran go vet and gofmt only"; fi
+
+golangci-lint: $(BIN)/golangci-lint
 
 $(BIN)/golangci-lint:
 	GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT)

@@ -223,7 +223,7 @@ func freePorts(t *testing.T, n int) int {
 func TestBrokerPortInUse(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	defer ln.Close()
+	t.Cleanup(func() { assert.NoError(t, ln.Close()) })
 	var out bytes.Buffer
 	code := run(context.Background(), []string{"-addr", ln.Addr().String()}, &out, &out, nil)
 	assert.Equal(t, 1, code)
