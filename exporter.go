@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/IBM/sarama"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer/consumererror"
@@ -279,15 +280,30 @@ func (e *kafkaBatcherExporter) consumeLogs(ctx context.Context, ld plog.Logs) er
 	if e.cfg.Delivery == DeliverySync {
 		tracker = message.NewTracker(len(msgs))
 	}
+	kept := msgs[:0]
+	var missing map[string]error // topics Kafka says do not exist, asked once per call
 	for i := range msgs {
-		m := &msgs[i]
-		n, err := e.partitions(ctx, m.Topic)
+		m := msgs[i]
+		n, err := e.partitions(ctx, m.Topic, missing)
+		if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+			// One record naming a topic that does not exist must not hold
+			// up the rest of the request, nor be retried forever.
+			if missing == nil {
+				missing = map[string]error{}
+			}
+			missing[m.Topic] = err
+			e.deadLetter(m, "unknown_topic", err)
+			tracker.Done(1, nil)
+			continue
+		}
 		if err != nil {
 			return err
 		}
 		m.Partition = e.part.Partition(m.Topic, m.Key, n)
 		m.Tracker = tracker
+		kept = append(kept, m)
 	}
+	msgs = kept
 	// Wait for memory at most producer.timeout: a caller without a deadline
 	// gets a retryable error rather than hanging.
 	addCtx, cancel := context.WithTimeout(ctx, e.cfg.Producer.Timeout)
@@ -300,9 +316,12 @@ func (e *kafkaBatcherExporter) consumeLogs(ctx context.Context, ld plog.Logs) er
 
 // partitions returns topic's partition count: from Kafka's metadata, else
 // from the cache of an earlier run, else asked of Kafka now.
-func (e *kafkaBatcherExporter) partitions(ctx context.Context, topic string) (int32, error) {
+func (e *kafkaBatcherExporter) partitions(ctx context.Context, topic string, missing map[string]error) (int32, error) {
 	if n, ok := e.prod.Partitions(topic); ok {
 		return n, nil
+	}
+	if err := missing[topic]; err != nil {
+		return 0, err
 	}
 	if n, ok := e.counts.get(topic); ok {
 		return n, nil

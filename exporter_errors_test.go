@@ -311,3 +311,27 @@ func readDeadLetters(t *testing.T, dir string) []tempstorage.DeadLetterRecord {
 	require.NoError(t, sc.Err())
 	return lines
 }
+
+func TestRecordForMissingTopicIsDeadLetteredAndTheRestFlows(t *testing.T) {
+	c := newCluster(t, 3, "otlp_logs")
+	cfg := testConfig(t, c.ListenAddrs())
+	cfg.Encoding = EncodingRaw
+	cfg.TopicFrom = "attributes.topic"
+	exp := startExporter(t, cfg)
+	ld := logsWithBodies("a", "lost", "b", "lost-too")
+	lrs := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords()
+	lrs.At(1).Attributes().PutStr("topic", "no_such_topic")
+	lrs.At(3).Attributes().PutStr("topic", "no_such_topic")
+	require.NoError(t, exp.consumeLogs(context.Background(), ld))
+	recs := consumeAll(t, c, "otlp_logs", 2)
+	require.NoError(t, exp.shutdown(context.Background()))
+	got := []string{string(recs[0].Value), string(recs[1].Value)}
+	require.ElementsMatch(t, []string{"a", "b"}, got)
+	lines := readDeadLetters(t, cfg.TempStorage.Directory)
+	require.Len(t, lines, 2)
+	for i, want := range []string{"lost", "lost-too"} {
+		require.Equal(t, "no_such_topic", lines[i].Topic)
+		require.Equal(t, "unknown_topic", lines[i].Reason)
+		require.Equal(t, want, string(lines[i].Value))
+	}
+}
