@@ -16,7 +16,7 @@ func BenchmarkAppend64KiB(b *testing.B) {
 	for _, p := range []FsyncPolicy{FsyncBatch, FsyncNever} {
 		b.Run("fsync="+p.String(), func(b *testing.B) {
 			q := mustOpen(b, b.TempDir(), Options{Fsync: p})
-			defer q.Close()
+			defer closeQueue(b, q)
 			batch := batch64K()
 			b.SetBytes(int64(len(encodeEntry(batch))))
 			b.ReportAllocs()
@@ -48,9 +48,9 @@ func BenchmarkReplay64KiB(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			q.Close()
+			closeQueue(b, q)
 			q = mustOpen(b, q.Dir(), Options{Fsync: p})
-			defer q.Close()
+			defer closeQueue(b, q)
 			b.SetBytes(int64(len(encodeEntry(batch))))
 			b.ReportAllocs()
 			b.ResetTimer()

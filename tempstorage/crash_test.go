@@ -130,7 +130,7 @@ func crashRound(t *testing.T, dir string, start int, rng *rand.Rand) int {
 	killAfter := 1 + rng.IntN(120)
 	var timer *time.Timer
 	if rng.IntN(2) == 0 { // kill at a random time instead, even before the first append
-		timer = time.AfterFunc(time.Duration(rng.IntN(150))*time.Millisecond, func() { cmd.Process.Kill() })
+		timer = time.AfterFunc(time.Duration(rng.IntN(150))*time.Millisecond, func() { _ = cmd.Process.Kill() })
 		killAfter = -1
 	}
 	last, n := start-1, 0
@@ -142,13 +142,13 @@ func crashRound(t *testing.T, dir string, start int, rng *rand.Rand) int {
 		}
 		last = seq
 		if n++; n == killAfter {
-			cmd.Process.Kill()
+			_ = cmd.Process.Kill() // checked below: Wait must report SIGKILL
 		}
 	}
 	if timer != nil {
 		timer.Stop()
 	}
-	cmd.Process.Kill() // in case the child stopped printing for another reason
+	_ = cmd.Process.Kill() // in case the child stopped printing for another reason; fails if it already died
 	err = cmd.Wait()
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("child did not die by signal: %v; stderr: %s", err, stderr.String())

@@ -84,7 +84,7 @@ func (d *DeadLetter) open() error {
 	}
 	st, err := f.Stat()
 	if err != nil {
-		f.Close()
+		_ = f.Close() // nothing written yet; the stat error is the one to report
 		return fmt.Errorf("dead letter: stat %s: %w", path, err)
 	}
 	d.f, d.size = f, st.Size()

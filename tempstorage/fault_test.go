@@ -104,12 +104,12 @@ func TestTornTailAtEveryOffset(t *testing.T) {
 		if err := q.Append(seqBatch("t", 0, 100, 1, 10)); err != nil {
 			t.Fatal(err)
 		}
-		q.Close()
+		closeQueue(t, q)
 		q = mustOpen(t, dir, Options{Fsync: FsyncNever})
 		if got, want := contents(t, q), append(seqRange(0, n-1), 100); !slices.Equal(got, want) {
 			t.Fatalf("cut at %d: got %v, want %v", cut, got, want)
 		}
-		q.Close()
+		closeQueue(t, q)
 	}
 }
 
@@ -143,7 +143,7 @@ func TestBitFlipSkipsOnlyThatEntry(t *testing.T) {
 		if logs.FilterMessage("temp storage: corrupt entry skipped").Len() != 1 {
 			t.Fatalf("flip at entry byte %d: corrupt entry not logged", i)
 		}
-		q.Close()
+		closeQueue(t, q)
 		files := corruptFiles(t, dir)
 		if len(files) != 1 {
 			t.Fatalf("corrupt/ holds %v", files)
@@ -204,7 +204,7 @@ func TestRandomBitFlipsAcrossSegments(t *testing.T) {
 		if got := contents(t, q); !slices.Equal(got, want) {
 			t.Fatalf("round %d: touched %v: got %v", round, touched, got)
 		}
-		q.Close()
+		closeQueue(t, q)
 	}
 }
 
@@ -213,16 +213,21 @@ func TestRandomBitFlipsAcrossSegments(t *testing.T) {
 func TestCorruptEntryCountedOnce(t *testing.T) {
 	src, refs, segOf := buildSegments(t, 4, 1<<20)
 	path := filepath.Join(src, segmentName(segOf[1]))
-	data, _ := os.ReadFile(path)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	data[refs[1].off+20] ^= 0xFF
-	os.WriteFile(path, data, 0o600)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	q := mustOpen(t, src, Options{})
 	if q.Corrupt() != 1 || q.Len() != 3 {
 		t.Fatalf("first Open: Corrupt %d Len %d", q.Corrupt(), q.Len())
 	}
-	q.Close()
+	closeQueue(t, q)
 	q = mustOpen(t, src, Options{})
-	defer q.Close()
+	defer closeQueue(t, q)
 	if q.Corrupt() != 0 || q.Len() != 3 || len(corruptFiles(t, src)) != 1 {
 		t.Fatalf("second Open: Corrupt %d Len %d files %v", q.Corrupt(), q.Len(), corruptFiles(t, src))
 	}
@@ -266,7 +271,7 @@ func TestBadCheckpoints(t *testing.T) {
 			}
 			log, logs := observed()
 			q := mustOpen(t, dir, Options{Logger: log})
-			defer q.Close()
+			defer closeQueue(t, q)
 			if got := drain(t, q); !slices.Equal(got, c.want) {
 				t.Fatalf("got %v, want %v", got, c.want)
 			}
@@ -391,7 +396,7 @@ func TestDiskFullKeepsEarlierEntries(t *testing.T) {
 	}
 
 	q = mustOpen(t, dir, Options{})
-	defer q.Close()
+	defer closeQueue(t, q)
 	if q.Corrupt() != 0 {
 		t.Fatalf("Corrupt = %d after disk errors", q.Corrupt())
 	}
@@ -458,13 +463,16 @@ func TestFsyncPolicies(t *testing.T) {
 }
 
 func ExampleQueue() {
-	dir, _ := os.MkdirTemp("", "example")
-	defer os.RemoveAll(dir)
+	dir, err := os.MkdirTemp("", "example")
+	if err != nil {
+		panic(err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }() // best effort: a leftover temp dir is harmless
 	q, err := Open(dir, Options{})
 	if err != nil {
 		panic(err)
 	}
-	defer q.Close()
+	defer func() { _ = q.Close() }() // nothing to report to in an example
 	_ = q.Append(seqBatch("logs", 0, 1, 2, 10))
 	fmt.Println(q.Len(), q.Backlog("logs", 0))
 	// The replay loop: send the oldest, acknowledge it once Kafka took it.
@@ -489,7 +497,7 @@ func TestPeekSkipsEntryCorruptedAfterOpen(t *testing.T) {
 	dir := t.TempDir()
 	log, logs := observed()
 	q := mustOpen(t, dir, Options{Logger: log})
-	defer q.Close()
+	defer closeQueue(t, q)
 	for i := range 3 {
 		if err := q.Append(seqBatch("t", 0, i, 1, 100)); err != nil {
 			t.Fatal(err)
@@ -503,7 +511,9 @@ func TestPeekSkipsEntryCorruptedAfterOpen(t *testing.T) {
 	if _, err := f.WriteAt([]byte{0xAA}, e.off+30); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if got := drain(t, q); !slices.Equal(got, []int{0, 2}) {
 		t.Fatalf("got %v", got)
 	}

@@ -170,3 +170,12 @@ func contents(t testing.TB, q *Queue) []int {
 	}
 	return seqs
 }
+
+// closeQueue closes q and fails the test if Close reports an error (Close
+// syncs and releases the lock, so its error matters).
+func closeQueue(t testing.TB, q *Queue) {
+	t.Helper()
+	if err := q.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}

@@ -25,15 +25,17 @@ func lockDir(dir string) (*os.File, error) {
 		if b, rerr := os.ReadFile(path); rerr == nil && len(strings.TrimSpace(string(b))) > 0 {
 			holder = strings.TrimSpace(string(b))
 		}
-		f.Close()
+		_ = f.Close() // nothing written, no lock taken; the flock error is the one to report
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, fmt.Errorf("%w: %s is used by another exporter (pid %s); give each exporter its own temp_storage.directory",
 				ErrLocked, dir, holder)
 		}
 		return nil, fmt.Errorf("temp storage: lock %s: %w", path, err)
 	}
+	// The pid only names the holder in another process's ErrLocked message;
+	// the flock is the lock, so failing to record it is not worth failing Open.
 	if err := f.Truncate(0); err == nil {
-		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return f, nil
 }

@@ -35,7 +35,7 @@ func TestModel(t *testing.T) {
 func modelRun(t *testing.T, rng *rand.Rand, opts Options, steps int) (fulls int) {
 	dir := t.TempDir()
 	q := mustOpen(t, dir, opts)
-	defer func() { q.Close() }()
+	defer func() { closeQueue(t, q) }()
 	var model []message.Batch
 	backlog := map[int32]int{}
 	seq := 0
@@ -118,7 +118,7 @@ func modelRun(t *testing.T, rng *rand.Rand, opts Options, steps int) (fulls int)
 		}
 	}
 	// Everything left comes out in order, after one more reopen.
-	q.Close()
+	closeQueue(t, q)
 	q = mustOpen(t, dir, opts)
 	for i, want := range model {
 		b, ok, err := q.Peek()

@@ -103,14 +103,14 @@ func Open(dir string, opts Options) (*Queue, error) {
 		routes: make(map[route]uint32),
 	}
 	if err := q.recover(); err != nil {
-		lock.Close()
+		_ = lock.Close() // the recover error is the one to report; closing the fd drops the flock regardless
 		return nil, fmt.Errorf("temp storage %s: recover: %w", dir, err)
 	}
 	if n := len(q.segs); n > 0 {
 		last := q.segs[n-1]
 		f, err := opts.openFile(q.segPath(last.id), os.O_WRONLY, 0o600)
 		if err != nil {
-			lock.Close()
+			_ = lock.Close() // the open error is the one to report; closing the fd drops the flock regardless
 			return nil, fmt.Errorf("temp storage %s: open segment: %w", dir, err)
 		}
 		q.active, q.writeOff = f, last.size
@@ -206,8 +206,13 @@ func (q *Queue) rotate() error {
 		return fmt.Errorf("temp storage %s: create segment: %w", q.dir, err)
 	}
 	if err := q.syncDirPolicy(); err != nil {
-		f.Close()
-		os.Remove(q.segPath(id))
+		_ = f.Close() // empty and about to be deleted
+		if rerr := os.Remove(q.segPath(id)); rerr != nil {
+			// Left behind, it makes every later rotate fail: nextID is
+			// unchanged and the create is O_EXCL.
+			q.log.Warn("temp storage: delete segment after failed directory sync",
+				zap.Uint64("segment", id), zap.Error(rerr))
+		}
 		return err
 	}
 	if q.active != nil {
@@ -270,7 +275,7 @@ func (q *Queue) Peek() (b message.Batch, ok bool, err error) {
 func (q *Queue) readAt(id uint64, buf []byte, off int64) error {
 	if q.rf == nil || q.rfID != id {
 		if q.rf != nil {
-			q.rf.Close()
+			_ = q.rf.Close() // read only: nothing to flush, nothing lost
 			q.rf = nil
 		}
 		f, err := os.Open(q.segPath(id))
@@ -366,7 +371,7 @@ func (q *Queue) advance() error {
 	}
 	for _, s := range dropped {
 		if q.rf != nil && q.rfID == s.id {
-			q.rf.Close()
+			_ = q.rf.Close() // read only: nothing to flush, nothing lost
 			q.rf = nil
 		}
 		if err := os.Remove(q.segPath(s.id)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -398,7 +403,9 @@ func (q *Queue) writeCheckpoint(p position) error {
 		err = os.Rename(tmp, filepath.Join(q.dir, checkpointName))
 	}
 	if err != nil {
-		os.Remove(tmp)
+		// Best effort: a leftover tmp is truncated by the next write and
+		// removed by the next Open; the write error is the one to report.
+		_ = os.Remove(tmp)
 		return fmt.Errorf("temp storage %s: write checkpoint: %w", q.dir, err)
 	}
 	return q.syncDirPolicy()

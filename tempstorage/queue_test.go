@@ -17,7 +17,7 @@ import (
 
 func TestAppendPeekAckInOrder(t *testing.T) {
 	q := mustOpen(t, t.TempDir(), Options{})
-	defer q.Close()
+	defer closeQueue(t, q)
 	if _, ok, err := q.Peek(); ok || err != nil {
 		t.Fatalf("empty queue Peek: ok=%v err=%v", ok, err)
 	}
@@ -58,7 +58,7 @@ func TestAppendPeekAckInOrder(t *testing.T) {
 
 func TestBacklogPerPartition(t *testing.T) {
 	q := mustOpen(t, t.TempDir(), Options{})
-	defer q.Close()
+	defer closeQueue(t, q)
 	for i, p := range []int32{0, 1, 0, 2, 0} {
 		if err := q.Append(seqBatch("a", p, i, 1, 10)); err != nil {
 			t.Fatal(err)
@@ -86,10 +86,10 @@ func TestBacklogPerPartition(t *testing.T) {
 	}
 	check("a", 0, 2)
 	check("a", 1, 0)
-	q.Close()
+	closeQueue(t, q)
 
 	q = mustOpen(t, q.Dir(), Options{})
-	defer q.Close()
+	defer closeQueue(t, q)
 	check("a", 0, 2)
 	check("a", 1, 0)
 	check("a", 2, 1)
@@ -120,7 +120,7 @@ func TestReopenResumesAfterCheckpoint(t *testing.T) {
 		t.Fatalf("Append after Close: %v", err)
 	}
 	q = mustOpen(t, dir, Options{SegmentBytes: 1000})
-	defer q.Close()
+	defer closeQueue(t, q)
 	if q.Len() != 13 {
 		t.Fatalf("Len after reopen = %d, want 13", q.Len())
 	}
@@ -132,7 +132,7 @@ func TestReopenResumesAfterCheckpoint(t *testing.T) {
 func TestSegmentsDeletedAsBacklogDrains(t *testing.T) {
 	dir := t.TempDir()
 	q := mustOpen(t, dir, Options{SegmentBytes: 4096})
-	defer q.Close()
+	defer closeQueue(t, q)
 	for i := range 40 {
 		if err := q.Append(seqBatch("t", 0, i, 1, 1000)); err != nil {
 			t.Fatal(err)
@@ -179,7 +179,7 @@ func TestSegmentsDeletedAsBacklogDrains(t *testing.T) {
 func TestEntryLargerThanSegmentGetsOwnSegment(t *testing.T) {
 	dir := t.TempDir()
 	q := mustOpen(t, dir, Options{SegmentBytes: 1024})
-	defer q.Close()
+	defer closeQueue(t, q)
 	for i, size := range []int{100, 5000, 100, 100} {
 		if err := q.Append(seqBatch("t", 0, i, 1, size)); err != nil {
 			t.Fatal(err)
@@ -197,7 +197,7 @@ func TestFullAndTooLarge(t *testing.T) {
 	dir := t.TempDir()
 	entry := int64(len(encodeEntry(seqBatch("t", 0, 0, 1, 1000))))
 	q := mustOpen(t, dir, Options{MaxBytes: 3*entry + entry/2, SegmentBytes: entry})
-	defer q.Close()
+	defer closeQueue(t, q)
 	for i := range 3 {
 		if err := q.Append(seqBatch("t", 0, i, 1, 1000)); err != nil {
 			t.Fatal(err)
@@ -242,13 +242,13 @@ func TestLockedDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	q2 := mustOpen(t, dir, Options{})
-	q2.Close()
+	closeQueue(t, q2)
 }
 
 func TestOpenCreatesDirectoryPrivate(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a", "b")
 	q := mustOpen(t, dir, Options{})
-	defer q.Close()
+	defer closeQueue(t, q)
 	st, err := os.Stat(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -279,7 +279,7 @@ func TestParseFsync(t *testing.T) {
 
 func TestConcurrentAppendAndReplay(t *testing.T) {
 	q := mustOpen(t, t.TempDir(), Options{SegmentBytes: 8192, Fsync: FsyncNever})
-	defer q.Close()
+	defer closeQueue(t, q)
 	const partitions, perPartition = 4, 200
 	var wg sync.WaitGroup
 	for p := range partitions {

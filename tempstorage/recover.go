@@ -88,7 +88,12 @@ func resync(buf []byte, from int) int {
 // recover rebuilds the in-memory index from the directory. Only Open calls
 // it, before the Queue is shared.
 func (q *Queue) recover() error {
-	os.Remove(filepath.Join(q.dir, checkpointTmp))
+	// A tmp checkpoint is a write interrupted before its rename: never valid.
+	// Left in place it does no harm (the next write truncates it), so a
+	// failure to delete it is only worth a warning.
+	if err := os.Remove(filepath.Join(q.dir, checkpointTmp)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		q.log.Warn("temp storage: delete interrupted checkpoint", zap.Error(err))
+	}
 	cp, haveCP := q.readCheckpoint()
 	ids, err := listSegments(q.dir)
 	if err != nil {
