@@ -60,6 +60,7 @@ type kafkaBatcherExporter struct {
 
 	statusMu sync.Mutex
 	healthy  bool // last status reported
+	stopping bool // shutdown began: sends it cancels say nothing of Kafka's health
 
 	// The metadata lookup start runs in the background; shutdown stops it
 	// and waits, so it reports no status after shutdown.
@@ -227,6 +228,9 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 // shutdown sends what is pending, waits for in-flight batches within ctx,
 // spills what Kafka does not take, then closes everything start opened.
 func (e *kafkaBatcherExporter) shutdown(ctx context.Context) error {
+	e.statusMu.Lock()
+	e.stopping = true
+	e.statusMu.Unlock()
 	var errs []error
 	if e.stopLookup != nil {
 		e.stopLookup()
@@ -343,7 +347,7 @@ func (e *kafkaBatcherExporter) partitions(ctx context.Context, topic string, mis
 func (e *kafkaBatcherExporter) setHealth(err error) {
 	e.statusMu.Lock()
 	defer e.statusMu.Unlock()
-	if (err == nil) == e.healthy || e.host == nil {
+	if (err == nil) == e.healthy || e.host == nil || e.stopping {
 		return
 	}
 	e.healthy = err == nil

@@ -145,7 +145,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.KafkabatcherRecordsRejected, err = builder.meter.Int64Counter(
 		"otelcol_kafkabatcher_records_rejected",
-		metric.WithDescription("Records written to the dead-letter file instead of Kafka, by reason. [Development]"),
+		metric.WithDescription("Records not sent to Kafka, by reason; reason not_stored counts records neither sent nor stored (returned as an error to a sync caller, or lost at shutdown without temp storage), every other reason records written to the dead-letter file. [Development]"),
 		metric.WithUnit("{record}"),
 	)
 	errs = errors.Join(errs, err)

@@ -99,7 +99,7 @@ func AssertEqualKafkabatcherProduceDuration(t *testing.T, tt *componenttest.Tele
 func AssertEqualKafkabatcherRecordsRejected(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_kafkabatcher_records_rejected",
-		Description: "Records written to the dead-letter file instead of Kafka, by reason. [Development]",
+		Description: "Records not sent to Kafka, by reason; reason not_stored counts records neither sent nor stored (returned as an error to a sync caller, or lost at shutdown without temp storage), every other reason records written to the dead-letter file. [Development]",
 		Unit:        "{record}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
