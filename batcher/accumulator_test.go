@@ -308,7 +308,7 @@ func TestConfigValidate(t *testing.T) {
 		field string
 		f     func(*Config)
 	}{
-		{"Size", func(c *Config) { c.Size = 0 }},
+		{"size", func(c *Config) { c.Size = 0 }},
 		{"MaxMessageBytes", func(c *Config) { c.MaxMessageBytes = 61 }},
 		{"MaxBytes", func(c *Config) { c.MaxBytes = 10 }},
 		{"MaxBytes", func(c *Config) { c.MaxBytes = c.MaxMessageBytes + 1 }},

@@ -43,7 +43,7 @@ type Config struct {
 func (c Config) Validate() error {
 	switch {
 	case c.Size <= 0:
-		return fmt.Errorf("Size: must be > 0, got %d", c.Size)
+		return fmt.Errorf("size: must be > 0, got %d", c.Size)
 	case c.MaxMessageBytes <= message.BatchHeaderBytes:
 		return fmt.Errorf("MaxMessageBytes: must be > %d, got %d", message.BatchHeaderBytes, c.MaxMessageBytes)
 	case c.MaxBytes <= message.BatchHeaderBytes:

@@ -242,7 +242,7 @@ func (m *model) add(r *byteReader, ctx context.Context) {
 	switch {
 	case fits && err != nil:
 		m.t.Fatalf("Add with room: %v", err)
-	case !fits && !(errors.Is(err, ErrMemoryLimit) && errors.Is(err, context.Canceled)):
+	case !fits && (!errors.Is(err, ErrMemoryLimit) || !errors.Is(err, context.Canceled)):
 		m.t.Fatalf("Add over the bound (%d used + %d > %d) = %v", m.used, need, m.cfg.MaxPendingBytes, err)
 	}
 }
@@ -351,7 +351,7 @@ func (m *model) handoff(b message.Batch) {
 			t.Fatal("trigger batch does not end with the flush record")
 		}
 	case message.ReasonBytes:
-		if byPart && !(len(ids) == 1 && b.Bytes > cfg.MaxBytes) {
+		if byPart && (len(ids) != 1 || b.Bytes <= cfg.MaxBytes) { // not a lone oversize record
 			next := m.handed[pk]
 			if next >= len(exp) {
 				t.Fatalf("bytes batch with no record after it")

@@ -469,7 +469,9 @@ func TestPoolConcurrentAdds(t *testing.T) {
 				checkBatch(t, cfg, b)
 				for _, m := range b.Messages {
 					var g, j int
-					fmt.Sscanf(name(m), "g%d-%d", &g, &j)
+					if _, err := fmt.Sscanf(name(m), "g%d-%d", &g, &j); err != nil {
+						t.Fatalf("record name %q: %v", name(m), err)
+					}
 					key := fmt.Sprintf("%d/%d", g, m.Partition)
 					if j < next[key] {
 						t.Fatalf("record %s after a later one of its partition", name(m))
@@ -513,7 +515,9 @@ func TestPoolLargeCallKeepsOrder(t *testing.T) {
 			checkBatch(t, cfg, b)
 			for _, m := range b.Messages {
 				var i int
-				fmt.Sscanf(name(m), "r%d", &i)
+				if _, err := fmt.Sscanf(name(m), "r%d", &i); err != nil {
+					t.Fatalf("record name %q: %v", name(m), err)
+				}
 				k := fmt.Sprintf("%s/%d", m.Topic, m.Partition)
 				if prev, ok := last[k]; ok && i <= prev {
 					t.Fatalf("%s: r%d after r%d", k, i, prev)

@@ -88,7 +88,11 @@ func TestBatchBytesEqualSaramaEncoding(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer prod.Close()
+		defer func() {
+			if err := prod.Close(); err != nil {
+				t.Errorf("close producer: %v", err)
+			}
+		}()
 		if err := prod.SendMessages(msgs); err != nil {
 			t.Fatal(err)
 		}
