@@ -326,12 +326,18 @@ func TestJSONStringMatchesEncodingJSON(t *testing.T) {
 }
 
 func TestJSONFloatMatchesEncodingJSON(t *testing.T) {
-	for _, f := range []float64{0, -0.0, 1, -1.5, 0.1, 1e-6, 1e-7, 123456789.125, 1e20, 1e21, 1.5e300, -2.5e-300,
+	negZero := math.Copysign(0, -1) // the literal -0.0 is positive zero in Go
+	require.True(t, math.Signbit(negZero))
+	for _, f := range []float64{0, negZero, 1, -1.5, 0.1, 1e-6, 1e-7, 123456789.125, 1e20, 1e21, 1.5e300, -2.5e-300,
 		math.MaxFloat64, math.SmallestNonzeroFloat64, 3.0e-9} {
 		want, err := json.Marshal(f)
 		require.NoError(t, err)
 		assert.Equal(t, string(want), string(appendJSONFloat(nil, f)), "%v", f)
+		assert.Equal(t, pcommon.NewValueDouble(f).AsString(), string(appendFloatText(nil, f)), "%v", f)
 	}
+	// Negative zero keeps its sign, as encoding/json and pcommon write it.
+	assert.Equal(t, "-0", string(appendJSONFloat(nil, negZero)))
+	assert.Equal(t, "0", string(appendJSONFloat(nil, 0)))
 	assert.Equal(t, `"NaN"`, string(appendJSONFloat(nil, math.NaN())))
 	assert.Equal(t, `"Infinity"`, string(appendJSONFloat(nil, math.Inf(1))))
 	assert.Equal(t, `"-Infinity"`, string(appendJSONFloat(nil, math.Inf(-1))))
