@@ -108,7 +108,11 @@ func TestProduceRequiredAcks(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer p.Close()
+			defer func() {
+				if err := p.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			}()
 			b := batchOf("t", 0, "a", 10, 10)
 			produceOK(t, p, b)
 			got := consume(t, 10, "t", kgo.SeedBrokers(c.ListenAddrs()...))

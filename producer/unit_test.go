@@ -259,7 +259,11 @@ func TestPartitionsDoesNotAllocate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
+	defer func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}()
 	p.updateCounts(map[string]int32{"logs": 12})
 	allocs := testing.AllocsPerRun(1000, func() {
 		if n, ok := p.Partitions("logs"); !ok || n != 12 {
