@@ -299,7 +299,7 @@ func readDeadLetters(t *testing.T, dir string) []tempstorage.DeadLetterRecord {
 	t.Helper()
 	f, err := os.Open(filepath.Join(dir, "deadletter", "deadletter.jsonl"))
 	require.NoError(t, err)
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only: nothing to lose on close
 	var lines []tempstorage.DeadLetterRecord
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 1<<20)

@@ -120,12 +120,14 @@ func hungBroker(t *testing.T) (addr string, accepted func() int) {
 		}
 	}()
 	t.Cleanup(func() {
-		ln.Close()
+		if err := ln.Close(); err != nil {
+			t.Errorf("close hung broker: %v", err)
+		}
 		<-done
 		mu.Lock()
 		defer mu.Unlock()
 		for _, c := range conns {
-			c.Close()
+			_ = c.Close() // server end of a fake broker: nothing to act on if it fails
 		}
 	})
 	return ln.Addr().String(), func() int {
