@@ -168,6 +168,7 @@ func compile(cfg Config) (*settings, error) {
 	// only delay noticing that no broker answers.
 	sc.Metadata.Retry.Max = 0
 	sc.Metadata.Timeout = cfg.Timeout
+	sc.MetricRegistry = discardRegistry{}
 	sc.Producer.MaxMessageBytes = cfg.MaxMessageBytes
 	sc.Producer.RequiredAcks = sarama.RequiredAcks(cfg.RequiredAcks)
 	sc.Producer.Timeout = cfg.Timeout.Truncate(time.Millisecond)
