@@ -162,20 +162,12 @@ func (r report) markdown() string {
 
 	w("## Targets\n\n")
 	w("| scenario | target | ours | peer | ratio | met |\n|---|---|---|---|---:|:---:|\n")
-	for _, s := range r.scenarios() {
-		for _, t := range targets {
-			ours, ok1 := r.find(s, t.ours)
-			peer, ok2 := r.find(s, t.peer)
-			if !ok1 || !ok2 {
-				continue
-			}
-			ratio, met := t.eval(ours, peer)
-			mark := "yes"
-			if !met {
-				mark = "**no**"
-			}
-			w("| %s | %s | %s | %s | %.2f | %s |\n", s, t.text, t.ours, t.peer, ratio, mark)
+	for _, o := range r.outcomes() {
+		mark := "yes"
+		if !o.met {
+			mark = "**no**"
 		}
+		w("| %s | %s | %s | %s | %.2f | %s |\n", o.scenario, o.t.text, o.t.ours, o.t.peer, o.ratio, mark)
 	}
 	w("\n")
 
@@ -282,6 +274,27 @@ func relPath(from, to string) (string, error) {
 // summary is the targets table for the terminal.
 func (r report) summary() string {
 	var b strings.Builder
+	for _, o := range r.outcomes() {
+		mark := "met"
+		if !o.met {
+			mark = "MISSED"
+		}
+		fmt.Fprintf(&b, "%-40s %-50s %5.2f %s\n", o.scenario, o.t.text, o.ratio, mark)
+	}
+	return b.String()
+}
+
+// outcome is one target evaluated on one scenario.
+type outcome struct {
+	scenario scenario
+	t        target
+	ratio    float64
+	met      bool
+}
+
+// outcomes evaluates every target on every scenario that has both systems.
+func (r report) outcomes() []outcome {
+	var out []outcome
 	for _, s := range r.scenarios() {
 		for _, t := range targets {
 			ours, ok1 := r.find(s, t.ours)
@@ -290,12 +303,8 @@ func (r report) summary() string {
 				continue
 			}
 			ratio, met := t.eval(ours, peer)
-			mark := "met"
-			if !met {
-				mark = "MISSED"
-			}
-			fmt.Fprintf(&b, "%-40s %-50s %5.2f %s\n", s, t.text, ratio, mark)
+			out = append(out, outcome{scenario: s, t: t, ratio: ratio, met: met})
 		}
 	}
-	return b.String()
+	return out
 }
