@@ -96,8 +96,11 @@ type entry struct {
 	orig message.Batch
 }
 
-// part is one partition's in-memory FIFO.
+// part is one partition's in-memory FIFO. Its lock is held while a batch
+// of the partition is appended to the queue, so partitions spilling to disk
+// do not hold up the others.
 type part struct {
+	mu       sync.Mutex
 	key      partKey
 	fifo     []*entry
 	inflight bool
@@ -115,7 +118,7 @@ type Dispatcher struct {
 	clock  Clock
 	logger *zap.Logger
 
-	mu      sync.Mutex
+	mu      sync.Mutex // guards parts, closed and timer; never held across I/O
 	parts   map[partKey]*part
 	closed  bool
 	sending sync.WaitGroup // Produce calls in flight
@@ -162,11 +165,13 @@ func (d *Dispatcher) poke(ch chan struct{}) {
 // scheduleRetry wakes both loops every RetryInterval.
 func (d *Dispatcher) scheduleRetry() {
 	d.timer = d.clock.AfterFunc(d.cfg.RetryInterval, func() {
+		for _, p := range d.snapshot() {
+			p.mu.Lock()
+			p.stalled = false
+			p.mu.Unlock()
+		}
 		d.mu.Lock()
 		closed := d.closed
-		for _, p := range d.parts {
-			p.stalled = false
-		}
 		d.mu.Unlock()
 		if closed {
 			return
@@ -197,25 +202,40 @@ func (d *Dispatcher) Submit(b message.Batch) {
 		p = &part{key: k}
 		d.parts[k] = p
 	}
+	// Taken before d.mu is released, so Close, which sets closed first,
+	// finds this batch when it empties the FIFOs.
+	p.mu.Lock()
+	d.mu.Unlock()
 	if len(p.fifo) == 0 && !p.inflight && d.backlogged(k) {
 		// Behind the disk backlog: straight to disk keeps the order.
 		err := d.queue.Append(b)
-		d.mu.Unlock()
 		if err == nil {
+			p.mu.Unlock()
 			d.spilled(e)
 			return
 		}
 		if d.cfg.Sync {
+			p.mu.Unlock()
 			d.lose(e, fmt.Errorf("%w: %w", ErrNotStored, err))
 			return
 		}
-		d.mu.Lock()
 		d.logger.Warn("temp storage refused a batch behind its backlog; keeping it in memory",
 			zap.String("topic", b.Topic), zap.Int32("partition", b.Partition), zap.Error(err))
 	}
 	p.fifo = append(p.fifo, e)
-	d.mu.Unlock()
+	p.mu.Unlock()
 	d.poke(d.wake)
+}
+
+// snapshot returns the partitions seen so far.
+func (d *Dispatcher) snapshot() []*part {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ps := make([]*part, 0, len(d.parts))
+	for _, p := range d.parts {
+		ps = append(ps, p)
+	}
+	return ps
 }
 
 func (d *Dispatcher) backlogged(k partKey) bool {
@@ -236,36 +256,45 @@ func (d *Dispatcher) sendLoop() {
 
 // sendReady sends the head batch of every partition that has none in flight.
 func (d *Dispatcher) sendReady() {
-	d.mu.Lock()
 	var batches []*message.Batch
 	var entries []*entry
 	var parts []*part
-	for _, p := range d.parts {
-		if p.inflight || p.stalled || len(p.fifo) == 0 {
+	for _, p := range d.snapshot() {
+		if !p.mu.TryLock() {
+			// Busy appending to disk; whoever holds it wakes the loop after.
 			continue
 		}
-		if d.backlogged(p.key) {
-			// A replayed backlog appeared (restart): the FIFO waits for it.
-			continue
+		// With a stored backlog (a restart, or a batch the storage refused
+		// behind it) the FIFO waits for the replay.
+		if !p.inflight && !p.stalled && len(p.fifo) > 0 && !d.backlogged(p.key) {
+			p.inflight = true
+			batches = append(batches, &p.fifo[0].b)
+			entries = append(entries, p.fifo[0])
+			parts = append(parts, p)
 		}
-		p.inflight = true
-		batches = append(batches, &p.fifo[0].b)
-		entries = append(entries, p.fifo[0])
-		parts = append(parts, p)
+		p.mu.Unlock()
 	}
 	if len(batches) == 0 {
-		d.mu.Unlock()
 		return
 	}
+	// Only the send loop and, once it stopped, Close call sendReady, so
+	// this Add never races Close's Wait.
 	d.sending.Add(1)
-	d.mu.Unlock()
 	go func() {
 		defer d.sending.Done()
 		start := time.Now()
 		outs := d.kafka.Produce(d.ctx, batches)
 		took := time.Since(start)
+		// Acknowledged batches first: a failed one may wait for the disk.
 		for i, p := range parts {
-			d.finish(p, entries[i], outs[i], took)
+			if outs[i].Err == nil {
+				d.finish(p, entries[i], outs[i], took)
+			}
+		}
+		for i, p := range parts {
+			if outs[i].Err != nil {
+				d.finish(p, entries[i], outs[i], took)
+			}
 		}
 		d.poke(d.wake)
 	}()
@@ -279,10 +308,10 @@ func (d *Dispatcher) finish(p *part, e *entry, out Outcome, took time.Duration) 
 		r.Message.Tracker.Done(1, nil)
 	}
 	if out.Err == nil {
-		d.mu.Lock()
+		p.mu.Lock()
 		p.fifo = p.fifo[1:]
 		p.inflight = false
-		d.mu.Unlock()
+		p.mu.Unlock()
 		d.obs.Sent(b, took)
 		message.TrackDone(withoutRejected(b.Messages, out.Rejected), nil)
 		d.obs.Left(&e.orig)
@@ -300,15 +329,15 @@ func (d *Dispatcher) finish(p *part, e *entry, out Outcome, took time.Duration) 
 	}
 	b.Messages = rest
 	b.Bytes = message.BatchSize(b.Messages)
-	d.mu.Lock()
+	p.mu.Lock()
 	p.inflight = false
 	d.spillFIFO(p, out.Err)
-	d.mu.Unlock()
+	p.mu.Unlock()
 	d.obs.Failed(b, out.Err)
 }
 
 // spillFIFO moves p's whole FIFO to disk, in order, so later batches queue
-// behind it. Called with d.mu held.
+// behind it. Called with p.mu held.
 func (d *Dispatcher) spillFIFO(p *part, cause error) {
 	for len(p.fifo) > 0 {
 		e := p.fifo[0]
@@ -324,9 +353,9 @@ func (d *Dispatcher) spillFIFO(p *part, cause error) {
 			break
 		}
 		p.fifo = p.fifo[1:]
-		d.mu.Unlock()
+		p.mu.Unlock()
 		d.spilled(e)
-		d.mu.Lock()
+		p.mu.Lock()
 	}
 	if len(p.fifo) == 0 {
 		return
@@ -335,11 +364,11 @@ func (d *Dispatcher) spillFIFO(p *part, cause error) {
 		// The caller is waiting: tell it now rather than hold its records.
 		failed := p.fifo
 		p.fifo = nil
-		d.mu.Unlock()
+		p.mu.Unlock()
 		for _, e := range failed {
 			d.lose(e, fmt.Errorf("%w: %w", ErrNotStored, cause))
 		}
-		d.mu.Lock()
+		p.mu.Lock()
 		return
 	}
 	p.stalled = true // retried on the next tick; memory bound backs callers off
@@ -463,10 +492,10 @@ func (d *Dispatcher) drain() {
 			return
 		}
 		d.headDone = len(b.Messages) // a failed Ack is retried without a resend
-		// Ack under mu: a Submit that saw the backlog appended behind it.
-		d.mu.Lock()
+		// No partition lock: until Ack returns the backlog counts this
+		// entry, so a Submit for its partition appends behind it; after,
+		// the entry is in Kafka and a direct send comes after it.
 		err = d.queue.Ack()
-		d.mu.Unlock()
 		if err != nil {
 			d.logger.Error("temp storage checkpoint failed", zap.Error(err))
 			return
@@ -524,22 +553,20 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	}
 	d.cancel()
 
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	var lost int
-	for _, p := range d.parts {
+	for _, p := range d.snapshot() {
+		p.mu.Lock()
 		p.stalled = false
-		if len(p.fifo) == 0 {
-			continue
+		if len(p.fifo) > 0 {
+			d.spillFIFO(p, errors.New("shutdown"))
 		}
-		d.spillFIFO(p, errors.New("shutdown"))
-		for _, e := range p.fifo {
-			lost += len(e.b.Messages)
-			d.mu.Unlock()
-			d.lose(e, fmt.Errorf("%w: shutdown", ErrNotStored))
-			d.mu.Lock()
-		}
+		failed := p.fifo
 		p.fifo = nil
+		p.mu.Unlock()
+		for _, e := range failed {
+			lost += len(e.b.Messages)
+			d.lose(e, fmt.Errorf("%w: shutdown", ErrNotStored))
+		}
 	}
 	if lost > 0 {
 		return fmt.Errorf("shutdown: %d records neither sent nor stored", lost)
@@ -548,10 +575,11 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 }
 
 func (d *Dispatcher) hasSendable() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, p := range d.parts {
-		if len(p.fifo) > 0 && !p.stalled && !p.inflight && !d.backlogged(p.key) {
+	for _, p := range d.snapshot() {
+		p.mu.Lock()
+		ok := len(p.fifo) > 0 && !p.stalled && !p.inflight && !d.backlogged(p.key)
+		p.mu.Unlock()
+		if ok {
 			return true
 		}
 	}

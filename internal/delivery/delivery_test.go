@@ -25,12 +25,13 @@ type fakeKafka struct {
 	got      map[partKey][]string
 	inflight map[partKey]bool
 	reject   map[string]bool // values refused for good
+	down     map[int32]bool  // partitions whose sends fail
 	overlap  bool            // two sends of one partition at once
 	gate     chan struct{}   // when set, Produce waits on it
 }
 
 func newFakeKafka() *fakeKafka {
-	return &fakeKafka{up: true, got: map[partKey][]string{}, inflight: map[partKey]bool{}, reject: map[string]bool{}}
+	return &fakeKafka{up: true, got: map[partKey][]string{}, inflight: map[partKey]bool{}, reject: map[string]bool{}, down: map[int32]bool{}}
 }
 
 func (k *fakeKafka) setUp(up bool) { k.mu.Lock(); k.up = up; k.mu.Unlock() }
@@ -58,7 +59,7 @@ func (k *fakeKafka) Produce(ctx context.Context, batches []*message.Batch) []Out
 	for i, b := range batches {
 		pk := partKey{b.Topic, b.Partition}
 		k.inflight[pk] = false
-		if !k.up || ctx.Err() != nil {
+		if !k.up || k.down[b.Partition] || ctx.Err() != nil {
 			outs[i].Err = fmt.Errorf("produce %s/%d: %w", b.Topic, b.Partition, errDown)
 			continue
 		}
@@ -83,10 +84,18 @@ func (k *fakeKafka) values(topic string, p int32) []string {
 type memQueue struct {
 	mu      sync.Mutex
 	entries []message.Batch
-	limit   int // entries; 0 = unbounded
+	limit   int           // entries; 0 = unbounded
+	gate    chan struct{} // when set, Append waits on it (a slow disk)
+	waiting chan struct{} // when set, told each time an Append waits on gate
 }
 
 func (q *memQueue) Append(b message.Batch) error {
+	if q.gate != nil {
+		if q.waiting != nil {
+			q.waiting <- struct{}{}
+		}
+		<-q.gate
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.limit > 0 && len(q.entries) >= q.limit {
@@ -416,5 +425,29 @@ func TestStoredBacklogAtStartIsReplayedBeforeNewBatches(t *testing.T) {
 	}
 	if got := k.values("t", 0); !equal(got, []string{"old1", "old2", "new"}) {
 		t.Fatalf("kafka got %v", got)
+	}
+}
+
+func TestSlowSpillOfOnePartitionDoesNotHoldUpAnother(t *testing.T) {
+	h := newHarness(t, Config{}, true)
+	h.k.down[0] = true
+	h.q.gate = make(chan struct{})
+	h.q.waiting = make(chan struct{}, 1)
+	h.d.Submit(batch("t", 0, "stuck"))
+	<-h.q.waiting
+	// Partition 0's send failed and its spill waits on the disk; partition 1
+	// is sent meanwhile.
+	h.d.Submit(batch("t", 1, "free"))
+	h.obs.waitUntil(t, "partition 1 sent", func() bool { return h.obs.sent == 1 })
+	if h.obs.spilled != 0 {
+		t.Fatalf("spilled %d before the disk answered", h.obs.spilled)
+	}
+	close(h.q.gate)
+	h.obs.waitUntil(t, "partition 0 spilled", func() bool { return h.obs.spilled == 1 })
+	if err := h.d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.k.values("t", 1); !equal(got, []string{"free"}) {
+		t.Fatalf("partition 1 = %v", got)
 	}
 }
