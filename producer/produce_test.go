@@ -410,6 +410,11 @@ func TestRefreshUnknownTopic(t *testing.T) {
 	if n, ok := p.Partitions("t"); !ok || n != 1 {
 		t.Fatalf("known topic not cached alongside the unknown one: %d %v", n, ok)
 	}
+	// The background refresh keeps the known topic and drops the unknown
+	// one, so it does not warn about it forever.
+	if got := p.trackedTopics(); len(got) != 1 || got[0] != "t" {
+		t.Fatalf("tracked topics = %v, want [t]", got)
+	}
 }
 
 func TestStartWhileKafkaDownThenRecover(t *testing.T) {

@@ -272,6 +272,13 @@ func (p *Producer) refresh(topics []string) error {
 			if perr == nil {
 				perr = sarama.ErrUnknownTopicOrPartition
 			}
+			if errors.Is(perr, sarama.ErrUnknownTopicOrPartition) {
+				// Not refreshed in the background any more: a record naming
+				// it asks again.
+				p.mu.Lock()
+				delete(p.tracked, t)
+				p.mu.Unlock()
+			}
 			errs = append(errs, fmt.Errorf("topic %s: %w", t, p.metadataError(perr)))
 			continue
 		}
