@@ -45,16 +45,16 @@ type kafkaBatcherExporter struct {
 	tel     *telemetry
 
 	// Set by start, released by shutdown.
-	host    component.Host
-	prod    *producer.Producer
-	queue   *tempstorage.Queue
-	deadDir string
-
-	deadMu sync.Mutex
-	dead   *tempstorage.DeadLetter // opened on the first rejected record
+	host   component.Host
+	prod   *producer.Producer
+	queue  *tempstorage.Queue // nil when temp storage is disabled
 	counts *partitionCache
 	pool   *batcher.Pool
 	disp   *delivery.Dispatcher
+
+	deadDir string
+	deadMu  sync.Mutex
+	dead    *tempstorage.DeadLetter // opened on the first rejected record
 
 	msgBufs sync.Pool // *[]message.Message reused across ConsumeLogs calls
 
@@ -126,7 +126,7 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 		if err != nil {
 			return fmt.Errorf("temp storage: %w", err)
 		}
-		e.tel.corrupt(e.queue.Corrupt())
+		e.tel.corruptTotal(e.queue.Corrupt())
 		if n := e.queue.Len(); n > 0 {
 			e.logger.Info("temp storage holds batches from an earlier run; replaying them",
 				zap.String("directory", dir), zap.Int("batches", n), zap.Int64("bytes", e.queue.Bytes()))
@@ -417,6 +417,7 @@ func (o *observer) Replayed(b *message.Batch, took time.Duration) {
 	e := (*kafkaBatcherExporter)(o)
 	e.tel.sent(b, took)
 	e.tel.replayed(len(b.Messages))
+	e.tel.corruptTotal(e.queue.Corrupt()) // Peek skips entries damaged since Open
 	e.setHealth(nil)
 }
 

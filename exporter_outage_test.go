@@ -526,3 +526,37 @@ func TestReplayOfASplitBatchDoesNotRepeatItsAcknowledgedPart(t *testing.T) {
 	require.Equal(t, want, got, "each record once, in order")
 	require.NoError(t, exp.stop())
 }
+
+func TestEntryCorruptedWhileQueuedIsCountedAtReplay(t *testing.T) {
+	port := freePort(t)
+	c1 := clusterOnPort(t, port, 1)
+	cfg := outageConfig(t, port)
+	cfg.TempStorage.SegmentBytes = 16 << 20 // one segment
+	tt := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
+	exp := run(t, cfg, metadatatest.NewSettings(tt))
+	waitPartitions(t, exp, outageTopic, 1)
+
+	c1.Close()
+	const total = 500 // five batches of 100
+	sendSeq(t, exp, 0, total)
+	waitFor(t, 20*time.Second, func() bool {
+		return counter(t, tt, "otelcol_kafkabatcher_records_spilled") == total
+	}, "%d records spilled", total)
+	require.Zero(t, counter(t, tt, "otelcol_kafkabatcher_storage_corrupt_entries"))
+
+	// Damage the middle of the queue on disk while the exporter runs.
+	segs := segments(t, cfg.TempStorage.Directory)
+	require.Len(t, segs, 1)
+	data, err := os.ReadFile(segs[0])
+	require.NoError(t, err)
+	data[len(data)/2] ^= 0xff
+	require.NoError(t, os.WriteFile(segs[0], data, 0o600))
+
+	c2 := clusterOnPort(t, port, 1)
+	waitFor(t, 20*time.Second, func() bool { return exp.queue.Len() == 0 }, "queue drained")
+	require.EqualValues(t, 1, counter(t, tt, "otelcol_kafkabatcher_storage_corrupt_entries"),
+		"the entry skipped at replay is counted")
+	require.EqualValues(t, total-100, totalRecords(c2, outageTopic), "the other four batches arrive")
+	require.NoError(t, exp.stop())
+}

@@ -3,6 +3,7 @@ package kafkabatcherexporter
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -18,7 +19,8 @@ type telemetry struct {
 	aliases map[string]string
 	// attrs caches the topic/partition/topic_alias set per partition: one
 	// attribute set per partition, not per batch.
-	attrs sync.Map // partKey -> metric.MeasurementOption
+	attrs       sync.Map // partKey -> metric.MeasurementOption
+	corruptSeen atomic.Int64
 }
 
 type partKey struct {
@@ -74,8 +76,17 @@ func (t *telemetry) replayed(n int) {
 	t.tb.KafkabatcherRecordsReplayed.Add(context.Background(), int64(n))
 }
 
-func (t *telemetry) corrupt(n int64) {
-	if n > 0 {
-		t.tb.KafkabatcherStorageCorruptEntries.Add(context.Background(), n)
+// corruptTotal brings the corrupt-entries counter up to total, the
+// queue's count since it was opened (found at Open or while replaying).
+func (t *telemetry) corruptTotal(total int64) {
+	for {
+		seen := t.corruptSeen.Load()
+		if total <= seen {
+			return
+		}
+		if t.corruptSeen.CompareAndSwap(seen, total) {
+			t.tb.KafkabatcherStorageCorruptEntries.Add(context.Background(), total-seen)
+			return
+		}
 	}
 }
