@@ -394,20 +394,20 @@ func withoutRejected(msgs []message.Message, rejected []Rejected) []message.Mess
 	return without(msgs, rejected, nil)
 }
 
-// without returns msgs less the rejected ones and less those in rest.
+// without returns msgs less the rejected ones and less those in rest, a
+// subsequence of msgs in the same order (the producer keeps record order).
 // Records are matched by identity (the producer hands back the same
 // Key/Value slices), not by content.
 func without(msgs []message.Message, rejected []Rejected, rest []message.Message) []message.Message {
 	out := make([]message.Message, 0, len(msgs))
 next:
 	for _, m := range msgs {
+		if len(rest) > 0 && sameMessage(m, rest[0]) {
+			rest = rest[1:]
+			continue
+		}
 		for _, r := range rejected {
 			if sameMessage(m, r.Message) {
-				continue next
-			}
-		}
-		for _, r := range rest {
-			if sameMessage(m, r) {
 				continue next
 			}
 		}

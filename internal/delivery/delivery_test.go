@@ -26,6 +26,7 @@ type fakeKafka struct {
 	inflight map[partKey]bool
 	reject   map[string]bool // values refused for good
 	down     map[int32]bool  // partitions whose sends fail
+	cutAt    string          // a batch holding this value is acknowledged up to it, then fails
 	overlap  bool            // two sends of one partition at once
 	gate     chan struct{}   // when set, Produce waits on it
 }
@@ -63,7 +64,13 @@ func (k *fakeKafka) Produce(ctx context.Context, batches []*message.Batch) []Out
 			outs[i].Err = fmt.Errorf("produce %s/%d: %w", b.Topic, b.Partition, errDown)
 			continue
 		}
-		for _, m := range b.Messages {
+		for j, m := range b.Messages {
+			if k.cutAt != "" && string(m.Value) == k.cutAt {
+				k.cutAt = ""
+				outs[i].Err = errDown
+				outs[i].Remaining = b.Messages[j:]
+				break
+			}
 			if k.reject[string(m.Value)] {
 				outs[i].Rejected = append(outs[i].Rejected, Rejected{Message: m, Reason: "message_too_large"})
 				continue
@@ -449,5 +456,28 @@ func TestSlowSpillOfOnePartitionDoesNotHoldUpAnother(t *testing.T) {
 	}
 	if got := h.k.values("t", 1); !equal(got, []string{"free"}) {
 		t.Fatalf("partition 1 = %v", got)
+	}
+}
+
+func TestPartlyAcknowledgedBatchSpillsOnlyTheRest(t *testing.T) {
+	h := newHarness(t, Config{}, true)
+	h.k.cutAt = "c"
+	tr := message.NewTracker(4)
+	b := batch("t", 0, "a", "b", "c", "d")
+	for i := range b.Messages {
+		b.Messages[i].Tracker = tr
+	}
+	h.d.Submit(b)
+	if err := tr.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.obs.waitUntil(t, "rest spilled", func() bool { return h.obs.spilled == 2 && h.obs.left == 1 })
+	h.clk.tick()
+	h.obs.waitUntil(t, "rest replayed", func() bool { return h.obs.replayed == 2 })
+	if err := h.d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.k.values("t", 0); !equal(got, []string{"a", "b", "c", "d"}) {
+		t.Fatalf("kafka got %v, want each record once in order", got)
 	}
 }
