@@ -52,6 +52,7 @@ type Queue interface {
 // each submitted batch when it leaves memory (acknowledged, spilled or
 // dropped), so the batcher can free its memory.
 type Observer interface {
+	// Sent and Replayed get the records Kafka acknowledged.
 	Sent(b *message.Batch, d time.Duration)
 	Replayed(b *message.Batch, d time.Duration)
 	Spilled(b *message.Batch)
@@ -312,8 +313,9 @@ func (d *Dispatcher) finish(p *part, e *entry, out Outcome, took time.Duration) 
 		p.fifo = p.fifo[1:]
 		p.inflight = false
 		p.mu.Unlock()
-		d.obs.Sent(b, took)
-		message.TrackDone(withoutRejected(b.Messages, out.Rejected), nil)
+		sent := acknowledged(b, out.Rejected)
+		d.obs.Sent(sent, took)
+		message.TrackDone(sent.Messages, nil)
 		d.obs.Left(&e.orig)
 		return
 	}
@@ -384,6 +386,17 @@ func (d *Dispatcher) lose(e *entry, err error) {
 	d.obs.Lost(&e.b, err)
 	message.TrackDone(e.b.Messages, err)
 	d.obs.Left(&e.orig)
+}
+
+// acknowledged is b less the records Kafka refused for good.
+func acknowledged(b *message.Batch, rejected []Rejected) *message.Batch {
+	if len(rejected) == 0 {
+		return b
+	}
+	a := *b
+	a.Messages = withoutRejected(b.Messages, rejected)
+	a.Bytes = message.BatchSize(a.Messages)
+	return &a
 }
 
 // withoutRejected returns msgs less the rejected ones.
@@ -501,7 +514,7 @@ func (d *Dispatcher) drain() {
 			return
 		}
 		d.headDone = 0
-		d.obs.Replayed(&b, time.Since(start))
+		d.obs.Replayed(acknowledged(&send, out.Rejected), time.Since(start))
 		d.poke(d.wake) // a released partition's FIFO may go now
 	}
 }

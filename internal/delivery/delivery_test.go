@@ -386,6 +386,9 @@ func TestRejectedRecordsLeaveTheRestFlowing(t *testing.T) {
 	if h.obs.rejected != 1 {
 		t.Fatalf("rejected = %d", h.obs.rejected)
 	}
+	if h.obs.sent != 2 {
+		t.Fatalf("sent = %d records, want 2: a refused record is not sent", h.obs.sent)
+	}
 }
 
 func TestCloseSpillsWhatKafkaDoesNotTake(t *testing.T) {
