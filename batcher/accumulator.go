@@ -79,7 +79,7 @@ func (a *Accumulator) add(m *message.Message, alone int, now time.Time, out []me
 	if len(a.msgs) > 0 && !now.Before(a.due) {
 		out = a.Tick(now, out)
 	}
-	if message.BatchHeaderBytes+alone > a.cfg.MaxMessageBytes {
+	if a.cfg.oversize(alone) {
 		return out, true
 	}
 	var size int

@@ -39,6 +39,14 @@ type Config struct {
 	MaxPendingBytes int64
 }
 
+// oversize reports whether a record of size alone (its size as the only
+// record of a batch) cannot be sent even in a batch of its own. The
+// accumulator rejects exactly these, and the pool does not count them
+// against MaxPendingBytes.
+func (c Config) oversize(alone int) bool {
+	return message.BatchHeaderBytes+alone > c.MaxMessageBytes
+}
+
 // Validate reports the first setting out of range, naming the field.
 func (c Config) Validate() error {
 	switch {

@@ -108,17 +108,20 @@ func recordBytes(m *message.Message) int {
 // in order).
 func (p *Pool) Add(ctx context.Context, msgs []message.Message) error {
 	var need, n int64
-	var sizes [256]int32 // recordBytes of the first records, not computed twice
+	// recordBytes of every record, computed once.
+	var sizeBuf [256]int32
+	sizes := sizeBuf[:]
+	if len(msgs) > len(sizeBuf) {
+		sizes = make([]int32, len(msgs))
+	}
 	for i := range msgs {
 		m := &msgs[i]
 		if m.Partition < 0 {
 			return fmt.Errorf("add %s record %d: %w (partition %d)", m.Topic, i, ErrInvalidPartition, m.Partition)
 		}
 		s := recordBytes(m)
-		if i < len(sizes) {
-			sizes[i] = int32(s)
-		}
-		if message.BatchHeaderBytes+s <= p.cfg.MaxMessageBytes {
+		sizes[i] = int32(s)
+		if !p.cfg.oversize(s) {
 			need += int64(s)
 			n++
 		}
@@ -136,7 +139,7 @@ func (p *Pool) Add(ctx context.Context, msgs []message.Message) error {
 	rejected := rejBuf[:0]
 	// Messages are added per accumulator, each locked once per window of
 	// the call: chains link the messages of one accumulator in order.
-	const window = len(sizes)
+	const window = len(sizeBuf)
 	var chain [window]int16 // next message of the same accumulator, -1 at the end
 	type group struct {
 		e           *entry
@@ -173,12 +176,8 @@ func (p *Pool) Add(ctx context.Context, msgs []message.Message) error {
 			e.mu.Lock()
 			for i := int(gr.first); i >= 0; i = int(chain[i]) {
 				m := &ms[i]
-				size := int(sizes[i])
-				if base > 0 {
-					size = recordBytes(m)
-				}
 				var rej bool
-				e.out, rej = e.acc.add(m, size, now, e.out)
+				e.out, rej = e.acc.add(m, int(sizes[base+i]), now, e.out)
 				if rej {
 					rejected = append(rejected, base+i)
 				}

@@ -596,3 +596,41 @@ func TestPoolFlushWaitsForRunningAdd(t *testing.T) {
 		expect(t, sink, "0/size:a,b")
 	}
 }
+
+func TestPoolAddOfManyRecordsInOneCall(t *testing.T) {
+	cfg := testConfig()
+	cfg.Size = 1000
+	cfg.MaxMessageBytes = 200
+	cfg.MaxBytes = 200
+	cfg.MaxPendingBytes = 1 << 20
+	p, _, sink := newTestPool(t, cfg)
+	// More records than the pool's on-stack size buffer, two of them
+	// oversize past it: every size is computed for its own record.
+	var msgs []message.Message
+	for i := 0; i < 700; i++ {
+		pad := 10 + i%40
+		if i == 300 || i == 650 {
+			pad = 500
+		}
+		msgs = append(msgs, recAt(int32(i%2), fmt.Sprintf("r%d", i), pad))
+	}
+	mustAdd(t, p, msgs...)
+	if len(sink.rejected) != 2 {
+		t.Fatalf("rejected %d records, want 2", len(sink.rejected))
+	}
+	for _, b := range p.Flush(context.Background()) {
+		sink.Ready(b)
+	}
+	var kept int
+	for _, b := range sink.batches {
+		checkBatch(t, cfg, b)
+		kept += len(b.Messages)
+		p.Release(b)
+	}
+	if kept != 698 {
+		t.Fatalf("%d records in batches, want 698", kept)
+	}
+	if p.PendingBytes() != 0 || p.PendingRecords() != 0 {
+		t.Fatalf("pending %d bytes, %d records after releasing every batch", p.PendingBytes(), p.PendingRecords())
+	}
+}
