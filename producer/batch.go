@@ -9,18 +9,8 @@ import (
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
-// recordBatch encodes msgs, in order, as one v2 record batch. Timestamps
-// are whole milliseconds relative to the first message's, exactly as
-// message.BatchSize counts them. The batch is not idempotent (producer id
-// -1), as a plain producer's.
-func recordBatch(msgs []message.Message, codec sarama.CompressionCodec) *sarama.RecordBatch {
-	rb, _ := (*recordPool)(nil).batch(msgs, codec)
-	return rb
-}
-
 // recordPool reuses the record arrays of record batches: sarama is done
 // with a batch once AsyncProduce has encoded and written its request.
-// A nil *recordPool allocates fresh arrays.
 type recordPool struct{ p sync.Pool }
 
 // recordArrays backs the Records of one record batch.
@@ -30,11 +20,9 @@ type recordArrays struct {
 }
 
 func (rp *recordPool) get(n int) *recordArrays {
-	if rp != nil {
-		if a, _ := rp.p.Get().(*recordArrays); a != nil && cap(a.records) >= n {
-			a.records, a.ptrs = a.records[:n], a.ptrs[:n]
-			return a
-		}
+	if a, _ := rp.p.Get().(*recordArrays); a != nil && cap(a.records) >= n {
+		a.records, a.ptrs = a.records[:n], a.ptrs[:n]
+		return a
 	}
 	return &recordArrays{records: make([]sarama.Record, n), ptrs: make([]*sarama.Record, n)}
 }
@@ -42,7 +30,7 @@ func (rp *recordPool) get(n int) *recordArrays {
 // release gives a's arrays back; the batch built on them must not be used
 // afterwards.
 func (rp *recordPool) release(a *recordArrays) {
-	if rp == nil || a == nil {
+	if a == nil {
 		return
 	}
 	clear(a.records) // drop references to keys and values
@@ -50,7 +38,10 @@ func (rp *recordPool) release(a *recordArrays) {
 	rp.p.Put(a)
 }
 
-// batch is recordBatch on pooled arrays, returned for release.
+// batch encodes msgs, in order, as one v2 record batch on pooled arrays,
+// returned for release. Timestamps are whole milliseconds relative to the
+// first message's, exactly as message.BatchSize counts them. The batch is
+// not idempotent (producer id -1), as a plain producer's.
 func (rp *recordPool) batch(msgs []message.Message, codec sarama.CompressionCodec) (*sarama.RecordBatch, *recordArrays) {
 	base := msgs[0].Timestamp.UnixMilli()
 	maxTS := base

@@ -54,7 +54,7 @@ type Config struct {
 	// retriable errors before it is returned as failed.
 	MaxAttempts int
 	// RetryBackoff is the first wait between attempts; it doubles per
-	// attempt up to one second.
+	// attempt up to one second (or RetryBackoff, if larger).
 	RetryBackoff time.Duration
 	// RefreshInterval is how often Start's loop refreshes the metadata of
 	// every known topic.
@@ -103,7 +103,6 @@ func (cfg Config) withDefaults() Config {
 // settings are the validated, derived values a Producer works with.
 type settings struct {
 	cfg            Config
-	version        sarama.KafkaVersion
 	codec          sarama.CompressionCodec
 	produceVersion int16
 	sarama         *sarama.Config
@@ -185,7 +184,6 @@ func compile(cfg Config) (*settings, error) {
 	}
 	return &settings{
 		cfg:            cfg,
-		version:        version,
 		codec:          codec,
 		produceVersion: produceRequestVersion(version),
 		sarama:         sc,

@@ -3,6 +3,7 @@ package producer
 import (
 	"context"
 	"fmt"
+	"github.com/IBM/sarama"
 	"net"
 	"strconv"
 	"sync"
@@ -208,4 +209,10 @@ func produceOK(t testing.TB, p *Producer, batches ...*message.Batch) []Result {
 		}
 	}
 	return res
+}
+
+// recordBatch builds msgs' record batch on fresh arrays.
+func recordBatch(msgs []message.Message, codec sarama.CompressionCodec) *sarama.RecordBatch {
+	rb, _ := new(recordPool).batch(msgs, codec)
+	return rb
 }

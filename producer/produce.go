@@ -38,8 +38,6 @@ type Result struct {
 	// Attempts counts the produce requests that carried records of the
 	// batch, those that failed to connect included.
 	Attempts int
-	// Duration is the time from the call to the batch's outcome.
-	Duration time.Duration
 }
 
 // Rejected is a record Kafka refused permanently.
@@ -74,7 +72,6 @@ type job struct {
 // order; batches for the same partition are sent one after the other in
 // the order given.
 func (p *Producer) Produce(ctx context.Context, batches []*message.Batch) []Result {
-	start := time.Now()
 	results := make([]Result, len(batches))
 	jobs := make([]*job, len(batches))
 	for i, b := range batches {
@@ -100,19 +97,9 @@ func (p *Producer) Produce(ctx context.Context, batches []*message.Batch) []Resu
 		if retry > 0 && anyPending(active) {
 			p.sleep(ctx, p.backoff(retry))
 		}
-		for _, j := range active {
-			if j.done && j.res.Duration == 0 {
-				j.res.Duration = time.Since(start)
-			}
-		}
 	}
 	for _, j := range jobs {
 		j.dropRB()
-	}
-	for i := range results {
-		if results[i].Duration == 0 {
-			results[i].Duration = time.Since(start)
-		}
 	}
 	return results
 }
@@ -122,6 +109,12 @@ func (p *Producer) Produce(ctx context.Context, batches []*message.Batch) []Resu
 func (p *Producer) newJob(b *message.Batch, res *Result) *job {
 	j := &job{batch: b, res: res, pool: &p.records}
 	limit := p.st.cfg.MaxMessageBytes
+	if len(b.Messages) > 0 && b.Bytes > 0 && b.Bytes <= limit {
+		// The batcher measured it, and no record is larger alone than
+		// inside the batch: nothing to reject or split.
+		j.parts = [][]message.Message{b.Messages}
+		return j
+	}
 	var kept []message.Message // non-nil once a record was rejected
 	for i := range b.Messages {
 		m := &b.Messages[i]
@@ -148,11 +141,7 @@ func (p *Producer) newJob(b *message.Batch, res *Result) *job {
 		j.done = true
 		return j
 	}
-	if kept == nil && b.Bytes > 0 && b.Bytes <= limit {
-		j.parts = [][]message.Message{msgs} // the batcher already measured it
-	} else {
-		j.parts = fit(msgs, limit)
-	}
+	j.parts = fit(msgs, limit)
 	return j
 }
 

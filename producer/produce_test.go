@@ -279,6 +279,7 @@ func TestProduceOversizeRecordRejectedBeforeSending(t *testing.T) {
 	p := newProducer(t, Config{Brokers: c.ListenAddrs(), MaxMessageBytes: 1000})
 	b := batchOf("t", 0, "r", 5, 10)
 	b.Messages[0].Value = []byte(strings.Repeat("B", 1000))
+	b.Bytes = message.BatchSize(b.Messages) // as every Batch carries it
 	res := p.Produce(context.Background(), []*message.Batch{b})[0]
 	if res.Err != nil || len(res.Rejected) != 1 || res.Rejected[0].Reason != ReasonMessageTooLarge {
 		t.Fatalf("result = %+v", res)

@@ -193,7 +193,8 @@ func (p *Producer) OnPartitionsChanged(fn func(topic string, n int32)) {
 
 // Refresh fetches the metadata of topics now (of every known topic when
 // none is given) and updates the partition cache. The topics are refreshed
-// by the background loop from then on. It fails quickly when no broker
+// by the background loop from then on, except those Kafka says do not
+// exist. It fails quickly when no broker
 // accepts connections; ctx bounds the wait.
 func (p *Producer) Refresh(ctx context.Context, topics ...string) error {
 	if p.closed() {
