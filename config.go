@@ -361,12 +361,9 @@ func (c *Config) validateBatch(p *problems) {
 	case b.MaxWait > 0 && b.MinDelay > b.MaxWait:
 		p.add("batch.min_delay: must be <= batch.max_wait (%s), got %s", b.MaxWait, b.MinDelay)
 	}
-	// One condition at a time so that each error names its index and shows
-	// the condition; logmsg names a lone condition flush_when[0].
 	for i, cond := range b.FlushWhen {
-		if err := logmsg.ValidateConditions([]string{cond}); err != nil {
-			msg := strings.TrimPrefix(err.Error(), "flush_when[0]: ")
-			p.add("batch.flush_when[%d]: %s, got %q", i, msg, cond)
+		if err := logmsg.ValidateCondition(cond); err != nil {
+			p.add("batch.flush_when[%d]: %s, got %q", i, err, cond)
 		}
 	}
 

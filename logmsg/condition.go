@@ -32,6 +32,17 @@ func ValidateConditions(conditions []string) error {
 	return err
 }
 
+// ValidateCondition parses one OTTL log condition and returns the parser's
+// error as it is, for callers that name the condition themselves.
+func ValidateCondition(condition string) error {
+	parser, err := ottllog.NewParser(ottlfuncs.StandardConverters[*ottllog.TransformContext](), nopTelemetry())
+	if err != nil {
+		return fmt.Errorf("create OTTL parser: %w", err)
+	}
+	_, err = parser.ParseCondition(condition)
+	return err
+}
+
 // parseConditions parses each condition on its own so an error names its index.
 func parseConditions(conditions []string, set component.TelemetrySettings) ([]*ottl.Condition[*ottllog.TransformContext], error) {
 	if len(conditions) == 0 {

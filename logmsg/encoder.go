@@ -12,10 +12,10 @@ import (
 // time and may keep state between calls.
 type encoder interface {
 	// begin is called first, with the whole request.
-	begin(ld plog.Logs) error
+	begin(ld plog.Logs)
 	// startScope is called before the records of ScopeLogs j of
 	// ResourceLogs i.
-	startScope(i, j int, rl plog.ResourceLogs, sl plog.ScopeLogs) error
+	startScope(i, j int, rl plog.ResourceLogs, sl plog.ScopeLogs)
 	// appendRecord appends the value of lr, a record of the current scope.
 	appendRecord(dst []byte, lr plog.LogRecord) ([]byte, error)
 	// end is called last; the encoder lets go of the request.
@@ -48,7 +48,7 @@ func newOTLPJSONEncoder() encoder {
 	return newOTLPEncoder(m.MarshalLogs)
 }
 
-func (e *otlpEncoder) begin(plog.Logs) error { return nil }
+func (e *otlpEncoder) begin(plog.Logs) {}
 
 // end clears the template so it does not keep the request's data.
 func (e *otlpEncoder) end() {
@@ -57,12 +57,11 @@ func (e *otlpEncoder) end() {
 	plog.NewLogRecord().CopyTo(e.lr)
 }
 
-func (e *otlpEncoder) startScope(_, _ int, rl plog.ResourceLogs, sl plog.ScopeLogs) error {
+func (e *otlpEncoder) startScope(_, _ int, rl plog.ResourceLogs, sl plog.ScopeLogs) {
 	rl.Resource().CopyTo(e.rl.Resource())
 	e.rl.SetSchemaUrl(rl.SchemaUrl())
 	sl.Scope().CopyTo(e.sl.Scope())
 	e.sl.SetSchemaUrl(sl.SchemaUrl())
-	return nil
 }
 
 func (e *otlpEncoder) appendRecord(dst []byte, lr plog.LogRecord) ([]byte, error) {
@@ -82,10 +81,10 @@ type jsonEncoder struct {
 
 func newJSONEncoder() encoder { return &jsonEncoder{} }
 
-func (e *jsonEncoder) begin(plog.Logs) error { return nil }
-func (e *jsonEncoder) end()                  {}
+func (e *jsonEncoder) begin(plog.Logs) {}
+func (e *jsonEncoder) end()            {}
 
-func (e *jsonEncoder) startScope(_, _ int, rl plog.ResourceLogs, sl plog.ScopeLogs) error {
+func (e *jsonEncoder) startScope(_, _ int, rl plog.ResourceLogs, sl plog.ScopeLogs) {
 	b := e.scopePart[:0]
 	if attrs := rl.Resource().Attributes(); attrs.Len() > 0 {
 		b = append(b, `"resource":`...)
@@ -121,7 +120,6 @@ func (e *jsonEncoder) startScope(_, _ int, rl plog.ResourceLogs, sl plog.ScopeLo
 		b = append(b, '}')
 	}
 	e.scopePart = b
-	return nil
 }
 
 func (e *jsonEncoder) appendRecord(dst []byte, lr plog.LogRecord) ([]byte, error) {
@@ -200,10 +198,10 @@ type rawEncoder struct{}
 
 func newRawEncoder() encoder { return rawEncoder{} }
 
-func (rawEncoder) begin(plog.Logs) error { return nil }
-func (rawEncoder) end()                  {}
+func (rawEncoder) begin(plog.Logs) {}
+func (rawEncoder) end()            {}
 
-func (rawEncoder) startScope(_, _ int, _ plog.ResourceLogs, _ plog.ScopeLogs) error { return nil }
+func (rawEncoder) startScope(_, _ int, _ plog.ResourceLogs, _ plog.ScopeLogs) {}
 
 func (rawEncoder) appendRecord(dst []byte, lr plog.LogRecord) ([]byte, error) {
 	return appendValueText(dst, lr.Body()), nil

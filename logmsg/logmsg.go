@@ -67,9 +67,10 @@
 //
 // # Memory
 //
-// Per record, one allocation holds the value, the key and the header
-// values (each a capacity-clipped slice of it); the headers of one Append
-// call share one array. Nothing of the input plog.Logs is retained except
+// The values, keys and header values of one Append call share slabs of at
+// most 256 KiB (each a capacity-clipped slice, so appending to one cannot
+// touch another): one allocation for many records. A record kept long can
+// keep the rest of its slab alive. The headers of one call share one array. Nothing of the input plog.Logs is retained except
 // strings used as topics.
 package logmsg
 
@@ -225,9 +226,7 @@ func (b *Builder) Append(ctx context.Context, dst []message.Message, ld plog.Log
 	st := b.scratch.Get().(*scratch)
 	defer b.putScratch(st)
 	st.slab, st.left = nil, n
-	if err := st.enc.begin(ld); err != nil {
-		return dst[:start], err
-	}
+	st.enc.begin(ld)
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
@@ -240,9 +239,7 @@ func (b *Builder) Append(ctx context.Context, dst []message.Message, ld plog.Log
 			if lrs.Len() == 0 {
 				continue
 			}
-			if err := st.enc.startScope(i, j, rl, sl); err != nil {
-				return dst[:start], err
-			}
+			st.enc.startScope(i, j, rl, sl)
 			for k := 0; k < lrs.Len(); k++ {
 				lr := lrs.At(k)
 				m, err := b.build(ctx, st, &headers, rl, sl, res, scope, lr, now)

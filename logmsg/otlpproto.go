@@ -56,7 +56,7 @@ func newOTLPProtoEncoder() encoder {
 	return e
 }
 
-func (e *protoEncoder) begin(ld plog.Logs) error {
+func (e *protoEncoder) begin(ld plog.Logs) {
 	e.fallback = nil
 	wire, err := e.marshalAll(ld)
 	if err == nil {
@@ -71,7 +71,6 @@ func (e *protoEncoder) begin(ld plog.Logs) error {
 		e.fallback = e.slow
 		e.wire = nil
 	}
-	return nil
 }
 
 // index fills rls, sls and lrs from wire and checks them against ld.
@@ -192,14 +191,14 @@ func (e *protoEncoder) end() {
 	}
 }
 
-func (e *protoEncoder) startScope(i, j int, rl plog.ResourceLogs, sl plog.ScopeLogs) error {
+func (e *protoEncoder) startScope(i, j int, rl plog.ResourceLogs, sl plog.ScopeLogs) {
 	if e.fallback != nil {
-		return e.fallback.startScope(i, j, rl, sl)
+		e.fallback.startScope(i, j, rl, sl)
+		return
 	}
 	e.rl = e.rls[i]
 	e.cur = e.sls[e.rl.first+j]
 	e.next = e.cur.first
-	return nil
 }
 
 func (e *protoEncoder) appendRecord(dst []byte, lr plog.LogRecord) ([]byte, error) {
