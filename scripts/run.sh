@@ -9,6 +9,10 @@
 set -euo pipefail
 
 mode="${1:-run}"
+case "$mode" in
+run | demo) ;;
+*) echo "usage: $0 run|demo" >&2; exit 2 ;;
+esac
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 

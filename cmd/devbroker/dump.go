@@ -104,50 +104,15 @@ func poll(ctx context.Context, r *topicdump.Reader, limit time.Duration) (topicd
 	return r.Poll(ctx)
 }
 
-// watch prints a progress line each time the topic grows, until ctx ends.
-// The full report is a plain dump: scripts run it once the producers stopped.
-func watch(ctx context.Context, r *topicdump.Reader, cfg dumpConfig, stdout, stderr io.Writer) int {
-	var last topicdump.Topic
+// pollEvery reads the topic every interval and hands each reading to
+// seen, until seen says done (true) or ctx ends (false). A read error is
+// reported once, not every interval, and the reading retried.
+func pollEvery(ctx context.Context, r *topicdump.Reader, interval time.Duration, stderr io.Writer, seen func(topicdump.Topic) bool) bool {
 	var lastErr string
-	first := true
-	tick := time.NewTicker(cfg.interval)
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
-		t, err := poll(ctx, r, cfg.interval*5)
-		switch {
-		case ctx.Err() != nil:
-		case err != nil:
-			if err.Error() != lastErr { // say it once, not every second
-				fmt.Fprintf(stderr, "devbroker dump: %v (retrying)\n", err)
-				lastErr = err.Error()
-			}
-		default:
-			lastErr = ""
-			if first || t.Records() != last.Records() || t.DataBatches() != last.DataBatches() {
-				fmt.Fprintln(stdout, topicdump.Progress(last, t, time.Now()))
-				first = false
-			}
-			last = t
-		}
-		select {
-		case <-ctx.Done():
-			return 0
-		case <-tick.C:
-		}
-	}
-}
-
-// waitFor reads the topic until it holds cfg.wait records or cfg.timeout
-// passes, printing progress, then prints the report.
-func waitFor(ctx context.Context, r *topicdump.Reader, cfg dumpConfig, format topicdump.FormatOptions, stdout, stderr io.Writer) int {
-	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
-	defer cancel()
-	var last topicdump.Topic
-	var lastErr string
-	tick := time.NewTicker(cfg.interval)
-	defer tick.Stop()
-	for {
-		t, err := poll(ctx, r, cfg.interval*5)
+		t, err := poll(ctx, r, interval*5)
 		switch {
 		case ctx.Err() != nil:
 		case err != nil:
@@ -157,29 +122,58 @@ func waitFor(ctx context.Context, r *topicdump.Reader, cfg dumpConfig, format to
 			}
 		default:
 			lastErr = ""
-			if t.Records() != last.Records() {
-				fmt.Fprintln(stdout, topicdump.Progress(last, t, time.Now()))
-			}
-			last = t
-			if t.Records() >= cfg.wait {
-				fmt.Fprintln(stdout)
-				if err := topicdump.Format(stdout, t, format); err != nil {
-					return 1
-				}
-				fmt.Fprintf(stdout, "OK: %d of %d expected records reached %s\n", t.Records(), cfg.wait, cfg.topic)
-				return 0
+			if seen(t) {
+				return true
 			}
 		}
 		select {
 		case <-ctx.Done():
-			fmt.Fprintln(stdout)
-			_ = topicdump.Format(stdout, last, format)
-			fmt.Fprintf(stdout, "MISSING: %d of %d expected records reached %s within %s\n",
-				last.Records(), cfg.wait, cfg.topic, cfg.timeout)
-			return 1
+			return false
 		case <-tick.C:
 		}
 	}
+}
+
+// watch prints a progress line each time the topic grows, until ctx ends.
+// The full report is a plain dump: scripts run it once the producers stopped.
+func watch(ctx context.Context, r *topicdump.Reader, cfg dumpConfig, stdout, stderr io.Writer) int {
+	var last topicdump.Topic
+	first := true
+	pollEvery(ctx, r, cfg.interval, stderr, func(t topicdump.Topic) bool {
+		if first || t.Records() != last.Records() || t.DataBatches() != last.DataBatches() {
+			fmt.Fprintln(stdout, topicdump.Progress(last, t, time.Now()))
+			first = false
+		}
+		last = t
+		return false
+	})
+	return 0
+}
+
+// waitFor reads the topic until it holds cfg.wait records or cfg.timeout
+// passes, printing progress, then prints the report.
+func waitFor(ctx context.Context, r *topicdump.Reader, cfg dumpConfig, format topicdump.FormatOptions, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	defer cancel()
+	var last topicdump.Topic
+	reached := pollEvery(ctx, r, cfg.interval, stderr, func(t topicdump.Topic) bool {
+		if t.Records() != last.Records() {
+			fmt.Fprintln(stdout, topicdump.Progress(last, t, time.Now()))
+		}
+		last = t
+		return t.Records() >= cfg.wait
+	})
+	fmt.Fprintln(stdout)
+	if err := topicdump.Format(stdout, last, format); err != nil {
+		return 1
+	}
+	if !reached {
+		fmt.Fprintf(stdout, "MISSING: %d of %d expected records reached %s within %s\n",
+			last.Records(), cfg.wait, cfg.topic, cfg.timeout)
+		return 1
+	}
+	fmt.Fprintf(stdout, "OK: %d of %d expected records reached %s\n", last.Records(), cfg.wait, cfg.topic)
+	return 0
 }
 
 // saslMechanism reads MECHANISM:NAME:PASSWORD.
