@@ -82,9 +82,6 @@ func appendEntry(dst []byte, b *message.Batch) []byte {
 	return dst
 }
 
-// encodeEntry returns b framed as one entry.
-func encodeEntry(b message.Batch) []byte { return appendEntry(nil, &b) }
-
 // appendBytes writes a nil-able byte string: length -1 is nil.
 func appendBytes(dst, b []byte) []byte {
 	if b == nil {

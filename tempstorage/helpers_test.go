@@ -179,3 +179,6 @@ func closeQueue(t testing.TB, q *Queue) {
 		t.Errorf("Close: %v", err)
 	}
 }
+
+// encodeEntry returns b framed as one entry.
+func encodeEntry(b message.Batch) []byte { return appendEntry(nil, &b) }

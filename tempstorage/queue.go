@@ -264,7 +264,7 @@ func (q *Queue) Peek() (b message.Batch, ok bool, err error) {
 		} else {
 			return message.Batch{}, false, fmt.Errorf("temp storage %s: read segment %d: %w", q.dir, seg.id, rerr)
 		}
-		q.moveAside(seg.id, e.off, buf, derr, "bad", true)
+		q.moveAside(seg.id, e.off, buf, derr, "bad")
 		if err := q.advance(); err != nil {
 			return message.Batch{}, false, err
 		}

@@ -191,16 +191,16 @@ func (q *Queue) recoverSegment(id uint64, last bool, cpOff int64) (*segment, err
 	}
 	res := scanSegment(buf, q.routeID)
 	for _, r := range res.bad {
-		q.moveAside(id, int64(r.off), buf[r.off:r.end], r.err, "bad", true)
+		q.moveAside(id, int64(r.off), buf[r.off:r.end], r.err, "bad")
 	}
 	size := int64(len(buf))
 	if r := res.tail; r != nil {
 		// At the end of the last segment this is an interrupted write.
+		kind := "bad"
 		if last {
-			q.moveAside(id, int64(r.off), buf[r.off:], r.err, "torn", false)
-		} else {
-			q.moveAside(id, int64(r.off), buf[r.off:], r.err, "bad", true)
+			kind = "torn"
 		}
+		q.moveAside(id, int64(r.off), buf[r.off:], r.err, kind)
 		if err := q.truncate(path, int64(r.off)); err != nil {
 			return nil, err
 		}
@@ -238,10 +238,10 @@ func (q *Queue) truncate(path string, size int64) error {
 	return err
 }
 
-// moveAside copies a corrupt or torn range of segment id to corrupt/ for
-// inspection; counted entries add to Corrupt. A range already copied by an
+// moveAside copies a corrupt ("bad", counted in Corrupt) or torn range of
+// segment id to corrupt/ for inspection. A range already copied by an
 // earlier Open is not copied or counted again.
-func (q *Queue) moveAside(id uint64, off int64, data []byte, reason error, kind string, counted bool) {
+func (q *Queue) moveAside(id uint64, off int64, data []byte, reason error, kind string) {
 	dir := filepath.Join(q.dir, corruptDir)
 	name := filepath.Join(dir, fmt.Sprintf("%s.%d.%s", segmentName(id), off, kind))
 	fields := []zap.Field{zap.Uint64("segment", id), zap.Int64("offset", off), zap.Int("bytes", len(data)),
@@ -250,12 +250,10 @@ func (q *Queue) moveAside(id uint64, off int64, data []byte, reason error, kind 
 		q.log.Info("temp storage: skipping range already moved aside", fields...)
 		return
 	}
-	if counted {
-		q.corrupt.Add(1)
-	}
 	if kind == "torn" {
 		q.log.Warn("temp storage: truncating interrupted write at the end of the queue", fields...)
 	} else {
+		q.corrupt.Add(1)
 		q.log.Error("temp storage: corrupt entry skipped", fields...)
 	}
 	err := os.MkdirAll(dir, 0o700)
