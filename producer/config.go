@@ -101,11 +101,18 @@ func (cfg Config) withDefaults() Config {
 }
 
 // settings are the validated, derived values a Producer works with.
+// defaultMaxRequestBytes bounds one produce request's record batches, well
+// under Kafka's default socket.request.max.bytes and sarama's MaxRequestSize
+// (both 100 MiB).
+const defaultMaxRequestBytes = 32 << 20
+
 type settings struct {
 	cfg            Config
 	codec          sarama.CompressionCodec
 	produceVersion int16
 	sarama         *sarama.Config
+	// maxRequestBytes bounds the record batches of one produce request.
+	maxRequestBytes int
 }
 
 // compile validates cfg (defaults applied) and derives the sarama config.
@@ -183,10 +190,11 @@ func compile(cfg Config) (*settings, error) {
 		return nil, fmt.Errorf("producer config: %w", err)
 	}
 	return &settings{
-		cfg:            cfg,
-		codec:          codec,
-		produceVersion: produceRequestVersion(version),
-		sarama:         sc,
+		cfg:             cfg,
+		codec:           codec,
+		produceVersion:  produceRequestVersion(version),
+		sarama:          sc,
+		maxRequestBytes: defaultMaxRequestBytes,
 	}, nil
 }
 

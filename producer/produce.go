@@ -214,22 +214,50 @@ func (p *Producer) sendRound(ctx context.Context, active []*job) {
 			groups = append(groups, group{broker: broker, jobs: []*job{j}})
 		}
 	}
-	switch len(groups) {
+	// A broker refuses a request above socket.request.max.bytes (100 MiB
+	// by default) and sarama one above MaxRequestSize: many partitions'
+	// batches for one broker go in several requests.
+	var reqs []group
+	for _, g := range groups {
+		for _, jobs := range chunkJobs(g.jobs, p.st.maxRequestBytes) {
+			reqs = append(reqs, group{broker: g.broker, jobs: jobs})
+		}
+	}
+	switch len(reqs) {
 	case 0:
 	case 1:
-		p.sendTo(ctx, groups[0].broker, groups[0].jobs)
+		p.sendTo(ctx, reqs[0].broker, reqs[0].jobs)
 	default:
 		var wg sync.WaitGroup
-		for _, g := range groups[1:] {
+		for _, r := range reqs[1:] {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				p.sendTo(ctx, g.broker, g.jobs)
+				p.sendTo(ctx, r.broker, r.jobs)
 			}()
 		}
-		p.sendTo(ctx, groups[0].broker, groups[0].jobs)
+		p.sendTo(ctx, reqs[0].broker, reqs[0].jobs)
 		wg.Wait()
 	}
+}
+
+// chunkJobs splits jobs, in order, into runs whose record batches
+// (parts[0]) add up to at most limit bytes; a run has at least one job.
+func chunkJobs(jobs []*job, limit int) [][]*job {
+	var out [][]*job
+	start, sum := 0, 0
+	for i, j := range jobs {
+		n := j.partBytes()
+		if i > start && sum+n > limit {
+			out = append(out, jobs[start:i])
+			start, sum = i, 0
+		}
+		sum += n
+	}
+	if start < len(jobs) {
+		out = append(out, jobs[start:])
+	}
+	return out
 }
 
 type produceReply struct {
@@ -352,6 +380,14 @@ func (p *Producer) refreshAfterErrors(ctx context.Context, active []*job, topics
 }
 
 // dropRB releases the encoded parts[0]: it is done or changed.
+// partBytes is the size of the record batch of parts[0].
+func (j *job) partBytes() int {
+	if len(j.parts) == 1 && j.batch.Bytes > 0 && len(j.parts[0]) == len(j.batch.Messages) {
+		return j.batch.Bytes
+	}
+	return message.BatchSize(j.parts[0])
+}
+
 func (j *job) dropRB() {
 	j.pool.release(j.arrays)
 	j.rb, j.arrays = nil, nil

@@ -161,6 +161,26 @@ func TestProduceManyBrokersConcurrently(t *testing.T) {
 	}
 }
 
+func TestProduceSplitsLargeRequests(t *testing.T) {
+	c := newCluster(t, kfake.SeedTopics(6, "t"))
+	log := observeProduce(t, c)
+	p := newProducer(t, Config{Brokers: c.ListenAddrs()})
+	var batches []*message.Batch
+	for part := int32(0); part < 6; part++ {
+		batches = append(batches, batchOf("t", part, "x", 20, 30))
+	}
+	// Room for two batches per request: 6 batches on one broker take 3.
+	p.st.maxRequestBytes = batches[0].Bytes*2 + 1
+	produceOK(t, p, batches...)
+	if n := len(log.all()); n != 3 {
+		t.Fatalf("got %d produce requests, want 3 of at most 2 batches", n)
+	}
+	got := consume(t, 120, "t", kgo.SeedBrokers(c.ListenAddrs()...))
+	for part, b := range batches {
+		assertRecords(t, got[int32(part)], b.Messages)
+	}
+}
+
 // notLeader answers the next n produce requests with NOT_LEADER_OR_FOLLOWER
 // for every partition, without writing anything.
 func notLeader(c *kfake.Cluster, n int32, calls *atomic.Int32) {
