@@ -2,16 +2,43 @@
 // Kafka did not take, and the dead-letter file for records Kafka will
 // never take.
 //
+// # Store
+//
+// A Store is what the exporter opens: one Queue per (topic, partition)
+// under one directory, so replay order is per partition. Each partition is
+// its own FIFO and partitions are independent: a partition that stays
+// unavailable holds back only its own entries, and new batches of other
+// partitions need not go behind its backlog. Layout:
+//
+//	LOCK                              flock held while open (ErrLocked for a second user)
+//	queue/<topic>/<partition>/        one Queue (below), without a LOCK of its own
+//	deadletter/                       see DeadLetter
+//
+// <topic> is the topic with every byte outside [A-Za-z0-9_.-] written as
+// %XX (upper-case hex), "." and ".." written entirely as %XX and the empty
+// topic as "%", so any topic is one safe path element and the mapping is
+// reversible; <partition> is the decimal partition (negative allowed).
+// OpenStore recovers every queue it finds there and removes those left
+// empty; a name it cannot map back to a partition is an error, never
+// skipped. Segments found directly in the directory (the single-queue
+// layout of earlier versions) are moved into their partition queues, oldest
+// first. Options apply to every queue, except that MaxBytes bounds their
+// total and one goroutine runs the FsyncInterval syncs of all of them.
+// Appends to different partitions do not wait for each other's writes or
+// syncs. Close removes the directories of empty queues (unless corrupt/
+// holds copies). A queue that empties while open holds no file descriptor,
+// and the queues share their write buffers, so partitions that once had a
+// backlog cost little.
+//
 // # Queue
 //
 // A Queue is a FIFO of message.Batch values in one directory:
 //
-//	LOCK                              flock held while open (ErrLocked for a second user)
+//	LOCK                              flock held while open (ErrLocked for a second user); not in a Store's queues
 //	segment-<20-digit id>.log         append-only segment files, oldest id first
 //	checkpoint                        replay position, replaced by write + rename
 //	corrupt/<segment>.<offset>.bad    corrupt ranges skipped by recovery
 //	corrupt/<segment>.<offset>.torn   interrupted writes cut from the end of the queue
-//	deadletter/                       see DeadLetter
 //
 // Append writes one entry at the end of the last segment, starting a new
 // segment when the entry would take it past Options.SegmentBytes. Each
@@ -21,10 +48,10 @@
 // and flush flag (Batch.Bytes is recomputed on read). Peek returns the
 // oldest entry; Ack moves the checkpoint past it and deletes segments with
 // nothing left to replay, so disk use falls as the backlog drains; when the
-// last entry is acknowledged the last segment goes too. The queue is one
-// FIFO across partitions: replay is oldest first. Backlog gives the count
-// per partition so the exporter can put a partition's new batches behind
-// its stored ones.
+// last entry is acknowledged the last segment goes too. A Queue is one
+// FIFO across whatever partitions it is given (a Store gives each one
+// partition): replay is oldest first. Backlog gives the count per
+// partition so new batches of a partition can go behind its stored ones.
 //
 // Options.MaxBytes bounds the bytes of segment files on disk (acknowledged
 // entries still in a live segment included); Append returns ErrFull beyond
@@ -52,7 +79,8 @@
 // at the next valid entry. A checkpoint that is unreadable, points past the
 // end of its segment, past the last segment, or into the middle of an
 // entry is ignored with a warning and the affected data replayed. Memory
-// use is 16 bytes per queued entry plus one entry of write buffer.
+// use is 16 bytes per queued entry plus one entry of write buffer (in a
+// Store, one per Append in progress).
 //
 // # Dead letters
 //

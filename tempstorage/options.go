@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -19,14 +20,15 @@ const (
 
 // Errors callers branch on. Returned errors wrap them with the directory and sizes.
 var (
-	// ErrFull: the entry would take the queue past Options.MaxBytes. It is
-	// temporary: space comes back as the backlog is acknowledged.
+	// ErrFull: the entry would take the queue (or store) past
+	// Options.MaxBytes. It is temporary: space comes back as the backlog is
+	// acknowledged.
 	ErrFull = errors.New("temp storage full")
 	// ErrTooLarge: the entry alone is larger than Options.MaxBytes (or a
 	// dead-letter record larger than its file bound); it can never be stored.
 	ErrTooLarge = errors.New("entry larger than temp storage bound")
-	// ErrLocked: another process (or another Queue in this process) has the
-	// directory open.
+	// ErrLocked: another process (or another Queue or Store in this
+	// process) has the directory open.
 	ErrLocked = errors.New("temp storage directory in use")
 	// ErrClosed: the Queue or DeadLetter was closed.
 	ErrClosed = errors.New("temp storage closed")
@@ -98,7 +100,8 @@ func (p *FsyncPolicy) UnmarshalText(b []byte) error {
 // Options configures a Queue. Zero fields take the defaults above.
 type Options struct {
 	// MaxBytes bounds the bytes on disk of segments not yet fully replayed
-	// (temp_storage.max_bytes). Append returns ErrFull beyond it.
+	// (temp_storage.max_bytes), for a Store the total of all its queues.
+	// Append returns ErrFull beyond it.
 	MaxBytes int64
 	// SegmentBytes is the size at which a new segment file is started
 	// (temp_storage.segment_bytes). An entry larger than it gets a segment
@@ -114,6 +117,12 @@ type Options struct {
 	// Test hooks; nil means the real thing.
 	openFile  func(name string, flag int, perm os.FileMode) (segmentFile, error)
 	newTicker func(d time.Duration) (<-chan time.Time, func())
+
+	// Set by Store for its per-partition queues.
+	budget     *byteBudget // MaxBytes shared by the Store's queues; nil: the Queue's own
+	noLock     bool        // the Store holds the LOCK of its root directory
+	noSyncLoop bool        // the Store runs one FsyncInterval loop for all its queues
+	bufs       *sync.Pool  // of *[]byte: write buffers lent to the Store's queues
 }
 
 // segmentFile is the part of *os.File the writer uses; tests substitute it

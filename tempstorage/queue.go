@@ -91,9 +91,15 @@ func Open(dir string, opts Options) (*Queue, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("temp storage: create %s: %w", dir, err)
 	}
-	lock, err := lockDir(dir)
-	if err != nil {
-		return nil, err
+	var lock *os.File // nil when the Store holds the lock (noLock)
+	if !opts.noLock {
+		var err error
+		if lock, err = lockDir(dir); err != nil {
+			return nil, err
+		}
+	}
+	if opts.budget == nil {
+		opts.budget = &byteBudget{max: opts.MaxBytes, dir: dir}
 	}
 	q := &Queue{
 		dir:    dir,
@@ -103,23 +109,26 @@ func Open(dir string, opts Options) (*Queue, error) {
 		routes: make(map[route]uint32),
 	}
 	if err := q.recover(); err != nil {
-		_ = lock.Close() // the recover error is the one to report; closing the fd drops the flock regardless
+		q.unlock() // the recover error is the one to report; closing the fd drops the flock regardless
 		return nil, fmt.Errorf("temp storage %s: recover: %w", dir, err)
 	}
 	if n := len(q.segs); n > 0 {
 		last := q.segs[n-1]
 		f, err := opts.openFile(q.segPath(last.id), os.O_WRONLY, 0o600)
 		if err != nil {
-			_ = lock.Close() // the open error is the one to report; closing the fd drops the flock regardless
+			q.unlock() // the open error is the one to report; closing the fd drops the flock regardless
 			return nil, fmt.Errorf("temp storage %s: open segment: %w", dir, err)
 		}
 		q.active, q.writeOff = f, last.size
 	}
+	// What recovery kept counts against the bound even if it exceeds it
+	// (MaxBytes lowered since): appends get ErrFull until the backlog drains.
+	opts.budget.add(q.bytes)
 	if q.count > 0 {
 		q.log.Info("temp storage holds data to replay",
 			zap.Int("entries", q.count), zap.Int64("bytes", q.bytes), zap.Int("segments", len(q.segs)))
 	}
-	if opts.Fsync == FsyncInterval {
+	if opts.Fsync == FsyncInterval && !opts.noSyncLoop {
 		tick, stopTick := opts.newTicker(opts.FsyncInterval)
 		q.stop, q.done = make(chan struct{}), make(chan struct{})
 		go q.syncLoop(tick, stopTick)
@@ -135,6 +144,10 @@ func Open(dir string, opts Options) (*Queue, error) {
 func (q *Queue) Append(b message.Batch) error {
 	q.wmu.Lock()
 	defer q.wmu.Unlock()
+	if q.opts.bufs != nil {
+		q.takeBuf()
+		defer q.putBuf()
+	}
 	q.buf = appendEntry(q.buf[:0], &b)
 	n := int64(len(q.buf))
 
@@ -147,14 +160,21 @@ func (q *Queue) Append(b message.Batch) error {
 		q.mu.Unlock()
 		return fmt.Errorf("%w: %s/%d entry of %d bytes, max_bytes %d", ErrTooLarge, b.Topic, b.Partition, n, q.opts.MaxBytes)
 	}
-	// Only Append adds bytes and it holds wmu, so the check stays true until the write.
-	if q.bytes+n > q.opts.MaxBytes {
-		used := q.bytes
+	// The reservation holds the room until the entry is written or released
+	// on failure, so concurrent appends (of other queues of a Store) cannot
+	// overshoot the bound between them.
+	if used, ok := q.opts.budget.reserve(n); !ok {
 		q.mu.Unlock()
-		return fmt.Errorf("%w: %s holds %d of %d bytes, entry needs %d", ErrFull, q.dir, used, q.opts.MaxBytes, n)
+		return fmt.Errorf("%w: %s holds %d of %d bytes, entry needs %d", ErrFull, q.opts.budget.dir, used, q.opts.budget.max, n)
 	}
 	rid := q.routeID(b.Topic, b.Partition)
 	q.mu.Unlock()
+	written := false
+	defer func() {
+		if !written {
+			q.opts.budget.unreserve(n)
+		}
+	}()
 
 	if q.active == nil || (q.writeOff > 0 && q.writeOff+n > q.opts.SegmentBytes) {
 		if err := q.rotate(); err != nil {
@@ -185,7 +205,24 @@ func (q *Queue) Append(b message.Batch) error {
 	q.count++
 	q.backlog[rid]++
 	q.mu.Unlock()
+	q.opts.budget.commit(n)
+	written = true
 	return nil
+}
+
+// takeBuf and putBuf lend the write buffer from a Store's pool for one
+// Append, so a Store holds one per append in flight rather than one per
+// partition. wmu held.
+func (q *Queue) takeBuf() {
+	if p, ok := q.opts.bufs.Get().(*[]byte); ok {
+		q.buf = *p
+	}
+}
+
+func (q *Queue) putBuf() {
+	b := q.buf[:0]
+	q.buf = nil
+	q.opts.bufs.Put(&b)
 }
 
 // rollback removes a failed write so the next entry starts at off. wmu held.
@@ -358,10 +395,13 @@ func (q *Queue) advance() error {
 	q.backlog[e.route]--
 	dropped := append([]*segment(nil), q.segs[:drop]...)
 	q.segs = q.segs[drop:]
+	var freed int64
 	for _, s := range dropped {
-		q.bytes -= s.size
+		freed += s.size
 	}
+	q.bytes -= freed
 	q.mu.Unlock()
+	q.opts.budget.free(freed)
 
 	if retire && q.active != nil {
 		if err := q.active.Close(); err != nil {
@@ -502,12 +542,21 @@ func (q *Queue) Close() error {
 			errs = append(errs, q.rf.Close())
 			q.rf = nil
 		}
-		errs = append(errs, q.lock.Close())
+		if q.lock != nil {
+			errs = append(errs, q.lock.Close())
+		}
 		if e := errors.Join(errs...); e != nil {
 			err = fmt.Errorf("temp storage %s: close: %w", q.dir, e)
 		}
 	})
 	return err
+}
+
+// unlock releases the directory lock, if this Queue holds it.
+func (q *Queue) unlock() {
+	if q.lock != nil {
+		_ = q.lock.Close() // closing the fd drops the flock; callers report their own error
+	}
 }
 
 // syncLoop forces data to disk every tick (FsyncInterval).

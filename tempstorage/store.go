@@ -1,0 +1,652 @@
+package tempstorage
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+)
+
+// storeQueueDir holds the Store's partition queues: queue/<topic>/<partition>/.
+const storeQueueDir = "queue"
+
+// Partition names one partition's queue.
+type Partition struct {
+	Topic     string
+	Partition int32
+}
+
+// Store is a set of Queues, one per (topic, partition), under one
+// directory: replay of a partition waits only for that partition. All
+// methods are safe for concurrent use: senders Append to any partitions
+// while one replay loop calls Partitions, Peek and Ack.
+type Store struct {
+	dir  string
+	opts Options // with defaults; budget, noLock and noSyncLoop set for the queues
+	log  *zap.Logger
+	lock *os.File
+
+	// corruptGone counts corrupt entries of queues OpenStore closed (empty
+	// ones, the single-queue layout); set before the Store is shared.
+	corruptGone int64
+
+	// mu guards the map, never I/O: a queue is opened outside it.
+	mu     sync.Mutex
+	queues map[Partition]*storeQueue
+	closed bool
+
+	closeOnce sync.Once
+	stop      chan struct{} // FsyncInterval loop
+	done      chan struct{}
+}
+
+// storeQueue is a map slot: q (or err) is set before ready is closed, by
+// the Append that created the slot.
+type storeQueue struct {
+	ready chan struct{}
+	q     *Queue
+	err   error
+}
+
+// byteBudget is the MaxBytes bound, shared by the queues of a Store (a
+// Queue opened alone has its own). stored <= used: an append reserves its
+// bytes in used before writing and adds them to stored once written; a
+// deleted segment leaves stored first.
+type byteBudget struct {
+	max    int64
+	dir    string       // named in ErrFull
+	used   atomic.Int64 // stored plus appends in flight
+	stored atomic.Int64 // bytes of segments not yet fully replayed, all queues
+}
+
+// reserve takes n bytes if they fit; otherwise it returns false and the
+// bytes in use.
+func (b *byteBudget) reserve(n int64) (int64, bool) {
+	for {
+		used := b.used.Load()
+		if used+n > b.max {
+			return used, false
+		}
+		if b.used.CompareAndSwap(used, used+n) {
+			return used + n, true
+		}
+	}
+}
+
+// unreserve gives back a reservation that was not written.
+func (b *byteBudget) unreserve(n int64) { b.used.Add(-n) }
+
+// commit counts a reservation as written.
+func (b *byteBudget) commit(n int64) { b.stored.Add(n) }
+
+// add counts n bytes found on disk, even past the bound.
+func (b *byteBudget) add(n int64) {
+	b.used.Add(n)
+	b.stored.Add(n)
+}
+
+// free gives back n bytes deleted from disk.
+func (b *byteBudget) free(n int64) {
+	b.stored.Add(-n)
+	b.used.Add(-n)
+}
+
+// OpenStore opens (creating it, mode 0700, if missing) the store in dir,
+// locks it against other processes (ErrLocked) and opens, recovering it,
+// every partition queue under dir/queue/. Queues left empty are removed.
+// Segments of the single-queue layout (directly in dir) are moved into
+// their partition queues, oldest first. Options apply to every queue;
+// MaxBytes bounds their total.
+func OpenStore(dir string, opts Options) (*Store, error) {
+	opts = opts.withDefaults()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("temp storage: create %s: %w", dir, err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	opts.budget = &byteBudget{max: opts.MaxBytes, dir: dir}
+	opts.noLock, opts.noSyncLoop = true, true
+	opts.bufs = new(sync.Pool)
+	s := &Store{
+		dir:    dir,
+		opts:   opts,
+		log:    opts.Logger.With(zap.String("directory", dir)),
+		lock:   lock,
+		queues: make(map[Partition]*storeQueue),
+	}
+	if err := s.load(); err != nil {
+		for _, e := range s.queues {
+			if e.q != nil {
+				_ = e.q.Close() // the load error is the one to report; the data stays for the next open
+			}
+		}
+		_ = lock.Close() // closing the fd drops the flock regardless
+		return nil, err
+	}
+	if opts.Fsync == FsyncInterval {
+		tick, stopTick := opts.newTicker(opts.FsyncInterval)
+		s.stop, s.done = make(chan struct{}), make(chan struct{})
+		go s.syncLoop(tick, stopTick)
+	}
+	return s, nil
+}
+
+// load opens the partition queues on disk and migrates the single-queue
+// layout. Only OpenStore calls it, before the Store is shared.
+func (s *Store) load() error {
+	root := filepath.Join(s.dir, storeQueueDir)
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return fmt.Errorf("temp storage: create %s: %w", root, err)
+	}
+	topics, err := os.ReadDir(root)
+	if err != nil {
+		return fmt.Errorf("temp storage: %w", err)
+	}
+	for _, td := range topics {
+		tdir := filepath.Join(root, td.Name())
+		topic, err := unescapeTopic(td.Name())
+		if err == nil && !td.IsDir() {
+			err = errors.New("not a directory")
+		}
+		if err != nil {
+			return fmt.Errorf("temp storage: %s is not a topic directory (%w); move it out of %s", tdir, err, root)
+		}
+		parts, err := os.ReadDir(tdir)
+		if err != nil {
+			return fmt.Errorf("temp storage: %w", err)
+		}
+		for _, pd := range parts {
+			pdir := filepath.Join(tdir, pd.Name())
+			partition, err := parsePartition(pd.Name())
+			if err == nil && !pd.IsDir() {
+				err = errors.New("not a directory")
+			}
+			if err != nil {
+				return fmt.Errorf("temp storage: %s is not a partition directory (%w); move it out of %s", pdir, err, tdir)
+			}
+			if err := s.loadQueue(Partition{topic, partition}, pdir); err != nil {
+				return err
+			}
+		}
+		removeIfEmpty(tdir)
+	}
+	return s.migrate()
+}
+
+// loadQueue opens the queue of p in dir; an empty one is closed and its
+// directory removed.
+func (s *Store) loadQueue(p Partition, dir string) error {
+	q, err := Open(dir, s.queueOptions(p))
+	if err != nil {
+		return partitionErr(p, err)
+	}
+	if other := q.otherRoutes(p); other != "" {
+		_ = q.Close() // the misplaced entries are the error to report
+		return fmt.Errorf("temp storage: %s holds entries of %s, not of %s/%d; move them out", dir, other, p.Topic, p.Partition)
+	}
+	if q.Len() > 0 {
+		s.queues[p] = readySlot(q)
+		return nil
+	}
+	s.corruptGone += q.Corrupt()
+	if err := q.Close(); err != nil {
+		return partitionErr(p, err)
+	}
+	s.removeQueueDir(dir)
+	return nil
+}
+
+// migrate moves the entries of the single-queue layout (segments directly
+// in the store directory, written before Store existed) into their
+// partition queues, oldest first, acknowledging each once appended: a
+// crash in between replays it twice, never loses it.
+func (s *Store) migrate() error {
+	ids, err := listSegments(s.dir)
+	if err != nil {
+		return fmt.Errorf("temp storage: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	o := s.opts
+	o.budget = nil // its own: the old bytes are counted as they are appended
+	q, err := Open(s.dir, o)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for {
+		b, ok, err := q.Peek()
+		if err == nil && ok {
+			if err = s.Append(b); err == nil {
+				err = q.Ack()
+			}
+		}
+		if err != nil {
+			_ = q.Close() // the error is the one to report; what is left stays for the next open
+			return fmt.Errorf("temp storage %s: move the single-queue layout into partition queues: %w", s.dir, err)
+		}
+		if !ok {
+			break
+		}
+		n++
+	}
+	s.corruptGone += q.Corrupt()
+	if err := q.Close(); err != nil {
+		return err
+	}
+	s.removeCheckpoint(s.dir)
+	s.log.Info("temp storage: moved the single-queue layout into partition queues", zap.Int("entries", n))
+	return nil
+}
+
+// queueOptions are the options of p's queue.
+func (s *Store) queueOptions(p Partition) Options {
+	o := s.opts
+	o.Logger = s.opts.Logger.With(zap.String("topic", p.Topic), zap.Int32("partition", p.Partition))
+	return o
+}
+
+func readySlot(q *Queue) *storeQueue {
+	e := &storeQueue{ready: make(chan struct{}), q: q}
+	close(e.ready)
+	return e
+}
+
+// Append stores b behind the entries of its partition (b.Topic,
+// b.Partition), creating the partition's queue on first use. Errors are
+// those of Queue.Append; ErrFull when the entry would take the store's
+// total past MaxBytes.
+func (s *Store) Append(b message.Batch) error {
+	p := Partition{b.Topic, b.Partition}
+	q, err := s.queueFor(p)
+	if err == nil {
+		err = q.Append(b)
+	}
+	if err != nil {
+		return partitionErr(p, err)
+	}
+	return nil
+}
+
+// queueFor returns p's queue, opening it when there is none. Only appends
+// to p wait for the open.
+func (s *Store) queueFor(p Partition) (*Queue, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	e, ok := s.queues[p]
+	if ok {
+		s.mu.Unlock()
+		<-e.ready
+		return e.q, e.err
+	}
+	e = &storeQueue{ready: make(chan struct{})}
+	s.queues[p] = e
+	s.mu.Unlock()
+
+	e.q, e.err = s.create(p)
+	if e.err != nil {
+		s.mu.Lock()
+		delete(s.queues, p) // the next Append tries again
+		s.mu.Unlock()
+	}
+	close(e.ready)
+	return e.q, e.err
+}
+
+// create opens a new partition queue.
+func (s *Store) create(p Partition) (*Queue, error) {
+	root := filepath.Join(s.dir, storeQueueDir)
+	tdir := filepath.Join(root, escapeTopic(p.Topic))
+	q, err := Open(filepath.Join(tdir, strconv.FormatInt(int64(p.Partition), 10)), s.queueOptions(p))
+	if err != nil {
+		return nil, err
+	}
+	if s.opts.Fsync != FsyncNever {
+		// The new directories' names must survive an OS crash with the
+		// entries in them (each queue syncs only its own directory).
+		if err := errors.Join(syncDir(tdir), syncDir(root)); err != nil {
+			_ = q.Close() // empty; the sync error is the one to report
+			return nil, fmt.Errorf("sync directory: %w", err)
+		}
+	}
+	return q, nil
+}
+
+// queue returns p's queue, or nil when there is none (yet).
+func (s *Store) queue(p Partition) (*Queue, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	e, ok := s.queues[p]
+	if !ok {
+		return nil, nil
+	}
+	select {
+	case <-e.ready:
+		return e.q, nil // nil after a failed open
+	default:
+		return nil, nil // being opened: nothing appended yet
+	}
+}
+
+// Peek returns the oldest unacknowledged batch of the partition, or ok
+// false when it has none; see Queue.Peek.
+func (s *Store) Peek(topic string, partition int32) (message.Batch, bool, error) {
+	p := Partition{topic, partition}
+	q, err := s.queue(p)
+	if err != nil {
+		return message.Batch{}, false, partitionErr(p, err)
+	}
+	if q == nil {
+		return message.Batch{}, false, nil
+	}
+	b, ok, err := q.Peek()
+	if err != nil {
+		return message.Batch{}, false, partitionErr(p, err)
+	}
+	return b, ok, nil
+}
+
+// Ack drops the oldest entry of the partition (the one Peek returns); see
+// Queue.Ack. It returns ErrEmpty when the partition has none.
+func (s *Store) Ack(topic string, partition int32) error {
+	p := Partition{topic, partition}
+	q, err := s.queue(p)
+	if err == nil && q == nil {
+		err = ErrEmpty
+	}
+	if err == nil {
+		err = q.Ack()
+	}
+	if err != nil {
+		return partitionErr(p, err)
+	}
+	return nil
+}
+
+// Backlog returns the number of entries queued for the partition: while
+// it is above zero, new batches of the partition belong behind them.
+func (s *Store) Backlog(topic string, partition int32) int {
+	s.mu.Lock()
+	e, ok := s.queues[Partition{topic, partition}]
+	s.mu.Unlock()
+	if !ok {
+		return 0
+	}
+	select {
+	case <-e.ready:
+		if e.q != nil {
+			return e.q.Len()
+		}
+	default:
+	}
+	return 0
+}
+
+// Partitions returns the partitions with queued entries, sorted by topic
+// then partition.
+func (s *Store) Partitions() []Partition {
+	var ps []Partition
+	s.each(func(p Partition, q *Queue) {
+		if q.Len() > 0 {
+			ps = append(ps, p)
+		}
+	})
+	slices.SortFunc(ps, func(a, b Partition) int {
+		return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	return ps
+}
+
+// Len returns the number of entries in all queues.
+func (s *Store) Len() int {
+	n := 0
+	s.each(func(_ Partition, q *Queue) { n += q.Len() })
+	return n
+}
+
+// Bytes returns the bytes on disk of segments not yet fully replayed, in
+// all queues: the figure MaxBytes bounds.
+func (s *Store) Bytes() int64 { return s.opts.budget.stored.Load() }
+
+// Corrupt returns the number of corrupt entries moved aside, in all
+// queues, since OpenStore.
+func (s *Store) Corrupt() int64 {
+	n := s.corruptGone
+	s.each(func(_ Partition, q *Queue) { n += q.Corrupt() })
+	return n
+}
+
+// Dir returns the store directory.
+func (s *Store) Dir() string { return s.dir }
+
+// each calls fn for every open queue, outside the Store's lock.
+func (s *Store) each(fn func(Partition, *Queue)) {
+	type pq struct {
+		p Partition
+		q *Queue
+	}
+	s.mu.Lock()
+	qs := make([]pq, 0, len(s.queues))
+	for p, e := range s.queues {
+		select {
+		case <-e.ready:
+			if e.q != nil {
+				qs = append(qs, pq{p, e.q})
+			}
+		default:
+		}
+	}
+	s.mu.Unlock()
+	for _, x := range qs {
+		fn(x.p, x.q)
+	}
+}
+
+// Close stops the sync loop, closes every queue (syncing what the policy
+// asks), removes the directories of empty queues and releases the lock.
+// Queued data stays for the next OpenStore. Later calls return nil; other
+// methods return ErrClosed.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		slots := make(map[Partition]*storeQueue, len(s.queues))
+		for p, e := range s.queues {
+			slots[p] = e
+		}
+		s.mu.Unlock()
+		if s.stop != nil {
+			close(s.stop)
+			<-s.done
+		}
+		var errs []error
+		emptied := make(map[string]bool) // topic directories
+		for p, e := range slots {
+			<-e.ready // an Append still opening it
+			if e.q == nil {
+				continue
+			}
+			if cerr := e.q.Close(); cerr != nil {
+				errs = append(errs, partitionErr(p, cerr))
+				continue
+			}
+			if e.q.Len() == 0 {
+				s.removeQueueDir(e.q.Dir())
+				emptied[filepath.Dir(e.q.Dir())] = true
+			}
+		}
+		for dir := range emptied {
+			removeIfEmpty(dir)
+		}
+		errs = append(errs, s.lock.Close())
+		err = errors.Join(errs...)
+	})
+	return err
+}
+
+// syncLoop syncs every queue with unsynced data each tick (FsyncInterval).
+func (s *Store) syncLoop(tick <-chan time.Time, stopTick func()) {
+	defer close(s.done)
+	defer stopTick()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick:
+			s.each(func(_ Partition, q *Queue) {
+				if err := q.syncNow(); err != nil {
+					q.log.Warn("temp storage: periodic sync", zap.Error(err))
+				}
+			})
+		}
+	}
+}
+
+// removeQueueDir deletes the directory of a closed queue with no segments,
+// its checkpoint and an empty corrupt/ included. Anything else in it (a
+// segment, kept corrupt ranges) keeps it, checkpoint and all: segment ids,
+// and so the names of corrupt copies, must not start over.
+func (s *Store) removeQueueDir(dir string) {
+	_ = os.Remove(filepath.Join(dir, corruptDir)) // fails unless empty, which is the test
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		s.log.Warn("temp storage: remove empty queue directory", zap.String("queue", dir), zap.Error(err))
+		return
+	}
+	for _, de := range des {
+		if de.Name() != checkpointName && de.Name() != checkpointTmp {
+			return
+		}
+	}
+	s.removeCheckpoint(dir)
+	if err := os.Remove(dir); err != nil {
+		s.log.Warn("temp storage: remove empty queue directory", zap.String("queue", dir), zap.Error(err))
+	}
+}
+
+// removeCheckpoint deletes the checkpoint of an empty queue in dir. The
+// directory is synced first (unless FsyncNever) so that replayed segments
+// deleted before cannot come back after an OS crash without the checkpoint
+// that marks them replayed.
+func (s *Store) removeCheckpoint(dir string) {
+	if s.opts.Fsync != FsyncNever {
+		if err := syncDir(dir); err != nil {
+			s.log.Warn("temp storage: sync directory; keeping the checkpoint", zap.String("queue", dir), zap.Error(err))
+			return
+		}
+	}
+	for _, name := range []string{checkpointTmp, checkpointName} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.log.Warn("temp storage: delete checkpoint of an empty queue", zap.String("queue", dir), zap.Error(err))
+		}
+	}
+}
+
+// removeIfEmpty removes dir if it is an empty directory.
+func removeIfEmpty(dir string) {
+	_ = os.Remove(dir) // fails unless empty, which is the test
+}
+
+// otherRoutes names a partition other than p that has entries in q, or
+// returns "" (entries of a queue in a Store belong to its partition).
+func (q *Queue) otherRoutes(p Partition) string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for r, id := range q.routes {
+		if q.backlog[id] > 0 && (r.topic != p.Topic || r.partition != p.Partition) {
+			return fmt.Sprintf("%s/%d", r.topic, r.partition)
+		}
+	}
+	return ""
+}
+
+func partitionErr(p Partition, err error) error {
+	return fmt.Errorf("temp storage %s/%d: %w", p.Topic, p.Partition, err)
+}
+
+// escapeTopic makes topic a single, safe path element: [A-Za-z0-9_.-] stay,
+// every other byte becomes %XX (upper-case hex), as do all bytes of "."
+// and ".."; the empty topic is "%". unescapeTopic reverses it.
+func escapeTopic(topic string) string {
+	if topic == "" {
+		return "%"
+	}
+	dots := topic == "." || topic == ".."
+	var b strings.Builder
+	for i := 0; i < len(topic); i++ {
+		c := topic[i]
+		if safeTopicByte(c) && !dots {
+			b.WriteByte(c)
+			continue
+		}
+		const hex = "0123456789ABCDEF"
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
+}
+
+func safeTopicByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.'
+}
+
+// unescapeTopic returns the topic escapeTopic gave name; only names
+// escapeTopic produces are accepted, so two directories never name one topic.
+func unescapeTopic(name string) (string, error) {
+	if name == "%" {
+		return "", nil
+	}
+	b := make([]byte, 0, len(name))
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c != '%' {
+			b = append(b, c)
+			continue
+		}
+		if i+2 >= len(name) {
+			return "", fmt.Errorf("topic name %q: truncated escape", name)
+		}
+		v, err := strconv.ParseUint(name[i+1:i+3], 16, 8)
+		if err != nil {
+			return "", fmt.Errorf("topic name %q: bad escape %q", name, name[i:i+3])
+		}
+		b = append(b, byte(v))
+		i += 2
+	}
+	if topic := string(b); escapeTopic(topic) == name {
+		return topic, nil
+	}
+	return "", fmt.Errorf("topic name %q is not escaped as the store escapes it", name)
+}
+
+// parsePartition reads a partition directory name: a decimal int32 as
+// strconv formats it.
+func parsePartition(name string) (int32, error) {
+	v, err := strconv.ParseInt(name, 10, 32)
+	if err != nil || strconv.FormatInt(v, 10) != name {
+		return 0, fmt.Errorf("partition name %q is not a decimal int32", name)
+	}
+	return int32(v), nil
+}
