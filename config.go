@@ -23,6 +23,7 @@ import (
 
 	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
+	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
 
 // Config is the kafkabatcher exporter configuration. Key names and defaults
@@ -479,26 +480,13 @@ func (c *Config) storageDir(id component.ID) (string, error) {
 }
 
 // idDirName turns a component ID into one file name, distinct per ID: the
-// type (letters, digits, _) then, for a named ID, "_" and the name with
-// every byte outside [A-Za-z0-9._-] written as %XX.
+// type (letters, digits, _) then, for a named ID, "_" and the name escaped
+// by tempstorage.EscapeName.
 func idDirName(id component.ID) string {
-	name := id.Name()
-	if name == "" {
+	if id.Name() == "" {
 		return id.Type().String()
 	}
-	var sb strings.Builder
-	sb.WriteString(id.Type().String())
-	sb.WriteByte('_')
-	for i := 0; i < len(name); i++ {
-		ch := name[i]
-		switch {
-		case ch >= 'a' && ch <= 'z', ch >= 'A' && ch <= 'Z', ch >= '0' && ch <= '9', ch == '.', ch == '_', ch == '-':
-			sb.WriteByte(ch)
-		default:
-			fmt.Fprintf(&sb, "%%%02X", ch)
-		}
-	}
-	return sb.String()
+	return id.Type().String() + "_" + tempstorage.EscapeName(id.Name())
 }
 
 // tlsConfig returns the TLS settings for broker connections, or nil for

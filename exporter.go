@@ -47,7 +47,7 @@ type kafkaBatcherExporter struct {
 	// Set by start, released by shutdown.
 	host   component.Host
 	prod   *producer.Producer
-	queue  *tempstorage.Queue // nil when temp storage is disabled
+	queue  *tempstorage.Store // nil when temp storage is disabled
 	counts *partitionCache
 	pool   *batcher.Pool
 	disp   *delivery.Dispatcher
@@ -117,7 +117,7 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 		if err != nil {
 			return fmt.Errorf("temp_storage.fsync: %w", err)
 		}
-		e.queue, err = tempstorage.Open(dir, tempstorage.Options{
+		e.queue, err = tempstorage.OpenStore(dir, tempstorage.Options{
 			MaxBytes:     int64(e.cfg.TempStorage.MaxBytes),
 			SegmentBytes: int64(e.cfg.TempStorage.SegmentBytes),
 			Fsync:        fsync,

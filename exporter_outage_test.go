@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -62,10 +63,10 @@ func sendSeq(t *testing.T, exp *harness, first, n int) {
 	}
 }
 
-// segments lists the queue's segment files in dir.
+// segments lists the segment files of every partition queue in dir.
 func segments(t *testing.T, dir string) []string {
 	t.Helper()
-	m, err := filepath.Glob(filepath.Join(dir, "segment-*.log"))
+	m, err := filepath.Glob(filepath.Join(dir, "queue", "*", "*", "segment-*.log"))
 	require.NoError(t, err)
 	return m
 }
@@ -187,10 +188,12 @@ func TestShutdownWithKafkaDownSpillsPendingRecords(t *testing.T) {
 	require.NoError(t, exp1.stop())
 
 	// Everything pending is in the queue, as shutdown batches.
-	q, err := tempstorage.Open(dir, tempstorage.Options{Logger: zap.NewNop()})
+	q, err := tempstorage.OpenStore(dir, tempstorage.Options{Logger: zap.NewNop()})
 	require.NoError(t, err)
 	require.Positive(t, q.Len())
-	b, ok, err := q.Peek()
+	require.NotEmpty(t, q.Partitions())
+	head := q.Partitions()[0]
+	b, ok, err := q.Peek(head.Topic, head.Partition)
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, "shutdown", b.Reason.String())
@@ -558,5 +561,49 @@ func TestEntryCorruptedWhileQueuedIsCountedAtReplay(t *testing.T) {
 	require.EqualValues(t, 1, counter(t, tt, "otelcol_kafkabatcher_storage_corrupt_entries"),
 		"the entry skipped at replay is counted")
 	require.EqualValues(t, total-100, totalRecords(c2, outageTopic), "the other four batches arrive")
+	require.NoError(t, exp.stop())
+}
+
+// A partition Kafka keeps refusing after an outage (NOT_ENOUGH_REPLICAS)
+// does not hold up the replay of the other partitions, nor their new
+// records; once Kafka takes it, its backlog follows, in order.
+func TestPartitionStillFailingDoesNotHoldUpOthers(t *testing.T) {
+	port := freePort(t)
+	c1 := clusterOnPort(t, port, 6)
+	cfg := outageConfig(t, port)
+	exp := run(t, cfg, nopSettings())
+	waitPartitions(t, exp, outageTopic, 6)
+
+	c1.Close()
+	const half = 1200
+	sendSeq(t, exp, 0, half)
+	waitFor(t, 20*time.Second, func() bool { return exp.pool.PendingRecords() == 0 && len(exp.queue.Partitions()) == 6 },
+		"every partition spilled")
+
+	c2 := clusterOnPort(t, port, 6)
+	fault := c2.Fault(kfake.Fault{
+		Keys: []kmsg.Key{kmsg.Produce}, Topic: outageTopic, Partitions: []int32{0},
+		Err: kerr.NotEnoughReplicas, Count: -1,
+	})
+	sendSeq(t, exp, half, half)
+	var onZero int64
+	for i := 0; i < 2*half; i++ {
+		if javaMurmur2Partition([]byte(fmt.Sprintf("key-%d", i%32)), 6) == 0 {
+			onZero++
+		}
+	}
+	require.Positive(t, onZero)
+	waitRecords(t, c2, outageTopic, 2*half-onZero, 20*time.Second)
+	only0 := []tempstorage.Partition{{Topic: outageTopic, Partition: 0}}
+	waitFor(t, 10*time.Second, func() bool { return slices.Equal(exp.queue.Partitions(), only0) },
+		"only partition 0 still has a backlog: %v", exp.queue.Partitions())
+	require.Zero(t, highWatermarks(c2, outageTopic)[0], "partition 0 is refused")
+
+	fault.Remove()
+	waitRecords(t, c2, outageTopic, 2*half, 20*time.Second)
+	recs := readSeq(t, c2, outageTopic, 2*half)
+	requireExactlyInOrder(t, recs, 2*half)
+	requireMurmur2Placement(t, recs, 6)
+	waitFor(t, 10*time.Second, func() bool { return exp.queue.Len() == 0 }, "queue drained")
 	require.NoError(t, exp.stop())
 }

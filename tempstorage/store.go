@@ -157,7 +157,7 @@ func (s *Store) load() error {
 	}
 	for _, td := range topics {
 		tdir := filepath.Join(root, td.Name())
-		topic, err := unescapeTopic(td.Name())
+		topic, err := unescapeName(td.Name())
 		if err == nil && !td.IsDir() {
 			err = errors.New("not a directory")
 		}
@@ -313,7 +313,7 @@ func (s *Store) queueFor(p Partition) (*Queue, error) {
 // create opens a new partition queue.
 func (s *Store) create(p Partition) (*Queue, error) {
 	root := filepath.Join(s.dir, storeQueueDir)
-	tdir := filepath.Join(root, escapeTopic(p.Topic))
+	tdir := filepath.Join(root, EscapeName(p.Topic))
 	q, err := Open(filepath.Join(tdir, strconv.FormatInt(int64(p.Partition), 10)), s.queueOptions(p))
 	if err != nil {
 		return nil, err
@@ -585,10 +585,11 @@ func partitionErr(p Partition, err error) error {
 	return fmt.Errorf("temp storage %s/%d: %w", p.Topic, p.Partition, err)
 }
 
-// escapeTopic makes topic a single, safe path element: [A-Za-z0-9_.-] stay,
-// every other byte becomes %XX (upper-case hex), as do all bytes of "."
-// and ".."; the empty topic is "%". unescapeTopic reverses it.
-func escapeTopic(topic string) string {
+// EscapeName makes any string a single, safe path element, distinct per
+// string: [A-Za-z0-9_.-] stay, every other byte becomes %XX (upper-case
+// hex), as do all bytes of "." and ".."; the empty string is "%". The store
+// names topic directories with it; unescapeName reverses it.
+func EscapeName(topic string) string {
 	if topic == "" {
 		return "%"
 	}
@@ -612,9 +613,9 @@ func safeTopicByte(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.'
 }
 
-// unescapeTopic returns the topic escapeTopic gave name; only names
-// escapeTopic produces are accepted, so two directories never name one topic.
-func unescapeTopic(name string) (string, error) {
+// unescapeName returns the topic EscapeName gave name; only names
+// EscapeName produces are accepted, so two directories never name one topic.
+func unescapeName(name string) (string, error) {
 	if name == "%" {
 		return "", nil
 	}
@@ -635,7 +636,7 @@ func unescapeTopic(name string) (string, error) {
 		b = append(b, byte(v))
 		i += 2
 	}
-	if topic := string(b); escapeTopic(topic) == name {
+	if topic := string(b); EscapeName(topic) == name {
 		return topic, nil
 	}
 	return "", fmt.Errorf("topic name %q is not escaped as the store escapes it", name)

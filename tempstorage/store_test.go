@@ -272,17 +272,17 @@ func TestEscapeTopic(t *testing.T) {
 		{"ü", "%C3%BC"},
 		{"a b\\", "a%20b%5C"},
 	} {
-		if got := escapeTopic(tc.topic); got != tc.dir {
-			t.Errorf("escapeTopic(%q) = %q, want %q", tc.topic, got, tc.dir)
+		if got := EscapeName(tc.topic); got != tc.dir {
+			t.Errorf("EscapeName(%q) = %q, want %q", tc.topic, got, tc.dir)
 		}
-		if got, err := unescapeTopic(tc.dir); err != nil || got != tc.topic {
-			t.Errorf("unescapeTopic(%q) = %q, %v; want %q", tc.dir, got, err, tc.topic)
+		if got, err := unescapeName(tc.dir); err != nil || got != tc.topic {
+			t.Errorf("unescapeName(%q) = %q, %v; want %q", tc.dir, got, err, tc.topic)
 		}
 	}
-	// Only escapeTopic's own output is accepted: one directory per topic.
+	// Only EscapeName's own output is accepted: one directory per topic.
 	for _, dir := range []string{"%61", "%2e", "%2", "%zz", "a b", "%%", "%2E."} {
-		if got, err := unescapeTopic(dir); err == nil {
-			t.Errorf("unescapeTopic(%q) = %q, want an error", dir, got)
+		if got, err := unescapeName(dir); err == nil {
+			t.Errorf("unescapeName(%q) = %q, want an error", dir, got)
 		}
 	}
 }

@@ -1,7 +1,8 @@
 // Package delivery moves ready batches to Kafka in order: at most one batch
 // per partition in flight, failed batches spilled to the temp storage, and
-// the storage replayed oldest first while a partition's new batches queue
-// behind its backlog.
+// each partition's stored backlog replayed oldest first while its new
+// batches queue behind it. Partitions replay independently: one that Kafka
+// does not take does not hold up the others.
 package delivery
 
 import (
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
+	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
 
 // Outcome is what Kafka did with one batch.
@@ -39,12 +41,14 @@ type Kafka interface {
 	Produce(ctx context.Context, batches []*message.Batch) []Outcome
 }
 
-// Queue is the durable backlog (tempstorage.Queue).
+// Queue is the durable backlog (tempstorage.Store): one FIFO per partition.
 type Queue interface {
 	Append(b message.Batch) error
-	Peek() (message.Batch, bool, error)
-	Ack() error
+	Peek(topic string, partition int32) (message.Batch, bool, error)
+	Ack(topic string, partition int32) error
 	Backlog(topic string, partition int32) int
+	// Partitions lists the partitions with a backlog.
+	Partitions() []tempstorage.Partition
 	Len() int
 }
 
@@ -131,10 +135,11 @@ type Dispatcher struct {
 	ctx     context.Context // canceled by Close: in-flight sends end
 	cancel  context.CancelFunc
 
-	// headDone counts the leading records of the queue's head that Kafka
-	// took (or refused for good) in an earlier replay that then failed: a
-	// split batch is resumed, not sent again. Only the replay loop uses it.
-	headDone int
+	// headDone counts, per partition, the leading records of its stored
+	// head batch that Kafka took (or refused for good) in an earlier replay
+	// that then failed: a split batch is resumed, not sent again. Only the
+	// replay loop uses it.
+	headDone map[partKey]int
 }
 
 // New starts a Dispatcher's loops. queue may be nil.
@@ -142,11 +147,12 @@ func New(cfg Config, kafka Kafka, queue Queue, obs Observer, clock Clock, logger
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Dispatcher{
 		cfg: cfg, kafka: kafka, queue: queue, obs: obs, clock: clock, logger: logger,
-		parts:  make(map[partKey]*part),
-		wake:   make(chan struct{}, 1),
-		replay: make(chan struct{}, 1),
-		stop:   make(chan struct{}),
-		ctx:    ctx, cancel: cancel,
+		parts:    make(map[partKey]*part),
+		headDone: make(map[partKey]int),
+		wake:     make(chan struct{}, 1),
+		replay:   make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		ctx:      ctx, cancel: cancel,
 	}
 	d.loops.Add(2)
 	go d.sendLoop()
@@ -463,60 +469,124 @@ func (d *Dispatcher) replayLoop() {
 	}
 }
 
-// drain replays the queue oldest first until it is empty or Kafka fails.
+// maxReplayBytes bounds the stored batches sent in one replay round; the
+// producer splits a round into requests per broker.
+const maxReplayBytes = 64 << 20
+
+// drain replays the stored backlogs in rounds: each round sends the oldest
+// stored batch of every backlogged partition in one Produce call. A
+// partition Kafka does not take sits out until the next retry tick; the
+// others go on until their backlogs are gone.
 func (d *Dispatcher) drain() {
+	paused := make(map[partKey]bool)
+	var keys []partKey
+	var stored, send []message.Batch
 	for {
 		select {
 		case <-d.stop:
 			return
 		default:
 		}
-		b, ok, err := d.queue.Peek()
-		if err != nil {
-			d.logger.Error("temp storage read failed", zap.Error(err))
+		keys, stored, send = keys[:0], stored[:0], send[:0]
+		bytes := 0
+		for _, tp := range d.queue.Partitions() {
+			k := partKey{tp.Topic, tp.Partition}
+			if paused[k] {
+				continue
+			}
+			b, ok, err := d.queue.Peek(k.topic, k.partition)
+			if err != nil {
+				d.logger.Error("temp storage read failed",
+					zap.String("topic", k.topic), zap.Int32("partition", k.partition), zap.Error(err))
+				paused[k] = true
+				continue
+			}
+			if !ok {
+				continue
+			}
+			if bytes > 0 && bytes+b.Bytes > maxReplayBytes {
+				break
+			}
+			bytes += b.Bytes
+			keys, stored, send = append(keys, k), append(stored, b), append(send, d.unsent(k, b))
+		}
+		if len(keys) == 0 {
 			return
 		}
-		if !ok {
-			return
-		}
-		send := b
-		if d.headDone > 0 {
-			send.Messages = b.Messages[min(d.headDone, len(b.Messages)):]
-			send.Bytes = 0
-			if len(send.Messages) > 0 {
-				send.Bytes = message.BatchSize(send.Messages)
+		outs, took := d.replayRound(send)
+		for i, k := range keys {
+			if !d.settleReplay(k, &stored[i], &send[i], outs[i], took) {
+				paused[k] = true
 			}
 		}
-		start := time.Now()
-		var out Outcome // nothing left to send: only the Ack
-		if len(send.Messages) > 0 || len(b.Messages) == 0 {
-			out = d.kafka.Produce(d.ctx, []*message.Batch{&send})[0]
-		}
-		for _, r := range out.Rejected {
-			d.obs.Rejected(r)
-		}
-		if out.Err != nil {
-			if out.Remaining != nil && isSuffix(send.Messages, out.Remaining) {
-				d.headDone += len(send.Messages) - len(out.Remaining)
-			}
-			d.logger.Info("replay paused: kafka did not take the oldest stored batch",
-				zap.String("topic", b.Topic), zap.Int32("partition", b.Partition),
-				zap.Int("records", len(send.Messages)), zap.Error(out.Err))
-			return
-		}
-		d.headDone = len(b.Messages) // a failed Ack is retried without a resend
-		// No partition lock: until Ack returns the backlog counts this
-		// entry, so a Submit for its partition appends behind it; after,
-		// the entry is in Kafka and a direct send comes after it.
-		err = d.queue.Ack()
-		if err != nil {
-			d.logger.Error("temp storage checkpoint failed", zap.Error(err))
-			return
-		}
-		d.headDone = 0
-		d.obs.Replayed(acknowledged(&send, out.Rejected), time.Since(start))
 		d.poke(d.wake) // a released partition's FIFO may go now
 	}
+}
+
+// unsent is b less the leading records an earlier replay got through.
+func (d *Dispatcher) unsent(k partKey, b message.Batch) message.Batch {
+	done := d.headDone[k]
+	if done == 0 {
+		return b
+	}
+	b.Messages = b.Messages[min(done, len(b.Messages)):]
+	b.Bytes = 0
+	if len(b.Messages) > 0 {
+		b.Bytes = message.BatchSize(b.Messages)
+	}
+	return b
+}
+
+// replayRound sends the batches that have records left; the others are
+// only acknowledged in the queue.
+func (d *Dispatcher) replayRound(send []message.Batch) (outs []Outcome, took time.Duration) {
+	outs = make([]Outcome, len(send))
+	var batches []*message.Batch
+	var idx []int
+	for i := range send {
+		if len(send[i].Messages) > 0 {
+			batches = append(batches, &send[i])
+			idx = append(idx, i)
+		}
+	}
+	if len(batches) > 0 {
+		start := time.Now()
+		got := d.kafka.Produce(d.ctx, batches)
+		took = time.Since(start)
+		for n, i := range idx {
+			outs[i] = got[n]
+		}
+	}
+	return outs, took
+}
+
+// settleReplay applies Kafka's answer to one partition's stored head. It
+// reports whether the partition may go on replaying.
+func (d *Dispatcher) settleReplay(k partKey, stored, send *message.Batch, out Outcome, took time.Duration) bool {
+	for _, r := range out.Rejected {
+		d.obs.Rejected(r)
+	}
+	if out.Err != nil {
+		if out.Remaining != nil && isSuffix(send.Messages, out.Remaining) {
+			d.headDone[k] += len(send.Messages) - len(out.Remaining)
+		}
+		d.logger.Info("replay of a partition paused: kafka did not take its oldest stored batch",
+			zap.String("topic", k.topic), zap.Int32("partition", k.partition),
+			zap.Int("records", len(send.Messages)), zap.Error(out.Err))
+		return false
+	}
+	d.headDone[k] = len(stored.Messages) // a failed Ack is retried without a resend
+	// No partition lock: until Ack returns the backlog counts this entry,
+	// so a Submit for its partition appends behind it; after, the entry is
+	// in Kafka and a direct send comes after it.
+	if err := d.queue.Ack(k.topic, k.partition); err != nil {
+		d.logger.Error("temp storage checkpoint failed",
+			zap.String("topic", k.topic), zap.Int32("partition", k.partition), zap.Error(err))
+		return false
+	}
+	delete(d.headDone, k)
+	d.obs.Replayed(acknowledged(send, out.Rejected), took)
+	return true
 }
 
 // Close stops the loops. Within ctx it waits for in-flight sends, then sends

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
+	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -112,20 +114,46 @@ func (q *memQueue) Append(b message.Batch) error {
 	return nil
 }
 
-func (q *memQueue) Peek() (message.Batch, bool, error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.entries) == 0 {
-		return message.Batch{}, false, nil
+// head is the index of the partition's oldest entry, or -1.
+func (q *memQueue) head(topic string, partition int32) int {
+	for i, b := range q.entries {
+		if b.Topic == topic && b.Partition == partition {
+			return i
+		}
 	}
-	return q.entries[0], true, nil
+	return -1
 }
 
-func (q *memQueue) Ack() error {
+func (q *memQueue) Peek(topic string, partition int32) (message.Batch, bool, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.entries = q.entries[1:]
+	i := q.head(topic, partition)
+	if i < 0 {
+		return message.Batch{}, false, nil
+	}
+	return q.entries[i], true, nil
+}
+
+func (q *memQueue) Ack(topic string, partition int32) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if i := q.head(topic, partition); i >= 0 {
+		q.entries = append(q.entries[:i], q.entries[i+1:]...)
+	}
 	return nil
+}
+
+func (q *memQueue) Partitions() []tempstorage.Partition {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var ps []tempstorage.Partition
+	for _, b := range q.entries {
+		p := tempstorage.Partition{Topic: b.Topic, Partition: b.Partition}
+		if !slices.Contains(ps, p) {
+			ps = append(ps, p)
+		}
+	}
+	return ps
 }
 
 func (q *memQueue) Backlog(topic string, partition int32) int {
@@ -435,6 +463,44 @@ func TestStoredBacklogAtStartIsReplayedBeforeNewBatches(t *testing.T) {
 	}
 	if got := k.values("t", 0); !equal(got, []string{"old1", "old2", "new"}) {
 		t.Fatalf("kafka got %v", got)
+	}
+}
+
+func TestPartitionKafkaRefusesDoesNotHoldUpReplayOfOthers(t *testing.T) {
+	h := newHarness(t, Config{}, true)
+	h.k.setUp(false)
+	h.d.Submit(batch("t", 0, "a1"))
+	h.d.Submit(batch("t", 1, "b1"))
+	h.obs.waitUntil(t, "both spilled", func() bool { return h.obs.spilled == 2 })
+	h.d.Submit(batch("t", 0, "a2"))
+	h.d.Submit(batch("t", 1, "b2"))
+	h.obs.waitUntil(t, "behind their backlogs", func() bool { return h.obs.spilled == 4 })
+
+	// Kafka is back, but partition 0 still fails: partition 1 drains.
+	h.k.mu.Lock()
+	h.k.up, h.k.down[0] = true, true
+	h.k.mu.Unlock()
+	h.clk.tick()
+	h.obs.waitUntil(t, "partition 1 replayed", func() bool { return h.obs.replayed == 2 })
+	h.d.Submit(batch("t", 1, "b3"))
+	h.obs.waitUntil(t, "partition 1 sent directly", func() bool { return h.obs.sent == 1 })
+	if n := h.q.Backlog("t", 0); n != 2 {
+		t.Fatalf("partition 0 backlog = %d, want 2", n)
+	}
+
+	h.k.mu.Lock()
+	h.k.down[0] = false
+	h.k.mu.Unlock()
+	h.clk.tick()
+	h.obs.waitUntil(t, "partition 0 replayed", func() bool { return h.obs.replayed == 4 })
+	if err := h.d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.k.values("t", 0); !equal(got, []string{"a1", "a2"}) {
+		t.Fatalf("partition 0 = %v", got)
+	}
+	if got := h.k.values("t", 1); !equal(got, []string{"b1", "b2", "b3"}) {
+		t.Fatalf("partition 1 = %v", got)
 	}
 }
 
