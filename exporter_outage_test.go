@@ -79,6 +79,17 @@ func requireMurmur2Placement(t *testing.T, recs []seqRecord, n int32) {
 	}
 }
 
+// requireKeyedSeq waits for records [0, n) of sendSeq on outageTopic (6
+// partitions) and checks each arrived once, in order per partition, on its
+// key's partition.
+func requireKeyedSeq(t *testing.T, c *kfake.Cluster, n int) {
+	t.Helper()
+	waitRecords(t, c, outageTopic, int64(n), 30*time.Second)
+	recs := readSeq(t, c, outageTopic, n)
+	requireExactlyInOrder(t, recs, n)
+	requireMurmur2Placement(t, recs, 6)
+}
+
 func TestBrokerOutageRecordsSpillAndReplayInOrder(t *testing.T) {
 	port := freePort(t)
 	c1 := clusterOnPort(t, port, 6)
@@ -102,10 +113,7 @@ func TestBrokerOutageRecordsSpillAndReplayInOrder(t *testing.T) {
 	require.Zero(t, gauge(t, tt, "otelcol_kafkabatcher_pending_records"), "spilled batches left memory")
 
 	c2 := clusterOnPort(t, port, 6)
-	waitRecords(t, c2, outageTopic, total, 30*time.Second)
-	recs := readSeq(t, c2, outageTopic, total)
-	requireExactlyInOrder(t, recs, total)
-	requireMurmur2Placement(t, recs, 6)
+	requireKeyedSeq(t, c2, total)
 	waitFor(t, 10*time.Second, func() bool {
 		return counter(t, tt, "otelcol_kafkabatcher_records_replayed") == total && exp.queue.Len() == 0
 	}, "queue drained")
@@ -206,10 +214,7 @@ func TestShutdownWithKafkaDownSpillsPendingRecords(t *testing.T) {
 	cfg.Batch.MaxWait = 5 * time.Millisecond
 	exp2 := run(t, cfg, nopSettings())
 	sendSeq(t, exp2, total, total)
-	waitRecords(t, c2, outageTopic, 2*total, 20*time.Second)
-	recs := readSeq(t, c2, outageTopic, 2*total)
-	requireExactlyInOrder(t, recs, 2*total)
-	requireMurmur2Placement(t, recs, 6)
+	requireKeyedSeq(t, c2, 2*total)
 	waitFor(t, 10*time.Second, func() bool { return exp2.queue.Len() == 0 }, "queue drained")
 	require.NoError(t, exp2.stop())
 }
@@ -600,10 +605,7 @@ func TestPartitionStillFailingDoesNotHoldUpOthers(t *testing.T) {
 	require.Zero(t, highWatermarks(c2, outageTopic)[0], "partition 0 is refused")
 
 	fault.Remove()
-	waitRecords(t, c2, outageTopic, 2*half, 20*time.Second)
-	recs := readSeq(t, c2, outageTopic, 2*half)
-	requireExactlyInOrder(t, recs, 2*half)
-	requireMurmur2Placement(t, recs, 6)
+	requireKeyedSeq(t, c2, 2*half)
 	waitFor(t, 10*time.Second, func() bool { return exp.queue.Len() == 0 }, "queue drained")
 	require.NoError(t, exp.stop())
 }
