@@ -469,9 +469,10 @@ func (d *Dispatcher) replayLoop() {
 	}
 }
 
-// maxReplayBytes bounds the stored batches sent in one replay round; the
-// producer splits a round into requests per broker.
-const maxReplayBytes = 64 << 20
+// maxReplayBytes bounds the stored batches read into memory for one replay
+// round (max_pending_bytes does not count them); the rest of the backlogged
+// partitions go in the next round.
+const maxReplayBytes = 8 << 20
 
 // drain replays the stored backlogs in rounds: each round sends the oldest
 // stored batch of every backlogged partition in one Produce call. A

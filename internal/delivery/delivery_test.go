@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -31,6 +32,7 @@ type fakeKafka struct {
 	cutAt    string          // a batch holding this value is acknowledged up to it, then fails
 	overlap  bool            // two sends of one partition at once
 	gate     chan struct{}   // when set, Produce waits on it
+	maxCall  int             // most batch bytes in one Produce call
 }
 
 func newFakeKafka() *fakeKafka {
@@ -41,6 +43,11 @@ func (k *fakeKafka) setUp(up bool) { k.mu.Lock(); k.up = up; k.mu.Unlock() }
 
 func (k *fakeKafka) Produce(ctx context.Context, batches []*message.Batch) []Outcome {
 	k.mu.Lock()
+	callBytes := 0
+	for _, b := range batches {
+		callBytes += b.Bytes
+	}
+	k.maxCall = max(k.maxCall, callBytes)
 	for _, b := range batches {
 		pk := partKey{b.Topic, b.Partition}
 		if k.inflight[pk] {
@@ -501,6 +508,29 @@ func TestPartitionKafkaRefusesDoesNotHoldUpReplayOfOthers(t *testing.T) {
 	}
 	if got := h.k.values("t", 1); !equal(got, []string{"b1", "b2", "b3"}) {
 		t.Fatalf("partition 1 = %v", got)
+	}
+}
+
+func TestReplayRoundsStayWithinTheirMemoryBound(t *testing.T) {
+	h := newHarness(t, Config{}, true)
+	h.k.setUp(false)
+	big := strings.Repeat("x", 1<<20)
+	const parts = 12 // 12 MiB stored, more than one round
+	for p := int32(0); p < parts; p++ {
+		if err := h.q.Append(batch("t", p, big)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.k.setUp(true)
+	h.clk.tick()
+	h.obs.waitUntil(t, "all replayed", func() bool { return h.obs.replayed == parts })
+	if err := h.d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.k.mu.Lock()
+	defer h.k.mu.Unlock()
+	if h.k.maxCall > maxReplayBytes || h.k.maxCall < maxReplayBytes/2 {
+		t.Fatalf("largest replay call %d bytes, want at most %d (and rounds filled)", h.k.maxCall, maxReplayBytes)
 	}
 }
 
