@@ -27,6 +27,11 @@ type Partition struct {
 	Partition int32
 }
 
+// Compare orders partitions by topic, then partition number.
+func (p Partition) Compare(o Partition) int {
+	return cmp.Or(strings.Compare(p.Topic, o.Topic), cmp.Compare(p.Partition, o.Partition))
+}
+
 // Store is a set of Queues, one per (topic, partition), under one
 // directory: replay of a partition waits only for that partition. All
 // methods are safe for concurrent use: senders Append to any partitions
@@ -411,9 +416,7 @@ func (s *Store) Partitions() []Partition {
 			ps = append(ps, p)
 		}
 	})
-	slices.SortFunc(ps, func(a, b Partition) int {
-		return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
-	})
+	slices.SortFunc(ps, Partition.Compare)
 	return ps
 }
 

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -47,7 +48,8 @@ type Queue interface {
 	Peek(topic string, partition int32) (message.Batch, bool, error)
 	Ack(topic string, partition int32) error
 	Backlog(topic string, partition int32) int
-	// Partitions lists the partitions with a backlog.
+	// Partitions lists the partitions with a backlog, sorted by topic,
+	// then partition.
 	Partitions() []tempstorage.Partition
 	Len() int
 }
@@ -475,13 +477,16 @@ func (d *Dispatcher) replayLoop() {
 const maxReplayBytes = 8 << 20
 
 // drain replays the stored backlogs in rounds: each round sends the oldest
-// stored batch of every backlogged partition in one Produce call. A
-// partition Kafka does not take sits out until the next retry tick; the
-// others go on until their backlogs are gone.
+// stored batch of every backlogged partition in one Produce call, up to
+// maxReplayBytes, the next round starting after the last partition taken so
+// that every partition gets its turn. A partition Kafka does not take sits
+// out until the next retry tick; the others go on until their backlogs are
+// gone.
 func (d *Dispatcher) drain() {
 	paused := make(map[partKey]bool)
 	var keys []partKey
 	var stored, send []message.Batch
+	var last tempstorage.Partition // the next round starts after it
 	for {
 		select {
 		case <-d.stop:
@@ -490,7 +495,13 @@ func (d *Dispatcher) drain() {
 		}
 		keys, stored, send = keys[:0], stored[:0], send[:0]
 		bytes := 0
-		for _, tp := range d.queue.Partitions() {
+		ps := d.queue.Partitions()
+		start, _ := slices.BinarySearchFunc(ps, last, tempstorage.Partition.Compare)
+		if start < len(ps) && ps[start] == last {
+			start++
+		}
+		for n := range ps {
+			tp := ps[(start+n)%len(ps)]
 			k := partKey{tp.Topic, tp.Partition}
 			if paused[k] {
 				continue
@@ -510,6 +521,7 @@ func (d *Dispatcher) drain() {
 			}
 			bytes += b.Bytes
 			keys, stored, send = append(keys, k), append(stored, b), append(send, d.unsent(k, b))
+			last = tp
 		}
 		if len(keys) == 0 {
 			return

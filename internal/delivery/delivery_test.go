@@ -33,6 +33,7 @@ type fakeKafka struct {
 	overlap  bool            // two sends of one partition at once
 	gate     chan struct{}   // when set, Produce waits on it
 	maxCall  int             // most batch bytes in one Produce call
+	order    []string        // every acknowledged value, in order
 }
 
 func newFakeKafka() *fakeKafka {
@@ -85,6 +86,7 @@ func (k *fakeKafka) Produce(ctx context.Context, batches []*message.Batch) []Out
 				continue
 			}
 			k.got[pk] = append(k.got[pk], string(m.Value))
+			k.order = append(k.order, string(m.Value))
 		}
 	}
 	return outs
@@ -160,6 +162,7 @@ func (q *memQueue) Partitions() []tempstorage.Partition {
 			ps = append(ps, p)
 		}
 	}
+	slices.SortFunc(ps, tempstorage.Partition.Compare)
 	return ps
 }
 
@@ -531,6 +534,49 @@ func TestReplayRoundsStayWithinTheirMemoryBound(t *testing.T) {
 	defer h.k.mu.Unlock()
 	if h.k.maxCall > maxReplayBytes || h.k.maxCall < maxReplayBytes/2 {
 		t.Fatalf("largest replay call %d bytes, want at most %d (and rounds filled)", h.k.maxCall, maxReplayBytes)
+	}
+}
+
+func TestReplayRoundsTakeTurnsAcrossPartitions(t *testing.T) {
+	h := newHarness(t, Config{}, true)
+	h.k.setUp(false)
+	// 12 partitions with 3 batches of 1 MiB: a round holds 7 of them.
+	pad := strings.Repeat("x", 1<<20)
+	const parts, each = 12, 3
+	for j := 0; j < each; j++ {
+		for p := int32(0); p < parts; p++ {
+			if err := h.q.Append(batch("t", p, fmt.Sprintf("p%d-%d-%s", p, j, pad))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	h.k.setUp(true)
+	h.clk.tick()
+	h.obs.waitUntil(t, "all replayed", func() bool { return h.obs.replayed == parts*each })
+	if err := h.d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.k.mu.Lock()
+	defer h.k.mu.Unlock()
+	lastFirst, firstThird := -1, len(h.k.order)
+	for i, v := range h.k.order {
+		var p, j int
+		if _, err := fmt.Sscanf(v, "p%d-%d-", &p, &j); err != nil {
+			t.Fatal(err)
+		}
+		if j == 0 {
+			lastFirst = i
+		}
+		if j == 2 && i < firstThird {
+			firstThird = i
+		}
+	}
+	if lastFirst > firstThird {
+		var seq []string
+		for _, v := range h.k.order {
+			seq = append(seq, v[:6])
+		}
+		t.Fatalf("a partition's third batch went before another partition's first: %v", seq)
 	}
 }
 
