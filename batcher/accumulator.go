@@ -181,7 +181,7 @@ func (a *Accumulator) cut(out []message.Batch, reason message.FlushReason) []mes
 	n := len(a.msgs)
 	out = append(out, message.Batch{
 		Topic: a.topic, Partition: a.partition,
-		Messages: a.msgs, Bytes: a.bytes, Reason: reason,
+		Messages: a.msgs, Bytes: a.bytes, Reason: reason, Opened: a.firstAt,
 	})
 	// Size the next slice like this batch (a little more when it was cut
 	// short), so steady traffic appends without growing.

@@ -669,7 +669,7 @@ func (p *Pool) appendChunks(dst []message.Batch, b message.Batch, part int32, ms
 		if i > start {
 			size = message.RecordSize(&msgs[i], i-start, msgs[start].Timestamp)
 			if bytes+size > p.cfg.MaxBytes {
-				dst = append(dst, message.Batch{Topic: b.Topic, Partition: part, Messages: msgs[start:i:i], Bytes: bytes, Reason: b.Reason})
+				dst = append(dst, message.Batch{Topic: b.Topic, Partition: part, Messages: msgs[start:i:i], Bytes: bytes, Reason: b.Reason, Opened: b.Opened})
 				start = i
 			}
 		}
@@ -679,5 +679,5 @@ func (p *Pool) appendChunks(dst []message.Batch, b message.Batch, part int32, ms
 		}
 		bytes += size
 	}
-	return append(dst, message.Batch{Topic: b.Topic, Partition: part, Messages: msgs[start:], Bytes: bytes, Reason: b.Reason})
+	return append(dst, message.Batch{Topic: b.Topic, Partition: part, Messages: msgs[start:], Bytes: bytes, Reason: b.Reason, Opened: b.Opened})
 }

@@ -67,4 +67,9 @@ type Batch struct {
 	// compression (see BatchSize).
 	Bytes  int
 	Reason FlushReason
+	// Opened is when the batch's oldest record was accepted: the batcher's
+	// clock at the Add that opened the batch (parts of a batch split by
+	// partition keep it). Zero for a batch read back from the temp storage,
+	// which does not keep it.
+	Opened time.Time
 }
