@@ -408,14 +408,16 @@ type observer kafkaBatcherExporter
 
 func (o *observer) Sent(b *message.Batch, took time.Duration) {
 	e := (*kafkaBatcherExporter)(o)
-	e.tel.sent(b, took)
+	// The ack time comes from the clock b.Opened was read from (the
+	// batcher's), so the two make a latency under a test's fake clock too.
+	e.tel.sent(b, took, e.clock.Now())
 	e.pool.Sent(b.Topic, b.Partition)
 	e.setHealth(nil)
 }
 
 func (o *observer) Replayed(b *message.Batch, took time.Duration) {
 	e := (*kafkaBatcherExporter)(o)
-	e.tel.sent(b, took)
+	e.tel.sent(b, took, time.Time{}) // b.Opened is not stored: no latency
 	e.tel.replayed(len(b.Messages))
 	e.tel.corruptTotal(e.queue.Corrupt()) // Peek skips entries damaged since Open
 	e.setHealth(nil)

@@ -122,6 +122,7 @@ func TestBrokerOutageRecordsSpillAndReplayInOrder(t *testing.T) {
 		sent += v
 	}
 	require.EqualValues(t, total, sent, "replayed records count as sent")
+	require.Zero(t, latencyCount(t, tt), "replayed batches have no delivery latency")
 	waitFor(t, 10*time.Second, func() bool { return gauge(t, tt, "otelcol_kafkabatcher_temp_storage_bytes") == 0 },
 		"temp storage bytes back to 0")
 	require.NoError(t, exp.stop())

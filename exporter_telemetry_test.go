@@ -143,5 +143,87 @@ func TestTelemetryCountsSendsFlushesAndRejects(t *testing.T) {
 		durations += dp.Count
 	}
 	require.EqualValues(t, 3, durations, "one produce duration per batch")
+
+	// Delivery latency on the exporter's (fake) clock: one per batch;
+	// partition 1's max_wait batch waited the second the clock moved, its
+	// trigger batch opened after that, so none of its time passed.
+	lat := latencies(t, tt)
+	require.EqualValues(t, 1, lat[p0].Count)
+	require.EqualValues(t, 2, lat[p1].Count)
+	require.InDelta(t, 1.0, lat[p1].Sum, 1e-9)
+	require.NoError(t, exp.stop())
+}
+
+// latencies returns the delivery latency data points per attribute set
+// (empty when nothing was recorded yet).
+func latencies(t *testing.T, tt *componenttest.Telemetry) map[attribute.Set]metricdata.HistogramDataPoint[float64] {
+	t.Helper()
+	out := map[attribute.Set]metricdata.HistogramDataPoint[float64]{}
+	m, err := tt.GetMetric("otelcol_kafkabatcher_delivery_latency")
+	if err != nil {
+		return out // not recorded yet
+	}
+	h, ok := m.Data.(metricdata.Histogram[float64])
+	require.True(t, ok, "delivery latency is %T", m.Data)
+	for _, dp := range h.DataPoints {
+		out[dp.Attributes] = dp
+	}
+	return out
+}
+
+// latencyCount is the number of batches in the delivery latency histogram.
+func latencyCount(t *testing.T, tt *componenttest.Telemetry) uint64 {
+	var n uint64
+	for _, dp := range latencies(t, tt) {
+		n += dp.Count
+	}
+	return n
+}
+
+// Under async delivery ConsumeLogs returns before Kafka's ack; the delivery
+// latency histogram still covers the whole wait, one value per batch sent.
+func TestDeliveryLatencyFromAcceptToAck(t *testing.T) {
+	c := newCluster(t, 2, "otlp_logs")
+	obs := observeProduce(t, c)
+	cfg := testConfig(t, c.ListenAddrs())
+	cfg.Encoding = EncodingRaw
+	cfg.KeyFrom = []string{"attributes.k"}
+	cfg.Batch.Size = 10
+	cfg.Batch.MaxWait = 50 * time.Millisecond
+	require.Equal(t, DeliveryAsync, cfg.Delivery)
+	tt := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
+	exp := run(t, cfg, metadatatest.NewSettings(tt))
+	waitPartitions(t, exp, "otlp_logs", 2)
+	k0, k1 := keyFor(t, 0, 2), keyFor(t, 1, 2)
+	p0, p1 := partSet("otlp_logs", 0, "otlp_logs"), partSet("otlp_logs", 1, "otlp_logs")
+	ctx := context.Background()
+
+	// A single record waits max_wait in its accumulator, then for the ack.
+	require.NoError(t, exp.consumeLogs(ctx, keyedLogs(0, 1, k0, false)))
+	waitFor(t, 10*time.Second, func() bool { return latencyCount(t, tt) == 1 }, "one latency recorded")
+	dp := latencies(t, tt)[p0]
+	require.EqualValues(t, 1, dp.Count)
+	require.GreaterOrEqual(t, dp.Sum, 0.05, "latency of a lone record covers max_wait")
+
+	// Partition 1: two batches by size and one by max_wait; partition 0:
+	// one by size and one by max_wait.
+	require.NoError(t, exp.consumeLogs(ctx, keyedLogs(1, 25, k1, false)))
+	require.NoError(t, exp.consumeLogs(ctx, keyedLogs(26, 12, k0, false)))
+	waitRecords(t, c, "otlp_logs", 38, 10*time.Second)
+	waitFor(t, 10*time.Second, func() bool {
+		return latencyCount(t, tt) == uint64(len(obs.seen()))
+	}, "a latency per batch the broker received (%d, have %d)", len(obs.seen()), latencyCount(t, tt))
+
+	perPart := map[attribute.Set]uint64{}
+	for _, b := range obs.seen() {
+		perPart[partSet(b.topic, int(b.partition), "otlp_logs")]++
+	}
+	require.Equal(t, map[attribute.Set]uint64{p0: 3, p1: 3}, perPart, "batches at the broker")
+	got := map[attribute.Set]uint64{}
+	for s, dp := range latencies(t, tt) {
+		got[s] = dp.Count
+	}
+	require.Equal(t, perPart, got, "one latency per batch sent")
 	require.NoError(t, exp.stop())
 }

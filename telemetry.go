@@ -50,14 +50,20 @@ func reasonAttr(reason string) metric.AddOption {
 	return metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", reason)))
 }
 
-// sent records one batch acknowledged by Kafka.
-func (t *telemetry) sent(b *message.Batch, took time.Duration) {
+// sent records one batch acknowledged by Kafka at ackAt, after a produce
+// that took took. The delivery latency (ackAt less b.Opened) is recorded
+// when both are known: ackAt is zero for a replayed batch, and b.Opened is
+// zero for a batch read back from the temp storage.
+func (t *telemetry) sent(b *message.Batch, took time.Duration, ackAt time.Time) {
 	ctx := context.Background()
 	o := t.partAttrs(b.Topic, b.Partition)
 	t.tb.KafkabatcherBatchRecords.Record(ctx, int64(len(b.Messages)), o)
 	t.tb.KafkabatcherBatchBytes.Record(ctx, int64(b.Bytes), o)
 	t.tb.KafkabatcherProduceDuration.Record(ctx, took.Seconds(), o)
 	t.tb.KafkabatcherRecordsSent.Add(ctx, int64(len(b.Messages)), o)
+	if !ackAt.IsZero() && !b.Opened.IsZero() {
+		t.tb.KafkabatcherDeliveryLatency.Record(ctx, max(ackAt.Sub(b.Opened), 0).Seconds(), o)
+	}
 }
 
 func (t *telemetry) flushed(reason message.FlushReason) {

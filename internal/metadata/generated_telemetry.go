@@ -30,6 +30,7 @@ type TelemetryBuilder struct {
 	registrations                     []metric.Registration
 	KafkabatcherBatchBytes            metric.Int64Histogram
 	KafkabatcherBatchRecords          metric.Int64Histogram
+	KafkabatcherDeliveryLatency       metric.Float64Histogram
 	KafkabatcherFlushes               metric.Int64Counter
 	KafkabatcherPendingRecords        metric.Int64ObservableGauge
 	KafkabatcherProduceDuration       metric.Float64Histogram
@@ -122,6 +123,13 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithDescription("Records per sent record batch. [Development]"),
 		metric.WithUnit("{record}"),
 		metric.WithExplicitBucketBoundaries([]float64{1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000}...),
+	)
+	errs = errors.Join(errs, err)
+	builder.KafkabatcherDeliveryLatency, err = builder.meter.Float64Histogram(
+		"otelcol_kafkabatcher_delivery_latency",
+		metric.WithDescription("Time from the acceptance of a sent batch's oldest record to Kafka's acknowledgement of the batch; batches replayed from the temp storage are not counted. [Development]"),
+		metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries([]float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}...),
 	)
 	errs = errors.Join(errs, err)
 	builder.KafkabatcherFlushes, err = builder.meter.Int64Counter(

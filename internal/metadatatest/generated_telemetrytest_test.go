@@ -30,6 +30,7 @@ func TestSetupTelemetry(t *testing.T) {
 	}))
 	tb.KafkabatcherBatchBytes.Record(context.Background(), 1)
 	tb.KafkabatcherBatchRecords.Record(context.Background(), 1)
+	tb.KafkabatcherDeliveryLatency.Record(context.Background(), 1)
 	tb.KafkabatcherFlushes.Add(context.Background(), 1)
 	tb.KafkabatcherProduceDuration.Record(context.Background(), 1)
 	tb.KafkabatcherRecordsRejected.Add(context.Background(), 1)
@@ -42,6 +43,9 @@ func TestSetupTelemetry(t *testing.T) {
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualKafkabatcherBatchRecords(t, testTel,
 		[]metricdata.HistogramDataPoint[int64]{{}}, metricdatatest.IgnoreValue(),
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualKafkabatcherDeliveryLatency(t, testTel,
+		[]metricdata.HistogramDataPoint[float64]{{}}, metricdatatest.IgnoreValue(),
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualKafkabatcherFlushes(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
