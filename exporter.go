@@ -451,21 +451,6 @@ func (o *observer) Left(b *message.Batch) {
 	pool.Recycle(b.Messages)
 }
 
-// kafka adapts the producer to the dispatcher.
-type kafka struct{ p *producer.Producer }
-
-func (k kafka) Produce(ctx context.Context, batches []*message.Batch) []delivery.Outcome {
-	res := k.p.Produce(ctx, batches)
-	outs := make([]delivery.Outcome, len(res))
-	for i, r := range res {
-		outs[i] = delivery.Outcome{Err: r.Err, Remaining: r.Remaining}
-		for _, rj := range r.Rejected {
-			outs[i].Rejected = append(outs[i].Rejected, delivery.Rejected{Message: rj.Message, Reason: rj.Reason, Err: rj.Err})
-		}
-	}
-	return outs
-}
-
 // clockAdapter gives the dispatcher the batcher's clock.
 type clockAdapter struct{ c batcher.Clock }
 

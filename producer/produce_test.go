@@ -162,7 +162,7 @@ func TestProduceManyBrokersConcurrently(t *testing.T) {
 }
 
 func TestProduceSplitsLargeRequests(t *testing.T) {
-	c := newCluster(t, kfake.SeedTopics(6, "t"))
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(6, "t"))
 	log := observeProduce(t, c)
 	p := newProducer(t, Config{Brokers: c.ListenAddrs()})
 	var batches []*message.Batch
@@ -173,11 +173,33 @@ func TestProduceSplitsLargeRequests(t *testing.T) {
 	p.st.maxRequestBytes = batches[0].Bytes*2 + 1
 	produceOK(t, p, batches...)
 	if n := len(log.all()); n != 3 {
-		t.Fatalf("got %d produce requests, want 3 of at most 2 batches", n)
+		t.Fatalf("got %d produce requests, want 3 of at most 2 batches: %+v", n, log.all())
 	}
 	got := consume(t, 120, "t", kgo.SeedBrokers(c.ListenAddrs()...))
 	for part, b := range batches {
 		assertRecords(t, got[int32(part)], b.Messages)
+	}
+}
+
+func TestLeaderFromLastRefresh(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(3), kfake.SeedTopics(6, "t"))
+	p := newProducer(t, Config{Brokers: c.ListenAddrs()[:1]})
+	if id := p.Leader("t", 0); id != -1 {
+		t.Fatalf("leader %d before any refresh, want -1", id)
+	}
+	if err := p.Refresh(context.Background(), "t"); err != nil {
+		t.Fatal(err)
+	}
+	for part := int32(0); part < 6; part++ {
+		if got, want := p.Leader("t", part), c.LeaderFor("t", part); got != want {
+			t.Fatalf("partition %d: leader %d, want %d", part, got, want)
+		}
+	}
+	if id := p.Leader("t", 6); id != -1 {
+		t.Fatalf("leader %d of a partition that does not exist, want -1", id)
+	}
+	if id := p.Leader("other", 0); id != -1 {
+		t.Fatalf("leader %d of an unknown topic, want -1", id)
 	}
 }
 

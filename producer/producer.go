@@ -56,6 +56,9 @@ type Producer struct {
 	// parts maps topic -> partition count; the map is never modified after
 	// it is stored, so readers need no lock.
 	parts atomic.Pointer[map[string]int32]
+	// leaders maps topic -> leader broker id per partition (-1: none) as
+	// of the last refresh; replaced, never modified.
+	leaders atomic.Pointer[map[string][]int32]
 
 	mu        sync.Mutex // guards tracked, listeners and replacing parts
 	tracked   map[string]struct{}
@@ -285,6 +288,7 @@ func (p *Producer) refresh(topics []string) error {
 		}
 		counts[t] = int32(len(ids))
 	}
+	p.updateLeaders(counts)
 	p.updateCounts(counts)
 	if len(errs) > 0 {
 		return fmt.Errorf("refresh metadata: %w", errors.Join(errs...))
@@ -322,6 +326,47 @@ func (p *Producer) unavailable(err error) error {
 func (p *Producer) authError(err error) error {
 	s := p.st.cfg.SASL
 	return fmt.Errorf("%w (mechanism %s, user %q): %w", ErrAuthentication, s.Mechanism, s.Username, err)
+}
+
+// updateLeaders stores the leaders sarama's metadata cache holds for the
+// partitions of the topics in counts.
+func (p *Producer) updateLeaders(counts map[string]int32) {
+	old := p.leaders.Load()
+	next := make(map[string][]int32, len(counts))
+	if old != nil {
+		for t, ids := range *old {
+			next[t] = ids
+		}
+	}
+	for t, n := range counts {
+		ids := make([]int32, n)
+		for i := range ids {
+			ids[i] = -1
+		}
+		// Only partitions with a leader: Leader would ask Kafka for the rest.
+		writable, _ := p.client.WritablePartitions(t) // cached after the refresh
+		for _, part := range writable {
+			if b, err := p.client.Leader(t, part); err == nil && part < n {
+				ids[part] = b.ID()
+			}
+		}
+		next[t] = ids
+	}
+	p.leaders.Store(&next)
+}
+
+// Leader returns the id of the broker that led the partition at the last
+// metadata refresh, or -1 when it is not known. It never contacts Kafka.
+func (p *Producer) Leader(topic string, partition int32) int32 {
+	m := p.leaders.Load()
+	if m == nil {
+		return -1
+	}
+	ids := (*m)[topic]
+	if partition < 0 || int(partition) >= len(ids) {
+		return -1
+	}
+	return ids[partition]
 }
 
 // updateCounts stores the new counts and tells the listeners what changed.

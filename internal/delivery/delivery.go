@@ -40,6 +40,9 @@ type Rejected struct {
 // Kafka sends batches, each as one record batch; one Outcome per batch, in order.
 type Kafka interface {
 	Produce(ctx context.Context, batches []*message.Batch) []Outcome
+	// Leader returns the id of the broker leading the partition as last
+	// known, or -1, without asking Kafka.
+	Leader(topic string, partition int32) int32
 }
 
 // Queue is the durable backlog (tempstorage.Store): one FIFO per partition.
@@ -263,11 +266,12 @@ func (d *Dispatcher) sendLoop() {
 	}
 }
 
-// sendReady sends the head batch of every partition that has none in flight.
+// sendReady sends the head batch of every partition that has none in
+// flight: one Produce call per leader broker, since Produce returns when
+// all its batches are settled and a broker slow to answer (or timing out)
+// must not hold up the partitions other brokers lead.
 func (d *Dispatcher) sendReady() {
-	var batches []*message.Batch
-	var entries []*entry
-	var parts []*part
+	var groups []*sendGroup
 	for _, p := range d.snapshot() {
 		if !p.mu.TryLock() {
 			// Busy appending to disk; whoever holds it wakes the loop after.
@@ -275,38 +279,59 @@ func (d *Dispatcher) sendReady() {
 		}
 		// With a stored backlog (a restart, or a batch the storage refused
 		// behind it) the FIFO waits for the replay.
-		if !p.inflight && !p.stalled && len(p.fifo) > 0 && !d.backlogged(p.key) {
+		ready := !p.inflight && !p.stalled && len(p.fifo) > 0 && !d.backlogged(p.key)
+		var e *entry
+		if ready {
 			p.inflight = true
-			batches = append(batches, &p.fifo[0].b)
-			entries = append(entries, p.fifo[0])
-			parts = append(parts, p)
+			e = p.fifo[0]
 		}
 		p.mu.Unlock()
-	}
-	if len(batches) == 0 {
-		return
-	}
-	// Only the send loop and, once it stopped, Close call sendReady, so
-	// this Add never races Close's Wait.
-	d.sending.Add(1)
-	go func() {
-		defer d.sending.Done()
-		start := time.Now()
-		outs := d.kafka.Produce(d.ctx, batches)
-		took := time.Since(start)
-		// Acknowledged batches first: a failed one may wait for the disk.
-		for i, p := range parts {
-			if outs[i].Err == nil {
-				d.finish(p, entries[i], outs[i], took)
-			}
+		if !ready {
+			continue
 		}
-		for i, p := range parts {
-			if outs[i].Err != nil {
-				d.finish(p, entries[i], outs[i], took)
-			}
+		leader := d.kafka.Leader(p.key.topic, p.key.partition)
+		i := slices.IndexFunc(groups, func(g *sendGroup) bool { return g.leader == leader })
+		if i < 0 {
+			groups = append(groups, &sendGroup{leader: leader})
+			i = len(groups) - 1
 		}
-		d.poke(d.wake)
-	}()
+		g := groups[i]
+		g.batches, g.entries, g.parts = append(g.batches, &e.b), append(g.entries, e), append(g.parts, p)
+	}
+	for _, g := range groups {
+		// Only the send loop and, once it stopped, Close call sendReady,
+		// so this Add never races Close's Wait.
+		d.sending.Add(1)
+		go d.send(g)
+	}
+}
+
+// sendGroup is the head batches of partitions led by one broker.
+type sendGroup struct {
+	leader  int32
+	batches []*message.Batch
+	entries []*entry
+	parts   []*part
+}
+
+// send produces g's batches and settles them.
+func (d *Dispatcher) send(g *sendGroup) {
+	defer d.sending.Done()
+	start := time.Now()
+	outs := d.kafka.Produce(d.ctx, g.batches)
+	took := time.Since(start)
+	// Acknowledged batches first: a failed one may wait for the disk.
+	for i, p := range g.parts {
+		if outs[i].Err == nil {
+			d.finish(p, g.entries[i], outs[i], took)
+		}
+	}
+	for i, p := range g.parts {
+		if outs[i].Err != nil {
+			d.finish(p, g.entries[i], outs[i], took)
+		}
+	}
+	d.poke(d.wake)
 }
 
 // finish settles a direct send of p's head batch.

@@ -27,13 +27,21 @@ type fakeKafka struct {
 	up       bool
 	got      map[partKey][]string
 	inflight map[partKey]bool
-	reject   map[string]bool // values refused for good
-	down     map[int32]bool  // partitions whose sends fail
-	cutAt    string          // a batch holding this value is acknowledged up to it, then fails
-	overlap  bool            // two sends of one partition at once
-	gate     chan struct{}   // when set, Produce waits on it
-	maxCall  int             // most batch bytes in one Produce call
-	order    []string        // every acknowledged value, in order
+	reject   map[string]bool         // values refused for good
+	down     map[int32]bool          // partitions whose sends fail
+	cutAt    string                  // a batch holding this value is acknowledged up to it, then fails
+	overlap  bool                    // two sends of one partition at once
+	gate     chan struct{}           // when set, Produce waits on it
+	maxCall  int                     // most batch bytes in one Produce call
+	order    []string                // every acknowledged value, in order
+	leaders  map[int32]int32         // partition -> leader broker; absent: 0
+	slow     map[int32]chan struct{} // leader -> calls to it wait on the channel
+}
+
+func (k *fakeKafka) Leader(_ string, partition int32) int32 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.leaders[partition]
 }
 
 func newFakeKafka() *fakeKafka {
@@ -57,6 +65,9 @@ func (k *fakeKafka) Produce(ctx context.Context, batches []*message.Batch) []Out
 		k.inflight[pk] = true
 	}
 	gate := k.gate
+	if slow := k.slow[k.leaders[batches[0].Partition]]; slow != nil {
+		gate = slow
+	}
 	k.mu.Unlock()
 	if gate != nil {
 		select {
@@ -577,6 +588,31 @@ func TestReplayRoundsTakeTurnsAcrossPartitions(t *testing.T) {
 			seq = append(seq, v[:6])
 		}
 		t.Fatalf("a partition's third batch went before another partition's first: %v", seq)
+	}
+}
+
+func TestSlowBrokerDoesNotHoldUpPartitionsOfOthers(t *testing.T) {
+	h := newHarness(t, Config{}, true)
+	release := make(chan struct{})
+	h.k.mu.Lock()
+	h.k.leaders = map[int32]int32{0: 1, 1: 2}
+	h.k.slow = map[int32]chan struct{}{1: release}
+	h.k.mu.Unlock()
+	h.d.Submit(batch("t", 0, "a1"))
+	for i := 0; i < 5; i++ {
+		h.d.Submit(batch("t", 1, fmt.Sprintf("b%d", i)))
+	}
+	h.obs.waitUntil(t, "partition 1 sent while broker 1 hangs", func() bool { return h.obs.sent == 5 })
+	if got := h.k.values("t", 0); len(got) != 0 {
+		t.Fatalf("partition 0 = %v before its broker answered", got)
+	}
+	close(release)
+	h.obs.waitUntil(t, "partition 0 sent", func() bool { return h.obs.sent == 6 })
+	if err := h.d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.k.values("t", 1); !equal(got, []string{"b0", "b1", "b2", "b3", "b4"}) {
+		t.Fatalf("partition 1 = %v", got)
 	}
 }
 

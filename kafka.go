@@ -1,0 +1,28 @@
+package kafkabatcherexporter
+
+import (
+	"context"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/delivery"
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+	"github.com/kafkabatcher/kafkabatcherexporter/producer"
+)
+
+// kafka adapts the producer to the dispatcher.
+type kafka struct{ p *producer.Producer }
+
+func (k kafka) Produce(ctx context.Context, batches []*message.Batch) []delivery.Outcome {
+	res := k.p.Produce(ctx, batches)
+	outs := make([]delivery.Outcome, len(res))
+	for i, r := range res {
+		outs[i] = delivery.Outcome{Err: r.Err, Remaining: r.Remaining}
+		for _, rj := range r.Rejected {
+			outs[i].Rejected = append(outs[i].Rejected, delivery.Rejected{Message: rj.Message, Reason: rj.Reason, Err: rj.Err})
+		}
+	}
+	return outs
+}
+
+// Leader returns the broker leading the partition at the last metadata
+// refresh, or -1; the dispatcher sends to each leader separately.
+func (k kafka) Leader(topic string, partition int32) int32 { return k.p.Leader(topic, partition) }
