@@ -41,9 +41,17 @@ type runResult struct {
 	// Latency from the call (ConsumeLogs, Input, Produce) to the broker's
 	// acknowledgement; LatencyOf says what one sample is, "" when the system
 	// does not expose acknowledgements (async exporters).
+	// kafkabatcher: read from its delivery latency histogram (the oldest
+	// record of each batch of the window, accept to ack; quantiles
+	// interpolated inside the bucket), as histLatencyOf says.
 	LatencyOf string  `json:"latency_of,omitempty"`
 	P50Ms     float64 `json:"p50_ms"`
 	P99Ms     float64 `json:"p99_ms"`
+	// The histogram's figures for a system whose own columns hold samples
+	// measured per call (kafkabatcher-sync); HistOf is "" otherwise.
+	HistOf    string  `json:"hist_of,omitempty"`
+	HistP50Ms float64 `json:"hist_p50_ms,omitempty"`
+	HistP99Ms float64 `json:"hist_p99_ms,omitempty"`
 	Detail    string  `json:"detail,omitempty"`
 
 	MaxRSSKiB int64 `json:"max_rss_kib"` // driver: peak RSS of the child
@@ -77,7 +85,8 @@ type sendStats struct {
 	firstError error
 	latencyOf  string
 	latencies  []time.Duration
-	detail     string // what the system says about its batching, if anything
+	hist       *latencyHist // the exporter's delivery latency in the window, if it has one
+	detail     string       // what the system says about its batching, if anything
 }
 
 func newSystem(name string) (system, error) {
@@ -166,6 +175,14 @@ func runChild(specJSON string) error {
 	}
 	if len(st.latencies) > 0 {
 		res.P50Ms, res.P99Ms = percentiles(st.latencies)
+	}
+	if h := st.hist; h != nil {
+		p50, p99 := 1000*h.quantile(0.50), 1000*h.quantile(0.99)
+		if res.LatencyOf == "" {
+			res.LatencyOf, res.P50Ms, res.P99Ms = histLatencyOf, p50, p99
+		} else {
+			res.HistOf, res.HistP50Ms, res.HistP99Ms = histLatencyOf, p50, p99
+		}
 	}
 	return json.NewEncoder(os.Stdout).Encode(res)
 }

@@ -205,6 +205,9 @@ func drive(ctx context.Context, o options) error {
 					if res.Detail != "" {
 						fmt.Fprintf(os.Stderr, "bench:   %s\n", res.Detail)
 					}
+					if res.HistOf != "" {
+						fmt.Fprintf(os.Stderr, "bench:   %s: p50 %.2fms p99 %.2fms\n", res.HistOf, res.HistP50Ms, res.HistP99Ms)
+					}
 					reps[sys] = append(reps[sys], res)
 				}
 			}

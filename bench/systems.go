@@ -129,6 +129,14 @@ func (s *exporterSystem) prepare(ctx context.Context, spec runSpec) (func(contex
 		return nil, fmt.Errorf("warm-up: %w", err)
 	}
 	time.Sleep(settleAfterWarmup)
+	// The warm-up's batches are in the delivery latency histogram already:
+	// the window's figures are the difference from this reading.
+	var warm latencyHist
+	if s.reader != nil {
+		if warm, err = readLatencyHist(ctx, s.reader); err != nil {
+			return nil, fmt.Errorf("delivery latency: %w", err)
+		}
+	}
 
 	sync := s.kind == sysOursSync || s.kind == sysContribSync
 	return func(ctx context.Context) (sendStats, error) {
@@ -144,6 +152,13 @@ func (s *exporterSystem) prepare(ctx context.Context, spec runSpec) (func(contex
 		}
 		if s.reader != nil {
 			st.detail = batchingDetail(ctx, s.reader)
+			h, err := readLatencyHist(ctx, s.reader)
+			if err != nil {
+				return st, fmt.Errorf("delivery latency: %w", err)
+			}
+			if h = h.since(warm); h.total() > 0 {
+				st.hist = &h
+			}
 		}
 		return st, nil
 	}, nil
