@@ -140,11 +140,11 @@ type Dispatcher struct {
 	ctx     context.Context // canceled by Close: in-flight sends end
 	cancel  context.CancelFunc
 
-	// headDone counts, per partition, the leading records of its stored
-	// head batch that Kafka took (or refused for good) in an earlier replay
-	// that then failed: a split batch is resumed, not sent again. Only the
-	// replay loop uses it.
-	headDone map[partKey]int
+	// headDone marks, per partition, the records of its stored head batch
+	// that Kafka took or refused for good in an earlier replay that then
+	// failed: only the others are sent again, so none is sent or
+	// dead-lettered twice. nil: none yet. Only the replay loop uses it.
+	headDone map[partKey][]bool
 }
 
 // New starts a Dispatcher's loops. queue may be nil.
@@ -153,7 +153,7 @@ func New(cfg Config, kafka Kafka, queue Queue, obs Observer, clock Clock, logger
 	d := &Dispatcher{
 		cfg: cfg, kafka: kafka, queue: queue, obs: obs, clock: clock, logger: logger,
 		parts:    make(map[partKey]*part),
-		headDone: make(map[partKey]int),
+		headDone: make(map[partKey][]bool),
 		wake:     make(chan struct{}, 1),
 		replay:   make(chan struct{}, 1),
 		stop:     make(chan struct{}),
@@ -462,20 +462,6 @@ next:
 	return out
 }
 
-// isSuffix reports whether rest is the tail of msgs, record for record.
-func isSuffix(msgs, rest []message.Message) bool {
-	if len(rest) > len(msgs) {
-		return false
-	}
-	tail := msgs[len(msgs)-len(rest):]
-	for i := range rest {
-		if !sameMessage(tail[i], rest[i]) {
-			return false
-		}
-	}
-	return true
-}
-
 func sameMessage(a, b message.Message) bool {
 	return len(a.Value) == len(b.Value) && (len(a.Value) == 0 || &a.Value[0] == &b.Value[0]) &&
 		string(a.Key) == string(b.Key) && a.Timestamp.Equal(b.Timestamp)
@@ -561,18 +547,47 @@ func (d *Dispatcher) drain() {
 	}
 }
 
-// unsent is b less the leading records an earlier replay got through.
+// unsent is b less the records an earlier replay got through.
 func (d *Dispatcher) unsent(k partKey, b message.Batch) message.Batch {
 	done := d.headDone[k]
-	if done == 0 {
+	if done == nil {
 		return b
 	}
-	b.Messages = b.Messages[min(done, len(b.Messages)):]
-	b.Bytes = 0
-	if len(b.Messages) > 0 {
-		b.Bytes = message.BatchSize(b.Messages)
+	msgs := make([]message.Message, 0, len(b.Messages))
+	for i, m := range b.Messages {
+		if i >= len(done) || !done[i] {
+			msgs = append(msgs, m)
+		}
+	}
+	b.Messages, b.Bytes = msgs, 0
+	if len(msgs) > 0 {
+		b.Bytes = message.BatchSize(msgs)
 	}
 	return b
+}
+
+// markDone records in headDone which records of the stored head went
+// through: those of send (the head less earlier ones) not in remaining,
+// the records Kafka did not take, in order.
+func (d *Dispatcher) markDone(k partKey, stored, send *message.Batch, remaining []message.Message) {
+	done := d.headDone[k]
+	if done == nil {
+		done = make([]bool, len(stored.Messages))
+		d.headDone[k] = done
+	}
+	j := 0 // next record of send
+	for i := range stored.Messages {
+		if done[i] || j >= len(send.Messages) {
+			continue
+		}
+		m := send.Messages[j]
+		j++
+		if len(remaining) > 0 && sameMessage(m, remaining[0]) {
+			remaining = remaining[1:]
+			continue
+		}
+		done[i] = true
+	}
 }
 
 // replayRound sends the batches that have records left; the others are
@@ -605,15 +620,18 @@ func (d *Dispatcher) settleReplay(k partKey, stored, send *message.Batch, out Ou
 		d.obs.Rejected(r)
 	}
 	if out.Err != nil {
-		if out.Remaining != nil && isSuffix(send.Messages, out.Remaining) {
-			d.headDone[k] += len(send.Messages) - len(out.Remaining)
+		rest := out.Remaining
+		if rest == nil {
+			rest = withoutRejected(send.Messages, out.Rejected)
 		}
+		d.markDone(k, stored, send, rest)
 		d.logger.Info("replay of a partition paused: kafka did not take its oldest stored batch",
 			zap.String("topic", k.topic), zap.Int32("partition", k.partition),
 			zap.Int("records", len(send.Messages)), zap.Error(out.Err))
 		return false
 	}
-	d.headDone[k] = len(stored.Messages) // a failed Ack is retried without a resend
+	// A failed Ack is retried without a resend.
+	d.markDone(k, stored, send, nil)
 	// No partition lock: until Ack returns the backlog counts this entry,
 	// so a Submit for its partition appends behind it; after, the entry is
 	// in Kafka and a direct send comes after it.

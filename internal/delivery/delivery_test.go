@@ -27,15 +27,19 @@ type fakeKafka struct {
 	up       bool
 	got      map[partKey][]string
 	inflight map[partKey]bool
-	reject   map[string]bool         // values refused for good
-	down     map[int32]bool          // partitions whose sends fail
-	cutAt    string                  // a batch holding this value is acknowledged up to it, then fails
-	overlap  bool                    // two sends of one partition at once
-	gate     chan struct{}           // when set, Produce waits on it
-	maxCall  int                     // most batch bytes in one Produce call
-	order    []string                // every acknowledged value, in order
-	leaders  map[int32]int32         // partition -> leader broker; absent: 0
-	slow     map[int32]chan struct{} // leader -> calls to it wait on the channel
+	reject   map[string]bool // values refused for good
+	down     map[int32]bool  // partitions whose sends fail
+	cutAt    string          // a batch holding this value is acknowledged up to it, then fails
+	// failAfterReject is how many more batches with a rejected record fail
+	// as a whole after the rejection: Rejected, then Err with the others
+	// as Remaining (not a suffix of the batch).
+	failAfterReject int
+	overlap         bool                    // two sends of one partition at once
+	gate            chan struct{}           // when set, Produce waits on it
+	maxCall         int                     // most batch bytes in one Produce call
+	order           []string                // every acknowledged value, in order
+	leaders         map[int32]int32         // partition -> leader broker; absent: 0
+	slow            map[int32]chan struct{} // leader -> calls to it wait on the channel
 }
 
 func (k *fakeKafka) Leader(_ string, partition int32) int32 {
@@ -83,6 +87,18 @@ func (k *fakeKafka) Produce(ctx context.Context, batches []*message.Batch) []Out
 		k.inflight[pk] = false
 		if !k.up || k.down[b.Partition] || ctx.Err() != nil {
 			outs[i].Err = fmt.Errorf("produce %s/%d: %w", b.Topic, b.Partition, errDown)
+			continue
+		}
+		if k.failAfterReject > 0 && slices.ContainsFunc(b.Messages, func(m message.Message) bool { return k.reject[string(m.Value)] }) {
+			k.failAfterReject--
+			outs[i].Err = errDown
+			for _, m := range b.Messages {
+				if k.reject[string(m.Value)] {
+					outs[i].Rejected = append(outs[i].Rejected, Rejected{Message: m, Reason: "invalid_record"})
+				} else {
+					outs[i].Remaining = append(outs[i].Remaining, m)
+				}
+			}
 			continue
 		}
 		for j, m := range b.Messages {
@@ -613,6 +629,31 @@ func TestSlowBrokerDoesNotHoldUpPartitionsOfOthers(t *testing.T) {
 	}
 	if got := h.k.values("t", 1); !equal(got, []string{"b0", "b1", "b2", "b3", "b4"}) {
 		t.Fatalf("partition 1 = %v", got)
+	}
+}
+
+// A replay that Kafka answers with a rejected record and then a failure
+// sends only the others again: the rejected record is dead-lettered once.
+func TestReplayAfterPartialRejectionSendsOnlyTheRest(t *testing.T) {
+	h := newHarness(t, Config{}, true)
+	h.k.setUp(false)
+	h.d.Submit(batch("t", 0, "a", "X", "b"))
+	h.obs.waitUntil(t, "spilled", func() bool { return h.obs.spilled == 3 })
+	h.k.mu.Lock()
+	h.k.up, h.k.reject["X"], h.k.failAfterReject = true, true, 1
+	h.k.mu.Unlock()
+	h.clk.tick()
+	h.obs.waitUntil(t, "X rejected", func() bool { return h.obs.rejected == 1 })
+	h.clk.tick()
+	h.obs.waitUntil(t, "the rest replayed", func() bool { return h.obs.replayed == 2 })
+	if err := h.d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if h.obs.rejected != 1 {
+		t.Fatalf("X rejected %d times, want once", h.obs.rejected)
+	}
+	if got := h.k.values("t", 0); !equal(got, []string{"a", "b"}) {
+		t.Fatalf("kafka got %v", got)
 	}
 }
 
