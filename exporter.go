@@ -417,7 +417,7 @@ func (o *observer) Sent(b *message.Batch, took time.Duration) {
 
 func (o *observer) Replayed(b *message.Batch, took time.Duration) {
 	e := (*kafkaBatcherExporter)(o)
-	e.tel.sent(b, took, time.Time{}) // b.Opened is not stored: no latency
+	e.tel.sent(b, took, e.clock.Now())
 	e.tel.replayed(len(b.Messages))
 	e.tel.corruptTotal(e.queue.Corrupt()) // Peek skips entries damaged since Open
 	e.setHealth(nil)

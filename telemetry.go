@@ -51,9 +51,7 @@ func reasonAttr(reason string) metric.AddOption {
 }
 
 // sent records one batch acknowledged by Kafka at ackAt, after a produce
-// that took took. The delivery latency (ackAt less b.Opened) is recorded
-// when both are known: ackAt is zero for a replayed batch, and b.Opened is
-// zero for a batch read back from the temp storage.
+// that took took, and its delivery latency (ackAt less b.Opened).
 func (t *telemetry) sent(b *message.Batch, took time.Duration, ackAt time.Time) {
 	ctx := context.Background()
 	o := t.partAttrs(b.Topic, b.Partition)
@@ -61,7 +59,8 @@ func (t *telemetry) sent(b *message.Batch, took time.Duration, ackAt time.Time) 
 	t.tb.KafkabatcherBatchBytes.Record(ctx, int64(b.Bytes), o)
 	t.tb.KafkabatcherProduceDuration.Record(ctx, took.Seconds(), o)
 	t.tb.KafkabatcherRecordsSent.Add(ctx, int64(len(b.Messages)), o)
-	if !ackAt.IsZero() && !b.Opened.IsZero() {
+	// Replayed batches have no Opened: the temp storage does not keep it.
+	if !b.Opened.IsZero() {
 		t.tb.KafkabatcherDeliveryLatency.Record(ctx, max(ackAt.Sub(b.Opened), 0).Seconds(), o)
 	}
 }
