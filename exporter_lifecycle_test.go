@@ -17,10 +17,7 @@ import (
 )
 
 func TestShutdownSendsPendingRecords(t *testing.T) {
-	c := newCluster(t, 3, "otlp_logs")
-	obs := observeProduce(t, c)
-	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = EncodingRaw
+	c, obs, cfg := observedRawSetup(t, 3)
 	cfg.KeyFrom = []string{"attributes.k"}
 	cfg.Batch.MaxWait = time.Hour
 	tt := componenttest.NewTelemetry()

@@ -206,10 +206,7 @@ func TestKeyedRecordsLandOnMurmur2Partition(t *testing.T) {
 }
 
 func TestBatchSizeMakesBatchesOfExactlySize(t *testing.T) {
-	c := newCluster(t, 1, "otlp_logs")
-	obs := observeProduce(t, c)
-	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = EncodingRaw
+	c, obs, cfg := observedRawSetup(t, 1)
 	cfg.Batch.Size = 100
 	cfg.Batch.MaxWait = time.Hour
 	exp := run(t, cfg, nopSettings())
@@ -282,10 +279,7 @@ func TestConcurrentConsumeLogsDeliverEverythingOnce(t *testing.T) {
 }
 
 func TestOneAccumulatorPerTopicSplitsByPartition(t *testing.T) {
-	c := newCluster(t, 6, "otlp_logs")
-	obs := observeProduce(t, c)
-	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = EncodingRaw
+	c, obs, cfg := observedRawSetup(t, 6)
 	cfg.KeyFrom = []string{"attributes.k"}
 	cfg.Partitioning.CollectByPartition = false
 	cfg.Batch.Size = 60
@@ -401,10 +395,7 @@ func TestCompressionCodecsReachTheBroker(t *testing.T) {
 }
 
 func TestKeylessRecordsStickUntilTheirBatchIsReady(t *testing.T) {
-	c := newCluster(t, 6, "otlp_logs")
-	obs := observeProduce(t, c)
-	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = EncodingRaw
+	c, obs, cfg := observedRawSetup(t, 6)
 	cfg.Batch.Size = 10
 	cfg.Batch.MaxWait = time.Hour
 	exp := run(t, cfg, nopSettings())

@@ -68,10 +68,7 @@ func histogramByAttrs(t *testing.T, tt *componenttest.Telemetry, name string) ma
 }
 
 func TestTelemetryCountsSendsFlushesAndRejects(t *testing.T) {
-	c := newCluster(t, 2, "otlp_logs")
-	obs := observeProduce(t, c)
-	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = EncodingRaw
+	c, obs, cfg := observedRawSetup(t, 2)
 	cfg.KeyFrom = []string{"attributes.k"}
 	cfg.TopicAliases = map[string]string{"otlp_logs": "logs"}
 	cfg.Batch.Size = 10
@@ -183,10 +180,7 @@ func latencyCount(t *testing.T, tt *componenttest.Telemetry) uint64 {
 // Under async delivery ConsumeLogs returns before Kafka's ack; the delivery
 // latency histogram still covers the whole wait, one value per batch sent.
 func TestDeliveryLatencyFromAcceptToAck(t *testing.T) {
-	c := newCluster(t, 2, "otlp_logs")
-	obs := observeProduce(t, c)
-	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = EncodingRaw
+	c, obs, cfg := observedRawSetup(t, 2)
 	cfg.KeyFrom = []string{"attributes.k"}
 	cfg.Batch.Size = 10
 	cfg.Batch.MaxWait = 50 * time.Millisecond

@@ -41,6 +41,18 @@ func testConfig(t *testing.T, brokers []string) *Config {
 	return cfg
 }
 
+// observedRawSetup starts a broker with topic otlp_logs of partitions
+// partitions whose produce requests are observed, and a raw-encoding config
+// pointing at it.
+func observedRawSetup(t *testing.T, partitions int32) (*kfake.Cluster, *produceObserver, *Config) {
+	t.Helper()
+	c := newCluster(t, partitions, "otlp_logs")
+	obs := observeProduce(t, c)
+	cfg := testConfig(t, c.ListenAddrs())
+	cfg.Encoding = EncodingRaw
+	return c, obs, cfg
+}
+
 func startExporter(t testing.TB, cfg *Config) *kafkaBatcherExporter {
 	t.Helper()
 	exp, err := newExporter(cfg, exportertest.NewNopSettings(metadata.Type))

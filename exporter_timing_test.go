@@ -51,10 +51,7 @@ func fakeClockExporter(t *testing.T, cfg *Config) (*harness, *fakeclock.Clock, *
 }
 
 func TestMaxWaitSendsOnTheInjectedClock(t *testing.T) {
-	c := newCluster(t, 1, "otlp_logs")
-	obs := observeProduce(t, c)
-	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = EncodingRaw
+	c, obs, cfg := observedRawSetup(t, 1)
 	cfg.Batch.Size = 500
 	cfg.Batch.MaxWait = time.Second
 	exp, clk, tt := fakeClockExporter(t, cfg)
@@ -90,10 +87,7 @@ func TestMaxWaitSendsOnTheInjectedClock(t *testing.T) {
 }
 
 func TestFlushWhenSendsTheMatchingBatchAtOnce(t *testing.T) {
-	c := newCluster(t, 1, "otlp_logs")
-	obs := observeProduce(t, c)
-	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = EncodingRaw
+	c, obs, cfg := observedRawSetup(t, 1)
 	cfg.Batch.Size = 500
 	cfg.Batch.MaxWait = time.Second
 	cfg.Batch.FlushWhen = []string{`attributes["flush"] == true`}
@@ -127,10 +121,7 @@ func TestFlushWhenSendsTheMatchingBatchAtOnce(t *testing.T) {
 }
 
 func TestMinDelayHoldsFullBatchesOnTheInjectedClock(t *testing.T) {
-	c := newCluster(t, 1, "otlp_logs")
-	obs := observeProduce(t, c)
-	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = EncodingRaw
+	c, obs, cfg := observedRawSetup(t, 1)
 	cfg.Batch.Size = 2
 	cfg.Batch.MinDelay = time.Second
 	cfg.Batch.MaxWait = 5 * time.Second
