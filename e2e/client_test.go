@@ -114,9 +114,15 @@ type consumer struct {
 
 func newConsumer(t *testing.T, brokerAddr string) *consumer {
 	t.Helper()
+	return newTopicConsumer(t, []string{brokerAddr}, topic)
+}
+
+// newTopicConsumer reads topic name from the start, through seeds.
+func newTopicConsumer(t *testing.T, seeds []string, name string) *consumer {
+	t.Helper()
 	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(brokerAddr),
-		kgo.ConsumeTopics(topic),
+		kgo.SeedBrokers(seeds...),
+		kgo.ConsumeTopics(name),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(200*time.Millisecond),
 		kgo.FetchMaxPartitionBytes(16<<20),
