@@ -377,7 +377,7 @@ func TestRealKafkaToxics(t *testing.T) {
 			accepted, refused := st.result()
 			recs := newTopicConsumer(t, c.Bootstrap(), name).read(accepted, readLimit, 2*time.Second)
 			e.logWarnings(t)
-	account(t, recs, accepted, refused, e.deadLetterCount(t))
+			account(t, recs, accepted, refused, e.deadLetterCount(t))
 		})
 	}
 }
