@@ -339,6 +339,10 @@ func (e *kafkaBatcherExporter) partitions(ctx context.Context, topic string, mis
 	if err == nil {
 		err = errors.New("topic not in metadata")
 	}
+	if errors.Is(err, producer.ErrAuthorization) || errors.Is(err, producer.ErrAuthentication) {
+		// Kafka answered: it refused the login or hides the topic.
+		return 0, fmt.Errorf("partition count of topic %q unknown: %w", topic, err)
+	}
 	return 0, fmt.Errorf("partition count of topic %q unknown (Kafka has not answered since this exporter first started): %w", topic, err)
 }
 
@@ -351,10 +355,14 @@ func (e *kafkaBatcherExporter) setHealth(err error) {
 		return
 	}
 	e.healthy = err == nil
+	// The collector does not log status changes; an operator without a
+	// health check extension sees them here.
 	if err == nil {
+		e.logger.Info("exporter status: OK (Kafka takes batches again)")
 		componentstatus.ReportStatus(e.host, componentstatus.NewEvent(componentstatus.StatusOK))
 		return
 	}
+	e.logger.Warn("exporter status: recoverable error", zap.Error(err))
 	componentstatus.ReportStatus(e.host, componentstatus.NewRecoverableErrorEvent(err))
 }
 
