@@ -1,0 +1,130 @@
+package batcher
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+)
+
+type topicEntries struct {
+	all   *entry                   // the topic-wide accumulator (CollectByPartition false)
+	parts atomic.Pointer[[]*entry] // by partition below maxIndexed; replaced, never changed in place
+	big   map[int32]*entry         // partitions from maxIndexed on; guarded by Pool.mu
+}
+
+// maxIndexed bounds the partition slice, so an absurd partition number
+// costs a map entry rather than a huge slice.
+const maxIndexed = 1 << 12
+
+// entry is one accumulator with its timer and its queue of ready batches.
+type entry struct {
+	mu       sync.Mutex
+	acc      Accumulator
+	timer    Timer
+	timerAt  time.Time // when timer fires
+	timerGen uint64    // tells a stale timer callback from the current one
+	out      []message.Batch
+	head     int  // out[head:] are still to hand off
+	draining bool // a goroutine is handing off out; others only enqueue
+	closed   bool // flushed: no more timers
+}
+
+// entries lists every accumulator entry.
+func (p *Pool) entries() []*entry {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	var es []*entry
+	for _, te := range p.topics {
+		if te.all != nil {
+			es = append(es, te.all)
+		}
+		if parts := te.parts.Load(); parts != nil {
+			for _, e := range *parts {
+				if e != nil {
+					es = append(es, e)
+				}
+			}
+		}
+		for _, e := range te.big {
+			es = append(es, e)
+		}
+	}
+	return es
+}
+
+func (p *Pool) topicEntries(topic string) *topicEntries {
+	p.mu.RLock()
+	te := p.topics[topic]
+	p.mu.RUnlock()
+	if te != nil {
+		return te
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if te = p.topics[topic]; te == nil {
+		te = &topicEntries{}
+		if !p.cfg.CollectByPartition {
+			te.all = p.newEntry(topic, -1)
+		}
+		p.topics[topic] = te
+	}
+	return te
+}
+
+// entry returns the accumulator entry for topic/partition, creating it.
+func (p *Pool) entry(te *topicEntries, topic string, partition int32) *entry {
+	if te.all != nil {
+		return te.all
+	}
+	if parts := te.parts.Load(); parts != nil && int(partition) < len(*parts) {
+		if e := (*parts)[partition]; e != nil {
+			return e
+		}
+	}
+	if partition >= maxIndexed {
+		p.mu.RLock()
+		e := te.big[partition]
+		p.mu.RUnlock()
+		if e != nil {
+			return e
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if partition >= maxIndexed {
+		e := te.big[partition]
+		if e == nil {
+			if te.big == nil {
+				te.big = map[int32]*entry{}
+			}
+			e = p.newEntry(topic, partition)
+			te.big[partition] = e
+		}
+		return e
+	}
+	var cur []*entry
+	if parts := te.parts.Load(); parts != nil {
+		cur = *parts
+	}
+	if int(partition) < len(cur) && cur[partition] != nil {
+		return cur[partition]
+	}
+	next := make([]*entry, max(len(cur), int(partition)+1))
+	copy(next, cur)
+	e := p.newEntry(topic, partition)
+	next[partition] = e
+	te.parts.Store(&next)
+	return e
+}
+
+func (p *Pool) newEntry(topic string, partition int32) *entry {
+	e := &entry{}
+	e.acc.init(p.cfg, topic, partition)
+	e.acc.newSlice = p.getSlice
+	p.memMu.Lock()
+	e.closed = p.closed
+	p.memMu.Unlock()
+	return e
+}
