@@ -237,7 +237,7 @@ func (e *kafkaBatcherExporter) shutdown(ctx context.Context) error {
 		e.lookup.Wait()
 	}
 	if e.pool != nil {
-		for _, b := range e.pool.Flush(ctx) {
+		for _, b := range e.pool.Shutdown(ctx) {
 			(*poolSink)(e).Ready(b)
 		}
 	}

@@ -108,7 +108,7 @@ func (p *Pool) exit() {
 }
 
 // Release frees the memory counted for b's records. The exporter calls it
-// once per batch received from Ready or Flush, when Kafka acknowledged it,
+// once per batch received from Ready or Shutdown, when Kafka acknowledged it,
 // it was spilled to disk, or it was rejected.
 func (p *Pool) Release(b message.Batch) {
 	var n int64

@@ -105,7 +105,7 @@ func BenchmarkPoolAdd(b *testing.B) {
 					}
 					b.StopTimer()
 					b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
-					for _, bt := range p.Flush(ctx) {
+					for _, bt := range p.Shutdown(ctx) {
 						p.Release(bt)
 					}
 				})

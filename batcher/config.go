@@ -75,8 +75,8 @@ var (
 	// ErrMemoryLimit: the records did not fit under MaxPendingBytes before
 	// the context ended. Nothing of the call was accepted.
 	ErrMemoryLimit = errors.New("batcher: pending bytes at max_pending_bytes")
-	// ErrClosed: Flush was called; the pool accepts nothing more.
-	ErrClosed = errors.New("batcher: pool flushed for shutdown")
+	// ErrClosed: Shutdown was called; the pool accepts nothing more.
+	ErrClosed = errors.New("batcher: pool shut down")
 	// ErrInvalidPartition: a message had a negative partition.
 	ErrInvalidPartition = errors.New("batcher: message without a partition")
 )

@@ -145,15 +145,15 @@ func runModel(t testing.TB, data []byte) {
 			}
 		}
 	}
-	for _, b := range p.Flush(context.Background()) {
+	for _, b := range p.Shutdown(context.Background()) {
 		if b.Reason != message.ReasonShutdown {
-			t.Fatalf("Flush returned a batch with reason %s", b.Reason)
+			t.Fatalf("Shutdown returned a batch with reason %s", b.Reason)
 		}
 		m.handoff(b)
 		m.unreleased = append(m.unreleased, b)
 	}
 	if clk.Pending() != 0 {
-		t.Fatalf("%d timers armed after Flush", clk.Pending())
+		t.Fatalf("%d timers armed after Shutdown", clk.Pending())
 	}
 	for k, ids := range m.expected {
 		if m.handed[k] != len(ids) {

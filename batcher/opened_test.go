@@ -110,7 +110,7 @@ func TestPoolOpenedIsFirstAddTime(t *testing.T) {
 		mustAdd(t, p, recAt(1, "b", 0))
 		clk.Advance(ms(3))
 		mustAdd(t, p, recAt(0, "c", 0))
-		got := p.Flush(context.Background())
+		got := p.Shutdown(context.Background())
 		if len(got) == 2 && got[0].Partition == 1 {
 			got[0], got[1] = got[1], got[0]
 		}
@@ -156,7 +156,7 @@ func TestPoolSplitBatchesKeepOpened(t *testing.T) {
 	mustAdd(t, p, recAt(1, "s0", 0))
 	clk.Advance(ms(5))
 	mustAdd(t, p, recAt(0, "s1", 0))
-	got := p.Flush(context.Background())
+	got := p.Shutdown(context.Background())
 	wantOpened(t, got, []string{"1/shutdown:s0", "0/shutdown:s1"}, []time.Duration{ms(35), ms(35)})
 
 	// Re-cut: partition 1's records do not fit one batch once split off.

@@ -145,7 +145,7 @@ func (p *Pool) Add(ctx context.Context, msgs []message.Message) error {
 				}
 			}
 			if e.closed {
-				// Flush gave up waiting for this Add: hand its records over now.
+				// Shutdown gave up waiting for this Add: hand its records over now.
 				e.out = e.acc.Flush(e.out)
 			}
 			p.armAndDrain(e, now)
@@ -170,14 +170,14 @@ func (p *Pool) Sent(topic string, partition int32) {
 	p.armAndDrain(e, now)
 }
 
-// Flush closes the pool for shutdown: later Adds fail with ErrClosed, Adds
+// Shutdown closes the pool for good: later Adds fail with ErrClosed, Adds
 // waiting for room fail with ErrClosed, timers stop. It waits (until ctx
 // ends) for running Adds and timer callbacks, whose batches still go to
 // Sink.Ready, then returns everything still pending, reason shutdown, in
 // order per partition. The caller Releases the returned batches like the
 // others. If ctx ends first, records a straggling Add still brings in are
 // handed to Sink.Ready by that Add.
-func (p *Pool) Flush(ctx context.Context) []message.Batch {
+func (p *Pool) Shutdown(ctx context.Context) []message.Batch {
 	p.memMu.Lock()
 	if !p.closed {
 		p.closed = true

@@ -351,7 +351,7 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
-func TestPoolFlush(t *testing.T) {
+func TestPoolShutdown(t *testing.T) {
 	cfg := testConfig()
 	cfg.Size = 3
 	cfg.MaxPendingBytes = 500
@@ -362,9 +362,9 @@ func TestPoolFlush(t *testing.T) {
 	go func() { waitErr <- p.Add(context.Background(), big) }()
 	waitFor(t, func() bool { p.memMu.Lock(); defer p.memMu.Unlock(); return len(p.waiters) == 1 })
 
-	got := p.Flush(context.Background())
+	got := p.Shutdown(context.Background())
 	if err := <-waitErr; !errors.Is(err, ErrClosed) {
-		t.Fatalf("waiting Add after Flush = %v, want ErrClosed", err)
+		t.Fatalf("waiting Add after Shutdown = %v, want ErrClosed", err)
 	}
 	var desc []string
 	for _, b := range got {
@@ -372,13 +372,13 @@ func TestPoolFlush(t *testing.T) {
 		desc = append(desc, fmt.Sprintf("%d/%s", b.Partition, describe(b)))
 	}
 	if len(desc) != 2 || !contains(desc, "0/shutdown:a,c") || !contains(desc, "1/shutdown:b") {
-		t.Fatalf("Flush returned %v", desc)
+		t.Fatalf("Shutdown returned %v", desc)
 	}
 	if clk.Pending() != 0 {
-		t.Fatalf("%d timers armed after Flush", clk.Pending())
+		t.Fatalf("%d timers armed after Shutdown", clk.Pending())
 	}
 	if err := p.Add(context.Background(), []message.Message{recAt(0, "late", 0)}); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Add after Flush = %v, want ErrClosed", err)
+		t.Fatalf("Add after Shutdown = %v, want ErrClosed", err)
 	}
 	clk.Advance(time.Hour)
 	expect(t, sink)
@@ -388,8 +388,8 @@ func TestPoolFlush(t *testing.T) {
 	if p.PendingBytes() != 0 {
 		t.Fatalf("PendingBytes = %d after releasing everything", p.PendingBytes())
 	}
-	if again := p.Flush(context.Background()); len(again) != 0 {
-		t.Fatalf("second Flush returned %d batches", len(again))
+	if again := p.Shutdown(context.Background()); len(again) != 0 {
+		t.Fatalf("second Shutdown returned %d batches", len(again))
 	}
 }
 
@@ -455,7 +455,7 @@ func TestPoolConcurrentAdds(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			rest := p.Flush(context.Background())
+			rest := p.Shutdown(context.Background())
 			for _, b := range rest {
 				p.Release(b)
 			}
@@ -508,7 +508,7 @@ func TestPoolLargeCallKeepsOrder(t *testing.T) {
 			msgs = append(msgs, m)
 		}
 		mustAdd(t, p, msgs...)
-		all := append(append([]message.Batch(nil), sink.batches...), p.Flush(context.Background())...)
+		all := append(append([]message.Batch(nil), sink.batches...), p.Shutdown(context.Background())...)
 		last := map[string]int{}
 		n := 0
 		for _, b := range all {
@@ -550,10 +550,10 @@ func TestPoolLargePartitionNumbers(t *testing.T) {
 	}
 }
 
-// Flush waits for an Add whose hand-off is still running, so that Add's
-// batches reach the sink before Flush returns the rest; with a context that
+// Shutdown waits for an Add whose hand-off is still running, so that Add's
+// batches reach the sink before Shutdown returns the rest; with a context that
 // ends first, it returns what is pending without waiting.
-func TestPoolFlushWaitsForRunningAdd(t *testing.T) {
+func TestPoolShutdownWaitsForRunningAdd(t *testing.T) {
 	for _, patient := range []bool{true, false} {
 		cfg := testConfig()
 		cfg.Size = 2
@@ -572,12 +572,12 @@ func TestPoolFlushWaitsForRunningAdd(t *testing.T) {
 			cancel()
 		}
 		flushed := make(chan []message.Batch, 1)
-		go func() { flushed <- p.Flush(ctx) }()
+		go func() { flushed <- p.Shutdown(ctx) }()
 		if patient {
 			waitFor(t, func() bool { p.memMu.Lock(); defer p.memMu.Unlock(); return p.idle != nil })
 			select {
 			case <-flushed:
-				t.Fatal("Flush returned while an Add was handing off")
+				t.Fatal("Shutdown returned while an Add was handing off")
 			default:
 			}
 			close(unblock)
@@ -591,7 +591,7 @@ func TestPoolFlushWaitsForRunningAdd(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(got) != 1 || describe(got[0]) != "shutdown:c" {
-			t.Fatalf("patient=%v: Flush returned %v", patient, got)
+			t.Fatalf("patient=%v: Shutdown returned %v", patient, got)
 		}
 		expect(t, sink, "0/size:a,b")
 	}
@@ -618,7 +618,7 @@ func TestPoolAddOfManyRecordsInOneCall(t *testing.T) {
 	if len(sink.rejected) != 2 {
 		t.Fatalf("rejected %d records, want 2", len(sink.rejected))
 	}
-	for _, b := range p.Flush(context.Background()) {
+	for _, b := range p.Shutdown(context.Background()) {
 		sink.Ready(b)
 	}
 	var kept int

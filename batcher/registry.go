@@ -28,7 +28,7 @@ type entry struct {
 	out      []message.Batch
 	head     int  // out[head:] are still to hand off
 	draining bool // a goroutine is handing off out; others only enqueue
-	closed   bool // flushed: no more timers
+	closed   bool // shut down: no more timers
 }
 
 // entries lists every accumulator entry.
