@@ -1,0 +1,38 @@
+package producer
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"syscall"
+)
+
+// Sentinel errors callers branch on with errors.Is.
+var (
+	// ErrUnavailable: Kafka could not take the batch now (no broker
+	// reachable, or retriable errors used every attempt). Retry later.
+	ErrUnavailable = errors.New("kafka unavailable")
+	// ErrAuthentication: the brokers refused the SASL credentials.
+	ErrAuthentication = errors.New("kafka authentication failed")
+	// ErrClosed: the Producer was closed.
+	ErrClosed = errors.New("producer closed")
+)
+
+// unavailable wraps err, a connection or retriable error, with
+// ErrUnavailable. Some brokers close the connection on bad SASL credentials
+// instead of answering SASL_AUTHENTICATION_FAILED; with SASL on, a closed
+// connection says so, naming the login to check.
+func (p *Producer) unavailable(err error) error {
+	s := p.st.cfg.SASL
+	if s.Mechanism != "" && !isDialError(err) &&
+		(errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)) {
+		return fmt.Errorf("%w: %w (the broker closed the connection: check the SASL %s credentials of user %q)",
+			ErrUnavailable, err, s.Mechanism, s.Username)
+	}
+	return fmt.Errorf("%w: %w%s", ErrUnavailable, err, tlsHint(err))
+}
+
+func (p *Producer) authError(err error) error {
+	s := p.st.cfg.SASL
+	return fmt.Errorf("%w (mechanism %s, user %q): %w", ErrAuthentication, s.Mechanism, s.Username, err)
+}
