@@ -48,7 +48,7 @@ type kafkaBatcherExporter struct {
 	host   component.Host
 	prod   *producer.Producer
 	queue  *tempstorage.Store // nil when temp storage is disabled
-	counts *partitionCache
+	counts *producer.PartitionCache
 	pool   *batcher.Pool
 	disp   *delivery.Dispatcher
 
@@ -141,9 +141,9 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 	e.deadDir = dir
 	cachePath := ""
 	if e.cfg.TempStorage.Enabled {
-		cachePath = partitionCachePath(dir)
+		cachePath = producer.PartitionCachePath(dir)
 	}
-	if e.counts, err = loadPartitionCache(cachePath); err != nil {
+	if e.counts, err = producer.LoadPartitionCache(cachePath); err != nil {
 		e.logger.Warn("partition cache unreadable; starting without it", zap.Error(err))
 	}
 
@@ -172,7 +172,7 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 		return err
 	}
 	e.prod.OnPartitionsChanged(func(topic string, n int32) {
-		if err := e.counts.set(topic, n); err != nil {
+		if err := e.counts.Set(topic, n); err != nil {
 			e.logger.Warn("partition cache not written", zap.Error(err))
 		}
 	})
@@ -327,7 +327,7 @@ func (e *kafkaBatcherExporter) partitions(ctx context.Context, topic string, mis
 	if err := missing[topic]; err != nil {
 		return 0, err
 	}
-	if n, ok := e.counts.get(topic); ok {
+	if n, ok := e.counts.Get(topic); ok {
 		return n, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, metadataWait)

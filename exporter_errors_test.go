@@ -260,7 +260,7 @@ func TestAddedPartitionsReceiveRecords(t *testing.T) {
 		hw := highWatermarks(c, "otlp_logs")
 		return hw[2] > 0 && hw[3] > 0
 	}, "records on partitions 2 and 3: %v", highWatermarks(c, "otlp_logs"))
-	n, ok := exp.counts.get("otlp_logs")
+	n, ok := exp.counts.Get("otlp_logs")
 	require.True(t, ok)
 	require.EqualValues(t, 4, n, "the partition cache follows")
 	require.NoError(t, exp.stop())

@@ -1,4 +1,4 @@
-package kafkabatcherexporter
+package producer
 
 import (
 	"encoding/json"
@@ -10,19 +10,22 @@ import (
 	"sync"
 )
 
-// partitionCache keeps the last known partition count of each topic in a
+// PartitionCache keeps the last known partition count of each topic in a
 // file beside the temp storage, so an exporter restarted while Kafka is
-// down still places records on the partitions their keys belong to.
-type partitionCache struct {
+// down still places records on the partitions their keys belong to. It is
+// safe for concurrent use.
+type PartitionCache struct {
 	path string // "" keeps the counts in memory only
 
 	mu     sync.Mutex
 	counts map[string]int32
 }
 
-// loadPartitionCache reads path; a missing file is an empty cache.
-func loadPartitionCache(path string) (*partitionCache, error) {
-	c := &partitionCache{path: path, counts: map[string]int32{}}
+// LoadPartitionCache reads the cache at path ("" keeps the counts in memory
+// only). A missing file is an empty cache; an unreadable or invalid one is an
+// empty cache and an error to log.
+func LoadPartitionCache(path string) (*PartitionCache, error) {
+	c := &PartitionCache{path: path, counts: map[string]int32{}}
 	if path == "" {
 		return c, nil
 	}
@@ -45,15 +48,16 @@ func loadPartitionCache(path string) (*partitionCache, error) {
 	return c, nil
 }
 
-func (c *partitionCache) get(topic string) (int32, bool) {
+// Get returns the cached partition count of topic and whether there is one.
+func (c *PartitionCache) Get(topic string) (int32, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n, ok := c.counts[topic]
 	return n, ok
 }
 
-// set records n partitions for topic and rewrites the file atomically.
-func (c *partitionCache) set(topic string, n int32) error {
+// Set records n partitions for topic and rewrites the file atomically.
+func (c *PartitionCache) Set(topic string, n int32) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.counts[topic] == n {
@@ -77,7 +81,9 @@ func (c *partitionCache) set(topic string, n int32) error {
 	return nil
 }
 
-func partitionCachePath(dir string) string {
+// PartitionCachePath is the cache file in the temp storage directory dir,
+// or "" (memory only) when dir is "".
+func PartitionCachePath(dir string) string {
 	if dir == "" {
 		return ""
 	}
