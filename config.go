@@ -6,16 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
-	"github.com/IBM/sarama"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configopaque"
 	"go.opentelemetry.io/collector/config/configoptional"
@@ -23,6 +18,7 @@ import (
 
 	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
+	"github.com/kafkabatcher/kafkabatcherexporter/producer"
 	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
 
@@ -92,8 +88,9 @@ type BatchConfig struct {
 
 // ProducerConfig configures produce requests.
 type ProducerConfig struct {
-	RequiredAcks    RequiredAcks  `mapstructure:"required_acks"`
-	Compression     Compression   `mapstructure:"compression"`
+	RequiredAcks producer.RequiredAcks `mapstructure:"required_acks"`
+	// Compression is one of producer.Compressions.
+	Compression     string        `mapstructure:"compression"`
 	MaxMessageBytes int           `mapstructure:"max_message_bytes"`
 	Timeout         time.Duration `mapstructure:"timeout"`
 	MaxAttempts     int           `mapstructure:"max_attempts"`
@@ -106,7 +103,8 @@ type AuthConfig struct {
 
 // SASLConfig is SASL authentication; an empty Mechanism means none.
 type SASLConfig struct {
-	Mechanism SASLMechanism       `mapstructure:"mechanism"`
+	// Mechanism is one of producer.SASLMechanisms, or "" for none.
+	Mechanism string              `mapstructure:"mechanism"`
 	Username  string              `mapstructure:"username"`
 	Password  configopaque.String `mapstructure:"password"`
 }
@@ -153,44 +151,6 @@ const (
 	StrategyRoundRobin Strategy = "round_robin"
 )
 
-// Compression is the record batch compression codec.
-type Compression string
-
-// Compression codecs.
-const (
-	CompressionNone   Compression = "none"
-	CompressionGzip   Compression = "gzip"
-	CompressionSnappy Compression = "snappy"
-	CompressionLZ4    Compression = "lz4"
-	CompressionZstd   Compression = "zstd"
-)
-
-// Codec returns the sarama codec; call it on a validated config.
-func (c Compression) Codec() sarama.CompressionCodec {
-	switch c {
-	case CompressionGzip:
-		return sarama.CompressionGZIP
-	case CompressionSnappy:
-		return sarama.CompressionSnappy
-	case CompressionLZ4:
-		return sarama.CompressionLZ4
-	case CompressionZstd:
-		return sarama.CompressionZSTD
-	}
-	return sarama.CompressionNone
-}
-
-// SASLMechanism is a SASL mechanism name.
-type SASLMechanism string
-
-// SASL mechanisms; the empty one means no SASL.
-const (
-	SASLNone        SASLMechanism = ""
-	SASLPlain       SASLMechanism = "PLAIN"
-	SASLScramSHA256 SASLMechanism = "SCRAM-SHA-256"
-	SASLScramSHA512 SASLMechanism = "SCRAM-SHA-512"
-)
-
 // FsyncMode says when the file queue syncs to disk.
 type FsyncMode string
 
@@ -212,103 +172,37 @@ const (
 	DeliverySync Delivery = "sync"
 )
 
-// RequiredAcks is producer.required_acks. YAML accepts `all`, `-1`, `1`
-// and `0`, quoted or not: a number decodes directly, a string goes through
-// UnmarshalText. Out-of-range numbers are left to Validate so that the
-// error names the key.
-type RequiredAcks int16
-
-// Acknowledgement levels.
-const (
-	AcksAll    RequiredAcks = -1
-	AcksLeader RequiredAcks = 1
-	AcksNone   RequiredAcks = 0
-)
-
-// UnmarshalText accepts all, -1, 1 and 0.
-func (a *RequiredAcks) UnmarshalText(text []byte) error {
-	s := strings.TrimSpace(string(text))
-	if strings.EqualFold(s, "all") {
-		*a = AcksAll
-		return nil
-	}
-	n, err := strconv.ParseInt(s, 10, 16)
-	if err != nil {
-		return fmt.Errorf("want all, -1, 1 or 0, got %q", string(text))
-	}
-	*a = RequiredAcks(n)
-	return nil
-}
-
-// MarshalText writes all for -1, else the number.
-func (a RequiredAcks) MarshalText() ([]byte, error) {
-	if a == AcksAll {
-		return []byte("all"), nil
-	}
-	return []byte(strconv.Itoa(int(a))), nil
-}
-
-// Sarama returns the sarama value.
-func (a RequiredAcks) Sarama() sarama.RequiredAcks { return sarama.RequiredAcks(a) }
-
-// kafkaName holds the characters Kafka allows in topic names, and in
-// client ids before 1.0.0.
-var kafkaName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
-
-// problems collects validation errors in key order.
+// problems collects validation errors, section by section.
 type problems []error
 
 func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Errorf(format, args...)) }
+
+// addAll adds the problems err joins (errors.Join), each on its own.
+func (p *problems) addAll(err error) {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		*p = append(*p, joined.Unwrap()...)
+	} else if err != nil {
+		*p = append(*p, err)
+	}
+}
 
 // Validate checks the configuration; every error names its full key path,
 // the problem and the bad value. All problems are returned, joined.
 func (c *Config) Validate() error {
 	var p problems
-	c.validateConnection(&p)
+	// brokers, protocol_version, client_id, metadata, producer and auth are
+	// the producer's settings: it checks them, with these key names.
+	p.addAll(c.producerConfig(nil).Validate())
 	c.validateRecords(&p)
 	c.validateBatch(&p)
-	c.validateProducer(&p)
-	c.validateAuth(&p)
 	c.validateStorage(&p)
 	return errors.Join(p...)
-}
-
-// validateConnection checks brokers, protocol_version, client_id and
-// metadata.
-func (c *Config) validateConnection(p *problems) {
-	if len(c.Brokers) == 0 {
-		p.add("brokers: must list at least one host:port, got none")
-	}
-	for i, b := range c.Brokers {
-		if err := validateBroker(b); err != nil {
-			p.add("brokers[%d]: %v, got %q", i, err, b)
-		}
-	}
-
-	version, versionErr := sarama.ParseKafkaVersion(c.ProtocolVersion)
-	switch {
-	case versionErr != nil:
-		p.add("protocol_version: not a Kafka version (want e.g. 2.8.0), got %q", c.ProtocolVersion)
-	case !version.IsAtLeast(sarama.V0_11_0_0):
-		p.add("protocol_version: must be >= 0.11.0 (record batch v2), got %q", c.ProtocolVersion)
-	}
-
-	switch {
-	case c.ClientID == "":
-		p.add("client_id: must not be empty, got %q", c.ClientID)
-	case versionErr == nil && !version.IsAtLeast(sarama.V1_0_0_0) && !kafkaName.MatchString(c.ClientID):
-		p.add("client_id: must use only [A-Za-z0-9._-] before protocol_version 1.0.0, got %q", c.ClientID)
-	}
-
-	if c.Metadata.RefreshInterval <= 0 {
-		p.add("metadata.refresh_interval: must be > 0, got %s", c.Metadata.RefreshInterval)
-	}
 }
 
 // validateRecords checks how log records become messages: topics,
 // encoding, field paths and partitioning.
 func (c *Config) validateRecords(p *problems) {
-	if err := validateTopicName(c.Topic); err != nil {
+	if err := producer.ValidateTopicName(c.Topic); err != nil {
 		p.add("topic: %v, got %q", err, c.Topic)
 	}
 	if c.TopicFrom != "" {
@@ -318,7 +212,7 @@ func (c *Config) validateRecords(p *problems) {
 		}
 	}
 	for _, topic := range slices.Sorted(maps.Keys(c.TopicAliases)) {
-		if err := validateTopicName(topic); err != nil {
+		if err := producer.ValidateTopicName(topic); err != nil {
 			p.add("topic_aliases: %v, got topic %q", err, topic)
 		}
 		if c.TopicAliases[topic] == "" {
@@ -376,61 +270,6 @@ func (c *Config) validateBatch(p *problems) {
 	}
 }
 
-// validateProducer checks producer.*; zstd also needs a recent enough
-// protocol_version.
-func (c *Config) validateProducer(p *problems) {
-	pr := c.Producer
-	switch pr.RequiredAcks {
-	case AcksAll, AcksLeader, AcksNone:
-	default:
-		p.add("producer.required_acks: want all, -1, 1 or 0, got %d", pr.RequiredAcks)
-	}
-	switch pr.Compression {
-	case CompressionNone, CompressionGzip, CompressionSnappy, CompressionLZ4:
-	case CompressionZstd:
-		if v, err := sarama.ParseKafkaVersion(c.ProtocolVersion); err == nil && !v.IsAtLeast(sarama.V2_1_0_0) {
-			p.add("producer.compression: zstd needs protocol_version >= 2.1.0, got protocol_version %q", c.ProtocolVersion)
-		}
-	default:
-		p.add("producer.compression: unknown compression %q (want none, gzip, snappy, lz4, zstd)", pr.Compression)
-	}
-	if pr.MaxMessageBytes <= 0 {
-		p.add("producer.max_message_bytes: must be > 0, got %d", pr.MaxMessageBytes)
-	}
-	if pr.Timeout <= 0 {
-		p.add("producer.timeout: must be > 0, got %s", pr.Timeout)
-	}
-	if pr.MaxAttempts < 1 {
-		p.add("producer.max_attempts: must be >= 1, got %d", pr.MaxAttempts)
-	}
-}
-
-// validateAuth checks auth.sasl; tls validates itself (configtls).
-func (c *Config) validateAuth(p *problems) {
-	sasl := c.Auth.SASL
-	switch sasl.Mechanism {
-	case SASLNone:
-		if sasl.Username != "" || sasl.Password != "" {
-			p.add("auth.sasl.mechanism: required when username or password is set (want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), got %q", sasl.Mechanism)
-		}
-	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
-		if sasl.Username == "" {
-			p.add("auth.sasl.username: required with mechanism %s, got %q", sasl.Mechanism, sasl.Username)
-		}
-		if sasl.Password == "" {
-			// The password itself is never printed.
-			p.add("auth.sasl.password: required with mechanism %s, got none", sasl.Mechanism)
-		}
-		// sarama speaks SaslHandshake v1 / SaslAuthenticate only from 1.0.0
-		// and would otherwise fail every connection without saying why.
-		if v, err := sarama.ParseKafkaVersion(c.ProtocolVersion); err == nil && !v.IsAtLeast(sarama.V1_0_0_0) {
-			p.add("auth.sasl.mechanism: SASL needs protocol_version >= 1.0.0, got protocol_version %q", c.ProtocolVersion)
-		}
-	default:
-		p.add("auth.sasl.mechanism: unknown mechanism %q (want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)", sasl.Mechanism)
-	}
-}
-
 // validateStorage checks temp_storage.* and delivery. temp_storage is
 // checked even when disabled: nonsense is rejected wherever it is written.
 func (c *Config) validateStorage(p *problems) {
@@ -460,14 +299,26 @@ func (c *Config) validateStorage(p *problems) {
 	}
 }
 
-// KafkaVersion returns the parsed protocol_version; call it on a validated
-// config.
-func (c *Config) KafkaVersion() sarama.KafkaVersion {
-	v, err := sarama.ParseKafkaVersion(c.ProtocolVersion)
-	if err != nil {
-		return sarama.DefaultVersion
+// producerConfig is the producer's part of the configuration; tlsCfg is
+// what tlsConfig loaded (nil for plaintext, and for validation).
+func (c *Config) producerConfig(tlsCfg *tls.Config) producer.Config {
+	return producer.Config{
+		Brokers:         c.Brokers,
+		ClientID:        c.ClientID,
+		Version:         c.ProtocolVersion,
+		RequiredAcks:    c.Producer.RequiredAcks,
+		Compression:     c.Producer.Compression,
+		MaxMessageBytes: c.Producer.MaxMessageBytes,
+		Timeout:         c.Producer.Timeout,
+		MaxAttempts:     c.Producer.MaxAttempts,
+		RefreshInterval: c.Metadata.RefreshInterval,
+		SASL: producer.SASLConfig{
+			Mechanism: c.Auth.SASL.Mechanism,
+			Username:  c.Auth.SASL.Username,
+			Password:  string(c.Auth.SASL.Password),
+		},
+		TLS: tlsCfg,
 	}
-	return v
 }
 
 // storageDir returns temp_storage.directory, or when it is empty
@@ -505,33 +356,6 @@ func (c *Config) tlsConfig(ctx context.Context) (*tls.Config, error) {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
 	return tc, nil
-}
-
-func validateBroker(addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return errors.New("want host:port (IPv6 as [::1]:9092)")
-	}
-	if host == "" || strings.ContainsAny(host, " \t/") {
-		return errors.New("want host:port with a host name or IP address")
-	}
-	n, err := strconv.Atoi(port)
-	if err != nil || n < 1 || n > 65535 {
-		return errors.New("port must be 1..65535")
-	}
-	return nil
-}
-
-func validateTopicName(topic string) error {
-	switch {
-	case topic == "":
-		return errors.New("must not be empty")
-	case topic == "." || topic == "..":
-		return errors.New("is not a legal Kafka topic name")
-	case len(topic) > 249 || !kafkaName.MatchString(topic):
-		return errors.New("must be at most 249 characters of [a-zA-Z0-9._-]")
-	}
-	return nil
 }
 
 func validatePaths(p *problems, key string, paths []string) {

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
@@ -19,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadata"
+	"github.com/kafkabatcher/kafkabatcherexporter/producer"
 )
 
 // loadConfig unmarshals the exporter id of file over the defaults, as the
@@ -56,13 +56,13 @@ func TestLoadConfig(t *testing.T) {
 		},
 	}
 	full.Producer = ProducerConfig{
-		RequiredAcks:    AcksLeader,
-		Compression:     CompressionZstd,
+		RequiredAcks:    producer.AcksLeader,
+		Compression:     producer.CompressionZstd,
 		MaxMessageBytes: 2_000_000,
 		Timeout:         3 * time.Second,
 		MaxAttempts:     5,
 	}
-	full.Auth.SASL = SASLConfig{Mechanism: SASLScramSHA512, Username: "agent", Password: "s3cret"}
+	full.Auth.SASL = SASLConfig{Mechanism: producer.SASLSCRAMSHA512, Username: "agent", Password: "s3cret"}
 	tlsCfg := configtls.NewDefaultClientConfig()
 	tlsCfg.CAFile = "/etc/kafka/ca.pem"
 	tlsCfg.InsecureSkipVerify = true
@@ -149,16 +149,16 @@ func TestDefaultConfigContract(t *testing.T) {
 func TestRequiredAcksForms(t *testing.T) {
 	tests := []struct {
 		yaml any
-		want RequiredAcks
+		want producer.RequiredAcks
 	}{
-		{"all", AcksAll},
-		{"ALL", AcksAll},
-		{"-1", AcksAll},
-		{-1, AcksAll},
-		{"1", AcksLeader},
-		{1, AcksLeader},
-		{"0", AcksNone},
-		{0, AcksNone},
+		{"all", producer.AcksAll},
+		{"ALL", producer.AcksAll},
+		{"-1", producer.AcksAll},
+		{-1, producer.AcksAll},
+		{"1", producer.AcksLeader},
+		{1, producer.AcksLeader},
+		{"0", producer.AcksNone},
+		{0, producer.AcksNone},
 	}
 	for _, tt := range tests {
 		cfg := createDefaultConfig().(*Config)
@@ -168,34 +168,13 @@ func TestRequiredAcksForms(t *testing.T) {
 		assert.Equal(t, tt.want, cfg.Producer.RequiredAcks, "%v", tt.yaml)
 		assert.NoError(t, cfg.Validate(), "%v", tt.yaml)
 	}
-	assert.Equal(t, sarama.WaitForAll, AcksAll.Sarama())
-	assert.Equal(t, sarama.WaitForLocal, AcksLeader.Sarama())
-	assert.Equal(t, sarama.NoResponse, AcksNone.Sarama())
+	// The sarama values are checked in producer (TestSaramaValues).
 
-	for a, want := range map[RequiredAcks]string{AcksAll: "all", AcksLeader: "1", AcksNone: "0"} {
+	for a, want := range map[producer.RequiredAcks]string{producer.AcksAll: "all", producer.AcksLeader: "1", producer.AcksNone: "0"} {
 		got, err := a.MarshalText()
 		require.NoError(t, err)
 		assert.Equal(t, want, string(got))
 	}
-}
-
-func TestCompressionCodec(t *testing.T) {
-	for c, want := range map[Compression]sarama.CompressionCodec{
-		CompressionNone:   sarama.CompressionNone,
-		CompressionGzip:   sarama.CompressionGZIP,
-		CompressionSnappy: sarama.CompressionSnappy,
-		CompressionLZ4:    sarama.CompressionLZ4,
-		CompressionZstd:   sarama.CompressionZSTD,
-	} {
-		assert.Equal(t, want, c.Codec(), c)
-	}
-}
-
-func TestKafkaVersion(t *testing.T) {
-	cfg := createDefaultConfig().(*Config)
-	assert.Equal(t, sarama.V2_8_0_0, cfg.KafkaVersion())
-	cfg.ProtocolVersion = "3.6.0"
-	assert.Equal(t, sarama.V3_6_0_0, cfg.KafkaVersion())
 }
 
 func TestBrokerAddresses(t *testing.T) {
@@ -438,12 +417,12 @@ func TestValidateAllEnumValues(t *testing.T) {
 		cfg.Encoding = e
 		assert.NoError(t, cfg.Validate(), e)
 	}
-	for _, c := range []Compression{CompressionNone, CompressionGzip, CompressionSnappy, CompressionLZ4, CompressionZstd} {
+	for _, c := range producer.Compressions() {
 		cfg := createDefaultConfig().(*Config)
 		cfg.Producer.Compression = c
 		assert.NoError(t, cfg.Validate(), c)
 	}
-	for _, m := range []SASLMechanism{SASLPlain, SASLScramSHA256, SASLScramSHA512} {
+	for _, m := range producer.SASLMechanisms() {
 		cfg := createDefaultConfig().(*Config)
 		cfg.Auth.SASL = SASLConfig{Mechanism: m, Username: "u", Password: "p"}
 		assert.NoError(t, cfg.Validate(), m)

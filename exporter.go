@@ -151,23 +151,7 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 	if err != nil {
 		return fmt.Errorf("tls: %w", err)
 	}
-	e.prod, err = producer.New(producer.Config{
-		Brokers:         e.cfg.Brokers,
-		ClientID:        e.cfg.ClientID,
-		Version:         e.cfg.ProtocolVersion,
-		RequiredAcks:    int16(e.cfg.Producer.RequiredAcks),
-		Compression:     string(e.cfg.Producer.Compression),
-		MaxMessageBytes: e.cfg.Producer.MaxMessageBytes,
-		Timeout:         e.cfg.Producer.Timeout,
-		MaxAttempts:     e.cfg.Producer.MaxAttempts,
-		RefreshInterval: e.cfg.Metadata.RefreshInterval,
-		SASL: producer.SASLConfig{
-			Mechanism: string(e.cfg.Auth.SASL.Mechanism),
-			Username:  e.cfg.Auth.SASL.Username,
-			Password:  string(e.cfg.Auth.SASL.Password),
-		},
-		TLS: tlsCfg,
-	}, e.logger)
+	e.prod, err = producer.New(e.cfg.producerConfig(tlsCfg), e.logger)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,8 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/producer"
 )
 
 var (
@@ -359,7 +361,7 @@ func TestTopicFromAndHeadersFrom(t *testing.T) {
 }
 
 func TestCompressionCodecsReachTheBroker(t *testing.T) {
-	codecs := map[Compression]int8{CompressionGzip: 1, CompressionSnappy: 2, CompressionLZ4: 3, CompressionZstd: 4}
+	codecs := map[string]int8{producer.CompressionGzip: 1, producer.CompressionSnappy: 2, producer.CompressionLZ4: 3, producer.CompressionZstd: 4}
 	for comp, id := range codecs {
 		t.Run(string(comp), func(t *testing.T) {
 			c := newCluster(t, 1, "otlp_logs")

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadata"
+	"github.com/kafkabatcher/kafkabatcherexporter/producer"
 )
 
 // NewFactory returns the factory of the kafkabatcher logs exporter.
@@ -46,8 +47,8 @@ func createDefaultConfig() component.Config {
 			MinDelay: 0,
 		},
 		Producer: ProducerConfig{
-			RequiredAcks:    AcksAll,
-			Compression:     CompressionNone,
+			RequiredAcks:    producer.AcksAll,
+			Compression:     producer.CompressionNone,
 			MaxMessageBytes: 1_000_000,
 			Timeout:         10 * time.Second,
 			MaxAttempts:     3,

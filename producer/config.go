@@ -4,18 +4,98 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/xdg-go/scram"
 )
 
-// SASL mechanisms accepted in SASLConfig.Mechanism.
+// Compression codecs accepted in Config.Compression, as in the
+// producer.compression config key.
 const (
+	CompressionNone   = "none"
+	CompressionGzip   = "gzip"
+	CompressionSnappy = "snappy"
+	CompressionLZ4    = "lz4"
+	CompressionZstd   = "zstd"
+)
+
+// codecs maps each compression name to its sarama codec, in the order
+// Compressions lists them.
+var codecs = []struct {
+	name  string
+	codec sarama.CompressionCodec
+}{
+	{CompressionNone, sarama.CompressionNone},
+	{CompressionGzip, sarama.CompressionGZIP},
+	{CompressionSnappy, sarama.CompressionSnappy},
+	{CompressionLZ4, sarama.CompressionLZ4},
+	{CompressionZstd, sarama.CompressionZSTD},
+}
+
+// Compressions lists the accepted compression names.
+func Compressions() []string {
+	names := make([]string, len(codecs))
+	for i, c := range codecs {
+		names[i] = c.name
+	}
+	return names
+}
+
+// SASL mechanisms accepted in SASLConfig.Mechanism, as in the
+// auth.sasl.mechanism config key; the empty one means no SASL.
+const (
+	SASLNone        = ""
 	SASLPlain       = "PLAIN"
 	SASLSCRAMSHA256 = "SCRAM-SHA-256"
 	SASLSCRAMSHA512 = "SCRAM-SHA-512"
 )
+
+// SASLMechanisms lists the accepted SASL mechanisms (SASLNone aside).
+func SASLMechanisms() []string {
+	return []string{SASLPlain, SASLSCRAMSHA256, SASLSCRAMSHA512}
+}
+
+// RequiredAcks is producer.required_acks. YAML accepts `all`, `-1`, `1`
+// and `0`, quoted or not: a number decodes directly, a string goes through
+// UnmarshalText. Out-of-range numbers are left to Config.Validate so that
+// the error names the key.
+type RequiredAcks int16
+
+// Acknowledgement levels.
+const (
+	AcksAll    RequiredAcks = -1
+	AcksLeader RequiredAcks = 1
+	AcksNone   RequiredAcks = 0
+)
+
+// UnmarshalText accepts all, -1, 1 and 0.
+func (a *RequiredAcks) UnmarshalText(text []byte) error {
+	s := strings.TrimSpace(string(text))
+	if strings.EqualFold(s, "all") {
+		*a = AcksAll
+		return nil
+	}
+	n, err := strconv.ParseInt(s, 10, 16)
+	if err != nil {
+		return fmt.Errorf("want all, -1, 1 or 0, got %q", string(text))
+	}
+	*a = RequiredAcks(n)
+	return nil
+}
+
+// MarshalText writes all for -1, else the number.
+func (a RequiredAcks) MarshalText() ([]byte, error) {
+	if a == AcksAll {
+		return []byte("all"), nil
+	}
+	return []byte(strconv.Itoa(int(a))), nil
+}
 
 // Defaults applied by New to zero fields.
 const (
@@ -31,18 +111,18 @@ const (
 // maxBackoff caps the exponential retry backoff.
 const maxBackoff = time.Second
 
-// Config configures a Producer. Zero values take the defaults above, except
-// RequiredAcks whose zero value means "no acknowledgement" (acks 0): callers
-// map the YAML default "all" to -1.
+// Config configures a Producer. New gives zero fields the defaults above,
+// except RequiredAcks whose zero value means "no acknowledgement" (acks 0):
+// callers map the YAML default "all" to AcksAll.
 type Config struct {
 	Brokers  []string // host:port, at least one
 	ClientID string
 	// Version is the Kafka protocol version, e.g. "2.8.0"; at least 0.11.0
 	// (v2 record batches).
 	Version string
-	// RequiredAcks is -1 (all in-sync replicas), 1 (leader) or 0 (none).
-	RequiredAcks int16
-	// Compression is none, gzip, snappy, lz4 or zstd ("" is none).
+	// RequiredAcks is AcksAll (all in-sync replicas), AcksLeader or AcksNone.
+	RequiredAcks RequiredAcks
+	// Compression is one of Compressions ("" is none).
 	Compression string
 	// MaxMessageBytes: a single record whose batch would exceed it is
 	// rejected without being sent.
@@ -66,7 +146,7 @@ type Config struct {
 
 // SASLConfig enables SASL authentication when Mechanism is set.
 type SASLConfig struct {
-	Mechanism string // PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+	Mechanism string // one of SASLMechanisms, or SASLNone
 	Username  string
 	Password  string
 }
@@ -80,7 +160,7 @@ func (cfg Config) withDefaults() Config {
 		cfg.Version = DefaultVersion
 	}
 	if cfg.Compression == "" {
-		cfg.Compression = "none"
+		cfg.Compression = CompressionNone
 	}
 	if cfg.MaxMessageBytes == 0 {
 		cfg.MaxMessageBytes = DefaultMaxMessageBytes
@@ -118,45 +198,11 @@ type settings struct {
 // compile validates cfg (defaults applied) and derives the sarama config.
 func compile(cfg Config) (*settings, error) {
 	cfg = cfg.withDefaults()
-	if len(cfg.Brokers) == 0 {
-		return nil, errors.New("brokers: at least one broker is required")
-	}
-	for _, b := range cfg.Brokers {
-		if b == "" {
-			return nil, errors.New("brokers: empty address")
-		}
-	}
-	version, err := sarama.ParseKafkaVersion(cfg.Version)
-	if err != nil {
-		return nil, fmt.Errorf("protocol_version: %w", err)
-	}
-	if !version.IsAtLeast(sarama.V0_11_0_0) {
-		return nil, fmt.Errorf("protocol_version: must be at least 0.11.0 (v2 record batches), got %q", cfg.Version)
-	}
-	switch cfg.RequiredAcks {
-	case -1, 0, 1:
-	default:
-		return nil, fmt.Errorf("producer.required_acks: must be -1, 0 or 1, got %d", cfg.RequiredAcks)
-	}
-	codec, err := parseCodec(cfg.Compression)
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if codec == sarama.CompressionZSTD && !version.IsAtLeast(sarama.V2_1_0_0) {
-		return nil, fmt.Errorf("producer.compression: zstd needs protocol_version 2.1.0 or later, got %q", cfg.Version)
-	}
-	switch {
-	case cfg.MaxMessageBytes < 0 || cfg.MaxMessageBytes >= int(sarama.MaxRequestSize):
-		return nil, fmt.Errorf("producer.max_message_bytes: must be > 0 and < %d, got %d", sarama.MaxRequestSize, cfg.MaxMessageBytes)
-	case cfg.Timeout < time.Millisecond:
-		return nil, fmt.Errorf("producer.timeout: must be at least 1ms, got %s", cfg.Timeout)
-	case cfg.MaxAttempts < 1:
-		return nil, fmt.Errorf("producer.max_attempts: must be > 0, got %d", cfg.MaxAttempts)
-	case cfg.RetryBackoff < 0:
-		return nil, fmt.Errorf("producer.retry_backoff: must not be negative, got %s", cfg.RetryBackoff)
-	case cfg.RefreshInterval < 0:
-		return nil, fmt.Errorf("metadata.refresh_interval: must be > 0, got %s", cfg.RefreshInterval)
-	}
+	version, _ := sarama.ParseKafkaVersion(cfg.Version) // checked by Validate
+	codec, _ := parseCodec(cfg.Compression)
 
 	sc := sarama.NewConfig()
 	sc.ClientID = cfg.ClientID
@@ -183,13 +229,7 @@ func compile(cfg Config) (*settings, error) {
 		sc.Net.TLS.Enable = true
 		sc.Net.TLS.Config = cfg.TLS
 	}
-	if err := configureSASL(sc, cfg.SASL); err != nil {
-		return nil, err
-	}
-	if sc.Net.SASL.Enable && !version.IsAtLeast(sarama.V1_0_0_0) {
-		// sarama refuses SaslHandshake v1 below 1.0.0, on every connection.
-		return nil, fmt.Errorf("auth.sasl.mechanism: SASL needs protocol_version 1.0.0 or later, got %q", cfg.Version)
-	}
+	configureSASL(sc, cfg.SASL)
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("producer config: %w", err)
 	}
@@ -202,34 +242,20 @@ func compile(cfg Config) (*settings, error) {
 	}, nil
 }
 
-func parseCodec(s string) (sarama.CompressionCodec, error) {
-	switch s {
-	case "none":
-		return sarama.CompressionNone, nil
-	case "gzip":
-		return sarama.CompressionGZIP, nil
-	case "snappy":
-		return sarama.CompressionSnappy, nil
-	case "lz4":
-		return sarama.CompressionLZ4, nil
-	case "zstd":
-		return sarama.CompressionZSTD, nil
+// parseCodec returns the sarama codec of a compression name.
+func parseCodec(name string) (sarama.CompressionCodec, bool) {
+	for _, c := range codecs {
+		if c.name == name {
+			return c.codec, true
+		}
 	}
-	return 0, fmt.Errorf("producer.compression: must be one of none, gzip, snappy, lz4, zstd, got %q", s)
+	return sarama.CompressionNone, false
 }
 
-func configureSASL(sc *sarama.Config, s SASLConfig) error {
-	if s.Mechanism == "" {
-		if s.Username != "" || s.Password != "" {
-			return errors.New("auth.sasl.mechanism: required when a username or password is set")
-		}
-		return nil
-	}
-	if s.Username == "" {
-		return errors.New("auth.sasl.username: required with a SASL mechanism")
-	}
-	if s.Password == "" {
-		return errors.New("auth.sasl.password: required with a SASL mechanism")
+// configureSASL sets up sc for s, a validated SASLConfig.
+func configureSASL(sc *sarama.Config, s SASLConfig) {
+	if s.Mechanism == SASLNone {
+		return
 	}
 	sc.Net.SASL.Enable = true
 	sc.Net.SASL.Handshake = true
@@ -245,10 +271,7 @@ func configureSASL(sc *sarama.Config, s SASLConfig) error {
 	case SASLSCRAMSHA512:
 		sc.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA512
 		sc.Net.SASL.SCRAMClientGeneratorFunc = newSCRAMClient(scram.SHA512)
-	default:
-		return fmt.Errorf("auth.sasl.mechanism: must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, got %q", s.Mechanism)
 	}
-	return nil
 }
 
 // produceRequestVersion is the highest produce request version the
@@ -271,4 +294,129 @@ func produceRequestVersion(v sarama.KafkaVersion) int16 {
 	default:
 		return 3
 	}
+}
+
+// kafkaName holds the characters Kafka allows in topic names, and in
+// client ids before 1.0.0.
+var kafkaName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+// Validate checks cfg as given (New applies the defaults first, so a zero
+// field is an error here) and returns every problem, joined, each naming
+// its config key: brokers, protocol_version, client_id,
+// metadata.refresh_interval, producer.* and auth.sasl.*. It is the one
+// place these settings are checked: the exporter's config validation calls
+// it too.
+func (cfg Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if len(cfg.Brokers) == 0 {
+		add("brokers: must list at least one host:port, got none")
+	}
+	for i, b := range cfg.Brokers {
+		if err := validateBroker(b); err != nil {
+			add("brokers[%d]: %v, got %q", i, err, b)
+		}
+	}
+
+	version, versionErr := sarama.ParseKafkaVersion(cfg.Version)
+	switch {
+	case versionErr != nil:
+		add("protocol_version: not a Kafka version (want e.g. 2.8.0), got %q", cfg.Version)
+	case !version.IsAtLeast(sarama.V0_11_0_0):
+		add("protocol_version: must be >= 0.11.0 (record batch v2), got %q", cfg.Version)
+	}
+	switch {
+	case cfg.ClientID == "":
+		add("client_id: must not be empty, got %q", cfg.ClientID)
+	case versionErr == nil && !version.IsAtLeast(sarama.V1_0_0_0) && !kafkaName.MatchString(cfg.ClientID):
+		add("client_id: must use only [A-Za-z0-9._-] before protocol_version 1.0.0, got %q", cfg.ClientID)
+	}
+	if cfg.RefreshInterval <= 0 {
+		add("metadata.refresh_interval: must be > 0, got %s", cfg.RefreshInterval)
+	}
+
+	switch cfg.RequiredAcks {
+	case AcksAll, AcksLeader, AcksNone:
+	default:
+		add("producer.required_acks: want all, -1, 1 or 0, got %d", cfg.RequiredAcks)
+	}
+	switch codec, ok := parseCodec(cfg.Compression); {
+	case !ok:
+		add("producer.compression: unknown compression %q (want %s)", cfg.Compression, strings.Join(Compressions(), ", "))
+	case codec == sarama.CompressionZSTD && versionErr == nil && !version.IsAtLeast(sarama.V2_1_0_0):
+		add("producer.compression: zstd needs protocol_version >= 2.1.0, got protocol_version %q", cfg.Version)
+	}
+	switch {
+	case cfg.MaxMessageBytes <= 0:
+		add("producer.max_message_bytes: must be > 0, got %d", cfg.MaxMessageBytes)
+	case cfg.MaxMessageBytes >= int(sarama.MaxRequestSize):
+		add("producer.max_message_bytes: must be < %d, got %d", sarama.MaxRequestSize, cfg.MaxMessageBytes)
+	}
+	switch {
+	case cfg.Timeout <= 0:
+		add("producer.timeout: must be > 0, got %s", cfg.Timeout)
+	case cfg.Timeout < time.Millisecond:
+		add("producer.timeout: must be at least 1ms, got %s", cfg.Timeout)
+	}
+	if cfg.MaxAttempts < 1 {
+		add("producer.max_attempts: must be >= 1, got %d", cfg.MaxAttempts)
+	}
+	if cfg.RetryBackoff < 0 {
+		add("producer.retry_backoff: must not be negative, got %s", cfg.RetryBackoff)
+	}
+
+	s := cfg.SASL
+	mechanisms := strings.Join(SASLMechanisms(), ", ")
+	switch {
+	case s.Mechanism == SASLNone:
+		if s.Username != "" || s.Password != "" {
+			add("auth.sasl.mechanism: required when username or password is set (want %s), got %q", mechanisms, s.Mechanism)
+		}
+	case slices.Contains(SASLMechanisms(), s.Mechanism):
+		if s.Username == "" {
+			add("auth.sasl.username: required with mechanism %s, got %q", s.Mechanism, s.Username)
+		}
+		if s.Password == "" {
+			// The password itself is never printed.
+			add("auth.sasl.password: required with mechanism %s, got none", s.Mechanism)
+		}
+		// sarama speaks SaslHandshake v1 / SaslAuthenticate only from 1.0.0
+		// and would otherwise fail every connection without saying why.
+		if versionErr == nil && !version.IsAtLeast(sarama.V1_0_0_0) {
+			add("auth.sasl.mechanism: SASL needs protocol_version >= 1.0.0, got protocol_version %q", cfg.Version)
+		}
+	default:
+		add("auth.sasl.mechanism: unknown mechanism %q (want %s)", s.Mechanism, mechanisms)
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateTopicName reports why topic is not a legal Kafka topic name, or nil.
+func ValidateTopicName(topic string) error {
+	switch {
+	case topic == "":
+		return errors.New("must not be empty")
+	case topic == "." || topic == "..":
+		return errors.New("is not a legal Kafka topic name")
+	case len(topic) > 249 || !kafkaName.MatchString(topic):
+		return errors.New("must be at most 249 characters of [a-zA-Z0-9._-]")
+	}
+	return nil
+}
+
+// validateBroker checks one bootstrap address.
+func validateBroker(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port (IPv6 as [::1]:9092)")
+	}
+	if host == "" || strings.ContainsAny(host, " \t/") {
+		return errors.New("want host:port with a host name or IP address")
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return errors.New("port must be 1..65535")
+	}
+	return nil
 }

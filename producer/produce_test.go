@@ -95,7 +95,7 @@ func TestProduceBatchSizeMatchesWire(t *testing.T) {
 }
 
 func TestProduceRequiredAcks(t *testing.T) {
-	for _, acks := range []int16{-1, 1, 0} {
+	for _, acks := range []RequiredAcks{AcksAll, AcksLeader, AcksNone} {
 		t.Run(fmt.Sprint(acks), func(t *testing.T) {
 			c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
 			var seen atomic.Int32

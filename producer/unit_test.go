@@ -26,17 +26,18 @@ func TestCompileValidation(t *testing.T) {
 		{"defaults", func(*Config) {}, ""},
 		{"no brokers", func(c *Config) { c.Brokers = nil }, "brokers"},
 		{"bad version", func(c *Config) { c.Version = "banana" }, "protocol_version"},
-		{"old version", func(c *Config) { c.Version = "0.10.2.0" }, "protocol_version: must be at least 0.11.0"},
+		{"old version", func(c *Config) { c.Version = "0.10.2.0" }, "protocol_version: must be >= 0.11.0"},
 		{"acks 2", func(c *Config) { c.RequiredAcks = 2 }, "producer.required_acks"},
-		{"compression", func(c *Config) { c.Compression = "brotli" }, `producer.compression: must be one of none, gzip, snappy, lz4, zstd, got "brotli"`},
-		{"zstd old", func(c *Config) { c.Compression = "zstd"; c.Version = "2.0.0" }, "zstd needs protocol_version 2.1.0"},
+		{"compression", func(c *Config) { c.Compression = "brotli" }, `producer.compression: unknown compression "brotli" (want none, gzip, snappy, lz4, zstd)`},
+		{"zstd old", func(c *Config) { c.Compression = "zstd"; c.Version = "2.0.0" }, "zstd needs protocol_version >= 2.1.0"},
 		{"sasl old", func(c *Config) {
 			c.SASL = SASLConfig{Mechanism: SASLPlain, Username: "u", Password: "p"}
 			c.Version = "0.11.0.0"
-		}, "SASL needs protocol_version 1.0.0"},
+		}, "SASL needs protocol_version >= 1.0.0"},
 		{"zstd ok", func(c *Config) { c.Compression = "zstd" }, ""},
 		{"max bytes", func(c *Config) { c.MaxMessageBytes = -1 }, "producer.max_message_bytes"},
 		{"timeout", func(c *Config) { c.Timeout = time.Microsecond }, "producer.timeout"},
+		{"broker without port", func(c *Config) { c.Brokers = []string{"localhost"} }, "brokers[0]: want host:port"},
 		{"attempts", func(c *Config) { c.MaxAttempts = -1 }, "producer.max_attempts"},
 		{"refresh", func(c *Config) { c.RefreshInterval = -time.Second }, "metadata.refresh_interval"},
 		{"sasl no user", func(c *Config) { c.SASL = SASLConfig{Mechanism: SASLPlain, Password: "p"} }, "auth.sasl.username"},
@@ -57,6 +58,62 @@ func TestCompileValidation(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestValidateNamesEveryProblem: Validate checks the config as given, so the
+// exporter's validation reports zero fields, and joins every problem.
+func TestValidateNamesEveryProblem(t *testing.T) {
+	err := Config{Compression: CompressionNone}.Validate()
+	want := "brokers: must list at least one host:port, got none\n" +
+		`protocol_version: not a Kafka version (want e.g. 2.8.0), got ""` + "\n" +
+		`client_id: must not be empty, got ""` + "\n" +
+		"metadata.refresh_interval: must be > 0, got 0s\n" +
+		"producer.max_message_bytes: must be > 0, got 0\n" +
+		"producer.timeout: must be > 0, got 0s\n" +
+		"producer.max_attempts: must be >= 1, got 0"
+	if err == nil || err.Error() != want {
+		t.Fatalf("Validate() = %v\nwant %s", err, want)
+	}
+}
+
+// TestSaramaValues: the config's acks, compression and version names map to
+// sarama's values.
+func TestSaramaValues(t *testing.T) {
+	for acks, want := range map[RequiredAcks]sarama.RequiredAcks{
+		AcksAll: sarama.WaitForAll, AcksLeader: sarama.WaitForLocal, AcksNone: sarama.NoResponse,
+	} {
+		st, err := compile(Config{Brokers: []string{"b:1"}, RequiredAcks: acks})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.sarama.Producer.RequiredAcks != want {
+			t.Errorf("acks %d: sarama %d, want %d", acks, st.sarama.Producer.RequiredAcks, want)
+		}
+	}
+	for name, want := range map[string]sarama.CompressionCodec{
+		CompressionNone:   sarama.CompressionNone,
+		CompressionGzip:   sarama.CompressionGZIP,
+		CompressionSnappy: sarama.CompressionSnappy,
+		CompressionLZ4:    sarama.CompressionLZ4,
+		CompressionZstd:   sarama.CompressionZSTD,
+	} {
+		st, err := compile(Config{Brokers: []string{"b:1"}, Compression: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.codec != want || st.sarama.Producer.Compression != want {
+			t.Errorf("compression %s: codec %v, want %v", name, st.codec, want)
+		}
+	}
+	for version, want := range map[string]sarama.KafkaVersion{"": sarama.V2_8_0_0, "3.6.0": sarama.V3_6_0_0} {
+		st, err := compile(Config{Brokers: []string{"b:1"}, Version: version})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.sarama.Version != want {
+			t.Errorf("protocol_version %q: sarama %v, want %v", version, st.sarama.Version, want)
+		}
 	}
 }
 
