@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/IBM/sarama"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer/consumererror"
@@ -273,7 +272,7 @@ func (e *kafkaBatcherExporter) consumeLogs(ctx context.Context, ld plog.Logs) er
 	for i := range msgs {
 		m := msgs[i]
 		n, err := e.partitions(ctx, m.Topic, missing)
-		if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+		if errors.Is(err, producer.ErrUnknownTopic) {
 			// One record naming a topic that does not exist must not hold
 			// up the rest of the request, nor be retried forever.
 			if missing == nil {

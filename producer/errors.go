@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"syscall"
+
+	"github.com/IBM/sarama"
 )
 
 // Sentinel errors callers branch on with errors.Is.
@@ -16,6 +18,10 @@ var (
 	ErrAuthentication = errors.New("kafka authentication failed")
 	// ErrClosed: the Producer was closed.
 	ErrClosed = errors.New("producer closed")
+	// ErrUnknownTopic: Kafka says the topic does not exist
+	// (UNKNOWN_TOPIC_OR_PARTITION). Refresh returns it, wrapped, for such a
+	// topic and stops refreshing it in the background.
+	ErrUnknownTopic error = sarama.ErrUnknownTopicOrPartition
 )
 
 // unavailable wraps err, a connection or retriable error, with

@@ -123,9 +123,9 @@ func (p *Producer) refresh(topics []string) error {
 		ids, perr := p.client.Partitions(t)
 		if perr != nil || len(ids) == 0 {
 			if perr == nil {
-				perr = sarama.ErrUnknownTopicOrPartition
+				perr = ErrUnknownTopic
 			}
-			if errors.Is(perr, sarama.ErrUnknownTopicOrPartition) {
+			if errors.Is(perr, ErrUnknownTopic) {
 				// Not refreshed in the background any more: a record naming
 				// it asks again.
 				p.mu.Lock()

@@ -629,3 +629,15 @@ func TestProduceConcurrentWithLeaderErrors(t *testing.T) {
 		assertRecords(t, got[int32(part)], sent[part])
 	}
 }
+
+func TestRefreshOfAMissingTopicIsErrUnknownTopic(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	p := newProducer(t, Config{Brokers: c.ListenAddrs()})
+	err := p.Refresh(context.Background(), "missing")
+	if !errors.Is(err, ErrUnknownTopic) {
+		t.Fatalf("Refresh(missing) = %v, want ErrUnknownTopic", err)
+	}
+	if err := p.Refresh(context.Background(), "t"); err != nil {
+		t.Fatalf("Refresh(t) = %v", err)
+	}
+}
