@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
+	"github.com/kafkabatcher/kafkabatcherexporter/partitioner"
 	"github.com/kafkabatcher/kafkabatcherexporter/producer"
 	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
@@ -42,7 +44,8 @@ type Config struct {
 	// metric label.
 	TopicAliases map[string]string `mapstructure:"topic_aliases"`
 
-	Encoding Encoding `mapstructure:"encoding"`
+	// Encoding is one of logmsg.Encodings.
+	Encoding string `mapstructure:"encoding"`
 	// KeyFrom are field paths; the first non-empty one is the message key.
 	KeyFrom []string `mapstructure:"key_from"`
 	// HeadersFrom are field paths copied into record headers, named by the path.
@@ -69,7 +72,8 @@ type Config struct {
 
 // PartitioningConfig chooses how records are spread over partitions.
 type PartitioningConfig struct {
-	Strategy Strategy `mapstructure:"strategy"`
+	// Strategy is one of partitioner.Strategies.
+	Strategy string `mapstructure:"strategy"`
 	// CollectByPartition false keeps one accumulator per topic, split by
 	// partition at send time.
 	CollectByPartition bool `mapstructure:"collect_by_partition"`
@@ -120,46 +124,13 @@ type TempStorageConfig struct {
 	Enabled bool `mapstructure:"enabled"`
 	// Directory "" means <os.UserCacheDir()>/otelcol-kafkabatcher/<exporter id>;
 	// see Config.storageDir.
-	Directory     string        `mapstructure:"directory"`
-	MaxBytes      int           `mapstructure:"max_bytes"`
-	SegmentBytes  int           `mapstructure:"segment_bytes"`
-	Fsync         FsyncMode     `mapstructure:"fsync"`
+	Directory    string `mapstructure:"directory"`
+	MaxBytes     int    `mapstructure:"max_bytes"`
+	SegmentBytes int    `mapstructure:"segment_bytes"`
+	// Fsync is the name of one of tempstorage.FsyncPolicies.
+	Fsync         string        `mapstructure:"fsync"`
 	RetryInterval time.Duration `mapstructure:"retry_interval"`
 }
-
-// Encoding is how a log record becomes a message value.
-type Encoding string
-
-// Encodings.
-const (
-	EncodingOTLPProto Encoding = "otlp_proto"
-	EncodingOTLPJSON  Encoding = "otlp_json"
-	EncodingJSON      Encoding = "json"
-	EncodingRaw       Encoding = "raw"
-)
-
-// Strategy is a partitioning strategy.
-type Strategy string
-
-// Partitioning strategies.
-const (
-	StrategyMurmur2    Strategy = "murmur2"
-	StrategyFNV1a      Strategy = "fnv1a"
-	StrategyMD5        Strategy = "md5"
-	StrategyRandom     Strategy = "random"
-	StrategySticky     Strategy = "sticky"
-	StrategyRoundRobin Strategy = "round_robin"
-)
-
-// FsyncMode says when the file queue syncs to disk.
-type FsyncMode string
-
-// Fsync modes.
-const (
-	FsyncBatch    FsyncMode = "batch"
-	FsyncInterval FsyncMode = "interval"
-	FsyncNever    FsyncMode = "never"
-)
 
 // Delivery says when ConsumeLogs returns.
 type Delivery string
@@ -220,18 +191,14 @@ func (c *Config) validateRecords(p *problems) {
 		}
 	}
 
-	switch c.Encoding {
-	case EncodingOTLPProto, EncodingOTLPJSON, EncodingJSON, EncodingRaw:
-	default:
-		p.add("encoding: unknown encoding %q (want otlp_proto, otlp_json, json, raw)", c.Encoding)
+	if !slices.Contains(logmsg.Encodings(), c.Encoding) {
+		p.add("encoding: unknown encoding %q (want %s)", c.Encoding, strings.Join(logmsg.Encodings(), ", "))
 	}
 	validatePaths(p, "key_from", c.KeyFrom)
 	validatePaths(p, "headers_from", c.HeadersFrom)
 
-	switch c.Partitioning.Strategy {
-	case StrategyMurmur2, StrategyFNV1a, StrategyMD5, StrategyRandom, StrategySticky, StrategyRoundRobin:
-	default:
-		p.add("partitioning.strategy: unknown strategy %q (want murmur2, fnv1a, md5, random, sticky, round_robin)", c.Partitioning.Strategy)
+	if !slices.Contains(partitioner.Strategies(), c.Partitioning.Strategy) {
+		p.add("partitioning.strategy: unknown strategy %q (want %s)", c.Partitioning.Strategy, strings.Join(partitioner.Strategies(), ", "))
 	}
 }
 
@@ -283,10 +250,12 @@ func (c *Config) validateStorage(p *problems) {
 	case ts.MaxBytes > 0 && ts.SegmentBytes > ts.MaxBytes:
 		p.add("temp_storage.segment_bytes: must be <= temp_storage.max_bytes (%d), got %d", ts.MaxBytes, ts.SegmentBytes)
 	}
-	switch ts.Fsync {
-	case FsyncBatch, FsyncInterval, FsyncNever:
-	default:
-		p.add("temp_storage.fsync: unknown mode %q (want batch, interval, never)", ts.Fsync)
+	if _, err := tempstorage.ParseFsync(ts.Fsync); err != nil {
+		var names []string
+		for _, f := range tempstorage.FsyncPolicies() {
+			names = append(names, f.String())
+		}
+		p.add("temp_storage.fsync: unknown mode %q (want %s)", ts.Fsync, strings.Join(names, ", "))
 	}
 	if ts.RetryInterval <= 0 {
 		p.add("temp_storage.retry_interval: must be > 0, got %s", ts.RetryInterval)

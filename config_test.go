@@ -18,7 +18,10 @@ import (
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadata"
+	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
+	"github.com/kafkabatcher/kafkabatcherexporter/partitioner"
 	"github.com/kafkabatcher/kafkabatcherexporter/producer"
+	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
 
 // loadConfig unmarshals the exporter id of file over the defaults, as the
@@ -41,10 +44,10 @@ func TestLoadConfig(t *testing.T) {
 	full.Topic = "app_logs"
 	full.TopicFrom = "attributes.kafka.topic"
 	full.TopicAliases = map[string]string{"app_logs": "app", "audit_logs": "audit"}
-	full.Encoding = EncodingJSON
+	full.Encoding = logmsg.EncodingJSON
 	full.KeyFrom = []string{"attributes.user_id", "resource.host.name", "trace_id"}
 	full.HeadersFrom = []string{"resource.service.name", "severity_text", "scope.name"}
-	full.Partitioning = PartitioningConfig{Strategy: StrategyRoundRobin, CollectByPartition: false}
+	full.Partitioning = PartitioningConfig{Strategy: partitioner.RoundRobin, CollectByPartition: false}
 	full.Batch = BatchConfig{
 		Size:     2000,
 		MaxBytes: 500_000,
@@ -75,7 +78,7 @@ func TestLoadConfig(t *testing.T) {
 		Directory:     "/var/lib/otelcol/kafkabatcher",
 		MaxBytes:      512 << 20,
 		SegmentBytes:  8 << 20,
-		Fsync:         FsyncInterval,
+		Fsync:         tempstorage.FsyncInterval.String(),
 		RetryInterval: 2 * time.Second,
 	}
 	full.Delivery = DeliverySync
@@ -407,12 +410,12 @@ func TestValidateNamesKeyOnce(t *testing.T) {
 }
 
 func TestValidateAllEnumValues(t *testing.T) {
-	for _, s := range []Strategy{StrategyMurmur2, StrategyFNV1a, StrategyMD5, StrategyRandom, StrategySticky, StrategyRoundRobin} {
+	for _, s := range partitioner.Strategies() {
 		cfg := createDefaultConfig().(*Config)
 		cfg.Partitioning.Strategy = s
 		assert.NoError(t, cfg.Validate(), s)
 	}
-	for _, e := range []Encoding{EncodingOTLPProto, EncodingOTLPJSON, EncodingJSON, EncodingRaw} {
+	for _, e := range logmsg.Encodings() {
 		cfg := createDefaultConfig().(*Config)
 		cfg.Encoding = e
 		assert.NoError(t, cfg.Validate(), e)
@@ -427,9 +430,9 @@ func TestValidateAllEnumValues(t *testing.T) {
 		cfg.Auth.SASL = SASLConfig{Mechanism: m, Username: "u", Password: "p"}
 		assert.NoError(t, cfg.Validate(), m)
 	}
-	for _, f := range []FsyncMode{FsyncBatch, FsyncInterval, FsyncNever} {
+	for _, f := range tempstorage.FsyncPolicies() {
 		cfg := createDefaultConfig().(*Config)
-		cfg.TempStorage.Fsync = f
+		cfg.TempStorage.Fsync = f.String()
 		assert.NoError(t, cfg.Validate(), f)
 	}
 	for _, d := range []Delivery{DeliveryAsync, DeliverySync} {

@@ -69,7 +69,7 @@ type kafkaBatcherExporter struct {
 
 func newExporter(cfg *Config, set exporter.Settings) (*kafkaBatcherExporter, error) {
 	builder, err := logmsg.NewBuilder(logmsg.Options{
-		Encoding:    string(cfg.Encoding),
+		Encoding:    cfg.Encoding,
 		Topic:       cfg.Topic,
 		TopicFrom:   cfg.TopicFrom,
 		KeyFrom:     cfg.KeyFrom,
@@ -79,7 +79,7 @@ func newExporter(cfg *Config, set exporter.Settings) (*kafkaBatcherExporter, err
 	if err != nil {
 		return nil, err
 	}
-	part, err := partitioner.New(string(cfg.Partitioning.Strategy), time.Now().UnixNano())
+	part, err := partitioner.New(cfg.Partitioning.Strategy, time.Now().UnixNano())
 	if err != nil {
 		return nil, fmt.Errorf("partitioning.strategy: %w", err)
 	}
@@ -112,7 +112,7 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 		return err
 	}
 	if e.cfg.TempStorage.Enabled {
-		fsync, err := tempstorage.ParseFsync(string(e.cfg.TempStorage.Fsync))
+		fsync, err := tempstorage.ParseFsync(e.cfg.TempStorage.Fsync)
 		if err != nil {
 			return fmt.Errorf("temp_storage.fsync: %w", err)
 		}

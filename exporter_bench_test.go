@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/testbroker"
+	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
 )
 
 // TestBenchBrokerProcess is not a test: the benchmarks run it in a child
@@ -55,7 +56,7 @@ func cpuTime() time.Duration {
 func BenchmarkConsumeLogs(b *testing.B) {
 	const perCall = 100
 	addr := testbroker.Start(b, "TestBenchBrokerProcess", "otlp_logs:6")
-	for _, enc := range []Encoding{EncodingRaw, EncodingOTLPProto} {
+	for _, enc := range []string{logmsg.EncodingRaw, logmsg.EncodingOTLPProto} {
 		for _, delivery := range []Delivery{DeliveryAsync, DeliverySync} {
 			b.Run(fmt.Sprintf("%s/%s", enc, delivery), func(b *testing.B) {
 				cfg := createDefaultConfig().(*Config)

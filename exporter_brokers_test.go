@@ -8,6 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
 )
 
 // A broker that does not answer holds up only the partitions it leads:
@@ -38,7 +40,7 @@ func TestSlowBrokerHoldsUpOnlyItsPartitions(t *testing.T) {
 	})
 
 	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = EncodingRaw
+	cfg.Encoding = logmsg.EncodingRaw
 	cfg.KeyFrom = []string{"attributes.k"}
 	cfg.Batch.Size = 10
 	cfg.Producer.Timeout = time.Minute

@@ -23,6 +23,8 @@ import (
 
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/delivery"
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadatatest"
+	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
+	"github.com/kafkabatcher/kafkabatcherexporter/partitioner"
 	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
 
@@ -60,7 +62,7 @@ func failProduce(c *kfake.Cluster, errCode int16, fail func(n int32) bool) *atom
 func notLeaderExporter(t *testing.T) (*kfake.Cluster, *harness, *componenttest.Telemetry) {
 	c := newCluster(t, 4, "otlp_logs")
 	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = EncodingRaw
+	cfg.Encoding = logmsg.EncodingRaw
 	cfg.KeyFrom = []string{"attributes.k"}
 	cfg.Batch.Size = 50
 	cfg.TempStorage.RetryInterval = 100 * time.Millisecond
@@ -117,7 +119,7 @@ func TestNotLeaderErrorsPastMaxAttemptsSpillAndReplayInOrder(t *testing.T) {
 func TestOversizeRecordGoesToDeadLetterAndTheRestArrives(t *testing.T) {
 	c := newCluster(t, 1, "otlp_logs")
 	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = EncodingRaw
+	cfg.Encoding = logmsg.EncodingRaw
 	cfg.Producer.MaxMessageBytes = 10_000
 	cfg.Batch.MaxBytes = 10_000
 	exp := run(t, cfg, nopSettings())
@@ -149,7 +151,7 @@ func TestOversizeRecordGoesToDeadLetterAndTheRestArrives(t *testing.T) {
 func TestSyncDeliveryReturnsOnceAcknowledged(t *testing.T) {
 	c := newCluster(t, 3, "otlp_logs")
 	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = EncodingRaw
+	cfg.Encoding = logmsg.EncodingRaw
 	cfg.KeyFrom = []string{"attributes.k"}
 	cfg.Delivery = DeliverySync
 	cfg.Batch.MaxWait = 50 * time.Millisecond
@@ -179,7 +181,7 @@ func requireRetryableNotStored(t *testing.T, err error) {
 func TestSyncDeliveryFailsWhenKafkaDownAndNoStorage(t *testing.T) {
 	c := newCluster(t, 2, "otlp_logs")
 	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = EncodingRaw
+	cfg.Encoding = logmsg.EncodingRaw
 	cfg.Delivery = DeliverySync
 	cfg.TempStorage.Enabled = false
 	exp := run(t, cfg, nopSettings())
@@ -196,7 +198,7 @@ func TestSyncDeliveryFailsWhenKafkaDownAndNoStorage(t *testing.T) {
 func TestSyncDeliveryFailsWhenKafkaDownAndStorageFull(t *testing.T) {
 	c := newCluster(t, 1, "otlp_logs")
 	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = EncodingRaw
+	cfg.Encoding = logmsg.EncodingRaw
 	cfg.Delivery = DeliverySync
 	cfg.TempStorage.MaxBytes = 4096
 	cfg.TempStorage.SegmentBytes = 4096
@@ -221,8 +223,8 @@ func TestSyncDeliveryFailsWhenKafkaDownAndStorageFull(t *testing.T) {
 func TestAddedPartitionsReceiveRecords(t *testing.T) {
 	c := newCluster(t, 2, "otlp_logs")
 	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = EncodingRaw
-	cfg.Partitioning.Strategy = StrategyRoundRobin
+	cfg.Encoding = logmsg.EncodingRaw
+	cfg.Partitioning.Strategy = partitioner.RoundRobin
 	cfg.Metadata.RefreshInterval = 100 * time.Millisecond
 	exp := run(t, cfg, nopSettings())
 	waitPartitions(t, exp, "otlp_logs", 2)
@@ -272,7 +274,7 @@ func TestRecordTheBrokerRefusesGoesToDeadLetter(t *testing.T) {
 	require.NoError(t, c.CreateTopic("small", 1, map[string]string{"max.message.bytes": "2000"}))
 	cfg := testConfig(t, c.ListenAddrs())
 	cfg.Topic = "small"
-	cfg.Encoding = EncodingRaw
+	cfg.Encoding = logmsg.EncodingRaw
 	exp := run(t, cfg, nopSettings())
 	waitPartitions(t, exp, "small", 1)
 
@@ -315,7 +317,7 @@ func readDeadLetters(t *testing.T, dir string) []tempstorage.DeadLetterRecord {
 func TestRecordForMissingTopicIsDeadLetteredAndTheRestFlows(t *testing.T) {
 	c := newCluster(t, 3, "otlp_logs")
 	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = EncodingRaw
+	cfg.Encoding = logmsg.EncodingRaw
 	cfg.TopicFrom = "attributes.topic"
 	exp := startExporter(t, cfg)
 	ld := logsWithBodies("a", "lost", "b", "lost-too")

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/config/configopaque"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadatatest"
+	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
 	"github.com/kafkabatcher/kafkabatcherexporter/producer"
 	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
@@ -71,7 +72,7 @@ func TestSecondExporterOnTheSameDirectoryFailsToStart(t *testing.T) {
 func TestUnreadablePartitionCacheIsIgnored(t *testing.T) {
 	c := newCluster(t, 2, "otlp_logs")
 	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = EncodingRaw
+	cfg.Encoding = logmsg.EncodingRaw
 	path := producer.PartitionCachePath(cfg.TempStorage.Directory)
 	require.NoError(t, os.WriteFile(path, []byte("{not json"), 0o600))
 	exp := run(t, cfg, nopSettings())

@@ -23,6 +23,7 @@ import (
 
 	"github.com/kafkabatcher/kafkabatcherexporter/batcher"
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadatatest"
+	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
 	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
 
@@ -47,7 +48,7 @@ func clusterOnPort(t *testing.T, port int, partitions int32) *kfake.Cluster {
 // replay loop, small segments so an outage spans several.
 func outageConfig(t *testing.T, port int) *Config {
 	cfg := testConfig(t, []string{"127.0.0.1:" + strconv.Itoa(port)})
-	cfg.Encoding = EncodingRaw
+	cfg.Encoding = logmsg.EncodingRaw
 	cfg.KeyFrom = []string{"attributes.k"}
 	cfg.Batch.Size = 100
 	cfg.TempStorage.RetryInterval = 100 * time.Millisecond

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
+	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
 	"github.com/kafkabatcher/kafkabatcherexporter/producer"
 )
 
@@ -123,7 +124,7 @@ func TestEncodingsRoundTripThroughBroker(t *testing.T) {
 	wantRaw := map[string]string{"a1": "hello", "a2": `{"msg":"m","n":3}`, "b1": "42", "b2": ""}
 	wantOTLP := oneRecordLogs(encodingLogs())
 
-	for _, enc := range []Encoding{EncodingOTLPProto, EncodingOTLPJSON, EncodingJSON, EncodingRaw} {
+	for _, enc := range logmsg.Encodings() {
 		t.Run(string(enc), func(t *testing.T) {
 			c := newCluster(t, 3, "otlp_logs")
 			cfg := testConfig(t, c.ListenAddrs())
@@ -140,10 +141,10 @@ func TestEncodingsRoundTripThroughBroker(t *testing.T) {
 				require.False(t, seen[id], "record %q twice", id)
 				seen[id] = true
 				switch enc {
-				case EncodingOTLPProto, EncodingOTLPJSON:
+				case logmsg.EncodingOTLPProto, logmsg.EncodingOTLPJSON:
 					var got plog.Logs
 					var err error
-					if enc == EncodingOTLPProto {
+					if enc == logmsg.EncodingOTLPProto {
 						got, err = (&plog.ProtoUnmarshaler{}).UnmarshalLogs(r.Value)
 					} else {
 						got, err = (&plog.JSONUnmarshaler{}).UnmarshalLogs(r.Value)
@@ -156,9 +157,9 @@ func TestEncodingsRoundTripThroughBroker(t *testing.T) {
 					gotText, err := (&plog.JSONMarshaler{}).MarshalLogs(got)
 					require.NoError(t, err)
 					require.JSONEq(t, string(wantText), string(gotText), "record %s", id)
-				case EncodingJSON:
+				case logmsg.EncodingJSON:
 					require.JSONEq(t, wantJSON[id], string(r.Value), "record %s", id)
-				case EncodingRaw:
+				case logmsg.EncodingRaw:
 					if id == "a2" {
 						require.JSONEq(t, wantRaw[id], string(r.Value))
 					} else {
@@ -179,7 +180,7 @@ func TestKeyedRecordsLandOnMurmur2Partition(t *testing.T) {
 	const parts = 6
 	c := newCluster(t, parts, "otlp_logs")
 	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = EncodingRaw
+	cfg.Encoding = logmsg.EncodingRaw
 	cfg.KeyFrom = []string{"attributes.x"}
 	exp := run(t, cfg, nopSettings())
 
@@ -233,7 +234,7 @@ func TestBatchSizeMakesBatchesOfExactlySize(t *testing.T) {
 func TestConcurrentConsumeLogsDeliverEverythingOnce(t *testing.T) {
 	c := newCluster(t, 4, "otlp_logs")
 	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = EncodingRaw
+	cfg.Encoding = logmsg.EncodingRaw
 	cfg.KeyFrom = []string{"attributes.k"}
 	cfg.Batch.Size = 64
 	exp := run(t, cfg, nopSettings())
@@ -315,7 +316,7 @@ func TestOneAccumulatorPerTopicSplitsByPartition(t *testing.T) {
 func TestTopicFromAndHeadersFrom(t *testing.T) {
 	c := newCluster(t, 2, "otlp_logs", kfake.SeedTopics(3, "audit"), kfake.SeedTopics(1, "debug"))
 	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = EncodingRaw
+	cfg.Encoding = logmsg.EncodingRaw
 	cfg.TopicFrom = "attributes.topic"
 	cfg.HeadersFrom = []string{"attributes.seq", "resource.service.name", "attributes.missing"}
 	exp := run(t, cfg, nopSettings())
@@ -382,7 +383,7 @@ func TestCompressionCodecsReachTheBroker(t *testing.T) {
 				return nil, nil, false
 			})
 			cfg := testConfig(t, c.ListenAddrs())
-			cfg.Encoding = EncodingRaw
+			cfg.Encoding = logmsg.EncodingRaw
 			cfg.Producer.Compression = comp
 			exp := run(t, cfg, nopSettings())
 			require.NoError(t, exp.consumeLogs(context.Background(), seqLogs(0, 200, 0)))
@@ -435,7 +436,7 @@ func TestKeylessRecordsStickUntilTheirBatchIsReady(t *testing.T) {
 func TestThroughTheFactory(t *testing.T) {
 	c := newCluster(t, 2, "otlp_logs")
 	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = EncodingRaw
+	cfg.Encoding = logmsg.EncodingRaw
 	ctx := context.Background()
 	exp, err := NewFactory().CreateLogs(ctx, nopSettings(), cfg)
 	require.NoError(t, err)

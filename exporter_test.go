@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadata"
+	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
 	"github.com/kafkabatcher/kafkabatcherexporter/partitioner"
 )
 
@@ -49,7 +50,7 @@ func observedRawSetup(t *testing.T, partitions int32) (*kfake.Cluster, *produceO
 	c := newCluster(t, partitions, "otlp_logs")
 	obs := observeProduce(t, c)
 	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = EncodingRaw
+	cfg.Encoding = logmsg.EncodingRaw
 	return c, obs, cfg
 }
 
@@ -341,7 +342,7 @@ func javaMurmur2Partition(key []byte, n int32) int32 {
 func TestRecordsReachKafkaRaw(t *testing.T) {
 	c := newCluster(t, 6, "otlp_logs")
 	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = EncodingRaw
+	cfg.Encoding = logmsg.EncodingRaw
 	cfg.KeyFrom = []string{"attributes.id"}
 	exp := startExporter(t, cfg)
 	want := map[string]bool{}

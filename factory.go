@@ -14,7 +14,10 @@ import (
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadata"
+	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
+	"github.com/kafkabatcher/kafkabatcherexporter/partitioner"
 	"github.com/kafkabatcher/kafkabatcherexporter/producer"
+	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
 
 // NewFactory returns the factory of the kafkabatcher logs exporter.
@@ -35,9 +38,9 @@ func createDefaultConfig() component.Config {
 		ProtocolVersion: "2.8.0",
 		Topic:           "otlp_logs",
 		TopicAliases:    map[string]string{},
-		Encoding:        EncodingOTLPProto,
+		Encoding:        logmsg.EncodingOTLPProto,
 		Partitioning: PartitioningConfig{
-			Strategy:           StrategyMurmur2,
+			Strategy:           partitioner.Murmur2,
 			CollectByPartition: true,
 		},
 		Batch: BatchConfig{
@@ -61,7 +64,7 @@ func createDefaultConfig() component.Config {
 			Enabled:       true,
 			MaxBytes:      1 << 30,
 			SegmentBytes:  16 << 20,
-			Fsync:         FsyncBatch,
+			Fsync:         tempstorage.FsyncBatch.String(),
 			RetryInterval: 5 * time.Second,
 		},
 		Delivery:        DeliveryAsync,

@@ -78,6 +78,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -95,6 +96,11 @@ const (
 	EncodingJSON      = "json"
 	EncodingRaw       = "raw"
 )
+
+// Encodings lists the encoding names NewBuilder accepts.
+func Encodings() []string {
+	return []string{EncodingOTLPProto, EncodingOTLPJSON, EncodingJSON, EncodingRaw}
+}
 
 // ErrUnknownEncoding is returned by NewBuilder for an encoding it does not know.
 var ErrUnknownEncoding = errors.New("unknown encoding")
@@ -168,8 +174,8 @@ func NewBuilder(opts Options, set component.TelemetrySettings) (*Builder, error)
 	case EncodingRaw:
 		b.newEncoder = newRawEncoder
 	default:
-		return nil, fmt.Errorf("encoding: %w %q, want one of %s, %s, %s, %s",
-			ErrUnknownEncoding, opts.Encoding, EncodingOTLPProto, EncodingOTLPJSON, EncodingJSON, EncodingRaw)
+		return nil, fmt.Errorf("encoding: %w %q, want one of %s",
+			ErrUnknownEncoding, opts.Encoding, strings.Join(Encodings(), ", "))
 	}
 	if opts.TopicFrom != "" {
 		p, err := ParseFieldPath(opts.TopicFrom)

@@ -65,15 +65,16 @@ func (p FsyncPolicy) String() string {
 	return fmt.Sprintf("FsyncPolicy(%d)", uint8(p))
 }
 
+// FsyncPolicies lists every policy; their String values are the accepted
+// temp_storage.fsync names.
+func FsyncPolicies() []FsyncPolicy { return []FsyncPolicy{FsyncBatch, FsyncInterval, FsyncNever} }
+
 // ParseFsync parses a temp_storage.fsync value: batch, interval or never.
 func ParseFsync(s string) (FsyncPolicy, error) {
-	switch s {
-	case "batch":
-		return FsyncBatch, nil
-	case "interval":
-		return FsyncInterval, nil
-	case "never":
-		return FsyncNever, nil
+	for _, p := range FsyncPolicies() {
+		if p.String() == s {
+			return p, nil
+		}
 	}
 	return 0, fmt.Errorf("unknown fsync policy %q (want batch, interval or never)", s)
 }
