@@ -279,7 +279,7 @@ func (e *kafkaBatcherExporter) consumeLogs(ctx context.Context, ld plog.Logs) er
 				missing = map[string]error{}
 			}
 			missing[m.Topic] = err
-			e.deadLetter(m, "unknown_topic", err)
+			e.deadLetter(m, message.RejectUnknownTopic, err)
 			tracker.Done(1, nil)
 			continue
 		}
@@ -349,11 +349,11 @@ func (e *kafkaBatcherExporter) setHealth(err error) {
 	componentstatus.ReportStatus(e.host, componentstatus.NewRecoverableErrorEvent(err))
 }
 
-func (e *kafkaBatcherExporter) deadLetter(m message.Message, reason string, cause error) {
+func (e *kafkaBatcherExporter) deadLetter(m message.Message, reason message.RejectReason, cause error) {
 	e.tel.rejected(1, reason)
 	fields := []zap.Field{
 		zap.String("topic", m.Topic), zap.Int32("partition", m.Partition),
-		zap.Int("bytes", len(m.Key)+len(m.Value)), zap.String("reason", reason),
+		zap.Int("bytes", len(m.Key)+len(m.Value)), zap.String("reason", string(reason)),
 	}
 	if cause != nil {
 		fields = append(fields, zap.NamedError("cause", cause))
@@ -365,7 +365,7 @@ func (e *kafkaBatcherExporter) deadLetter(m message.Message, reason string, caus
 	e.logger.Warn("record rejected to the dead-letter file", fields...)
 }
 
-func (e *kafkaBatcherExporter) writeDeadLetter(m message.Message, reason string) error {
+func (e *kafkaBatcherExporter) writeDeadLetter(m message.Message, reason message.RejectReason) error {
 	e.deadMu.Lock()
 	defer e.deadMu.Unlock()
 	if e.dead == nil {
@@ -375,7 +375,7 @@ func (e *kafkaBatcherExporter) writeDeadLetter(m message.Message, reason string)
 		}
 		e.dead = d
 	}
-	return e.dead.Write(m.Topic, m.Partition, reason, m)
+	return e.dead.Write(m.Topic, m.Partition, string(reason), m)
 }
 
 // poolSink receives what the accumulators hand off.
@@ -388,7 +388,7 @@ func (s *poolSink) Ready(b message.Batch) {
 	e.disp.Submit(b)
 }
 
-func (s *poolSink) Reject(m message.Message, reason string) {
+func (s *poolSink) Reject(m message.Message, reason message.RejectReason) {
 	e := (*kafkaBatcherExporter)(s)
 	e.deadLetter(m, reason, nil)
 	m.Tracker.Done(1, nil)
@@ -424,7 +424,7 @@ func (o *observer) Rejected(r delivery.Rejected) {
 
 func (o *observer) Lost(b *message.Batch, err error) {
 	e := (*kafkaBatcherExporter)(o)
-	e.tel.rejected(len(b.Messages), "not_stored")
+	e.tel.rejected(len(b.Messages), message.RejectNotStored)
 	e.logger.Error("batch neither sent nor stored",
 		zap.String("topic", b.Topic), zap.Int32("partition", b.Partition),
 		zap.Int("records", len(b.Messages)), zap.Error(err))

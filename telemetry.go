@@ -69,8 +69,8 @@ func (t *telemetry) flushed(reason message.FlushReason) {
 	t.tb.KafkabatcherFlushes.Add(context.Background(), 1, reasonAttr(reason.String()))
 }
 
-func (t *telemetry) rejected(n int, reason string) {
-	t.tb.KafkabatcherRecordsRejected.Add(context.Background(), int64(n), reasonAttr(reason))
+func (t *telemetry) rejected(n int, reason message.RejectReason) {
+	t.tb.KafkabatcherRecordsRejected.Add(context.Background(), int64(n), reasonAttr(string(reason)))
 }
 
 func (t *telemetry) spilled(n int) {

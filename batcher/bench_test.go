@@ -25,7 +25,7 @@ func (s *ackSink) Ready(b message.Batch) {
 		s.p.Recycle(b.Messages)
 	}
 }
-func (s *ackSink) Reject(message.Message, string) {}
+func (s *ackSink) Reject(message.Message, message.RejectReason) {}
 
 // benchMessages is one ConsumeLogs call: 64 records of 200-byte values
 // with a key and a header, interleaved over 6 partitions as keyed hashing

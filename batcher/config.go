@@ -81,10 +81,6 @@ var (
 	ErrInvalidPartition = errors.New("batcher: message without a partition")
 )
 
-// RejectOversize is the Sink.Reject reason of a record larger than
-// MaxMessageBytes on its own.
-const RejectOversize = "oversize"
-
 // Timer is a scheduled callback. It is an alias so that clocks from other
 // packages (such as internal/fakeclock) satisfy Clock without importing this
 // package.

@@ -265,9 +265,9 @@ func (m *model) Ready(b message.Batch) {
 	m.unreleased = append(m.unreleased, b)
 }
 
-func (m *model) Reject(msg message.Message, reason string) {
+func (m *model) Reject(msg message.Message, reason message.RejectReason) {
 	id := binary.BigEndian.Uint64(msg.Value)
-	if !m.wantRejected[id] || m.rejected[id] || reason != RejectOversize {
+	if !m.wantRejected[id] || m.rejected[id] || reason != message.RejectOversize {
 		m.t.Fatalf("rejected record %d (%s): expected %v, already %v", id, reason, m.wantRejected[id], m.rejected[id])
 	}
 	m.rejected[id] = true

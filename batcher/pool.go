@@ -19,8 +19,8 @@ type Sink interface {
 	// from Add's goroutine or from a timer's.
 	Ready(b message.Batch)
 	// Reject receives a record refused by the size rule (reason
-	// RejectOversize). It was never counted against MaxPendingBytes.
-	Reject(m message.Message, reason string)
+	// message.RejectOversize). It was never counted against MaxPendingBytes.
+	Reject(m message.Message, reason message.RejectReason)
 }
 
 // Pool holds one Accumulator per topic/partition (per topic when
@@ -152,7 +152,7 @@ func (p *Pool) Add(ctx context.Context, msgs []message.Message) error {
 		}
 	}
 	for _, i := range rejected {
-		p.sink.Reject(msgs[i], RejectOversize)
+		p.sink.Reject(msgs[i], message.RejectOversize)
 	}
 	return nil
 }

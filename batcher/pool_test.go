@@ -20,7 +20,7 @@ type recSink struct {
 	batches  []message.Batch
 	at       []time.Time
 	rejected []message.Message
-	reasons  []string
+	reasons  []message.RejectReason
 	onReady  func(b message.Batch)
 }
 
@@ -37,7 +37,7 @@ func (s *recSink) Ready(b message.Batch) {
 	}
 }
 
-func (s *recSink) Reject(m message.Message, reason string) {
+func (s *recSink) Reject(m message.Message, reason message.RejectReason) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rejected = append(s.rejected, m)
@@ -177,7 +177,7 @@ func TestPoolOversizeRejectedNextRecordGetsTimer(t *testing.T) {
 	cfg.MaxMessageBytes, cfg.MaxBytes, cfg.MaxWait = 300, 300, ms(50)
 	p, clk, sink := newTestPool(t, cfg)
 	mustAdd(t, p, recAt(0, "big", 1000))
-	if len(sink.rejected) != 1 || name(sink.rejected[0]) != "big" || sink.reasons[0] != RejectOversize {
+	if len(sink.rejected) != 1 || name(sink.rejected[0]) != "big" || sink.reasons[0] != message.RejectOversize {
 		t.Fatalf("rejected %v %v", sink.rejected, sink.reasons)
 	}
 	if p.PendingBytes() != 0 || p.PendingRecords() != 0 || clk.Pending() != 0 {

@@ -57,6 +57,30 @@ func (r FlushReason) String() string {
 	return "unknown"
 }
 
+// RejectReason says why records were not sent to Kafka. It is the reason
+// label of the rejected-records metric and, for records written to the
+// dead-letter file, the reason of their line. Every reason is listed here.
+type RejectReason string
+
+// Reject reasons.
+const (
+	// RejectOversize: the record alone is larger than
+	// producer.max_message_bytes; the batcher refuses it before sending.
+	RejectOversize RejectReason = "oversize"
+	// RejectMessageTooLarge: Kafka refused the record as too large
+	// (MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE for a batch of one).
+	RejectMessageTooLarge RejectReason = "message_too_large"
+	// RejectInvalidRecord: Kafka refused the record itself (INVALID_RECORD,
+	// or a per-record error in the produce response).
+	RejectInvalidRecord RejectReason = "invalid_record"
+	// RejectUnknownTopic: the record's topic does not exist in Kafka.
+	RejectUnknownTopic RejectReason = "unknown_topic"
+	// RejectNotStored: a batch neither sent nor stored in the temp storage
+	// (an error to a sync caller, or lost at shutdown without temp storage).
+	// Its records are not written to the dead-letter file.
+	RejectNotStored RejectReason = "not_stored"
+)
+
 // Batch is a ready batch: records of one topic/partition in arrival order,
 // sent as one Kafka v2 record batch.
 type Batch struct {

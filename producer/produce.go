@@ -13,12 +13,6 @@ import (
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
-// Reasons given in Rejected.Reason.
-const (
-	ReasonMessageTooLarge = "message_too_large"
-	ReasonInvalidRecord   = "invalid_record"
-)
-
 // Result is the outcome of one batch given to Produce.
 type Result struct {
 	// Err is nil when every record not in Rejected was acknowledged (or
@@ -43,8 +37,8 @@ type Result struct {
 // Rejected is a record Kafka refused permanently.
 type Rejected struct {
 	Message message.Message
-	Reason  string // ReasonMessageTooLarge or ReasonInvalidRecord
-	Err     error  // what the broker (or the size guard) said
+	Reason  message.RejectReason // message.RejectMessageTooLarge or message.RejectInvalidRecord
+	Err     error                // what the broker (or the size guard) said
 }
 
 // job is the progress of one batch through Produce.
@@ -124,7 +118,7 @@ func (p *Producer) newJob(b *message.Batch, res *Result) *job {
 			}
 			res.Rejected = append(res.Rejected, Rejected{
 				Message: *m,
-				Reason:  ReasonMessageTooLarge,
+				Reason:  message.RejectMessageTooLarge,
 				Err:     fmt.Errorf("record batch of %d bytes for one record exceeds max_message_bytes %d", size, limit),
 			})
 			continue
@@ -331,7 +325,7 @@ func (p *Producer) settle(active []*job) (retry int, refreshTopics []string) {
 		act := classify(err)
 		switch act {
 		case actSplit:
-			p.split(j, ReasonMessageTooLarge, err)
+			p.split(j, message.RejectMessageTooLarge, err)
 		case actRecordErrors:
 			p.rejectRecords(j, err)
 		case actFail:
@@ -400,14 +394,14 @@ func (j *job) partSent() {
 }
 
 // split replaces parts[0] by its two halves, or rejects its only record.
-func (p *Producer) split(j *job, reason string, err error) {
+func (p *Producer) split(j *job, reason message.RejectReason, err error) {
 	part := j.parts[0]
 	j.dropRB()
 	if len(part) == 1 {
 		j.res.Rejected = append(j.res.Rejected, Rejected{Message: part[0], Reason: reason, Err: err})
 		p.logger.Warn("kafka rejected record",
 			zap.String("topic", j.batch.Topic), zap.Int32("partition", j.batch.Partition),
-			zap.String("reason", reason), zap.Int("value_bytes", len(part[0].Value)), zap.Error(err))
+			zap.String("reason", string(reason)), zap.Int("value_bytes", len(part[0].Value)), zap.Error(err))
 		j.partSent()
 		return
 	}
@@ -439,20 +433,20 @@ func (p *Producer) rejectRecords(j *job, err error) {
 		bad[re.BatchIndex] = fmt.Errorf("%w: %s", err, msg)
 	}
 	if len(bad) == 0 {
-		p.split(j, ReasonInvalidRecord, err)
+		p.split(j, message.RejectInvalidRecord, err)
 		return
 	}
 	keep := make([]message.Message, 0, len(part)-len(bad))
 	for i := range part {
 		if e, ok := bad[int32(i)]; ok {
-			j.res.Rejected = append(j.res.Rejected, Rejected{Message: part[i], Reason: ReasonInvalidRecord, Err: e})
+			j.res.Rejected = append(j.res.Rejected, Rejected{Message: part[i], Reason: message.RejectInvalidRecord, Err: e})
 			continue
 		}
 		keep = append(keep, part[i])
 	}
 	p.logger.Warn("kafka rejected records",
 		zap.String("topic", j.batch.Topic), zap.Int32("partition", j.batch.Partition),
-		zap.String("reason", ReasonInvalidRecord), zap.Int("rejected", len(bad)), zap.Error(err))
+		zap.String("reason", string(message.RejectInvalidRecord)), zap.Int("rejected", len(bad)), zap.Error(err))
 	j.dropRB()
 	if len(keep) == 0 {
 		j.partSent()

@@ -307,7 +307,7 @@ func TestProduceOversizeRecordRejectedByBroker(t *testing.T) {
 	if res.Err != nil {
 		t.Fatal(res.Err)
 	}
-	if len(res.Rejected) != 1 || res.Rejected[0].Reason != ReasonMessageTooLarge || len(res.Rejected[0].Message.Value) != 3000 {
+	if len(res.Rejected) != 1 || res.Rejected[0].Reason != message.RejectMessageTooLarge || len(res.Rejected[0].Message.Value) != 3000 {
 		t.Fatalf("rejected = %+v, want the 3000-byte record as message_too_large", res.Rejected)
 	}
 	want := append(append([]message.Message{}, b.Messages[:6]...), b.Messages[7:]...)
@@ -323,7 +323,7 @@ func TestProduceOversizeRecordRejectedBeforeSending(t *testing.T) {
 	b.Messages[0].Value = []byte(strings.Repeat("B", 1000))
 	b.Bytes = message.BatchSize(b.Messages) // as every Batch carries it
 	res := p.Produce(context.Background(), []*message.Batch{b})[0]
-	if res.Err != nil || len(res.Rejected) != 1 || res.Rejected[0].Reason != ReasonMessageTooLarge {
+	if res.Err != nil || len(res.Rejected) != 1 || res.Rejected[0].Reason != message.RejectMessageTooLarge {
 		t.Fatalf("result = %+v", res)
 	}
 	reqs := log.all()
@@ -350,7 +350,7 @@ func TestProduceInvalidRecordsRejected(t *testing.T) {
 		t.Fatal(res.Err)
 	}
 	if len(res.Rejected) != 2 || string(res.Rejected[0].Message.Key) != "k2" || string(res.Rejected[1].Message.Key) != "k5" ||
-		res.Rejected[0].Reason != ReasonInvalidRecord || !strings.Contains(res.Rejected[0].Err.Error(), "bad record") {
+		res.Rejected[0].Reason != message.RejectInvalidRecord || !strings.Contains(res.Rejected[0].Err.Error(), "bad record") {
 		t.Fatalf("rejected = %+v, want records 2 and 5 as invalid_record", res.Rejected)
 	}
 	want := []message.Message{b.Messages[0], b.Messages[1], b.Messages[3], b.Messages[4], b.Messages[6], b.Messages[7]}
@@ -381,7 +381,7 @@ func TestProduceCorruptWithoutRecordErrorsSplits(t *testing.T) {
 	if res.Err != nil {
 		t.Fatal(res.Err)
 	}
-	if len(res.Rejected) != 1 || string(res.Rejected[0].Message.Value) != "poison" || res.Rejected[0].Reason != ReasonInvalidRecord {
+	if len(res.Rejected) != 1 || string(res.Rejected[0].Message.Value) != "poison" || res.Rejected[0].Reason != message.RejectInvalidRecord {
 		t.Fatalf("rejected = %+v", res.Rejected)
 	}
 	want := append(append([]message.Message{}, b.Messages[:3]...), b.Messages[4:]...)

@@ -33,7 +33,7 @@ type Outcome struct {
 // Rejected is a record refused for good, with the reason.
 type Rejected struct {
 	Message message.Message
-	Reason  string
+	Reason  message.RejectReason
 	Err     error // what Kafka said, when it said something
 }
 
