@@ -383,7 +383,7 @@ type poolSink kafkaBatcherExporter
 
 func (s *poolSink) Ready(b message.Batch) {
 	e := (*kafkaBatcherExporter)(s)
-	e.part.BatchReady(b.Topic, b.Partition)
+	e.part.BatchReady(b.TopicPartition())
 	e.tel.flushed(b.Reason)
 	e.disp.Submit(b)
 }
@@ -402,7 +402,7 @@ func (o *observer) Sent(b *message.Batch, took time.Duration) {
 	// The ack time comes from the clock b.Opened was read from (the
 	// batcher's), so the two make a latency under a test's fake clock too.
 	e.tel.sent(b, took, e.clock.Now())
-	e.pool.Sent(b.Topic, b.Partition)
+	e.pool.Sent(b.TopicPartition())
 	e.setHealth(nil)
 }
 

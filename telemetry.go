@@ -19,27 +19,21 @@ type telemetry struct {
 	aliases map[string]string
 	// attrs caches the topic/partition/topic_alias set per partition: one
 	// attribute set per partition, not per batch.
-	attrs       sync.Map // partKey -> metric.MeasurementOption
+	attrs       sync.Map // message.TopicPartition -> metric.MeasurementOption
 	corruptSeen atomic.Int64
 }
 
-type partKey struct {
-	topic     string
-	partition int32
-}
-
-func (t *telemetry) partAttrs(topic string, partition int32) metric.MeasurementOption {
-	k := partKey{topic, partition}
+func (t *telemetry) partAttrs(k message.TopicPartition) metric.MeasurementOption {
 	if o, ok := t.attrs.Load(k); ok {
 		return o.(metric.MeasurementOption)
 	}
-	alias := t.aliases[topic]
+	alias := t.aliases[k.Topic]
 	if alias == "" {
-		alias = topic
+		alias = k.Topic
 	}
 	o := metric.WithAttributeSet(attribute.NewSet(
-		attribute.String("topic", topic),
-		attribute.Int("partition", int(partition)),
+		attribute.String("topic", k.Topic),
+		attribute.Int("partition", int(k.Partition)),
 		attribute.String("topic_alias", alias),
 	))
 	t.attrs.Store(k, o)
@@ -54,7 +48,7 @@ func reasonAttr(reason string) metric.AddOption {
 // that took took, and its delivery latency (ackAt less b.Opened).
 func (t *telemetry) sent(b *message.Batch, took time.Duration, ackAt time.Time) {
 	ctx := context.Background()
-	o := t.partAttrs(b.Topic, b.Partition)
+	o := t.partAttrs(b.TopicPartition())
 	t.tb.KafkabatcherBatchRecords.Record(ctx, int64(len(b.Messages)), o)
 	t.tb.KafkabatcherBatchBytes.Record(ctx, int64(b.Bytes), o)
 	t.tb.KafkabatcherProduceDuration.Record(ctx, took.Seconds(), o)

@@ -19,7 +19,7 @@ type ackSink struct {
 }
 
 func (s *ackSink) Ready(b message.Batch) {
-	s.p.Sent(b.Topic, b.Partition)
+	s.p.Sent(b.TopicPartition())
 	s.p.Release(b)
 	if s.recycle {
 		s.p.Recycle(b.Messages)

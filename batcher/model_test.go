@@ -121,7 +121,7 @@ func runModel(t testing.TB, data []byte) {
 			b := r.next()
 			topic := []string{"a", "b"}[b&1]
 			part := int32(b>>1) % 6
-			p.Sent(topic, part)
+			p.Sent(message.TopicPartition{Topic: topic, Partition: part})
 			m.lastSent[m.key(topic, part)] = clk.Now()
 		default:
 			b := r.next()

@@ -83,7 +83,7 @@ func TestPoolOpenedIsFirstAddTime(t *testing.T) {
 		cfg.Size = 2
 		cfg.MinDelay = ms(200)
 		p, clk, sink := newTestPool(t, cfg)
-		sink.onReady = func(b message.Batch) { p.Sent(b.Topic, b.Partition); p.Release(b) }
+		sink.onReady = func(b message.Batch) { p.Sent(b.TopicPartition()); p.Release(b) }
 		mustAdd(t, p, recAt(0, "a", 0), recAt(0, "b", 0))
 		for _, n := range []string{"c", "d", "e"} {
 			clk.Advance(ms(10))

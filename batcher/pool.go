@@ -159,11 +159,11 @@ func (p *Pool) Add(ctx context.Context, msgs []message.Message) error {
 
 // Sent records a successful send of a batch of topic/partition now: that
 // accumulator's MinDelay is measured from it.
-func (p *Pool) Sent(topic string, partition int32) {
-	if partition < 0 && p.cfg.CollectByPartition {
+func (p *Pool) Sent(tp message.TopicPartition) {
+	if tp.Partition < 0 && p.cfg.CollectByPartition {
 		return
 	}
-	e := p.entry(p.topicEntries(topic), topic, partition)
+	e := p.entry(p.topicEntries(tp.Topic), tp.Topic, tp.Partition)
 	now := p.clk.Now()
 	e.mu.Lock()
 	e.acc.Sent(now)

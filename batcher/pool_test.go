@@ -155,7 +155,7 @@ func TestPoolMinDelayReleasedByTimer(t *testing.T) {
 	cfg.MinDelay = ms(200)
 	p, clk, sink := newTestPool(t, cfg)
 	// Kafka acknowledges every batch as soon as it is handed off.
-	sink.onReady = func(b message.Batch) { p.Sent(b.Topic, b.Partition); p.Release(b) }
+	sink.onReady = func(b message.Batch) { p.Sent(b.TopicPartition()); p.Release(b) }
 	mustAdd(t, p, recAt(0, "a", 0), recAt(0, "b", 0))
 	expect(t, sink, "0/size:a,b")
 	for _, n := range []string{"c", "d", "e", "f", "g"} {
@@ -227,7 +227,7 @@ func TestPoolTopicWideSplitsByPartition(t *testing.T) {
 	if clk.Pending() != 1 {
 		t.Fatalf("%d timers, want one for the topic", clk.Pending())
 	}
-	p.Sent("t", 5) // any partition's ack counts for the topic's accumulator
+	p.Sent(message.TopicPartition{Topic: "t", Partition: 5}) // any partition's ack counts for the topic's accumulator
 	clk.Advance(time.Second)
 	expect(t, sink, "2/size:r0,r2,r5", "0/size:r1,r4", "1/size:r3", "0/max_wait:s0", "5/max_wait:s1")
 }
@@ -433,7 +433,7 @@ func TestPoolConcurrentAdds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sink.onReady = func(b message.Batch) { p.Sent(b.Topic, b.Partition); p.Release(b) }
+			sink.onReady = func(b message.Batch) { p.Sent(b.TopicPartition()); p.Release(b) }
 			const goroutines, perG = 4, 600
 			var wg sync.WaitGroup
 			for g := 0; g < goroutines; g++ {

@@ -26,6 +26,13 @@ type Message struct {
 	Tracker *Tracker
 }
 
+// TopicPartition names one partition of one topic. A topic-wide batch
+// (batch.collect_by_partition false, before it is split) has Partition -1.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
 // FlushReason says why a batch became ready.
 type FlushReason uint8
 
@@ -96,4 +103,9 @@ type Batch struct {
 	// partition keep it). Zero for a batch read back from the temp storage,
 	// which does not keep it.
 	Opened time.Time
+}
+
+// TopicPartition returns the batch's topic and partition.
+func (b *Batch) TopicPartition() TopicPartition {
+	return TopicPartition{Topic: b.Topic, Partition: b.Partition}
 }

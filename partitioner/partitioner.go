@@ -26,6 +26,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
 // Strategy names accepted by New.
@@ -54,7 +56,7 @@ type Partitioner interface {
 	Partition(topic string, key []byte, numPartitions int32) int32
 	// BatchReady tells the partitioner that a batch of topic/partition was
 	// made ready: a sticky keyless choice on that partition moves on.
-	BatchReady(topic string, partition int32)
+	BatchReady(tp message.TopicPartition)
 }
 
 // New returns the partitioner for strategy. seed drives every random choice,
@@ -217,7 +219,7 @@ func (h *hashed) Partition(topic string, key []byte, n int32) int32 {
 	return h.hash(key, n)
 }
 
-func (h *hashed) BatchReady(topic string, partition int32) { h.sticky.batchReady(topic, partition) }
+func (h *hashed) BatchReady(tp message.TopicPartition) { h.sticky.batchReady(tp.Topic, tp.Partition) }
 
 type stickyOnly struct{ sticky *sticky }
 
@@ -228,7 +230,9 @@ func (s *stickyOnly) Partition(topic string, _ []byte, n int32) int32 {
 	return s.sticky.partition(topic, n)
 }
 
-func (s *stickyOnly) BatchReady(topic string, partition int32) { s.sticky.batchReady(topic, partition) }
+func (s *stickyOnly) BatchReady(tp message.TopicPartition) {
+	s.sticky.batchReady(tp.Topic, tp.Partition)
+}
 
 type random struct{ r *rng }
 
@@ -239,7 +243,7 @@ func (r *random) Partition(_ string, _ []byte, n int32) int32 {
 	return r.r.intN(n)
 }
 
-func (*random) BatchReady(string, int32) {}
+func (*random) BatchReady(message.TopicPartition) {}
 
 type roundRobin struct {
 	mu     sync.RWMutex
@@ -264,4 +268,4 @@ func (rr *roundRobin) Partition(topic string, _ []byte, n int32) int32 {
 	return int32((c.Add(1) - 1) % uint32(n))
 }
 
-func (*roundRobin) BatchReady(string, int32) {}
+func (*roundRobin) BatchReady(message.TopicPartition) {}

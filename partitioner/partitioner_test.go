@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/IBM/sarama"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
 // Vectors of Kafka's own UtilsTest.testMurmur2 (Java's Utils.murmur2).
@@ -138,8 +140,8 @@ func TestKeylessStickyStrategies(t *testing.T) {
 				}
 			}
 			// A batch of another partition, or of another topic, does not move it.
-			p.BatchReady("a", (first+1)%n)
-			p.BatchReady("b", first)
+			p.BatchReady(message.TopicPartition{Topic: "a", Partition: (first + 1) % n})
+			p.BatchReady(message.TopicPartition{Topic: "b", Partition: first})
 			if got := p.Partition("a", nil, n); got != first {
 				t.Fatalf("moved to %d after an unrelated BatchReady", got)
 			}
@@ -147,7 +149,7 @@ func TestKeylessStickyStrategies(t *testing.T) {
 			counts := map[int32]int{}
 			prev := first
 			for i := 0; i < 600; i++ {
-				p.BatchReady("a", prev)
+				p.BatchReady(message.TopicPartition{Topic: "a", Partition: prev})
 				next := p.Partition("a", nil, n)
 				if next == prev || next < 0 || next >= n {
 					t.Fatalf("after BatchReady(%d) chose %d", prev, next)
@@ -164,7 +166,7 @@ func TestKeylessStickyStrategies(t *testing.T) {
 			if got := p.Partition("a", nil, 1); got != 0 {
 				t.Fatalf("with one partition chose %d", got)
 			}
-			p.BatchReady("a", 0)
+			p.BatchReady(message.TopicPartition{Topic: "a", Partition: 0})
 			if got := p.Partition("a", nil, 1); got != 0 {
 				t.Fatalf("with one partition after BatchReady chose %d", got)
 			}
@@ -198,7 +200,7 @@ func TestRandomPerRecord(t *testing.T) {
 			changes++
 		}
 		prev = got
-		p.BatchReady("t", got) // no effect on random
+		p.BatchReady(message.TopicPartition{Topic: "t", Partition: got}) // no effect on random
 	}
 	for i, c := range counts {
 		if c < 800 || c > 1200 {
@@ -269,7 +271,7 @@ func TestConcurrentUse(t *testing.T) {
 						return
 					}
 					if i%10 == 0 {
-						p.BatchReady(topic, q)
+						p.BatchReady(message.TopicPartition{Topic: topic, Partition: q})
 					}
 				}
 			}()

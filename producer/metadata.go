@@ -8,6 +8,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"go.uber.org/zap"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
 // refreshLoop refreshes the metadata of every tracked topic each
@@ -190,16 +192,16 @@ func (p *Producer) updateLeaders(counts map[string]int32) {
 
 // Leader returns the id of the broker that led the partition at the last
 // metadata refresh, or -1 when it is not known. It never contacts Kafka.
-func (p *Producer) Leader(topic string, partition int32) int32 {
+func (p *Producer) Leader(tp message.TopicPartition) int32 {
 	m := p.leaders.Load()
 	if m == nil {
 		return -1
 	}
-	ids := (*m)[topic]
-	if partition < 0 || int(partition) >= len(ids) {
+	ids := (*m)[tp.Topic]
+	if tp.Partition < 0 || int(tp.Partition) >= len(ids) {
 		return -1
 	}
-	return ids[partition]
+	return ids[tp.Partition]
 }
 
 // updateCounts stores the new counts and tells the listeners what changed.

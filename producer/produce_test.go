@@ -184,21 +184,21 @@ func TestProduceSplitsLargeRequests(t *testing.T) {
 func TestLeaderFromLastRefresh(t *testing.T) {
 	c := newCluster(t, kfake.NumBrokers(3), kfake.SeedTopics(6, "t"))
 	p := newProducer(t, Config{Brokers: c.ListenAddrs()[:1]})
-	if id := p.Leader("t", 0); id != -1 {
+	if id := p.Leader(message.TopicPartition{Topic: "t", Partition: 0}); id != -1 {
 		t.Fatalf("leader %d before any refresh, want -1", id)
 	}
 	if err := p.Refresh(context.Background(), "t"); err != nil {
 		t.Fatal(err)
 	}
 	for part := int32(0); part < 6; part++ {
-		if got, want := p.Leader("t", part), c.LeaderFor("t", part); got != want {
+		if got, want := p.Leader(message.TopicPartition{Topic: "t", Partition: part}), c.LeaderFor("t", part); got != want {
 			t.Fatalf("partition %d: leader %d, want %d", part, got, want)
 		}
 	}
-	if id := p.Leader("t", 6); id != -1 {
+	if id := p.Leader(message.TopicPartition{Topic: "t", Partition: 6}); id != -1 {
 		t.Fatalf("leader %d of a partition that does not exist, want -1", id)
 	}
-	if id := p.Leader("other", 0); id != -1 {
+	if id := p.Leader(message.TopicPartition{Topic: "other", Partition: 0}); id != -1 {
 		t.Fatalf("leader %d of an unknown topic, want -1", id)
 	}
 }
