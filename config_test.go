@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/config/configtls"
 	"go.opentelemetry.io/collector/confmap"
@@ -248,6 +249,21 @@ func TestTLSLoadError(t *testing.T) {
 	_, err := cfg.tlsConfig(context.Background())
 	require.Error(t, err)
 	assert.True(t, strings.HasPrefix(err.Error(), "tls: "), err.Error())
+}
+
+// TestStartTLSErrorPrefixedOnce: start reports tlsConfig's error as it is,
+// not as "tls: tls: ...".
+func TestStartTLSErrorPrefixedOnce(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	conf := confmap.NewFromStringMap(map[string]any{"tls": map[string]any{"ca_file": filepath.Join(t.TempDir(), "missing.pem")}})
+	require.NoError(t, conf.Unmarshal(cfg))
+	cfg.Brokers = []string{"127.0.0.1:1"}
+	cfg.TempStorage.Directory = t.TempDir()
+	exp, err := newExporter(cfg, nopSettings())
+	require.NoError(t, err)
+	err = exp.start(context.Background(), componenttest.NewNopHost())
+	require.Error(t, err)
+	assert.Equal(t, 1, strings.Count(err.Error(), "tls: "), err.Error())
 }
 
 func TestStorageDir(t *testing.T) {

@@ -123,7 +123,7 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 			Logger:       e.logger,
 		})
 		if err != nil {
-			return fmt.Errorf("temp storage: %w", err)
+			return err // tempstorage's errors say "temp storage"
 		}
 		e.tel.corruptTotal(e.queue.Corrupt())
 		if n := e.queue.Len(); n > 0 {
@@ -148,7 +148,7 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 
 	tlsCfg, err := e.cfg.tlsConfig(ctx)
 	if err != nil {
-		return fmt.Errorf("tls: %w", err)
+		return err
 	}
 	e.prod, err = producer.New(e.cfg.producerConfig(tlsCfg), e.logger)
 	if err != nil {
@@ -371,7 +371,7 @@ func (e *kafkaBatcherExporter) writeDeadLetter(m message.Message, reason message
 	if e.dead == nil {
 		d, err := tempstorage.OpenDeadLetter(e.deadDir, 0)
 		if err != nil {
-			return fmt.Errorf("dead-letter file: %w", err)
+			return err // tempstorage's errors say "dead letter"
 		}
 		e.dead = d
 	}

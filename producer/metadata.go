@@ -114,7 +114,7 @@ func (p *Producer) refresh(topics []string) error {
 		var kerr sarama.KError
 		if !errors.As(err, &kerr) || errors.Is(err, sarama.ErrSASLAuthenticationFailed) {
 			// Not a topic-level error: nothing was learned.
-			return p.metadataError(err)
+			return fmt.Errorf("refresh metadata: %w", p.metadataError(err))
 		}
 	}
 	counts := make(map[string]int32, len(topics))
@@ -150,7 +150,8 @@ func (p *Producer) refresh(topics []string) error {
 	return nil
 }
 
-// metadataError wraps err with the sentinel callers branch on.
+// metadataError wraps err with the sentinel callers branch on; refresh
+// adds the "refresh metadata" prefix, once.
 func (p *Producer) metadataError(err error) error {
 	switch {
 	case errors.Is(err, sarama.ErrClosedClient):
@@ -158,7 +159,7 @@ func (p *Producer) metadataError(err error) error {
 	case errors.Is(err, sarama.ErrSASLAuthenticationFailed):
 		return p.authError(err)
 	case classify(err) == actReconnect:
-		return fmt.Errorf("refresh metadata: %w", p.unavailable(err))
+		return p.unavailable(err)
 	}
 	return err
 }

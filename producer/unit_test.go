@@ -335,3 +335,20 @@ func TestPartitionsDoesNotAllocate(t *testing.T) {
 		t.Fatalf("Partitions allocates %v times", allocs)
 	}
 }
+
+// TestRefreshErrorPrefixedOnce: a refresh that reaches no broker says
+// "refresh metadata" once, however the error travelled.
+func TestRefreshErrorPrefixedOnce(t *testing.T) {
+	p, err := New(Config{Brokers: []string{fmt.Sprintf("127.0.0.1:%d", freePort(t))}, Timeout: time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Close() }()
+	err = p.Refresh(context.Background(), "t")
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Refresh = %v, want ErrUnavailable", err)
+	}
+	if n := strings.Count(err.Error(), "refresh metadata"); n != 1 {
+		t.Fatalf("Refresh = %q: %d times \"refresh metadata\"", err, n)
+	}
+}
