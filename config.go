@@ -17,8 +17,8 @@ import (
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/config/configtls"
 
+	"github.com/kafkabatcher/kafkabatcherexporter/batcher"
 	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
-	"github.com/kafkabatcher/kafkabatcherexporter/message"
 	"github.com/kafkabatcher/kafkabatcherexporter/partitioner"
 	"github.com/kafkabatcher/kafkabatcherexporter/producer"
 	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
@@ -146,15 +146,28 @@ const (
 // problems collects validation errors, section by section.
 type problems []error
 
-func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Errorf(format, args...)) }
+func (p *problems) add(format string, args ...any) { p.addOnce(fmt.Errorf(format, args...)) }
 
 // addAll adds the problems err joins (errors.Join), each on its own.
 func (p *problems) addAll(err error) {
 	if joined, ok := err.(interface{ Unwrap() []error }); ok {
-		*p = append(*p, joined.Unwrap()...)
+		for _, e := range joined.Unwrap() {
+			p.addOnce(e)
+		}
 	} else if err != nil {
-		*p = append(*p, err)
+		p.addOnce(err)
 	}
+}
+
+// addOnce adds err unless the same problem is listed already: the producer
+// and the batcher both need producer.max_message_bytes > 0.
+func (p *problems) addOnce(err error) {
+	for _, e := range *p {
+		if e.Error() == err.Error() {
+			return
+		}
+	}
+	*p = append(*p, err)
 }
 
 // Validate checks the configuration; every error names its full key path,
@@ -204,36 +217,32 @@ func (c *Config) validateRecords(p *problems) {
 
 // validateBatch checks batch.* and the in-memory bound max_pending_bytes.
 func (c *Config) validateBatch(p *problems) {
-	b := c.Batch
-	if b.Size <= 0 {
-		p.add("batch.size: must be > 0, got %d", b.Size)
-	}
-	switch {
-	case b.MaxBytes <= message.BatchHeaderBytes:
-		p.add("batch.max_bytes: must be > %d (the record batch header), got %d", message.BatchHeaderBytes, b.MaxBytes)
-	case c.Producer.MaxMessageBytes > 0 && b.MaxBytes > c.Producer.MaxMessageBytes:
-		p.add("batch.max_bytes: must be <= producer.max_message_bytes (%d), got %d", c.Producer.MaxMessageBytes, b.MaxBytes)
-	}
-	if b.MaxWait <= 0 {
-		p.add("batch.max_wait: must be > 0, got %s", b.MaxWait)
-	}
-	switch {
-	case b.MinDelay < 0:
-		p.add("batch.min_delay: must be >= 0, got %s", b.MinDelay)
-	case b.MaxWait > 0 && b.MinDelay > b.MaxWait:
-		p.add("batch.min_delay: must be <= batch.max_wait (%s), got %s", b.MaxWait, b.MinDelay)
-	}
-	for i, cond := range b.FlushWhen {
+	// The batcher checks batch.* and that max_pending_bytes is not negative.
+	p.addAll(c.batcherConfig().Validate())
+	for i, cond := range c.Batch.FlushWhen {
 		if err := logmsg.ValidateCondition(cond); err != nil {
 			p.add("batch.flush_when[%d]: %s, got %q", i, err, cond)
 		}
 	}
-
+	// The batcher takes 0 as no bound; the exporter always bounds memory.
 	switch {
-	case c.MaxPendingBytes <= 0:
+	case c.MaxPendingBytes == 0:
 		p.add("max_pending_bytes: must be > 0, got %d", c.MaxPendingBytes)
-	case c.MaxPendingBytes < b.MaxBytes:
-		p.add("max_pending_bytes: must be >= batch.max_bytes (%d), got %d", b.MaxBytes, c.MaxPendingBytes)
+	case c.MaxPendingBytes > 0 && c.MaxPendingBytes < c.Batch.MaxBytes:
+		p.add("max_pending_bytes: must be >= batch.max_bytes (%d), got %d", c.Batch.MaxBytes, c.MaxPendingBytes)
+	}
+}
+
+// batcherConfig is the batcher's part of the configuration.
+func (c *Config) batcherConfig() batcher.Config {
+	return batcher.Config{
+		Size:               c.Batch.Size,
+		MaxBytes:           c.Batch.MaxBytes,
+		MaxMessageBytes:    c.Producer.MaxMessageBytes,
+		MaxWait:            c.Batch.MaxWait,
+		MinDelay:           c.Batch.MinDelay,
+		CollectByPartition: c.Partitioning.CollectByPartition,
+		MaxPendingBytes:    int64(c.MaxPendingBytes),
 	}
 }
 

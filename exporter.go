@@ -161,15 +161,7 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 	})
 	e.prod.Start()
 
-	e.pool, err = batcher.NewPool(batcher.Config{
-		Size:               e.cfg.Batch.Size,
-		MaxBytes:           e.cfg.Batch.MaxBytes,
-		MaxMessageBytes:    e.cfg.Producer.MaxMessageBytes,
-		MaxWait:            e.cfg.Batch.MaxWait,
-		MinDelay:           e.cfg.Batch.MinDelay,
-		CollectByPartition: e.cfg.Partitioning.CollectByPartition,
-		MaxPendingBytes:    int64(e.cfg.MaxPendingBytes),
-	}, e.clock, (*poolSink)(e))
+	e.pool, err = batcher.NewPool(e.cfg.batcherConfig(), e.clock, (*poolSink)(e))
 	if err != nil {
 		return err
 	}

@@ -308,14 +308,16 @@ func TestConfigValidate(t *testing.T) {
 		field string
 		f     func(*Config)
 	}{
-		{"size", func(c *Config) { c.Size = 0 }},
-		{"MaxMessageBytes", func(c *Config) { c.MaxMessageBytes = 61 }},
-		{"MaxBytes", func(c *Config) { c.MaxBytes = 10 }},
-		{"MaxBytes", func(c *Config) { c.MaxBytes = c.MaxMessageBytes + 1 }},
-		{"MaxWait", func(c *Config) { c.MaxWait = 0 }},
-		{"MinDelay", func(c *Config) { c.MinDelay = -1 }},
-		{"MinDelay", func(c *Config) { c.MinDelay = c.MaxWait + 1 }},
-		{"MaxPendingBytes", func(c *Config) { c.MaxPendingBytes = -1 }},
+		// Errors name the config key (batch.*), not the Go field.
+		{"batch.size", func(c *Config) { c.Size = 0 }},
+		{"batch.max_bytes", func(c *Config) { c.MaxMessageBytes = 61 }}, // MaxBytes > MaxMessageBytes
+		{"producer.max_message_bytes", func(c *Config) { c.MaxMessageBytes = 0 }},
+		{"batch.max_bytes", func(c *Config) { c.MaxBytes = 10 }},
+		{"batch.max_bytes", func(c *Config) { c.MaxBytes = c.MaxMessageBytes + 1 }},
+		{"batch.max_wait", func(c *Config) { c.MaxWait = 0 }},
+		{"batch.min_delay", func(c *Config) { c.MinDelay = -1 }},
+		{"batch.min_delay", func(c *Config) { c.MinDelay = c.MaxWait + 1 }},
+		{"max_pending_bytes", func(c *Config) { c.MaxPendingBytes = -1 }},
 	}
 	for _, b := range bad {
 		c := testConfig()

@@ -47,27 +47,39 @@ func (c Config) oversize(alone int) bool {
 	return message.BatchHeaderBytes+alone > c.MaxMessageBytes
 }
 
-// Validate reports the first setting out of range, naming the field.
+// Validate returns every setting out of range, joined, each named by its
+// config key. It is the one place the batch settings are checked: the
+// exporter's config validation calls it too. A non-positive MaxMessageBytes
+// is reported in the producer's words (producer.max_message_bytes), so the
+// exporter lists it once.
 func (c Config) Validate() error {
-	switch {
-	case c.Size <= 0:
-		return fmt.Errorf("size: must be > 0, got %d", c.Size)
-	case c.MaxMessageBytes <= message.BatchHeaderBytes:
-		return fmt.Errorf("MaxMessageBytes: must be > %d, got %d", message.BatchHeaderBytes, c.MaxMessageBytes)
-	case c.MaxBytes <= message.BatchHeaderBytes:
-		return fmt.Errorf("MaxBytes: must be > %d, got %d", message.BatchHeaderBytes, c.MaxBytes)
-	case c.MaxBytes > c.MaxMessageBytes:
-		return fmt.Errorf("MaxBytes: must be <= MaxMessageBytes (%d), got %d", c.MaxMessageBytes, c.MaxBytes)
-	case c.MaxWait <= 0:
-		return fmt.Errorf("MaxWait: must be > 0, got %s", c.MaxWait)
-	case c.MinDelay < 0:
-		return fmt.Errorf("MinDelay: must be >= 0, got %s", c.MinDelay)
-	case c.MinDelay > c.MaxWait:
-		return fmt.Errorf("MinDelay: must be <= MaxWait (%s), got %s", c.MaxWait, c.MinDelay)
-	case c.MaxPendingBytes < 0:
-		return fmt.Errorf("MaxPendingBytes: must be >= 0, got %d", c.MaxPendingBytes)
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Size <= 0 {
+		add("batch.size: must be > 0, got %d", c.Size)
 	}
-	return nil
+	if c.MaxMessageBytes <= 0 {
+		add("producer.max_message_bytes: must be > 0, got %d", c.MaxMessageBytes)
+	}
+	switch {
+	case c.MaxBytes <= message.BatchHeaderBytes:
+		add("batch.max_bytes: must be > %d (the record batch header), got %d", message.BatchHeaderBytes, c.MaxBytes)
+	case c.MaxMessageBytes > 0 && c.MaxBytes > c.MaxMessageBytes:
+		add("batch.max_bytes: must be <= producer.max_message_bytes (%d), got %d", c.MaxMessageBytes, c.MaxBytes)
+	}
+	if c.MaxWait <= 0 {
+		add("batch.max_wait: must be > 0, got %s", c.MaxWait)
+	}
+	switch {
+	case c.MinDelay < 0:
+		add("batch.min_delay: must be >= 0, got %s", c.MinDelay)
+	case c.MaxWait > 0 && c.MinDelay > c.MaxWait:
+		add("batch.min_delay: must be <= batch.max_wait (%s), got %s", c.MaxWait, c.MinDelay)
+	}
+	if c.MaxPendingBytes < 0 {
+		add("max_pending_bytes: must not be negative, got %d", c.MaxPendingBytes)
+	}
+	return errors.Join(errs...)
 }
 
 // Errors returned by Pool.Add; callers branch on them with errors.Is.
