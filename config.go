@@ -25,7 +25,7 @@ import (
 )
 
 // Config is the kafkabatcher exporter configuration. Key names and defaults
-// are a contract (DESIGN.md, "Configuration contract").
+// are a contract: deployments and tests outside the project rely on them.
 //
 // Validate checks the whole tree itself and names every problem with its
 // full dotted key path; the nested structs have no Validate of their own so
@@ -137,9 +137,9 @@ type Delivery string
 
 // Delivery modes.
 const (
-	// DeliveryAsync: accepted once in an accumulator.
+	// DeliveryAsync returns once the records are in an accumulator.
 	DeliveryAsync Delivery = "async"
-	// DeliverySync: returns once Kafka acknowledged the records or they are on disk.
+	// DeliverySync returns once Kafka acknowledged the records or they are on disk.
 	DeliverySync Delivery = "sync"
 )
 

@@ -103,8 +103,9 @@ func TestLoadConfig(t *testing.T) {
 	}
 }
 
-// TestDefaultConfigContract pins every default of DESIGN.md's configuration
-// contract, key by key, as the collector sees them after marshaling.
+// TestDefaultConfigContract pins every default of the configuration, key by
+// key, as the collector sees them after marshaling: key names and defaults
+// are a contract that deployments and tests outside the project rely on.
 func TestDefaultConfigContract(t *testing.T) {
 	conf := confmap.New()
 	require.NoError(t, conf.Marshal(createDefaultConfig()))

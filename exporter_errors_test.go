@@ -35,7 +35,10 @@ func failProduce(c *kfake.Cluster, errCode int16, fail func(n int32) bool) *atom
 	var failed atomic.Int32
 	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		if !fail(failed.Load()) {
-			return nil, nil, false // drops this control function
+			// Not handled: the broker answers this one itself. The function
+			// stays installed (kfake drops a control function only after it
+			// handles a request without KeepControl).
+			return nil, nil, false
 		}
 		c.KeepControl()
 		failed.Add(1)

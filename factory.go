@@ -29,8 +29,9 @@ func NewFactory() exporter.Factory {
 	)
 }
 
-// createDefaultConfig returns every default of DESIGN.md's configuration
-// contract.
+// createDefaultConfig returns the default of every key. Key names and
+// defaults are a contract: deployments and tests outside the project rely on
+// them (TestDefaultConfigContract pins them).
 func createDefaultConfig() component.Config {
 	return &Config{
 		Brokers:         []string{"localhost:9092"},

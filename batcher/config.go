@@ -1,5 +1,7 @@
 // Package batcher collects messages into per-partition batches and decides
-// when each batch is ready to send (DESIGN.md "Batching semantics").
+// when each batch is ready to send: by record count (batch.size, held back by
+// batch.min_delay), by bytes (batch.max_bytes), by age (batch.max_wait) or by
+// a flush_when match, in the order Accumulator documents.
 //
 // Accumulator is the pure state machine of one partition (or of one topic
 // when batches are not collected by partition): no locks, no timers, time is
@@ -84,12 +86,15 @@ func (c Config) Validate() error {
 
 // Errors returned by Pool.Add; callers branch on them with errors.Is.
 var (
-	// ErrMemoryLimit: the records did not fit under MaxPendingBytes before
-	// the context ended. Nothing of the call was accepted.
+	// ErrMemoryLimit is returned when the records did not fit under
+	// MaxPendingBytes before the context ended. Nothing of the call was
+	// accepted.
 	ErrMemoryLimit = errors.New("batcher: pending bytes at max_pending_bytes")
-	// ErrClosed: Shutdown was called; the pool accepts nothing more.
+	// ErrClosed is returned once Shutdown was called: the pool accepts
+	// nothing more.
 	ErrClosed = errors.New("batcher: pool shut down")
-	// ErrInvalidPartition: a message had a negative partition.
+	// ErrInvalidPartition is returned when a message has a negative
+	// partition.
 	ErrInvalidPartition = errors.New("batcher: message without a partition")
 )
 

@@ -46,6 +46,7 @@ const (
 	ReasonShutdown                        // the exporter is stopping
 )
 
+// String returns the reason as the flushes metric labels it.
 func (r FlushReason) String() string {
 	switch r {
 	case ReasonSize:
@@ -71,18 +72,20 @@ type RejectReason string
 
 // Reject reasons.
 const (
-	// RejectOversize: the record alone is larger than
+	// RejectOversize means the record alone is larger than
 	// producer.max_message_bytes; the batcher refuses it before sending.
 	RejectOversize RejectReason = "oversize"
-	// RejectMessageTooLarge: Kafka refused the record as too large
-	// (MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE for a batch of one).
+	// RejectMessageTooLarge means the producer found the record too large
+	// for producer.max_message_bytes as it sent it, or Kafka refused a batch
+	// of that record alone as too large (MESSAGE_TOO_LARGE,
+	// RECORD_LIST_TOO_LARGE).
 	RejectMessageTooLarge RejectReason = "message_too_large"
-	// RejectInvalidRecord: Kafka refused the record itself (INVALID_RECORD,
+	// RejectInvalidRecord means Kafka refused the record itself (INVALID_RECORD,
 	// or a per-record error in the produce response).
 	RejectInvalidRecord RejectReason = "invalid_record"
-	// RejectUnknownTopic: the record's topic does not exist in Kafka.
+	// RejectUnknownTopic means the record's topic does not exist in Kafka.
 	RejectUnknownTopic RejectReason = "unknown_topic"
-	// RejectNotStored: a batch neither sent nor stored in the temp storage
+	// RejectNotStored counts a batch neither sent nor stored in the temp storage
 	// (an error to a sync caller, or lost at shutdown without temp storage).
 	// Its records are not written to the dead-letter file.
 	RejectNotStored RejectReason = "not_stored"

@@ -124,8 +124,8 @@ type Config struct {
 	RequiredAcks RequiredAcks
 	// Compression is one of Compressions ("" is none).
 	Compression string
-	// MaxMessageBytes: a single record whose batch would exceed it is
-	// rejected without being sent.
+	// MaxMessageBytes bounds a batch of one record: a record whose batch
+	// would exceed it is rejected without being sent.
 	MaxMessageBytes int
 	// Timeout bounds one produce attempt (sent to the broker as the produce
 	// timeout), a dial and a metadata request.

@@ -11,14 +11,14 @@ import (
 
 // Sentinel errors callers branch on with errors.Is.
 var (
-	// ErrUnavailable: Kafka could not take the batch now (no broker
+	// ErrUnavailable means Kafka could not take the batch now (no broker
 	// reachable, or retriable errors used every attempt). Retry later.
 	ErrUnavailable = errors.New("kafka unavailable")
-	// ErrAuthentication: the brokers refused the SASL credentials.
+	// ErrAuthentication means the brokers refused the SASL credentials.
 	ErrAuthentication = errors.New("kafka authentication failed")
-	// ErrClosed: the Producer was closed.
+	// ErrClosed is returned once the Producer is closed.
 	ErrClosed = errors.New("producer closed")
-	// ErrUnknownTopic: Kafka says the topic does not exist
+	// ErrUnknownTopic means Kafka says the topic does not exist
 	// (UNKNOWN_TOPIC_OR_PARTITION). Refresh returns it, wrapped, for such a
 	// topic and stops refreshing it in the background.
 	ErrUnknownTopic error = sarama.ErrUnknownTopicOrPartition

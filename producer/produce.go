@@ -370,7 +370,6 @@ func (p *Producer) refreshAfterErrors(ctx context.Context, active []*job, topics
 	}
 }
 
-// dropRB releases the encoded parts[0]: it is done or changed.
 // partBytes is the size of the record batch of parts[0].
 func (j *job) partBytes() int {
 	if len(j.parts) == 1 && j.batch.Bytes > 0 && len(j.parts[0]) == len(j.batch.Messages) {
@@ -379,6 +378,7 @@ func (j *job) partBytes() int {
 	return message.BatchSize(j.parts[0])
 }
 
+// dropRB releases the encoded parts[0]: it is done or changed.
 func (j *job) dropRB() {
 	j.pool.release(j.arrays)
 	j.rb, j.arrays = nil, nil
