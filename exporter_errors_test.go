@@ -22,7 +22,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/delivery"
-	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadatatest"
 	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
 	"github.com/kafkabatcher/kafkabatcherexporter/partitioner"
 	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
@@ -69,9 +68,7 @@ func notLeaderExporter(t *testing.T) (*kfake.Cluster, *harness, *componenttest.T
 	cfg.KeyFrom = []string{"attributes.k"}
 	cfg.Batch.Size = 50
 	cfg.TempStorage.RetryInterval = 100 * time.Millisecond
-	tt := componenttest.NewTelemetry()
-	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
-	exp := run(t, cfg, metadatatest.NewSettings(tt))
+	exp, tt := runObserved(t, cfg)
 	waitPartitions(t, exp, "otlp_logs", 4)
 	return c, exp, tt
 }

@@ -12,7 +12,6 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configopaque"
 
-	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadatatest"
 	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
 	"github.com/kafkabatcher/kafkabatcherexporter/producer"
 	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
@@ -22,12 +21,10 @@ func TestShutdownSendsPendingRecords(t *testing.T) {
 	c, obs, cfg := observedRawSetup(t, 3)
 	cfg.KeyFrom = []string{"attributes.k"}
 	cfg.Batch.MaxWait = time.Hour
-	tt := componenttest.NewTelemetry()
-	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
-	exp := run(t, cfg, metadatatest.NewSettings(tt))
+	exp, tt := runObserved(t, cfg)
 	waitPartitions(t, exp, "otlp_logs", 3)
 	require.NoError(t, exp.consumeLogs(context.Background(), seqLogs(0, 123, 7)))
-	require.Empty(t, obs.seen(), "held until shutdown")
+	require.Empty(t, seen(obs), "held until shutdown")
 
 	require.NoError(t, exp.stop())
 	// Shutdown returned after Kafka acknowledged them; nothing on disk.

@@ -22,7 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/batcher"
-	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadatatest"
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/kfaketest"
 	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
 	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
@@ -30,18 +30,10 @@ import (
 const outageTopic = "otlp_logs"
 
 // clusterOnPort starts a one-broker cluster listening on 127.0.0.1:port
-// with topic of partitions; the port may still be held briefly by a
-// cluster just closed, so binding is retried.
+// with outageTopic of partitions.
 func clusterOnPort(t *testing.T, port int, partitions int32) *kfake.Cluster {
 	t.Helper()
-	var c *kfake.Cluster
-	var err error
-	waitFor(t, 10*time.Second, func() bool {
-		c, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(partitions, outageTopic))
-		return err == nil
-	}, "cluster on port %d: %v", port, err)
-	t.Cleanup(c.Close)
-	return c
+	return kfaketest.OnPort(t, port, kfake.SeedTopics(partitions, outageTopic))
 }
 
 // outageConfig: raw records keyed over 32 keys, batches of 100, a fast
@@ -92,12 +84,10 @@ func requireKeyedSeq(t *testing.T, c *kfake.Cluster, n int) {
 }
 
 func TestBrokerOutageRecordsSpillAndReplayInOrder(t *testing.T) {
-	port := freePort(t)
+	port := kfaketest.FreePort(t)
 	c1 := clusterOnPort(t, port, 6)
 	cfg := outageConfig(t, port)
-	tt := componenttest.NewTelemetry()
-	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
-	exp := run(t, cfg, metadatatest.NewSettings(tt))
+	exp, tt := runObserved(t, cfg)
 	waitPartitions(t, exp, outageTopic, 6)
 
 	c1.Close()
@@ -141,7 +131,7 @@ func gauge(t *testing.T, tt *componenttest.Telemetry, name string) int64 {
 }
 
 func TestRestartDuringOutageReplaysEverythingInOrder(t *testing.T) {
-	port := freePort(t)
+	port := kfaketest.FreePort(t)
 	c1 := clusterOnPort(t, port, 6)
 	cfg := outageConfig(t, port)
 	dir := cfg.TempStorage.Directory
@@ -182,7 +172,7 @@ func TestRestartDuringOutageReplaysEverythingInOrder(t *testing.T) {
 }
 
 func TestShutdownWithKafkaDownSpillsPendingRecords(t *testing.T) {
-	port := freePort(t)
+	port := kfaketest.FreePort(t)
 	c1 := clusterOnPort(t, port, 6)
 	cfg := outageConfig(t, port)
 	cfg.Batch.Size = 500
@@ -249,7 +239,7 @@ func hangProduce(c *kfake.Cluster, hang *atomic.Bool) *atomic.Int32 {
 }
 
 func TestShutdownDuringHungReplayKeepsItsDeadline(t *testing.T) {
-	port := freePort(t)
+	port := kfaketest.FreePort(t)
 	c1 := clusterOnPort(t, port, 6)
 	cfg := outageConfig(t, port)
 	cfg.Producer.Timeout = 5 * time.Second
@@ -286,7 +276,7 @@ func TestShutdownDuringHungReplayKeepsItsDeadline(t *testing.T) {
 }
 
 func TestFullStorageBacksCallersOffAndLosesNothing(t *testing.T) {
-	port := freePort(t)
+	port := kfaketest.FreePort(t)
 	c1 := clusterOnPort(t, port, 6)
 	cfg := outageConfig(t, port)
 	cfg.TempStorage.MaxBytes = 16 << 10
@@ -333,26 +323,18 @@ func TestConsumeLogsAfterShutdownFails(t *testing.T) {
 	require.Error(t, exp.consumeLogs(context.Background(), seqLogs(0, 1, 0)))
 }
 
-// persistentCluster is clusterOnPort with its log kept in dataDir across
-// restarts.
+// persistentCluster is clusterOnPort with 6 partitions and its log kept in
+// dataDir across restarts.
 func persistentCluster(t *testing.T, port int, dataDir string) *kfake.Cluster {
 	t.Helper()
-	var c *kfake.Cluster
-	var err error
-	waitFor(t, 10*time.Second, func() bool {
-		c, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dataDir),
-			kfake.SeedTopics(6, outageTopic))
-		return err == nil
-	}, "cluster on port %d: %v", port, err)
-	t.Cleanup(c.Close)
-	return c
+	return kfaketest.OnPort(t, port, kfake.DataDir(dataDir), kfake.SeedTopics(6, outageTopic))
 }
 
 // A broker restart while records stream in: at-least-once, and per
 // partition the first copy of each record comes in acceptance order.
 // Duplicates are allowed only for batches in flight at the restart.
 func TestBrokerRestartMidStreamLosesNothing(t *testing.T) {
-	port := freePort(t)
+	port := kfaketest.FreePort(t)
 	data := t.TempDir()
 	c1 := persistentCluster(t, port, data)
 	cfg := outageConfig(t, port)
@@ -438,7 +420,7 @@ func distinctSeqs(t *testing.T, c *kfake.Cluster) int {
 }
 
 func TestSyncDeliveryDuringOutageReturnsOnceOnDisk(t *testing.T) {
-	port := freePort(t)
+	port := kfaketest.FreePort(t)
 	c1 := clusterOnPort(t, port, 6)
 	cfg := outageConfig(t, port)
 	cfg.Delivery = DeliverySync
@@ -465,7 +447,7 @@ func TestSyncDeliveryDuringOutageReturnsOnceOnDisk(t *testing.T) {
 // its first half is acknowledged and the second fails, the next replay
 // must not send the first half again.
 func TestReplayOfASplitBatchDoesNotRepeatItsAcknowledgedPart(t *testing.T) {
-	port := freePort(t)
+	port := kfaketest.FreePort(t)
 	c1 := clusterOnPort(t, port, 1)
 	cfg := outageConfig(t, port)
 	cfg.KeyFrom = nil
@@ -486,13 +468,7 @@ func TestReplayOfASplitBatchDoesNotRepeatItsAcknowledgedPart(t *testing.T) {
 
 	// The broker takes 3000-byte batches: the batch is split in two. The
 	// first three requests carrying the second half fail (max_attempts).
-	var c2 *kfake.Cluster
-	waitFor(t, 10*time.Second, func() bool {
-		var err error
-		c2, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port))
-		return err == nil
-	}, "cluster on port %d", port)
-	t.Cleanup(c2.Close)
+	c2 := kfaketest.OnPort(t, port)
 	var failedHalf atomic.Int32
 	c2.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c2.KeepControl()
@@ -538,13 +514,11 @@ func TestReplayOfASplitBatchDoesNotRepeatItsAcknowledgedPart(t *testing.T) {
 }
 
 func TestEntryCorruptedWhileQueuedIsCountedAtReplay(t *testing.T) {
-	port := freePort(t)
+	port := kfaketest.FreePort(t)
 	c1 := clusterOnPort(t, port, 1)
 	cfg := outageConfig(t, port)
 	cfg.TempStorage.SegmentBytes = 16 << 20 // one segment
-	tt := componenttest.NewTelemetry()
-	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
-	exp := run(t, cfg, metadatatest.NewSettings(tt))
+	exp, tt := runObserved(t, cfg)
 	waitPartitions(t, exp, outageTopic, 1)
 
 	c1.Close()
@@ -575,7 +549,7 @@ func TestEntryCorruptedWhileQueuedIsCountedAtReplay(t *testing.T) {
 // does not hold up the replay of the other partitions, nor their new
 // records; once Kafka takes it, its backlog follows, in order.
 func TestPartitionStillFailingDoesNotHoldUpOthers(t *testing.T) {
-	port := freePort(t)
+	port := kfaketest.FreePort(t)
 	c1 := clusterOnPort(t, port, 6)
 	cfg := outageConfig(t, port)
 	exp := run(t, cfg, nopSettings())

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/kfaketest"
 	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
 	"github.com/kafkabatcher/kafkabatcherexporter/producer"
 )
@@ -221,14 +222,14 @@ func TestBatchSizeMakesBatchesOfExactlySize(t *testing.T) {
 		sent += n
 	}
 	waitRecords(t, c, "otlp_logs", 1000, 10*time.Second)
-	batches := obs.seen()
+	batches := seen(obs)
 	require.Len(t, batches, 10)
 	for _, b := range batches {
-		require.Equal(t, observedBatch{topic: "otlp_logs", partition: 0, records: 100}, b)
+		require.Equal(t, kfaketest.Batch{Topic: "otlp_logs", Partition: 0, Records: 100}, b)
 	}
 	requireExactlyInOrder(t, readSeq(t, c, "otlp_logs", 1000), 1000)
 	require.NoError(t, exp.stop())
-	require.Len(t, obs.seen(), 10, "nothing was pending at shutdown")
+	require.Len(t, seen(obs), 10, "nothing was pending at shutdown")
 }
 
 func TestConcurrentConsumeLogsDeliverEverythingOnce(t *testing.T) {
@@ -302,14 +303,14 @@ func TestOneAccumulatorPerTopicSplitsByPartition(t *testing.T) {
 	// Ten topic batches of 60, each cut into one batch per partition.
 	var n int
 	parts := map[int32]bool{}
-	for _, b := range obs.seen() {
-		require.LessOrEqual(t, b.records, 60)
-		n += b.records
-		parts[b.partition] = true
+	for _, b := range seen(obs) {
+		require.LessOrEqual(t, b.Records, 60)
+		n += b.Records
+		parts[b.Partition] = true
 	}
 	require.Equal(t, total, n)
 	require.Len(t, parts, 6)
-	require.GreaterOrEqual(t, len(obs.seen()), 10*2, "each 60-record batch spans several partitions")
+	require.GreaterOrEqual(t, len(seen(obs)), 10*2, "each 60-record batch spans several partitions")
 	require.NoError(t, exp.stop())
 }
 
@@ -411,11 +412,11 @@ func TestKeylessRecordsStickUntilTheirBatchIsReady(t *testing.T) {
 	}
 	waitRecords(t, c, "otlp_logs", 120, 10*time.Second)
 	parts := map[int32]bool{}
-	for _, b := range obs.seen() {
-		require.Equal(t, 10, b.records, "every batch filled before the partition changes")
-		parts[b.partition] = true
+	for _, b := range seen(obs) {
+		require.Equal(t, 10, b.Records, "every batch filled before the partition changes")
+		parts[b.Partition] = true
 	}
-	require.Len(t, obs.seen(), 12)
+	require.Len(t, seen(obs), 12)
 	require.Greater(t, len(parts), 1, "the sticky choice moved on after each batch")
 	// Each batch holds ten consecutive records.
 	recs := readSeq(t, c, "otlp_logs", 120)
@@ -445,4 +446,30 @@ func TestThroughTheFactory(t *testing.T) {
 	require.NoError(t, exp.Shutdown(ctx))
 	require.EqualValues(t, 50, totalRecords(c, "otlp_logs"), "sent by shutdown at the latest")
 	requireExactlyOnce(t, readSeq(t, c, "otlp_logs", 50), 50)
+}
+
+func TestRecordsReachKafkaRaw(t *testing.T) {
+	c := newCluster(t, 6, "otlp_logs")
+	cfg := testConfig(t, c.ListenAddrs())
+	cfg.Encoding = logmsg.EncodingRaw
+	cfg.KeyFrom = []string{"attributes.id"}
+	exp := startExporter(t, cfg)
+	want := map[string]bool{}
+	for i := 0; i < 10; i++ {
+		var bodies []string
+		for j := 0; j < 100; j++ {
+			b := fmt.Sprintf("rec-%d-%d", i, j)
+			bodies = append(bodies, b)
+			want[b] = true
+		}
+		require.NoError(t, exp.consumeLogs(context.Background(), logsWithBodies(bodies...)))
+	}
+	recs := consumeAll(t, c, "otlp_logs", len(want))
+	require.NoError(t, exp.shutdown(context.Background()))
+	for _, r := range recs {
+		require.Equal(t, string(r.Key), string(r.Value))
+		require.True(t, want[string(r.Value)], "unexpected or duplicate %q", r.Value)
+		delete(want, string(r.Value))
+	}
+	require.Empty(t, want)
 }

@@ -13,6 +13,8 @@ import (
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumererror"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/kfaketest"
 )
 
 // statusHost records the status events the exporter reports.
@@ -45,7 +47,7 @@ func (h *statusHost) last() componentstatus.Status {
 }
 
 func TestStatusIsRecoverableDuringOutageAndOKAfter(t *testing.T) {
-	port := freePort(t)
+	port := kfaketest.FreePort(t)
 	c1 := clusterOnPort(t, port, 6)
 	cfg := outageConfig(t, port)
 	host := newStatusHost()
@@ -70,7 +72,7 @@ func TestStatusIsRecoverableDuringOutageAndOKAfter(t *testing.T) {
 }
 
 func TestStartDoesNotWaitForKafka(t *testing.T) {
-	port := freePort(t) // nothing listens here yet
+	port := kfaketest.FreePort(t) // nothing listens here yet
 	cfg := outageConfig(t, port)
 	host := newStatusHost()
 	start := time.Now()

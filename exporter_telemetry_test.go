@@ -126,10 +126,10 @@ func TestTelemetryCountsSendsFlushesAndRejects(t *testing.T) {
 
 	// Bytes per batch are the record batches as the broker received them.
 	wantBytes := map[attribute.Set][2]int64{}
-	for _, b := range obs.seenWithBytes() {
-		s := partSet(b.topic, int(b.partition), "logs")
+	for _, b := range obs.Batches() {
+		s := partSet(b.Topic, int(b.Partition), "logs")
 		v := wantBytes[s]
-		wantBytes[s] = [2]int64{v[0] + 1, v[1] + int64(b.bytes)}
+		wantBytes[s] = [2]int64{v[0] + 1, v[1] + int64(b.Bytes)}
 	}
 	require.Equal(t, wantBytes, histogramByAttrs(t, tt, "otelcol_kafkabatcher_batch_bytes"))
 
@@ -185,9 +185,7 @@ func TestDeliveryLatencyFromAcceptToAck(t *testing.T) {
 	cfg.Batch.Size = 10
 	cfg.Batch.MaxWait = 50 * time.Millisecond
 	require.Equal(t, DeliveryAsync, cfg.Delivery)
-	tt := componenttest.NewTelemetry()
-	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
-	exp := run(t, cfg, metadatatest.NewSettings(tt))
+	exp, tt := runObserved(t, cfg)
 	waitPartitions(t, exp, "otlp_logs", 2)
 	k0, k1 := keyFor(t, 0, 2), keyFor(t, 1, 2)
 	p0, p1 := partSet("otlp_logs", 0, "otlp_logs"), partSet("otlp_logs", 1, "otlp_logs")
@@ -206,12 +204,12 @@ func TestDeliveryLatencyFromAcceptToAck(t *testing.T) {
 	require.NoError(t, exp.consumeLogs(ctx, keyedLogs(26, 12, k0, false)))
 	waitRecords(t, c, "otlp_logs", 38, 10*time.Second)
 	waitFor(t, 10*time.Second, func() bool {
-		return latencyCount(t, tt) == uint64(len(obs.seen()))
-	}, "a latency per batch the broker received (%d, have %d)", len(obs.seen()), latencyCount(t, tt))
+		return latencyCount(t, tt) == uint64(len(seen(obs)))
+	}, "a latency per batch the broker received (%d, have %d)", len(seen(obs)), latencyCount(t, tt))
 
 	perPart := map[attribute.Set]uint64{}
-	for _, b := range obs.seen() {
-		perPart[partSet(b.topic, int(b.partition), "otlp_logs")]++
+	for _, b := range seen(obs) {
+		perPart[partSet(b.Topic, int(b.Partition), "otlp_logs")]++
 	}
 	require.Equal(t, map[attribute.Set]uint64{p0: 3, p1: 3}, perPart, "batches at the broker")
 	got := map[attribute.Set]uint64{}

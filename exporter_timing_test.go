@@ -11,7 +11,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/fakeclock"
-	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadatatest"
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/kfaketest"
 )
 
 // sumByAttrs returns the int64 sum metric name per attribute set (empty
@@ -43,10 +43,8 @@ func flushes(t *testing.T, tt *componenttest.Telemetry, reason string) int64 {
 // fakeClockExporter starts an exporter on a fake clock with telemetry.
 func fakeClockExporter(t *testing.T, cfg *Config) (*harness, *fakeclock.Clock, *componenttest.Telemetry) {
 	t.Helper()
-	tt := componenttest.NewTelemetry()
-	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
 	clk := fakeclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
-	exp := run(t, cfg, metadatatest.NewSettings(tt), func(e *kafkaBatcherExporter) { e.clock = clk })
+	exp, tt := runObserved(t, cfg, func(e *kafkaBatcherExporter) { e.clock = clk })
 	return exp, clk, tt
 }
 
@@ -64,14 +62,14 @@ func TestMaxWaitSendsOnTheInjectedClock(t *testing.T) {
 	require.EqualValues(t, 3, exp.pool.PendingRecords())
 	clk.Advance(999 * time.Millisecond)
 	require.Zero(t, flushes(t, tt, "max_wait"))
-	require.Empty(t, obs.seen())
+	require.Empty(t, seen(obs))
 	require.Zero(t, totalRecords(c, "otlp_logs"))
 
 	// The timer fires inside Advance: the batch is handed off at once.
 	clk.Advance(time.Millisecond)
 	require.EqualValues(t, 1, flushes(t, tt, "max_wait"))
 	waitRecords(t, c, "otlp_logs", 3, 10*time.Second)
-	require.Equal(t, []observedBatch{{topic: "otlp_logs", records: 3}}, obs.seen())
+	require.Equal(t, []kfaketest.Batch{{Topic: "otlp_logs", Records: 3}}, seen(obs))
 	requireExactlyInOrder(t, readSeq(t, c, "otlp_logs", 3), 3)
 
 	// The next batch's timer starts with its first record.
@@ -82,7 +80,7 @@ func TestMaxWaitSendsOnTheInjectedClock(t *testing.T) {
 	clk.Advance(time.Millisecond)
 	require.EqualValues(t, 2, flushes(t, tt, "max_wait"))
 	waitRecords(t, c, "otlp_logs", 5, 10*time.Second)
-	require.Equal(t, []observedBatch{{topic: "otlp_logs", records: 3}, {topic: "otlp_logs", records: 2}}, obs.seen())
+	require.Equal(t, []kfaketest.Batch{{Topic: "otlp_logs", Records: 3}, {Topic: "otlp_logs", Records: 2}}, seen(obs))
 	require.NoError(t, exp.stop())
 }
 
@@ -101,7 +99,7 @@ func TestFlushWhenSendsTheMatchingBatchAtOnce(t *testing.T) {
 	require.NoError(t, exp.consumeLogs(context.Background(), ld))
 	require.EqualValues(t, 1, flushes(t, tt, "trigger"))
 	waitRecords(t, c, "otlp_logs", 3, 10*time.Second)
-	require.Equal(t, []observedBatch{{topic: "otlp_logs", records: 3}}, obs.seen())
+	require.Equal(t, []kfaketest.Batch{{Topic: "otlp_logs", Records: 3}}, seen(obs))
 	recs := readSeq(t, c, "otlp_logs", 3)
 	requireExactlyOnce(t, recs, 3)
 	require.EqualValues(t, 1, exp.pool.PendingRecords(), "seq 3 waits for max_wait")
@@ -115,7 +113,7 @@ func TestFlushWhenSendsTheMatchingBatchAtOnce(t *testing.T) {
 	clk.Advance(time.Second)
 	require.EqualValues(t, 1, flushes(t, tt, "max_wait"))
 	waitRecords(t, c, "otlp_logs", 5, 10*time.Second)
-	require.Equal(t, []observedBatch{{topic: "otlp_logs", records: 3}, {topic: "otlp_logs", records: 2}}, obs.seen())
+	require.Equal(t, []kfaketest.Batch{{Topic: "otlp_logs", Records: 3}, {Topic: "otlp_logs", Records: 2}}, seen(obs))
 	requireExactlyInOrder(t, readSeq(t, c, "otlp_logs", 5), 5)
 	require.NoError(t, exp.stop())
 }
@@ -148,7 +146,7 @@ func TestMinDelayHoldsFullBatchesOnTheInjectedClock(t *testing.T) {
 	clk.Advance(time.Millisecond)
 	require.EqualValues(t, 1, flushes(t, tt, "min_delay"))
 	waitRecords(t, c, "otlp_logs", 5, 10*time.Second)
-	require.Equal(t, []observedBatch{{topic: "otlp_logs", records: 2}, {topic: "otlp_logs", records: 3}}, obs.seen())
+	require.Equal(t, []kfaketest.Batch{{Topic: "otlp_logs", Records: 2}, {Topic: "otlp_logs", Records: 3}}, seen(obs))
 	requireExactlyInOrder(t, readSeq(t, c, "otlp_logs", 5), 5)
 	require.NoError(t, exp.stop())
 }

@@ -4,15 +4,12 @@ import (
 	"context"
 	"fmt"
 	"github.com/IBM/sarama"
-	"net"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
@@ -138,62 +135,6 @@ func assertRecords(t testing.TB, recs []*kgo.Record, msgs []message.Message) {
 			}
 		}
 	}
-}
-
-// sentBatch is one partition's record batch seen in a produce request.
-type sentBatch struct {
-	topic      string
-	partition  int32
-	bytes      int // len of the partition's records field
-	numRecords int32
-	codec      int16
-}
-
-// produceLog records the record batches of every produce request.
-type produceLog struct {
-	mu       sync.Mutex
-	requests [][]sentBatch
-}
-
-func (l *produceLog) all() [][]sentBatch {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([][]sentBatch(nil), l.requests...)
-}
-
-// observeProduce logs produce requests without changing how c answers.
-func observeProduce(t testing.TB, c *kfake.Cluster) *produceLog {
-	l := &produceLog{}
-	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		pr := req.(*kmsg.ProduceRequest)
-		var sent []sentBatch
-		for _, tp := range pr.Topics {
-			for _, pp := range tp.Partitions {
-				var rb kmsg.RecordBatch
-				if err := rb.ReadFrom(pp.Records); err != nil {
-					t.Errorf("undecodable record batch: %v", err)
-				}
-				sent = append(sent, sentBatch{tp.Topic, pp.Partition, len(pp.Records), rb.NumRecords, rb.Attributes & 0x7})
-			}
-		}
-		l.mu.Lock()
-		l.requests = append(l.requests, sent)
-		l.mu.Unlock()
-		return nil, nil, false
-	})
-	return l
-}
-
-// freePort returns a TCP port nothing listens on.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	return port
 }
 
 // produceOK produces batches and fails the test on any error or rejection.

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/kfaketest"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
@@ -25,7 +26,7 @@ func TestProduceCompression(t *testing.T) {
 	for name, attr := range codecs {
 		t.Run(name, func(t *testing.T) {
 			c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(2, "logs"))
-			log := observeProduce(t, c)
+			log := kfaketest.ObserveProduce(t, c)
 			p := newProducer(t, Config{Brokers: c.ListenAddrs(), Compression: name})
 
 			b0 := batchOf("logs", 0, "p0", 100, 200)
@@ -37,7 +38,7 @@ func TestProduceCompression(t *testing.T) {
 				}
 			}
 
-			reqs := log.all()
+			reqs := log.Requests()
 			if len(reqs) != 1 {
 				t.Fatalf("got %d produce requests, want 1 (both partitions on one broker)", len(reqs))
 			}
@@ -46,18 +47,18 @@ func TestProduceCompression(t *testing.T) {
 				t.Fatalf("request has %d record batches, want 2", len(reqs[0]))
 			}
 			for _, sb := range reqs[0] {
-				b := want[sb.partition]
-				if sb.numRecords != int32(len(b.Messages)) {
-					t.Errorf("partition %d: batch has %d records, want %d", sb.partition, sb.numRecords, len(b.Messages))
+				b := want[sb.Partition]
+				if sb.Records != len(b.Messages) {
+					t.Errorf("partition %d: batch has %d records, want %d", sb.Partition, sb.Records, len(b.Messages))
 				}
-				if sb.codec != attr {
-					t.Errorf("partition %d: codec attribute %d, want %d", sb.partition, sb.codec, attr)
+				if sb.Codec != attr {
+					t.Errorf("partition %d: codec attribute %d, want %d", sb.Partition, sb.Codec, attr)
 				}
-				if name == "none" && sb.bytes != b.Bytes {
-					t.Errorf("partition %d: %d bytes sent, message.BatchSize says %d", sb.partition, sb.bytes, b.Bytes)
+				if name == "none" && sb.Bytes != b.Bytes {
+					t.Errorf("partition %d: %d bytes sent, message.BatchSize says %d", sb.Partition, sb.Bytes, b.Bytes)
 				}
-				if name != "none" && sb.bytes >= b.Bytes {
-					t.Errorf("partition %d: compressed batch %d bytes, uncompressed %d", sb.partition, sb.bytes, b.Bytes)
+				if name != "none" && sb.Bytes >= b.Bytes {
+					t.Errorf("partition %d: compressed batch %d bytes, uncompressed %d", sb.Partition, sb.Bytes, b.Bytes)
 				}
 			}
 
@@ -70,7 +71,7 @@ func TestProduceCompression(t *testing.T) {
 
 func TestProduceBatchSizeMatchesWire(t *testing.T) {
 	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
-	log := observeProduce(t, c)
+	log := kfaketest.ObserveProduce(t, c)
 	p := newProducer(t, Config{Brokers: c.ListenAddrs()})
 
 	// Keyless, empty values, nil header values, timestamps before the first.
@@ -83,12 +84,12 @@ func TestProduceBatchSizeMatchesWire(t *testing.T) {
 	}
 	b := &message.Batch{Topic: "t", Messages: msgs, Bytes: message.BatchSize(msgs)}
 	produceOK(t, p, b)
-	reqs := log.all()
+	reqs := log.Requests()
 	if len(reqs) != 1 || len(reqs[0]) != 1 {
 		t.Fatalf("requests = %v, want one with one batch", reqs)
 	}
-	if reqs[0][0].bytes != b.Bytes {
-		t.Fatalf("sent %d bytes, message.BatchSize = %d", reqs[0][0].bytes, b.Bytes)
+	if reqs[0][0].Bytes != b.Bytes {
+		t.Fatalf("sent %d bytes, message.BatchSize = %d", reqs[0][0].Bytes, b.Bytes)
 	}
 	got := consume(t, len(msgs), "t", kgo.SeedBrokers(c.ListenAddrs()...))
 	assertRecords(t, got[0], msgs)
@@ -126,12 +127,12 @@ func TestProduceRequiredAcks(t *testing.T) {
 
 func TestProduceSamePartitionBatchesInOrder(t *testing.T) {
 	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
-	log := observeProduce(t, c)
+	log := kfaketest.ObserveProduce(t, c)
 	p := newProducer(t, Config{Brokers: c.ListenAddrs()})
 	b1 := batchOf("t", 0, "first", 5, 10)
 	b2 := batchOf("t", 0, "second", 7, 10)
 	produceOK(t, p, b1, b2)
-	if n := len(log.all()); n != 2 {
+	if n := len(log.Requests()); n != 2 {
 		t.Fatalf("got %d requests, want 2 (one partition's batches are sent one after the other)", n)
 	}
 	got := consume(t, 12, "t", kgo.SeedBrokers(c.ListenAddrs()...))
@@ -140,7 +141,7 @@ func TestProduceSamePartitionBatchesInOrder(t *testing.T) {
 
 func TestProduceManyBrokersConcurrently(t *testing.T) {
 	c := newCluster(t, kfake.NumBrokers(3), kfake.SeedTopics(6, "t"))
-	log := observeProduce(t, c)
+	log := kfaketest.ObserveProduce(t, c)
 	p := newProducer(t, Config{Brokers: c.ListenAddrs()[:1]})
 	var batches []*message.Batch
 	leaders := map[int32]bool{}
@@ -152,7 +153,7 @@ func TestProduceManyBrokersConcurrently(t *testing.T) {
 		t.Fatalf("kfake put every partition on one broker: %v", leaders)
 	}
 	produceOK(t, p, batches...)
-	if n := len(log.all()); n != len(leaders) {
+	if n := len(log.Requests()); n != len(leaders) {
 		t.Fatalf("got %d produce requests, want one per leader broker (%d)", n, len(leaders))
 	}
 	got := consume(t, 120, "t", kgo.SeedBrokers(c.ListenAddrs()...))
@@ -163,7 +164,7 @@ func TestProduceManyBrokersConcurrently(t *testing.T) {
 
 func TestProduceSplitsLargeRequests(t *testing.T) {
 	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(6, "t"))
-	log := observeProduce(t, c)
+	log := kfaketest.ObserveProduce(t, c)
 	p := newProducer(t, Config{Brokers: c.ListenAddrs()})
 	var batches []*message.Batch
 	for part := int32(0); part < 6; part++ {
@@ -172,8 +173,8 @@ func TestProduceSplitsLargeRequests(t *testing.T) {
 	// Room for two batches per request: 6 batches on one broker take 3.
 	p.st.maxRequestBytes = batches[0].Bytes*2 + 1
 	produceOK(t, p, batches...)
-	if n := len(log.all()); n != 3 {
-		t.Fatalf("got %d produce requests, want 3 of at most 2 batches: %+v", n, log.all())
+	if n := len(log.Requests()); n != 3 {
+		t.Fatalf("got %d produce requests, want 3 of at most 2 batches: %+v", n, log.Requests())
 	}
 	got := consume(t, 120, "t", kgo.SeedBrokers(c.ListenAddrs()...))
 	for part, b := range batches {
@@ -317,7 +318,7 @@ func TestProduceOversizeRecordRejectedByBroker(t *testing.T) {
 
 func TestProduceOversizeRecordRejectedBeforeSending(t *testing.T) {
 	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
-	log := observeProduce(t, c)
+	log := kfaketest.ObserveProduce(t, c)
 	p := newProducer(t, Config{Brokers: c.ListenAddrs(), MaxMessageBytes: 1000})
 	b := batchOf("t", 0, "r", 5, 10)
 	b.Messages[0].Value = []byte(strings.Repeat("B", 1000))
@@ -326,8 +327,8 @@ func TestProduceOversizeRecordRejectedBeforeSending(t *testing.T) {
 	if res.Err != nil || len(res.Rejected) != 1 || res.Rejected[0].Reason != message.RejectMessageTooLarge {
 		t.Fatalf("result = %+v", res)
 	}
-	reqs := log.all()
-	if len(reqs) != 1 || reqs[0][0].numRecords != 4 {
+	reqs := log.Requests()
+	if len(reqs) != 1 || reqs[0][0].Records != 4 {
 		t.Fatalf("requests = %v, want one batch of the 4 other records", reqs)
 	}
 	got := consume(t, 4, "t", kgo.SeedBrokers(c.ListenAddrs()...))
@@ -461,7 +462,7 @@ func TestRefreshUnknownTopic(t *testing.T) {
 }
 
 func TestStartWhileKafkaDownThenRecover(t *testing.T) {
-	port := freePort(t)
+	port := kfaketest.FreePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	// Ten attempts with backoff would take seconds: failing within one
 	// second needs the refused connection to end the retries.
@@ -485,18 +486,15 @@ func TestStartWhileKafkaDownThenRecover(t *testing.T) {
 		t.Fatalf("Refresh err = %v, want ErrUnavailable", err)
 	}
 
-	c := newCluster(t, kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(1, "t"))
+	c := kfaketest.OnPort(t, port, kfake.SeedTopics(1, "t"))
 	produceOK(t, p, b)
 	got := consume(t, 10, "t", kgo.SeedBrokers(c.ListenAddrs()...))
 	assertRecords(t, got[0], b.Messages)
 }
 
 func TestBrokerRestartOnSamePort(t *testing.T) {
-	port := freePort(t)
-	c1, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(1, "t"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	port := kfaketest.FreePort(t)
+	c1 := kfaketest.OnPort(t, port, kfake.SeedTopics(1, "t"))
 	p := newProducer(t, Config{Brokers: c1.ListenAddrs(), Timeout: 5 * time.Second, MaxAttempts: 10, RetryBackoff: 200 * time.Millisecond})
 	produceOK(t, p, batchOf("t", 0, "before", 5, 10))
 	c1.Close()
@@ -512,7 +510,7 @@ func TestBrokerRestartOnSamePort(t *testing.T) {
 		t.Fatalf("failing took %v with the broker down", d)
 	}
 
-	c2 := newCluster(t, kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(1, "t"))
+	c2 := kfaketest.OnPort(t, port, kfake.SeedTopics(1, "t"))
 	b := batchOf("t", 0, "after", 5, 10)
 	produceOK(t, p, b)
 	got := consume(t, 5, "t", kgo.SeedBrokers(c2.ListenAddrs()...))

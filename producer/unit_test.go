@@ -13,6 +13,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/kfaketest"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
@@ -339,7 +340,7 @@ func TestPartitionsDoesNotAllocate(t *testing.T) {
 // TestRefreshErrorPrefixedOnce: a refresh that reaches no broker says
 // "refresh metadata" once, however the error travelled.
 func TestRefreshErrorPrefixedOnce(t *testing.T) {
-	p, err := New(Config{Brokers: []string{fmt.Sprintf("127.0.0.1:%d", freePort(t))}, Timeout: time.Second}, nil)
+	p, err := New(Config{Brokers: []string{fmt.Sprintf("127.0.0.1:%d", kfaketest.FreePort(t))}, Timeout: time.Second}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

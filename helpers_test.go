@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -13,14 +12,15 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/plog"
 
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/kfaketest"
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadata"
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadatatest"
 	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
 	"github.com/kafkabatcher/kafkabatcherexporter/partitioner"
 )
@@ -45,10 +45,10 @@ func testConfig(t *testing.T, brokers []string) *Config {
 // observedRawSetup starts a broker with topic otlp_logs of partitions
 // partitions whose produce requests are observed, and a raw-encoding config
 // pointing at it.
-func observedRawSetup(t *testing.T, partitions int32) (*kfake.Cluster, *produceObserver, *Config) {
+func observedRawSetup(t *testing.T, partitions int32) (*kfake.Cluster, *kfaketest.ProduceLog, *Config) {
 	t.Helper()
 	c := newCluster(t, partitions, "otlp_logs")
-	obs := observeProduce(t, c)
+	obs := kfaketest.ObserveProduce(t, c)
 	cfg := testConfig(t, c.ListenAddrs())
 	cfg.Encoding = logmsg.EncodingRaw
 	return c, obs, cfg
@@ -131,17 +131,16 @@ func runOn(t *testing.T, host component.Host, cfg *Config, set exporter.Settings
 	return h
 }
 
-func nopSettings() exporter.Settings { return exportertest.NewNopSettings(metadata.Type) }
-
-// freePort returns a TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
+// runObserved is run with the exporter's telemetry recorded in tt, which
+// the test's cleanup shuts down after the exporter.
+func runObserved(t *testing.T, cfg *Config, before ...func(*kafkaBatcherExporter)) (exp *harness, tt *componenttest.Telemetry) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	require.NoError(t, ln.Close())
-	return port
+	tt = componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
+	return run(t, cfg, metadatatest.NewSettings(tt), before...), tt
 }
+
+func nopSettings() exporter.Settings { return exportertest.NewNopSettings(metadata.Type) }
 
 // waitFor polls cond every 10ms until it holds or timeout passes.
 func waitFor(t *testing.T, timeout time.Duration, cond func() bool, format string, args ...any) {
@@ -189,64 +188,14 @@ func waitRecords(t *testing.T, c *kfake.Cluster, topic string, n int64, timeout 
 		"%d records in %s (have %d)", n, topic, totalRecords(c, topic))
 }
 
-// observedBatch is one record batch seen in a produce request.
-type observedBatch struct {
-	topic     string
-	partition int32
-	records   int
-	bytes     int // the v2 record batch as sent, header included
-}
-
-// produceObserver records every record batch of every produce request the
-// cluster receives, without changing how the cluster answers.
-type produceObserver struct {
-	mu      sync.Mutex
-	batches []observedBatch
-}
-
-func observeProduce(t *testing.T, c *kfake.Cluster) *produceObserver {
-	o := &produceObserver{}
-	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		pr := req.(*kmsg.ProduceRequest)
-		var seen []observedBatch
-		for _, tp := range pr.Topics {
-			for _, p := range tp.Partitions {
-				for rest := p.Records; len(rest) > 0; {
-					var rb kmsg.RecordBatch
-					if err := rb.ReadFrom(rest); err != nil {
-						t.Errorf("produce request to %s/%d: unreadable record batch: %v", tp.Topic, p.Partition, err)
-						break
-					}
-					seen = append(seen, observedBatch{tp.Topic, p.Partition, int(rb.NumRecords), 12 + int(rb.Length)})
-					rest = rest[12+int(rb.Length):]
-				}
-			}
-		}
-		o.mu.Lock()
-		o.batches = append(o.batches, seen...)
-		o.mu.Unlock()
-		return nil, nil, false
-	})
-	return o
-}
-
-// seen returns the batches observed so far, without their sizes.
-func (o *produceObserver) seen() []observedBatch {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	out := slices.Clone(o.batches)
+// seen returns the batches log holds so far with their sizes zeroed, to
+// compare by topic, partition and record count.
+func seen(log *kfaketest.ProduceLog) []kfaketest.Batch {
+	out := log.Batches()
 	for i := range out {
-		out[i].bytes = 0
+		out[i].Bytes = 0
 	}
 	return out
-}
-
-// seenWithBytes returns the batches observed so far.
-func (o *produceObserver) seenWithBytes() []observedBatch {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return slices.Clone(o.batches)
 }
 
 // seqRecord is a record read back with its sequence attribute.
@@ -337,30 +286,4 @@ func requireOrdered(t *testing.T, recs []seqRecord, group func(seqRecord) string
 // javaMurmur2Partition is the Java client's partition of a keyed record.
 func javaMurmur2Partition(key []byte, n int32) int32 {
 	return (partitioner.Murmur2Hash(key) & 0x7fffffff) % n
-}
-
-func TestRecordsReachKafkaRaw(t *testing.T) {
-	c := newCluster(t, 6, "otlp_logs")
-	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = logmsg.EncodingRaw
-	cfg.KeyFrom = []string{"attributes.id"}
-	exp := startExporter(t, cfg)
-	want := map[string]bool{}
-	for i := 0; i < 10; i++ {
-		var bodies []string
-		for j := 0; j < 100; j++ {
-			b := fmt.Sprintf("rec-%d-%d", i, j)
-			bodies = append(bodies, b)
-			want[b] = true
-		}
-		require.NoError(t, exp.consumeLogs(context.Background(), logsWithBodies(bodies...)))
-	}
-	recs := consumeAll(t, c, "otlp_logs", len(want))
-	require.NoError(t, exp.shutdown(context.Background()))
-	for _, r := range recs {
-		require.Equal(t, string(r.Key), string(r.Value))
-		require.True(t, want[string(r.Value)], "unexpected or duplicate %q", r.Value)
-		delete(want, string(r.Value))
-	}
-	require.Empty(t, want)
 }
