@@ -426,36 +426,33 @@ func TestValidateNamesKeyOnce(t *testing.T) {
 	require.EqualError(t, confmap.Validate(cfg), want)
 }
 
+// TestValidateAllEnumValues: every name the owning package lists passes
+// validation, so the config accepts what the parts accept.
 func TestValidateAllEnumValues(t *testing.T) {
-	for _, s := range partitioner.Strategies() {
-		cfg := createDefaultConfig().(*Config)
-		cfg.Partitioning.Strategy = s
-		assert.NoError(t, cfg.Validate(), s)
-	}
-	for _, e := range logmsg.Encodings() {
-		cfg := createDefaultConfig().(*Config)
-		cfg.Encoding = e
-		assert.NoError(t, cfg.Validate(), e)
-	}
-	for _, c := range producer.Compressions() {
-		cfg := createDefaultConfig().(*Config)
-		cfg.Producer.Compression = c
-		assert.NoError(t, cfg.Validate(), c)
-	}
-	for _, m := range producer.SASLMechanisms() {
-		cfg := createDefaultConfig().(*Config)
-		cfg.Auth.SASL = SASLConfig{Mechanism: m, Username: "u", Password: "p"}
-		assert.NoError(t, cfg.Validate(), m)
-	}
+	var fsyncs []string
 	for _, f := range tempstorage.FsyncPolicies() {
-		cfg := createDefaultConfig().(*Config)
-		cfg.TempStorage.Fsync = f.String()
-		assert.NoError(t, cfg.Validate(), f)
+		fsyncs = append(fsyncs, f.String())
 	}
-	for _, d := range []Delivery{DeliveryAsync, DeliverySync} {
-		cfg := createDefaultConfig().(*Config)
-		cfg.Delivery = d
-		assert.NoError(t, cfg.Validate(), d)
+	keys := []struct {
+		key   string
+		names []string
+		set   func(*Config, string)
+	}{
+		{"partitioning.strategy", partitioner.Strategies(), func(c *Config, v string) { c.Partitioning.Strategy = v }},
+		{"encoding", logmsg.Encodings(), func(c *Config, v string) { c.Encoding = v }},
+		{"producer.compression", producer.Compressions(), func(c *Config, v string) { c.Producer.Compression = v }},
+		{"auth.sasl.mechanism", producer.SASLMechanisms(), func(c *Config, v string) {
+			c.Auth.SASL = SASLConfig{Mechanism: v, Username: "u", Password: "p"}
+		}},
+		{"temp_storage.fsync", fsyncs, func(c *Config, v string) { c.TempStorage.Fsync = v }},
+		{"delivery", []string{string(DeliveryAsync), string(DeliverySync)}, func(c *Config, v string) { c.Delivery = Delivery(v) }},
+	}
+	for _, k := range keys {
+		for _, v := range k.names {
+			cfg := createDefaultConfig().(*Config)
+			k.set(cfg, v)
+			assert.NoError(t, cfg.Validate(), "%s: %s", k.key, v)
+		}
 	}
 }
 

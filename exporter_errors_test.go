@@ -87,7 +87,7 @@ func TestNotLeaderErrorIsRetried(t *testing.T) {
 	}
 	waitRecords(t, c, "otlp_logs", total, 20*time.Second)
 	require.EqualValues(t, 1, failed.Load())
-	requireExactlyInOrder(t, readSeq(t, c, "otlp_logs", total), total)
+	requireAllInOrder(t, c, "otlp_logs", total)
 	require.Zero(t, counter(t, tt, "otelcol_kafkabatcher_records_spilled"), "a retry, not a spill")
 	require.NoError(t, exp.stop())
 }
@@ -107,7 +107,7 @@ func TestNotLeaderErrorsPastMaxAttemptsSpillAndReplayInOrder(t *testing.T) {
 	}
 	waitRecords(t, c, "otlp_logs", total, 20*time.Second)
 	require.GreaterOrEqual(t, failed.Load(), int32(3), "producer.max_attempts requests failed")
-	requireExactlyInOrder(t, readSeq(t, c, "otlp_logs", total), total)
+	requireAllInOrder(t, c, "otlp_logs", total)
 	spilled := counter(t, tt, "otelcol_kafkabatcher_records_spilled")
 	require.Positive(t, spilled)
 	waitFor(t, 5*time.Second, func() bool {
@@ -131,11 +131,7 @@ func TestOversizeRecordGoesToDeadLetterAndTheRestArrives(t *testing.T) {
 	require.NoError(t, exp.consumeLogs(context.Background(), ld))
 
 	// The other five arrive, in order, in the batch the big one was cut from.
-	recs := consumeAll(t, c, "otlp_logs", 5)
-	require.Len(t, recs, 5)
-	for i, want := range []string{"rec-0", "rec-1", "rec-2", "rec-4", "rec-5"} {
-		require.Equal(t, want, string(recs[i].Value))
-	}
+	requireValues(t, c, "otlp_logs", "rec-0", "rec-1", "rec-2", "rec-4", "rec-5")
 	require.NoError(t, exp.stop())
 	require.EqualValues(t, 5, totalRecords(c, "otlp_logs"))
 
@@ -165,7 +161,7 @@ func TestSyncDeliveryReturnsOnceAcknowledged(t *testing.T) {
 		// No waiting: the call returned after the broker acknowledged.
 		require.EqualValues(t, sent, totalRecords(c, "otlp_logs"), "after %d records", sent)
 	}
-	requireExactlyInOrder(t, readSeq(t, c, "otlp_logs", sent), sent)
+	requireAllInOrder(t, c, "otlp_logs", sent)
 	require.NoError(t, exp.stop())
 }
 
@@ -283,11 +279,7 @@ func TestRecordTheBrokerRefusesGoesToDeadLetter(t *testing.T) {
 	ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(2).Body().SetStr("rec-2" + strings.Repeat("y", 5000))
 	require.NoError(t, exp.consumeLogs(context.Background(), ld))
 
-	recs := consumeAll(t, c, "small", 5)
-	require.Len(t, recs, 5)
-	for i, want := range []string{"rec-0", "rec-1", "rec-3", "rec-4", "rec-5"} {
-		require.Equal(t, want, string(recs[i].Value))
-	}
+	requireValues(t, c, "small", "rec-0", "rec-1", "rec-3", "rec-4", "rec-5")
 	require.NoError(t, exp.stop())
 	lines := readDeadLetters(t, cfg.TempStorage.Directory)
 	require.Len(t, lines, 1)

@@ -249,6 +249,25 @@ func requireExactlyInOrder(t *testing.T, recs []seqRecord, n int) {
 	requireOrdered(t, recs, func(r seqRecord) string { return fmt.Sprint("partition ", r.partition) })
 }
 
+// requireAllInOrder reads the n records of topic (seqLogs, raw encoding)
+// and checks that each seq in [0, n) arrived exactly once, in order per
+// partition.
+func requireAllInOrder(t *testing.T, c *kfake.Cluster, topic string, n int) {
+	t.Helper()
+	requireExactlyInOrder(t, readSeq(t, c, topic, n), n)
+}
+
+// requireValues reads len(want) records of topic and checks their values,
+// in order.
+func requireValues(t *testing.T, c *kfake.Cluster, topic string, want ...string) {
+	t.Helper()
+	recs := consumeAll(t, c, topic, len(want))
+	require.Len(t, recs, len(want))
+	for i, w := range want {
+		require.Equal(t, w, string(recs[i].Value))
+	}
+}
+
 // requireExactlyOnce checks that recs hold every seq in [0, n) exactly once.
 func requireExactlyOnce(t *testing.T, recs []seqRecord, n int) {
 	t.Helper()

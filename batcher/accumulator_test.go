@@ -9,52 +9,6 @@ import (
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
-var t0 = time.UnixMilli(1_700_000_000_000).UTC()
-
-func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
-
-func testConfig() Config {
-	return Config{Size: 10, MaxBytes: 1_000_000, MaxMessageBytes: 1_000_000, MaxWait: time.Second, CollectByPartition: true}
-}
-
-// rec is a record named name (names never contain 'x'), its value padded
-// with 'x' to pad bytes.
-func rec(name string, pad int) message.Message {
-	v := name
-	if pad > len(name) {
-		v += strings.Repeat("x", pad-len(name))
-	}
-	return message.Message{Topic: "t", Value: []byte(v), Timestamp: t0}
-}
-
-func name(m message.Message) string { return strings.TrimRight(string(m.Value), "x") }
-
-// describe renders a batch as "reason:a,b,c".
-func describe(b message.Batch) string {
-	names := make([]string, len(b.Messages))
-	for i, m := range b.Messages {
-		names[i] = name(m)
-	}
-	return b.Reason.String() + ":" + strings.Join(names, ",")
-}
-
-// checkBatch asserts what every ready batch must satisfy.
-func checkBatch(t *testing.T, cfg Config, b message.Batch) {
-	t.Helper()
-	if len(b.Messages) == 0 {
-		t.Fatalf("empty batch %+v", b)
-	}
-	if got := message.BatchSize(b.Messages); got != b.Bytes {
-		t.Fatalf("batch %s: Bytes = %d, BatchSize = %d", describe(b), b.Bytes, got)
-	}
-	if b.Bytes > cfg.MaxBytes && len(b.Messages) > 1 {
-		t.Fatalf("batch %s: %d bytes > max_bytes %d", describe(b), b.Bytes, cfg.MaxBytes)
-	}
-	if b.Bytes > cfg.MaxMessageBytes {
-		t.Fatalf("batch %s: %d bytes > max_message_bytes %d", describe(b), b.Bytes, cfg.MaxMessageBytes)
-	}
-}
-
 type step struct {
 	at       time.Duration // clock, from t0
 	op       string        // add | tick | sent | flush

@@ -30,12 +30,6 @@ func wantOpened(t *testing.T, got []message.Batch, want []string, at []time.Dura
 	}
 }
 
-func (s *recSink) ready() []message.Batch {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]message.Batch(nil), s.batches...)
-}
-
 // Opened is the clock time of the Add that put a batch's first record in,
 // whatever releases the batch.
 func TestPoolOpenedIsFirstAddTime(t *testing.T) {
@@ -83,7 +77,7 @@ func TestPoolOpenedIsFirstAddTime(t *testing.T) {
 		cfg.Size = 2
 		cfg.MinDelay = ms(200)
 		p, clk, sink := newTestPool(t, cfg)
-		sink.onReady = func(b message.Batch) { p.Sent(b.TopicPartition()); p.Release(b) }
+		sink.ackEach(p)
 		mustAdd(t, p, recAt(0, "a", 0), recAt(0, "b", 0))
 		for _, n := range []string{"c", "d", "e"} {
 			clk.Advance(ms(10))

@@ -8,82 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafkabatcher/kafkabatcherexporter/internal/fakeclock"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
-
-// recSink records what the pool hands off. onReady, if set, runs inside
-// Ready (no pool lock is held there).
-type recSink struct {
-	mu       sync.Mutex
-	clk      Clock
-	batches  []message.Batch
-	at       []time.Time
-	rejected []message.Message
-	reasons  []message.RejectReason
-	onReady  func(b message.Batch)
-}
-
-func (s *recSink) Ready(b message.Batch) {
-	s.mu.Lock()
-	s.batches = append(s.batches, b)
-	if s.clk != nil {
-		s.at = append(s.at, s.clk.Now())
-	}
-	f := s.onReady
-	s.mu.Unlock()
-	if f != nil {
-		f(b)
-	}
-}
-
-func (s *recSink) Reject(m message.Message, reason message.RejectReason) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.rejected = append(s.rejected, m)
-	s.reasons = append(s.reasons, reason)
-}
-
-func (s *recSink) described() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	for _, b := range s.batches {
-		out = append(out, fmt.Sprintf("%d/%s", b.Partition, describe(b)))
-	}
-	return out
-}
-
-func newTestPool(t *testing.T, cfg Config) (*Pool, *fakeclock.Clock, *recSink) {
-	t.Helper()
-	clk := fakeclock.New(t0)
-	sink := &recSink{clk: clk}
-	p, err := NewPool(cfg, clk, sink)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p, clk, sink
-}
-
-func recAt(part int32, n string, pad int) message.Message {
-	m := rec(n, pad)
-	m.Partition = part
-	return m
-}
-
-func mustAdd(t *testing.T, p *Pool, msgs ...message.Message) {
-	t.Helper()
-	if err := p.Add(context.Background(), msgs); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func expect(t *testing.T, s *recSink, want ...string) {
-	t.Helper()
-	if got := s.described(); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("handed off %v\nwant       %v", got, want)
-	}
-}
 
 func TestPoolBatchSize30PerPartition(t *testing.T) {
 	cfg := testConfig()
@@ -117,17 +43,6 @@ func TestPoolBatchSize30PerPartition(t *testing.T) {
 	}
 }
 
-func joinNames(n []string) string {
-	s := ""
-	for i, x := range n {
-		if i > 0 {
-			s += ","
-		}
-		s += x
-	}
-	return s
-}
-
 func TestPoolMaxWaitTimer(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxWait = ms(50)
@@ -154,8 +69,7 @@ func TestPoolMinDelayReleasedByTimer(t *testing.T) {
 	cfg.Size = 2
 	cfg.MinDelay = ms(200)
 	p, clk, sink := newTestPool(t, cfg)
-	// Kafka acknowledges every batch as soon as it is handed off.
-	sink.onReady = func(b message.Batch) { p.Sent(b.TopicPartition()); p.Release(b) }
+	sink.ackEach(p)
 	mustAdd(t, p, recAt(0, "a", 0), recAt(0, "b", 0))
 	expect(t, sink, "0/size:a,b")
 	for _, n := range []string{"c", "d", "e", "f", "g"} {
@@ -340,17 +254,6 @@ func TestPoolMemoryBound(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached")
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func TestPoolShutdown(t *testing.T) {
 	cfg := testConfig()
 	cfg.Size = 3
@@ -393,15 +296,6 @@ func TestPoolShutdown(t *testing.T) {
 	}
 }
 
-func contains(s []string, x string) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
-}
-
 func TestPoolInvalidPartition(t *testing.T) {
 	p, _, _ := newTestPool(t, testConfig())
 	err := p.Add(context.Background(), []message.Message{recAt(0, "a", 0), recAt(-1, "b", 0)})
@@ -433,7 +327,7 @@ func TestPoolConcurrentAdds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sink.onReady = func(b message.Batch) { p.Sent(b.TopicPartition()); p.Release(b) }
+			sink.ackEach(p)
 			const goroutines, perG = 4, 600
 			var wg sync.WaitGroup
 			for g := 0; g < goroutines; g++ {

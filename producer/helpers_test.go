@@ -137,6 +137,15 @@ func assertRecords(t testing.TB, recs []*kgo.Record, msgs []message.Message) {
 	}
 }
 
+// assertDeliveredWithout checks that b's partition holds b's records but
+// the i-th, in order: Kafka took the rest of a batch it refused one record of.
+func assertDeliveredWithout(t testing.TB, c *kfake.Cluster, b *message.Batch, i int) {
+	t.Helper()
+	want := append(append([]message.Message{}, b.Messages[:i]...), b.Messages[i+1:]...)
+	got := consume(t, len(want), b.Topic, kgo.SeedBrokers(c.ListenAddrs()...))
+	assertRecords(t, got[b.Partition], want)
+}
+
 // produceOK produces batches and fails the test on any error or rejection.
 func produceOK(t testing.TB, p *Producer, batches ...*message.Batch) []Result {
 	t.Helper()
