@@ -278,22 +278,26 @@ func configureSASL(sc *sarama.Config, s SASLConfig) {
 // configured protocol version allows (the broker's advertised range clamps it
 // further). 3 is the first with v2 record batches; 8 adds per-record errors.
 func produceRequestVersion(v sarama.KafkaVersion) int16 {
-	switch {
-	case v.IsAtLeast(sarama.V3_7_0_0):
-		return 10
-	case v.IsAtLeast(sarama.V2_8_0_0):
-		return 9
-	case v.IsAtLeast(sarama.V2_4_0_0):
-		return 8
-	case v.IsAtLeast(sarama.V2_1_0_0):
-		return 7
-	case v.IsAtLeast(sarama.V2_0_0_0):
-		return 6
-	case v.IsAtLeast(sarama.V1_0_0_0):
-		return 5
-	default:
-		return 3
+	for _, pv := range produceVersions {
+		if v.IsAtLeast(pv.since) {
+			return pv.version
+		}
 	}
+	return 3
+}
+
+// produceVersions maps protocol versions, newest first, to the produce
+// request version they introduced.
+var produceVersions = []struct {
+	since   sarama.KafkaVersion
+	version int16
+}{
+	{sarama.V3_7_0_0, 10},
+	{sarama.V2_8_0_0, 9},
+	{sarama.V2_4_0_0, 8},
+	{sarama.V2_1_0_0, 7},
+	{sarama.V2_0_0_0, 6},
+	{sarama.V1_0_0_0, 5},
 }
 
 // kafkaName holds the characters Kafka allows in topic names, and in
