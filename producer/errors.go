@@ -18,6 +18,10 @@ var (
 	ErrAuthentication = errors.New("kafka authentication failed")
 	// ErrClosed is returned once the Producer is closed.
 	ErrClosed = errors.New("producer closed")
+	// ErrAuthorization means the broker refused an operation on a topic to
+	// the exporter's principal (an ACL is missing). Retry later: an
+	// operator may grant it.
+	ErrAuthorization = errors.New("kafka authorization failed")
 	// ErrUnknownTopic means Kafka says the topic does not exist
 	// (UNKNOWN_TOPIC_OR_PARTITION). Refresh returns it, wrapped, for such a
 	// topic and stops refreshing it in the background.

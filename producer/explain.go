@@ -9,11 +9,6 @@ import (
 	"github.com/IBM/sarama"
 )
 
-// ErrAuthorization: the broker refused an operation on a topic to the
-// exporter's principal (an ACL is missing). Retry later: an operator may
-// grant it.
-var ErrAuthorization = errors.New("kafka authorization failed")
-
 // explain wraps a permanent error from Kafka about topic with what an
 // operator needs to fix it: the SASL login, the missing ACL (op is the
 // operation the request needed: Write for Produce, Describe for Metadata)
