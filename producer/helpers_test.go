@@ -137,6 +137,15 @@ func assertRecords(t testing.TB, recs []*kgo.Record, msgs []message.Message) {
 	}
 }
 
+// produceAndRead produces b and checks that its partition then holds b's
+// records, in order.
+func produceAndRead(t testing.TB, p *Producer, c *kfake.Cluster, b *message.Batch) {
+	t.Helper()
+	produceOK(t, p, b)
+	got := consume(t, len(b.Messages), b.Topic, kgo.SeedBrokers(c.ListenAddrs()...))
+	assertRecords(t, got[b.Partition], b.Messages)
+}
+
 // assertDeliveredWithout checks that b's partition holds b's records but
 // the i-th, in order: Kafka took the rest of a batch it refused one record of.
 func assertDeliveredWithout(t testing.TB, c *kfake.Cluster, b *message.Batch, i int) {

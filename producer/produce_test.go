@@ -115,9 +115,7 @@ func TestProduceRequiredAcks(t *testing.T) {
 				}
 			}()
 			b := batchOf("t", 0, "a", 10, 10)
-			produceOK(t, p, b)
-			got := consume(t, 10, "t", kgo.SeedBrokers(c.ListenAddrs()...))
-			assertRecords(t, got[0], b.Messages)
+			produceAndRead(t, p, c, b)
 			if seen.Load() != int32(acks)+100 {
 				t.Fatalf("broker saw acks %d, want %d", seen.Load()-100, acks)
 			}
@@ -435,9 +433,7 @@ func TestPartitionsAddedSeenAfterRefresh(t *testing.T) {
 		t.Fatalf("Partitions = %d, want 5", n)
 	}
 	b := batchOf("t", 4, "new", 3, 10)
-	produceOK(t, p, b)
-	got := consume(t, 3, "t", kgo.SeedBrokers(c.ListenAddrs()...))
-	assertRecords(t, got[4], b.Messages)
+	produceAndRead(t, p, c, b)
 }
 
 func TestRefreshUnknownTopic(t *testing.T) {
@@ -483,9 +479,7 @@ func TestStartWhileKafkaDownThenRecover(t *testing.T) {
 	}
 
 	c := kfaketest.OnPort(t, port, kfake.SeedTopics(1, "t"))
-	produceOK(t, p, b)
-	got := consume(t, 10, "t", kgo.SeedBrokers(c.ListenAddrs()...))
-	assertRecords(t, got[0], b.Messages)
+	produceAndRead(t, p, c, b)
 }
 
 func TestBrokerRestartOnSamePort(t *testing.T) {
@@ -508,9 +502,7 @@ func TestBrokerRestartOnSamePort(t *testing.T) {
 
 	c2 := kfaketest.OnPort(t, port, kfake.SeedTopics(1, "t"))
 	b := batchOf("t", 0, "after", 5, 10)
-	produceOK(t, p, b)
-	got := consume(t, 5, "t", kgo.SeedBrokers(c2.ListenAddrs()...))
-	assertRecords(t, got[0], b.Messages)
+	produceAndRead(t, p, c2, b)
 }
 
 func TestProduceContextCanceled(t *testing.T) {
