@@ -11,7 +11,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/fakeclock"
-	"github.com/kafkabatcher/kafkabatcherexporter/internal/kfaketest"
 )
 
 // sumByAttrs returns the int64 sum metric name per attribute set (empty
@@ -68,8 +67,7 @@ func TestMaxWaitSendsOnTheInjectedClock(t *testing.T) {
 	// The timer fires inside Advance: the batch is handed off at once.
 	clk.Advance(time.Millisecond)
 	require.EqualValues(t, 1, flushes(t, tt, "max_wait"))
-	waitRecords(t, c, "otlp_logs", 3, 10*time.Second)
-	require.Equal(t, []kfaketest.Batch{{Topic: "otlp_logs", Records: 3}}, seen(obs))
+	requireBatchesOf(t, c, obs, 3)
 	requireAllInOrder(t, c, "otlp_logs", 3)
 
 	// The next batch's timer starts with its first record.
@@ -79,8 +77,7 @@ func TestMaxWaitSendsOnTheInjectedClock(t *testing.T) {
 	require.EqualValues(t, 1, flushes(t, tt, "max_wait"))
 	clk.Advance(time.Millisecond)
 	require.EqualValues(t, 2, flushes(t, tt, "max_wait"))
-	waitRecords(t, c, "otlp_logs", 5, 10*time.Second)
-	require.Equal(t, []kfaketest.Batch{{Topic: "otlp_logs", Records: 3}, {Topic: "otlp_logs", Records: 2}}, seen(obs))
+	requireBatchesOf(t, c, obs, 3, 2)
 	require.NoError(t, exp.stop())
 }
 
@@ -98,8 +95,7 @@ func TestFlushWhenSendsTheMatchingBatchAtOnce(t *testing.T) {
 	ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(2).Attributes().PutBool("flush", true)
 	require.NoError(t, exp.consumeLogs(context.Background(), ld))
 	require.EqualValues(t, 1, flushes(t, tt, "trigger"))
-	waitRecords(t, c, "otlp_logs", 3, 10*time.Second)
-	require.Equal(t, []kfaketest.Batch{{Topic: "otlp_logs", Records: 3}}, seen(obs))
+	requireBatchesOf(t, c, obs, 3)
 	recs := readSeq(t, c, "otlp_logs", 3)
 	requireExactlyOnce(t, recs, 3)
 	require.EqualValues(t, 1, exp.pool.PendingRecords(), "seq 3 waits for max_wait")
@@ -112,8 +108,7 @@ func TestFlushWhenSendsTheMatchingBatchAtOnce(t *testing.T) {
 
 	clk.Advance(time.Second)
 	require.EqualValues(t, 1, flushes(t, tt, "max_wait"))
-	waitRecords(t, c, "otlp_logs", 5, 10*time.Second)
-	require.Equal(t, []kfaketest.Batch{{Topic: "otlp_logs", Records: 3}, {Topic: "otlp_logs", Records: 2}}, seen(obs))
+	requireBatchesOf(t, c, obs, 3, 2)
 	requireAllInOrder(t, c, "otlp_logs", 5)
 	require.NoError(t, exp.stop())
 }
@@ -145,8 +140,7 @@ func TestMinDelayHoldsFullBatchesOnTheInjectedClock(t *testing.T) {
 	// min_delay passes: a timer sends the grown batch, no add needed.
 	clk.Advance(time.Millisecond)
 	require.EqualValues(t, 1, flushes(t, tt, "min_delay"))
-	waitRecords(t, c, "otlp_logs", 5, 10*time.Second)
-	require.Equal(t, []kfaketest.Batch{{Topic: "otlp_logs", Records: 2}, {Topic: "otlp_logs", Records: 3}}, seen(obs))
+	requireBatchesOf(t, c, obs, 2, 3)
 	requireAllInOrder(t, c, "otlp_logs", 5)
 	require.NoError(t, exp.stop())
 }

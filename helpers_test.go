@@ -257,6 +257,21 @@ func requireAllInOrder(t *testing.T, c *kfake.Cluster, topic string, n int) {
 	requireExactlyInOrder(t, readSeq(t, c, topic, n), n)
 }
 
+// requireBatchesOf waits until otlp_logs holds the records of batches of
+// these record counts and checks that they came in exactly those batches,
+// in order, each on partition 0.
+func requireBatchesOf(t *testing.T, c *kfake.Cluster, obs *kfaketest.ProduceLog, records ...int) {
+	t.Helper()
+	var want []kfaketest.Batch
+	total := 0
+	for _, n := range records {
+		want = append(want, kfaketest.Batch{Topic: "otlp_logs", Records: n})
+		total += n
+	}
+	waitRecords(t, c, "otlp_logs", int64(total), 10*time.Second)
+	require.Equal(t, want, seen(obs))
+}
+
 // requireValues reads len(want) records of topic and checks their values,
 // in order.
 func requireValues(t *testing.T, c *kfake.Cluster, topic string, want ...string) {
