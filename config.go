@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
+	"github.com/kafkabatcher/kafkabatcherexporter/producer"
 	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
 
@@ -394,11 +396,18 @@ func (c *Config) validateProducer(p *problems) {
 	default:
 		p.add("producer.compression: unknown compression %q (want none, gzip, snappy, lz4, zstd)", pr.Compression)
 	}
-	if pr.MaxMessageBytes <= 0 {
+	switch {
+	case pr.MaxMessageBytes <= 0:
 		p.add("producer.max_message_bytes: must be > 0, got %d", pr.MaxMessageBytes)
+	case pr.MaxMessageBytes >= producer.MaxMessageBytesLimit():
+		p.add("producer.max_message_bytes: must be < %d (the largest Kafka request the client sends), got %d",
+			producer.MaxMessageBytesLimit(), pr.MaxMessageBytes)
 	}
-	if pr.Timeout <= 0 {
+	switch {
+	case pr.Timeout <= 0:
 		p.add("producer.timeout: must be > 0, got %s", pr.Timeout)
+	case pr.Timeout < producer.MinTimeout:
+		p.add("producer.timeout: must be at least %s (Kafka counts it in milliseconds), got %s", producer.MinTimeout, pr.Timeout)
 	}
 	if pr.MaxAttempts < 1 {
 		p.add("producer.max_attempts: must be >= 1, got %d", pr.MaxAttempts)
@@ -439,6 +448,14 @@ func (c *Config) validateStorage(p *problems) {
 	case ts.MaxBytes > 0 && ts.SegmentBytes > ts.MaxBytes:
 		p.add("temp_storage.segment_bytes: must be <= temp_storage.max_bytes (%d), got %d", ts.MaxBytes, ts.SegmentBytes)
 	}
+	// Only with batch and producer sizes that are valid themselves.
+	if ts.MaxBytes > 0 && c.Batch.Size > 0 && c.Batch.MaxBytes > message.BatchHeaderBytes && c.Producer.MaxMessageBytes > 0 {
+		if need := c.maxEntryBytes(); int64(ts.MaxBytes) < need {
+			p.add("temp_storage.max_bytes: must be >= %d (the most one stored batch can take: batch.max_bytes %d "+
+				"or producer.max_message_bytes %d plus the entry overhead), got %d",
+				need, c.Batch.MaxBytes, c.Producer.MaxMessageBytes, ts.MaxBytes)
+		}
+	}
 	switch ts.Fsync {
 	case FsyncBatch, FsyncInterval, FsyncNever:
 	default:
@@ -453,6 +470,19 @@ func (c *Config) validateStorage(p *problems) {
 	default:
 		p.add("delivery: unknown mode %q (want async, sync)", c.Delivery)
 	}
+}
+
+// maxEntryBytes is the most temp storage one batch can take: a batch of
+// batch.max_bytes holding batch.size records (any number while
+// batch.min_delay can hold a full batch back and let it grow), or a single
+// record batch of up to producer.max_message_bytes.
+func (c *Config) maxEntryBytes() int64 {
+	records := c.Batch.Size
+	if c.Batch.MinDelay > 0 {
+		records = math.MaxInt
+	}
+	return max(tempstorage.MaxEntryBytes(c.Batch.MaxBytes, records),
+		tempstorage.MaxEntryBytes(c.Producer.MaxMessageBytes, 1))
 }
 
 // KafkaVersion returns the parsed protocol_version; call it on a validated

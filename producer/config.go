@@ -28,6 +28,14 @@ const (
 	DefaultRefreshInterval = 30 * time.Second
 )
 
+// MinTimeout is the least Config.Timeout New accepts: Kafka's produce
+// timeout is in milliseconds. The exporter's Validate checks it too.
+const MinTimeout = time.Millisecond
+
+// MaxMessageBytesLimit bounds Config.MaxMessageBytes from above (sarama's
+// request size limit, exclusive). The exporter's Validate checks it too.
+func MaxMessageBytesLimit() int { return int(sarama.MaxRequestSize) }
+
 // maxBackoff caps the exponential retry backoff.
 const maxBackoff = time.Second
 
@@ -146,10 +154,10 @@ func compile(cfg Config) (*settings, error) {
 		return nil, fmt.Errorf("producer.compression: zstd needs protocol_version 2.1.0 or later, got %q", cfg.Version)
 	}
 	switch {
-	case cfg.MaxMessageBytes < 0 || cfg.MaxMessageBytes >= int(sarama.MaxRequestSize):
-		return nil, fmt.Errorf("producer.max_message_bytes: must be > 0 and < %d, got %d", sarama.MaxRequestSize, cfg.MaxMessageBytes)
-	case cfg.Timeout < time.Millisecond:
-		return nil, fmt.Errorf("producer.timeout: must be at least 1ms, got %s", cfg.Timeout)
+	case cfg.MaxMessageBytes < 0 || cfg.MaxMessageBytes >= MaxMessageBytesLimit():
+		return nil, fmt.Errorf("producer.max_message_bytes: must be > 0 and < %d, got %d", MaxMessageBytesLimit(), cfg.MaxMessageBytes)
+	case cfg.Timeout < MinTimeout:
+		return nil, fmt.Errorf("producer.timeout: must be at least %s, got %s", MinTimeout, cfg.Timeout)
 	case cfg.MaxAttempts < 1:
 		return nil, fmt.Errorf("producer.max_attempts: must be > 0, got %d", cfg.MaxAttempts)
 	case cfg.RetryBackoff < 0:
