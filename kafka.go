@@ -26,3 +26,6 @@ func (k kafka) Produce(ctx context.Context, batches []*message.Batch) []delivery
 // Leader returns the broker leading the partition at the last metadata
 // refresh, or -1; the dispatcher sends to each leader separately.
 func (k kafka) Leader(topic string, partition int32) int32 { return k.p.Leader(topic, partition) }
+
+// Partitions returns the topic's partition count as Kafka last reported it.
+func (k kafka) Partitions(topic string) (int32, bool) { return k.p.Partitions(topic) }
