@@ -284,13 +284,14 @@ func (d *Dispatcher) snapshot() []*part {
 
 // appendStored appends b to the temp storage and tracks whether the disk
 // is full: a refusal for lack of space is returned wrapping ErrDiskFull.
+// Called with the partition's lock held.
 func (d *Dispatcher) appendStored(b message.Batch) error {
 	err := d.queue.Append(b)
 	switch {
 	case err == nil:
-		if d.full.Load() {
-			d.setFull(nil)
-		}
+		// A small batch may fit where a large one did not: the state
+		// ends only with room for any batch.
+		d.checkRoom()
 	case tempstorage.IsFull(err):
 		err = fmt.Errorf("%w: %w", ErrDiskFull, err)
 		if !d.full.Load() {
