@@ -150,25 +150,8 @@ func fillUp(t *testing.T, path string) {
 // (part of a request can reach the disk before it fills), once.
 func checkAcceptedOnce(t *testing.T, recs []rec, accepted []int) {
 	t.Helper()
-	count := map[int]int{}
-	var dups []int
-	for _, r := range recs {
-		if count[r.seq]++; count[r.seq] == 2 {
-			dups = append(dups, r.seq)
-		}
-	}
-	var missing []int
-	for _, s := range accepted {
-		if count[s] == 0 {
-			missing = append(missing, s)
-		}
-	}
-	if len(missing) > 0 {
-		t.Errorf("%d of %d accepted records missing; first: %v (ranges %s)", len(missing), len(accepted), head(missing), ranges(missing))
-	}
-	if len(dups) > 0 {
-		t.Errorf("%d records delivered more than once; first: %v (ranges %s)", len(dups), head(dups), ranges(dups))
-	}
+	missing, dups, _ := tally(recs, accepted)
+	reportMissingAndDups(t, missing, dups, len(accepted))
 	if !t.Failed() {
 		t.Logf("all %d accepted records delivered once (%d records read)", len(accepted), len(recs))
 	}
