@@ -4,20 +4,25 @@ export GOFLAGS := -buildvcs=false
 
 OCB_VERSION    := v0.165.0
 GOLANGCI_LINT  := v2.15.0
+KAFKA_VERSION  := 4.4.0
 BIN            := $(CURDIR)/bin
 OCB            := $(BIN)/builder
 COLLECTOR      := _build/otelcol-kafkabatcher
 DEVBROKER      := _build/devbroker
-GO_SOURCES     := $(shell find . -name '*.go' -not -path './_build/*' -not -path './bench/*' -not -path './internal/tools/*') go.mod go.sum
+KAFKA_CMD      := _build/kafka
+GO_SOURCES     := $(shell find . -name '*.go' -not -path './_build/*' -not -path './bench/*' -not -path './e2e/*' -not -path './testbench/*' -not -path './internal/tools/*') go.mod go.sum
+BENCH_SOURCES  := $(shell find testbench -name '*.go' -o -name '*.xml' -o -name '*.java') testbench/go.mod testbench/go.sum
 
-.PHONY: help build devbroker run demo test unit e2e bench generate lint golangci-lint fmt clean
+.PHONY: help build devbroker kafka kafka-cmd run demo test unit e2e bench generate lint golangci-lint fmt clean
 
 help:
 	@echo "make run       build, start the devbroker and the collector on testdata/demo.yaml; Ctrl-C stops both"
+	@echo "                (KAFKA=real make run: the same on a real Apache Kafka $(KAFKA_VERSION) instead of the devbroker)"
+	@echo "make kafka     a real Apache Kafka $(KAFKA_VERSION) (one KRaft node, from Maven Central) on 127.0.0.1:9092; Ctrl-C stops it"
 	@echo "make demo      the same on the bundled sample log; exits by itself and prints what reached Kafka"
 	@echo "make test      all tests: unit tests with -race, then the end-to-end suite"
 	@echo "make unit      unit tests only (go test -race -count=1)"
-	@echo "make e2e       end-to-end tests of the ocb-built collector against the devbroker"
+	@echo "make e2e       end-to-end tests of the ocb-built collector against the devbroker and real Kafka"
 	@echo "make bench     side-by-side benchmark (bench/)"
 	@echo "make build     the collector with ocb $(OCB_VERSION): $(COLLECTOR)"
 	@echo "make generate  regenerate internal/metadata etc. from metadata.yaml (mdatagen)"
@@ -36,11 +41,22 @@ devbroker: $(DEVBROKER)
 $(DEVBROKER): $(GO_SOURCES)
 	go build -o $(DEVBROKER) ./cmd/devbroker
 
-run: build devbroker
-	@bash scripts/run.sh run
+# A real broker instead of the devbroker: KAFKA=real make run.
+run: build devbroker $(if $(filter real,$(KAFKA)),kafka-cmd)
+	@KAFKA=$(KAFKA) bash scripts/run.sh run
 
-demo: build devbroker
-	@bash scripts/run.sh demo
+# The real-Kafka test bench (testbench/, its own module): fetches Kafka from
+# Maven Central into a cache outside the repository on first use.
+kafka: kafka-cmd
+	$(KAFKA_CMD) -dir $(CURDIR)/_build/kafka $(KAFKA_ARGS)
+
+kafka-cmd: $(KAFKA_CMD)
+
+$(KAFKA_CMD): $(BENCH_SOURCES)
+	cd testbench && go build -o $(CURDIR)/$(KAFKA_CMD) ./cmd/kafka
+
+demo: build devbroker $(if $(filter real,$(KAFKA)),kafka-cmd)
+	@KAFKA=$(KAFKA) bash scripts/run.sh demo
 
 # Both suites run even when the first fails, so one run shows every failure.
 test:
@@ -50,18 +66,16 @@ test:
 	exit $$rc
 
 unit:
-	go test -race -count=1 $$(go list ./... | grep -v -e '/e2e$$' -e '/e2e/')
+	go test -race -count=1 ./...
+	cd testbench && go test -race -count=1 ./...
 
-# The e2e suite builds on the collector and the devbroker binaries, and finds
-# them through these variables.
-e2e:
-	@if [ -d e2e ]; then \
-		$(MAKE) --no-print-directory build devbroker && \
-		OTELCOL_BIN=$(CURDIR)/$(COLLECTOR) DEVBROKER_BIN=$(CURDIR)/$(DEVBROKER) \
-			go test -tags e2e -count=1 ./e2e/...; \
-	else \
-		echo "e2e/ not present yet: no end-to-end tests to run"; \
-	fi
+# The e2e suite (e2e/, its own module) builds on the collector and the
+# devbroker binaries, and finds them through these variables. Its real-Kafka
+# tests need java, keytool and mvn (or a warm $$KAFKABATCHER_CACHE) and kcat;
+# they fail, never skip, when those are missing.
+e2e: build devbroker
+	cd e2e && OTELCOL_BIN=$(CURDIR)/$(COLLECTOR) DEVBROKER_BIN=$(CURDIR)/$(DEVBROKER) \
+		go test -tags e2e -count=1 -timeout 40m $(E2E_ARGS) ./...
 
 bench:
 	@if [ -f bench/go.mod ]; then \
@@ -75,6 +89,8 @@ generate:
 
 lint:
 	go vet ./...
+	cd testbench && go vet ./...
+	cd e2e && go vet -tags e2e ./...
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
 		if [ -n "$$unformatted" ]; then echo "not gofmt'ed:"; echo "$$unformatted"; exit 1; fi
 	@if [ -x $(BIN)/golangci-lint ]; then $(BIN)/golangci-lint run ./...; \

@@ -430,6 +430,11 @@ func (c *Config) validateAuth(p *problems) {
 			// The password itself is never printed.
 			p.add("auth.sasl.password: required with mechanism %s, got none", sasl.Mechanism)
 		}
+		// sarama speaks SaslHandshake v1 / SaslAuthenticate only from 1.0.0
+		// and would otherwise fail every connection without saying why.
+		if v, err := sarama.ParseKafkaVersion(c.ProtocolVersion); err == nil && !v.IsAtLeast(sarama.V1_0_0_0) {
+			p.add("auth.sasl.mechanism: SASL needs protocol_version >= 1.0.0, got protocol_version %q", c.ProtocolVersion)
+		}
 	default:
 		p.add("auth.sasl.mechanism: unknown mechanism %q (want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)", sasl.Mechanism)
 	}

@@ -363,6 +363,7 @@ var invalidCases = map[string]struct {
 	"sasl_unknown_mechanism": {want: `auth.sasl.mechanism: unknown mechanism "GSSAPI" (want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)`},
 	"sasl_missing_username":  {want: `auth.sasl.username: required with mechanism PLAIN, got ""`},
 	"sasl_missing_password":  {want: `auth.sasl.password: required with mechanism SCRAM-SHA-256, got none`},
+	"sasl_old_kafka":         {want: `auth.sasl.mechanism: SASL needs protocol_version >= 1.0.0, got protocol_version "0.11.0.0"`},
 	"sasl_credentials_without_mechanism": {want: `auth.sasl.mechanism: required when username or password is set ` +
 		`(want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), got ""`},
 	// configtls's own Validate, run by confmap.Validate: it reports the

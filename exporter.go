@@ -350,6 +350,10 @@ func (e *kafkaBatcherExporter) partitions(ctx context.Context, topic string, mis
 	if err == nil {
 		err = errors.New("topic not in metadata")
 	}
+	if errors.Is(err, producer.ErrAuthorization) || errors.Is(err, producer.ErrAuthentication) {
+		// Kafka answered: it refused the login or hides the topic.
+		return 0, fmt.Errorf("partition count of topic %q unknown: %w", topic, err)
+	}
 	return 0, fmt.Errorf("partition count of topic %q unknown (Kafka has not answered since this exporter first started): %w", topic, err)
 }
 
@@ -400,10 +404,14 @@ func (e *kafkaBatcherExporter) reportLocked() {
 		return
 	}
 	e.reported = state
+	// The collector does not log status changes; an operator without a
+	// health check extension sees them here.
 	if err == nil {
+		e.logger.Info("exporter status: OK (Kafka takes batches, the temp storage has room)")
 		componentstatus.ReportStatus(e.host, componentstatus.NewEvent(componentstatus.StatusOK))
 		return
 	}
+	e.logger.Warn("exporter status: recoverable error", zap.Error(err))
 	componentstatus.ReportStatus(e.host, componentstatus.NewRecoverableErrorEvent(err))
 }
 

@@ -114,9 +114,15 @@ type consumer struct {
 
 func newConsumer(t *testing.T, brokerAddr string) *consumer {
 	t.Helper()
+	return newTopicConsumer(t, []string{brokerAddr}, topic)
+}
+
+// newTopicConsumer reads topic name from the start, through seeds.
+func newTopicConsumer(t *testing.T, seeds []string, name string) *consumer {
+	t.Helper()
 	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(brokerAddr),
-		kgo.ConsumeTopics(topic),
+		kgo.SeedBrokers(seeds...),
+		kgo.ConsumeTopics(name),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(200*time.Millisecond),
 		kgo.FetchMaxPartitionBytes(16<<20),
@@ -195,7 +201,7 @@ func seqRange(from, to int) []int {
 // so at-least-once allows no duplicate here.
 func checkExactlyOnce(t *testing.T, recs []rec, want []int) {
 	t.Helper()
-	missing, dups, extra := tally(recs, want)
+	missing, dups, extra := countSeqs(recs, want)
 	reportMissingAndDups(t, missing, dups, len(want))
 	if len(extra) > 0 {
 		t.Errorf("%d records that were not expected; first: %v", len(extra), head(extra))
@@ -206,9 +212,9 @@ func checkExactlyOnce(t *testing.T, recs []rec, want []int) {
 	t.Logf("all %d records delivered once", len(want))
 }
 
-// tally returns the sequence numbers of want missing from recs, those in
+// countSeqs returns the sequence numbers of want missing from recs, those in
 // recs more than once, and those in recs but not in want.
-func tally(recs []rec, want []int) (missing, dups, extra []int) {
+func countSeqs(recs []rec, want []int) (missing, dups, extra []int) {
 	wanted := map[int]bool{}
 	for _, s := range want {
 		wanted[s] = true

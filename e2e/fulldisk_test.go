@@ -150,7 +150,7 @@ func fillUp(t *testing.T, path string) {
 // (part of a request can reach the disk before it fills), once.
 func checkAcceptedOnce(t *testing.T, recs []rec, accepted []int) {
 	t.Helper()
-	missing, dups, _ := tally(recs, accepted)
+	missing, dups, _ := countSeqs(recs, accepted)
 	reportMissingAndDups(t, missing, dups, len(accepted))
 	if !t.Failed() {
 		t.Logf("all %d accepted records delivered once (%d records read)", len(accepted), len(recs))

@@ -48,6 +48,8 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
+	realKafka.dir = tmp
+	defer stopAllKafka()
 	b, err := findOrBuild(tmp)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)

@@ -194,6 +194,10 @@ func compile(cfg Config) (*settings, error) {
 	if err := configureSASL(sc, cfg.SASL); err != nil {
 		return nil, err
 	}
+	if sc.Net.SASL.Enable && !version.IsAtLeast(sarama.V1_0_0_0) {
+		// sarama refuses SaslHandshake v1 below 1.0.0, on every connection.
+		return nil, fmt.Errorf("auth.sasl.mechanism: SASL needs protocol_version 1.0.0 or later, got %q", cfg.Version)
+	}
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("producer config: %w", err)
 	}

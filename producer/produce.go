@@ -335,10 +335,7 @@ func (p *Producer) settle(active []*job) (retry int, refreshTopics []string) {
 		case actRecordErrors:
 			p.rejectRecords(j, err)
 		case actFail:
-			if errors.Is(err, sarama.ErrSASLAuthenticationFailed) {
-				err = p.authError(err)
-			}
-			p.fail(j, err)
+			p.fail(j, p.explain(j.batch.Topic, "Write", err))
 		case actRetry, actReconnect:
 			j.failures++
 			p.logger.Debug("kafka produce attempt failed",

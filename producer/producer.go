@@ -283,6 +283,9 @@ func (p *Producer) refresh(topics []string) error {
 				delete(p.tracked, t)
 				p.mu.Unlock()
 			}
+			if errors.Is(perr, sarama.ErrTopicAuthorizationFailed) {
+				perr = p.explain(t, "Describe", perr)
+			}
 			errs = append(errs, fmt.Errorf("topic %s: %w", t, p.metadataError(perr)))
 			continue
 		}
@@ -320,7 +323,7 @@ func (p *Producer) unavailable(err error) error {
 		return fmt.Errorf("%w: %w (the broker closed the connection: check the SASL %s credentials of user %q)",
 			ErrUnavailable, err, s.Mechanism, s.Username)
 	}
-	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	return fmt.Errorf("%w: %w%s", ErrUnavailable, err, tlsHint(err))
 }
 
 func (p *Producer) authError(err error) error {

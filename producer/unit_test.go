@@ -30,6 +30,10 @@ func TestCompileValidation(t *testing.T) {
 		{"acks 2", func(c *Config) { c.RequiredAcks = 2 }, "producer.required_acks"},
 		{"compression", func(c *Config) { c.Compression = "brotli" }, `producer.compression: must be one of none, gzip, snappy, lz4, zstd, got "brotli"`},
 		{"zstd old", func(c *Config) { c.Compression = "zstd"; c.Version = "2.0.0" }, "zstd needs protocol_version 2.1.0"},
+		{"sasl old", func(c *Config) {
+			c.SASL = SASLConfig{Mechanism: SASLPlain, Username: "u", Password: "p"}
+			c.Version = "0.11.0.0"
+		}, "SASL needs protocol_version 1.0.0"},
 		{"zstd ok", func(c *Config) { c.Compression = "zstd" }, ""},
 		{"max bytes", func(c *Config) { c.MaxMessageBytes = -1 }, "producer.max_message_bytes"},
 		{"timeout", func(c *Config) { c.Timeout = time.Microsecond }, "producer.timeout"},

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the demo: the devbroker on 127.0.0.1:9092 and the collector on
 # testdata/demo.yaml. Called by `make run` and `make demo` after the binaries
-# are built.
+# are built. KAFKA=real runs a real Apache Kafka (one KRaft node, the test
+# bench's _build/kafka) on the same address instead of the devbroker.
 #   scripts/run.sh run    shows delivery progress until Ctrl-C, then stops both
 #   scripts/run.sh demo   waits until every line of testdata/sample.log reached
 #                         Kafka (or DEMO_TIMEOUT), prints what arrived, stops both;
@@ -24,8 +25,17 @@ addr=127.0.0.1:9092
 topic=otlp_logs
 rundir=_build/run
 timeout="${DEMO_TIMEOUT:-60s}"
+kafka="${KAFKA:-}"
+kafka_cmd="${KAFKA_CMD:-_build/kafka}"
+case "$kafka" in
+"" | devbroker) broker_name=devbroker ;;
+real) broker_name=kafka ;;
+*) echo "KAFKA=$kafka: want real or devbroker" >&2; exit 2 ;;
+esac
 
-for bin in "$collector" "$devbroker"; do
+bins=("$collector" "$devbroker")
+[[ "$broker_name" == kafka ]] && bins+=("$kafka_cmd")
+for bin in "${bins[@]}"; do
 	[[ -x "$bin" ]] || { echo "missing $bin: run 'make build devbroker' first" >&2; exit 1; }
 done
 
@@ -74,8 +84,8 @@ cleanup() {
 		echo "what reached Kafka:"
 		"$devbroker" dump -addr "$addr" -topic "$topic" || true
 	fi
-	stop "$broker_pid" devbroker 10
-	echo "logs: $rundir/devbroker.log, $rundir/collector.log"
+	stop "$broker_pid" "$broker_name" 40
+	echo "logs: $rundir/$broker_name.log, $rundir/collector.log"
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -84,18 +94,26 @@ trap 'exit 143' TERM
 
 # Both run in their own session so that Ctrl-C reaches only this script,
 # which stops the collector first (it flushes to Kafka), then the broker.
-setsid "$devbroker" -addr "$addr" -topic "$topic:6" >"$rundir/devbroker.log" 2>&1 &
+brokerlog="$rundir/$broker_name.log"
+if [[ "$broker_name" == kafka ]]; then
+	echo "starting Apache Kafka (the first start fetches it from Maven Central)..."
+	setsid "$kafka_cmd" -dir "$root/$rundir/kafka" -port "${addr#*:}" -topic "$topic:6" >"$brokerlog" 2>&1 &
+	ready="Kafka .* on" limit=1200
+else
+	setsid "$devbroker" -addr "$addr" -topic "$topic:6" >"$brokerlog" 2>&1 &
+	ready="ready on" limit=100
+fi
 broker_pid=$!
 for ((i = 0; ; i++)); do
-	grep -q "ready on" "$rundir/devbroker.log" 2>/dev/null && break
-	if ! kill -0 "$broker_pid" 2>/dev/null || ((i > 100)); then
-		echo "devbroker did not start:" >&2
-		cat "$rundir/devbroker.log" >&2
+	grep -q "$ready" "$brokerlog" 2>/dev/null && break
+	if ! kill -0 "$broker_pid" 2>/dev/null || ((i > limit)); then
+		echo "$broker_name did not start:" >&2
+		cat "$brokerlog" >&2
 		exit 1
 	fi
 	sleep 0.1
 done
-echo "devbroker: Kafka on $addr, topic $topic with 6 partitions"
+echo "$broker_name: Kafka on $addr, topic $topic with 6 partitions"
 
 setsid "$collector" --config "$config" >"$rundir/collector.log" 2>&1 &
 collector_pid=$!
@@ -142,6 +160,6 @@ watch_pid=$!
 while kill -0 "$collector_pid" 2>/dev/null && kill -0 "$broker_pid" 2>/dev/null; do
 	sleep 1
 done
-echo "a process exited on its own; the end of $rundir/collector.log and $rundir/devbroker.log:" >&2
-tail -n 20 "$rundir/collector.log" "$rundir/devbroker.log" >&2
+echo "a process exited on its own; the end of $rundir/collector.log and $brokerlog:" >&2
+tail -n 20 "$rundir/collector.log" "$brokerlog" >&2
 exit 1

@@ -1,0 +1,54 @@
+package producer
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+
+	"github.com/IBM/sarama"
+)
+
+// ErrAuthorization: the broker refused an operation on a topic to the
+// exporter's principal (an ACL is missing). Retry later: an operator may
+// grant it.
+var ErrAuthorization = errors.New("kafka authorization failed")
+
+// explain wraps a permanent error from Kafka about topic with what an
+// operator needs to fix it: the SASL login, the missing ACL (op is the
+// operation the request needed: Write for Produce, Describe for Metadata)
+// or the protocol_version. Other errors are returned as they are.
+func (p *Producer) explain(topic, op string, err error) error {
+	switch {
+	case errors.Is(err, sarama.ErrSASLAuthenticationFailed):
+		return p.authError(err)
+	case errors.Is(err, sarama.ErrTopicAuthorizationFailed):
+		principal := "the exporter's principal (User:ANONYMOUS without SASL or a TLS client certificate)"
+		grant := "--allow-principal User:ANONYMOUS"
+		if u := p.st.cfg.SASL.Username; p.st.cfg.SASL.Mechanism != "" {
+			principal = "User:" + u
+			grant = "--allow-principal User:" + u
+		}
+		return fmt.Errorf("%w: %s has no %s ACL on topic %q (grant it: kafka-acls.sh --add %s --operation %s --topic %s): %w",
+			ErrAuthorization, principal, op, topic, grant, op, topic, err)
+	case errors.Is(err, sarama.ErrUnsupportedVersion):
+		return fmt.Errorf("protocol_version %s: the broker does not accept the requests this version makes; set protocol_version to the brokers' Kafka version (at least 2.1.0 for Kafka 4): %w",
+			p.st.cfg.Version, err)
+	}
+	return err
+}
+
+// tlsHint says what to check when err is a TLS handshake failure, or "".
+func tlsHint(err error) string {
+	var verify *tls.CertificateVerificationError
+	var unknown x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	switch {
+	case errors.As(err, &hostname):
+		return " (TLS: the broker's certificate does not name the host dialled: check brokers or tls.server_name_override)"
+	case errors.As(err, &verify), errors.As(err, &unknown), errors.As(err, &invalid):
+		return " (TLS: the broker's certificate is not trusted: check tls.ca_file)"
+	}
+	return ""
+}
