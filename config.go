@@ -100,6 +100,11 @@ type ProducerConfig struct {
 	MaxMessageBytes int           `mapstructure:"max_message_bytes"`
 	Timeout         time.Duration `mapstructure:"timeout"`
 	MaxAttempts     int           `mapstructure:"max_attempts"`
+	// Idempotent nil is the default: on with required_acks all, off
+	// otherwise.
+	Idempotent *bool `mapstructure:"idempotent"`
+	// MaxInFlight nil is the default: 5 with idempotence, 1 without.
+	MaxInFlight *int `mapstructure:"max_in_flight"`
 }
 
 // AuthConfig holds broker authentication.
@@ -299,6 +304,8 @@ func (c *Config) producerConfig(tlsCfg *tls.Config) producer.Config {
 		MaxMessageBytes: c.Producer.MaxMessageBytes,
 		Timeout:         c.Producer.Timeout,
 		MaxAttempts:     c.Producer.MaxAttempts,
+		Idempotent:      c.Producer.Idempotent,
+		MaxInFlight:     c.Producer.MaxInFlight,
 		RefreshInterval: c.Metadata.RefreshInterval,
 		SASL: producer.SASLConfig{
 			Mechanism: c.Auth.SASL.Mechanism,

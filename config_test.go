@@ -65,6 +65,8 @@ func TestLoadConfig(t *testing.T) {
 		MaxMessageBytes: 2_000_000,
 		Timeout:         3 * time.Second,
 		MaxAttempts:     5,
+		Idempotent:      ptr(false),
+		MaxInFlight:     ptr(1),
 	}
 	full.Auth.SASL = SASLConfig{Mechanism: producer.SASLSCRAMSHA512, Username: "agent", Password: "s3cret"}
 	tlsCfg := configtls.NewDefaultClientConfig()
@@ -359,6 +361,12 @@ var invalidCases = map[string]struct {
 	"max_message_bytes_over_request_limit": {want: `producer.max_message_bytes: must be < 104857600 ` +
 		`(the largest Kafka request the client sends), got 104857600`},
 	"max_attempts_zero":      {want: `producer.max_attempts: must be >= 1, got 0`},
+	"idempotent_without_acks_all": {want: `producer.idempotent: true needs producer.required_acks all, got producer.required_acks 1`},
+	"max_in_flight_over_5":        {want: `producer.max_in_flight: must be 1..5 with producer.idempotent, got 6`},
+	"max_in_flight_zero":          {want: `producer.max_in_flight: must be 1..5 with producer.idempotent, got 0`},
+	"max_in_flight_without_idempotence": {want: `producer.max_in_flight: must be 1 without producer.idempotent ` +
+		`(it keeps the order), got 5`},
+	"max_in_flight_acks_0": {want: `producer.max_in_flight: must be 1 without producer.idempotent (it keeps the order), got 2`},
 	"sasl_unknown_mechanism": {want: `auth.sasl.mechanism: unknown mechanism "GSSAPI" (want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)`},
 	"sasl_missing_username":  {want: `auth.sasl.username: required with mechanism PLAIN, got ""`},
 	"sasl_missing_password":  {want: `auth.sasl.password: required with mechanism SCRAM-SHA-256, got none`},
@@ -473,3 +481,5 @@ func TestCollectorShowsKey(t *testing.T) {
 	}{Exporters: map[component.ID]component.Config{component.NewIDWithName(metadata.Type, "eu"): cfg}}
 	require.EqualError(t, confmap.Validate(collectorCfg), "exporters::kafkabatcher/eu: batch.size: must be > 0, got 0")
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -116,6 +116,11 @@ const MinTimeout = time.Millisecond
 // request size limit, exclusive). The exporter's Validate checks it too.
 func MaxMessageBytesLimit() int { return int(sarama.MaxRequestSize) }
 
+// MaxInFlightLimit is the most record batches of one partition that may be
+// in flight with idempotence: the broker remembers the last five batches of
+// each producer per partition and recognizes only those as duplicates.
+const MaxInFlightLimit = 5
+
 // maxBackoff caps the exponential retry backoff.
 const maxBackoff = time.Second
 
@@ -141,6 +146,14 @@ type Config struct {
 	// MaxAttempts is how many times a batch is sent while it meets
 	// retriable errors before it is returned as failed.
 	MaxAttempts int
+	// Idempotent turns idempotent producing on (producer id, epoch and
+	// sequence numbers on every batch) or off; nil is the default: on with
+	// AcksAll, off otherwise. On needs AcksAll.
+	Idempotent *bool
+	// MaxInFlight is how many record batches of one partition may be in
+	// flight at once: 1..MaxInFlightLimit with idempotence, 1 without; nil
+	// is the default: MaxInFlightLimit with idempotence, 1 without.
+	MaxInFlight *int
 	// RetryBackoff is the first wait between attempts; it doubles per
 	// attempt up to one second (or RetryBackoff, if larger).
 	RetryBackoff time.Duration
@@ -378,6 +391,17 @@ func (cfg Config) Validate() error {
 	if cfg.RetryBackoff < 0 {
 		add("producer.retry_backoff: must not be negative, got %s", cfg.RetryBackoff)
 	}
+	if cfg.Idempotent != nil && *cfg.Idempotent && cfg.RequiredAcks != AcksAll {
+		add("producer.idempotent: true needs producer.required_acks all, got producer.required_acks %d", cfg.RequiredAcks)
+	}
+	if cfg.MaxInFlight != nil {
+		switch n := *cfg.MaxInFlight; {
+		case cfg.idempotent() && (n < 1 || n > MaxInFlightLimit):
+			add("producer.max_in_flight: must be 1..%d with producer.idempotent, got %d", MaxInFlightLimit, n)
+		case !cfg.idempotent() && n != 1:
+			add("producer.max_in_flight: must be 1 without producer.idempotent (it keeps the order), got %d", n)
+		}
+	}
 
 	s := cfg.SASL
 	mechanisms := strings.Join(SASLMechanisms(), ", ")
@@ -403,6 +427,26 @@ func (cfg Config) Validate() error {
 		add("auth.sasl.mechanism: unknown mechanism %q (want %s)", s.Mechanism, mechanisms)
 	}
 	return errors.Join(errs...)
+}
+
+// idempotent reports whether cfg produces idempotently: as set, else with
+// AcksAll.
+func (cfg Config) idempotent() bool {
+	if cfg.Idempotent != nil {
+		return *cfg.Idempotent
+	}
+	return cfg.RequiredAcks == AcksAll
+}
+
+// maxInFlight is the number of batches per partition cfg allows in flight.
+func (cfg Config) maxInFlight() int {
+	switch {
+	case cfg.MaxInFlight != nil:
+		return *cfg.MaxInFlight
+	case cfg.idempotent():
+		return MaxInFlightLimit
+	}
+	return 1
 }
 
 // ValidateTopicName reports why topic is not a legal Kafka topic name, or nil.
