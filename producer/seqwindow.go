@@ -1,0 +1,373 @@
+package producer
+
+// This file holds the per-partition sequence and in-flight window: pure
+// bookkeeping, no goroutines and no I/O, so that it can be tested alone
+// against a model broker (seqwindow_test.go). Produce drives it.
+
+// seqOutcome is how one send of a window batch ended.
+type seqOutcome uint8
+
+const (
+	// seqAcked: the broker wrote the batch, or answered
+	// DUPLICATE_SEQUENCE_NUMBER (it had written it before).
+	seqAcked seqOutcome = iota + 1
+	// seqRetry: not written, and retriable (NOT_LEADER_OR_FOLLOWER, the
+	// request never left, ...).
+	seqRetry
+	// seqUnsure: retriable, but the batch may have been written (timeout,
+	// connection lost after the request was sent,
+	// NOT_ENOUGH_REPLICAS_AFTER_APPEND).
+	seqUnsure
+	// seqOutOfOrder: OUT_OF_ORDER_SEQUENCE_NUMBER.
+	seqOutOfOrder
+	// seqUnknownProducer: UNKNOWN_PRODUCER_ID (the broker has no state for
+	// the producer id on this partition).
+	seqUnknownProducer
+	// seqRejected: refused for good as sent (too large, invalid records),
+	// so not written; the caller then calls resize or split.
+	seqRejected
+)
+
+// resendReason says why a batch is sent again; it labels the resend
+// counter.
+type resendReason uint8
+
+const (
+	resendNone resendReason = iota
+	// resendError: the batch's own send failed with a retriable error.
+	resendError
+	// resendBehind: an earlier batch of the partition failed, so the broker
+	// could not take this one (OUT_OF_ORDER_SEQUENCE_NUMBER) or it must go
+	// again after it.
+	resendBehind
+	// resendProducerID: the broker lost the producer's state (or the
+	// sequences were abandoned); the batch goes again with a fresh producer
+	// id and new sequence numbers.
+	resendProducerID
+)
+
+// ResendReasons lists the values of the resend reason label.
+func ResendReasons() []string {
+	return []string{resendError.String(), resendBehind.String(), resendProducerID.String()}
+}
+
+func (r resendReason) String() string {
+	switch r {
+	case resendError:
+		return "retriable_error"
+	case resendBehind:
+		return "behind_failed_batch"
+	case resendProducerID:
+		return "new_producer_id"
+	}
+	return "none"
+}
+
+// seqBatch is one record batch of a partition in its window.
+type seqBatch struct {
+	base  int32 // first sequence number, as of the window's identity
+	count int32 // records
+	tag   any   // the caller's
+
+	inFlight bool
+	acked    bool
+	// sentFirst: the batch's send in flight went out as the window's first
+	// unacknowledged batch, every earlier one acknowledged, so the broker
+	// had every reason to take it.
+	sentFirst bool
+	sends    int // sends so far
+	// failures counts retriable failures while the batch was the first
+	// unacknowledged one of the window; at maxAttempts the window gives
+	// up.
+	failures int
+	// unsure is set once a send ended ambiguously: the batch may be in
+	// the log although it was not acknowledged.
+	unsure bool
+	// reason is why the next send is a resend.
+	reason resendReason
+}
+
+// seqWindow is the idempotence state of one partition: the sequence
+// numbers of its batches under one producer id and epoch, which batches
+// are in flight, and what a failure means for the batches behind it.
+//
+// Batches are sent in sequence order and at most max at a time. The
+// broker writes a batch only if it directly follows the last one it wrote
+// for the producer, so an acknowledged batch proves every earlier one
+// written. After a failure nothing is sent until every send in flight has
+// answered; then the unacknowledged batches go again, in order, with the
+// sequence numbers they had, one at a time until one is acknowledged (a
+// broker that just became leader must not take the second before the
+// first). When the first unacknowledged batch uses up maxAttempts, or the
+// broker lost the producer's state while that batch may have been written,
+// the window gives up on every unacknowledged batch (the caller stores
+// them, in order) and needs a fresh producer id before it sends again.
+//
+// Without idempotence (max 1, no sequence numbers) the same rules give one
+// batch in flight and retries up to maxAttempts.
+//
+// A seqWindow is not safe for concurrent use.
+type seqWindow struct {
+	max         int
+	maxAttempts int
+	idempotent  bool
+
+	gen      uint64 // the producer identity the sequences belong to; 0: none
+	start    int32  // sequence number the broker expects next: after the last acknowledged batch
+	next     int32  // sequence number of the next batch added
+	pending  []*seqBatch
+	inFlight int // sends of pending batches not yet answered
+
+	// resends counts, by reason, the sends that were resends.
+	resends [resendProducerID + 1]int
+
+	okSeen   bool // a batch was acknowledged since the last failure or identity
+	draining bool // a send failed: wait for every answer before sending
+	renumber bool // counts changed: renumber the pending batches before sending
+	needID   bool // a fresh producer identity is needed before sending
+}
+
+func newSeqWindow(max, maxAttempts int, idempotent bool) *seqWindow {
+	if !idempotent {
+		max = 1
+	}
+	return &seqWindow{max: max, maxAttempts: maxAttempts, idempotent: idempotent, needID: idempotent}
+}
+
+// incrementSeq adds n to a sequence number; they wrap from MaxInt32 to 0.
+func incrementSeq(seq, n int32) int32 {
+	return int32((int64(seq) + int64(n)) % (1 << 31))
+}
+
+// add appends a batch of count records (count > 0) to the window, to be
+// sent after those already in it.
+func (w *seqWindow) add(count int32, tag any) *seqBatch {
+	b := &seqBatch{base: w.next, count: count, tag: tag}
+	w.next = incrementSeq(w.next, count)
+	w.pending = append(w.pending, b)
+	return b
+}
+
+// idle reports whether the window holds no batch.
+func (w *seqWindow) idle() bool { return len(w.pending) == 0 }
+
+// needsIdentity reports whether the window waits for a producer identity
+// newer than gen before it can send; it is asked for one only once nothing
+// is in flight.
+func (w *seqWindow) needsIdentity() bool {
+	return w.idempotent && w.needID && w.inFlight == 0
+}
+
+// setIdentity makes gen, a producer identity the window's partition has
+// not used, the window's: sequence numbers start again at 0.
+func (w *seqWindow) setIdentity(gen uint64) {
+	if w.inFlight != 0 {
+		panic("producer: seqWindow.setIdentity with sends in flight")
+	}
+	w.gen, w.needID, w.okSeen = gen, false, false
+	w.start = 0
+	w.renumberFrom()
+}
+
+// sendable marks the batches that may be sent now as in flight and
+// returns them in sequence order; they must go out in that order.
+func (w *seqWindow) sendable() []*seqBatch {
+	if w.draining && w.inFlight > 0 || w.idempotent && w.needID {
+		return nil
+	}
+	if w.draining {
+		w.draining = false
+	}
+	if w.renumber {
+		w.renumberFrom()
+	}
+	limit := 1
+	if w.okSeen {
+		limit = w.max
+	}
+	var out []*seqBatch
+	for _, b := range w.pending {
+		if w.inFlight >= limit {
+			break
+		}
+		if b.inFlight {
+			continue
+		}
+		b.inFlight = true
+		b.sentFirst = b == w.pending[0]
+		b.sends++
+		if b.sends > 1 {
+			w.resends[b.reason]++
+		}
+		b.reason = resendNone
+		w.inFlight++
+		out = append(out, b)
+	}
+	return out
+}
+
+// renumberFrom gives the pending batches contiguous sequence numbers
+// from start on.
+func (w *seqWindow) renumberFrom() {
+	w.renumber = false
+	base := w.start
+	for _, b := range w.pending {
+		b.base = base
+		base = incrementSeq(base, b.count)
+	}
+	w.next = base
+}
+
+// answer applies how a send of b ended. done are the batches now known
+// written, in order, b among them or not; failed, when not empty, are the
+// batches the window gave up on, in order (the caller stores them). A
+// batch acknowledged through a later one may still get its own answer:
+// answer ignores it.
+func (w *seqWindow) answer(b *seqBatch, out seqOutcome) (done, failed []*seqBatch) {
+	if !b.inFlight {
+		panic("producer: seqWindow.answer for a batch not in flight")
+	}
+	b.inFlight = false
+	if b.acked {
+		return nil, nil // already through a later batch
+	}
+	w.inFlight--
+	first := b.sentFirst && w.pending[0] == b
+	switch out {
+	case seqAcked:
+		w.okSeen = true
+		n := 0
+		for n < len(w.pending) && w.pending[n] != b {
+			n++
+		}
+		n++ // b and everything before it
+		done = w.pending[:n:n]
+		w.pending = w.pending[n:]
+		w.start = incrementSeq(b.base, b.count)
+		for _, d := range done {
+			d.acked = true
+			if d.inFlight {
+				w.inFlight-- // its answer no longer counts
+			}
+		}
+		return done, w.maybeGiveUp()
+	case seqRetry, seqUnsure:
+		if out == seqUnsure {
+			b.unsure = true
+		}
+		if first {
+			b.failures++
+		}
+		w.fail(b, resendError)
+	case seqOutOfOrder, seqUnknownProducer:
+		if !first || !w.idempotent {
+			// An earlier batch failed: the broker could not take this one.
+			w.fail(b, resendBehind)
+			break
+		}
+		// Every earlier batch is acknowledged, yet the broker does not
+		// follow: it lost the producer's state on this partition. Unless
+		// b may be in the log already, it goes again under a fresh
+		// identity, renumbered.
+		b.failures++
+		w.fail(b, resendProducerID)
+		w.needID = true
+		if b.unsure {
+			b.failures = max(b.failures, w.maxAttempts) // cannot tell: give up
+		}
+	case seqRejected:
+		w.fail(b, resendBehind)
+		w.renumber = true
+	}
+	return nil, w.maybeGiveUp()
+}
+
+// fail marks b and the batches behind it to be sent again after the drain.
+func (w *seqWindow) fail(b *seqBatch, why resendReason) {
+	w.draining, w.okSeen = true, false
+	b.reason = why
+	behind := false
+	for _, p := range w.pending {
+		switch {
+		case p == b:
+			behind = true
+		case behind && why == resendProducerID:
+			p.reason = resendProducerID
+		case behind && p.reason == resendNone:
+			p.reason = resendBehind
+		}
+	}
+}
+
+// maybeGiveUp, once the drain is complete, gives up on every pending batch
+// when the first used up its attempts.
+func (w *seqWindow) maybeGiveUp() []*seqBatch {
+	if !w.draining || w.inFlight > 0 || len(w.pending) == 0 || w.pending[0].failures < w.maxAttempts {
+		return nil
+	}
+	failed := w.pending
+	w.pending = nil
+	w.draining, w.renumber = false, false
+	if w.idempotent {
+		// Whether the broker has them is unknown or their numbers are
+		// abandoned: what comes next starts over under a fresh identity.
+		w.needID = true
+	}
+	return failed
+}
+
+// resize sets the record count of b, rejected as sent, to n (0 removes
+// it): some of its records were refused for good. Later batches are
+// renumbered before the next send.
+func (w *seqWindow) resize(b *seqBatch, n int32) {
+	w.renumber = true
+	if n > 0 {
+		b.count = n
+		return
+	}
+	for i, p := range w.pending {
+		if p == b {
+			w.pending = append(w.pending[:i:i], w.pending[i+1:]...)
+			break
+		}
+	}
+}
+
+// split replaces b, rejected as too large, by two batches: b with its
+// first n records and a new one, tagged tag, with the rest. The sequence
+// numbers of the batches behind are unchanged.
+func (w *seqWindow) split(b *seqBatch, n int32, tag any) *seqBatch {
+	rest := &seqBatch{base: incrementSeq(b.base, n), count: b.count - n, tag: tag, reason: b.reason}
+	b.count = n
+	for i, p := range w.pending {
+		if p == b {
+			w.pending = append(w.pending[:i+1], append([]*seqBatch{rest}, w.pending[i+1:]...)...)
+			break
+		}
+	}
+	return rest
+}
+
+// abandon drops every pending batch that is not in flight (the caller
+// failed them without Kafka, e.g. on a canceled context) and returns them,
+// in order. The window needs a fresh identity: their numbers are lost.
+func (w *seqWindow) abandon() []*seqBatch {
+	if w.inFlight > 0 {
+		panic("producer: seqWindow.abandon with sends in flight")
+	}
+	out := w.pending
+	w.pending = nil
+	w.draining, w.renumber = false, false
+	if len(out) > 0 && w.idempotent {
+		w.needID = true
+	}
+	return out
+}
+
+// takeResends returns the resends counted since the last call, by reason,
+// and resets them.
+func (w *seqWindow) takeResends() [resendProducerID + 1]int {
+	r := w.resends
+	w.resends = [resendProducerID + 1]int{}
+	return r
+}
