@@ -75,7 +75,7 @@ type seqBatch struct {
 	// unacknowledged batch, every earlier one acknowledged, so the broker
 	// had every reason to take it.
 	sentFirst bool
-	sends    int // sends so far
+	sends     int // sends so far
 	// failures counts retriable failures while the batch was the first
 	// unacknowledged one of the window; at maxAttempts the window gives
 	// up.

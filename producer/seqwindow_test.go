@@ -364,4 +364,3 @@ func TestIncrementSeqWraps(t *testing.T) {
 	assert.Equal(t, int32(0), incrementSeq(1<<31-1, 1))
 	assert.Equal(t, int32(2), incrementSeq(1<<31-2, 4))
 }
-
