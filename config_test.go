@@ -360,13 +360,13 @@ var invalidCases = map[string]struct {
 	"producer_timeout_below_1ms": {want: `producer.timeout: must be at least 1ms (Kafka counts it in milliseconds), got 1ns`},
 	"max_message_bytes_over_request_limit": {want: `producer.max_message_bytes: must be < 104857600 ` +
 		`(the largest Kafka request the client sends), got 104857600`},
-	"max_attempts_zero":      {want: `producer.max_attempts: must be >= 1, got 0`},
+	"max_attempts_zero":           {want: `producer.max_attempts: must be >= 1, got 0`},
 	"idempotent_without_acks_all": {want: `producer.idempotent: true needs producer.required_acks all, got producer.required_acks 1`},
 	"max_in_flight_over_5":        {want: `producer.max_in_flight: must be 1..5 with producer.idempotent, got 6`},
 	"max_in_flight_zero":          {want: `producer.max_in_flight: must be 1..5 with producer.idempotent, got 0`},
 	"max_in_flight_without_idempotence": {want: `producer.max_in_flight: must be 1 without producer.idempotent ` +
 		`(it keeps the order), got 5`},
-	"max_in_flight_acks_0": {want: `producer.max_in_flight: must be 1 without producer.idempotent (it keeps the order), got 2`},
+	"max_in_flight_acks_0":   {want: `producer.max_in_flight: must be 1 without producer.idempotent (it keeps the order), got 2`},
 	"sasl_unknown_mechanism": {want: `auth.sasl.mechanism: unknown mechanism "GSSAPI" (want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)`},
 	"sasl_missing_username":  {want: `auth.sasl.username: required with mechanism PLAIN, got ""`},
 	"sasl_missing_password":  {want: `auth.sasl.password: required with mechanism SCRAM-SHA-256, got none`},

@@ -41,7 +41,8 @@ func (rp *recordPool) release(a *recordArrays) {
 // batch encodes msgs, in order, as one v2 record batch on pooled arrays,
 // returned for release. Timestamps are whole milliseconds relative to the
 // first message's, exactly as message.BatchSize counts them. The batch is
-// not idempotent (producer id -1), as a plain producer's.
+// not idempotent (producer id -1) until the caller sets its producer id,
+// epoch and first sequence.
 func (rp *recordPool) batch(msgs []message.Message, codec sarama.CompressionCodec) (*sarama.RecordBatch, *recordArrays) {
 	base := msgs[0].Timestamp.UnixMilli()
 	maxTS := base

@@ -25,6 +25,10 @@ const (
 	// actRecordErrors: the broker refused some records; reject those it
 	// names and resend the rest, or split when it names none.
 	actRecordErrors
+	// actSequence: the broker does not follow the producer's sequence
+	// numbers (OUT_OF_ORDER_SEQUENCE_NUMBER) or no longer knows its id or
+	// epoch; the partition's window decides.
+	actSequence
 	// actFail: permanent for the whole batch (authentication, authorization,
 	// closed producer, canceled context).
 	actFail
@@ -40,6 +44,8 @@ func (a action) String() string {
 		return "split"
 	case actRecordErrors:
 		return "record_errors"
+	case actSequence:
+		return "sequence"
 	case actFail:
 		return "fail"
 	}
@@ -90,6 +96,9 @@ func classifyKafka(kerr sarama.KError) action {
 		return actRetry
 	case sarama.ErrNetworkException:
 		return actReconnect
+	case sarama.ErrOutOfOrderSequenceNumber, sarama.ErrUnknownProducerID,
+		sarama.ErrInvalidProducerEpoch, sarama.ErrInvalidProducerIDMapping, sarama.ErrProducerFenced:
+		return actSequence
 	case sarama.ErrMessageSizeTooLarge, sarama.ErrMessageSetSizeTooLarge:
 		return actSplit
 	case sarama.ErrInvalidMessage, sarama.ErrInvalidRecord, sarama.ErrInvalidTimestamp:

@@ -214,6 +214,8 @@ type settings struct {
 	sarama         *sarama.Config
 	// maxRequestBytes bounds the record batches of one produce request.
 	maxRequestBytes int
+	idempotent      bool
+	maxInFlight     int // record batches per partition in flight
 }
 
 // compile validates cfg (defaults applied) and derives the sarama config.
@@ -246,6 +248,9 @@ func compile(cfg Config) (*settings, error) {
 	sc.Producer.RequiredAcks = sarama.RequiredAcks(cfg.RequiredAcks)
 	sc.Producer.Timeout = cfg.Timeout.Truncate(time.Millisecond)
 	sc.Producer.Compression = codec
+	// Several partitions' pipelined requests, from concurrent Produce
+	// calls, share one connection per broker.
+	sc.Net.MaxOpenRequests = 2 * MaxInFlightLimit
 	if cfg.TLS != nil {
 		sc.Net.TLS.Enable = true
 		sc.Net.TLS.Config = cfg.TLS
@@ -260,6 +265,8 @@ func compile(cfg Config) (*settings, error) {
 		produceVersion:  produceRequestVersion(version),
 		sarama:          sc,
 		maxRequestBytes: defaultMaxRequestBytes,
+		idempotent:      cfg.idempotent(),
+		maxInFlight:     cfg.maxInFlight(),
 	}, nil
 }
 

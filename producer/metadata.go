@@ -144,6 +144,7 @@ func (p *Producer) refresh(topics []string) error {
 	}
 	p.updateLeaders(counts)
 	p.updateCounts(counts)
+	p.initIdentity()
 	if len(errs) > 0 {
 		return fmt.Errorf("refresh metadata: %w", errors.Join(errs...))
 	}

@@ -29,6 +29,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"go.uber.org/zap"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
 // Producer produces ready batches to Kafka and caches partition counts.
@@ -52,6 +54,15 @@ type Producer struct {
 	refreshMu sync.Mutex // one metadata refresh at a time
 
 	records recordPool // record arrays of sent batches, reused
+
+	winMu   sync.Mutex // guards windows
+	windows map[message.TopicPartition]*partWindow
+
+	idMu sync.Mutex // guards ids
+	ids  idState
+
+	inFlight atomic.Int64                       // record batches in flight
+	resends  [resendProducerID + 1]atomic.Int64 // by reason
 
 	startOnce sync.Once
 	closeOnce sync.Once
@@ -78,6 +89,7 @@ func New(cfg Config, logger *zap.Logger) (*Producer, error) {
 		logger:  logger,
 		client:  client,
 		tracked: make(map[string]struct{}),
+		windows: make(map[message.TopicPartition]*partWindow),
 		closing: make(chan struct{}),
 	}
 	empty := map[string]int32{}
@@ -86,7 +98,9 @@ func New(cfg Config, logger *zap.Logger) (*Producer, error) {
 }
 
 // Start begins refreshing the metadata of every known topic each
-// RefreshInterval. It returns at once; Close stops the loop.
+// RefreshInterval. It returns at once; Close stops the loop. With
+// idempotence, the first refresh that reaches Kafka also asks for a
+// producer id, in the background.
 func (p *Producer) Start() {
 	p.startOnce.Do(func() { p.goTracked(p.refreshLoop) })
 }

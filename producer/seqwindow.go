@@ -93,8 +93,8 @@ type seqBatch struct {
 //
 // Batches are sent in sequence order and at most max at a time. The
 // broker writes a batch only if it directly follows the last one it wrote
-// for the producer, so an acknowledged batch proves every earlier one
-// written. After a failure nothing is sent until every send in flight has
+// for the producer, and answers a resend of one of its last five as a
+// duplicate. After a failure nothing is sent until every send in flight has
 // answered; then the unacknowledged batches go again, in order, with the
 // sequence numbers they had, one at a time until one is acknowledged (a
 // broker that just became leader must not take the second before the
@@ -185,12 +185,12 @@ func (w *seqWindow) sendable() []*seqBatch {
 	if w.okSeen {
 		limit = w.max
 	}
+	// Only the first limit batches from the first unacknowledged one: a
+	// resend of that one must find it among the broker's last five
+	// batches of the producer if it was written.
 	var out []*seqBatch
-	for _, b := range w.pending {
-		if w.inFlight >= limit {
-			break
-		}
-		if b.inFlight {
+	for _, b := range w.pending[:min(limit, len(w.pending))] {
+		if b.inFlight || b.acked {
 			continue
 		}
 		b.inFlight = true
@@ -218,39 +218,39 @@ func (w *seqWindow) renumberFrom() {
 	w.next = base
 }
 
-// answer applies how a send of b ended. done are the batches now known
-// written, in order, b among them or not; failed, when not empty, are the
-// batches the window gave up on, in order (the caller stores them). A
-// batch acknowledged through a later one may still get its own answer:
-// answer ignores it.
+// answer applies how a send of b ended. done are the batches now
+// acknowledged in sequence order (an acknowledged batch waits for the
+// batches before it); failed, when not empty, are the batches the window
+// gave up on, in order (the caller stores them).
+//
+// An acknowledgement of a later batch is not taken as proof that an
+// earlier one was written, although a broker that checks sequences never
+// writes a batch after a gap: a broker that lost the producer's state
+// takes any first sequence number, and an earlier batch taken for written
+// would be lost. Its resend is answered as a duplicate instead.
 func (w *seqWindow) answer(b *seqBatch, out seqOutcome) (done, failed []*seqBatch) {
 	if !b.inFlight {
 		panic("producer: seqWindow.answer for a batch not in flight")
 	}
 	b.inFlight = false
-	if b.acked {
-		return nil, nil // already through a later batch
-	}
 	w.inFlight--
 	first := b.sentFirst && w.pending[0] == b
 	switch out {
 	case seqAcked:
 		w.okSeen = true
+		b.acked = true
 		n := 0
-		for n < len(w.pending) && w.pending[n] != b {
+		for n < len(w.pending) && w.pending[n].acked {
 			n++
 		}
-		n++ // b and everything before it
-		done = w.pending[:n:n]
-		w.pending = w.pending[n:]
-		w.start = incrementSeq(b.base, b.count)
-		for _, d := range done {
-			d.acked = true
-			if d.inFlight {
-				w.inFlight-- // its answer no longer counts
-			}
+		if n > 0 {
+			done = w.pending[:n:n]
+			w.pending = w.pending[n:]
+			last := done[n-1]
+			w.start = incrementSeq(last.base, last.count)
 		}
-		return done, w.maybeGiveUp()
+		d, f := w.maybeGiveUp()
+		return append(done, d...), f
 	case seqRetry, seqUnsure:
 		if out == seqUnsure {
 			b.unsure = true
@@ -279,7 +279,7 @@ func (w *seqWindow) answer(b *seqBatch, out seqOutcome) (done, failed []*seqBatc
 		w.fail(b, resendBehind)
 		w.renumber = true
 	}
-	return nil, w.maybeGiveUp()
+	return w.maybeGiveUp()
 }
 
 // fail marks b and the batches behind it to be sent again after the drain.
@@ -300,12 +300,19 @@ func (w *seqWindow) fail(b *seqBatch, why resendReason) {
 }
 
 // maybeGiveUp, once the drain is complete, gives up on every pending batch
-// when the first used up its attempts.
-func (w *seqWindow) maybeGiveUp() []*seqBatch {
+// when the first used up its attempts: failed are the unacknowledged
+// ones, done those acknowledged behind them.
+func (w *seqWindow) maybeGiveUp() (done, failed []*seqBatch) {
 	if !w.draining || w.inFlight > 0 || len(w.pending) == 0 || w.pending[0].failures < w.maxAttempts {
-		return nil
+		return nil, nil
 	}
-	failed := w.pending
+	for _, b := range w.pending {
+		if b.acked {
+			done = append(done, b)
+		} else {
+			failed = append(failed, b)
+		}
+	}
 	w.pending = nil
 	w.draining, w.renumber = false, false
 	if w.idempotent {
@@ -313,7 +320,7 @@ func (w *seqWindow) maybeGiveUp() []*seqBatch {
 		// abandoned: what comes next starts over under a fresh identity.
 		w.needID = true
 	}
-	return failed
+	return done, failed
 }
 
 // resize sets the record count of b, rejected as sent, to n (0 removes

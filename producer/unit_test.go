@@ -266,27 +266,6 @@ func TestFit(t *testing.T) {
 	}
 }
 
-func TestRunnable(t *testing.T) {
-	mk := func(topic string, part int32, done bool) *job {
-		return &job{batch: &message.Batch{Topic: topic, Partition: part}, done: done}
-	}
-	jobs := []*job{mk("a", 0, false), mk("a", 1, false), mk("a", 0, false), mk("b", 0, false), mk("a", 1, true), mk("a", 2, false)}
-	got := runnable(jobs, nil)
-	want := []*job{jobs[0], jobs[1], jobs[3], jobs[5]}
-	if len(got) != len(want) {
-		t.Fatalf("runnable = %d jobs, want %d", len(got), len(want))
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("runnable[%d] wrong", i)
-		}
-	}
-	jobs[0].done = true
-	if got := runnable(jobs, nil); got[1] != jobs[2] {
-		t.Fatal("the second batch of a partition runs once the first is done")
-	}
-}
-
 func TestBackoff(t *testing.T) {
 	p := &Producer{st: &settings{cfg: Config{RetryBackoff: 100 * time.Millisecond}}}
 	want := []time.Duration{100, 200, 400, 800, 1000, 1000}
