@@ -164,6 +164,9 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 			e.logger.Warn("partition cache not written", zap.Error(err))
 		}
 	})
+	if err := e.registerProducerTelemetry(tb); err != nil {
+		return err
+	}
 	e.prod.Start()
 
 	e.pool, err = batcher.NewPool(e.cfg.batcherConfig(), e.clock, (*poolSink)(e))

@@ -2,6 +2,7 @@ package kafkabatcherexporter
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadata"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
+	"github.com/kafkabatcher/kafkabatcherexporter/producer"
 )
 
 // telemetry records the exporter's own metrics (metadata.yaml).
@@ -88,4 +90,30 @@ func (t *telemetry) corruptTotal(total int64) {
 			return
 		}
 	}
+}
+
+// registerProducerTelemetry observes the producer's gauges and counters:
+// batches in flight, resends by reason, producer id changes.
+func (e *kafkaBatcherExporter) registerProducerTelemetry(tb *metadata.TelemetryBuilder) error {
+	reasons := producer.ResendReasons()
+	reasonAttrs := make(map[string]metric.ObserveOption, len(reasons))
+	for _, r := range reasons {
+		reasonAttrs[r] = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", r)))
+	}
+	return errors.Join(
+		tb.RegisterKafkabatcherBatchesInFlightCallback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(e.prod.InFlight())
+			return nil
+		}),
+		tb.RegisterKafkabatcherResendsCallback(func(_ context.Context, o metric.Int64Observer) error {
+			for r, n := range e.prod.Resends() {
+				o.Observe(n, reasonAttrs[r])
+			}
+			return nil
+		}),
+		tb.RegisterKafkabatcherProducerIDChangesCallback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(e.prod.ProducerIDChanges())
+			return nil
+		}),
+	)
 }

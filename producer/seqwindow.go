@@ -300,19 +300,14 @@ func (w *seqWindow) fail(b *seqBatch, why resendReason) {
 }
 
 // maybeGiveUp, once the drain is complete, gives up on every pending batch
-// when the first used up its attempts: failed are the unacknowledged
-// ones, done those acknowledged behind them.
+// when the first used up its attempts. Those acknowledged behind the first
+// are given up too: the caller stores the batches of a partition in order,
+// and a replayed copy of one is the price of keeping that order.
 func (w *seqWindow) maybeGiveUp() (done, failed []*seqBatch) {
 	if !w.draining || w.inFlight > 0 || len(w.pending) == 0 || w.pending[0].failures < w.maxAttempts {
 		return nil, nil
 	}
-	for _, b := range w.pending {
-		if b.acked {
-			done = append(done, b)
-		} else {
-			failed = append(failed, b)
-		}
-	}
+	failed = w.pending
 	w.pending = nil
 	w.draining, w.renumber = false, false
 	if w.idempotent {
@@ -320,7 +315,7 @@ func (w *seqWindow) maybeGiveUp() (done, failed []*seqBatch) {
 		// abandoned: what comes next starts over under a fresh identity.
 		w.needID = true
 	}
-	return done, failed
+	return nil, failed
 }
 
 // resize sets the record count of b, rejected as sent, to n (0 removes

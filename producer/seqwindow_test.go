@@ -82,7 +82,7 @@ type modelFaults struct {
 type modelResult struct {
 	logs      [][]int
 	want      [][]int
-	unsureIDs map[int]bool // records of batches given up after an ambiguous send
+	unsureIDs map[int]bool // records of batches given up after an ambiguous send, or acknowledged behind one
 	giveUps   int
 	resends   [resendProducerID + 1]int
 	ids       int // producer identities used
@@ -200,7 +200,7 @@ func runModel(t *testing.T, seed uint64, parts, maxInFlight int, f modelFaults) 
 			var again []*modelBatch
 			for _, fb := range failed {
 				mbt := fb.tag.(*modelBatch)
-				if fb.unsure {
+				if fb.unsure || fb.acked {
 					for _, id := range mbt.records {
 						res.unsureIDs[id] = true
 					}

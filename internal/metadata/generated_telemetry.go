@@ -30,14 +30,17 @@ type TelemetryBuilder struct {
 	registrations                     []metric.Registration
 	KafkabatcherBatchBytes            metric.Int64Histogram
 	KafkabatcherBatchRecords          metric.Int64Histogram
+	KafkabatcherBatchesInFlight       metric.Int64ObservableGauge
 	KafkabatcherDeliveryLatency       metric.Float64Histogram
 	KafkabatcherFlushes               metric.Int64Counter
 	KafkabatcherPendingRecords        metric.Int64ObservableGauge
 	KafkabatcherProduceDuration       metric.Float64Histogram
+	KafkabatcherProducerIDChanges     metric.Int64ObservableCounter
 	KafkabatcherRecordsRejected       metric.Int64Counter
 	KafkabatcherRecordsReplayed       metric.Int64Counter
 	KafkabatcherRecordsSent           metric.Int64Counter
 	KafkabatcherRecordsSpilled        metric.Int64Counter
+	KafkabatcherResends               metric.Int64ObservableCounter
 	KafkabatcherStorageCorruptEntries metric.Int64Counter
 	KafkabatcherTempStorageBytes      metric.Int64ObservableGauge
 }
@@ -53,12 +56,57 @@ func (tbof telemetryBuilderOptionFunc) apply(mb *TelemetryBuilder) {
 	tbof(mb)
 }
 
+// RegisterKafkabatcherBatchesInFlightCallback sets callback for observable KafkabatcherBatchesInFlight metric.
+func (builder *TelemetryBuilder) RegisterKafkabatcherBatchesInFlightCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.KafkabatcherBatchesInFlight, obs: o})
+		return nil
+	}, builder.KafkabatcherBatchesInFlight)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 // RegisterKafkabatcherPendingRecordsCallback sets callback for observable KafkabatcherPendingRecords metric.
 func (builder *TelemetryBuilder) RegisterKafkabatcherPendingRecordsCallback(cb metric.Int64Callback) error {
 	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		cb(ctx, &observerInt64{inst: builder.KafkabatcherPendingRecords, obs: o})
 		return nil
 	}, builder.KafkabatcherPendingRecords)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterKafkabatcherProducerIDChangesCallback sets callback for observable KafkabatcherProducerIDChanges metric.
+func (builder *TelemetryBuilder) RegisterKafkabatcherProducerIDChangesCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.KafkabatcherProducerIDChanges, obs: o})
+		return nil
+	}, builder.KafkabatcherProducerIDChanges)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterKafkabatcherResendsCallback sets callback for observable KafkabatcherResends metric.
+func (builder *TelemetryBuilder) RegisterKafkabatcherResendsCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.KafkabatcherResends, obs: o})
+		return nil
+	}, builder.KafkabatcherResends)
 	if err != nil {
 		return err
 	}
@@ -125,6 +173,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithExplicitBucketBoundaries([]float64{1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000}...),
 	)
 	errs = errors.Join(errs, err)
+	builder.KafkabatcherBatchesInFlight, err = builder.meter.Int64ObservableGauge(
+		"otelcol_kafkabatcher_batches_in_flight",
+		metric.WithDescription("Record batches sent to Kafka and not yet answered (up to producer.max_in_flight per partition). [Development]"),
+		metric.WithUnit("{batch}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.KafkabatcherDeliveryLatency, err = builder.meter.Float64Histogram(
 		"otelcol_kafkabatcher_delivery_latency",
 		metric.WithDescription("Time from the acceptance of a sent batch's oldest record to Kafka's acknowledgement of the batch; batches replayed from the temp storage are not counted. [Development]"),
@@ -151,6 +205,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithExplicitBucketBoundaries([]float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}...),
 	)
 	errs = errors.Join(errs, err)
+	builder.KafkabatcherProducerIDChanges, err = builder.meter.Int64ObservableCounter(
+		"otelcol_kafkabatcher_producer_id_changes",
+		metric.WithDescription("Producer ids obtained from Kafka (InitProducerId) for idempotent producing; more than one means a partition's sequence numbers had to start over. [Development]"),
+		metric.WithUnit("{id}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.KafkabatcherRecordsRejected, err = builder.meter.Int64Counter(
 		"otelcol_kafkabatcher_records_rejected",
 		metric.WithDescription("Records not sent to Kafka, by reason; reason not_stored counts records neither sent nor stored (returned as an error to a sync caller, or lost at shutdown), every other reason (oversize, unknown_topic, partition_gone, or the Kafka error such as message_too_large) records written to the dead-letter file. [Development]"),
@@ -173,6 +233,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_kafkabatcher_records_spilled",
 		metric.WithDescription("Records written to the temp storage because Kafka did not take them. [Development]"),
 		metric.WithUnit("{record}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.KafkabatcherResends, err = builder.meter.Int64ObservableCounter(
+		"otelcol_kafkabatcher_resends",
+		metric.WithDescription("Record batches sent again, by reason; with idempotence the broker drops a resend of a batch it already wrote. [Development]"),
+		metric.WithUnit("{batch}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.KafkabatcherStorageCorruptEntries, err = builder.meter.Int64Counter(
