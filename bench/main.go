@@ -222,7 +222,7 @@ func drive(ctx context.Context, o options) error {
 		return fmt.Errorf("chart: %w", err)
 	}
 	rep := report{opts: o, machine: machine, results: results, took: took}
-	if err := os.WriteFile(o.out, []byte(rep.markdown()), 0o644); err != nil {
+	if err := os.WriteFile(o.out, []byte(rep.markdown()+keptSections(o.out)), 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "bench: wrote %s and %s in %s\n", o.out, o.chart, took.Round(time.Second))
@@ -388,4 +388,21 @@ func (b *devbroker) stop() {
 	_ = b.cmd.Process.Signal(syscall.SIGTERM)
 	<-b.done
 	_ = b.cmd.Wait()
+}
+
+// keptMarker starts the part of the report that other benchmarks write
+// (the real-Kafka pipelining table of e2e): a rerun keeps it.
+const keptMarker = "<!-- written by other benchmarks; make bench keeps what follows -->"
+
+// keptSections returns the part of the report at path from keptMarker on,
+// or "" when there is none.
+func keptSections(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	if i := strings.Index(string(b), keptMarker); i >= 0 {
+		return "\n" + string(b[i:])
+	}
+	return ""
 }
