@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -81,7 +83,9 @@ func runResend(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	if err != nil {
 		return exitFailure, err
 	}
-	opts := append(cfg.opts, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RecordDeliveryTimeout(o.timeout))
+	// No RecordDeliveryTimeout: kgo measures it from the record's timestamp,
+	// which for a dead letter is long past; each round has its context instead.
+	opts := append(cfg.opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return exitFailure, fmt.Errorf("kafka client: %w", err)
@@ -101,7 +105,7 @@ type resender struct {
 	o      resendOptions
 	cl     *kgo.Client
 	part   partitioner.Partitioner
-	counts map[string]int32 // partition counts for --repartition
+	counts map[string]int32 // partition counts from Kafka's metadata; 0: no such topic
 	out    io.Writer        // progress
 
 	selected, sent, rounds int
@@ -165,7 +169,8 @@ func (r *resender) selects(d tempstorage.DeadLetterRecord) bool {
 }
 
 // round produces the records of lines[idx] and waits for Kafka's
-// answers; acked[j] says whether line idx[j] was acknowledged.
+// answers; acked[j] says whether line idx[j] was acknowledged. Records of
+// a topic or partition Kafka's metadata does not have are not sent.
 func (r *resender) round(ctx context.Context, lines []tempstorage.DeadLetterLine, idx []int) ([]bool, error) {
 	r.rounds++
 	recs := make([]*kgo.Record, len(idx))
@@ -177,74 +182,86 @@ func (r *resender) round(ctx context.Context, lines []tempstorage.DeadLetterLine
 		}
 		recs[j] = rec
 	}
-	acked := make([]bool, len(idx))
-	if r.o.repartition {
-		if err := r.place(ctx, recs); err != nil {
-			return nil, err
-		}
+	if err := r.learn(ctx, recs); err != nil {
+		return nil, err
 	}
-	rctx, cancel := context.WithTimeout(ctx, r.o.timeout+5*time.Second)
-	defer cancel()
-	results := r.cl.ProduceSync(rctx, recs...)
-	ok := 0
-	for j, res := range results {
-		if res.Err == nil {
-			acked[j] = true
-			ok++
+	acked := make([]bool, len(idx))
+	pos := make(map[*kgo.Record]int, len(recs))
+	var send []*kgo.Record
+	var last message.TopicPartition
+	for j, rec := range recs {
+		n := r.counts[rec.Topic]
+		switch {
+		case n <= 0:
+			r.fail(rec, "UNKNOWN_TOPIC_OR_PARTITION: the topic does not exist")
+			continue
+		case r.o.repartition:
+			tp := message.TopicPartition{Topic: rec.Topic, Partition: r.part.Partition(rec.Topic, rec.Key, n)}
+			if tp != last && last.Topic != "" {
+				r.part.BatchReady(last) // a keyless sticky choice moves on, as after a batch
+			}
+			rec.Partition, last = tp.Partition, tp
+		case rec.Partition < 0 || rec.Partition >= n:
+			r.fail(rec, fmt.Sprintf("UNKNOWN_TOPIC_OR_PARTITION: the topic has %d partitions; --repartition places records on them", n))
 			continue
 		}
-		d := lines[idx[j]].Record
-		r.failed[failKey{d.Topic, recs[j].Partition, res.Err.Error()}]++
+		pos[rec] = j
+		send = append(send, rec)
+	}
+	if last.Topic != "" {
+		r.part.BatchReady(last)
+	}
+	rctx, cancel := context.WithTimeout(ctx, r.o.timeout)
+	defer cancel()
+	ok := 0
+	// Results come in the order Kafka answered, not the records' order.
+	for _, res := range r.cl.ProduceSync(rctx, send...) {
+		if res.Err != nil {
+			r.fail(res.Record, res.Err.Error())
+			continue
+		}
+		acked[pos[res.Record]] = true
+		ok++
 	}
 	r.sent += ok
 	fmt.Fprintf(r.out, "round %d: %d of %d records acknowledged\n", r.rounds, ok, len(idx))
 	return acked, nil
 }
 
-// place sets each record's partition from its topic's partition count, as
-// the exporter's partitioner would; topics whose count is unknown keep the
-// record's partition (and fail as it would).
-func (r *resender) place(ctx context.Context, recs []*kgo.Record) error {
-	var missing []string
+func (r *resender) fail(rec *kgo.Record, reason string) {
+	r.failed[failKey{rec.Topic, rec.Partition, reason}]++
+}
+
+// learn asks Kafka for the partition counts of the records' topics not
+// asked about yet; a topic Kafka does not have counts 0 (it is not created).
+func (r *resender) learn(ctx context.Context, recs []*kgo.Record) error {
+	req := kmsg.NewPtrMetadataRequest()
+	req.AllowAutoTopicCreation = false
 	for _, rec := range recs {
-		if _, ok := r.counts[rec.Topic]; !ok && !slices.Contains(missing, rec.Topic) {
-			missing = append(missing, rec.Topic)
-		}
-	}
-	if len(missing) > 0 {
-		req := kmsg.NewPtrMetadataRequest()
-		for _, t := range missing {
-			rt := kmsg.NewMetadataRequestTopic()
-			rt.Topic = kmsg.StringPtr(t)
-			req.Topics = append(req.Topics, rt)
-		}
-		mctx, cancel := context.WithTimeout(ctx, r.o.timeout)
-		resp, err := req.RequestWith(mctx, r.cl)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("metadata for --repartition: %w", err)
-		}
-		for _, t := range resp.Topics {
-			if t.Topic != nil && t.ErrorCode == 0 && len(t.Partitions) > 0 {
-				r.counts[*t.Topic] = int32(len(t.Partitions))
-			}
-		}
-	}
-	var last message.TopicPartition
-	for _, rec := range recs {
-		n, ok := r.counts[rec.Topic]
-		if !ok {
+		if _, ok := r.counts[rec.Topic]; ok {
 			continue
 		}
-		tp := message.TopicPartition{Topic: rec.Topic, Partition: r.part.Partition(rec.Topic, rec.Key, n)}
-		rec.Partition = tp.Partition
-		if tp != last && last.Topic != "" {
-			r.part.BatchReady(last) // keyless sticky choices move on per round and partition, as batches do
-		}
-		last = tp
+		r.counts[rec.Topic] = 0
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(rec.Topic)
+		req.Topics = append(req.Topics, rt)
 	}
-	if last.Topic != "" {
-		r.part.BatchReady(last)
+	if len(req.Topics) == 0 {
+		return nil
+	}
+	mctx, cancel := context.WithTimeout(ctx, r.o.timeout)
+	defer cancel()
+	resp, err := req.RequestWith(mctx, r.cl)
+	if err != nil {
+		return fmt.Errorf("kafka metadata: %w", err)
+	}
+	for _, t := range resp.Topics {
+		if err := kerr.ErrorForCode(t.ErrorCode); t.Topic != nil && err != nil && !errors.Is(err, kerr.UnknownTopicOrPartition) {
+			return fmt.Errorf("kafka metadata of topic %s: %w", *t.Topic, err)
+		}
+		if t.Topic != nil && t.ErrorCode == 0 {
+			r.counts[*t.Topic] = int32(len(t.Partitions))
+		}
 	}
 	return nil
 }
