@@ -161,13 +161,13 @@ func printLs(w io.Writer, r *lsReport) {
 	if len(r.Partitions) == 0 {
 		fmt.Fprintln(w, "queue: empty")
 	} else {
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "TOPIC\tPARTITION\tBATCHES\tRECORDS\tBYTES\tOLDEST BATCH\tAGE\t")
 		for _, p := range r.Partitions {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t\n", p.Topic, p.Partition, p.Batches, p.Records, p.Bytes,
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", p.Topic, p.Partition, p.Batches, p.Records, p.Bytes,
 				p.Oldest.Format(time.RFC3339), age(time.Duration(p.OldestAgeSeconds*float64(time.Second))))
 		}
-		fmt.Fprintf(tw, "total\t\t%d\t%d\t%d\t\t%s\t\n", r.Batches, r.Records, r.Bytes,
+		fmt.Fprintf(tw, "total\t\t%d\t%d\t%d\t\t%s\n", r.Batches, r.Records, r.Bytes,
 			age(time.Duration(r.OldestAgeSeconds*float64(time.Second))))
 		_ = tw.Flush() // w's errors show up as missing output; nothing to do about them here
 	}
@@ -196,7 +196,7 @@ func printLs(w io.Writer, r *lsReport) {
 		fmt.Fprintln(w, "dead letters: none")
 		return
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "DEAD-LETTER REASON\tLINES\t")
 	reasons := make([]string, 0, len(dl.ByReason))
 	for reason := range dl.ByReason {
@@ -204,12 +204,12 @@ func printLs(w io.Writer, r *lsReport) {
 	}
 	slices.Sort(reasons)
 	for _, reason := range reasons {
-		fmt.Fprintf(tw, "%s\t%d\t\n", reason, dl.ByReason[reason])
+		fmt.Fprintf(tw, "%s\t%d\n", reason, dl.ByReason[reason])
 	}
 	if dl.Unreadable > 0 {
-		fmt.Fprintf(tw, "(unreadable lines)\t%d\t\n", dl.Unreadable)
+		fmt.Fprintf(tw, "(unreadable lines)\t%d\n", dl.Unreadable)
 	}
-	fmt.Fprintf(tw, "total\t%d\t\n", dl.Lines)
+	fmt.Fprintf(tw, "total\t%d\n", dl.Lines)
 	_ = tw.Flush() // as above
 	fmt.Fprintf(w, "%d bytes in %s", dl.Bytes, plural(len(dl.Files), "file", "files"))
 	if dl.Truncated > 0 {
