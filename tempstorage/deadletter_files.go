@@ -145,7 +145,7 @@ func readFrom(path string, off int64) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dead letter: %w", err)
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }() // read only
 	if _, err := r.Seek(off, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("dead letter: %w", err)
 	}

@@ -16,7 +16,8 @@ import (
 // PartitionReport is what Inspect found in one partition's queue: the
 // figures the exporter would replay after Open.
 type PartitionReport struct {
-	Partition
+	Topic     string
+	Partition int32
 	// Dir is the queue directory, relative to the store directory.
 	Dir string
 	// Batches and Records count the entries Open would queue for replay.
@@ -98,7 +99,7 @@ func Inspect(dir string, visit func(Partition, message.Batch) error) (*Report, e
 	part := func(p Partition, qdir string) *PartitionReport {
 		pr, ok := byPart[p]
 		if !ok {
-			pr = &PartitionReport{Partition: p, Dir: qdir}
+			pr = &PartitionReport{Topic: p.Topic, Partition: p.Partition, Dir: qdir}
 			byPart[p] = pr
 		}
 		return pr
@@ -155,7 +156,9 @@ func Inspect(dir string, visit func(Partition, message.Batch) error) (*Report, e
 			r.Partitions = append(r.Partitions, *pr)
 		}
 	}
-	slices.SortFunc(r.Partitions, func(a, b PartitionReport) int { return a.Partition.Compare(b.Partition) })
+	slices.SortFunc(r.Partitions, func(a, b PartitionReport) int {
+		return Partition{a.Topic, a.Partition}.Compare(Partition{b.Topic, b.Partition})
+	})
 	return r, nil
 }
 
@@ -212,11 +215,6 @@ func (r *Report) inspectQueue(qdir, rel string, p *Partition, part func(Partitio
 		}
 	}
 
-	type pending struct {
-		seg uint64
-		buf []byte
-		ref entryRef
-	}
 	var bytesFrom []int64 // size of every segment kept, in order
 	started := false      // a segment with entries to replay was seen: later ones count even if empty
 	for i, id := range ids {

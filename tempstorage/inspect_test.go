@@ -60,21 +60,21 @@ func TestInspectCountsWhatOpenReplays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	var bytes int64
 	for _, p := range rep.Partitions {
-		if got := s.Backlog(p.Topic, p.Partition.Partition); got != p.Batches {
-			t.Errorf("%s/%d: Inspect counts %d batches, Open %d", p.Topic, p.Partition.Partition, p.Batches, got)
+		if got := s.Backlog(p.Topic, p.Partition); got != p.Batches {
+			t.Errorf("%s/%d: Inspect counts %d batches, Open %d", p.Topic, p.Partition, p.Batches, got)
 		}
 		if p.Records != 3*p.Batches {
-			t.Errorf("%s/%d: %d records in %d batches of 3", p.Topic, p.Partition.Partition, p.Records, p.Batches)
+			t.Errorf("%s/%d: %d records in %d batches of 3", p.Topic, p.Partition, p.Records, p.Batches)
 		}
-		head, _, err := s.Peek(p.Topic, p.Partition.Partition)
+		head, _, err := s.Peek(p.Topic, p.Partition)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !p.Oldest.Equal(head.Messages[0].Timestamp) {
-			t.Errorf("%s/%d: oldest %v, head batch starts at %v", p.Topic, p.Partition.Partition, p.Oldest, head.Messages[0].Timestamp)
+			t.Errorf("%s/%d: oldest %v, head batch starts at %v", p.Topic, p.Partition, p.Oldest, head.Messages[0].Timestamp)
 		}
 		bytes += p.Bytes
 	}

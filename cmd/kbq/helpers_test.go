@@ -156,7 +156,7 @@ func writeDeadLetters(t *testing.T, dir string, recs ...tempstorage.DeadLetterRe
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	for _, r := range recs {
 		if r.Time.IsZero() {
 			r.Time = now.Add(-time.Hour)

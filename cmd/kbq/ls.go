@@ -106,7 +106,7 @@ func buildLs(dir string, now time.Time) (*lsReport, error) {
 	for _, p := range ins.Partitions {
 		a := ageSeconds(now, p.Oldest)
 		rep.Partitions = append(rep.Partitions, lsPartition{
-			Topic: p.Topic, Partition: p.Partition.Partition,
+			Topic: p.Topic, Partition: p.Partition,
 			Batches: p.Batches, Records: p.Records, Bytes: p.Bytes,
 			Oldest: p.Oldest.UTC(), OldestAgeSeconds: a,
 		})

@@ -77,7 +77,7 @@ func runResend(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	if err != nil {
 		return exitFailure, err
 	}
-	defer lock.Close()
+	defer func() { _ = lock.Close() }() // closing the fd drops the flock
 
 	files, err := tempstorage.ReadDeadLetters(dir)
 	if err != nil {
