@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"regexp"
 	"strings"
@@ -181,29 +182,48 @@ const (
 )
 
 // TestRealKafkaLeaderKilled SIGKILLs the leader of partition 0 mid-stream
-// and restarts it 10 s later: nothing lost, order kept per partition.
+// and restarts it 10 s later: nothing lost, order kept per partition; with
+// idempotence (the default with acks all) no duplicate, without it the
+// duplicates are logged.
 func TestRealKafkaLeaderKilled(t *testing.T) {
-	c := ownCluster(t, realkafka.Options{Nodes: 3})
-	e := newEnv(t)
-	name := newTopic(t, c, 6, nil)
-	col := e.startCollector(e.faultConfig(c, name))
-	st := startStream(dial(t, col.otlp, 60, 100), 0, streamPer, streamEvery)
-	time.Sleep(3 * time.Second)
+	for _, idempotent := range []bool{true, false} {
+		t.Run(fmt.Sprintf("idempotent=%v", idempotent), func(t *testing.T) {
+			c := ownCluster(t, realkafka.Options{Nodes: 3})
+			e := newEnv(t)
+			name := newTopic(t, c, 6, nil)
+			col := e.startCollector(e.faultConfig(c, name).set("producer.idempotent", idempotent))
+			st := startStream(dial(t, col.otlp, 60, 100), 0, streamPer, streamEvery)
+			time.Sleep(3 * time.Second)
 
-	leader, err := c.Leader(context.Background(), name, 0)
-	if err != nil {
-		t.Fatal(err)
+			leader, err := c.Leader(context.Background(), name, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Node(leader).Kill()
+			t.Logf("killed node %d (leader of %s/0) after %d records", leader, name, st.sent())
+			time.Sleep(10 * time.Second)
+			startNodes(t, c, c.Node(leader))
+			t.Logf("node %d back after %d records", leader, st.sent())
+			time.Sleep(3 * time.Second)
+			accepted, refused := st.result()
+			recs := newTopicConsumer(t, c.Bootstrap(), name).read(accepted, readLimit, 2*time.Second)
+			e.logWarnings(t)
+			requireNoDuplicates(t, idempotent, e.account(t, recs, accepted, refused, false))
+		})
 	}
-	c.Node(leader).Kill()
-	t.Logf("killed node %d (leader of %s/0) after %d records", leader, name, st.sent())
-	time.Sleep(10 * time.Second)
-	startNodes(t, c, c.Node(leader))
-	t.Logf("node %d back after %d records", leader, st.sent())
-	time.Sleep(3 * time.Second)
-	accepted, refused := st.result()
-	recs := newTopicConsumer(t, c.Bootstrap(), name).read(accepted, readLimit, 2*time.Second)
-	e.logWarnings(t)
-	e.account(t, recs, accepted, refused, false)
+}
+
+// requireNoDuplicates fails an idempotent run (producer.idempotent, the
+// default with acks all) that has duplicates; without idempotence they are
+// logged: a resend after an ambiguous failure may be one.
+func requireNoDuplicates(t *testing.T, idempotent bool, c tally) {
+	t.Helper()
+	if idempotent && c.duplicates > 0 {
+		t.Errorf("%d duplicate records with producer.idempotent on", c.duplicates)
+	}
+	if !idempotent {
+		t.Logf("producer.idempotent off: %d duplicate records", c.duplicates)
+	}
 }
 
 // TestRealKafkaTwoBrokersDown stops two of three brokers (acks all,
@@ -270,22 +290,33 @@ func TestRealKafkaClusterDownCollectorKilled(t *testing.T) {
 // TestRealKafkaToxics puts network faults between the collector and every
 // broker with toxiproxy: 200 ms latency for 30 s; every connection reset
 // mid-request; requests that get no answer for 20 s. Nothing lost, order
-// kept, duplicates counted.
+// kept, duplicates counted: none with idempotence under latency and
+// without answers; the no-answer run without idempotence shows them.
 func TestRealKafkaToxics(t *testing.T) {
 	c := three(t)
+	noAnswer := realkafka.Toxic{Name: "timeout", Type: "timeout", Attributes: map[string]any{"timeout": 0}}
 	for _, tc := range []struct {
 		name  string
 		toxic realkafka.Toxic
 		hold  time.Duration
+		// idempotent sets producer.idempotent; noDups: with it the run
+		// must have no duplicate. (A reset connection can spill a batch
+		// after an ambiguous send, whose replay may be a duplicate.)
+		idempotent, noDups bool
 	}{
-		{"latency_200ms", realkafka.Toxic{Name: "lat", Type: "latency", Attributes: map[string]any{"latency": 200}}, 30 * time.Second},
-		{"reset_peer", realkafka.Toxic{Name: "reset", Type: "reset_peer", Stream: "upstream", Attributes: map[string]any{"timeout": 0}}, 5 * time.Second},
-		{"no_answer", realkafka.Toxic{Name: "timeout", Type: "timeout", Attributes: map[string]any{"timeout": 0}}, 20 * time.Second},
+		{"latency_200ms", realkafka.Toxic{Name: "lat", Type: "latency", Attributes: map[string]any{"latency": 200}}, 30 * time.Second, true, true},
+		{"reset_peer", realkafka.Toxic{Name: "reset", Type: "reset_peer", Stream: "upstream", Attributes: map[string]any{"timeout": 0}}, 5 * time.Second, true, false},
+		// The requests reach the brokers, which write the batches; the
+		// answers never come back, and the batches are resent after the
+		// timeout: the brokers drop the resends as duplicates with
+		// idempotence, and write them again without.
+		{"no_answer", noAnswer, 20 * time.Second, true, true},
+		{"no_answer_not_idempotent", noAnswer, 20 * time.Second, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			name := newTopic(t, c, 6, nil)
-			col := e.startCollector(e.faultConfig(c, name))
+			col := e.startCollector(e.faultConfig(c, name).set("producer.idempotent", tc.idempotent))
 			st := startStream(dial(t, col.otlp, 60, 100), 0, streamPer, streamEvery)
 			time.Sleep(3 * time.Second)
 			if err := c.AddToxic(tc.toxic); err != nil {
@@ -309,7 +340,10 @@ func TestRealKafkaToxics(t *testing.T) {
 			accepted, refused := st.result()
 			recs := newTopicConsumer(t, c.Bootstrap(), name).read(accepted, readLimit, 2*time.Second)
 			e.logWarnings(t)
-			e.account(t, recs, accepted, refused, false)
+			tally := e.account(t, recs, accepted, refused, false)
+			if tc.noDups || !tc.idempotent {
+				requireNoDuplicates(t, tc.idempotent, tally)
+			}
 		})
 	}
 }
