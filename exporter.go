@@ -189,6 +189,7 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 	}
 	e.disp = delivery.New(delivery.Config{
 		RetryInterval: e.cfg.TempStorage.RetryInterval,
+		MaxInFlight:   e.cfg.producerConfig(nil).InFlightPerPartition(),
 		Sync:          e.cfg.Delivery == DeliverySync,
 		EntryBytes:    e.cfg.maxEntryBytes(),
 	}, kafka{e.prod}, queue, (*observer)(e), clockAdapter{e.clock}, e.logger)

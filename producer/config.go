@@ -445,6 +445,11 @@ func (cfg Config) idempotent() bool {
 	return cfg.RequiredAcks == AcksAll
 }
 
+// InFlightPerPartition is how many record batches of one partition the
+// Producer keeps in flight at once (MaxInFlight or its default): one
+// Produce call given that many of a partition pipelines them.
+func (cfg Config) InFlightPerPartition() int { return cfg.maxInFlight() }
+
 // maxInFlight is the number of batches per partition cfg allows in flight.
 func (cfg Config) maxInFlight() int {
 	switch {

@@ -1,5 +1,6 @@
-// Package delivery moves ready batches to Kafka in order: at most one batch
-// per partition in flight, failed batches spilled to the temp storage, and
+// Package delivery moves ready batches to Kafka in order: one send per
+// partition at a time, of up to Config.MaxInFlight of its batches (the
+// producer pipelines them), failed batches spilled to the temp storage, and
 // each partition's stored backlog replayed oldest first while its new
 // batches queue behind it. Partitions replay independently: one that Kafka
 // does not take does not hold up the others.
@@ -100,6 +101,10 @@ type Config struct {
 	// Sync makes a batch that can be neither sent nor stored fail its
 	// records' trackers instead of waiting in memory for Kafka.
 	Sync bool
+	// MaxInFlight is how many of a partition's batches one send takes,
+	// in order (the producer pipelines them with idempotence); 0 or 1:
+	// one.
+	MaxInFlight int
 	// EntryBytes is the most the temp storage may need for one batch
 	// (tempstorage.MaxEntryBytes): once the storage refused a batch for
 	// lack of space, the disk counts as full until it has that much room.
@@ -135,7 +140,7 @@ type part struct {
 	mu       sync.Mutex
 	key      partKey
 	fifo     []*entry
-	inflight bool
+	inflight bool // its head batches (up to Config.MaxInFlight) are being sent
 	// stalled is set when the head failed and could not be stored: it is
 	// retried on the next retry tick, not at once.
 	stalled bool
@@ -337,8 +342,8 @@ func (d *Dispatcher) sendLoop() {
 	}
 }
 
-// sendReady sends the head batch of every partition that has none in
-// flight: one Produce call per leader broker, since Produce returns when
+// sendReady sends the head batches (up to Config.MaxInFlight) of every
+// partition that has none in flight: one Produce call per leader broker, since Produce returns when
 // all its batches are settled and a broker slow to answer (or timing out)
 // must not hold up the partitions other brokers lead.
 func (d *Dispatcher) sendReady() {
@@ -351,10 +356,10 @@ func (d *Dispatcher) sendReady() {
 		// With a stored backlog (a restart, or a batch the storage refused
 		// behind it) the FIFO waits for the replay.
 		ready := !p.inflight && !p.stalled && len(p.fifo) > 0 && !d.backlogged(p.key)
-		var e *entry
+		var es []*entry
 		if ready {
 			p.inflight = true
-			e = p.fifo[0]
+			es = d.heads(p)
 		}
 		p.mu.Unlock()
 		if !ready {
@@ -367,7 +372,9 @@ func (d *Dispatcher) sendReady() {
 			i = len(groups) - 1
 		}
 		g := groups[i]
-		g.batches, g.entries, g.parts = append(g.batches, &e.b), append(g.entries, e), append(g.parts, p)
+		for _, e := range es {
+			g.batches, g.entries, g.parts = append(g.batches, &e.b), append(g.entries, e), append(g.parts, p)
+		}
 	}
 	for _, g := range groups {
 		// Only the send loop and, once it stopped, Close call sendReady,
@@ -385,61 +392,25 @@ type sendGroup struct {
 	parts   []*part
 }
 
-// send produces g's batches and settles them.
+// send produces g's batches and settles them, partition by partition.
 func (d *Dispatcher) send(g *sendGroup) {
 	defer d.sending.Done()
 	start := time.Now()
 	outs := d.kafka.Produce(d.ctx, g.batches)
 	took := time.Since(start)
-	// Acknowledged batches first: a failed one may wait for the disk.
-	for i, p := range g.parts {
-		if outs[i].Err == nil {
-			d.finish(p, g.entries[i], outs[i], took)
+	runs := partitionRuns(g.parts)
+	// Partitions Kafka took whole first: a failed one may wait for the disk.
+	for _, r := range runs {
+		if allSent(outs[r.i:r.j]) {
+			d.settleHeads(g.parts[r.i], g.entries[r.i:r.j], outs[r.i:r.j], took)
 		}
 	}
-	for i, p := range g.parts {
-		if outs[i].Err != nil {
-			d.finish(p, g.entries[i], outs[i], took)
+	for _, r := range runs {
+		if !allSent(outs[r.i:r.j]) {
+			d.settleHeads(g.parts[r.i], g.entries[r.i:r.j], outs[r.i:r.j], took)
 		}
 	}
 	d.poke(d.wake)
-}
-
-// finish settles a direct send of p's head batch.
-func (d *Dispatcher) finish(p *part, e *entry, out Outcome, took time.Duration) {
-	b := &e.b
-	for _, r := range out.Rejected {
-		d.obs.Rejected(r)
-		r.Message.Tracker.Done(1, nil)
-	}
-	if out.Err == nil {
-		p.mu.Lock()
-		p.fifo = p.fifo[1:]
-		p.inflight = false
-		p.mu.Unlock()
-		sent := acknowledged(b, out.Rejected)
-		d.obs.Sent(sent, took)
-		message.TrackDone(sent.Messages, nil)
-		d.obs.Left(&e.orig)
-		return
-	}
-	d.logger.Warn("kafka did not take a batch",
-		zap.String("topic", b.Topic), zap.Int32("partition", b.Partition),
-		zap.Int("records", len(b.Messages)), zap.Error(out.Err))
-	rest := out.Remaining
-	if rest == nil {
-		rest = withoutRejected(b.Messages, out.Rejected)
-	} else {
-		// Records acknowledged before the failure are done.
-		message.TrackDone(without(b.Messages, out.Rejected, rest), nil)
-	}
-	b.Messages = rest
-	b.Bytes = message.BatchSize(b.Messages)
-	p.mu.Lock()
-	p.inflight = false
-	d.spillFIFO(p, out.Err)
-	p.mu.Unlock()
-	d.obs.Failed(b, out.Err)
 }
 
 // spillFIFO moves p's whole FIFO to disk, in order, so later batches queue

@@ -41,6 +41,7 @@ type fakeKafka struct {
 	leaders         map[int32]int32         // partition -> leader broker; absent: 0
 	slow            map[int32]chan struct{} // leader -> calls to it wait on the channel
 	partitions      map[string]int32        // topic -> partition count in metadata; absent: unknown
+	perCall         []int                   // batches per Produce call, in call order
 }
 
 func (k *fakeKafka) Partitions(topic string) (int32, bool) {
@@ -69,12 +70,14 @@ func (k *fakeKafka) Produce(ctx context.Context, batches []*message.Batch) []Out
 		callBytes += b.Bytes
 	}
 	k.maxCall = max(k.maxCall, callBytes)
+	k.perCall = append(k.perCall, len(batches))
+	mine := map[partKey]bool{}
 	for _, b := range batches {
 		pk := partKey{b.Topic, b.Partition}
-		if k.inflight[pk] {
-			k.overlap = true
+		if k.inflight[pk] && !mine[pk] {
+			k.overlap = true // another call has the partition in flight
 		}
-		k.inflight[pk] = true
+		k.inflight[pk], mine[pk] = true, true
 	}
 	gate := k.gate
 	if slow := k.slow[k.leaders[batches[0].Partition]]; slow != nil {
@@ -90,41 +93,53 @@ func (k *fakeKafka) Produce(ctx context.Context, batches []*message.Batch) []Out
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	outs := make([]Outcome, len(batches))
+	failed := map[partKey]bool{} // as the producer: after a failed batch, its partition's later ones fail
 	for i, b := range batches {
 		pk := partKey{b.Topic, b.Partition}
 		k.inflight[pk] = false
-		if !k.up || k.down[b.Partition] || ctx.Err() != nil {
-			outs[i].Err = fmt.Errorf("produce %s/%d: %w", b.Topic, b.Partition, errDown)
+		if failed[pk] {
+			outs[i].Err = fmt.Errorf("produce %s/%d: an earlier batch failed: %w", b.Topic, b.Partition, errDown)
 			continue
 		}
-		if k.failAfterReject > 0 && slices.ContainsFunc(b.Messages, func(m message.Message) bool { return k.reject[string(m.Value)] }) {
-			k.failAfterReject--
-			outs[i].Err = errDown
-			for _, m := range b.Messages {
-				if k.reject[string(m.Value)] {
-					outs[i].Rejected = append(outs[i].Rejected, Rejected{Message: m, Reason: "invalid_record"})
-				} else {
-					outs[i].Remaining = append(outs[i].Remaining, m)
-				}
-			}
-			continue
-		}
-		for j, m := range b.Messages {
-			if k.cutAt != "" && string(m.Value) == k.cutAt {
-				k.cutAt = ""
-				outs[i].Err = errDown
-				outs[i].Remaining = b.Messages[j:]
-				break
-			}
-			if k.reject[string(m.Value)] {
-				outs[i].Rejected = append(outs[i].Rejected, Rejected{Message: m, Reason: "message_too_large"})
-				continue
-			}
-			k.got[pk] = append(k.got[pk], string(m.Value))
-			k.order = append(k.order, string(m.Value))
-		}
+		k.produceOne(ctx, b, &outs[i])
+		failed[pk] = outs[i].Err != nil
 	}
 	return outs
+}
+
+// produceOne answers one batch; called with k.mu held.
+func (k *fakeKafka) produceOne(ctx context.Context, b *message.Batch, out *Outcome) {
+	pk := partKey{b.Topic, b.Partition}
+	if !k.up || k.down[b.Partition] || ctx.Err() != nil {
+		out.Err = fmt.Errorf("produce %s/%d: %w", b.Topic, b.Partition, errDown)
+		return
+	}
+	if k.failAfterReject > 0 && slices.ContainsFunc(b.Messages, func(m message.Message) bool { return k.reject[string(m.Value)] }) {
+		k.failAfterReject--
+		out.Err = errDown
+		for _, m := range b.Messages {
+			if k.reject[string(m.Value)] {
+				out.Rejected = append(out.Rejected, Rejected{Message: m, Reason: "invalid_record"})
+			} else {
+				out.Remaining = append(out.Remaining, m)
+			}
+		}
+		return
+	}
+	for j, m := range b.Messages {
+		if k.cutAt != "" && string(m.Value) == k.cutAt {
+			k.cutAt = ""
+			out.Err = errDown
+			out.Remaining = b.Messages[j:]
+			break
+		}
+		if k.reject[string(m.Value)] {
+			out.Rejected = append(out.Rejected, Rejected{Message: m, Reason: "message_too_large"})
+			continue
+		}
+		k.got[pk] = append(k.got[pk], string(m.Value))
+		k.order = append(k.order, string(m.Value))
+	}
 }
 
 func (k *fakeKafka) values(topic string, p int32) []string {
