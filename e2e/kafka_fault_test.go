@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"regexp"
 	"strings"
@@ -187,7 +186,11 @@ const (
 // duplicates are logged.
 func TestRealKafkaLeaderKilled(t *testing.T) {
 	for _, idempotent := range []bool{true, false} {
-		t.Run(fmt.Sprintf("idempotent=%v", idempotent), func(t *testing.T) {
+		name := "idempotent"
+		if !idempotent {
+			name = "not_idempotent"
+		}
+		t.Run(name, func(t *testing.T) {
 			c := ownCluster(t, realkafka.Options{Nodes: 3})
 			e := newEnv(t)
 			name := newTopic(t, c, 6, nil)
