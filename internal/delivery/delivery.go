@@ -76,8 +76,9 @@ type Observer interface {
 	Spilled(b *message.Batch)
 	Rejected(r Rejected)
 	Lost(b *message.Batch, err error)
-	// Failed reports a direct send that Kafka did not take, after the batch
-	// was spilled or kept for a retry.
+	// Failed reports a direct send that Kafka did not take, before the
+	// batches of that Produce call are spilled or kept for a retry (so
+	// that a replay finding Kafka back meanwhile reports after it).
 	Failed(b *message.Batch, err error)
 	Left(b *message.Batch)
 	// DiskFull reports the temp storage refusing a batch for lack of space
@@ -405,6 +406,7 @@ func (d *Dispatcher) send(g *sendGroup) {
 			d.settleHeads(g.parts[r.i], g.entries[r.i:r.j], outs[r.i:r.j], took)
 		}
 	}
+	d.reportFailed(g, outs)
 	for _, r := range runs {
 		if !allSent(outs[r.i:r.j]) {
 			d.settleHeads(g.parts[r.i], g.entries[r.i:r.j], outs[r.i:r.j], took)

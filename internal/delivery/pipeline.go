@@ -62,8 +62,6 @@ func (d *Dispatcher) settleHeads(p *part, es []*entry, outs []Outcome, took time
 		return
 	}
 	cause := outs[k].Err
-	var failed []*entry
-	var failedErrs []error
 	drop := map[*entry]bool{}
 	for i := k; i < len(es); i++ {
 		e, out := es[i], outs[i]
@@ -96,7 +94,6 @@ func (d *Dispatcher) settleHeads(p *part, es []*entry, outs []Outcome, took time
 		}
 		b.Messages = rest
 		b.Bytes = message.BatchSize(b.Messages)
-		failed, failedErrs = append(failed, e), append(failedErrs, out.Err)
 	}
 	p.mu.Lock()
 	if len(drop) > 0 {
@@ -111,8 +108,16 @@ func (d *Dispatcher) settleHeads(p *part, es []*entry, outs []Outcome, took time
 	p.inflight = false
 	d.spillFIFO(p, cause)
 	p.mu.Unlock()
-	for i, e := range failed {
-		d.obs.Failed(&e.b, failedErrs[i])
+}
+
+// reportFailed tells the Observer of every batch of the group Kafka did
+// not take, before any of them is spilled (spilling many partitions takes
+// a while): a replay that meanwhile finds Kafka back reports after them.
+func (d *Dispatcher) reportFailed(g *sendGroup, outs []Outcome) {
+	for i, out := range outs {
+		if out.Err != nil {
+			d.obs.Failed(&g.entries[i].b, out.Err)
+		}
 	}
 }
 
