@@ -78,8 +78,20 @@ func TestStatusIsRecoverableDuringOutageAndOKAfter(t *testing.T) {
 	waitRecords(t, c2, outageTopic, 200, 20*time.Second)
 	waitFor(t, 10*time.Second, func() bool { return host.last() == componentstatus.StatusOK },
 		"OK reported once Kafka takes batches: %v", host.statuses())
-	require.Equal(t, []componentstatus.Status{componentstatus.StatusRecoverableError, componentstatus.StatusOK},
-		host.statuses(), "one report per change")
+	// One report per change. The second cluster is a new one, without the
+	// first one's producer state: a batch whose send was in doubt when the
+	// first went away is stored rather than resent (it may be in the
+	// first), which may report one more failure, then OK again.
+	got := host.statuses()
+	require.GreaterOrEqual(t, len(got), 2, "%v", got)
+	for i, s := range got {
+		want := componentstatus.StatusRecoverableError
+		if i%2 == 1 {
+			want = componentstatus.StatusOK
+		}
+		require.Equal(t, want, s, "one report per change: %v", got)
+	}
+	require.Equal(t, componentstatus.StatusOK, got[len(got)-1], "%v", got)
 	require.NoError(t, exp.stop())
 }
 
