@@ -76,10 +76,9 @@ type part struct {
 // lane is one partition's share of a Produce call: its window and the
 // jobs for it, in order.
 type lane struct {
-	tp     message.TopicPartition
-	pw     *partWindow
-	jobs   []*job
-	broker *sarama.Broker
+	tp   message.TopicPartition
+	pw   *partWindow
+	jobs []*job
 	// failErr, set in a round, fails everything of the lane left once the
 	// round is settled (a permanent error, a canceled context).
 	failErr error
@@ -352,7 +351,6 @@ func (p *Producer) sendRound(ctx context.Context, active []*lane) {
 		if err != nil {
 			continue
 		}
-		l.broker = broker
 		i := slices.IndexFunc(brokers, func(b *brokerReqs) bool { return b.broker == broker })
 		if i < 0 {
 			brokers = append(brokers, &brokerReqs{broker: broker})

@@ -7,6 +7,13 @@
 // those re-batch records by their own rules, which would break the
 // exporter's batch bounds.
 //
+// With idempotence (Config.Idempotent, the default with AcksAll) every
+// record batch carries the producer id and epoch from InitProducerId and
+// its partition's sequence number, up to Config.MaxInFlight batches of a
+// partition are in flight at once, and a batch sent again after a
+// timeout or a lost connection is one the broker recognizes: it is never
+// written twice. seqwindow.go holds the rules, identity.go the producer id.
+//
 // Start never waits for Kafka: a Producer can be created and started while
 // no broker is reachable; Produce then fails fast with ErrUnavailable and
 // succeeds once a broker answers.
