@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,4 +95,56 @@ func benchBatch(topic string, partition int32, k, n, size int) *message.Batch {
 		msgs[i] = message.Message{Topic: topic, Partition: partition, Value: v, Timestamp: now}
 	}
 	return &message.Batch{Topic: topic, Partition: partition, Messages: msgs, Bytes: message.BatchSize(msgs)}
+}
+
+// TestRealKafkaCollectorPipelining is the same comparison through the
+// collector: four clients send as fast as it accepts into one partition
+// behind 10 ms of latency; once max_pending_bytes is full the collector
+// accepts what Kafka drains, so records/s accepted is its throughput.
+// KAFKA_BENCH=1 only.
+func TestRealKafkaCollectorPipelining(t *testing.T) {
+	if os.Getenv("KAFKA_BENCH") == "" {
+		t.Skip("set KAFKA_BENCH=1 to run the pipelining benchmark")
+	}
+	c := sharedCluster(t, realkafka.Options{Nodes: 1, Proxy: true})
+	if err := c.AddToxic(realkafka.Toxic{Name: "lat", Type: "latency", Attributes: map[string]any{"latency": 10}}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.RemoveToxic("lat") }()
+	rate := map[int]float64{}
+	for _, inFlight := range []int{1, 5} {
+		e := newEnv(t)
+		name := newTopic(t, c, 1, nil)
+		col := e.startCollector(e.kafkaConfig(c, name).
+			set("batch.size", 500).set("batch.max_wait", "100ms").
+			set("max_pending_bytes", 4<<20).
+			set("producer.max_in_flight", inFlight))
+		const per, run = 500, 8 * time.Second
+		var mu sync.Mutex
+		accepted, next := 0, 0
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range 4 {
+			s := dial(t, col.otlp, 1, 100)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Since(start) < run {
+					mu.Lock()
+					lo := next
+					next += per
+					mu.Unlock()
+					if s.export(lo, lo+per, nil) == nil {
+						mu.Lock()
+						accepted += per
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		rate[inFlight] = float64(accepted) / time.Since(start).Seconds()
+		t.Logf("collector, 10 ms, 1 partition, max_in_flight %d: %.0f records/s accepted", inFlight, rate[inFlight])
+	}
+	t.Logf("collector speed-up at 10 ms, 1 partition: %.1fx", rate[5]/rate[1])
 }
