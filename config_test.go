@@ -329,15 +329,15 @@ var invalidCases = map[string]struct {
 	"topic_empty":              {want: `topic: must not be empty, got ""`},
 	"topic_illegal":            {want: `topic: must be at most 249 characters of [a-zA-Z0-9._-], got "logs/app"`},
 	"topic_from_invalid": {want: `topic_from: invalid field path "attribute.x": want one of ` +
-		`attributes.NAME, resource.NAME, scope.NAME, body, body.NAME, trace_id, span_id, severity_text`},
+		`attributes.NAME, resource.NAME, scope.NAME, metadata.NAME, body, body.NAME, trace_id, span_id, severity_text`},
 	"topic_aliases_empty_alias": {want: `topic_aliases.otlp_logs: alias must not be empty, got ""`},
 	"encoding_unknown":          {want: `encoding: unknown encoding "avro" (want otlp_proto, otlp_json, json, raw)`},
 	"key_from_invalid": {want: `key_from[1]: invalid field path "attributes.": want one of ` +
-		`attributes.NAME, resource.NAME, scope.NAME, body, body.NAME, trace_id, span_id, severity_text`},
+		`attributes.NAME, resource.NAME, scope.NAME, metadata.NAME, body, body.NAME, trace_id, span_id, severity_text`},
 	"key_from_empty_path": {want: `key_from[0]: invalid field path "": want one of ` +
-		`attributes.NAME, resource.NAME, scope.NAME, body, body.NAME, trace_id, span_id, severity_text`},
+		`attributes.NAME, resource.NAME, scope.NAME, metadata.NAME, body, body.NAME, trace_id, span_id, severity_text`},
 	"headers_from_invalid": {want: `headers_from[0]: invalid field path "attribute.x": want one of ` +
-		`attributes.NAME, resource.NAME, scope.NAME, body, body.NAME, trace_id, span_id, severity_text`},
+		`attributes.NAME, resource.NAME, scope.NAME, metadata.NAME, body, body.NAME, trace_id, span_id, severity_text`},
 	"headers_from_duplicate":                 {want: `headers_from[2]: duplicate field path, got "trace_id"`},
 	"strategy_unknown":                       {want: `partitioning.strategy: unknown strategy "foo" (want murmur2, fnv1a, md5, random, sticky, round_robin)`},
 	"batch_size_zero":                        {want: `batch.size: must be > 0, got 0`},

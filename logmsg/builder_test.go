@@ -2,6 +2,7 @@ package logmsg
 
 import (
 	"context"
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/fieldpath"
 	"sync"
 	"testing"
 	"time"
@@ -56,15 +57,20 @@ func TestFieldPathText(t *testing.T) {
 		{"severity_text", first, "INFO", false},
 		{"severity_text", third, "", true},
 		{"body", recs[4], "", true}, // empty body
+		{"metadata.x-tenant", withMetadata(first, "x-tenant", "acme"), "acme", false},
+		{"metadata.x-tenant", withMetadata(first, "x-tenant", "acme", "beta"), "acme,beta", false},
+		{"metadata.x-tenant", withMetadata(first, "x-tenant", ""), "", true},
+		{"metadata.x-tenant", first, "", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
 			p, err := ParseFieldPath(tc.path)
 			require.NoError(t, err)
-			got, ok := p.appendText([]byte("prefix:"), tc.r.rl.Resource(), tc.r.sl.Scope(), tc.r.lr)
+			sh := &fieldpath.Shared{Metadata: tc.r.md, Resource: tc.r.rl.Resource(), Scope: tc.r.sl.Scope()}
+			got, ok := appendText(p, []byte("prefix:"), sh, tc.r.lr)
 			assert.Equal(t, !tc.absent, ok)
 			assert.Equal(t, "prefix:"+tc.want, string(got))
-			assert.Equal(t, tc.want, p.text(tc.r.rl.Resource(), tc.r.sl.Scope(), tc.r.lr))
+			assert.Equal(t, tc.want, text(p, sh, tc.r.lr))
 		})
 	}
 }
