@@ -34,7 +34,9 @@ func ValidateCondition(condition string) error { return ottlcond.Validate(newPar
 
 // matcher evaluates flush_when conditions; a record matches when any is
 // true. A nil matcher matches nothing.
-type matcher struct{ m *ottlcond.Matcher[*ottllog.TransformContext] }
+type matcher struct {
+	m *ottlcond.Matcher[*ottllog.TransformContext]
+}
 
 func newMatcher(conditions []string, set component.TelemetrySettings) (*matcher, error) {
 	m, err := ottlcond.NewMatcher(newParser, conditions, set)
