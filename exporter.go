@@ -45,9 +45,9 @@ type kafkaBatcherExporter struct {
 	metrics *metricmsg.Builder
 	// used marks the signals whose pipelines use this instance; set while
 	// the pipelines are created, before start.
-	used    [message.NumSignals]bool
-	part    partitioner.Partitioner
-	tel     *telemetry
+	used [message.NumSignals]bool
+	part partitioner.Partitioner
+	tel  *telemetry
 
 	// Set by start, released by shutdown.
 	host   component.Host

@@ -146,6 +146,7 @@ func (p *Pipeline[V]) Shutdown(ctx context.Context) error {
 	}
 	return nil
 }
+
 // host is the host given to the instance: the first pipeline's for
 // extensions, and status events reported to every pipeline's host.
 type host struct {
