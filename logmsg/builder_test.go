@@ -2,19 +2,20 @@ package logmsg
 
 import (
 	"context"
-	"github.com/kafkabatcher/kafkabatcherexporter/internal/fieldpath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/fieldpath"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
@@ -351,4 +352,30 @@ func TestFlushWhenRuntimeErrorIsFalseAndLogged(t *testing.T) {
 	assert.False(t, msgs[0].Flush)
 	assert.True(t, msgs[1].Flush, "a failing condition does not stop the next one")
 	assert.GreaterOrEqual(t, logs.FilterMessage("failed to eval condition").Len(), 1)
+}
+
+// TestMetadataFieldPaths: metadata.NAME reads the client metadata of the
+// request from the context, for topic, key and headers.
+func TestMetadataFieldPaths(t *testing.T) {
+	b, err := NewBuilder(Options{
+		Topic: "logs", TopicFrom: "metadata.x-topic", KeyFrom: []string{"metadata.x-tenant"},
+		HeadersFrom: []string{"metadata.x-tenant", "metadata.missing"},
+	}, nopTelemetry())
+	require.NoError(t, err)
+	ctx := client.NewContext(context.Background(), client.Info{Metadata: client.NewMetadata(map[string][]string{
+		"x-tenant": {"acme"}, "x-topic": {"tenant_logs"},
+	})})
+	msgs, err := b.Append(ctx, nil, testLogs(), time.Unix(1, 0))
+	require.NoError(t, err)
+	for _, m := range msgs {
+		assert.Equal(t, "tenant_logs", m.Topic)
+		assert.Equal(t, "acme", string(m.Key))
+		assert.Equal(t, []message.Header{{Key: "metadata.x-tenant", Value: []byte("acme")}}, m.Headers)
+	}
+	// Without metadata: the default topic, no key, no header.
+	msgs, err = b.Append(context.Background(), nil, testLogs(), time.Unix(1, 0))
+	require.NoError(t, err)
+	assert.Equal(t, "logs", msgs[0].Topic)
+	assert.Nil(t, msgs[0].Key)
+	assert.Empty(t, msgs[0].Headers)
 }

@@ -1,9 +1,9 @@
 package logmsg
 
 import (
-	"go.opentelemetry.io/collector/client"
 	"time"
 
+	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 )
