@@ -31,8 +31,9 @@ const (
 
 // bins are the binaries under test, found or built once by TestMain.
 type bins struct {
-	collector string
-	devbroker string
+	collector    string
+	devbroker    string
+	telemetrygen string
 }
 
 // binaries is set by TestMain before any test runs and only read after.
@@ -61,9 +62,10 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// findOrBuild takes OTELCOL_BIN and DEVBROKER_BIN when set; else it runs
-// `make build` in the repository (ocb, reusing an up-to-date
-// _build/otelcol-kafkabatcher) and builds the devbroker into tmp.
+// findOrBuild takes OTELCOL_BIN, DEVBROKER_BIN and TELEMETRYGEN_BIN when
+// set; else it runs `make build` in the repository (ocb, reusing an
+// up-to-date _build/otelcol-kafkabatcher), builds the devbroker into tmp and
+// runs `make telemetrygen` (bin/telemetrygen).
 func findOrBuild(tmp string) (bins, error) {
 	root, err := filepath.Abs("..")
 	if err != nil {
@@ -71,7 +73,16 @@ func findOrBuild(tmp string) (bins, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
-	b := bins{collector: os.Getenv("OTELCOL_BIN"), devbroker: os.Getenv("DEVBROKER_BIN")}
+	b := bins{collector: os.Getenv("OTELCOL_BIN"), devbroker: os.Getenv("DEVBROKER_BIN"), telemetrygen: os.Getenv("TELEMETRYGEN_BIN")}
+	if b.telemetrygen == "" {
+		cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "telemetrygen")
+		cmd.Dir = root
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return bins{}, fmt.Errorf("make telemetrygen: %w", err)
+		}
+		b.telemetrygen = filepath.Join(root, "bin", "telemetrygen")
+	}
 	if b.collector == "" {
 		cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "build")
 		cmd.Dir = root
@@ -90,7 +101,7 @@ func findOrBuild(tmp string) (bins, error) {
 			return bins{}, fmt.Errorf("go build ./cmd/devbroker: %w", err)
 		}
 	}
-	for _, p := range []string{b.collector, b.devbroker} {
+	for _, p := range []string{b.collector, b.devbroker, b.telemetrygen} {
 		if st, err := os.Stat(p); err != nil || st.Mode()&0o111 == 0 {
 			return bins{}, fmt.Errorf("%s: not an executable (%v)", p, err)
 		}
