@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"github.com/kafkabatcher/kafkabatcherexporter/batcher"
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/fieldpath"
 	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
 	"github.com/kafkabatcher/kafkabatcherexporter/metricmsg"
 	"github.com/kafkabatcher/kafkabatcherexporter/partitioner"
 	"github.com/kafkabatcher/kafkabatcherexporter/producer"
@@ -296,6 +298,14 @@ func (c *Config) validateStorage(p *problems) {
 	case ts.MaxBytes > 0 && ts.SegmentBytes > ts.MaxBytes:
 		p.add("temp_storage.segment_bytes: must be <= temp_storage.max_bytes (%d), got %d", ts.MaxBytes, ts.SegmentBytes)
 	}
+	// Only with batch and producer sizes that are valid themselves.
+	if ts.MaxBytes > 0 && c.Batch.Size > 0 && c.Batch.MaxBytes > message.BatchHeaderBytes && c.Producer.MaxMessageBytes > 0 {
+		if need := c.maxEntryBytes(); int64(ts.MaxBytes) < need {
+			p.add("temp_storage.max_bytes: must be >= %d (the most one stored batch can take: batch.max_bytes %d "+
+				"or producer.max_message_bytes %d plus the entry overhead), got %d",
+				need, c.Batch.MaxBytes, c.Producer.MaxMessageBytes, ts.MaxBytes)
+		}
+	}
 	if _, err := tempstorage.ParseFsync(ts.Fsync); err != nil {
 		var names []string
 		for _, f := range tempstorage.FsyncPolicies() {
@@ -334,6 +344,19 @@ func (c *Config) producerConfig(tlsCfg *tls.Config) producer.Config {
 		},
 		TLS: tlsCfg,
 	}
+}
+
+// maxEntryBytes is the most temp storage one batch can take: a batch of
+// batch.max_bytes holding batch.size records (any number while
+// batch.min_delay can hold a full batch back and let it grow), or a single
+// record batch of up to producer.max_message_bytes.
+func (c *Config) maxEntryBytes() int64 {
+	records := c.Batch.Size
+	if c.Batch.MinDelay > 0 {
+		records = math.MaxInt
+	}
+	return max(tempstorage.MaxEntryBytes(c.Batch.MaxBytes, records),
+		tempstorage.MaxEntryBytes(c.Producer.MaxMessageBytes, 1))
 }
 
 // storageDir returns temp_storage.directory, or when it is empty

@@ -385,11 +385,14 @@ var invalidCases = map[string]struct {
 	"compression_zstd_old_kafka": {want: `producer.compression: zstd needs protocol_version >= 2.1.0, got protocol_version "2.0.0"`},
 	"max_message_bytes_zero":     {want: `producer.max_message_bytes: must be > 0, got 0`},
 	"producer_timeout_zero":      {want: `producer.timeout: must be > 0, got 0s`},
-	"max_attempts_zero":          {want: `producer.max_attempts: must be >= 1, got 0`},
-	"sasl_unknown_mechanism":     {want: `auth.sasl.mechanism: unknown mechanism "GSSAPI" (want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)`},
-	"sasl_missing_username":      {want: `auth.sasl.username: required with mechanism PLAIN, got ""`},
-	"sasl_missing_password":      {want: `auth.sasl.password: required with mechanism SCRAM-SHA-256, got none`},
-	"sasl_old_kafka":             {want: `auth.sasl.mechanism: SASL needs protocol_version >= 1.0.0, got protocol_version "0.11.0.0"`},
+	"producer_timeout_below_1ms": {want: `producer.timeout: must be at least 1ms (Kafka counts it in milliseconds), got 1ns`},
+	"max_message_bytes_over_request_limit": {want: `producer.max_message_bytes: must be < 104857600 ` +
+		`(the largest Kafka request the client sends), got 104857600`},
+	"max_attempts_zero":      {want: `producer.max_attempts: must be >= 1, got 0`},
+	"sasl_unknown_mechanism": {want: `auth.sasl.mechanism: unknown mechanism "GSSAPI" (want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)`},
+	"sasl_missing_username":  {want: `auth.sasl.username: required with mechanism PLAIN, got ""`},
+	"sasl_missing_password":  {want: `auth.sasl.password: required with mechanism SCRAM-SHA-256, got none`},
+	"sasl_old_kafka":         {want: `auth.sasl.mechanism: SASL needs protocol_version >= 1.0.0, got protocol_version "0.11.0.0"`},
 	"sasl_credentials_without_mechanism": {want: `auth.sasl.mechanism: required when username or password is set ` +
 		`(want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), got ""`},
 	// configtls's own Validate, run by confmap.Validate: it reports the
@@ -400,12 +403,15 @@ var invalidCases = map[string]struct {
 	"metadata_refresh_interval_zero":            {want: `metadata.refresh_interval: must be > 0, got 0s`},
 	"temp_storage_max_bytes_zero":               {want: `temp_storage.max_bytes: must be > 0, got 0`},
 	"temp_storage_segment_bytes_zero":           {want: `temp_storage.segment_bytes: must be > 0, got 0`},
-	"temp_storage_segment_bytes_over_max_bytes": {want: `temp_storage.segment_bytes: must be <= temp_storage.max_bytes (1000000), got 2000000`},
-	"temp_storage_fsync_unknown":                {want: `temp_storage.fsync: unknown mode "always" (want batch, interval, never)`},
-	"temp_storage_retry_interval_zero":          {want: `temp_storage.retry_interval: must be > 0, got 0s`},
-	"delivery_unknown":                          {want: `delivery: unknown mode "eventually" (want async, sync)`},
-	"max_pending_bytes_zero":                    {want: `max_pending_bytes: must be > 0, got 0`},
-	"max_pending_bytes_below_batch_max_bytes":   {want: `max_pending_bytes: must be >= batch.max_bytes (1000000), got 500000`},
+	"temp_storage_segment_bytes_over_max_bytes": {want: `temp_storage.segment_bytes: must be <= temp_storage.max_bytes (2000000), got 3000000`},
+	// 500 records of 12 bytes more than in Kafka, the frame and the route.
+	"temp_storage_max_bytes_below_one_batch": {want: `temp_storage.max_bytes: must be >= 1006218 (the most one stored batch can take: ` +
+		`batch.max_bytes 1000000 or producer.max_message_bytes 1000000 plus the entry overhead), got 1000000`},
+	"temp_storage_fsync_unknown":              {want: `temp_storage.fsync: unknown mode "always" (want batch, interval, never)`},
+	"temp_storage_retry_interval_zero":        {want: `temp_storage.retry_interval: must be > 0, got 0s`},
+	"delivery_unknown":                        {want: `delivery: unknown mode "eventually" (want async, sync)`},
+	"max_pending_bytes_zero":                  {want: `max_pending_bytes: must be > 0, got 0`},
+	"max_pending_bytes_below_batch_max_bytes": {want: `max_pending_bytes: must be >= batch.max_bytes (1000000), got 500000`},
 	"unknown_key": {unmarshal: true, want: "decoding failed due to the following error(s):\n\n" +
 		`'kafkabatcherexporter.Config' has invalid keys: batches`},
 	"traces_key_from_invalid": {want: `traces.key_from[1]: invalid field path "body": want one of ` +

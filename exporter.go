@@ -57,15 +57,20 @@ type kafkaBatcherExporter struct {
 	pool   *batcher.Pool
 	disp   *delivery.Dispatcher
 
-	deadDir string
-	deadMu  sync.Mutex
-	dead    *tempstorage.DeadLetter // opened on the first rejected record
+	deadDir         string
+	deadLetterBytes int64 // bound of the dead-letter files; 0: tempstorage's default
+	deadMu          sync.Mutex
+	dead            *tempstorage.DeadLetter // opened on the first rejected record
 
 	msgBufs sync.Pool // *[]message.Message reused across ConsumeLogs calls
 
 	statusMu sync.Mutex
-	healthy  bool // last status reported
-	stopping bool // shutdown began: sends it cancels say nothing of Kafka's health
+	kafkaErr error       // Kafka's last failure; nil once it takes a batch
+	diskErr  error       // the temp storage's refusal while the disk is full
+	reported healthState // last status reported
+	stopping bool        // shutdown began: sends it cancels say nothing of Kafka's health
+
+	storageFS tempstorage.FS // nil: the OS; tests substitute a disk that fills up
 
 	// The metadata lookup start runs in the background; shutdown stops it
 	// and waits, so it reports no status after shutdown.
@@ -121,7 +126,6 @@ func newExporter(cfg *Config, set exporter.Settings) (*kafkaBatcherExporter, err
 		spans:   spans,
 		metrics: metrics,
 		part:    part,
-		healthy: true,
 	}, nil
 }
 
@@ -152,6 +156,7 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 			SegmentBytes: int64(e.cfg.TempStorage.SegmentBytes),
 			Fsync:        fsync,
 			Logger:       e.logger,
+			FS:           e.storageFS,
 		})
 		if err != nil {
 			return err // tempstorage's errors say "temp storage"
@@ -210,6 +215,7 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 	e.disp = delivery.New(delivery.Config{
 		RetryInterval: e.cfg.TempStorage.RetryInterval,
 		Sync:          e.cfg.Delivery == DeliverySync,
+		EntryBytes:    e.cfg.maxEntryBytes(),
 	}, kafka{e.prod}, queue, (*observer)(e), clockAdapter{e.clock}, e.logger)
 
 	// Learn the default topics' partitions without holding Start up.
@@ -225,7 +231,7 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 			}
 			e.logger.Warn("kafka unreachable at start; batches go to the temp storage until it is back",
 				zap.Strings("brokers", e.cfg.Brokers), zap.Error(err))
-			e.setHealth(err)
+			e.setKafkaHealth(err)
 		}
 	}()
 	return nil
@@ -287,6 +293,11 @@ func (e *kafkaBatcherExporter) shutdown(ctx context.Context) error {
 // consume builds the messages of one call with build, into a pooled slice,
 // and accepts them. Every signal's ConsumeX comes through here.
 func (e *kafkaBatcherExporter) consume(ctx context.Context, what string, build func(dst []message.Message) ([]message.Message, error)) error {
+	if err := e.diskFull(); err != nil {
+		// Accepted now, the records could not be saved if Kafka does not
+		// take them: the pipeline keeps them and retries.
+		return fmt.Errorf("kafkabatcher: records not accepted: %w", err)
+	}
 	bufp, _ := e.msgBufs.Get().(*[]message.Message)
 	if bufp == nil {
 		bufp = new([]message.Message)
@@ -373,19 +384,57 @@ func (e *kafkaBatcherExporter) partitions(ctx context.Context, topic string, mis
 	return 0, fmt.Errorf("partition count of topic %q unknown (Kafka has not answered since this exporter first started): %w", topic, err)
 }
 
-// setHealth reports a recoverable error while Kafka fails and OK once it
-// takes batches again.
-func (e *kafkaBatcherExporter) setHealth(err error) {
+// healthState is what the component status says.
+type healthState uint8
+
+const (
+	healthOK        healthState = iota
+	healthKafkaDown             // recoverable error: Kafka does not take batches
+	healthDiskFull              // recoverable error: the temp storage has no room
+)
+
+// setKafkaHealth records Kafka failing (err) or taking a batch (nil).
+func (e *kafkaBatcherExporter) setKafkaHealth(err error) {
 	e.statusMu.Lock()
 	defer e.statusMu.Unlock()
-	if (err == nil) == e.healthy || e.host == nil || e.stopping {
+	e.kafkaErr = err
+	e.reportLocked()
+}
+
+// setDiskHealth records the temp storage full (err) or with room (nil).
+func (e *kafkaBatcherExporter) setDiskHealth(err error) {
+	e.statusMu.Lock()
+	defer e.statusMu.Unlock()
+	e.diskErr = err
+	e.reportLocked()
+}
+
+// diskFull returns the temp storage's refusal while the disk is full.
+func (e *kafkaBatcherExporter) diskFull() error {
+	e.statusMu.Lock()
+	defer e.statusMu.Unlock()
+	return e.diskErr
+}
+
+// reportLocked reports the status when it changes: a full disk first (it
+// refuses records), then Kafka failing (a recoverable error each), else
+// OK. statusMu held.
+func (e *kafkaBatcherExporter) reportLocked() {
+	state, err := healthOK, error(nil)
+	switch {
+	case e.diskErr != nil:
+		state, err = healthDiskFull, e.diskErr
+	case e.kafkaErr != nil:
+		state, err = healthKafkaDown, e.kafkaErr
+	}
+	if state == e.reported || e.host == nil || e.stopping {
 		return
 	}
-	e.healthy = err == nil
+	e.reported = state
 	// The collector does not log status changes; an operator without a
 	// health check extension sees them here.
 	if err == nil {
-		e.logger.Info("exporter status: OK (Kafka takes batches again)")
+		e.logger.Info("exporter status: OK (Kafka takes batches, the temp storage has room)")
 		componentstatus.ReportStatus(e.host, componentstatus.NewEvent(componentstatus.StatusOK))
 		return
 	}
@@ -402,20 +451,27 @@ func (e *kafkaBatcherExporter) deadLetter(m message.Message, reason message.Reje
 	if cause != nil {
 		fields = append(fields, zap.NamedError("cause", cause))
 	}
-	if err := e.writeDeadLetter(m, reason); err != nil {
+	truncated, err := e.writeDeadLetter(m, reason)
+	if err != nil {
 		e.logger.Error("record rejected and not written to the dead-letter file", append(fields, zap.Error(err))...)
+		return
+	}
+	if truncated {
+		// The line would pass the file bound: only the record's sizes are kept.
+		e.logger.Warn("record rejected to the dead-letter file without its content (too large to keep: key, value and headers are null)",
+			append(fields, zap.Bool("truncated", true))...)
 		return
 	}
 	e.logger.Warn("record rejected to the dead-letter file", fields...)
 }
 
-func (e *kafkaBatcherExporter) writeDeadLetter(m message.Message, reason message.RejectReason) error {
+func (e *kafkaBatcherExporter) writeDeadLetter(m message.Message, reason message.RejectReason) (truncated bool, err error) {
 	e.deadMu.Lock()
 	defer e.deadMu.Unlock()
 	if e.dead == nil {
-		d, err := tempstorage.OpenDeadLetter(e.deadDir, 0)
+		d, err := tempstorage.OpenDeadLetter(e.deadDir, e.deadLetterBytes)
 		if err != nil {
-			return err // tempstorage's errors say "dead letter"
+			return false, err // tempstorage's errors say "dead letter"
 		}
 		e.dead = d
 	}
@@ -447,7 +503,7 @@ func (o *observer) Sent(b *message.Batch, took time.Duration) {
 	// batcher's), so the two make a latency under a test's fake clock too.
 	e.tel.sent(b, took, e.clock.Now())
 	e.pool.Sent(b.TopicPartition())
-	e.setHealth(nil)
+	e.setKafkaHealth(nil)
 }
 
 func (o *observer) Replayed(b *message.Batch, took time.Duration) {
@@ -455,7 +511,7 @@ func (o *observer) Replayed(b *message.Batch, took time.Duration) {
 	e.tel.sent(b, took, e.clock.Now())
 	e.tel.replayed(len(b.Messages))
 	e.tel.corruptTotal(e.queue.Corrupt()) // Peek skips entries damaged since Open
-	e.setHealth(nil)
+	e.setKafkaHealth(nil)
 }
 
 func (o *observer) Spilled(b *message.Batch) {
@@ -475,7 +531,20 @@ func (o *observer) Lost(b *message.Batch, err error) {
 }
 
 func (o *observer) Failed(_ *message.Batch, err error) {
-	(*kafkaBatcherExporter)(o).setHealth(err)
+	(*kafkaBatcherExporter)(o).setKafkaHealth(err)
+}
+
+func (o *observer) DiskFull(err error) {
+	e := (*kafkaBatcherExporter)(o)
+	fields := []zap.Field{zap.String("directory", e.queue.Dir()), zap.Int64("bytes", e.queue.Bytes()),
+		zap.Int("max_bytes", e.cfg.TempStorage.MaxBytes)}
+	if err != nil {
+		e.logger.Warn("temp storage disk full: new records are refused (retryable) until a batch fits again; replay goes on",
+			append(fields, zap.Error(err))...)
+	} else {
+		e.logger.Info("temp storage has room again: records are accepted", fields...)
+	}
+	e.setDiskHealth(err)
 }
 
 func (o *observer) Left(b *message.Batch) {

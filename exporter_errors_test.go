@@ -202,6 +202,9 @@ func TestSyncDeliveryFailsWhenKafkaDownAndStorageFull(t *testing.T) {
 	cfg.Delivery = DeliverySync
 	cfg.TempStorage.MaxBytes = 4096
 	cfg.TempStorage.SegmentBytes = 4096
+	cfg.Batch.Size = 10 // a batch per call; one fits on disk
+	cfg.Batch.MaxBytes = 2048
+	cfg.Producer.MaxMessageBytes = 2048
 	exp := run(t, cfg, nopSettings())
 	waitPartitions(t, exp, "otlp_logs", 1)
 	c.Close()

@@ -22,6 +22,7 @@ type statusHost struct {
 	component.Host
 	mu     sync.Mutex
 	events []componentstatus.Status
+	errs   []error // each event's error
 }
 
 func newStatusHost() *statusHost { return &statusHost{Host: componenttest.NewNopHost()} }
@@ -30,6 +31,17 @@ func (h *statusHost) Report(e *componentstatus.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.events = append(h.events, e.Status())
+	h.errs = append(h.errs, e.Err())
+}
+
+// lastErr returns the error of the last event.
+func (h *statusHost) lastErr() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.errs) == 0 {
+		return nil
+	}
+	return h.errs[len(h.errs)-1]
 }
 
 func (h *statusHost) statuses() []componentstatus.Status {

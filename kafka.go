@@ -28,3 +28,6 @@ func (k kafka) Produce(ctx context.Context, batches []*message.Batch) []delivery
 func (k kafka) Leader(topic string, partition int32) int32 {
 	return k.p.Leader(message.TopicPartition{Topic: topic, Partition: partition})
 }
+
+// Partitions returns the topic's partition count as Kafka last reported it.
+func (k kafka) Partitions(topic string) (int32, bool) { return k.p.Partitions(topic) }

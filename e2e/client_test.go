@@ -201,33 +201,8 @@ func seqRange(from, to int) []int {
 // so at-least-once allows no duplicate here.
 func checkExactlyOnce(t *testing.T, recs []rec, want []int) {
 	t.Helper()
-	wanted := map[int]bool{}
-	for _, s := range want {
-		wanted[s] = true
-	}
-	count := map[int]int{}
-	var extra, dups []int
-	for _, r := range recs {
-		count[r.seq]++
-		switch {
-		case !wanted[r.seq]:
-			extra = append(extra, r.seq)
-		case count[r.seq] == 2:
-			dups = append(dups, r.seq)
-		}
-	}
-	var missing []int
-	for _, s := range want {
-		if count[s] == 0 {
-			missing = append(missing, s)
-		}
-	}
-	if len(missing) > 0 {
-		t.Errorf("%d of %d records missing; first: %v (ranges %s)", len(missing), len(want), head(missing), ranges(missing))
-	}
-	if len(dups) > 0 {
-		t.Errorf("%d records delivered more than once; first: %v (ranges %s)", len(dups), head(dups), ranges(dups))
-	}
+	missing, dups, extra := countSeqs(recs, want)
+	reportMissingAndDups(t, missing, dups, len(want))
 	if len(extra) > 0 {
 		t.Errorf("%d records that were not expected; first: %v", len(extra), head(extra))
 	}
@@ -235,6 +210,47 @@ func checkExactlyOnce(t *testing.T, recs []rec, want []int) {
 		return
 	}
 	t.Logf("all %d records delivered once", len(want))
+}
+
+// countSeqs returns the sequence numbers of want missing from recs, those in
+// recs more than once, and those in recs but not in want.
+func countSeqs(recs []rec, want []int) (missing, dups, extra []int) {
+	wanted := map[int]bool{}
+	for _, s := range want {
+		wanted[s] = true
+	}
+	count := map[int]int{}
+	for _, r := range recs {
+		count[r.seq]++
+		switch {
+		case !wanted[r.seq]:
+			if count[r.seq] == 1 {
+				extra = append(extra, r.seq)
+			} else if count[r.seq] == 2 {
+				dups = append(dups, r.seq)
+			}
+		case count[r.seq] == 2:
+			dups = append(dups, r.seq)
+		}
+	}
+	for _, s := range want {
+		if count[s] == 0 {
+			missing = append(missing, s)
+		}
+	}
+	return missing, dups, extra
+}
+
+// reportMissingAndDups fails t for records missing (of want) and
+// delivered more than once.
+func reportMissingAndDups(t *testing.T, missing, dups []int, want int) {
+	t.Helper()
+	if len(missing) > 0 {
+		t.Errorf("%d of %d records missing; first: %v (ranges %s)", len(missing), want, head(missing), ranges(missing))
+	}
+	if len(dups) > 0 {
+		t.Errorf("%d records delivered more than once; first: %v (ranges %s)", len(dups), head(dups), ranges(dups))
+	}
 }
 
 // checkOrder checks that, per partition in offset order, sequence numbers

@@ -5,9 +5,7 @@ package e2e
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -96,41 +94,21 @@ func (st *stream) result() (accepted, refused []int) {
 	return st.accepted, st.refused
 }
 
-// account checks that every accepted record is in recs at least once, that
-// per partition the first copies keep acceptance order, and logs the
-// account: sent, arrived, duplicates, dead-lettered, refused.
-func account(t *testing.T, recs []rec, accepted, refused []int, deadLetters int) {
+// account settles the stream's records in a ledger (in Kafka, dead-lettered
+// or refused; duplicates counted) and checks per partition that first
+// copies keep acceptance order. crashed says the collector was killed with
+// a request in flight: its records were refused to the client yet may be
+// in Kafka (on disk before the kill), which the client's retry would
+// duplicate anyway.
+func (e *env) account(t *testing.T, recs []rec, accepted, refused []int, crashed bool) tally {
 	t.Helper()
-	count := map[int]int{}
-	for _, r := range recs {
-		count[r.seq]++
-	}
-	var missing []int
-	arrived, dups := 0, 0
-	for _, s := range accepted {
-		switch c := count[s]; {
-		case c == 0:
-			missing = append(missing, s)
-		default:
-			arrived++
-			dups += c - 1
-		}
-	}
-	refusedArrived := 0
-	for _, s := range refused {
-		if count[s] > 0 {
-			refusedArrived++
-			dups += count[s] - 1
-		}
-	}
-	sort.Ints(missing)
-	t.Logf("account: sent=%d accepted=%d arrived=%d duplicates=%d deadletter=%d refused=%d (of which in Kafka anyway: %d) missing=%d",
-		len(accepted)+len(refused), len(accepted), arrived, dups, deadLetters, len(refused), refusedArrived, len(missing))
-	if len(missing) > deadLetters {
-		t.Errorf("%d accepted records neither in Kafka nor in the dead-letter file (%d lines); first: %v (ranges %s)",
-			len(missing)-deadLetters, deadLetters, head(missing), ranges(missing))
-	}
+	l := newLedger(t)
+	l.crashed = crashed
+	l.add(accepted, false)
+	l.add(refused, true)
+	c := l.settle(recs, e.path("storage"))
 	checkFirstCopiesInOrder(t, recs)
+	return c
 }
 
 // checkFirstCopiesInOrder checks per partition, in offset order, that
@@ -212,11 +190,6 @@ func (e *env) logWarnings(t *testing.T) {
 // digits folds numbers (ports, offsets, counts) so equal messages group.
 var digits = regexp.MustCompile(`[0-9]+`)
 
-// deadLetterCount returns the lines of the collector's dead-letter file.
-func (e *env) deadLetterCount(t *testing.T) int {
-	return len(readDeadLetters(t, filepath.Join(e.path("storage"), "deadletter", "deadletter.jsonl")))
-}
-
 const (
 	streamPer   = 50
 	streamEvery = 25 * time.Millisecond // 2,000 records/s
@@ -253,7 +226,7 @@ func TestRealKafkaLeaderKilled(t *testing.T) {
 	accepted, refused := st.result()
 	recs := newTopicConsumer(t, c.Bootstrap(), name).read(accepted, readLimit, 2*time.Second)
 	e.logWarnings(t)
-	account(t, recs, accepted, refused, e.deadLetterCount(t))
+	e.account(t, recs, accepted, refused, false)
 }
 
 // TestRealKafkaTwoBrokersDown stops two of three brokers (acks all,
@@ -288,7 +261,7 @@ func TestRealKafkaTwoBrokersDown(t *testing.T) {
 	accepted, refused := st.result()
 	recs := newTopicConsumer(t, c.Bootstrap(), name).read(accepted, readLimit, 2*time.Second)
 	e.logWarnings(t)
-	account(t, recs, accepted, refused, e.deadLetterCount(t))
+	e.account(t, recs, accepted, refused, false)
 }
 
 // TestRealKafkaClusterDownCollectorKilled stops the whole cluster for 60 s;
@@ -332,7 +305,7 @@ func TestRealKafkaClusterDownCollectorKilled(t *testing.T) {
 	refused := append(refused1, refused2...)
 	recs := newTopicConsumer(t, c.Bootstrap(), name).read(accepted, readLimit, 2*time.Second)
 	e.logWarnings(t)
-	account(t, recs, accepted, refused, e.deadLetterCount(t))
+	e.account(t, recs, accepted, refused, true)
 }
 
 // TestRealKafkaToxics puts network faults between the collector and every
@@ -377,7 +350,7 @@ func TestRealKafkaToxics(t *testing.T) {
 			accepted, refused := st.result()
 			recs := newTopicConsumer(t, c.Bootstrap(), name).read(accepted, readLimit, 2*time.Second)
 			e.logWarnings(t)
-			account(t, recs, accepted, refused, e.deadLetterCount(t))
+			e.account(t, recs, accepted, refused, false)
 		})
 	}
 }

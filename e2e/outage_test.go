@@ -242,7 +242,9 @@ func TestSyncRefusedWhenKafkaAndDiskRefuse(t *testing.T) {
 		set("batch.max_wait", "200ms").
 		set("producer.timeout", "2s").
 		set("temp_storage.max_bytes", 64<<10).
-		set("temp_storage.segment_bytes", 16<<10)
+		set("temp_storage.segment_bytes", 16<<10).
+		set("batch.max_bytes", 16<<10). // a batch must fit on the disk (validation)
+		set("producer.max_message_bytes", 16<<10)
 	c := e.startCollector(cfg)
 	s := dial(t, c.otlp, 24, 40)
 	s.sendAll(0, 100, 100)

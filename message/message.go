@@ -119,6 +119,9 @@ const (
 	// (an error to a sync caller, or lost at shutdown without temp storage).
 	// Its records are not written to the dead-letter file.
 	RejectNotStored RejectReason = "not_stored"
+	// RejectPartitionGone means the record was stored for a partition that
+	// Kafka's metadata no longer has (the topic was recreated with fewer).
+	RejectPartitionGone RejectReason = "partition_gone"
 )
 
 // Batch is a ready batch: records of one topic/partition in arrival order,

@@ -108,6 +108,14 @@ const (
 	DefaultRefreshInterval = 30 * time.Second
 )
 
+// MinTimeout is the least Config.Timeout New accepts: Kafka's produce
+// timeout is in milliseconds. The exporter's Validate checks it too.
+const MinTimeout = time.Millisecond
+
+// MaxMessageBytesLimit bounds Config.MaxMessageBytes from above (sarama's
+// request size limit, exclusive). The exporter's Validate checks it too.
+func MaxMessageBytesLimit() int { return int(sarama.MaxRequestSize) }
+
 // maxBackoff caps the exponential retry backoff.
 const maxBackoff = time.Second
 
@@ -354,14 +362,15 @@ func (cfg Config) Validate() error {
 	switch {
 	case cfg.MaxMessageBytes <= 0:
 		add("producer.max_message_bytes: must be > 0, got %d", cfg.MaxMessageBytes)
-	case cfg.MaxMessageBytes >= int(sarama.MaxRequestSize):
-		add("producer.max_message_bytes: must be < %d, got %d", sarama.MaxRequestSize, cfg.MaxMessageBytes)
+	case cfg.MaxMessageBytes >= MaxMessageBytesLimit():
+		add("producer.max_message_bytes: must be < %d (the largest Kafka request the client sends), got %d",
+			MaxMessageBytesLimit(), cfg.MaxMessageBytes)
 	}
 	switch {
 	case cfg.Timeout <= 0:
 		add("producer.timeout: must be > 0, got %s", cfg.Timeout)
-	case cfg.Timeout < time.Millisecond:
-		add("producer.timeout: must be at least 1ms, got %s", cfg.Timeout)
+	case cfg.Timeout < MinTimeout:
+		add("producer.timeout: must be at least %s (Kafka counts it in milliseconds), got %s", MinTimeout, cfg.Timeout)
 	}
 	if cfg.MaxAttempts < 1 {
 		add("producer.max_attempts: must be >= 1, got %d", cfg.MaxAttempts)

@@ -278,24 +278,83 @@ type position struct {
 	off int64
 }
 
-// Checkpoint file: "KBCP", version 1, 3 zero bytes, segment id uint64,
-// offset uint64, CRC-32C of the preceding 24 bytes.
-const checkpointLen = 28
+// Checkpoint file, version 2: two slots, at offsets 0 and
+// checkpointSlotStride (different disk sectors), each "KBCP", version 2, 3
+// zero bytes, a write sequence number uint64, segment id uint64, offset
+// uint64 and a CRC-32C of the preceding 32 bytes. Writes go to the slot of
+// the next sequence number, in place, so the file never needs new space; a
+// torn write damages only that slot and the other still holds the
+// previous position. Version 1 (one slot without sequence number, 28
+// bytes, replaced by rename) is read for queues written by earlier builds.
+const (
+	checkpointV1Len      = 28
+	checkpointSlotLen    = 36
+	checkpointSlotStride = 512
+	checkpointLen        = checkpointSlotStride + checkpointSlotLen
+)
 
 var errCheckpoint = errors.New("malformed checkpoint")
 
-func encodeCheckpoint(p position) []byte {
-	b := make([]byte, checkpointLen)
+// encodeCheckpointSlot returns the slot for write number seq of p.
+func encodeCheckpointSlot(seq uint64, p position) []byte {
+	b := make([]byte, checkpointSlotLen)
 	copy(b, "KBCP")
-	b[4] = 1
-	binary.LittleEndian.PutUint64(b[8:], p.seg)
-	binary.LittleEndian.PutUint64(b[16:], uint64(p.off))
-	binary.LittleEndian.PutUint32(b[24:], crc32.Checksum(b[:24], castagnoli()))
+	b[4] = 2
+	binary.LittleEndian.PutUint64(b[8:], seq)
+	binary.LittleEndian.PutUint64(b[16:], p.seg)
+	binary.LittleEndian.PutUint64(b[24:], uint64(p.off))
+	binary.LittleEndian.PutUint32(b[32:], crc32.Checksum(b[:32], castagnoli()))
 	return b
 }
 
-func decodeCheckpoint(b []byte) (position, error) {
-	if len(b) != checkpointLen || string(b[:4]) != "KBCP" || b[4] != 1 ||
+// encodeCheckpoint returns a whole version 2 file holding p in both slots
+// (write numbers seq-1 and seq).
+func encodeCheckpoint(seq uint64, p position) []byte {
+	b := make([]byte, checkpointLen)
+	copy(b[checkpointSlotStride*(seq%2):], encodeCheckpointSlot(seq, p))
+	copy(b[checkpointSlotStride*((seq+1)%2):], encodeCheckpointSlot(seq-1, p))
+	return b
+}
+
+// decodeCheckpoint reads a checkpoint file: the position of its newest
+// valid slot and that slot's write number (0 for version 1).
+func decodeCheckpoint(b []byte) (position, uint64, error) {
+	if len(b) == checkpointV1Len {
+		p, err := decodeCheckpointV1(b)
+		return p, 0, err
+	}
+	if len(b) != checkpointLen {
+		return position{}, 0, errCheckpoint
+	}
+	var best position
+	var bestSeq uint64
+	found := false
+	for _, slot := range [][]byte{b[:checkpointSlotLen], b[checkpointSlotStride:]} {
+		seq, p, ok := decodeCheckpointSlot(slot)
+		if ok && (!found || seq > bestSeq) {
+			best, bestSeq, found = p, seq, true
+		}
+	}
+	if !found {
+		return position{}, 0, errCheckpoint
+	}
+	return best, bestSeq, nil
+}
+
+func decodeCheckpointSlot(b []byte) (uint64, position, bool) {
+	if string(b[:4]) != "KBCP" || b[4] != 2 ||
+		crc32.Checksum(b[:32], castagnoli()) != binary.LittleEndian.Uint32(b[32:]) {
+		return 0, position{}, false
+	}
+	p := position{seg: binary.LittleEndian.Uint64(b[16:]), off: int64(binary.LittleEndian.Uint64(b[24:]))}
+	return binary.LittleEndian.Uint64(b[8:]), p, p.off >= 0
+}
+
+// decodeCheckpointV1 reads the version 1 file: "KBCP", version 1, 3 zero
+// bytes, segment id uint64, offset uint64, CRC-32C of the preceding 24
+// bytes.
+func decodeCheckpointV1(b []byte) (position, error) {
+	if len(b) != checkpointV1Len || string(b[:4]) != "KBCP" || b[4] != 1 ||
 		crc32.Checksum(b[:24], castagnoli()) != binary.LittleEndian.Uint32(b[24:]) {
 		return position{}, errCheckpoint
 	}
@@ -304,4 +363,28 @@ func decodeCheckpoint(b []byte) (position, error) {
 		return position{}, errCheckpoint
 	}
 	return p, nil
+}
+
+// Bounds of one entry against the Kafka record batch it holds.
+const (
+	// maxRouteBytes: topic (a Kafka topic has at most 249 bytes, uvarint
+	// length 2), partition (varint, 5), flush reason (1), record count
+	// (uvarint, 10).
+	maxRouteBytes = 2 + 249 + 5 + 1 + 10
+	// entryRecordExtra is the most an entry's record takes beyond the same
+	// record in a v2 record batch: flags and the full timestamp (1 + 10 +
+	// 5) where Kafka has a length, attributes and two deltas (4 at least).
+	// Keys, values and headers take no more than in Kafka.
+	entryRecordExtra = 12
+	// minKafkaRecord is the least a record takes in a v2 record batch.
+	minKafkaRecord = 7
+)
+
+// MaxEntryBytes is the most Append writes for a batch of at most records
+// records whose v2 record batch (message.BatchSize) is at most batchBytes:
+// an entry never needs more of MaxBytes than this.
+func MaxEntryBytes(batchBytes, records int) int64 {
+	body := max(batchBytes-message.BatchHeaderBytes, 0)
+	records = min(records, body/minKafkaRecord)
+	return int64(frameHeaderLen + maxRouteBytes + body + entryRecordExtra*records)
 }

@@ -110,20 +110,56 @@ func crcOf(b []byte) {
 
 func TestCheckpointRoundTrip(t *testing.T) {
 	p := position{seg: 1234567, off: 987654}
-	b := encodeCheckpoint(p)
-	got, err := decodeCheckpoint(b)
-	if err != nil || got != p {
-		t.Fatalf("got %v, %v", got, err)
+	b := encodeCheckpoint(7, p)
+	got, seq, err := decodeCheckpoint(b)
+	if err != nil || got != p || seq != 7 {
+		t.Fatalf("got %v seq %d, %v", got, seq, err)
+	}
+	// A flip in one slot (a torn write) leaves the other.
+	for _, slot := range []int{0, checkpointSlotStride} {
+		for i := range checkpointSlotLen {
+			c := append([]byte(nil), b...)
+			c[slot+i] ^= 0x04
+			if got, _, err := decodeCheckpoint(c); err != nil || got != p {
+				t.Fatalf("flip in byte %d of the slot at %d: got %v, %v", i, slot, got, err)
+			}
+		}
+	}
+	// The newer slot wins.
+	next := position{seg: 1234568, off: 0}
+	copy(b[checkpointSlotStride*(8%2):], encodeCheckpointSlot(8, next))
+	if got, seq, err := decodeCheckpoint(b); err != nil || got != next || seq != 8 {
+		t.Fatalf("after writing slot 8: got %v seq %d, %v", got, seq, err)
+	}
+	c := append([]byte(nil), b...)
+	c[3] ^= 1
+	c[checkpointSlotStride+3] ^= 1
+	if _, _, err := decodeCheckpoint(c); !errors.Is(err, errCheckpoint) {
+		t.Fatal("both slots damaged accepted")
+	}
+	if _, _, err := decodeCheckpoint(b[:10]); !errors.Is(err, errCheckpoint) {
+		t.Fatal("short checkpoint accepted")
+	}
+}
+
+// TestCheckpointVersion1IsRead: the file earlier builds wrote (28 bytes,
+// replaced by rename) still gives its position.
+func TestCheckpointVersion1IsRead(t *testing.T) {
+	b := make([]byte, checkpointV1Len)
+	copy(b, "KBCP")
+	b[4] = 1
+	binary.LittleEndian.PutUint64(b[8:], 42)
+	binary.LittleEndian.PutUint64(b[16:], 4096)
+	binary.LittleEndian.PutUint32(b[24:], crc32.Checksum(b[:24], castagnoli()))
+	if got, seq, err := decodeCheckpoint(b); err != nil || got != (position{42, 4096}) || seq != 0 {
+		t.Fatalf("got %v seq %d, %v", got, seq, err)
 	}
 	for i := range b {
 		c := append([]byte(nil), b...)
 		c[i] ^= 0x04
-		if _, err := decodeCheckpoint(c); !errors.Is(err, errCheckpoint) {
+		if _, _, err := decodeCheckpoint(c); !errors.Is(err, errCheckpoint) {
 			t.Fatalf("flip in byte %d accepted", i)
 		}
-	}
-	if _, err := decodeCheckpoint(b[:10]); !errors.Is(err, errCheckpoint) {
-		t.Fatal("short checkpoint accepted")
 	}
 }
 

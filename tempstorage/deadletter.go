@@ -94,9 +94,10 @@ func (d *DeadLetter) open() error {
 // Write appends one line for m, rejected from topic/partition for reason
 // (e.g. "oversize", or the Kafka error). Lines are written but not synced:
 // the file is diagnostic and a flood of rejects must not stall the
-// exporter; Close syncs. A record too big for the bound is written
-// without its key, value and headers (Truncated).
-func (d *DeadLetter) Write(topic string, partition int32, reason string, m message.Message) error {
+// exporter; Close syncs. A record whose line would pass half the bound is
+// written without its key, value and headers (null, Truncated set, their
+// sizes given): its content is not kept, and truncated says so.
+func (d *DeadLetter) Write(topic string, partition int32, reason string, m message.Message) (truncated bool, err error) {
 	rec := DeadLetterRecord{
 		Topic: topic, Partition: partition, Reason: reason,
 		Timestamp: m.Timestamp, Key: m.Key, Value: m.Value,
@@ -108,34 +109,34 @@ func (d *DeadLetter) Write(topic string, partition int32, reason string, m messa
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		return ErrClosed
+		return false, ErrClosed
 	}
 	rec.Time = d.now()
 	line, err := marshalLine(&rec)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if int64(len(line)) > d.perFile {
 		rec.Key, rec.Value, rec.Headers = nil, nil, nil
 		rec.Truncated, rec.KeyBytes, rec.ValueBytes = true, len(m.Key), len(m.Value)
 		if line, err = marshalLine(&rec); err != nil {
-			return err
+			return true, err
 		}
 		if int64(len(line)) > d.perFile {
-			return fmt.Errorf("%w: dead-letter line of %d bytes, file bound %d", ErrTooLarge, len(line), d.perFile)
+			return true, fmt.Errorf("%w: dead-letter line of %d bytes, file bound %d", ErrTooLarge, len(line), d.perFile)
 		}
 	}
 	if d.size+int64(len(line)) > d.perFile {
 		if err := d.rotate(); err != nil {
-			return err
+			return rec.Truncated, err
 		}
 	}
 	n, err := d.f.Write(line)
 	d.size += int64(n)
 	if err != nil {
-		return fmt.Errorf("dead letter %s: write: %w", d.dir, err)
+		return rec.Truncated, fmt.Errorf("dead letter %s: write: %w", d.dir, err)
 	}
-	return nil
+	return rec.Truncated, nil
 }
 
 func marshalLine(rec *DeadLetterRecord) ([]byte, error) {

@@ -19,8 +19,8 @@
 // topic as "%", so any topic is one safe path element and the mapping is
 // reversible; <partition> is the decimal partition (negative allowed).
 // OpenStore recovers every queue it finds there and removes those left
-// empty; a name it cannot map back to a partition is an error, never
-// skipped. Segments found directly in the directory (the single-queue
+// empty; a name it cannot map back to a partition is left alone with one
+// warning naming it (its files are not read). Segments found directly in the directory (the single-queue
 // layout of earlier versions) are moved into their partition queues, oldest
 // first. Options apply to every queue, except that MaxBytes bounds their
 // total and one goroutine runs the FsyncInterval syncs of all of them.
@@ -36,7 +36,7 @@
 //
 //	LOCK                              flock held while open (ErrLocked for a second user); not in a Store's queues
 //	segment-<20-digit id>.log         append-only segment files, oldest id first
-//	checkpoint                        replay position, replaced by write + rename
+//	checkpoint                        replay position, two slots written in place
 //	corrupt/<segment>.<offset>.bad    corrupt ranges skipped by recovery
 //	corrupt/<segment>.<offset>.torn   interrupted writes cut from the end of the queue
 //
@@ -53,15 +53,30 @@
 // partition): replay is oldest first. Backlog gives the count per
 // partition so new batches of a partition can go behind its stored ones.
 //
+// Only those exact names are the queue's: a segment name is the prefix, 20
+// digits and the suffix (segment-2.log is not segment 2). Anything else in
+// the directory is left alone with one warning naming it at Open. Segment
+// ids have no gaps, so a segment missing between the checkpoint's and the
+// last (deleted by hand) is logged with its ids and counted in Corrupt,
+// once per missing segment; one deleted while the queue is open is found
+// by Peek, logged and counted the same way.
+//
 // Options.MaxBytes bounds the bytes of segment files on disk (acknowledged
 // entries still in a live segment included); Append returns ErrFull beyond
-// it, and ErrTooLarge for an entry that could never fit. A write error
-// (ENOSPC included) is returned and the partial entry removed; earlier
-// entries are never rewritten.
+// it, and ErrTooLarge for an entry that could never fit (MaxEntryBytes
+// bounds an entry by its Kafka batch size). A write error (ENOSPC
+// included) is returned and the partial entry removed; earlier entries are
+// never rewritten. IsFull tells ErrFull, ENOSPC and EDQUOT from other
+// errors; Store.HasRoom says when an entry would fit again.
+//
+// A full disk never stops replay: Peek needs no space, Ack writes the
+// checkpoint in place (the file is created, with room for both slots,
+// before the queue's first entry), and deleting a replayed segment frees
+// its bytes.
 //
 // Durability (Options.Fsync): FsyncBatch (default) syncs the segment before
 // Append returns and the checkpoint before Ack returns, plus the directory
-// when a segment is created or the checkpoint renamed (a deleted segment
+// when a segment is created or the checkpoint file created (a deleted segment
 // that comes back after an OS crash lies before the checkpoint and is
 // deleted again by Open). FsyncInterval syncs the
 // active segment and the directory every Options.FsyncInterval (default

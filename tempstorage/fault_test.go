@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -250,18 +251,23 @@ func TestBadCheckpoints(t *testing.T) {
 		want []int
 		warn string
 	}{
-		{"valid, mid segment", encodeCheckpoint(position{ids[1], refs[second+1].off}), seqRange(second+1, n), ""},
-		{"offset past end of segment", encodeCheckpoint(position{ids[1], 1 << 40}), seqRange(second, n),
+		{"valid, mid segment", encodeCheckpoint(1, position{ids[1], refs[second+1].off}), seqRange(second+1, n), ""},
+		{"offset past end of segment", encodeCheckpoint(1, position{ids[1], 1 << 40}), seqRange(second, n),
 			"temp storage: checkpoint past the end of its segment; replaying the segment"},
-		{"inside an entry", encodeCheckpoint(position{ids[1], refs[second].off + 5}), seqRange(second, n),
+		{"inside an entry", encodeCheckpoint(1, position{ids[1], refs[second].off + 5}), seqRange(second, n),
 			"temp storage: checkpoint inside an entry; replaying the segment"},
-		{"segment far past the last", encodeCheckpoint(position{lastID + 5, 0}), seqRange(0, n),
+		{"segment far past the last", encodeCheckpoint(1, position{lastID + 5, 0}), seqRange(0, n),
 			"temp storage: checkpoint points past the last segment; replaying everything"},
-		{"bad checksum", func() []byte { b := encodeCheckpoint(position{ids[1], 0}); b[10] ^= 1; return b }(), seqRange(0, n),
+		{"bad checksums", func() []byte {
+			b := encodeCheckpoint(2, position{ids[1], 0})
+			b[10] ^= 1
+			b[checkpointSlotStride+10] ^= 1
+			return b
+		}(), seqRange(0, n),
 			"temp storage: checkpoint unreadable; replaying everything"},
 		{"empty file", []byte{}, seqRange(0, n), "temp storage: checkpoint unreadable; replaying everything"},
 		// All replayed but the segment deletes did not happen: nothing to replay.
-		{"one past the last segment", encodeCheckpoint(position{lastID + 1, 0}), nil, ""},
+		{"one past the last segment", encodeCheckpoint(1, position{lastID + 1, 0}), nil, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -300,7 +306,9 @@ type faultDisk struct {
 	syncs    int
 }
 
-func (d *faultDisk) open(name string, flag int, perm os.FileMode) (segmentFile, error) {
+func (d *faultDisk) Free(string) (int64, bool) { return 0, false }
+
+func (d *faultDisk) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.failOpen != nil && flag&os.O_CREATE != 0 {
@@ -316,6 +324,9 @@ func (d *faultDisk) open(name string, flag int, perm os.FileMode) (segmentFile, 
 func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
 	f.disk.mu.Lock()
 	defer f.disk.mu.Unlock()
+	if !strings.HasPrefix(filepath.Base(f.f.Name()), segmentPrefix) {
+		return f.f.WriteAt(p, off) // the budget is the segments'
+	}
 	if f.disk.budget >= 0 && int64(len(p)) > f.disk.budget {
 		n, _ := f.f.WriteAt(p[:f.disk.budget], off) // a short write, as a full disk gives
 		f.disk.budget -= int64(n)
@@ -330,7 +341,9 @@ func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
 func (f *faultFile) Sync() error {
 	f.disk.mu.Lock()
 	defer f.disk.mu.Unlock()
-	f.disk.syncs++
+	if strings.HasPrefix(filepath.Base(f.f.Name()), segmentPrefix) {
+		f.disk.syncs++ // the segments' syncs are counted
+	}
 	if err := f.disk.failSync; err != nil {
 		f.disk.failSync = nil
 		return &os.PathError{Op: "sync", Path: f.f.Name(), Err: err}
@@ -355,7 +368,7 @@ func TestDiskFullKeepsEarlierEntries(t *testing.T) {
 	entry := int64(len(encodeEntry(seqBatch("t", 0, 0, 1, 300))))
 	disk := &faultDisk{budget: 3*entry + entry/2}
 	opts := Options{SegmentBytes: 4 * entry}
-	opts.openFile = disk.open
+	opts.FS = disk
 	q := mustOpen(t, dir, opts)
 	for i := range 3 {
 		if err := q.Append(seqBatch("t", 0, i, 1, 300)); err != nil {
@@ -414,7 +427,7 @@ func TestFsyncPolicies(t *testing.T) {
 			tick := make(chan time.Time)
 			tickerStopped := false
 			opts := Options{Fsync: p}
-			opts.openFile = disk.open
+			opts.FS = disk
 			opts.newTicker = func(d time.Duration) (<-chan time.Time, func()) {
 				if d != DefaultFsyncInterval {
 					t.Errorf("interval %v, want default %v", d, DefaultFsyncInterval)

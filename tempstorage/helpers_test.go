@@ -114,7 +114,7 @@ func drain(t testing.TB, q *Queue) []int {
 // segmentFiles lists the segment files in dir.
 func segmentFiles(t testing.TB, dir string) []uint64 {
 	t.Helper()
-	ids, err := listSegments(dir)
+	ids, _, err := listSegments(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -115,25 +115,47 @@ type Options struct {
 	// Logger receives recovery and corruption reports; default no-op.
 	Logger *zap.Logger
 
-	// Test hooks; nil means the real thing.
-	openFile  func(name string, flag int, perm os.FileMode) (segmentFile, error)
+	// FS is the file system segment and checkpoint files are written
+	// through; nil is the operating system's. Tests substitute one that
+	// fails (a disk that fills up).
+	FS FS
+
+	// Test hook; nil means the real thing.
 	newTicker func(d time.Duration) (<-chan time.Time, func())
 
 	// Set by Store for its per-partition queues.
 	budget     *byteBudget // MaxBytes shared by the Store's queues; nil: the Queue's own
 	noLock     bool        // the Store holds the LOCK of its root directory
 	noSyncLoop bool        // the Store runs one FsyncInterval loop for all its queues
+	legacyRoot bool        // the Store's own directory: only stray segment names are worth a warning
 	bufs       *sync.Pool  // of *[]byte: write buffers lent to the Store's queues
 }
 
-// segmentFile is the part of *os.File the writer uses; tests substitute it
-// to inject disk errors.
-type segmentFile interface {
+// FS is what the queue writes through: segment files and the checkpoint.
+// Reads, renames and deletes go to the operating system directly.
+type FS interface {
+	OpenFile(name string, flag int, perm os.FileMode) (File, error)
+	// Free returns the bytes available to the process on the file system
+	// holding dir; ok false when it cannot tell.
+	Free(dir string) (n int64, ok bool)
+}
+
+// File is the part of *os.File the writer uses.
+type File interface {
 	WriteAt(p []byte, off int64) (int, error)
 	Sync() error
 	Truncate(size int64) error
 	Close() error
 }
+
+// osFS is the operating system's file system.
+type osFS struct{}
+
+func (osFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
+	return os.OpenFile(name, flag, perm)
+}
+
+func (osFS) Free(dir string) (int64, bool) { return freeBytes(dir) }
 
 func (o Options) withDefaults() Options {
 	if o.MaxBytes <= 0 {
@@ -148,10 +170,8 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
-	if o.openFile == nil {
-		o.openFile = func(name string, flag int, perm os.FileMode) (segmentFile, error) {
-			return os.OpenFile(name, flag, perm)
-		}
+	if o.FS == nil {
+		o.FS = osFS{}
 	}
 	if o.newTicker == nil {
 		o.newTicker = func(d time.Duration) (<-chan time.Time, func()) {
@@ -161,3 +181,8 @@ func (o Options) withDefaults() Options {
 	}
 	return o
 }
+
+// IsFull reports whether err says the disk refused an entry for lack of
+// space: ErrFull (MaxBytes reached) or the file system's ENOSPC (or EDQUOT,
+// a quota). Space comes back as the backlog is acknowledged.
+func IsFull(err error) bool { return errors.Is(err, ErrFull) || isNoSpace(err) }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -23,6 +24,7 @@ const (
 	corruptDir     = "corrupt"
 	segmentPrefix  = "segment-"
 	segmentSuffix  = ".log"
+	segmentDigits  = 20 // segmentName's width
 )
 
 // Queue is a durable FIFO of batches in segment files. All methods are safe
@@ -35,13 +37,15 @@ type Queue struct {
 	lock *os.File
 
 	// rmu serialises Peek and Ack; it guards rf and checkpoint writes.
-	rmu  sync.Mutex
-	rf   *os.File // read handle of segment rfID
-	rfID uint64
+	rmu       sync.Mutex
+	rf        *os.File // read handle of segment rfID
+	rfID      uint64
+	cpSeq     uint64      // write number of the newest checkpoint slot
+	cpInPlace atomic.Bool // the checkpoint file has the version 2 layout: written in place
 
 	// wmu serialises Append, segment rotation and syncing the active segment.
 	wmu      sync.Mutex
-	active   segmentFile // last segment, open for writing; nil when there is none
+	active   File // last segment, open for writing; nil when there is none
 	writeOff int64
 	dirty    bool // active has writes not yet synced (FsyncInterval)
 	buf      []byte
@@ -114,12 +118,19 @@ func Open(dir string, opts Options) (*Queue, error) {
 	}
 	if n := len(q.segs); n > 0 {
 		last := q.segs[n-1]
-		f, err := opts.openFile(q.segPath(last.id), os.O_WRONLY, 0o600)
+		f, err := opts.FS.OpenFile(q.segPath(last.id), os.O_WRONLY, 0o600)
 		if err != nil {
 			q.unlock() // the open error is the one to report; closing the fd drops the flock regardless
 			return nil, fmt.Errorf("temp storage %s: open segment: %w", dir, err)
 		}
 		q.active, q.writeOff = f, last.size
+	}
+	// The checkpoint is written in place from now on, so a full disk never
+	// stops replay; Append makes another attempt if this one fails.
+	if !q.cpInPlace.Load() {
+		if err := q.writeCheckpoint(q.headPos()); err != nil && len(q.segs) > 0 {
+			q.log.Warn("temp storage: cannot create the checkpoint file; replay needs space for it", zap.Error(err))
+		}
 	}
 	// What recovery kept counts against the bound even if it exceeds it
 	// (MaxBytes lowered since): appends get ErrFull until the backlog drains.
@@ -142,6 +153,22 @@ func Open(dir string, opts Options) (*Queue, error) {
 // ErrTooLarge when it never fits, or the OS error (ENOSPC included); on any
 // error nothing of b is queued and earlier entries are untouched.
 func (q *Queue) Append(b message.Batch) error {
+	if !q.cpInPlace.Load() {
+		// Room for the checkpoint is taken before any entry: replaying the
+		// entry must not need space.
+		q.rmu.Lock()
+		var err error
+		if !q.cpInPlace.Load() {
+			q.mu.Lock()
+			pos := q.headPos()
+			q.mu.Unlock()
+			err = q.writeCheckpoint(pos)
+		}
+		q.rmu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
 	q.wmu.Lock()
 	defer q.wmu.Unlock()
 	if q.opts.bufs != nil {
@@ -238,7 +265,7 @@ func (q *Queue) rotate() error {
 	q.mu.Lock()
 	id := q.nextID
 	q.mu.Unlock()
-	f, err := q.opts.openFile(q.segPath(id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	f, err := q.opts.FS.OpenFile(q.segPath(id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("temp storage %s: create segment: %w", q.dir, err)
 	}
@@ -298,6 +325,11 @@ func (q *Queue) Peek() (b message.Batch, ok bool, err error) {
 			}
 		} else if errors.Is(rerr, io.EOF) {
 			derr = errTruncated // the file got shorter behind our back
+		} else if errors.Is(rerr, fs.ErrNotExist) {
+			if err := q.skipMissing(seg); err != nil {
+				return message.Batch{}, false, err
+			}
+			continue
 		} else {
 			return message.Batch{}, false, fmt.Errorf("temp storage %s: read segment %d: %w", q.dir, seg.id, rerr)
 		}
@@ -306,6 +338,24 @@ func (q *Queue) Peek() (b message.Batch, ok bool, err error) {
 			return message.Batch{}, false, err
 		}
 	}
+}
+
+// skipMissing drops the entries of a segment deleted behind the queue's
+// back: they are lost, which is logged and counted like a corrupt entry.
+// rmu held.
+func (q *Queue) skipMissing(seg *segment) error {
+	q.mu.Lock()
+	n := len(seg.entries)
+	q.mu.Unlock()
+	q.corrupt.Add(1)
+	q.log.Error("temp storage: segment deleted while queued; its entries are lost",
+		zap.Uint64("segment", seg.id), zap.Int("entries", n), zap.String("file", q.segPath(seg.id)))
+	for range n {
+		if err := q.advance(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // readAt reads from segment id. rmu held.
@@ -425,14 +475,48 @@ func (q *Queue) advance() error {
 	return nil
 }
 
-// writeCheckpoint replaces the checkpoint file atomically (write, rename).
+// writeCheckpoint records p as the replay position. It writes one slot of
+// the checkpoint file in place, which needs no new space on a full disk
+// (and no directory sync); a failed write leaves the slot to be written
+// again, the other slot holding the previous position. A queue without a
+// version 2 file (new, or from an earlier build) gets one by write and
+// rename. rmu held, or the Queue not yet shared.
 func (q *Queue) writeCheckpoint(p position) error {
-	tmp := filepath.Join(q.dir, checkpointTmp)
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	seq := q.cpSeq + 1
+	if !q.cpInPlace.Load() {
+		return q.createCheckpoint(seq, p)
+	}
+	path := filepath.Join(q.dir, checkpointName)
+	f, err := q.opts.FS.OpenFile(path, os.O_WRONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		q.log.Warn("temp storage: checkpoint file deleted; writing a new one")
+		return q.createCheckpoint(seq, p)
+	}
+	if err == nil {
+		_, err = f.WriteAt(encodeCheckpointSlot(seq, p), int64(seq%2)*checkpointSlotStride)
+		if err == nil && q.opts.Fsync == FsyncBatch {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("temp storage %s: write checkpoint: %w", q.dir, err)
 	}
-	_, err = f.Write(encodeCheckpoint(p))
+	q.cpSeq = seq
+	return nil
+}
+
+// createCheckpoint writes a whole version 2 checkpoint file holding p by
+// write and rename.
+func (q *Queue) createCheckpoint(seq uint64, p position) error {
+	tmp := filepath.Join(q.dir, checkpointTmp)
+	f, err := q.opts.FS.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("temp storage %s: write checkpoint: %w", q.dir, err)
+	}
+	_, err = f.WriteAt(encodeCheckpoint(seq, p), 0)
 	if err == nil && q.opts.Fsync == FsyncBatch {
 		err = f.Sync()
 	}
@@ -448,7 +532,25 @@ func (q *Queue) writeCheckpoint(p position) error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("temp storage %s: write checkpoint: %w", q.dir, err)
 	}
-	return q.syncDirPolicy()
+	if err := q.syncDirPolicy(); err != nil {
+		return err
+	}
+	q.cpSeq = seq
+	q.cpInPlace.Store(true)
+	return nil
+}
+
+// headPos is the replay position of the oldest entry; with none, the end
+// of the first segment (entries appended later lie after it) or, with no
+// segment, the next segment. mu held, or the Queue not yet shared.
+func (q *Queue) headPos() position {
+	if s, _, e, ok := q.head(); ok {
+		return position{s.id, e.off}
+	}
+	if len(q.segs) > 0 {
+		return position{q.segs[0].id, q.segs[0].size}
+	}
+	return position{seg: q.nextID}
 }
 
 // syncDirPolicy makes directory changes durable under FsyncBatch and
@@ -610,5 +712,5 @@ func (q *Queue) segPath(id uint64) string {
 }
 
 func segmentName(id uint64) string {
-	return fmt.Sprintf("%s%020d%s", segmentPrefix, id, segmentSuffix)
+	return fmt.Sprintf("%s%0*d%s", segmentPrefix, segmentDigits, id, segmentSuffix)
 }

@@ -95,9 +95,15 @@ func (q *Queue) recover() error {
 		q.log.Warn("temp storage: delete interrupted checkpoint", zap.Error(err))
 	}
 	cp, haveCP := q.readCheckpoint()
-	ids, err := listSegments(q.dir)
+	ids, foreign, err := listSegments(q.dir)
 	if err != nil {
 		return err
+	}
+	for _, name := range foreign {
+		if !q.opts.legacyRoot || strings.HasPrefix(name, segmentPrefix) {
+			q.log.Warn("temp storage: leaving alone a file the queue did not write",
+				zap.String("file", filepath.Join(q.dir, name)))
+		}
 	}
 	q.nextID = 1
 	if n := len(ids); n > 0 {
@@ -112,6 +118,9 @@ func (q *Queue) recover() error {
 	}
 	if haveCP && cp.seg > q.nextID {
 		q.nextID = cp.seg
+	}
+	if haveCP {
+		q.reportGaps(cp.seg, ids)
 	}
 
 	for i, id := range ids {
@@ -163,16 +172,39 @@ func (q *Queue) recover() error {
 	return nil
 }
 
+// reportGaps logs and counts segments missing between the checkpoint's
+// segment first and the segments found, ids (ascending): segments are
+// numbered without gaps, and the one the checkpoint names exists while
+// anything after it does, so a gap is a segment deleted by hand, its
+// entries lost. Each missing segment counts as one corrupt entry.
+func (q *Queue) reportGaps(first uint64, ids []uint64) {
+	want := first
+	for _, id := range ids {
+		if id < want {
+			continue // before the checkpoint: replayed
+		}
+		if id > want {
+			q.corrupt.Add(int64(id - want))
+			q.log.Error("temp storage: segments missing from the queue; their entries are lost",
+				zap.Uint64("first_missing", want), zap.Uint64("last_missing", id-1),
+				zap.String("first_missing_file", segmentName(want)))
+		}
+		want = id + 1
+	}
+}
+
 // readCheckpoint returns the replay position; false when there is none or
-// it is unreadable (then everything is replayed: duplicates, not loss).
+// it is unreadable (then everything is replayed: duplicates, not loss). It
+// notes the write number and whether the file can be written in place.
 func (q *Queue) readCheckpoint() (position, bool) {
 	b, err := os.ReadFile(filepath.Join(q.dir, checkpointName))
 	if errors.Is(err, os.ErrNotExist) {
 		return position{}, false
 	}
 	if err == nil {
+		q.cpInPlace.Store(len(b) == checkpointLen)
 		var p position
-		if p, err = decodeCheckpoint(b); err == nil {
+		if p, q.cpSeq, err = decodeCheckpoint(b); err == nil {
 			return p, true
 		}
 	}
@@ -265,24 +297,50 @@ func (q *Queue) moveAside(id uint64, off int64, data []byte, reason error, kind 
 	}
 }
 
-// listSegments returns the segment ids in dir, ascending.
-func listSegments(dir string) ([]uint64, error) {
+// listSegments returns the ids of the segments in dir, ascending, and the
+// names of the other entries that are not the queue's own (its checkpoint,
+// corrupt/ and LOCK). Only exact segment names count (parseSegmentName):
+// segment-2.log is not segment 2.
+func listSegments(dir string) (ids []uint64, foreign []string, err error) {
 	des, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var ids []uint64
 	for _, de := range des {
 		name := de.Name()
-		if !de.Type().IsRegular() || !strings.HasPrefix(name, segmentPrefix) || !strings.HasSuffix(name, segmentSuffix) {
+		if id, ok := parseSegmentName(name); ok && de.Type().IsRegular() {
+			ids = append(ids, id)
 			continue
 		}
-		id, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, segmentPrefix), segmentSuffix), 10, 64)
-		if err != nil || id == 0 {
+		switch name {
+		case lockName, checkpointName, checkpointTmp, corruptDir:
 			continue
 		}
-		ids = append(ids, id)
+		foreign = append(foreign, name)
 	}
 	slices.Sort(ids)
-	return ids, nil
+	return ids, foreign, nil
+}
+
+// parseSegmentName returns the id of a segment file name exactly as
+// segmentName writes it: the prefix, 20 decimal digits, the suffix, and
+// an id above 0.
+func parseSegmentName(name string) (uint64, bool) {
+	digits, ok := strings.CutPrefix(name, segmentPrefix)
+	if !ok {
+		return 0, false
+	}
+	if digits, ok = strings.CutSuffix(digits, segmentSuffix); !ok || len(digits) != segmentDigits {
+		return 0, false
+	}
+	for i := 0; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return 0, false
+		}
+	}
+	id, err := strconv.ParseUint(digits, 10, 64)
+	if err != nil || id == 0 {
+		return 0, false
+	}
+	return id, true
 }

@@ -167,7 +167,9 @@ func (s *Store) load() error {
 			err = errors.New("not a directory")
 		}
 		if err != nil {
-			return fmt.Errorf("temp storage: %s is not a topic directory (%w); move it out of %s", tdir, err, root)
+			s.log.Warn("temp storage: leaving alone a file the store did not write (not a topic directory)",
+				zap.String("file", tdir), zap.NamedError("reason", err))
+			continue
 		}
 		parts, err := os.ReadDir(tdir)
 		if err != nil {
@@ -180,7 +182,9 @@ func (s *Store) load() error {
 				err = errors.New("not a directory")
 			}
 			if err != nil {
-				return fmt.Errorf("temp storage: %s is not a partition directory (%w); move it out of %s", pdir, err, tdir)
+				s.log.Warn("temp storage: leaving alone a file the store did not write (not a partition directory)",
+					zap.String("file", pdir), zap.NamedError("reason", err))
+				continue
 			}
 			if err := s.loadQueue(Partition{topic, partition}, pdir); err != nil {
 				return err
@@ -219,7 +223,7 @@ func (s *Store) loadQueue(p Partition, dir string) error {
 // partition queues, oldest first, acknowledging each once appended: a
 // crash in between replays it twice, never loses it.
 func (s *Store) migrate() error {
-	ids, err := listSegments(s.dir)
+	ids, _, err := listSegments(s.dir)
 	if err != nil {
 		return fmt.Errorf("temp storage: %w", err)
 	}
@@ -228,6 +232,7 @@ func (s *Store) migrate() error {
 	}
 	o := s.opts
 	o.budget = nil // its own: the old bytes are counted as they are appended
+	o.legacyRoot = true
 	q, err := Open(s.dir, o)
 	if err != nil {
 		return err
@@ -430,6 +435,18 @@ func (s *Store) Len() int {
 // Bytes returns the bytes on disk of segments not yet fully replayed, in
 // all queues: the figure MaxBytes bounds.
 func (s *Store) Bytes() int64 { return s.opts.budget.stored.Load() }
+
+// HasRoom reports whether an entry of n bytes would be stored now: it fits
+// within MaxBytes and, where the platform tells, within the space free on
+// the file system. A disk that refused an entry (IsFull) has room again
+// once this holds for the largest entry the caller can append.
+func (s *Store) HasRoom(n int64) bool {
+	if s.opts.budget.used.Load()+n > s.opts.budget.max {
+		return false
+	}
+	free, ok := s.opts.FS.Free(s.dir)
+	return !ok || free >= n
+}
 
 // Corrupt returns the number of corrupt entries moved aside, in all
 // queues, since OpenStore.

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 func mustOpenStore(t testing.TB, dir string, opts Options) *Store {
@@ -360,9 +362,9 @@ func TestStoreCorruptEntry(t *testing.T) {
 	}
 }
 
-// TestStoreRejectsStrayDirectories: what OpenStore cannot place under
-// queue/ is an error naming it, not skipped data.
-func TestStoreRejectsStrayDirectories(t *testing.T) {
+// TestStoreLeavesStrayDirectoriesAlone: what OpenStore cannot place under
+// queue/ is left where it is with one warning naming it; start goes on.
+func TestStoreLeavesStrayDirectoriesAlone(t *testing.T) {
 	for _, tc := range []struct {
 		name, path string // path under queue/
 		file       bool
@@ -390,18 +392,26 @@ func TestStoreRejectsStrayDirectories(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = OpenStore(dir, Options{})
+			log, logs := observed()
+			st, err := OpenStore(dir, Options{Logger: log})
+			if err != nil {
+				t.Fatalf("OpenStore: %v", err)
+			}
 			bad := path
 			if !tc.file && !strings.Contains(tc.name, "partition") {
 				bad = filepath.Dir(path) // the topic directory is the bad one
 			}
-			if err == nil || !strings.Contains(err.Error(), bad) {
-				t.Fatalf("OpenStore: %v, want an error naming %s", err, bad)
+			warned := logs.FilterField(zap.String("file", bad)).All()
+			if len(warned) != 1 || warned[0].Level != zap.WarnLevel {
+				t.Fatalf("want one warning naming %s; logs: %v", bad, logs.All())
 			}
-			if err := os.RemoveAll(filepath.Join(dir, storeQueueDir)); err != nil {
-				t.Fatal(err)
+			if st.Len() != 0 || len(st.Partitions()) != 0 {
+				t.Fatalf("a stray became a queue: %v", st.Partitions())
 			}
-			closeStore(t, mustOpenStore(t, dir, Options{})) // the failed open released the lock
+			closeStore(t, st)
+			if _, err := os.Stat(path); err != nil {
+				t.Fatalf("the stray was not left alone: %v", err)
+			}
 		})
 	}
 }
@@ -460,7 +470,7 @@ func TestStoreFsyncInterval(t *testing.T) {
 	tick := make(chan time.Time)
 	tickers, tickerStopped := 0, false
 	opts := Options{Fsync: FsyncInterval}
-	opts.openFile = disk.open
+	opts.FS = disk
 	opts.newTicker = func(time.Duration) (<-chan time.Time, func()) {
 		tickers++
 		return tick, func() { tickerStopped = true }

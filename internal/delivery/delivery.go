@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -43,6 +44,9 @@ type Kafka interface {
 	// Leader returns the id of the broker leading the partition as last
 	// known, or -1, without asking Kafka.
 	Leader(topic string, partition int32) int32
+	// Partitions returns the topic's partition count from Kafka's
+	// metadata as last seen, without asking Kafka; false when unknown.
+	Partitions(topic string) (int32, bool)
 }
 
 // Queue is the durable backlog (tempstorage.Store): one FIFO per partition.
@@ -55,11 +59,15 @@ type Queue interface {
 	// then partition.
 	Partitions() []tempstorage.Partition
 	Len() int
+	// HasRoom reports whether an entry of n bytes would be stored now.
+	HasRoom(n int64) bool
 }
 
 // Observer is told where every batch went. Left is called exactly once for
 // each submitted batch when it leaves memory (acknowledged, spilled or
-// dropped), so the batcher can free its memory.
+// dropped), so the batcher can free its memory. Methods are called from
+// the Dispatcher's goroutines and from Submit's caller, concurrently, with
+// no Dispatcher lock held except where a method says otherwise.
 type Observer interface {
 	// Sent and Replayed get the records Kafka acknowledged.
 	Sent(b *message.Batch, d time.Duration)
@@ -71,6 +79,10 @@ type Observer interface {
 	// was spilled or kept for a retry.
 	Failed(b *message.Batch, err error)
 	Left(b *message.Batch)
+	// DiskFull reports the temp storage refusing a batch for lack of space
+	// (err, wrapping ErrDiskFull) and, with err nil, having room for one
+	// again. Calls alternate, starting with a refusal, and never overlap.
+	DiskFull(err error)
 }
 
 // Timer is a stoppable timer.
@@ -88,11 +100,21 @@ type Config struct {
 	// Sync makes a batch that can be neither sent nor stored fail its
 	// records' trackers instead of waiting in memory for Kafka.
 	Sync bool
+	// EntryBytes is the most the temp storage may need for one batch
+	// (tempstorage.MaxEntryBytes): once the storage refused a batch for
+	// lack of space, the disk counts as full until it has that much room.
+	EntryBytes int64
 }
 
 // ErrNotStored is returned to sync callers whose records could neither be
-// sent to Kafka nor stored on disk.
-var ErrNotStored = errors.New("kafka unavailable and batch not stored")
+// sent to Kafka nor stored on disk; the error wrapping it says why (Kafka's
+// error, ErrDiskFull).
+var ErrNotStored = errors.New("batch neither sent nor stored")
+
+// ErrDiskFull says the temp storage refused a batch for lack of space
+// (temp_storage.max_bytes or the file system). While the disk is full
+// (DiskFull), new records should not be accepted: they could not be saved.
+var ErrDiskFull = errors.New("temp storage disk full")
 
 type partKey struct {
 	topic     string
@@ -139,6 +161,10 @@ type Dispatcher struct {
 	timer   Timer
 	ctx     context.Context // canceled by Close: in-flight sends end
 	cancel  context.CancelFunc
+
+	// fullMu serialises changes of full and their Observer.DiskFull calls.
+	fullMu sync.Mutex
+	full   atomic.Bool // the storage refused a batch for lack of space, and has had no room since
 
 	// headDone marks, per partition, the records of its stored head batch
 	// that Kafka took or refused for good in an earlier replay that then
@@ -188,6 +214,7 @@ func (d *Dispatcher) scheduleRetry() {
 		if closed {
 			return
 		}
+		d.checkRoom()
 		d.poke(d.wake)
 		d.poke(d.replay)
 		d.mu.Lock()
@@ -220,7 +247,7 @@ func (d *Dispatcher) Submit(b message.Batch) {
 	d.mu.Unlock()
 	if len(p.fifo) == 0 && !p.inflight && d.backlogged(k) {
 		// Behind the disk backlog: straight to disk keeps the order.
-		err := d.queue.Append(b)
+		err := d.appendStored(b)
 		if err == nil {
 			p.mu.Unlock()
 			d.spilled(e)
@@ -228,7 +255,8 @@ func (d *Dispatcher) Submit(b message.Batch) {
 		}
 		if d.cfg.Sync {
 			p.mu.Unlock()
-			d.lose(e, fmt.Errorf("%w: %w", ErrNotStored, err))
+			// Kafka was not asked: the batch belongs behind the backlog.
+			d.lose(e, fmt.Errorf("%w: behind its partition's backlog on disk: %w", ErrNotStored, err))
 			return
 		}
 		d.logger.Warn("temp storage refused a batch behind its backlog; keeping it in memory",
@@ -249,6 +277,49 @@ func (d *Dispatcher) snapshot() []*part {
 	}
 	return ps
 }
+
+// appendStored appends b to the temp storage and tracks whether the disk
+// is full: a refusal for lack of space is returned wrapping ErrDiskFull.
+// Called with the partition's lock held.
+func (d *Dispatcher) appendStored(b message.Batch) error {
+	err := d.queue.Append(b)
+	switch {
+	case err == nil:
+		// A small batch may fit where a large one did not: the state
+		// ends only with room for any batch.
+		d.checkRoom()
+	case tempstorage.IsFull(err):
+		err = fmt.Errorf("%w: %w", ErrDiskFull, err)
+		if !d.full.Load() {
+			d.setFull(err)
+		}
+	}
+	return err
+}
+
+// setFull records the disk as full (err) or with room again (nil) and
+// tells the Observer when that changes.
+func (d *Dispatcher) setFull(err error) {
+	d.fullMu.Lock()
+	defer d.fullMu.Unlock()
+	if d.full.Load() == (err != nil) {
+		return
+	}
+	d.full.Store(err != nil)
+	d.obs.DiskFull(err)
+}
+
+// checkRoom ends the full state once the storage has room for a batch.
+func (d *Dispatcher) checkRoom() {
+	if d.queue != nil && d.full.Load() && d.queue.HasRoom(d.cfg.EntryBytes) {
+		d.setFull(nil)
+	}
+}
+
+// DiskFull reports whether the temp storage refused a batch for lack of
+// space and has not had room for one since: records accepted now could
+// not be saved if Kafka does not take them.
+func (d *Dispatcher) DiskFull() bool { return d.full.Load() }
 
 func (d *Dispatcher) backlogged(k partKey) bool {
 	return d.queue != nil && d.queue.Backlog(k.topic, k.partition) > 0
@@ -380,7 +451,7 @@ func (d *Dispatcher) spillFIFO(p *part, cause error) {
 		if d.queue == nil {
 			break
 		}
-		if err := d.queue.Append(*b); err != nil {
+		if err := d.appendStored(*b); err != nil {
 			d.logger.Error("temp storage refused a batch",
 				zap.String("topic", b.Topic), zap.Int32("partition", b.Partition),
 				zap.Int("records", len(b.Messages)), zap.Error(err))
@@ -479,6 +550,7 @@ func (d *Dispatcher) replayLoop() {
 			continue
 		}
 		d.drain()
+		d.checkRoom() // replayed segments were deleted
 	}
 }
 
@@ -517,6 +589,12 @@ func (d *Dispatcher) drain() {
 			if paused[k] {
 				continue
 			}
+			if n, ok := d.kafka.Partitions(k.topic); ok && k.partition >= n {
+				if !d.dropGone(k, n) {
+					paused[k] = true
+				}
+				continue
+			}
 			b, ok, err := d.queue.Peek(k.topic, k.partition)
 			if err != nil {
 				d.logger.Error("temp storage read failed",
@@ -544,6 +622,51 @@ func (d *Dispatcher) drain() {
 			}
 		}
 		d.poke(d.wake) // a released partition's FIFO may go now
+	}
+}
+
+// dropGone moves the stored backlog of a partition that Kafka's metadata
+// no longer has (the topic recreated with n partitions) to the dead-letter
+// file, reason partition_gone: no Produce can ever take it. It reports
+// whether the backlog is gone.
+func (d *Dispatcher) dropGone(k partKey, n int32) bool {
+	batches, records := 0, 0
+	defer func() {
+		if batches > 0 {
+			d.logger.Warn("stored batches of a partition that no longer exists moved to the dead-letter file",
+				zap.String("topic", k.topic), zap.Int32("partition", k.partition), zap.Int32("partitions", n),
+				zap.Int("batches", batches), zap.Int("records", records), zap.String("reason", string(message.RejectPartitionGone)))
+		}
+	}()
+	for {
+		select {
+		case <-d.stop:
+			return false
+		default:
+		}
+		b, ok, err := d.queue.Peek(k.topic, k.partition)
+		if err != nil {
+			d.logger.Error("temp storage read failed",
+				zap.String("topic", k.topic), zap.Int32("partition", k.partition), zap.Error(err))
+			return false
+		}
+		if !ok {
+			return true
+		}
+		rest := d.unsent(k, b) // less records an earlier replay got through
+		for _, m := range rest.Messages {
+			d.obs.Rejected(Rejected{Message: m, Reason: message.RejectPartitionGone,
+				Err: fmt.Errorf("partition %d of %s no longer exists (%d partitions)", k.partition, k.topic, n)})
+		}
+		if err := d.queue.Ack(k.topic, k.partition); err != nil {
+			d.logger.Error("temp storage checkpoint failed",
+				zap.String("topic", k.topic), zap.Int32("partition", k.partition), zap.Error(err))
+			d.markDone(k, &b, &rest, nil) // not dead-lettered twice
+			return false
+		}
+		delete(d.headDone, k)
+		batches++
+		records += len(rest.Messages)
 	}
 }
 

@@ -40,6 +40,14 @@ type fakeKafka struct {
 	order           []string                // every acknowledged value, in order
 	leaders         map[int32]int32         // partition -> leader broker; absent: 0
 	slow            map[int32]chan struct{} // leader -> calls to it wait on the channel
+	partitions      map[string]int32        // topic -> partition count in metadata; absent: unknown
+}
+
+func (k *fakeKafka) Partitions(topic string) (int32, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	n, ok := k.partitions[topic]
+	return n, ok
 }
 
 func (k *fakeKafka) Leader(_ string, partition int32) int32 {
@@ -144,7 +152,7 @@ func (q *memQueue) Append(b message.Batch) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.limit > 0 && len(q.entries) >= q.limit {
-		return errors.New("temp storage full")
+		return tempstorage.ErrFull
 	}
 	q.entries = append(q.entries, b)
 	return nil
@@ -207,12 +215,20 @@ func (q *memQueue) Backlog(topic string, partition int32) int {
 
 func (q *memQueue) Len() int { q.mu.Lock(); defer q.mu.Unlock(); return len(q.entries) }
 
+func (q *memQueue) HasRoom(int64) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.limit == 0 || len(q.entries) < q.limit
+}
+
 // recorder is an Observer whose waitUntil blocks until a condition holds.
 type recorder struct {
 	mu                                      sync.Mutex
 	changed                                 chan struct{}
 	sent, replayed, spilled, rejected, lost int // records
 	left, failed                            int // batches
+	reasons                                 []message.RejectReason
+	diskFull                                []error // DiskFull calls, in order
 }
 
 func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
@@ -231,8 +247,11 @@ func (r *recorder) Sent(b *message.Batch, _ time.Duration) {
 func (r *recorder) Replayed(b *message.Batch, _ time.Duration) {
 	r.update(func() { r.replayed += len(b.Messages) })
 }
-func (r *recorder) Spilled(b *message.Batch)       { r.update(func() { r.spilled += len(b.Messages) }) }
-func (r *recorder) Rejected(Rejected)              { r.update(func() { r.rejected++ }) }
+func (r *recorder) Spilled(b *message.Batch) { r.update(func() { r.spilled += len(b.Messages) }) }
+func (r *recorder) Rejected(rj Rejected) {
+	r.update(func() { r.rejected++; r.reasons = append(r.reasons, rj.Reason) })
+}
+func (r *recorder) DiskFull(err error)             { r.update(func() { r.diskFull = append(r.diskFull, err) }) }
 func (r *recorder) Lost(b *message.Batch, _ error) { r.update(func() { r.lost += len(b.Messages) }) }
 func (r *recorder) Left(*message.Batch)            { r.update(func() { r.left++ }) }
 func (r *recorder) Failed(*message.Batch, error)   { r.update(func() { r.failed++ }) }
@@ -409,7 +428,9 @@ func TestWithoutStorageAsyncKeepsBatchesAndRetries(t *testing.T) {
 
 func TestSyncFailsCallerWhenNeitherKafkaNorDisk(t *testing.T) {
 	h := newHarness(t, Config{Sync: true}, true)
+	h.q.mu.Lock() // the replay loop is running
 	h.q.limit = 1
+	h.q.mu.Unlock()
 	h.k.setUp(false)
 	tr1, tr2 := message.NewTracker(1), message.NewTracker(1)
 	b1, b2 := batch("t", 0, "1"), batch("t", 0, "2")

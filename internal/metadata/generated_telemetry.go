@@ -153,7 +153,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.KafkabatcherRecordsRejected, err = builder.meter.Int64Counter(
 		"otelcol_kafkabatcher_records_rejected",
-		metric.WithDescription("Records not sent to Kafka, by reason and signal; reason not_stored counts records neither sent nor stored (returned as an error to a sync caller, or lost at shutdown without temp storage), every other reason records written to the dead-letter file. [Development]"),
+		metric.WithDescription("Records not sent to Kafka, by reason and signal; reason not_stored counts records neither sent nor stored (returned as an error to a sync caller, or lost at shutdown), every other reason (oversize, unknown_topic, partition_gone, or the Kafka error such as message_too_large) records written to the dead-letter file. [Development]"),
 		metric.WithUnit("{record}"),
 	)
 	errs = errors.Join(errs, err)
@@ -177,7 +177,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.KafkabatcherStorageCorruptEntries, err = builder.meter.Int64Counter(
 		"otelcol_kafkabatcher_storage_corrupt_entries",
-		metric.WithDescription("Temp storage entries skipped as corrupt and kept aside for inspection. [Development]"),
+		metric.WithDescription("Temp storage entries skipped as corrupt and kept aside for inspection, plus one per segment file found missing (deleted by hand). [Development]"),
 		metric.WithUnit("{entry}"),
 	)
 	errs = errors.Join(errs, err)

@@ -114,7 +114,7 @@ func AssertEqualKafkabatcherProduceDuration(t *testing.T, tt *componenttest.Tele
 func AssertEqualKafkabatcherRecordsRejected(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_kafkabatcher_records_rejected",
-		Description: "Records not sent to Kafka, by reason and signal; reason not_stored counts records neither sent nor stored (returned as an error to a sync caller, or lost at shutdown without temp storage), every other reason records written to the dead-letter file. [Development]",
+		Description: "Records not sent to Kafka, by reason and signal; reason not_stored counts records neither sent nor stored (returned as an error to a sync caller, or lost at shutdown), every other reason (oversize, unknown_topic, partition_gone, or the Kafka error such as message_too_large) records written to the dead-letter file. [Development]",
 		Unit:        "{record}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -178,7 +178,7 @@ func AssertEqualKafkabatcherRecordsSpilled(t *testing.T, tt *componenttest.Telem
 func AssertEqualKafkabatcherStorageCorruptEntries(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_kafkabatcher_storage_corrupt_entries",
-		Description: "Temp storage entries skipped as corrupt and kept aside for inspection. [Development]",
+		Description: "Temp storage entries skipped as corrupt and kept aside for inspection, plus one per segment file found missing (deleted by hand). [Development]",
 		Unit:        "{entry}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

@@ -1,0 +1,150 @@
+package tempstorage_test
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/diskfault"
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
+)
+
+func numbered(p int32, seq int) message.Batch {
+	msgs := []message.Message{{
+		Topic: "t", Partition: p, Key: []byte("k"),
+		Value:     fmt.Appendf(make([]byte, 0, 2000), "%d:%02000d", seq, 0),
+		Timestamp: time.Unix(1_700_000_000, 0),
+	}}
+	return message.Batch{Topic: "t", Partition: p, Messages: msgs, Bytes: message.BatchSize(msgs)}
+}
+
+func seqOfBatch(t *testing.T, b message.Batch) int {
+	t.Helper()
+	v := string(b.Messages[0].Value)
+	for i := range len(v) {
+		if v[i] == ':' {
+			n, err := strconv.Atoi(v[:i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no sequence number in %q", v)
+	return 0
+}
+
+// fillDisk appends batches to partitions 0..2 in turn until the disk
+// refuses one, and returns how many each partition holds.
+func fillDisk(t *testing.T, s *tempstorage.Store) map[int32]int {
+	t.Helper()
+	stored := map[int32]int{}
+	for i := 0; ; i++ {
+		p := int32(i % 3)
+		err := s.Append(numbered(p, stored[p]))
+		if err != nil {
+			if !tempstorage.IsFull(err) {
+				t.Fatalf("Append on a full disk: %v, want a disk-full error", err)
+			}
+			return stored
+		}
+		stored[p]++
+	}
+}
+
+// TestReplayDrainsAFullDisk: with the disk full (ENOSPC) every stored
+// entry can still be acknowledged: the checkpoint is written in place and
+// needs no new space. Space comes back as segments are replayed, and a
+// restart half way resends nothing acknowledged.
+func TestReplayDrainsAFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	disk := diskfault.New(dir, 64<<10)
+	opts := tempstorage.Options{SegmentBytes: 8 << 10, FS: disk}
+	s, err := tempstorage.OpenStore(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := fillDisk(t, s)
+	if disk.Refused() == 0 {
+		t.Fatal("the disk never refused a write")
+	}
+	disk.SetCapacity(disk.Used()) // not a byte left
+	need := tempstorage.MaxEntryBytes(numbered(0, 0).Bytes, 1)
+	if s.HasRoom(need) {
+		t.Fatal("HasRoom on a full disk")
+	}
+
+	// Half of each partition replayed, then a restart.
+	for p, n := range stored {
+		for i := range n / 2 {
+			b, ok, err := s.Peek("t", p)
+			if err != nil || !ok || seqOfBatch(t, b) != i {
+				t.Fatalf("t/%d Peek %d: ok %v, %v", p, i, ok, err)
+			}
+			if err := s.Ack("t", p); err != nil {
+				t.Fatalf("t/%d Ack %d on a full disk: %v", p, i, err)
+			}
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = tempstorage.OpenStore(dir, opts); err != nil {
+		t.Fatalf("OpenStore on a full disk: %v", err)
+	}
+	defer func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	for p, n := range stored {
+		for i := n / 2; i < n; i++ {
+			b, ok, err := s.Peek("t", p)
+			if err != nil || !ok {
+				t.Fatalf("t/%d Peek %d after restart: ok %v, %v", p, i, ok, err)
+			}
+			if got := seqOfBatch(t, b); got != i {
+				t.Fatalf("t/%d after restart: entry %d, want %d (acknowledged entries resent)", p, got, i)
+			}
+			if err := s.Ack("t", p); err != nil {
+				t.Fatalf("t/%d Ack %d: %v", p, i, err)
+			}
+		}
+	}
+	if s.Len() != 0 || s.Bytes() != 0 {
+		t.Fatalf("after the drain: Len %d Bytes %d", s.Len(), s.Bytes())
+	}
+	if !s.HasRoom(need) {
+		t.Fatalf("no room after the drain (%d bytes used)", disk.Used())
+	}
+	if err := s.Append(numbered(0, 1000)); err != nil {
+		t.Fatalf("Append after the drain: %v", err)
+	}
+}
+
+// TestMaxBytesIsAFullDisk: the MaxBytes bound is reported like ENOSPC.
+func TestMaxBytesIsAFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	need := tempstorage.MaxEntryBytes(numbered(0, 0).Bytes, 1)
+	s, err := tempstorage.OpenStore(dir, tempstorage.Options{MaxBytes: 5 * need, SegmentBytes: 1}) // a segment per entry
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	stored := fillDisk(t, s)
+	if stored[0]+stored[1]+stored[2] < 5 || s.HasRoom(need) {
+		t.Fatalf("stored %v, HasRoom %v", stored, s.HasRoom(need))
+	}
+	if err := s.Ack("t", 0); err != nil {
+		t.Fatal(err)
+	}
+	if !s.HasRoom(need) {
+		t.Fatal("no room after an acknowledged segment was deleted")
+	}
+}
