@@ -39,10 +39,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
-	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/fieldpath"
@@ -89,14 +88,8 @@ type Options struct {
 
 // Builder converts metrics to messages. It is safe for concurrent use.
 type Builder struct {
-	fields  msggroup.Fields
+	b       *msggroup.Builder
 	marshal func(pmetric.Metrics) ([]byte, error)
-	scratch sync.Pool // *scratch
-}
-
-type scratch struct {
-	g   msggroup.Grouper
-	enc msggroup.Encoder
 }
 
 // NewBuilder parses opts once.
@@ -113,16 +106,13 @@ func NewBuilder(opts Options) (*Builder, error) {
 		return nil, fmt.Errorf("encoding: %w %q, want one of %s",
 			ErrUnknownEncoding, opts.Encoding, strings.Join(Encodings(), ", "))
 	}
-	var err error
-	b.fields, err = msggroup.NewFields(msggroup.Options{
+	fields, err := msggroup.NewFields(msggroup.Options{
 		Topic: opts.Topic, TopicFrom: opts.TopicFrom, KeyFrom: opts.KeyFrom, HeadersFrom: opts.HeadersFrom,
 	}, TopicKinds, FieldKinds)
 	if err != nil {
 		return nil, err
 	}
-	b.scratch.New = func() any {
-		return &scratch{enc: msggroup.Encoder{Signal: message.SignalMetrics, MaxMessageBytes: opts.MaxMessageBytes}}
-	}
+	b.b = msggroup.NewBuilder(fields, message.SignalMetrics, opts.MaxMessageBytes)
 	return b, nil
 }
 
@@ -133,39 +123,35 @@ func (b *Builder) Append(ctx context.Context, dst []message.Message, md pmetric.
 	if md.MetricCount() == 0 {
 		return dst, nil
 	}
-	st := b.scratch.Get().(*scratch)
-	defer b.scratch.Put(st)
-	st.g.Reset()
-	defer st.g.Reset()
-
-	sh := fieldpath.Shared{Metadata: client.FromContext(ctx).Metadata}
-	rms := md.ResourceMetrics()
-	for i := 0; i < rms.Len(); i++ {
-		rm := rms.At(i)
-		sh.Resource = rm.Resource()
-		sms := rm.ScopeMetrics()
-		for j := 0; j < sms.Len(); j++ {
-			sm := sms.At(j)
-			sh.Scope = sm.Scope()
-			metrics := sm.Metrics()
-			for k := 0; k < metrics.Len(); k++ {
-				metric := metrics.At(k)
-				grp, isNew := st.g.Add(&b.fields, &sh, msggroup.Item{Resource: i, Scope: j, Index: k},
-					func(p fieldpath.Path, dst []byte) ([]byte, bool) { return appendField(p, dst, metric) }, false)
-				if isNew {
-					grp.Timestamp = now
-				}
-			}
-		}
-	}
-	start := len(dst)
-	out, err := st.enc.Append(dst, st.g.Groups(), func(_ *msggroup.Group, items []msggroup.Item, buf []byte) ([]byte, error) {
+	out, err := b.b.Append(ctx, dst, request{md}, now, func(_ *msggroup.Group, items []msggroup.Item, buf []byte) ([]byte, error) {
 		return b.encode(md, items, buf)
 	})
 	if err != nil {
-		return dst[:start], fmt.Errorf("encode metrics: %w", err)
+		return out, fmt.Errorf("encode metrics: %w", err)
 	}
 	return out, nil
+}
+
+// request is md as msggroup walks it.
+type request struct{ md pmetric.Metrics }
+
+func (r request) Resources() int { return r.md.ResourceMetrics().Len() }
+
+func (r request) Resource(i int) (pcommon.Resource, int) {
+	rm := r.md.ResourceMetrics().At(i)
+	return rm.Resource(), rm.ScopeMetrics().Len()
+}
+
+func (r request) Scope(i, j int) (pcommon.InstrumentationScope, int) {
+	sm := r.md.ResourceMetrics().At(i).ScopeMetrics().At(j)
+	return sm.Scope(), sm.Metrics().Len()
+}
+
+// Item: metrics have no flush_when, and their messages take the time of
+// the call.
+func (r request) Item(_ context.Context, i, j, k int) (msggroup.ItemField, bool, pcommon.Timestamp) {
+	metric := r.md.ResourceMetrics().At(i).ScopeMetrics().At(j).Metrics().At(k)
+	return func(p fieldpath.Path, dst []byte) ([]byte, bool) { return appendField(p, dst, metric) }, false, 0
 }
 
 // encode appends the MetricsData of items (all of one resource) to dst.

@@ -47,14 +47,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/ottl"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/ottl/contexts/ottlspan"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/ottl/ottlfuncs"
-	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/fieldpath"
@@ -104,16 +103,9 @@ type Options struct {
 
 // Builder converts spans to messages. It is safe for concurrent use.
 type Builder struct {
-	fields  msggroup.Fields
+	b       *msggroup.Builder
 	marshal func(ptrace.Traces) ([]byte, error)
 	match   *ottlcond.Matcher[*ottlspan.TransformContext]
-	maxMsg  int
-	scratch sync.Pool // *scratch
-}
-
-type scratch struct {
-	g   msggroup.Grouper
-	enc msggroup.Encoder
 }
 
 func newParser(set component.TelemetrySettings) (ottl.Parser[*ottlspan.TransformContext], error) {
@@ -133,7 +125,7 @@ func ParseTopicPath(s string) (fieldpath.Path, error) { return fieldpath.Parse(s
 // NewBuilder parses opts once. set is used for the OTTL conditions'
 // run-time error logs.
 func NewBuilder(opts Options, set component.TelemetrySettings) (*Builder, error) {
-	b := &Builder{maxMsg: opts.MaxMessageBytes}
+	b := &Builder{}
 	switch opts.Encoding {
 	case EncodingOTLPProto, "":
 		m := &ptrace.ProtoMarshaler{}
@@ -145,21 +137,18 @@ func NewBuilder(opts Options, set component.TelemetrySettings) (*Builder, error)
 		return nil, fmt.Errorf("encoding: %w %q, want one of %s",
 			ErrUnknownEncoding, opts.Encoding, strings.Join(Encodings(), ", "))
 	}
-	var err error
-	b.fields, err = msggroup.NewFields(msggroup.Options{
+	fields, err := msggroup.NewFields(msggroup.Options{
 		Topic: opts.Topic, TopicFrom: opts.TopicFrom, KeyFrom: opts.KeyFrom, HeadersFrom: opts.HeadersFrom,
 	}, TopicKinds, FieldKinds)
 	if err != nil {
 		return nil, err
 	}
+	b.b = msggroup.NewBuilder(fields, message.SignalTraces, opts.MaxMessageBytes)
 	if set.Logger == nil {
 		set = ottlcond.NopTelemetry()
 	}
 	if b.match, err = ottlcond.NewMatcher(newParser, opts.FlushWhen, set); err != nil {
 		return nil, err
-	}
-	b.scratch.New = func() any {
-		return &scratch{enc: msggroup.Encoder{Signal: message.SignalTraces, MaxMessageBytes: b.maxMsg}}
 	}
 	return b, nil
 }
@@ -171,43 +160,39 @@ func (b *Builder) Append(ctx context.Context, dst []message.Message, td ptrace.T
 	if td.SpanCount() == 0 {
 		return dst, nil
 	}
-	st := b.scratch.Get().(*scratch)
-	defer b.scratch.Put(st)
-	st.g.Reset()
-	defer st.g.Reset()
-
-	sh := fieldpath.Shared{Metadata: client.FromContext(ctx).Metadata}
-	rss := td.ResourceSpans()
-	for i := 0; i < rss.Len(); i++ {
-		rs := rss.At(i)
-		sh.Resource = rs.Resource()
-		sss := rs.ScopeSpans()
-		for j := 0; j < sss.Len(); j++ {
-			ss := sss.At(j)
-			sh.Scope = ss.Scope()
-			spans := ss.Spans()
-			for k := 0; k < spans.Len(); k++ {
-				span := spans.At(k)
-				grp, isNew := st.g.Add(&b.fields, &sh, msggroup.Item{Resource: i, Scope: j, Index: k},
-					func(p fieldpath.Path, dst []byte) ([]byte, bool) { return appendField(p, dst, span) },
-					b.matches(ctx, rs, ss, span))
-				if isNew {
-					grp.Timestamp = now
-					if ts := span.StartTimestamp(); ts != 0 {
-						grp.Timestamp = ts.AsTime()
-					}
-				}
-			}
-		}
-	}
-	start := len(dst)
-	out, err := st.enc.Append(dst, st.g.Groups(), func(grp *msggroup.Group, items []msggroup.Item, buf []byte) ([]byte, error) {
+	out, err := b.b.Append(ctx, dst, request{td, b}, now, func(_ *msggroup.Group, items []msggroup.Item, buf []byte) ([]byte, error) {
 		return b.encode(td, items, buf)
 	})
 	if err != nil {
-		return dst[:start], fmt.Errorf("encode spans: %w", err)
+		return out, fmt.Errorf("encode spans: %w", err)
 	}
 	return out, nil
+}
+
+// request is td as msggroup walks it.
+type request struct {
+	td ptrace.Traces
+	b  *Builder
+}
+
+func (r request) Resources() int { return r.td.ResourceSpans().Len() }
+
+func (r request) Resource(i int) (pcommon.Resource, int) {
+	rs := r.td.ResourceSpans().At(i)
+	return rs.Resource(), rs.ScopeSpans().Len()
+}
+
+func (r request) Scope(i, j int) (pcommon.InstrumentationScope, int) {
+	ss := r.td.ResourceSpans().At(i).ScopeSpans().At(j)
+	return ss.Scope(), ss.Spans().Len()
+}
+
+func (r request) Item(ctx context.Context, i, j, k int) (msggroup.ItemField, bool, pcommon.Timestamp) {
+	rs := r.td.ResourceSpans().At(i)
+	ss := rs.ScopeSpans().At(j)
+	span := ss.Spans().At(k)
+	field := func(p fieldpath.Path, dst []byte) ([]byte, bool) { return appendField(p, dst, span) }
+	return field, r.b.matches(ctx, rs, ss, span), span.StartTimestamp()
 }
 
 func (b *Builder) matches(ctx context.Context, rs ptrace.ResourceSpans, ss ptrace.ScopeSpans, span ptrace.Span) bool {

@@ -4,15 +4,20 @@
 // a message too large for producer.max_message_bytes is split into several
 // of the same key, in order, down to one item each.
 //
-// The signal's package reads pdata; this one sees only indexes, field paths
-// and bytes.
+// The signal's package reads its pdata types through Request; this one sees
+// resources, scopes, indexes, field paths and bytes.
 package msggroup
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
+
+	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/fieldpath"
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/slab"
@@ -251,4 +256,76 @@ func (e *Encoder) appendRun(dst []message.Message, grp *Group, items []Item, enc
 // tooLarge is the batcher's oversize rule: m does not fit a batch of its own.
 func (e *Encoder) tooLarge(m *message.Message) bool {
 	return e.MaxMessageBytes > 0 && message.BatchHeaderBytes+message.RecordSize(m, 0, m.Timestamp) > e.MaxMessageBytes
+}
+
+// Request is the shape of one request: its resources, their scopes and the
+// items (spans or metrics) of each scope.
+type Request interface {
+	Resources() int
+	// Resource returns resource i and its number of scopes.
+	Resource(i int) (pcommon.Resource, int)
+	// Scope returns scope j of resource i and its number of items.
+	Scope(i, j int) (pcommon.InstrumentationScope, int)
+	// Item returns how to read item k's own field paths, whether it matches
+	// flush_when, and its timestamp (0: none).
+	Item(ctx context.Context, i, j, k int) (ItemField, bool, pcommon.Timestamp)
+}
+
+// Builder is what spanmsg and metricmsg share: fields, a pool of working
+// memory, and the walk from a request to its messages.
+type Builder struct {
+	fields  Fields
+	signal  message.Signal
+	maxMsg  int
+	scratch sync.Pool // *scratch
+}
+
+type scratch struct {
+	g   Grouper
+	enc Encoder
+}
+
+// NewBuilder returns a Builder of signal's messages with fields f; messages
+// over maxMessageBytes are split (0: never).
+func NewBuilder(f Fields, signal message.Signal, maxMessageBytes int) *Builder {
+	b := &Builder{fields: f, signal: signal, maxMsg: maxMessageBytes}
+	b.scratch.New = func() any {
+		return &scratch{enc: Encoder{Signal: b.signal, MaxMessageBytes: b.maxMsg}}
+	}
+	return b
+}
+
+// Append appends the messages of req to dst: items grouped, each group
+// encoded with encode. A group's timestamp is its first item's, else now.
+// On error dst is returned as it was given.
+func (b *Builder) Append(ctx context.Context, dst []message.Message, req Request, now time.Time, encode Encode) ([]message.Message, error) {
+	st := b.scratch.Get().(*scratch)
+	defer b.scratch.Put(st)
+	st.g.Reset()
+	defer st.g.Reset()
+	sh := fieldpath.Shared{Metadata: client.FromContext(ctx).Metadata}
+	for i := 0; i < req.Resources(); i++ {
+		var scopes int
+		sh.Resource, scopes = req.Resource(i)
+		for j := 0; j < scopes; j++ {
+			var items int
+			sh.Scope, items = req.Scope(i, j)
+			for k := 0; k < items; k++ {
+				field, flush, ts := req.Item(ctx, i, j, k)
+				grp, isNew := st.g.Add(&b.fields, &sh, Item{Resource: i, Scope: j, Index: k}, field, flush)
+				if isNew {
+					grp.Timestamp = now
+					if ts != 0 {
+						grp.Timestamp = ts.AsTime()
+					}
+				}
+			}
+		}
+	}
+	start := len(dst)
+	out, err := st.enc.Append(dst, st.g.Groups(), encode)
+	if err != nil {
+		return dst[:start], err
+	}
+	return out, nil
 }
