@@ -78,20 +78,17 @@ func TestStatusIsRecoverableDuringOutageAndOKAfter(t *testing.T) {
 	waitRecords(t, c2, outageTopic, 200, 20*time.Second)
 	waitFor(t, 10*time.Second, func() bool { return host.last() == componentstatus.StatusOK },
 		"OK reported once Kafka takes batches: %v", host.statuses())
-	// One report per change. The second cluster is a new one, without the
-	// first one's producer state: a batch whose send was in doubt when the
-	// first went away is stored rather than resent (it may be in the
-	// first), which may report one more failure, then OK again.
+	// Kafka coming back may flap (a partition answers before another; the
+	// second cluster has none of the first one's producer state, so a batch
+	// in doubt at the switch is stored rather than resent), so the check is
+	// one report per change: never the same status twice in a row, the
+	// error first, OK last.
 	got := host.statuses()
-	require.GreaterOrEqual(t, len(got), 2, "%v", got)
-	for i, s := range got {
-		want := componentstatus.StatusRecoverableError
-		if i%2 == 1 {
-			want = componentstatus.StatusOK
-		}
-		require.Equal(t, want, s, "one report per change: %v", got)
-	}
+	require.Equal(t, componentstatus.StatusRecoverableError, got[0], "%v", got)
 	require.Equal(t, componentstatus.StatusOK, got[len(got)-1], "%v", got)
+	for i := 1; i < len(got); i++ {
+		require.NotEqual(t, got[i-1], got[i], "one report per change: %v", got)
+	}
 	require.NoError(t, exp.stop())
 }
 
