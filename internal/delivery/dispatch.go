@@ -1,0 +1,179 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"go.uber.org/zap"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+)
+
+type partKey struct {
+	topic     string
+	partition int32
+}
+
+// entry is a batch in memory; orig is what was submitted, kept for
+// Observer.Left, while b loses the records Kafka refused for good.
+type entry struct {
+	b    message.Batch
+	orig message.Batch
+}
+
+// part is one partition's in-memory FIFO. Its lock is held while a batch
+// of the partition is appended to the queue, so partitions spilling to disk
+// do not hold up the others.
+type part struct {
+	mu       sync.Mutex
+	key      partKey
+	fifo     []*entry
+	inflight bool
+	// stalled is set when the head failed and could not be stored: it is
+	// retried on the next retry tick, not at once.
+	stalled bool
+}
+
+// Dispatcher owns the partition FIFOs, the send loop and the replay loop.
+type Dispatcher struct {
+	cfg    Config
+	kafka  Kafka
+	queue  Queue // nil: no temp storage
+	obs    Observer
+	clock  Clock
+	logger *zap.Logger
+
+	mu      sync.Mutex // guards parts, closed and timer; never held across I/O
+	parts   map[partKey]*part
+	closed  bool
+	sending sync.WaitGroup // Produce calls in flight
+	wake    chan struct{}  // the send loop has work
+	replay  chan struct{}  // the replay loop should try now
+	stop    chan struct{}
+	loops   sync.WaitGroup
+	timer   Timer
+	ctx     context.Context // canceled by Close: in-flight sends end
+	cancel  context.CancelFunc
+
+	// fullMu serialises changes of full and their Observer.DiskFull calls.
+	fullMu sync.Mutex
+	full   atomic.Bool // the storage refused a batch for lack of space, and has had no room since
+
+	// headDone marks, per partition, the records of its stored head batch
+	// that Kafka took or refused for good in an earlier replay that then
+	// failed: only the others are sent again, so none is sent or
+	// dead-lettered twice. nil: none yet. Only the replay loop uses it.
+	headDone map[partKey][]bool
+}
+
+// New starts a Dispatcher's loops. queue may be nil.
+func New(cfg Config, kafka Kafka, queue Queue, obs Observer, clock Clock, logger *zap.Logger) *Dispatcher {
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &Dispatcher{
+		cfg: cfg, kafka: kafka, queue: queue, obs: obs, clock: clock, logger: logger,
+		parts:    make(map[partKey]*part),
+		headDone: make(map[partKey][]bool),
+		wake:     make(chan struct{}, 1),
+		replay:   make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		ctx:      ctx, cancel: cancel,
+	}
+	d.loops.Add(2)
+	go d.sendLoop()
+	go d.replayLoop()
+	d.scheduleRetry()
+	d.poke(d.replay) // data found at start is replayed at once
+	return d
+}
+
+func (d *Dispatcher) poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// scheduleRetry wakes both loops every RetryInterval.
+func (d *Dispatcher) scheduleRetry() {
+	d.timer = d.clock.AfterFunc(d.cfg.RetryInterval, func() {
+		for _, p := range d.snapshot() {
+			p.mu.Lock()
+			p.stalled = false
+			p.mu.Unlock()
+		}
+		d.mu.Lock()
+		closed := d.closed
+		d.mu.Unlock()
+		if closed {
+			return
+		}
+		d.checkRoom()
+		d.poke(d.wake)
+		d.poke(d.replay)
+		d.mu.Lock()
+		if !d.closed {
+			d.scheduleRetry()
+		}
+		d.mu.Unlock()
+	})
+}
+
+// Submit takes a ready batch. It never waits on Kafka; while the partition
+// has a backlog on disk the batch is appended behind it.
+func (d *Dispatcher) Submit(b message.Batch) {
+	e := &entry{b: b, orig: b}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		d.lose(e, errors.New("dispatcher closed"))
+		return
+	}
+	k := partKey{b.Topic, b.Partition}
+	p := d.parts[k]
+	if p == nil {
+		p = &part{key: k}
+		d.parts[k] = p
+	}
+	// Taken before d.mu is released, so Close, which sets closed first,
+	// finds this batch when it empties the FIFOs.
+	p.mu.Lock()
+	d.mu.Unlock()
+	if len(p.fifo) == 0 && !p.inflight && d.backlogged(k) {
+		// Behind the disk backlog: straight to disk keeps the order.
+		err := d.appendStored(b)
+		if err == nil {
+			p.mu.Unlock()
+			d.spilled(e)
+			return
+		}
+		if d.cfg.Sync {
+			p.mu.Unlock()
+			// Kafka was not asked: the batch belongs behind the backlog.
+			d.lose(e, fmt.Errorf("%w: behind its partition's backlog on disk: %w", ErrNotStored, err))
+			return
+		}
+		d.logger.Warn("temp storage refused a batch behind its backlog; keeping it in memory",
+			zap.String("topic", b.Topic), zap.Int32("partition", b.Partition), zap.Error(err))
+	}
+	p.fifo = append(p.fifo, e)
+	p.mu.Unlock()
+	d.poke(d.wake)
+}
+
+// snapshot returns the partitions seen so far.
+func (d *Dispatcher) snapshot() []*part {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ps := make([]*part, 0, len(d.parts))
+	for _, p := range d.parts {
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+func (d *Dispatcher) backlogged(k partKey) bool {
+	return d.queue != nil && d.queue.Backlog(k.topic, k.partition) > 0
+}

@@ -1,0 +1,103 @@
+package delivery
+
+import (
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
+)
+
+// appendStored appends b to the temp storage and tracks whether the disk
+// is full: a refusal for lack of space is returned wrapping ErrDiskFull.
+// Called with the partition's lock held.
+func (d *Dispatcher) appendStored(b message.Batch) error {
+	err := d.queue.Append(b)
+	switch {
+	case err == nil:
+		// A small batch may fit where a large one did not: the state
+		// ends only with room for any batch.
+		d.checkRoom()
+	case tempstorage.IsFull(err):
+		err = fmt.Errorf("%w: %w", ErrDiskFull, err)
+		if !d.full.Load() {
+			d.setFull(err)
+		}
+	}
+	return err
+}
+
+// setFull records the disk as full (err) or with room again (nil) and
+// tells the Observer when that changes.
+func (d *Dispatcher) setFull(err error) {
+	d.fullMu.Lock()
+	defer d.fullMu.Unlock()
+	if d.full.Load() == (err != nil) {
+		return
+	}
+	d.full.Store(err != nil)
+	d.obs.DiskFull(err)
+}
+
+// checkRoom ends the full state once the storage has room for a batch.
+func (d *Dispatcher) checkRoom() {
+	if d.queue != nil && d.full.Load() && d.queue.HasRoom(d.cfg.EntryBytes) {
+		d.setFull(nil)
+	}
+}
+
+// DiskFull reports whether the temp storage refused a batch for lack of
+// space and has not had room for one since: records accepted now could
+// not be saved if Kafka does not take them.
+func (d *Dispatcher) DiskFull() bool { return d.full.Load() }
+
+// spillFIFO moves p's whole FIFO to disk, in order, so later batches queue
+// behind it. Called with p.mu held.
+func (d *Dispatcher) spillFIFO(p *part, cause error) {
+	for len(p.fifo) > 0 {
+		e := p.fifo[0]
+		b := &e.b
+		if d.queue == nil {
+			break
+		}
+		if err := d.appendStored(*b); err != nil {
+			d.logger.Error("temp storage refused a batch",
+				zap.String("topic", b.Topic), zap.Int32("partition", b.Partition),
+				zap.Int("records", len(b.Messages)), zap.Error(err))
+			cause = fmt.Errorf("%w: %w", cause, err)
+			break
+		}
+		p.fifo = p.fifo[1:]
+		p.mu.Unlock()
+		d.spilled(e)
+		p.mu.Lock()
+	}
+	if len(p.fifo) == 0 {
+		return
+	}
+	if d.cfg.Sync {
+		// The caller is waiting: tell it now rather than hold its records.
+		failed := p.fifo
+		p.fifo = nil
+		p.mu.Unlock()
+		for _, e := range failed {
+			d.lose(e, fmt.Errorf("%w: %w", ErrNotStored, cause))
+		}
+		p.mu.Lock()
+		return
+	}
+	p.stalled = true // retried on the next tick; memory bound backs callers off
+}
+
+func (d *Dispatcher) spilled(e *entry) {
+	d.obs.Spilled(&e.b)
+	message.TrackDone(e.b.Messages, nil)
+	d.obs.Left(&e.orig)
+}
+
+func (d *Dispatcher) lose(e *entry, err error) {
+	d.obs.Lost(&e.b, err)
+	message.TrackDone(e.b.Messages, err)
+	d.obs.Left(&e.orig)
+}
