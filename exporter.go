@@ -466,7 +466,7 @@ func (o *observer) Spilled(b *message.Batch) {
 	(*kafkaBatcherExporter)(o).tel.spilled(len(b.Messages))
 }
 
-func (o *observer) Rejected(r delivery.Rejected) {
+func (o *observer) Rejected(r message.Rejected) {
 	(*kafkaBatcherExporter)(o).deadLetter(r.Message, r.Reason, r.Err)
 }
 

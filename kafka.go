@@ -3,7 +3,6 @@ package kafkabatcherexporter
 import (
 	"context"
 
-	"github.com/kafkabatcher/kafkabatcherexporter/internal/delivery"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 	"github.com/kafkabatcher/kafkabatcherexporter/producer"
 )
@@ -11,16 +10,9 @@ import (
 // kafka adapts the producer to the dispatcher.
 type kafka struct{ p *producer.Producer }
 
-func (k kafka) Produce(ctx context.Context, batches []*message.Batch) []delivery.Outcome {
-	res := k.p.Produce(ctx, batches)
-	outs := make([]delivery.Outcome, len(res))
-	for i, r := range res {
-		outs[i] = delivery.Outcome{Err: r.Err, Remaining: r.Remaining}
-		for _, rj := range r.Rejected {
-			outs[i].Rejected = append(outs[i].Rejected, delivery.Rejected{Message: rj.Message, Reason: rj.Reason, Err: rj.Err})
-		}
-	}
-	return outs
+// Produce sends the batches with the producer.
+func (k kafka) Produce(ctx context.Context, batches []*message.Batch) []message.Outcome {
+	return k.p.Produce(ctx, batches)
 }
 
 // Leader returns the broker leading the partition at the last metadata

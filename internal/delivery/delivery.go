@@ -14,27 +14,10 @@ import (
 	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
 
-// Outcome is what Kafka did with one batch.
-type Outcome struct {
-	// Err is nil when Kafka acknowledged the batch (less Rejected).
-	Err error
-	// Rejected lists records Kafka refused for good; the rest were acknowledged.
-	Rejected []Rejected
-	// Remaining, when Err is set, are the records not acknowledged, in
-	// order; nil means all but Rejected.
-	Remaining []message.Message
-}
-
-// Rejected is a record refused for good, with the reason.
-type Rejected struct {
-	Message message.Message
-	Reason  message.RejectReason
-	Err     error // what Kafka said, when it said something
-}
-
-// Kafka sends batches, each as one record batch; one Outcome per batch, in order.
+// Kafka sends batches, each as one record batch; one message.Outcome per
+// batch, in order.
 type Kafka interface {
-	Produce(ctx context.Context, batches []*message.Batch) []Outcome
+	Produce(ctx context.Context, batches []*message.Batch) []message.Outcome
 	// Leader returns the id of the broker leading the partition as last
 	// known, or -1, without asking Kafka.
 	Leader(topic string, partition int32) int32
@@ -67,7 +50,7 @@ type Observer interface {
 	Sent(b *message.Batch, d time.Duration)
 	Replayed(b *message.Batch, d time.Duration)
 	Spilled(b *message.Batch)
-	Rejected(r Rejected)
+	Rejected(r message.Rejected)
 	Lost(b *message.Batch, err error)
 	// Failed reports a direct send that Kafka did not take, after the batch
 	// was spilled or kept for a retry.

@@ -61,7 +61,7 @@ func newFakeKafka() *fakeKafka {
 
 func (k *fakeKafka) setUp(up bool) { k.mu.Lock(); k.up = up; k.mu.Unlock() }
 
-func (k *fakeKafka) Produce(ctx context.Context, batches []*message.Batch) []Outcome {
+func (k *fakeKafka) Produce(ctx context.Context, batches []*message.Batch) []message.Outcome {
 	k.mu.Lock()
 	callBytes := 0
 	for _, b := range batches {
@@ -88,7 +88,7 @@ func (k *fakeKafka) Produce(ctx context.Context, batches []*message.Batch) []Out
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	outs := make([]Outcome, len(batches))
+	outs := make([]message.Outcome, len(batches))
 	for i, b := range batches {
 		pk := partKey{b.Topic, b.Partition}
 		k.inflight[pk] = false
@@ -101,7 +101,7 @@ func (k *fakeKafka) Produce(ctx context.Context, batches []*message.Batch) []Out
 			outs[i].Err = errDown
 			for _, m := range b.Messages {
 				if k.reject[string(m.Value)] {
-					outs[i].Rejected = append(outs[i].Rejected, Rejected{Message: m, Reason: "invalid_record"})
+					outs[i].Rejected = append(outs[i].Rejected, message.Rejected{Message: m, Reason: "invalid_record"})
 				} else {
 					outs[i].Remaining = append(outs[i].Remaining, m)
 				}
@@ -116,7 +116,7 @@ func (k *fakeKafka) Produce(ctx context.Context, batches []*message.Batch) []Out
 				break
 			}
 			if k.reject[string(m.Value)] {
-				outs[i].Rejected = append(outs[i].Rejected, Rejected{Message: m, Reason: "message_too_large"})
+				outs[i].Rejected = append(outs[i].Rejected, message.Rejected{Message: m, Reason: "message_too_large"})
 				continue
 			}
 			k.got[pk] = append(k.got[pk], string(m.Value))
@@ -247,7 +247,7 @@ func (r *recorder) Replayed(b *message.Batch, _ time.Duration) {
 	r.update(func() { r.replayed += len(b.Messages) })
 }
 func (r *recorder) Spilled(b *message.Batch) { r.update(func() { r.spilled += len(b.Messages) }) }
-func (r *recorder) Rejected(rj Rejected) {
+func (r *recorder) Rejected(rj message.Rejected) {
 	r.update(func() { r.rejected++; r.reasons = append(r.reasons, rj.Reason) })
 }
 func (r *recorder) DiskFull(err error)             { r.update(func() { r.diskFull = append(r.diskFull, err) }) }

@@ -5,7 +5,7 @@ import (
 )
 
 // acknowledged is b less the records Kafka refused for good.
-func acknowledged(b *message.Batch, rejected []Rejected) *message.Batch {
+func acknowledged(b *message.Batch, rejected []message.Rejected) *message.Batch {
 	if len(rejected) == 0 {
 		return b
 	}
@@ -16,7 +16,7 @@ func acknowledged(b *message.Batch, rejected []Rejected) *message.Batch {
 }
 
 // withoutRejected returns msgs less the rejected ones.
-func withoutRejected(msgs []message.Message, rejected []Rejected) []message.Message {
+func withoutRejected(msgs []message.Message, rejected []message.Rejected) []message.Message {
 	if len(rejected) == 0 {
 		return msgs
 	}
@@ -27,7 +27,7 @@ func withoutRejected(msgs []message.Message, rejected []Rejected) []message.Mess
 // subsequence of msgs in the same order (the producer keeps record order).
 // Records are matched by identity (the producer hands back the same
 // Key/Value slices), not by content.
-func without(msgs []message.Message, rejected []Rejected, rest []message.Message) []message.Message {
+func without(msgs []message.Message, rejected []message.Rejected, rest []message.Message) []message.Message {
 	out := make([]message.Message, 0, len(msgs))
 next:
 	for _, m := range msgs {

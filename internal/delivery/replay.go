@@ -128,7 +128,7 @@ func (d *Dispatcher) dropGone(k partKey, n int32) bool {
 		}
 		rest := d.unsent(k, b) // less records an earlier replay got through
 		for _, m := range rest.Messages {
-			d.obs.Rejected(Rejected{Message: m, Reason: message.RejectPartitionGone,
+			d.obs.Rejected(message.Rejected{Message: m, Reason: message.RejectPartitionGone,
 				Err: fmt.Errorf("partition %d of %s no longer exists (%d partitions)", k.partition, k.topic, n)})
 		}
 		if err := d.queue.Ack(k.topic, k.partition); err != nil {
@@ -188,8 +188,8 @@ func (d *Dispatcher) markDone(k partKey, stored, send *message.Batch, remaining 
 
 // replayRound sends the batches that have records left; the others are
 // only acknowledged in the queue.
-func (d *Dispatcher) replayRound(send []message.Batch) (outs []Outcome, took time.Duration) {
-	outs = make([]Outcome, len(send))
+func (d *Dispatcher) replayRound(send []message.Batch) (outs []message.Outcome, took time.Duration) {
+	outs = make([]message.Outcome, len(send))
 	var batches []*message.Batch
 	var idx []int
 	for i := range send {
@@ -211,7 +211,7 @@ func (d *Dispatcher) replayRound(send []message.Batch) (outs []Outcome, took tim
 
 // settleReplay applies Kafka's answer to one partition's stored head. It
 // reports whether the partition may go on replaying.
-func (d *Dispatcher) settleReplay(k partKey, stored, send *message.Batch, out Outcome, took time.Duration) bool {
+func (d *Dispatcher) settleReplay(k partKey, stored, send *message.Batch, out message.Outcome, took time.Duration) bool {
 	for _, r := range out.Rejected {
 		d.obs.Rejected(r)
 	}

@@ -90,7 +90,7 @@ func (d *Dispatcher) send(g *sendGroup) {
 }
 
 // finish settles a direct send of p's head batch.
-func (d *Dispatcher) finish(p *part, e *entry, out Outcome, took time.Duration) {
+func (d *Dispatcher) finish(p *part, e *entry, out message.Outcome, took time.Duration) {
 	b := &e.b
 	for _, r := range out.Rejected {
 		d.obs.Rejected(r)
