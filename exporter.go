@@ -185,7 +185,7 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 		RetryInterval: e.cfg.TempStorage.RetryInterval,
 		Sync:          e.cfg.Delivery == DeliverySync,
 		EntryBytes:    e.cfg.maxEntryBytes(),
-	}, kafka{e.prod}, queue, (*observer)(e), clockAdapter{e.clock}, e.logger)
+	}, e.prod, queue, (*observer)(e), clockAdapter{e.clock}, e.logger)
 
 	// Learn the default topic's partitions without holding Start up.
 	lookupCtx, cancel := context.WithTimeout(context.Background(), e.cfg.Producer.Timeout)
@@ -423,7 +423,7 @@ func (e *kafkaBatcherExporter) writeDeadLetter(m message.Message, reason message
 		}
 		e.dead = d
 	}
-	return e.dead.Write(m.Topic, m.Partition, string(reason), m)
+	return e.dead.Write(message.TopicPartition{Topic: m.Topic, Partition: m.Partition}, reason, m)
 }
 
 // poolSink receives what the accumulators hand off.

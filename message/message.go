@@ -3,7 +3,11 @@
 // topic/partition that are sent together as one Kafka record batch.
 package message
 
-import "time"
+import (
+	"cmp"
+	"strings"
+	"time"
+)
 
 // Header is one Kafka record header.
 type Header struct {
@@ -31,6 +35,11 @@ type Message struct {
 type TopicPartition struct {
 	Topic     string
 	Partition int32
+}
+
+// Compare orders partitions by topic, then partition number.
+func (tp TopicPartition) Compare(o TopicPartition) int {
+	return cmp.Or(strings.Compare(tp.Topic, o.Topic), cmp.Compare(tp.Partition, o.Partition))
 }
 
 // FlushReason says why a batch became ready.

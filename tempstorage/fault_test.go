@@ -379,8 +379,8 @@ func TestDiskFullKeepsEarlierEntries(t *testing.T) {
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("Append on full disk: %v, want ENOSPC", err)
 	}
-	if q.Len() != 3 || q.Backlog("t", 0) != 3 || q.Bytes() != 3*entry {
-		t.Fatalf("after ENOSPC: Len %d Backlog %d Bytes %d", q.Len(), q.Backlog("t", 0), q.Bytes())
+	if q.Len() != 3 || q.Backlog(tp("t", 0)) != 3 || q.Bytes() != 3*entry {
+		t.Fatalf("after ENOSPC: Len %d Backlog %d Bytes %d", q.Len(), q.Backlog(tp("t", 0)), q.Bytes())
 	}
 	if got := fileSize(t, filepath.Join(dir, segmentName(1))); got != 3*entry {
 		t.Fatalf("partial entry left on disk: segment is %d bytes, want %d", got, 3*entry)
@@ -487,7 +487,7 @@ func ExampleQueue() {
 	}
 	defer func() { _ = q.Close() }() // nothing to report to in an example
 	_ = q.Append(seqBatch("logs", 0, 1, 2, 10))
-	fmt.Println(q.Len(), q.Backlog("logs", 0))
+	fmt.Println(q.Len(), q.Backlog(tp("logs", 0)))
 	// The replay loop: send the oldest, acknowledge it once Kafka took it.
 	for {
 		b, ok, err := q.Peek()
@@ -530,8 +530,8 @@ func TestPeekSkipsEntryCorruptedAfterOpen(t *testing.T) {
 	if got := drain(t, q); !slices.Equal(got, []int{0, 2}) {
 		t.Fatalf("got %v", got)
 	}
-	if q.Corrupt() != 1 || q.Backlog("t", 0) != 0 || q.Len() != 0 {
-		t.Fatalf("Corrupt %d Backlog %d Len %d", q.Corrupt(), q.Backlog("t", 0), q.Len())
+	if q.Corrupt() != 1 || q.Backlog(tp("t", 0)) != 0 || q.Len() != 0 {
+		t.Fatalf("Corrupt %d Backlog %d Len %d", q.Corrupt(), q.Backlog(tp("t", 0)), q.Len())
 	}
 	if logs.FilterMessage("temp storage: corrupt entry skipped").Len() != 1 || len(corruptFiles(t, dir)) != 1 {
 		t.Fatal("corrupt entry not logged and kept")

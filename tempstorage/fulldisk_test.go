@@ -79,11 +79,11 @@ func TestReplayDrainsAFullDisk(t *testing.T) {
 	// Half of each partition replayed, then a restart.
 	for p, n := range stored {
 		for i := range n / 2 {
-			b, ok, err := s.Peek("t", p)
+			b, ok, err := s.Peek(message.TopicPartition{Topic: "t", Partition: p})
 			if err != nil || !ok || seqOfBatch(t, b) != i {
 				t.Fatalf("t/%d Peek %d: ok %v, %v", p, i, ok, err)
 			}
-			if err := s.Ack("t", p); err != nil {
+			if err := s.Ack(message.TopicPartition{Topic: "t", Partition: p}); err != nil {
 				t.Fatalf("t/%d Ack %d on a full disk: %v", p, i, err)
 			}
 		}
@@ -101,14 +101,14 @@ func TestReplayDrainsAFullDisk(t *testing.T) {
 	}()
 	for p, n := range stored {
 		for i := n / 2; i < n; i++ {
-			b, ok, err := s.Peek("t", p)
+			b, ok, err := s.Peek(message.TopicPartition{Topic: "t", Partition: p})
 			if err != nil || !ok {
 				t.Fatalf("t/%d Peek %d after restart: ok %v, %v", p, i, ok, err)
 			}
 			if got := seqOfBatch(t, b); got != i {
 				t.Fatalf("t/%d after restart: entry %d, want %d (acknowledged entries resent)", p, got, i)
 			}
-			if err := s.Ack("t", p); err != nil {
+			if err := s.Ack(message.TopicPartition{Topic: "t", Partition: p}); err != nil {
 				t.Fatalf("t/%d Ack %d: %v", p, i, err)
 			}
 		}
@@ -141,7 +141,7 @@ func TestMaxBytesIsAFullDisk(t *testing.T) {
 	if stored[0]+stored[1]+stored[2] < 5 || s.HasRoom(need) {
 		t.Fatalf("stored %v, HasRoom %v", stored, s.HasRoom(need))
 	}
-	if err := s.Ack("t", 0); err != nil {
+	if err := s.Ack(message.TopicPartition{Topic: "t", Partition: 0}); err != nil {
 		t.Fatal(err)
 	}
 	if !s.HasRoom(need) {

@@ -182,3 +182,8 @@ func closeQueue(t testing.TB, q *Queue) {
 
 // encodeEntry returns b framed as one entry.
 func encodeEntry(b message.Batch) []byte { return appendEntry(nil, &b) }
+
+// tp names a partition.
+func tp(topic string, partition int32) message.TopicPartition {
+	return message.TopicPartition{Topic: topic, Partition: partition}
+}

@@ -69,7 +69,7 @@ func TestBacklogPerPartition(t *testing.T) {
 	}
 	check := func(topic string, p int32, want int) {
 		t.Helper()
-		if got := q.Backlog(topic, p); got != want {
+		if got := q.Backlog(tp(topic, p)); got != want {
 			t.Fatalf("Backlog(%s,%d) = %d, want %d", topic, p, got, want)
 		}
 	}
@@ -291,7 +291,7 @@ func TestConcurrentAppendAndReplay(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				_ = q.Backlog("t", int32(p))
+				_ = q.Backlog(tp("t", int32(p)))
 			}
 		}()
 	}

@@ -1,7 +1,6 @@
 package tempstorage
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -21,17 +20,6 @@ import (
 // storeQueueDir holds the Store's partition queues: queue/<topic>/<partition>/.
 const storeQueueDir = "queue"
 
-// Partition names one partition's queue.
-type Partition struct {
-	Topic     string
-	Partition int32
-}
-
-// Compare orders partitions by topic, then partition number.
-func (p Partition) Compare(o Partition) int {
-	return cmp.Or(strings.Compare(p.Topic, o.Topic), cmp.Compare(p.Partition, o.Partition))
-}
-
 // Store is a set of Queues, one per (topic, partition), under one
 // directory: replay of a partition waits only for that partition. All
 // methods are safe for concurrent use: senders Append to any partitions
@@ -48,7 +36,7 @@ type Store struct {
 
 	// mu guards the map, never I/O: a queue is opened outside it.
 	mu     sync.Mutex
-	queues map[Partition]*storeQueue
+	queues map[message.TopicPartition]*storeQueue
 	closed bool
 
 	closeOnce sync.Once
@@ -130,7 +118,7 @@ func OpenStore(dir string, opts Options) (*Store, error) {
 		opts:   opts,
 		log:    opts.Logger.With(zap.String("directory", dir)),
 		lock:   lock,
-		queues: make(map[Partition]*storeQueue),
+		queues: make(map[message.TopicPartition]*storeQueue),
 	}
 	if err := s.load(); err != nil {
 		for _, e := range s.queues {
@@ -186,7 +174,7 @@ func (s *Store) load() error {
 					zap.String("file", pdir), zap.NamedError("reason", err))
 				continue
 			}
-			if err := s.loadQueue(Partition{topic, partition}, pdir); err != nil {
+			if err := s.loadQueue(message.TopicPartition{Topic: topic, Partition: partition}, pdir); err != nil {
 				return err
 			}
 		}
@@ -197,7 +185,7 @@ func (s *Store) load() error {
 
 // loadQueue opens the queue of p in dir; an empty one is closed and its
 // directory removed.
-func (s *Store) loadQueue(p Partition, dir string) error {
+func (s *Store) loadQueue(p message.TopicPartition, dir string) error {
 	q, err := Open(dir, s.queueOptions(p))
 	if err != nil {
 		return partitionErr(p, err)
@@ -264,7 +252,7 @@ func (s *Store) migrate() error {
 }
 
 // queueOptions are the options of p's queue.
-func (s *Store) queueOptions(p Partition) Options {
+func (s *Store) queueOptions(p message.TopicPartition) Options {
 	o := s.opts
 	o.Logger = s.opts.Logger.With(zap.String("topic", p.Topic), zap.Int32("partition", p.Partition))
 	return o
@@ -281,7 +269,7 @@ func readySlot(q *Queue) *storeQueue {
 // those of Queue.Append; ErrFull when the entry would take the store's
 // total past MaxBytes.
 func (s *Store) Append(b message.Batch) error {
-	p := Partition{b.Topic, b.Partition}
+	p := b.TopicPartition()
 	q, err := s.queueFor(p)
 	if err == nil {
 		err = q.Append(b)
@@ -294,7 +282,7 @@ func (s *Store) Append(b message.Batch) error {
 
 // queueFor returns p's queue, opening it when there is none. Only appends
 // to p wait for the open.
-func (s *Store) queueFor(p Partition) (*Queue, error) {
+func (s *Store) queueFor(p message.TopicPartition) (*Queue, error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -321,7 +309,7 @@ func (s *Store) queueFor(p Partition) (*Queue, error) {
 }
 
 // create opens a new partition queue.
-func (s *Store) create(p Partition) (*Queue, error) {
+func (s *Store) create(p message.TopicPartition) (*Queue, error) {
 	root := filepath.Join(s.dir, storeQueueDir)
 	tdir := filepath.Join(root, EscapeName(p.Topic))
 	q, err := Open(filepath.Join(tdir, strconv.FormatInt(int64(p.Partition), 10)), s.queueOptions(p))
@@ -340,7 +328,7 @@ func (s *Store) create(p Partition) (*Queue, error) {
 }
 
 // queue returns p's queue, or nil when there is none (yet).
-func (s *Store) queue(p Partition) (*Queue, error) {
+func (s *Store) queue(p message.TopicPartition) (*Queue, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -360,8 +348,7 @@ func (s *Store) queue(p Partition) (*Queue, error) {
 
 // Peek returns the oldest unacknowledged batch of the partition, or ok
 // false when it has none; see Queue.Peek.
-func (s *Store) Peek(topic string, partition int32) (message.Batch, bool, error) {
-	p := Partition{topic, partition}
+func (s *Store) Peek(p message.TopicPartition) (message.Batch, bool, error) {
 	q, err := s.queue(p)
 	if err != nil {
 		return message.Batch{}, false, partitionErr(p, err)
@@ -378,8 +365,7 @@ func (s *Store) Peek(topic string, partition int32) (message.Batch, bool, error)
 
 // Ack drops the oldest entry of the partition (the one Peek returns); see
 // Queue.Ack. It returns ErrEmpty when the partition has none.
-func (s *Store) Ack(topic string, partition int32) error {
-	p := Partition{topic, partition}
+func (s *Store) Ack(p message.TopicPartition) error {
 	q, err := s.queue(p)
 	if err == nil && q == nil {
 		err = ErrEmpty
@@ -395,9 +381,9 @@ func (s *Store) Ack(topic string, partition int32) error {
 
 // Backlog returns the number of entries queued for the partition: while
 // it is above zero, new batches of the partition belong behind them.
-func (s *Store) Backlog(topic string, partition int32) int {
+func (s *Store) Backlog(p message.TopicPartition) int {
 	s.mu.Lock()
-	e, ok := s.queues[Partition{topic, partition}]
+	e, ok := s.queues[p]
 	s.mu.Unlock()
 	if !ok {
 		return 0
@@ -414,21 +400,21 @@ func (s *Store) Backlog(topic string, partition int32) int {
 
 // Partitions returns the partitions with queued entries, sorted by topic
 // then partition.
-func (s *Store) Partitions() []Partition {
-	var ps []Partition
-	s.each(func(p Partition, q *Queue) {
+func (s *Store) Partitions() []message.TopicPartition {
+	var ps []message.TopicPartition
+	s.each(func(p message.TopicPartition, q *Queue) {
 		if q.Len() > 0 {
 			ps = append(ps, p)
 		}
 	})
-	slices.SortFunc(ps, Partition.Compare)
+	slices.SortFunc(ps, message.TopicPartition.Compare)
 	return ps
 }
 
 // Len returns the number of entries in all queues.
 func (s *Store) Len() int {
 	n := 0
-	s.each(func(_ Partition, q *Queue) { n += q.Len() })
+	s.each(func(_ message.TopicPartition, q *Queue) { n += q.Len() })
 	return n
 }
 
@@ -452,7 +438,7 @@ func (s *Store) HasRoom(n int64) bool {
 // queues, since OpenStore.
 func (s *Store) Corrupt() int64 {
 	n := s.corruptGone
-	s.each(func(_ Partition, q *Queue) { n += q.Corrupt() })
+	s.each(func(_ message.TopicPartition, q *Queue) { n += q.Corrupt() })
 	return n
 }
 
@@ -460,9 +446,9 @@ func (s *Store) Corrupt() int64 {
 func (s *Store) Dir() string { return s.dir }
 
 // each calls fn for every open queue, outside the Store's lock.
-func (s *Store) each(fn func(Partition, *Queue)) {
+func (s *Store) each(fn func(message.TopicPartition, *Queue)) {
 	type pq struct {
-		p Partition
+		p message.TopicPartition
 		q *Queue
 	}
 	s.mu.Lock()
@@ -491,7 +477,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closed = true
-		slots := make(map[Partition]*storeQueue, len(s.queues))
+		slots := make(map[message.TopicPartition]*storeQueue, len(s.queues))
 		for p, e := range s.queues {
 			slots[p] = e
 		}
@@ -534,7 +520,7 @@ func (s *Store) syncLoop(tick <-chan time.Time, stopTick func()) {
 		case <-s.stop:
 			return
 		case <-tick:
-			s.each(func(_ Partition, q *Queue) {
+			s.each(func(_ message.TopicPartition, q *Queue) {
 				if err := q.syncNow(); err != nil {
 					q.log.Warn("temp storage: periodic sync", zap.Error(err))
 				}
@@ -590,18 +576,18 @@ func removeIfEmpty(dir string) {
 
 // otherRoutes names a partition other than p that has entries in q, or
 // returns "" (entries of a queue in a Store belong to its partition).
-func (q *Queue) otherRoutes(p Partition) string {
+func (q *Queue) otherRoutes(p message.TopicPartition) string {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for r, id := range q.routes {
-		if q.backlog[id] > 0 && (r.topic != p.Topic || r.partition != p.Partition) {
-			return fmt.Sprintf("%s/%d", r.topic, r.partition)
+		if q.backlog[id] > 0 && r != p {
+			return fmt.Sprintf("%s/%d", r.Topic, r.Partition)
 		}
 	}
 	return ""
 }
 
-func partitionErr(p Partition, err error) error {
+func partitionErr(p message.TopicPartition, err error) error {
 	return fmt.Errorf("temp storage %s/%d: %w", p.Topic, p.Partition, err)
 }
 

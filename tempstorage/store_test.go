@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
 func mustOpenStore(t testing.TB, dir string, opts Options) *Store {
@@ -45,7 +47,7 @@ func drainPartition(t testing.TB, s *Store, topic string, partition int32) []int
 	t.Helper()
 	var seqs []int
 	for {
-		b, ok, err := s.Peek(topic, partition)
+		b, ok, err := s.Peek(tp(topic, partition))
 		if err != nil {
 			t.Fatalf("Peek %s/%d: %v", topic, partition, err)
 		}
@@ -56,7 +58,7 @@ func drainPartition(t testing.TB, s *Store, topic string, partition int32) []int
 			t.Fatalf("Peek %s/%d returned a batch of %s/%d", topic, partition, b.Topic, b.Partition)
 		}
 		seqs = append(seqs, seqOf(t, b))
-		if err := s.Ack(topic, partition); err != nil {
+		if err := s.Ack(tp(topic, partition)); err != nil {
 			t.Fatalf("Ack %s/%d: %v", topic, partition, err)
 		}
 	}
@@ -71,14 +73,14 @@ func TestStorePartitionsIndependent(t *testing.T) {
 		mustAppend(t, s, "t", int32(i%2), i)
 	}
 	mustAppend(t, s, "a", 3, 100)
-	if got, want := s.Partitions(), []Partition{{"a", 3}, {"t", 0}, {"t", 1}}; !slices.Equal(got, want) {
+	if got, want := s.Partitions(), []message.TopicPartition{tp("a", 3), tp("t", 0), tp("t", 1)}; !slices.Equal(got, want) {
 		t.Fatalf("Partitions %v, want %v", got, want)
 	}
-	if s.Len() != 7 || s.Backlog("t", 0) != 3 || s.Backlog("t", 1) != 3 || s.Backlog("t", 9) != 0 {
-		t.Fatalf("Len %d, Backlog t/0 %d t/1 %d t/9 %d", s.Len(), s.Backlog("t", 0), s.Backlog("t", 1), s.Backlog("t", 9))
+	if s.Len() != 7 || s.Backlog(tp("t", 0)) != 3 || s.Backlog(tp("t", 1)) != 3 || s.Backlog(tp("t", 9)) != 0 {
+		t.Fatalf("Len %d, Backlog t/0 %d t/1 %d t/9 %d", s.Len(), s.Backlog(tp("t", 0)), s.Backlog(tp("t", 1)), s.Backlog(tp("t", 9)))
 	}
 	// t/0's head stays unacknowledged (its leader is down).
-	if b, ok, err := s.Peek("t", 0); err != nil || !ok || seqOf(t, b) != 0 {
+	if b, ok, err := s.Peek(tp("t", 0)); err != nil || !ok || seqOf(t, b) != 0 {
 		t.Fatalf("Peek t/0: %v %v", ok, err)
 	}
 	if got := drainPartition(t, s, "t", 1); !slices.Equal(got, []int{1, 3, 5}) {
@@ -88,17 +90,17 @@ func TestStorePartitionsIndependent(t *testing.T) {
 	if got := drainPartition(t, s, "t", 1); !slices.Equal(got, []int{7}) {
 		t.Fatalf("t/1 replayed %v", got)
 	}
-	if err := s.Ack("t", 1); !errors.Is(err, ErrEmpty) {
+	if err := s.Ack(tp("t", 1)); !errors.Is(err, ErrEmpty) {
 		t.Fatalf("Ack of an empty partition: %v", err)
 	}
-	if err := s.Ack("nope", 0); !errors.Is(err, ErrEmpty) || !strings.Contains(err.Error(), "nope/0") {
+	if err := s.Ack(tp("nope", 0)); !errors.Is(err, ErrEmpty) || !strings.Contains(err.Error(), "nope/0") {
 		t.Fatalf("Ack of an unknown partition: %v", err)
 	}
-	if got, want := s.Partitions(), []Partition{{"a", 3}, {"t", 0}}; !slices.Equal(got, want) {
+	if got, want := s.Partitions(), []message.TopicPartition{tp("a", 3), tp("t", 0)}; !slices.Equal(got, want) {
 		t.Fatalf("Partitions %v, want %v", got, want)
 	}
 	// The drained queue stays in the map but holds no file and no buffer.
-	q, _ := s.queue(Partition{"t", 1})
+	q, _ := s.queue(tp("t", 1))
 	if q == nil || q.active != nil || q.rf != nil || q.lock != nil || q.buf != nil {
 		t.Fatalf("drained queue %+v still holds files or a write buffer", q)
 	}
@@ -124,7 +126,7 @@ func TestStoreReopen(t *testing.T) {
 	}
 	mustAppend(t, s, "u", -1, 50, 51)
 	for range 2 {
-		if err := s.Ack("t", 0); err != nil { // 0, 3
+		if err := s.Ack(tp("t", 0)); err != nil { // 0, 3
 			t.Fatal(err)
 		}
 	}
@@ -137,8 +139,8 @@ func TestStoreReopen(t *testing.T) {
 	}
 
 	s = mustOpenStore(t, dir, Options{SegmentBytes: 600})
-	want := map[Partition][]int{{"t", 0}: {6}, {"t", 1}: {1, 4, 7}, {"t", 2}: {2, 5, 8}}
-	if got := s.Partitions(); !slices.Equal(got, []Partition{{"t", 0}, {"t", 1}, {"t", 2}}) {
+	want := map[message.TopicPartition][]int{tp("t", 0): {6}, tp("t", 1): {1, 4, 7}, tp("t", 2): {2, 5, 8}}
+	if got := s.Partitions(); !slices.Equal(got, []message.TopicPartition{tp("t", 0), tp("t", 1), tp("t", 2)}) {
 		t.Fatalf("Partitions after reopen %v", got)
 	}
 	if s.Len() != 7 {
@@ -172,14 +174,14 @@ func TestStoreSharedMaxBytes(t *testing.T) {
 	if s.Bytes() != 3*entry || s.Len() != 3 {
 		t.Fatalf("Bytes %d Len %d, want %d 3", s.Bytes(), s.Len(), 3*entry)
 	}
-	if err := s.Ack("t", 1); err != nil { // deletes t/1's only segment
+	if err := s.Ack(tp("t", 1)); err != nil { // deletes t/1's only segment
 		t.Fatal(err)
 	}
 	mustAppend(t, s, "t", 3, 3)
 	if err := s.Append(seqBatch("t", 4, 4, 1, 1000)); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("huge Append: %v, want ErrTooLarge", err)
 	}
-	if got := s.Partitions(); !slices.Equal(got, []Partition{{"t", 0}, {"t", 2}, {"t", 3}}) {
+	if got := s.Partitions(); !slices.Equal(got, []message.TopicPartition{tp("t", 0), tp("t", 2), tp("t", 3)}) {
 		t.Fatalf("Partitions %v", got)
 	}
 }
@@ -238,14 +240,14 @@ func TestStoreConcurrentAppendWithinBound(t *testing.T) {
 			next := make([]int, partitions)
 			for got := 0; got < partitions*perPartition; {
 				for _, p := range s.Partitions() {
-					b, ok, err := s.Peek(p.Topic, p.Partition)
+					b, ok, err := s.Peek(p)
 					if err != nil || !ok {
 						t.Fatalf("Peek %v: %v %v", p, ok, err)
 					}
 					if seq := seqOf(t, b); seq != next[p.Partition] {
 						t.Fatalf("%v: got %d, want %d", p, seq, next[p.Partition])
 					}
-					if err := s.Ack(p.Topic, p.Partition); err != nil {
+					if err := s.Ack(p); err != nil {
 						t.Fatal(err)
 					}
 					next[p.Partition]++

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
-	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
 
 // Kafka sends batches, each as one record batch; one message.Outcome per
@@ -20,7 +19,7 @@ type Kafka interface {
 	Produce(ctx context.Context, batches []*message.Batch) []message.Outcome
 	// Leader returns the id of the broker leading the partition as last
 	// known, or -1, without asking Kafka.
-	Leader(topic string, partition int32) int32
+	Leader(tp message.TopicPartition) int32
 	// Partitions returns the topic's partition count from Kafka's
 	// metadata as last seen, without asking Kafka; false when unknown.
 	Partitions(topic string) (int32, bool)
@@ -29,12 +28,12 @@ type Kafka interface {
 // Queue is the durable backlog (tempstorage.Store): one FIFO per partition.
 type Queue interface {
 	Append(b message.Batch) error
-	Peek(topic string, partition int32) (message.Batch, bool, error)
-	Ack(topic string, partition int32) error
-	Backlog(topic string, partition int32) int
+	Peek(tp message.TopicPartition) (message.Batch, bool, error)
+	Ack(tp message.TopicPartition) error
+	Backlog(tp message.TopicPartition) int
 	// Partitions lists the partitions with a backlog, sorted by topic,
 	// then partition.
-	Partitions() []tempstorage.Partition
+	Partitions() []message.TopicPartition
 	Len() int
 	// HasRoom reports whether an entry of n bytes would be stored now.
 	HasRoom(n int64) bool

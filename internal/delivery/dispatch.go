@@ -12,11 +12,6 @@ import (
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
-type partKey struct {
-	topic     string
-	partition int32
-}
-
 // entry is a batch in memory; orig is what was submitted, kept for
 // Observer.Left, while b loses the records Kafka refused for good.
 type entry struct {
@@ -29,7 +24,7 @@ type entry struct {
 // do not hold up the others.
 type part struct {
 	mu       sync.Mutex
-	key      partKey
+	key      message.TopicPartition
 	fifo     []*entry
 	inflight bool
 	// stalled is set when the head failed and could not be stored: it is
@@ -47,7 +42,7 @@ type Dispatcher struct {
 	logger *zap.Logger
 
 	mu      sync.Mutex // guards parts, closed and timer; never held across I/O
-	parts   map[partKey]*part
+	parts   map[message.TopicPartition]*part
 	closed  bool
 	sending sync.WaitGroup // Produce calls in flight
 	wake    chan struct{}  // the send loop has work
@@ -66,7 +61,7 @@ type Dispatcher struct {
 	// that Kafka took or refused for good in an earlier replay that then
 	// failed: only the others are sent again, so none is sent or
 	// dead-lettered twice. nil: none yet. Only the replay loop uses it.
-	headDone map[partKey][]bool
+	headDone map[message.TopicPartition][]bool
 }
 
 // New starts a Dispatcher's loops. queue may be nil.
@@ -74,8 +69,8 @@ func New(cfg Config, kafka Kafka, queue Queue, obs Observer, clock Clock, logger
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Dispatcher{
 		cfg: cfg, kafka: kafka, queue: queue, obs: obs, clock: clock, logger: logger,
-		parts:    make(map[partKey]*part),
-		headDone: make(map[partKey][]bool),
+		parts:    make(map[message.TopicPartition]*part),
+		headDone: make(map[message.TopicPartition][]bool),
 		wake:     make(chan struct{}, 1),
 		replay:   make(chan struct{}, 1),
 		stop:     make(chan struct{}),
@@ -131,7 +126,7 @@ func (d *Dispatcher) Submit(b message.Batch) {
 		d.lose(e, errors.New("dispatcher closed"))
 		return
 	}
-	k := partKey{b.Topic, b.Partition}
+	k := b.TopicPartition()
 	p := d.parts[k]
 	if p == nil {
 		p = &part{key: k}
@@ -174,6 +169,6 @@ func (d *Dispatcher) snapshot() []*part {
 	return ps
 }
 
-func (d *Dispatcher) backlogged(k partKey) bool {
-	return d.queue != nil && d.queue.Backlog(k.topic, k.partition) > 0
+func (d *Dispatcher) backlogged(k message.TopicPartition) bool {
+	return d.queue != nil && d.queue.Backlog(k) > 0
 }

@@ -24,8 +24,8 @@ var errDown = errors.New("kafka down")
 type fakeKafka struct {
 	mu       sync.Mutex
 	up       bool
-	got      map[partKey][]string
-	inflight map[partKey]bool
+	got      map[message.TopicPartition][]string
+	inflight map[message.TopicPartition]bool
 	reject   map[string]bool // values refused for good
 	down     map[int32]bool  // partitions whose sends fail
 	cutAt    string          // a batch holding this value is acknowledged up to it, then fails
@@ -49,14 +49,14 @@ func (k *fakeKafka) Partitions(topic string) (int32, bool) {
 	return n, ok
 }
 
-func (k *fakeKafka) Leader(_ string, partition int32) int32 {
+func (k *fakeKafka) Leader(tp message.TopicPartition) int32 {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.leaders[partition]
+	return k.leaders[tp.Partition]
 }
 
 func newFakeKafka() *fakeKafka {
-	return &fakeKafka{up: true, got: map[partKey][]string{}, inflight: map[partKey]bool{}, reject: map[string]bool{}, down: map[int32]bool{}}
+	return &fakeKafka{up: true, got: map[message.TopicPartition][]string{}, inflight: map[message.TopicPartition]bool{}, reject: map[string]bool{}, down: map[int32]bool{}}
 }
 
 func (k *fakeKafka) setUp(up bool) { k.mu.Lock(); k.up = up; k.mu.Unlock() }
@@ -69,7 +69,7 @@ func (k *fakeKafka) Produce(ctx context.Context, batches []*message.Batch) []mes
 	}
 	k.maxCall = max(k.maxCall, callBytes)
 	for _, b := range batches {
-		pk := partKey{b.Topic, b.Partition}
+		pk := b.TopicPartition()
 		if k.inflight[pk] {
 			k.overlap = true
 		}
@@ -90,7 +90,7 @@ func (k *fakeKafka) Produce(ctx context.Context, batches []*message.Batch) []mes
 	defer k.mu.Unlock()
 	outs := make([]message.Outcome, len(batches))
 	for i, b := range batches {
-		pk := partKey{b.Topic, b.Partition}
+		pk := b.TopicPartition()
 		k.inflight[pk] = false
 		if !k.up || k.down[b.Partition] || ctx.Err() != nil {
 			outs[i].Err = fmt.Errorf("produce %s/%d: %w", b.Topic, b.Partition, errDown)
@@ -129,7 +129,7 @@ func (k *fakeKafka) Produce(ctx context.Context, batches []*message.Batch) []mes
 func (k *fakeKafka) values(topic string, p int32) []string {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return append([]string(nil), k.got[partKey{topic, p}]...)
+	return append([]string(nil), k.got[message.TopicPartition{Topic: topic, Partition: p}]...)
 }
 
 // memQueue is an in-memory Queue.
@@ -158,54 +158,54 @@ func (q *memQueue) Append(b message.Batch) error {
 }
 
 // head is the index of the partition's oldest entry, or -1.
-func (q *memQueue) head(topic string, partition int32) int {
+func (q *memQueue) head(tp message.TopicPartition) int {
 	for i, b := range q.entries {
-		if b.Topic == topic && b.Partition == partition {
+		if b.TopicPartition() == tp {
 			return i
 		}
 	}
 	return -1
 }
 
-func (q *memQueue) Peek(topic string, partition int32) (message.Batch, bool, error) {
+func (q *memQueue) Peek(tp message.TopicPartition) (message.Batch, bool, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	i := q.head(topic, partition)
+	i := q.head(tp)
 	if i < 0 {
 		return message.Batch{}, false, nil
 	}
 	return q.entries[i], true, nil
 }
 
-func (q *memQueue) Ack(topic string, partition int32) error {
+func (q *memQueue) Ack(tp message.TopicPartition) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if i := q.head(topic, partition); i >= 0 {
+	if i := q.head(tp); i >= 0 {
 		q.entries = append(q.entries[:i], q.entries[i+1:]...)
 	}
 	return nil
 }
 
-func (q *memQueue) Partitions() []tempstorage.Partition {
+func (q *memQueue) Partitions() []message.TopicPartition {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	var ps []tempstorage.Partition
+	var ps []message.TopicPartition
 	for _, b := range q.entries {
-		p := tempstorage.Partition{Topic: b.Topic, Partition: b.Partition}
+		p := b.TopicPartition()
 		if !slices.Contains(ps, p) {
 			ps = append(ps, p)
 		}
 	}
-	slices.SortFunc(ps, tempstorage.Partition.Compare)
+	slices.SortFunc(ps, message.TopicPartition.Compare)
 	return ps
 }
 
-func (q *memQueue) Backlog(topic string, partition int32) int {
+func (q *memQueue) Backlog(tp message.TopicPartition) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := 0
 	for _, b := range q.entries {
-		if b.Topic == topic && b.Partition == partition {
+		if b.TopicPartition() == tp {
 			n++
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
-	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
 
 func (d *Dispatcher) replayLoop() {
@@ -39,10 +38,10 @@ const maxReplayBytes = 8 << 20
 // out until the next retry tick; the others go on until their backlogs are
 // gone.
 func (d *Dispatcher) drain() {
-	paused := make(map[partKey]bool)
-	var keys []partKey
+	paused := make(map[message.TopicPartition]bool)
+	var keys []message.TopicPartition
 	var stored, send []message.Batch
-	var last tempstorage.Partition // the next round starts after it
+	var last message.TopicPartition // the next round starts after it
 	for {
 		select {
 		case <-d.stop:
@@ -52,26 +51,26 @@ func (d *Dispatcher) drain() {
 		keys, stored, send = keys[:0], stored[:0], send[:0]
 		bytes := 0
 		ps := d.queue.Partitions()
-		start, _ := slices.BinarySearchFunc(ps, last, tempstorage.Partition.Compare)
+		start, _ := slices.BinarySearchFunc(ps, last, message.TopicPartition.Compare)
 		if start < len(ps) && ps[start] == last {
 			start++
 		}
 		for n := range ps {
 			tp := ps[(start+n)%len(ps)]
-			k := partKey{tp.Topic, tp.Partition}
+			k := tp
 			if paused[k] {
 				continue
 			}
-			if n, ok := d.kafka.Partitions(k.topic); ok && k.partition >= n {
+			if n, ok := d.kafka.Partitions(k.Topic); ok && k.Partition >= n {
 				if !d.dropGone(k, n) {
 					paused[k] = true
 				}
 				continue
 			}
-			b, ok, err := d.queue.Peek(k.topic, k.partition)
+			b, ok, err := d.queue.Peek(k)
 			if err != nil {
 				d.logger.Error("temp storage read failed",
-					zap.String("topic", k.topic), zap.Int32("partition", k.partition), zap.Error(err))
+					zap.String("topic", k.Topic), zap.Int32("partition", k.Partition), zap.Error(err))
 				paused[k] = true
 				continue
 			}
@@ -102,12 +101,12 @@ func (d *Dispatcher) drain() {
 // no longer has (the topic recreated with n partitions) to the dead-letter
 // file, reason partition_gone: no Produce can ever take it. It reports
 // whether the backlog is gone.
-func (d *Dispatcher) dropGone(k partKey, n int32) bool {
+func (d *Dispatcher) dropGone(k message.TopicPartition, n int32) bool {
 	batches, records := 0, 0
 	defer func() {
 		if batches > 0 {
 			d.logger.Warn("stored batches of a partition that no longer exists moved to the dead-letter file",
-				zap.String("topic", k.topic), zap.Int32("partition", k.partition), zap.Int32("partitions", n),
+				zap.String("topic", k.Topic), zap.Int32("partition", k.Partition), zap.Int32("partitions", n),
 				zap.Int("batches", batches), zap.Int("records", records), zap.String("reason", string(message.RejectPartitionGone)))
 		}
 	}()
@@ -117,10 +116,10 @@ func (d *Dispatcher) dropGone(k partKey, n int32) bool {
 			return false
 		default:
 		}
-		b, ok, err := d.queue.Peek(k.topic, k.partition)
+		b, ok, err := d.queue.Peek(k)
 		if err != nil {
 			d.logger.Error("temp storage read failed",
-				zap.String("topic", k.topic), zap.Int32("partition", k.partition), zap.Error(err))
+				zap.String("topic", k.Topic), zap.Int32("partition", k.Partition), zap.Error(err))
 			return false
 		}
 		if !ok {
@@ -129,11 +128,11 @@ func (d *Dispatcher) dropGone(k partKey, n int32) bool {
 		rest := d.unsent(k, b) // less records an earlier replay got through
 		for _, m := range rest.Messages {
 			d.obs.Rejected(message.Rejected{Message: m, Reason: message.RejectPartitionGone,
-				Err: fmt.Errorf("partition %d of %s no longer exists (%d partitions)", k.partition, k.topic, n)})
+				Err: fmt.Errorf("partition %d of %s no longer exists (%d partitions)", k.Partition, k.Topic, n)})
 		}
-		if err := d.queue.Ack(k.topic, k.partition); err != nil {
+		if err := d.queue.Ack(k); err != nil {
 			d.logger.Error("temp storage checkpoint failed",
-				zap.String("topic", k.topic), zap.Int32("partition", k.partition), zap.Error(err))
+				zap.String("topic", k.Topic), zap.Int32("partition", k.Partition), zap.Error(err))
 			d.markDone(k, &b, &rest, nil) // not dead-lettered twice
 			return false
 		}
@@ -144,7 +143,7 @@ func (d *Dispatcher) dropGone(k partKey, n int32) bool {
 }
 
 // unsent is b less the records an earlier replay got through.
-func (d *Dispatcher) unsent(k partKey, b message.Batch) message.Batch {
+func (d *Dispatcher) unsent(k message.TopicPartition, b message.Batch) message.Batch {
 	done := d.headDone[k]
 	if done == nil {
 		return b
@@ -165,7 +164,7 @@ func (d *Dispatcher) unsent(k partKey, b message.Batch) message.Batch {
 // markDone records in headDone which records of the stored head went
 // through: those of send (the head less earlier ones) not in remaining,
 // the records Kafka did not take, in order.
-func (d *Dispatcher) markDone(k partKey, stored, send *message.Batch, remaining []message.Message) {
+func (d *Dispatcher) markDone(k message.TopicPartition, stored, send *message.Batch, remaining []message.Message) {
 	done := d.headDone[k]
 	if done == nil {
 		done = make([]bool, len(stored.Messages))
@@ -211,7 +210,7 @@ func (d *Dispatcher) replayRound(send []message.Batch) (outs []message.Outcome, 
 
 // settleReplay applies Kafka's answer to one partition's stored head. It
 // reports whether the partition may go on replaying.
-func (d *Dispatcher) settleReplay(k partKey, stored, send *message.Batch, out message.Outcome, took time.Duration) bool {
+func (d *Dispatcher) settleReplay(k message.TopicPartition, stored, send *message.Batch, out message.Outcome, took time.Duration) bool {
 	for _, r := range out.Rejected {
 		d.obs.Rejected(r)
 	}
@@ -222,7 +221,7 @@ func (d *Dispatcher) settleReplay(k partKey, stored, send *message.Batch, out me
 		}
 		d.markDone(k, stored, send, rest)
 		d.logger.Info("replay of a partition paused: kafka did not take its oldest stored batch",
-			zap.String("topic", k.topic), zap.Int32("partition", k.partition),
+			zap.String("topic", k.Topic), zap.Int32("partition", k.Partition),
 			zap.Int("records", len(send.Messages)), zap.Error(out.Err))
 		return false
 	}
@@ -231,9 +230,9 @@ func (d *Dispatcher) settleReplay(k partKey, stored, send *message.Batch, out me
 	// No partition lock: until Ack returns the backlog counts this entry,
 	// so a Submit for its partition appends behind it; after, the entry is
 	// in Kafka and a direct send comes after it.
-	if err := d.queue.Ack(k.topic, k.partition); err != nil {
+	if err := d.queue.Ack(k); err != nil {
 		d.logger.Error("temp storage checkpoint failed",
-			zap.String("topic", k.topic), zap.Int32("partition", k.partition), zap.Error(err))
+			zap.String("topic", k.Topic), zap.Int32("partition", k.Partition), zap.Error(err))
 		return false
 	}
 	delete(d.headDone, k)

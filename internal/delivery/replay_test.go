@@ -51,7 +51,7 @@ func TestPartitionKafkaRefusesDoesNotHoldUpReplayOfOthers(t *testing.T) {
 	h.obs.waitUntil(t, "partition 1 replayed", func() bool { return h.obs.replayed == 2 })
 	h.d.Submit(batch("t", 1, "b3"))
 	h.obs.waitUntil(t, "partition 1 sent directly", func() bool { return h.obs.sent == 1 })
-	if n := h.q.Backlog("t", 0); n != 2 {
+	if n := h.q.Backlog(message.TopicPartition{Topic: "t", Partition: 0}); n != 2 {
 		t.Fatalf("partition 0 backlog = %d, want 2", n)
 	}
 

@@ -44,7 +44,7 @@ func (d *Dispatcher) sendReady() {
 		if !ready {
 			continue
 		}
-		leader := d.kafka.Leader(p.key.topic, p.key.partition)
+		leader := d.kafka.Leader(message.TopicPartition{Topic: p.key.Topic, Partition: p.key.Partition})
 		i := slices.IndexFunc(groups, func(g *sendGroup) bool { return g.leader == leader })
 		if i < 0 {
 			groups = append(groups, &sendGroup{leader: leader})

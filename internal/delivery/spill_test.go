@@ -18,8 +18,8 @@ func TestOutageSpillsThenReplaysInOrder(t *testing.T) {
 	h.d.Submit(batch("t", 0, "3"))
 	h.d.Submit(batch("t", 0, "4", "5"))
 	h.obs.waitUntil(t, "all spilled", func() bool { return h.obs.spilled == 5 && h.obs.left == 3 })
-	if h.q.Backlog("t", 0) != 3 {
-		t.Fatalf("backlog = %d entries, want 3", h.q.Backlog("t", 0))
+	if h.q.Backlog(message.TopicPartition{Topic: "t", Partition: 0}) != 3 {
+		t.Fatalf("backlog = %d entries, want 3", h.q.Backlog(message.TopicPartition{Topic: "t", Partition: 0}))
 	}
 	h.k.setUp(true)
 	h.clk.tick()
