@@ -177,15 +177,15 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 		return err
 	}
 
-	var queue delivery.Queue
+	var storage delivery.Storage // a nil *tempstorage.Store would not be a nil Storage
 	if e.queue != nil {
-		queue = e.queue
+		storage = e.queue
 	}
 	e.disp = delivery.New(delivery.Config{
 		RetryInterval: e.cfg.TempStorage.RetryInterval,
 		Sync:          e.cfg.Delivery == DeliverySync,
 		EntryBytes:    e.cfg.maxEntryBytes(),
-	}, e.prod, queue, (*observer)(e), clockAdapter{e.clock}, e.logger)
+	}, e.prod, storage, (*observer)(e), clockAdapter{e.clock}, e.logger)
 
 	// Learn the default topic's partitions without holding Start up.
 	lookupCtx, cancel := context.WithTimeout(context.Background(), e.cfg.Producer.Timeout)

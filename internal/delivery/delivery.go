@@ -25,8 +25,9 @@ type Kafka interface {
 	Partitions(topic string) (int32, bool)
 }
 
-// Queue is the durable backlog (tempstorage.Store): one FIFO per partition.
-type Queue interface {
+// Storage is where batches Kafka did not take wait, durably, for the
+// replay (tempstorage.Store): one FIFO per partition.
+type Storage interface {
 	Append(b message.Batch) error
 	Peek(tp message.TopicPartition) (message.Batch, bool, error)
 	Ack(tp message.TopicPartition) error

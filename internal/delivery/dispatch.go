@@ -34,12 +34,12 @@ type part struct {
 
 // Dispatcher owns the partition FIFOs, the send loop and the replay loop.
 type Dispatcher struct {
-	cfg    Config
-	kafka  Kafka
-	queue  Queue // nil: no temp storage
-	obs    Observer
-	clock  Clock
-	logger *zap.Logger
+	cfg     Config
+	kafka   Kafka
+	storage Storage // nil: no temp storage
+	obs     Observer
+	clock   Clock
+	logger  *zap.Logger
 
 	mu      sync.Mutex // guards parts, closed and timer; never held across I/O
 	parts   map[message.TopicPartition]*part
@@ -64,11 +64,11 @@ type Dispatcher struct {
 	headDone map[message.TopicPartition][]bool
 }
 
-// New starts a Dispatcher's loops. queue may be nil.
-func New(cfg Config, kafka Kafka, queue Queue, obs Observer, clock Clock, logger *zap.Logger) *Dispatcher {
+// New starts a Dispatcher's loops. storage may be nil.
+func New(cfg Config, kafka Kafka, storage Storage, obs Observer, clock Clock, logger *zap.Logger) *Dispatcher {
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Dispatcher{
-		cfg: cfg, kafka: kafka, queue: queue, obs: obs, clock: clock, logger: logger,
+		cfg: cfg, kafka: kafka, storage: storage, obs: obs, clock: clock, logger: logger,
 		parts:    make(map[message.TopicPartition]*part),
 		headDone: make(map[message.TopicPartition][]bool),
 		wake:     make(chan struct{}, 1),
@@ -170,5 +170,5 @@ func (d *Dispatcher) snapshot() []*part {
 }
 
 func (d *Dispatcher) backlogged(k message.TopicPartition) bool {
-	return d.queue != nil && d.queue.Backlog(k) > 0
+	return d.storage != nil && d.storage.Backlog(k) > 0
 }

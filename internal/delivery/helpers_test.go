@@ -132,8 +132,8 @@ func (k *fakeKafka) values(topic string, p int32) []string {
 	return append([]string(nil), k.got[message.TopicPartition{Topic: topic, Partition: p}]...)
 }
 
-// memQueue is an in-memory Queue.
-type memQueue struct {
+// memStorage is an in-memory Storage.
+type memStorage struct {
 	mu      sync.Mutex
 	entries []message.Batch
 	limit   int           // entries; 0 = unbounded
@@ -141,7 +141,7 @@ type memQueue struct {
 	waiting chan struct{} // when set, told each time an Append waits on gate
 }
 
-func (q *memQueue) Append(b message.Batch) error {
+func (q *memStorage) Append(b message.Batch) error {
 	if q.gate != nil {
 		if q.waiting != nil {
 			q.waiting <- struct{}{}
@@ -158,7 +158,7 @@ func (q *memQueue) Append(b message.Batch) error {
 }
 
 // head is the index of the partition's oldest entry, or -1.
-func (q *memQueue) head(tp message.TopicPartition) int {
+func (q *memStorage) head(tp message.TopicPartition) int {
 	for i, b := range q.entries {
 		if b.TopicPartition() == tp {
 			return i
@@ -167,7 +167,7 @@ func (q *memQueue) head(tp message.TopicPartition) int {
 	return -1
 }
 
-func (q *memQueue) Peek(tp message.TopicPartition) (message.Batch, bool, error) {
+func (q *memStorage) Peek(tp message.TopicPartition) (message.Batch, bool, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	i := q.head(tp)
@@ -177,7 +177,7 @@ func (q *memQueue) Peek(tp message.TopicPartition) (message.Batch, bool, error) 
 	return q.entries[i], true, nil
 }
 
-func (q *memQueue) Ack(tp message.TopicPartition) error {
+func (q *memStorage) Ack(tp message.TopicPartition) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if i := q.head(tp); i >= 0 {
@@ -186,7 +186,7 @@ func (q *memQueue) Ack(tp message.TopicPartition) error {
 	return nil
 }
 
-func (q *memQueue) Partitions() []message.TopicPartition {
+func (q *memStorage) Partitions() []message.TopicPartition {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var ps []message.TopicPartition
@@ -200,7 +200,7 @@ func (q *memQueue) Partitions() []message.TopicPartition {
 	return ps
 }
 
-func (q *memQueue) Backlog(tp message.TopicPartition) int {
+func (q *memStorage) Backlog(tp message.TopicPartition) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := 0
@@ -212,9 +212,9 @@ func (q *memQueue) Backlog(tp message.TopicPartition) int {
 	return n
 }
 
-func (q *memQueue) Len() int { q.mu.Lock(); defer q.mu.Unlock(); return len(q.entries) }
+func (q *memStorage) Len() int { q.mu.Lock(); defer q.mu.Unlock(); return len(q.entries) }
 
-func (q *memQueue) HasRoom(int64) bool {
+func (q *memStorage) HasRoom(int64) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.limit == 0 || len(q.entries) < q.limit
@@ -311,7 +311,7 @@ func batch(topic string, p int32, vals ...string) message.Batch {
 
 type harness struct {
 	k   *fakeKafka
-	q   *memQueue
+	q   *memStorage
 	obs *recorder
 	clk *manualClock
 	d   *Dispatcher
@@ -319,9 +319,9 @@ type harness struct {
 
 func newHarness(t *testing.T, cfg Config, withQueue bool) *harness {
 	h := &harness{k: newFakeKafka(), obs: newRecorder(), clk: &manualClock{}}
-	var q Queue
+	var q Storage
 	if withQueue {
-		h.q = &memQueue{}
+		h.q = &memStorage{}
 		q = h.q
 	}
 	cfg.RetryInterval = time.Second

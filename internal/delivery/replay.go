@@ -18,7 +18,7 @@ func (d *Dispatcher) replayLoop() {
 			return
 		case <-d.replay:
 		}
-		if d.queue == nil {
+		if d.storage == nil {
 			continue
 		}
 		d.drain()
@@ -50,7 +50,7 @@ func (d *Dispatcher) drain() {
 		}
 		keys, stored, send = keys[:0], stored[:0], send[:0]
 		bytes := 0
-		ps := d.queue.Partitions()
+		ps := d.storage.Partitions()
 		start, _ := slices.BinarySearchFunc(ps, last, message.TopicPartition.Compare)
 		if start < len(ps) && ps[start] == last {
 			start++
@@ -67,7 +67,7 @@ func (d *Dispatcher) drain() {
 				}
 				continue
 			}
-			b, ok, err := d.queue.Peek(k)
+			b, ok, err := d.storage.Peek(k)
 			if err != nil {
 				d.logger.Error("temp storage read failed",
 					zap.String("topic", k.Topic), zap.Int32("partition", k.Partition), zap.Error(err))
@@ -116,7 +116,7 @@ func (d *Dispatcher) dropGone(k message.TopicPartition, n int32) bool {
 			return false
 		default:
 		}
-		b, ok, err := d.queue.Peek(k)
+		b, ok, err := d.storage.Peek(k)
 		if err != nil {
 			d.logger.Error("temp storage read failed",
 				zap.String("topic", k.Topic), zap.Int32("partition", k.Partition), zap.Error(err))
@@ -130,7 +130,7 @@ func (d *Dispatcher) dropGone(k message.TopicPartition, n int32) bool {
 			d.obs.Rejected(message.Rejected{Message: m, Reason: message.RejectPartitionGone,
 				Err: fmt.Errorf("partition %d of %s no longer exists (%d partitions)", k.Partition, k.Topic, n)})
 		}
-		if err := d.queue.Ack(k); err != nil {
+		if err := d.storage.Ack(k); err != nil {
 			d.logger.Error("temp storage checkpoint failed",
 				zap.String("topic", k.Topic), zap.Int32("partition", k.Partition), zap.Error(err))
 			d.markDone(k, &b, &rest, nil) // not dead-lettered twice
@@ -186,7 +186,7 @@ func (d *Dispatcher) markDone(k message.TopicPartition, stored, send *message.Ba
 }
 
 // replayRound sends the batches that have records left; the others are
-// only acknowledged in the queue.
+// only acknowledged in the storage.
 func (d *Dispatcher) replayRound(send []message.Batch) (outs []message.Outcome, took time.Duration) {
 	outs = make([]message.Outcome, len(send))
 	var batches []*message.Batch
@@ -230,7 +230,7 @@ func (d *Dispatcher) settleReplay(k message.TopicPartition, stored, send *messag
 	// No partition lock: until Ack returns the backlog counts this entry,
 	// so a Submit for its partition appends behind it; after, the entry is
 	// in Kafka and a direct send comes after it.
-	if err := d.queue.Ack(k); err != nil {
+	if err := d.storage.Ack(k); err != nil {
 		d.logger.Error("temp storage checkpoint failed",
 			zap.String("topic", k.Topic), zap.Int32("partition", k.Partition), zap.Error(err))
 		return false

@@ -15,7 +15,7 @@ import (
 
 func TestStoredBacklogAtStartIsReplayedBeforeNewBatches(t *testing.T) {
 	k, obs, clk := newFakeKafka(), newRecorder(), &manualClock{}
-	q := &memQueue{}
+	q := &memStorage{}
 	_ = q.Append(batch("t", 0, "old1"))
 	_ = q.Append(batch("t", 0, "old2"))
 	k.setUp(false)

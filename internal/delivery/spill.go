@@ -13,7 +13,7 @@ import (
 // is full: a refusal for lack of space is returned wrapping ErrDiskFull.
 // Called with the partition's lock held.
 func (d *Dispatcher) appendStored(b message.Batch) error {
-	err := d.queue.Append(b)
+	err := d.storage.Append(b)
 	switch {
 	case err == nil:
 		// A small batch may fit where a large one did not: the state
@@ -42,7 +42,7 @@ func (d *Dispatcher) setFull(err error) {
 
 // checkRoom ends the full state once the storage has room for a batch.
 func (d *Dispatcher) checkRoom() {
-	if d.queue != nil && d.full.Load() && d.queue.HasRoom(d.cfg.EntryBytes) {
+	if d.storage != nil && d.full.Load() && d.storage.HasRoom(d.cfg.EntryBytes) {
 		d.setFull(nil)
 	}
 }
@@ -58,7 +58,7 @@ func (d *Dispatcher) spillFIFO(p *part, cause error) {
 	for len(p.fifo) > 0 {
 		e := p.fifo[0]
 		b := &e.b
-		if d.queue == nil {
+		if d.storage == nil {
 			break
 		}
 		if err := d.appendStored(*b); err != nil {
