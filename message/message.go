@@ -19,6 +19,11 @@ type Header struct {
 type Message struct {
 	Topic     string
 	Partition int32 // assigned by the partitioner before the message reaches the batcher
+	// Index is the record's position in the batch delivery took it in:
+	// delivery numbers the records of each batch it sends or replays, and
+	// the records the producer hands back in an Outcome keep it, so they
+	// are told apart by it rather than by comparing contents or addresses.
+	Index     int32
 	Key       []byte
 	Value     []byte
 	Headers   []Header

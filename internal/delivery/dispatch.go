@@ -117,8 +117,10 @@ func (d *Dispatcher) scheduleRetry() {
 }
 
 // Submit takes a ready batch. It never waits on Kafka; while the partition
-// has a backlog on disk the batch is appended behind it.
+// has a backlog on disk the batch is appended behind it. It numbers the
+// batch's records (message.Message.Index).
 func (d *Dispatcher) Submit(b message.Batch) {
+	number(b.Messages)
 	e := &entry{b: b, orig: b}
 	d.mu.Lock()
 	if d.closed {

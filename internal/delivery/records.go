@@ -25,18 +25,17 @@ func withoutRejected(msgs []message.Message, rejected []message.Rejected) []mess
 
 // without returns msgs less the rejected ones and less those in rest, a
 // subsequence of msgs in the same order (the producer keeps record order).
-// Records are matched by identity (the producer hands back the same
-// Key/Value slices), not by content.
+// Records are told apart by their Index (see number).
 func without(msgs []message.Message, rejected []message.Rejected, rest []message.Message) []message.Message {
 	out := make([]message.Message, 0, len(msgs))
 next:
 	for _, m := range msgs {
-		if len(rest) > 0 && sameMessage(m, rest[0]) {
+		if len(rest) > 0 && m.Index == rest[0].Index {
 			rest = rest[1:]
 			continue
 		}
 		for _, r := range rejected {
-			if sameMessage(m, r.Message) {
+			if m.Index == r.Message.Index {
 				continue next
 			}
 		}
@@ -45,7 +44,10 @@ next:
 	return out
 }
 
-func sameMessage(a, b message.Message) bool {
-	return len(a.Value) == len(b.Value) && (len(a.Value) == 0 || &a.Value[0] == &b.Value[0]) &&
-		string(a.Key) == string(b.Key) && a.Timestamp.Equal(b.Timestamp)
+// number sets each record's Index to its position in msgs, so the records
+// an Outcome hands back can be told apart.
+func number(msgs []message.Message) {
+	for i := range msgs {
+		msgs[i].Index = int32(i)
+	}
 }

@@ -67,10 +67,8 @@ func (d *Dispatcher) drain() {
 				}
 				continue
 			}
-			b, ok, err := d.storage.Peek(k)
+			b, ok, err := d.head(k)
 			if err != nil {
-				d.logger.Error("temp storage read failed",
-					zap.String("topic", k.Topic), zap.Int32("partition", k.Partition), zap.Error(err))
 				paused[k] = true
 				continue
 			}
@@ -116,10 +114,8 @@ func (d *Dispatcher) dropGone(k message.TopicPartition, n int32) bool {
 			return false
 		default:
 		}
-		b, ok, err := d.storage.Peek(k)
+		b, ok, err := d.head(k)
 		if err != nil {
-			d.logger.Error("temp storage read failed",
-				zap.String("topic", k.Topic), zap.Int32("partition", k.Partition), zap.Error(err))
 			return false
 		}
 		if !ok {
@@ -140,6 +136,20 @@ func (d *Dispatcher) dropGone(k message.TopicPartition, n int32) bool {
 		batches++
 		records += len(rest.Messages)
 	}
+}
+
+// head returns the oldest stored batch of the partition, its records
+// numbered (see number) so that markDone can find them; a read error is
+// logged.
+func (d *Dispatcher) head(k message.TopicPartition) (message.Batch, bool, error) {
+	b, ok, err := d.storage.Peek(k)
+	if err != nil {
+		d.logger.Error("temp storage read failed",
+			zap.String("topic", k.Topic), zap.Int32("partition", k.Partition), zap.Error(err))
+		return message.Batch{}, false, err
+	}
+	number(b.Messages)
+	return b, ok, nil
 }
 
 // unsent is b less the records an earlier replay got through.
@@ -163,25 +173,16 @@ func (d *Dispatcher) unsent(k message.TopicPartition, b message.Batch) message.B
 
 // markDone records in headDone which records of the stored head went
 // through: those of send (the head less earlier ones) not in remaining,
-// the records Kafka did not take, in order.
+// the records Kafka did not take, in order. Records keep the Index head
+// gave them in the stored batch.
 func (d *Dispatcher) markDone(k message.TopicPartition, stored, send *message.Batch, remaining []message.Message) {
 	done := d.headDone[k]
 	if done == nil {
 		done = make([]bool, len(stored.Messages))
 		d.headDone[k] = done
 	}
-	j := 0 // next record of send
-	for i := range stored.Messages {
-		if done[i] || j >= len(send.Messages) {
-			continue
-		}
-		m := send.Messages[j]
-		j++
-		if len(remaining) > 0 && sameMessage(m, remaining[0]) {
-			remaining = remaining[1:]
-			continue
-		}
-		done[i] = true
+	for _, m := range without(send.Messages, nil, remaining) {
+		done[m.Index] = true
 	}
 }
 
