@@ -19,14 +19,15 @@ type entry struct {
 	orig message.Batch
 }
 
-// part is one partition's in-memory FIFO. Its lock is held while a batch
-// of the partition is appended to the queue, so partitions spilling to disk
-// do not hold up the others.
+// part is one partition's in-memory FIFO. Its lock is never held across
+// I/O: a partition spilling to a slow disk holds up no one.
 type part struct {
 	mu       sync.Mutex
 	key      message.TopicPartition
 	fifo     []*entry
-	inflight bool
+	inflight bool // the head is being sent
+	// spilling is set while a goroutine moves the FIFO to disk (store).
+	spilling bool
 	// stalled is set when the head failed and could not be stored: it is
 	// retried on the next retry tick, not at once.
 	stalled bool
@@ -45,6 +46,7 @@ type Dispatcher struct {
 	parts   map[message.TopicPartition]*part
 	closed  bool
 	sending sync.WaitGroup // Produce calls in flight
+	submits sync.WaitGroup // Submit calls in flight
 	wake    chan struct{}  // the send loop has work
 	replay  chan struct{}  // the replay loop should try now
 	stop    chan struct{}
@@ -137,25 +139,27 @@ func (d *Dispatcher) Submit(b message.Batch) {
 	// Taken before d.mu is released, so Close, which sets closed first,
 	// finds this batch when it empties the FIFOs.
 	p.mu.Lock()
+	d.submits.Add(1) // before closed can be set: Close waits for it
 	d.mu.Unlock()
-	if len(p.fifo) == 0 && !p.inflight && d.backlogged(k) {
+	defer d.submits.Done()
+	behind := len(p.fifo) == 0 && !p.inflight && d.backlogged(k)
+	p.fifo = append(p.fifo, e)
+	if behind {
 		// Behind the disk backlog: straight to disk keeps the order.
-		err := d.appendStored(b)
-		if err == nil {
+		err := d.store(p)
+		switch {
+		case err == nil:
 			p.mu.Unlock()
-			d.spilled(e)
 			return
-		}
-		if d.cfg.Sync {
-			p.mu.Unlock()
+		case d.cfg.Sync:
 			// Kafka was not asked: the batch belongs behind the backlog.
-			d.lose(e, fmt.Errorf("%w: behind its partition's backlog on disk: %w", ErrNotStored, err))
+			d.loseFIFO(p, fmt.Errorf("%w: behind its partition's backlog on disk: %w", ErrNotStored, err))
+			p.mu.Unlock()
 			return
 		}
 		d.logger.Warn("temp storage refused a batch behind its backlog; keeping it in memory",
-			zap.String("topic", b.Topic), zap.Int32("partition", b.Partition), zap.Error(err))
+			zap.String("topic", k.Topic), zap.Int32("partition", k.Partition), zap.Error(err))
 	}
-	p.fifo = append(p.fifo, e)
 	p.mu.Unlock()
 	d.poke(d.wake)
 }
@@ -173,4 +177,12 @@ func (d *Dispatcher) snapshot() []*part {
 
 func (d *Dispatcher) backlogged(k message.TopicPartition) bool {
 	return d.storage != nil && d.storage.Backlog(k) > 0
+}
+
+// sendable reports whether p's head may be sent now: none in flight, not
+// stalled, not being spilled, and no stored backlog (a restart, or a batch
+// the storage refused behind it), which the FIFO waits for the replay to
+// drain. Called with p.mu held.
+func (d *Dispatcher) sendable(p *part) bool {
+	return len(p.fifo) > 0 && !p.inflight && !p.stalled && !p.spilling && !d.backlogged(p.key)
 }

@@ -28,13 +28,8 @@ func (d *Dispatcher) sendLoop() {
 func (d *Dispatcher) sendReady() {
 	var groups []*sendGroup
 	for _, p := range d.snapshot() {
-		if !p.mu.TryLock() {
-			// Busy appending to disk; whoever holds it wakes the loop after.
-			continue
-		}
-		// With a stored backlog (a restart, or a batch the storage refused
-		// behind it) the FIFO waits for the replay.
-		ready := !p.inflight && !p.stalled && len(p.fifo) > 0 && !d.backlogged(p.key)
+		p.mu.Lock()
+		ready := d.sendable(p)
 		var e *entry
 		if ready {
 			p.inflight = true

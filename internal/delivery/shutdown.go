@@ -53,6 +53,7 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	}
 	d.cancel()
 
+	d.submits.Wait() // a Submit may be storing behind a backlog
 	var lost int
 	for _, p := range d.snapshot() {
 		p.mu.Lock()
@@ -77,7 +78,7 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 func (d *Dispatcher) hasSendable() bool {
 	for _, p := range d.snapshot() {
 		p.mu.Lock()
-		ok := len(p.fifo) > 0 && !p.stalled && !p.inflight && !d.backlogged(p.key)
+		ok := d.sendable(p)
 		p.mu.Unlock()
 		if ok {
 			return true

@@ -11,7 +11,7 @@ import (
 
 // appendStored appends b to the temp storage and tracks whether the disk
 // is full: a refusal for lack of space is returned wrapping ErrDiskFull.
-// Called with the partition's lock held.
+// Called by store, without the partition's lock.
 func (d *Dispatcher) appendStored(b message.Batch) error {
 	err := d.storage.Append(b)
 	switch {
@@ -52,42 +52,64 @@ func (d *Dispatcher) checkRoom() {
 // not be saved if Kafka does not take them.
 func (d *Dispatcher) DiskFull() bool { return d.full.Load() }
 
-// spillFIFO moves p's whole FIFO to disk, in order, so later batches queue
-// behind it. Called with p.mu held.
-func (d *Dispatcher) spillFIFO(p *part, cause error) {
+// store moves p's FIFO to disk, oldest first, until it is empty or the
+// storage refuses its head (the error returned; the head stays). It is
+// called with p.mu held and returns with it held, but releases it during
+// each append: p.spilling tells the others meanwhile that the FIFO is
+// neither to be sent nor stored by them, and batches submitted meanwhile
+// queue behind and are stored in turn.
+func (d *Dispatcher) store(p *part) error {
+	p.spilling = true
+	defer func() { p.spilling = false }()
 	for len(p.fifo) > 0 {
 		e := p.fifo[0]
-		b := &e.b
-		if d.storage == nil {
-			break
+		p.mu.Unlock()
+		err := d.appendStored(e.b)
+		if err == nil {
+			d.spilled(e)
 		}
-		if err := d.appendStored(*b); err != nil {
+		p.mu.Lock()
+		if err != nil {
+			return err
+		}
+		p.fifo = p.fifo[1:]
+	}
+	return nil
+}
+
+// spillFIFO moves p's whole FIFO to disk, in order, so later batches queue
+// behind it. Called with p.mu held (see store).
+func (d *Dispatcher) spillFIFO(p *part, cause error) {
+	if d.storage != nil {
+		if err := d.store(p); err != nil {
+			b := &p.fifo[0].b
 			d.logger.Error("temp storage refused a batch",
 				zap.String("topic", b.Topic), zap.Int32("partition", b.Partition),
 				zap.Int("records", len(b.Messages)), zap.Error(err))
 			cause = fmt.Errorf("%w: %w", cause, err)
-			break
 		}
-		p.fifo = p.fifo[1:]
-		p.mu.Unlock()
-		d.spilled(e)
-		p.mu.Lock()
 	}
 	if len(p.fifo) == 0 {
 		return
 	}
 	if d.cfg.Sync {
 		// The caller is waiting: tell it now rather than hold its records.
-		failed := p.fifo
-		p.fifo = nil
-		p.mu.Unlock()
-		for _, e := range failed {
-			d.lose(e, fmt.Errorf("%w: %w", ErrNotStored, cause))
-		}
-		p.mu.Lock()
+		d.loseFIFO(p, fmt.Errorf("%w: %w", ErrNotStored, cause))
 		return
 	}
 	p.stalled = true // retried on the next tick; memory bound backs callers off
+}
+
+// loseFIFO empties p's FIFO, its batches Lost with err. Called with p.mu
+// held, which it releases while it reports them.
+func (d *Dispatcher) loseFIFO(p *part, err error) {
+	failed := p.fifo
+	p.fifo = nil
+	p.mu.Unlock()
+	for _, e := range failed {
+		d.lose(e, err)
+	}
+	p.mu.Lock()
 }
 
 func (d *Dispatcher) spilled(e *entry) {
