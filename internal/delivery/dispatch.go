@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/workloop"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
@@ -47,10 +48,10 @@ type Dispatcher struct {
 	closed  bool
 	sending sync.WaitGroup // Produce calls in flight
 	submits sync.WaitGroup // Submit calls in flight
-	wake    chan struct{}  // the send loop has work
-	replay  chan struct{}  // the replay loop should try now
-	stop    chan struct{}
-	loops   sync.WaitGroup
+	sends   workloop.Loop  // the send loop: sendReady until no one asks again
+	replays workloop.Loop  // the replay loop: replay until no one asks again
+	stop    chan struct{}  // closed by Close: the loops end
+	loops   sync.WaitGroup // send and replay loops running
 	timer   Timer
 	ctx     context.Context // canceled by Close: in-flight sends end
 	cancel  context.CancelFunc
@@ -73,24 +74,50 @@ func New(cfg Config, kafka Kafka, storage Storage, obs Observer, clock Clock, lo
 		cfg: cfg, kafka: kafka, storage: storage, obs: obs, clock: clock, logger: logger,
 		parts:    make(map[message.TopicPartition]*part),
 		headDone: make(map[message.TopicPartition][]bool),
-		wake:     make(chan struct{}, 1),
-		replay:   make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		ctx:      ctx, cancel: cancel,
 	}
-	d.loops.Add(2)
-	go d.sendLoop()
-	go d.replayLoop()
 	d.scheduleRetry()
-	d.poke(d.replay) // data found at start is replayed at once
+	d.wakeReplay() // data found at start is replayed at once
 	return d
 }
 
-func (d *Dispatcher) poke(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
+// wakeSend asks the send loop to send what is ready.
+func (d *Dispatcher) wakeSend() { d.run(&d.sends, d.sendReady) }
+
+// wakeReplay asks the replay loop to replay the stored backlogs.
+func (d *Dispatcher) wakeReplay() {
+	if d.storage != nil {
+		d.run(&d.replays, d.replay)
 	}
+}
+
+// run starts a goroutine doing work until l is asked no more, unless one
+// is already doing it: that one goes once more. After Close nothing starts.
+func (d *Dispatcher) run(l *workloop.Loop, work func()) {
+	if !l.Begin() {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return // l stays taken: nothing is started again
+	}
+	d.loops.Add(1)
+	go func() {
+		defer d.loops.Done()
+		for {
+			select {
+			case <-d.stop:
+				return
+			default:
+			}
+			work()
+			if !l.Again() {
+				return
+			}
+		}
+	}()
 }
 
 // scheduleRetry wakes both loops every RetryInterval.
@@ -108,8 +135,8 @@ func (d *Dispatcher) scheduleRetry() {
 			return
 		}
 		d.checkRoom()
-		d.poke(d.wake)
-		d.poke(d.replay)
+		d.wakeSend()
+		d.wakeReplay()
 		d.mu.Lock()
 		if !d.closed {
 			d.scheduleRetry()
@@ -161,7 +188,7 @@ func (d *Dispatcher) Submit(b message.Batch) {
 			zap.String("topic", k.Topic), zap.Int32("partition", k.Partition), zap.Error(err))
 	}
 	p.mu.Unlock()
-	d.poke(d.wake)
+	d.wakeSend()
 }
 
 // snapshot returns the partitions seen so far.

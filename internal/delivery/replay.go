@@ -10,20 +10,10 @@ import (
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
-func (d *Dispatcher) replayLoop() {
-	defer d.loops.Done()
-	for {
-		select {
-		case <-d.stop:
-			return
-		case <-d.replay:
-		}
-		if d.storage == nil {
-			continue
-		}
-		d.drain()
-		d.checkRoom() // replayed segments were deleted
-	}
+// replay is one pass of the replay loop (wakeReplay).
+func (d *Dispatcher) replay() {
+	d.drain()
+	d.checkRoom() // replayed segments were deleted
 }
 
 // maxReplayBytes bounds the stored batches read into memory for one replay
@@ -91,7 +81,7 @@ func (d *Dispatcher) drain() {
 				paused[k] = true
 			}
 		}
-		d.poke(d.wake) // a released partition's FIFO may go now
+		d.wakeSend() // a released partition's FIFO may go now
 	}
 }
 

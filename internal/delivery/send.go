@@ -9,20 +9,8 @@ import (
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
-func (d *Dispatcher) sendLoop() {
-	defer d.loops.Done()
-	for {
-		select {
-		case <-d.stop:
-			return
-		case <-d.wake:
-		}
-		d.sendReady()
-	}
-}
-
-// sendReady sends the head batch of every partition that has none in
-// flight: one Produce call per leader broker, since Produce returns when
+// sendReady, one pass of the send loop (wakeSend), sends the head batch
+// of every partition that has none in flight: one Produce call per leader broker, since Produce returns when
 // all its batches are settled and a broker slow to answer (or timing out)
 // must not hold up the partitions other brokers lead.
 func (d *Dispatcher) sendReady() {
@@ -81,7 +69,7 @@ func (d *Dispatcher) send(g *sendGroup) {
 			d.finish(p, g.entries[i], outs[i], took)
 		}
 	}
-	d.poke(d.wake)
+	d.wakeSend()
 }
 
 // finish settles a direct send of p's head batch.
