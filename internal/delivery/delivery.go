@@ -42,23 +42,44 @@ type Storage interface {
 
 // Observer is told where every batch went. Left is called exactly once for
 // each submitted batch when it leaves memory (acknowledged, spilled or
-// dropped), so the batcher can free its memory. Methods are called from
-// the Dispatcher's goroutines and from Submit's caller, concurrently, with
-// no Dispatcher lock held except where a method says otherwise.
+// dropped), so the batcher can free its memory.
+//
+// Methods are called concurrently: from the goroutine of Submit's caller
+// (a batch stored behind its partition's backlog, or lost after Close),
+// from the send goroutines (one per Produce call), from the replay loop,
+// from the retry timer and from Close's caller. No Dispatcher lock is held
+// except in DiskFull, so the others may call Submit (the exporter's Sent
+// does, through the batcher, when it releases a batch that min_delay held).
 type Observer interface {
-	// Sent and Replayed get the records Kafka acknowledged.
+	// Sent gets the records Kafka acknowledged of a submitted batch; it is
+	// called from the send goroutine that produced it.
 	Sent(b *message.Batch, d time.Duration)
+	// Replayed gets the records Kafka acknowledged of a stored batch; it
+	// is called from the replay loop.
 	Replayed(b *message.Batch, d time.Duration)
+	// Spilled reports a submitted batch written to the temp storage, from
+	// the goroutine that wrote it: a send goroutine, Submit's caller or
+	// Close's caller.
 	Spilled(b *message.Batch)
+	// Rejected reports a record refused for good, from a send goroutine or,
+	// for a stored record (reason partition_gone included), the replay loop.
 	Rejected(r message.Rejected)
+	// Lost reports a batch neither sent nor stored, from Submit's caller, a
+	// send goroutine or Close's caller.
 	Lost(b *message.Batch, err error)
 	// Failed reports a direct send that Kafka did not take, after the batch
-	// was spilled or kept for a retry.
+	// was spilled, lost or kept for a retry; it is called from the send
+	// goroutine.
 	Failed(b *message.Batch, err error)
+	// Left is called right after the batch's Sent, Spilled or Lost, on the
+	// same goroutine (only Failed may come after it).
 	Left(b *message.Batch)
 	// DiskFull reports the temp storage refusing a batch for lack of space
 	// (err, wrapping ErrDiskFull) and, with err nil, having room for one
-	// again. Calls alternate, starting with a refusal, and never overlap.
+	// again. Calls alternate, starting with a refusal, and never overlap:
+	// they are made with the Dispatcher's disk-full lock held, from the
+	// goroutine whose append or room check changed the state (any of the
+	// above), so DiskFull must not call Submit.
 	DiskFull(err error)
 }
 
