@@ -7,9 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -50,49 +48,6 @@ type storeQueue struct {
 	ready chan struct{}
 	q     *Queue
 	err   error
-}
-
-// byteBudget is the MaxBytes bound, shared by the queues of a Store (a
-// Queue opened alone has its own). stored <= used: an append reserves its
-// bytes in used before writing and adds them to stored once written; a
-// deleted segment leaves stored first.
-type byteBudget struct {
-	max    int64
-	dir    string       // named in ErrFull
-	used   atomic.Int64 // stored plus appends in flight
-	stored atomic.Int64 // bytes of segments not yet fully replayed, all queues
-}
-
-// reserve takes n bytes if they fit; otherwise it returns false and the
-// bytes in use.
-func (b *byteBudget) reserve(n int64) (int64, bool) {
-	for {
-		used := b.used.Load()
-		if used+n > b.max {
-			return used, false
-		}
-		if b.used.CompareAndSwap(used, used+n) {
-			return used + n, true
-		}
-	}
-}
-
-// unreserve gives back a reservation that was not written.
-func (b *byteBudget) unreserve(n int64) { b.used.Add(-n) }
-
-// commit counts a reservation as written.
-func (b *byteBudget) commit(n int64) { b.stored.Add(n) }
-
-// add counts n bytes found on disk, even past the bound.
-func (b *byteBudget) add(n int64) {
-	b.used.Add(n)
-	b.stored.Add(n)
-}
-
-// free gives back n bytes deleted from disk.
-func (b *byteBudget) free(n int64) {
-	b.stored.Add(-n)
-	b.used.Add(-n)
 }
 
 // OpenStore opens (creating it, mode 0700, if missing) the store in dir,
@@ -203,51 +158,6 @@ func (s *Store) loadQueue(p message.TopicPartition, dir string) error {
 		return partitionErr(p, err)
 	}
 	s.removeQueueDir(dir)
-	return nil
-}
-
-// migrate moves the entries of the single-queue layout (segments directly
-// in the store directory, written before Store existed) into their
-// partition queues, oldest first, acknowledging each once appended: a
-// crash in between replays it twice, never loses it.
-func (s *Store) migrate() error {
-	ids, _, err := listSegments(s.dir)
-	if err != nil {
-		return fmt.Errorf("temp storage: %w", err)
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	o := s.opts
-	o.budget = nil // its own: the old bytes are counted as they are appended
-	o.legacyRoot = true
-	q, err := Open(s.dir, o)
-	if err != nil {
-		return err
-	}
-	n := 0
-	for {
-		b, ok, err := q.Peek()
-		if err == nil && ok {
-			if err = s.Append(b); err == nil {
-				err = q.Ack()
-			}
-		}
-		if err != nil {
-			_ = q.Close() // the error is the one to report; what is left stays for the next open
-			return fmt.Errorf("temp storage %s: move the single-queue layout into partition queues: %w", s.dir, err)
-		}
-		if !ok {
-			break
-		}
-		n++
-	}
-	s.corruptGone += q.Corrupt()
-	if err := q.Close(); err != nil {
-		return err
-	}
-	s.removeCheckpoint(s.dir)
-	s.log.Info("temp storage: moved the single-queue layout into partition queues", zap.Int("entries", n))
 	return nil
 }
 
@@ -589,71 +499,4 @@ func (q *Queue) otherRoutes(p message.TopicPartition) string {
 
 func partitionErr(p message.TopicPartition, err error) error {
 	return fmt.Errorf("temp storage %s/%d: %w", p.Topic, p.Partition, err)
-}
-
-// EscapeName makes any string a single, safe path element, distinct per
-// string: [A-Za-z0-9_.-] stay, every other byte becomes %XX (upper-case
-// hex), as do all bytes of "." and ".."; the empty string is "%". The store
-// names topic directories with it; unescapeName reverses it.
-func EscapeName(topic string) string {
-	if topic == "" {
-		return "%"
-	}
-	dots := topic == "." || topic == ".."
-	var b strings.Builder
-	for i := 0; i < len(topic); i++ {
-		c := topic[i]
-		if safeTopicByte(c) && !dots {
-			b.WriteByte(c)
-			continue
-		}
-		const hex = "0123456789ABCDEF"
-		b.WriteByte('%')
-		b.WriteByte(hex[c>>4])
-		b.WriteByte(hex[c&15])
-	}
-	return b.String()
-}
-
-func safeTopicByte(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.'
-}
-
-// unescapeName returns the topic EscapeName gave name; only names
-// EscapeName produces are accepted, so two directories never name one topic.
-func unescapeName(name string) (string, error) {
-	if name == "%" {
-		return "", nil
-	}
-	b := make([]byte, 0, len(name))
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c != '%' {
-			b = append(b, c)
-			continue
-		}
-		if i+2 >= len(name) {
-			return "", fmt.Errorf("topic name %q: truncated escape", name)
-		}
-		v, err := strconv.ParseUint(name[i+1:i+3], 16, 8)
-		if err != nil {
-			return "", fmt.Errorf("topic name %q: bad escape %q", name, name[i:i+3])
-		}
-		b = append(b, byte(v))
-		i += 2
-	}
-	if topic := string(b); EscapeName(topic) == name {
-		return topic, nil
-	}
-	return "", fmt.Errorf("topic name %q is not escaped as the store escapes it", name)
-}
-
-// parsePartition reads a partition directory name: a decimal int32 as
-// strconv formats it.
-func parsePartition(name string) (int32, error) {
-	v, err := strconv.ParseInt(name, 10, 32)
-	if err != nil || strconv.FormatInt(v, 10) != name {
-		return 0, fmt.Errorf("partition name %q is not a decimal int32", name)
-	}
-	return int32(v), nil
 }
