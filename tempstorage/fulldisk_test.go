@@ -3,6 +3,7 @@ package tempstorage_test
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,6 +48,9 @@ func fillDisk(t *testing.T, s *tempstorage.Store) map[int32]int {
 		if err != nil {
 			if !tempstorage.IsFull(err) {
 				t.Fatalf("Append on a full disk: %v, want a disk-full error", err)
+			}
+			if n := strings.Count(err.Error(), "temp storage"); n != 1 {
+				t.Fatalf("Append on a full disk: %q says \"temp storage\" %d times, want once", err, n)
 			}
 			return stored
 		}

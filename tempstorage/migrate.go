@@ -35,7 +35,8 @@ func (s *Store) migrate() error {
 		}
 		if err != nil {
 			_ = q.Close() // the error is the one to report; what is left stays for the next open
-			return fmt.Errorf("temp storage %s: move the single-queue layout into partition queues: %w", s.dir, err)
+			// err starts with "temp storage" and names its queue.
+			return fmt.Errorf("move the single-queue layout of %s into partition queues: %w", s.dir, err)
 		}
 		if !ok {
 			break

@@ -187,7 +187,7 @@ func (q *Queue) Append(b message.Batch) error {
 	// overshoot the bound between them.
 	if used, ok := q.opts.budget.reserve(n); !ok {
 		q.mu.Unlock()
-		return fmt.Errorf("%w: %s holds %d of %d bytes, entry needs %d", ErrFull, q.opts.budget.dir, used, q.opts.budget.max, n)
+		return fmt.Errorf("%w: %s holds %d of %d bytes, %s/%d entry needs %d", ErrFull, q.opts.budget.dir, used, q.opts.budget.max, b.Topic, b.Partition, n)
 	}
 	rid := q.routeID(b.TopicPartition())
 	q.mu.Unlock()

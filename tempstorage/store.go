@@ -231,7 +231,7 @@ func (s *Store) create(p message.TopicPartition) (*Queue, error) {
 		// entries in them (each queue syncs only its own directory).
 		if err := errors.Join(syncDir(tdir), syncDir(root)); err != nil {
 			_ = q.Close() // empty; the sync error is the one to report
-			return nil, fmt.Errorf("sync directory: %w", err)
+			return nil, fmt.Errorf("temp storage %s: sync directory: %w", tdir, err)
 		}
 	}
 	return q, nil
@@ -497,6 +497,14 @@ func (q *Queue) otherRoutes(p message.TopicPartition) string {
 	return ""
 }
 
+// partitionErr names p in err, an error of p's queue or of the Store about
+// p, unless err names it already. The queue's errors start with its
+// directory (queue/<topic>/<partition>) or, for ErrFull and ErrTooLarge,
+// name the partition; ErrClosed and ErrEmpty as they are get p after them:
+// "temp storage empty: logs/3". The prefix is never doubled.
 func partitionErr(p message.TopicPartition, err error) error {
-	return fmt.Errorf("temp storage %s/%d: %w", p.Topic, p.Partition, err)
+	if err == ErrClosed || err == ErrEmpty { // bare, not wrapped: nothing names p yet
+		return fmt.Errorf("%w: %s/%d", err, p.Topic, p.Partition)
+	}
+	return err
 }
