@@ -309,6 +309,15 @@ func batch(topic string, p int32, vals ...string) message.Batch {
 	return message.Batch{Topic: topic, Partition: p, Messages: msgs, Bytes: message.BatchSize(msgs)}
 }
 
+// tracked gives every record of b one tracker, as a sync caller's.
+func tracked(b message.Batch) (message.Batch, *message.Tracker) {
+	tr := message.NewTracker(len(b.Messages))
+	for i := range b.Messages {
+		b.Messages[i].Tracker = tr
+	}
+	return b, tr
+}
+
 type harness struct {
 	k   *fakeKafka
 	q   *memStorage
@@ -330,3 +339,20 @@ func newHarness(t *testing.T, cfg Config, withQueue bool) *harness {
 }
 
 func equal(a, b []string) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
+
+// close closes the Dispatcher; an error fails the test.
+func (h *harness) close(t *testing.T) {
+	t.Helper()
+	if err := h.d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// requireValues fails the test unless Kafka got exactly want on
+// topic/partition, in order.
+func (h *harness) requireValues(t *testing.T, topic string, partition int32, want ...string) {
+	t.Helper()
+	if got := h.k.values(topic, partition); !equal(got, want) {
+		t.Fatalf("kafka got %v on %s/%d, want %v", got, topic, partition, want)
+	}
+}

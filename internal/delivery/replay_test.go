@@ -60,15 +60,9 @@ func TestPartitionKafkaRefusesDoesNotHoldUpReplayOfOthers(t *testing.T) {
 	h.k.mu.Unlock()
 	h.clk.tick()
 	h.obs.waitUntil(t, "partition 0 replayed", func() bool { return h.obs.replayed == 4 })
-	if err := h.d.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := h.k.values("t", 0); !equal(got, []string{"a1", "a2"}) {
-		t.Fatalf("partition 0 = %v", got)
-	}
-	if got := h.k.values("t", 1); !equal(got, []string{"b1", "b2", "b3"}) {
-		t.Fatalf("partition 1 = %v", got)
-	}
+	h.close(t)
+	h.requireValues(t, "t", 0, "a1", "a2")
+	h.requireValues(t, "t", 1, "b1", "b2", "b3")
 }
 
 func TestReplayRoundsStayWithinTheirMemoryBound(t *testing.T) {
@@ -84,9 +78,7 @@ func TestReplayRoundsStayWithinTheirMemoryBound(t *testing.T) {
 	h.k.setUp(true)
 	h.clk.tick()
 	h.obs.waitUntil(t, "all replayed", func() bool { return h.obs.replayed == parts })
-	if err := h.d.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	h.close(t)
 	h.k.mu.Lock()
 	defer h.k.mu.Unlock()
 	if h.k.maxCall > maxReplayBytes || h.k.maxCall < maxReplayBytes/2 {
@@ -110,9 +102,7 @@ func TestReplayRoundsTakeTurnsAcrossPartitions(t *testing.T) {
 	h.k.setUp(true)
 	h.clk.tick()
 	h.obs.waitUntil(t, "all replayed", func() bool { return h.obs.replayed == parts*each })
-	if err := h.d.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	h.close(t)
 	h.k.mu.Lock()
 	defer h.k.mu.Unlock()
 	lastFirst, firstThird := -1, len(h.k.order)
@@ -151,15 +141,11 @@ func TestReplayAfterPartialRejectionSendsOnlyTheRest(t *testing.T) {
 	h.obs.waitUntil(t, "X rejected", func() bool { return h.obs.rejected == 1 })
 	h.clk.tick()
 	h.obs.waitUntil(t, "the rest replayed", func() bool { return h.obs.replayed == 2 })
-	if err := h.d.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	h.close(t)
 	if h.obs.rejected != 1 {
 		t.Fatalf("X rejected %d times, want once", h.obs.rejected)
 	}
-	if got := h.k.values("t", 0); !equal(got, []string{"a", "b"}) {
-		t.Fatalf("kafka got %v", got)
-	}
+	h.requireValues(t, "t", 0, "a", "b")
 }
 
 // TestStoredBatchesOfAGonePartitionAreDeadLettered: a stored partition
@@ -189,7 +175,5 @@ func TestStoredBatchesOfAGonePartitionAreDeadLettered(t *testing.T) {
 			t.Fatalf("partition %d: %v, want %v", p, got, want)
 		}
 	}
-	if err := h.d.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	h.close(t)
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"testing"
-
-	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
 func TestHealthyDeliveryKeepsOrderPerPartition(t *testing.T) {
@@ -19,15 +17,9 @@ func TestHealthyDeliveryKeepsOrderPerPartition(t *testing.T) {
 		h.d.Submit(batch("t", 1, v1))
 	}
 	h.obs.waitUntil(t, "100 sent", func() bool { return h.obs.sent == 100 && h.obs.left == 100 })
-	if err := h.d.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := h.k.values("t", 0); !equal(got, want0) {
-		t.Fatalf("partition 0 = %v, want %v", got, want0)
-	}
-	if got := h.k.values("t", 1); !equal(got, want1) {
-		t.Fatalf("partition 1 = %v, want %v", got, want1)
-	}
+	h.close(t)
+	h.requireValues(t, "t", 0, want0...)
+	h.requireValues(t, "t", 1, want1...)
 	if h.k.overlap {
 		t.Fatal("two batches of one partition were in flight at once")
 	}
@@ -50,12 +42,8 @@ func TestBatchesSubmittedDuringFailedSendQueueBehindIt(t *testing.T) {
 	h.k.mu.Unlock()
 	h.clk.tick()
 	h.obs.waitUntil(t, "replayed", func() bool { return h.obs.replayed == 2 })
-	if err := h.d.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := h.k.values("t", 0); !equal(got, []string{"1", "2"}) {
-		t.Fatalf("kafka got %v", got)
-	}
+	h.close(t)
+	h.requireValues(t, "t", 0, "1", "2")
 }
 
 func TestWithoutStorageAsyncKeepsBatchesAndRetries(t *testing.T) {
@@ -67,12 +55,8 @@ func TestWithoutStorageAsyncKeepsBatchesAndRetries(t *testing.T) {
 	h.k.setUp(true)
 	h.clk.tick()
 	h.obs.waitUntil(t, "sent after retry", func() bool { return h.obs.sent == 2 })
-	if err := h.d.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := h.k.values("t", 2); !equal(got, []string{"x", "y"}) {
-		t.Fatalf("kafka got %v", got)
-	}
+	h.close(t)
+	h.requireValues(t, "t", 2, "x", "y")
 	if h.obs.lost != 0 {
 		t.Fatalf("lost %d", h.obs.lost)
 	}
@@ -84,9 +68,8 @@ func TestSyncFailsCallerWhenNeitherKafkaNorDisk(t *testing.T) {
 	h.q.limit = 1
 	h.q.mu.Unlock()
 	h.k.setUp(false)
-	tr1, tr2 := message.NewTracker(1), message.NewTracker(1)
-	b1, b2 := batch("t", 0, "1"), batch("t", 0, "2")
-	b1.Messages[0].Tracker, b2.Messages[0].Tracker = tr1, tr2
+	b1, tr1 := tracked(batch("t", 0, "1"))
+	b2, tr2 := tracked(batch("t", 0, "2"))
 	h.d.Submit(b1)
 	if err := tr1.Wait(context.Background()); err != nil {
 		t.Fatalf("first batch fits on disk, Wait = %v", err)
@@ -95,9 +78,7 @@ func TestSyncFailsCallerWhenNeitherKafkaNorDisk(t *testing.T) {
 	if err := tr2.Wait(context.Background()); !errors.Is(err, ErrNotStored) {
 		t.Fatalf("Wait = %v, want ErrNotStored", err)
 	}
-	if err := h.d.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	h.close(t)
 	if h.obs.lost != 1 || h.obs.left != 2 {
 		t.Fatalf("lost %d records, left %d batches", h.obs.lost, h.obs.left)
 	}
@@ -106,21 +87,13 @@ func TestSyncFailsCallerWhenNeitherKafkaNorDisk(t *testing.T) {
 func TestRejectedRecordsLeaveTheRestFlowing(t *testing.T) {
 	h := newHarness(t, Config{}, true)
 	h.k.reject["big"] = true
-	tr := message.NewTracker(3)
-	b := batch("t", 0, "a", "big", "c")
-	for i := range b.Messages {
-		b.Messages[i].Tracker = tr
-	}
+	b, tr := tracked(batch("t", 0, "a", "big", "c"))
 	h.d.Submit(b)
 	if err := tr.Wait(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.d.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := h.k.values("t", 0); !equal(got, []string{"a", "c"}) {
-		t.Fatalf("kafka got %v", got)
-	}
+	h.close(t)
+	h.requireValues(t, "t", 0, "a", "c")
 	if h.obs.rejected != 1 {
 		t.Fatalf("rejected = %d", h.obs.rejected)
 	}
@@ -146,22 +119,14 @@ func TestSlowBrokerDoesNotHoldUpPartitionsOfOthers(t *testing.T) {
 	}
 	close(release)
 	h.obs.waitUntil(t, "partition 0 sent", func() bool { return h.obs.sent == 6 })
-	if err := h.d.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := h.k.values("t", 1); !equal(got, []string{"b0", "b1", "b2", "b3", "b4"}) {
-		t.Fatalf("partition 1 = %v", got)
-	}
+	h.close(t)
+	h.requireValues(t, "t", 1, "b0", "b1", "b2", "b3", "b4")
 }
 
 func TestPartlyAcknowledgedBatchSpillsOnlyTheRest(t *testing.T) {
 	h := newHarness(t, Config{}, true)
 	h.k.cutAt = "c"
-	tr := message.NewTracker(4)
-	b := batch("t", 0, "a", "b", "c", "d")
-	for i := range b.Messages {
-		b.Messages[i].Tracker = tr
-	}
+	b, tr := tracked(batch("t", 0, "a", "b", "c", "d"))
 	h.d.Submit(b)
 	if err := tr.Wait(context.Background()); err != nil {
 		t.Fatal(err)
@@ -169,10 +134,6 @@ func TestPartlyAcknowledgedBatchSpillsOnlyTheRest(t *testing.T) {
 	h.obs.waitUntil(t, "rest spilled", func() bool { return h.obs.spilled == 2 && h.obs.left == 1 })
 	h.clk.tick()
 	h.obs.waitUntil(t, "rest replayed", func() bool { return h.obs.replayed == 2 })
-	if err := h.d.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := h.k.values("t", 0); !equal(got, []string{"a", "b", "c", "d"}) {
-		t.Fatalf("kafka got %v, want each record once in order", got)
-	}
+	h.close(t)
+	h.requireValues(t, "t", 0, "a", "b", "c", "d")
 }

@@ -26,12 +26,8 @@ func TestOutageSpillsThenReplaysInOrder(t *testing.T) {
 	h.obs.waitUntil(t, "replayed", func() bool { return h.obs.replayed == 5 })
 	h.d.Submit(batch("t", 0, "6"))
 	h.obs.waitUntil(t, "sent after backlog", func() bool { return h.obs.sent == 1 })
-	if err := h.d.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := h.k.values("t", 0); !equal(got, []string{"1", "2", "3", "4", "5", "6"}) {
-		t.Fatalf("kafka got %v", got)
-	}
+	h.close(t)
+	h.requireValues(t, "t", 0, "1", "2", "3", "4", "5", "6")
 }
 
 func TestSlowSpillOfOnePartitionDoesNotHoldUpAnother(t *testing.T) {
@@ -50,12 +46,8 @@ func TestSlowSpillOfOnePartitionDoesNotHoldUpAnother(t *testing.T) {
 	}
 	close(h.q.gate)
 	h.obs.waitUntil(t, "partition 0 spilled", func() bool { return h.obs.spilled == 1 })
-	if err := h.d.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := h.k.values("t", 1); !equal(got, []string{"free"}) {
-		t.Fatalf("partition 1 = %v", got)
-	}
+	h.close(t)
+	h.requireValues(t, "t", 1, "free")
 }
 
 // TestDiskFullIsItsOwnState: the first batch the storage refuses for lack
@@ -84,9 +76,7 @@ func TestDiskFullIsItsOwnState(t *testing.T) {
 	if h.d.DiskFull() || h.obs.diskFull[1] != nil {
 		t.Fatalf("DiskFull %v after the drain, reported %v", h.d.DiskFull(), h.obs.diskFull)
 	}
-	if err := h.d.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	h.close(t)
 }
 
 // TestSyncBatchBehindBacklogOnFullDiskSaysDiskFull: with Kafka up, a batch
@@ -98,9 +88,7 @@ func TestSyncBatchBehindBacklogOnFullDiskSaysDiskFull(t *testing.T) {
 	h.q.limit = 1
 	h.q.entries = []message.Batch{batch("t", 0, "stored")}
 	h.q.mu.Unlock()
-	tr := message.NewTracker(1)
-	b := batch("t", 0, "new")
-	b.Messages[0].Tracker = tr
+	b, tr := tracked(batch("t", 0, "new"))
 	h.d.Submit(b)
 	err := tr.Wait(context.Background())
 	if !errors.Is(err, ErrDiskFull) || !errors.Is(err, ErrNotStored) || errors.Is(err, errDown) {
@@ -111,7 +99,5 @@ func TestSyncBatchBehindBacklogOnFullDiskSaysDiskFull(t *testing.T) {
 	h.obs.waitUntil(t, "the refusal reported as a full disk", func() bool {
 		return len(h.obs.diskFull) > 0 && h.obs.diskFull[0] != nil
 	})
-	if err := h.d.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	h.close(t)
 }
