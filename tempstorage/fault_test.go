@@ -278,9 +278,7 @@ func TestBadCheckpoints(t *testing.T) {
 			log, logs := observed()
 			q := mustOpen(t, dir, Options{Logger: log})
 			defer closeQueue(t, q)
-			if got := drain(t, q); !slices.Equal(got, c.want) {
-				t.Fatalf("got %v, want %v", got, c.want)
-			}
+			requireDrained(t, q, c.want)
 			if c.warn != "" && logs.FilterMessage(c.warn).Len() != 1 {
 				t.Fatalf("no warning %q; logs: %v", c.warn, logs.All())
 			}
@@ -413,9 +411,7 @@ func TestDiskFullKeepsEarlierEntries(t *testing.T) {
 	if q.Corrupt() != 0 {
 		t.Fatalf("Corrupt = %d after disk errors", q.Corrupt())
 	}
-	if got := drain(t, q); !slices.Equal(got, seqRange(0, 5)) {
-		t.Fatalf("got %v", got)
-	}
+	requireDrained(t, q, seqRange(0, 5))
 }
 
 // TestFsyncPolicies counts syncs of segment data per policy; the interval
@@ -527,9 +523,7 @@ func TestPeekSkipsEntryCorruptedAfterOpen(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := drain(t, q); !slices.Equal(got, []int{0, 2}) {
-		t.Fatalf("got %v", got)
-	}
+	requireDrained(t, q, []int{0, 2})
 	if q.Corrupt() != 1 || q.Backlog(tp("t", 0)) != 0 || q.Len() != 0 {
 		t.Fatalf("Corrupt %d Backlog %d Len %d", q.Corrupt(), q.Backlog(tp("t", 0)), q.Len())
 	}

@@ -16,54 +16,6 @@ import (
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
-func mustOpenStore(t testing.TB, dir string, opts Options) *Store {
-	t.Helper()
-	s, err := OpenStore(dir, opts)
-	if err != nil {
-		t.Fatalf("OpenStore: %v", err)
-	}
-	return s
-}
-
-func closeStore(t testing.TB, s *Store) {
-	t.Helper()
-	if err := s.Close(); err != nil {
-		t.Errorf("Close: %v", err)
-	}
-}
-
-func mustAppend(t testing.TB, s *Store, topic string, partition int32, seqs ...int) {
-	t.Helper()
-	for _, seq := range seqs {
-		if err := s.Append(seqBatch(topic, partition, seq, 1, 100)); err != nil {
-			t.Fatalf("Append %s/%d #%d: %v", topic, partition, seq, err)
-		}
-	}
-}
-
-// drainPartition peeks and acks every entry of one partition, returning
-// the sequence numbers.
-func drainPartition(t testing.TB, s *Store, topic string, partition int32) []int {
-	t.Helper()
-	var seqs []int
-	for {
-		b, ok, err := s.Peek(tp(topic, partition))
-		if err != nil {
-			t.Fatalf("Peek %s/%d: %v", topic, partition, err)
-		}
-		if !ok {
-			return seqs
-		}
-		if b.Topic != topic || b.Partition != partition {
-			t.Fatalf("Peek %s/%d returned a batch of %s/%d", topic, partition, b.Topic, b.Partition)
-		}
-		seqs = append(seqs, seqOf(t, b))
-		if err := s.Ack(tp(topic, partition)); err != nil {
-			t.Fatalf("Ack %s/%d: %v", topic, partition, err)
-		}
-	}
-}
-
 // TestStorePartitionsIndependent: a partition whose head is never
 // acknowledged does not hold back the replay of another.
 func TestStorePartitionsIndependent(t *testing.T) {
@@ -83,13 +35,9 @@ func TestStorePartitionsIndependent(t *testing.T) {
 	if b, ok, err := s.Peek(tp("t", 0)); err != nil || !ok || seqOf(t, b) != 0 {
 		t.Fatalf("Peek t/0: %v %v", ok, err)
 	}
-	if got := drainPartition(t, s, "t", 1); !slices.Equal(got, []int{1, 3, 5}) {
-		t.Fatalf("t/1 replayed %v", got)
-	}
+	requirePartitionDrained(t, s, "t", 1, []int{1, 3, 5})
 	mustAppend(t, s, "t", 1, 7) // fits behind nothing now
-	if got := drainPartition(t, s, "t", 1); !slices.Equal(got, []int{7}) {
-		t.Fatalf("t/1 replayed %v", got)
-	}
+	requirePartitionDrained(t, s, "t", 1, []int{7})
 	if err := s.Ack(tp("t", 1)); !errors.Is(err, ErrEmpty) {
 		t.Fatalf("Ack of an empty partition: %v", err)
 	}
@@ -104,9 +52,7 @@ func TestStorePartitionsIndependent(t *testing.T) {
 	if q == nil || q.active != nil || q.rf != nil || q.lock != nil || q.buf != nil {
 		t.Fatalf("drained queue %+v still holds files or a write buffer", q)
 	}
-	if got := drainPartition(t, s, "t", 0); !slices.Equal(got, []int{0, 2, 4}) {
-		t.Fatalf("t/0 replayed %v", got)
-	}
+	requirePartitionDrained(t, s, "t", 0, []int{0, 2, 4})
 }
 
 // TestStoreReopen: un-acknowledged entries of every partition come back in
@@ -130,9 +76,7 @@ func TestStoreReopen(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := drainPartition(t, s, "u", -1); !slices.Equal(got, []int{50, 51}) {
-		t.Fatalf("u/-1 replayed %v", got)
-	}
+	requirePartitionDrained(t, s, "u", -1, []int{50, 51})
 	closeStore(t, s)
 	if _, err := os.Stat(filepath.Join(dir, storeQueueDir, "u")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("directory of the drained topic kept: %v", err)
@@ -147,9 +91,7 @@ func TestStoreReopen(t *testing.T) {
 		t.Fatalf("Len after reopen %d", s.Len())
 	}
 	for p, seqs := range want {
-		if got := drainPartition(t, s, p.Topic, p.Partition); !slices.Equal(got, seqs) {
-			t.Fatalf("%v replayed %v, want %v", p, got, seqs)
-		}
+		requirePartitionDrained(t, s, p.Topic, p.Partition, seqs)
 	}
 	closeStore(t, s)
 	des, err := os.ReadDir(filepath.Join(dir, storeQueueDir))
@@ -264,33 +206,6 @@ func TestStoreConcurrentAppendWithinBound(t *testing.T) {
 	}
 }
 
-func TestEscapeTopic(t *testing.T) {
-	for _, tc := range []struct{ topic, dir string }{
-		{"logs.app_1-x", "logs.app_1-x"},
-		{"a/b", "a%2Fb"},
-		{"..", "%2E%2E"},
-		{".", "%2E"},
-		{"...", "..."},
-		{"", "%"},
-		{"%41", "%2541"},
-		{"ü", "%C3%BC"},
-		{"a b\\", "a%20b%5C"},
-	} {
-		if got := EscapeName(tc.topic); got != tc.dir {
-			t.Errorf("EscapeName(%q) = %q, want %q", tc.topic, got, tc.dir)
-		}
-		if got, err := unescapeName(tc.dir); err != nil || got != tc.topic {
-			t.Errorf("unescapeName(%q) = %q, %v; want %q", tc.dir, got, err, tc.topic)
-		}
-	}
-	// Only EscapeName's own output is accepted: one directory per topic.
-	for _, dir := range []string{"%61", "%2e", "%2", "%zz", "a b", "%%", "%2E."} {
-		if got, err := unescapeName(dir); err == nil {
-			t.Errorf("unescapeName(%q) = %q, want an error", dir, got)
-		}
-	}
-}
-
 // TestStoreOddTopics: any topic name survives the directory layout.
 func TestStoreOddTopics(t *testing.T) {
 	dir := t.TempDir()
@@ -306,9 +221,7 @@ func TestStoreOddTopics(t *testing.T) {
 		t.Fatalf("Partitions after reopen %v", s.Partitions())
 	}
 	for i, topic := range topics {
-		if got := drainPartition(t, s, topic, int32(i)-1); !slices.Equal(got, []int{i}) {
-			t.Fatalf("%q/%d replayed %v", topic, i-1, got)
-		}
+		requirePartitionDrained(t, s, topic, int32(i)-1, []int{i})
 	}
 }
 
@@ -356,12 +269,8 @@ func TestStoreCorruptEntry(t *testing.T) {
 	if l := logs.FilterMessage("temp storage: corrupt entry skipped").All(); len(l) != 1 || l[0].ContextMap()["topic"] != "t" {
 		t.Fatalf("corrupt entry log %v", l)
 	}
-	if got := drainPartition(t, s, "t", 0); !slices.Equal(got, []int{0, 1, 3, 4}) {
-		t.Fatalf("t/0 replayed %v", got)
-	}
-	if got := drainPartition(t, s, "t", 1); !slices.Equal(got, seqRange(0, 5)) {
-		t.Fatalf("t/1 replayed %v", got)
-	}
+	requirePartitionDrained(t, s, "t", 0, []int{0, 1, 3, 4})
+	requirePartitionDrained(t, s, "t", 1, seqRange(0, 5))
 }
 
 // TestStoreLeavesStrayDirectoriesAlone: what OpenStore cannot place under
@@ -457,12 +366,8 @@ func TestStoreMigratesSingleQueue(t *testing.T) {
 	closeStore(t, s) // survives a reopen
 	s = mustOpenStore(t, dir, Options{})
 	defer closeStore(t, s)
-	if got := drainPartition(t, s, "t", 0); !slices.Equal(got, []int{2, 4, 6}) {
-		t.Fatalf("t/0 replayed %v", got)
-	}
-	if got := drainPartition(t, s, "t", 1); !slices.Equal(got, []int{1, 3, 5, 7}) {
-		t.Fatalf("t/1 replayed %v", got)
-	}
+	requirePartitionDrained(t, s, "t", 0, []int{2, 4, 6})
+	requirePartitionDrained(t, s, "t", 1, []int{1, 3, 5, 7})
 }
 
 // TestStoreFsyncInterval: one loop syncs every queue with unsynced data on
