@@ -83,25 +83,27 @@ func New(cfg Config, kafka Kafka, storage Storage, obs Observer, clock Clock, lo
 }
 
 // wakeSend asks the send loop to send what is ready.
-func (d *Dispatcher) wakeSend() { d.run(&d.sends, d.sendReady) }
-
-// wakeReplay asks the replay loop to replay the stored backlogs.
-func (d *Dispatcher) wakeReplay() {
-	if d.storage != nil {
-		d.run(&d.replays, d.replay)
+func (d *Dispatcher) wakeSend() {
+	if d.sends.Begin() {
+		d.start(&d.sends, d.sendReady)
 	}
 }
 
-// run starts a goroutine doing work until l is asked no more, unless one
-// is already doing it: that one goes once more. After Close nothing starts.
-func (d *Dispatcher) run(l *workloop.Loop, work func()) {
-	if !l.Begin() {
-		return
+// wakeReplay asks the replay loop to replay the stored backlogs.
+func (d *Dispatcher) wakeReplay() {
+	if d.storage != nil && d.replays.Begin() {
+		d.start(&d.replays, d.replay)
 	}
+}
+
+// start runs the loop whose worker the caller just became (l.Begin): a
+// goroutine does work until l is asked no more. After Close nothing starts
+// and l stays taken.
+func (d *Dispatcher) start(l *workloop.Loop, work func()) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		return // l stays taken: nothing is started again
+		return
 	}
 	d.loops.Add(1)
 	go func() {
