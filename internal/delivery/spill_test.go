@@ -84,6 +84,12 @@ func TestDiskFullIsItsOwnState(t *testing.T) {
 // fails its caller with ErrDiskFull, not as Kafka being unavailable.
 func TestSyncBatchBehindBacklogOnFullDiskSaysDiskFull(t *testing.T) {
 	h := newHarness(t, Config{Sync: true, EntryBytes: 1}, true)
+	// The replay started by New may not have run yet: were it to take the
+	// stored batch now, there would be no backlog to queue behind.
+	gate := make(chan struct{})
+	h.k.mu.Lock()
+	h.k.gate = gate
+	h.k.mu.Unlock()
 	h.q.mu.Lock() // the replay loop is running
 	h.q.limit = 1
 	h.q.entries = []message.Batch{batch("t", 0, "stored")}
@@ -91,6 +97,7 @@ func TestSyncBatchBehindBacklogOnFullDiskSaysDiskFull(t *testing.T) {
 	b, tr := tracked(batch("t", 0, "new"))
 	h.d.Submit(b)
 	err := tr.Wait(context.Background())
+	close(gate)
 	if !errors.Is(err, ErrDiskFull) || !errors.Is(err, ErrNotStored) || errors.Is(err, errDown) {
 		t.Fatalf("Wait = %v, want ErrNotStored for ErrDiskFull", err)
 	}
