@@ -9,11 +9,12 @@ BIN            := $(CURDIR)/bin
 OCB            := $(BIN)/builder
 COLLECTOR      := _build/otelcol-kafkabatcher
 DEVBROKER      := _build/devbroker
+KBQ            := _build/kbq
 KAFKA_CMD      := _build/kafka
 GO_SOURCES     := $(shell find . -name '*.go' -not -path './_build/*' -not -path './bench/*' -not -path './e2e/*' -not -path './testbench/*' -not -path './internal/tools/*') go.mod go.sum
 BENCH_SOURCES  := $(shell find testbench -name '*.go' -o -name '*.xml' -o -name '*.java') testbench/go.mod testbench/go.sum
 
-.PHONY: help build devbroker kafka kafka-cmd run demo test unit e2e bench generate lint golangci-lint fmt clean
+.PHONY: help build kbq devbroker kafka kafka-cmd run demo test unit e2e bench generate lint golangci-lint fmt clean
 
 help:
 	@echo "make run       build, start the devbroker and the collector on testdata/demo.yaml; Ctrl-C stops both"
@@ -24,17 +25,23 @@ help:
 	@echo "make unit      unit tests only (go test -race -count=1)"
 	@echo "make e2e       end-to-end tests of the ocb-built collector against the devbroker and real Kafka"
 	@echo "make bench     side-by-side benchmark (bench/)"
-	@echo "make build     the collector with ocb $(OCB_VERSION): $(COLLECTOR)"
+	@echo "make build     the collector with ocb $(OCB_VERSION): $(COLLECTOR), and the queue tool $(KBQ)"
 	@echo "make generate  regenerate internal/metadata etc. from metadata.yaml (mdatagen)"
 	@echo "make lint      go vet, gofmt, and golangci-lint when bin/golangci-lint exists (make golangci-lint)"
 
 $(OCB):
 	GOBIN=$(BIN) go install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
 
-build: $(COLLECTOR)
+build: $(COLLECTOR) $(KBQ)
 
 $(COLLECTOR): $(OCB) builder-config.yaml $(GO_SOURCES)
 	$(OCB) --config builder-config.yaml
+
+# The operator tool for the temp storage directory (README, "Operating it").
+kbq: $(KBQ)
+
+$(KBQ): $(GO_SOURCES)
+	go build -o $(KBQ) ./cmd/kbq
 
 devbroker: $(DEVBROKER)
 
@@ -74,7 +81,7 @@ unit:
 # tests need java, keytool and mvn (or a warm $$KAFKABATCHER_CACHE) and kcat;
 # they fail, never skip, when those are missing.
 e2e: build devbroker
-	cd e2e && OTELCOL_BIN=$(CURDIR)/$(COLLECTOR) DEVBROKER_BIN=$(CURDIR)/$(DEVBROKER) \
+	cd e2e && OTELCOL_BIN=$(CURDIR)/$(COLLECTOR) DEVBROKER_BIN=$(CURDIR)/$(DEVBROKER) KBQ_BIN=$(CURDIR)/$(KBQ) \
 		go test -tags e2e -count=1 -timeout 40m $(E2E_ARGS) ./...
 
 bench:

@@ -143,6 +143,9 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 		}
 	}
 	e.deadDir = dir
+	if err := e.registerDiskGauges(tb); err != nil {
+		return err
+	}
 	cachePath := ""
 	if e.cfg.TempStorage.Enabled {
 		cachePath = producer.PartitionCachePath(dir)

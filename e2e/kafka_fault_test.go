@@ -5,9 +5,7 @@ package e2e
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -96,72 +94,36 @@ func (st *stream) result() (accepted, refused []int) {
 	return st.accepted, st.refused
 }
 
-// account checks that every accepted record is in recs at least once, that
-// per partition the first copies keep acceptance order, and logs the
-// account: sent, arrived, duplicates, dead-lettered, refused.
-func account(t *testing.T, recs []rec, accepted, refused []int, deadLetters int) {
+// account settles the stream's records in a ledger (in Kafka, dead-lettered
+// or refused; duplicates counted) and checks per partition that first
+// copies keep acceptance order. crashed says the collector was killed with
+// a request in flight: its records were refused to the client yet may be
+// in Kafka (on disk before the kill), which the client's retry would
+// duplicate anyway.
+func (e *env) account(t *testing.T, recs []rec, accepted, refused []int, crashed bool) tally {
 	t.Helper()
-	count := map[int]int{}
-	for _, r := range recs {
-		count[r.seq]++
-	}
-	var missing []int
-	arrived, dups := 0, 0
-	for _, s := range accepted {
-		switch c := count[s]; {
-		case c == 0:
-			missing = append(missing, s)
-		default:
-			arrived++
-			dups += c - 1
-		}
-	}
-	refusedArrived := 0
-	for _, s := range refused {
-		if count[s] > 0 {
-			refusedArrived++
-			dups += count[s] - 1
-		}
-	}
-	sort.Ints(missing)
-	t.Logf("account: sent=%d accepted=%d arrived=%d duplicates=%d deadletter=%d refused=%d (of which in Kafka anyway: %d) missing=%d",
-		len(accepted)+len(refused), len(accepted), arrived, dups, deadLetters, len(refused), refusedArrived, len(missing))
-	if len(missing) > deadLetters {
-		t.Errorf("%d accepted records neither in Kafka nor in the dead-letter file (%d lines); first: %v (ranges %s)",
-			len(missing)-deadLetters, deadLetters, head(missing), ranges(missing))
-	}
+	l := newLedger(t)
+	l.crashed = crashed
+	l.add(accepted, false)
+	l.add(refused, true)
+	c := l.settle(recs, e.path("storage"))
 	checkFirstCopiesInOrder(t, recs)
+	return c
 }
 
-// checkFirstCopiesInOrder checks per partition, in offset order, that
-// records seen for the first time have rising sequence numbers (a resent
-// batch may repeat earlier records, but nothing overtakes), and that every
-// key stays on one partition.
-func checkFirstCopiesInOrder(t *testing.T, recs []rec) {
+// startNodes starts stopped nodes of c again and waits until the cluster
+// answers with all of them.
+func startNodes(t *testing.T, c *realkafka.Cluster, nodes ...*realkafka.Node) {
 	t.Helper()
-	seen := map[int]bool{}
-	last := map[int32]int{}
-	keyPart := map[string]int32{}
-	bad := 0
-	for _, r := range recs {
-		if p, ok := keyPart[r.key]; ok && p != r.partition {
-			t.Errorf("key %q on partitions %d and %d", r.key, p, r.partition)
+	for _, n := range nodes {
+		if err := n.Start(); err != nil {
+			t.Fatal(err)
 		}
-		keyPart[r.key] = r.partition
-		if seen[r.seq] {
-			continue
-		}
-		seen[r.seq] = true
-		if prev, ok := last[r.partition]; ok && r.seq < prev {
-			bad++
-			if bad <= 10 {
-				t.Errorf("partition %d out of order: offset %d holds record %d, first seen after record %d", r.partition, r.offset, r.seq, prev)
-			}
-		}
-		last[r.partition] = r.seq
 	}
-	if bad > 10 {
-		t.Errorf("... %d order violations in all", bad)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := c.WaitReady(ctx, 2*time.Minute); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -212,11 +174,6 @@ func (e *env) logWarnings(t *testing.T) {
 // digits folds numbers (ports, offsets, counts) so equal messages group.
 var digits = regexp.MustCompile(`[0-9]+`)
 
-// deadLetterCount returns the lines of the collector's dead-letter file.
-func (e *env) deadLetterCount(t *testing.T) int {
-	return len(readDeadLetters(t, filepath.Join(e.path("storage"), "deadletter", "deadletter.jsonl")))
-}
-
 const (
 	streamPer   = 50
 	streamEvery = 25 * time.Millisecond // 2,000 records/s
@@ -240,20 +197,13 @@ func TestRealKafkaLeaderKilled(t *testing.T) {
 	c.Node(leader).Kill()
 	t.Logf("killed node %d (leader of %s/0) after %d records", leader, name, st.sent())
 	time.Sleep(10 * time.Second)
-	if err := c.Node(leader).Start(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := c.WaitReady(ctx, 2*time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	startNodes(t, c, c.Node(leader))
 	t.Logf("node %d back after %d records", leader, st.sent())
 	time.Sleep(3 * time.Second)
 	accepted, refused := st.result()
 	recs := newTopicConsumer(t, c.Bootstrap(), name).read(accepted, readLimit, 2*time.Second)
 	e.logWarnings(t)
-	account(t, recs, accepted, refused, e.deadLetterCount(t))
+	e.account(t, recs, accepted, refused, false)
 }
 
 // TestRealKafkaTwoBrokersDown stops two of three brokers (acks all,
@@ -273,22 +223,13 @@ func TestRealKafkaTwoBrokersDown(t *testing.T) {
 	time.Sleep(15 * time.Second)
 	stored := dirSummary(e.path("storage"))
 	t.Logf("temp storage with two brokers down: %s", stored)
-	for _, id := range []int{2, 3} {
-		if err := c.Node(id).Start(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := c.WaitReady(ctx, 2*time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	startNodes(t, c, c.Node(2), c.Node(3))
 	t.Logf("nodes 2 and 3 back after %d records", st.sent())
 	time.Sleep(3 * time.Second)
 	accepted, refused := st.result()
 	recs := newTopicConsumer(t, c.Bootstrap(), name).read(accepted, readLimit, 2*time.Second)
 	e.logWarnings(t)
-	account(t, recs, accepted, refused, e.deadLetterCount(t))
+	e.account(t, recs, accepted, refused, false)
 }
 
 // TestRealKafkaClusterDownCollectorKilled stops the whole cluster for 60 s;
@@ -315,16 +256,7 @@ func TestRealKafkaClusterDownCollectorKilled(t *testing.T) {
 	col2 := e.startCollector(conf)
 	st2 := startStream(dial(t, col2.otlp, 60, 100), len(accepted1)+len(refused1), streamPer, streamEvery)
 	time.Sleep(time.Until(down.Add(60 * time.Second)))
-	for _, n := range c.Nodes() {
-		if err := n.Start(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := c.WaitReady(ctx, 2*time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	startNodes(t, c, c.Nodes()...)
 	t.Logf("cluster back after %s", time.Since(down).Round(time.Second))
 	time.Sleep(5 * time.Second)
 	accepted2, refused2 := st2.result()
@@ -332,7 +264,7 @@ func TestRealKafkaClusterDownCollectorKilled(t *testing.T) {
 	refused := append(refused1, refused2...)
 	recs := newTopicConsumer(t, c.Bootstrap(), name).read(accepted, readLimit, 2*time.Second)
 	e.logWarnings(t)
-	account(t, recs, accepted, refused, e.deadLetterCount(t))
+	e.account(t, recs, accepted, refused, true)
 }
 
 // TestRealKafkaToxics puts network faults between the collector and every
@@ -377,7 +309,7 @@ func TestRealKafkaToxics(t *testing.T) {
 			accepted, refused := st.result()
 			recs := newTopicConsumer(t, c.Bootstrap(), name).read(accepted, readLimit, 2*time.Second)
 			e.logWarnings(t)
-			account(t, recs, accepted, refused, e.deadLetterCount(t))
+			e.account(t, recs, accepted, refused, false)
 		})
 	}
 }

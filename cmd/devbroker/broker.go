@@ -91,7 +91,7 @@ func (f *userFlag) Set(s string) error {
 // brokerConfig is what the broker command starts.
 type brokerConfig struct {
 	addr      string // host:port of the first broker; the others take the next ports
-	advertise string // host given to clients in metadata; empty: the listen host
+	advertise string // host (or host:port) given to clients in metadata; empty: the listen host
 	brokers   int
 	topics    []topicSpec
 	users     []saslUser
@@ -118,7 +118,20 @@ func clusterOptions(cfg brokerConfig) ([]kfake.Opt, error) {
 	if len(cfg.topics) == 0 {
 		return nil, errors.New("at least one -topic is needed")
 	}
-	advertise := advertiseHost(host, cfg.advertise)
+	// With a port, -advertise names the first broker's address as clients
+	// see it (a proxy in front); broker i is advertised at that port + i.
+	advertise, shift := cfg.advertise, 0
+	if h, p, err := net.SplitHostPort(cfg.advertise); err == nil {
+		ap, err := strconv.Atoi(p)
+		if err != nil || ap <= 0 || ap+cfg.brokers-1 > 65535 {
+			return nil, fmt.Errorf("-advertise %q: bad port", cfg.advertise)
+		}
+		if port == 0 {
+			return nil, fmt.Errorf("-advertise %q: a port needs a fixed -addr port", cfg.advertise)
+		}
+		advertise, shift = h, ap-port
+	}
+	advertise = advertiseHost(host, advertise)
 
 	ports := make([]int, cfg.brokers)
 	for i := range ports {
@@ -138,7 +151,7 @@ func clusterOptions(cfg brokerConfig) ([]kfake.Opt, error) {
 			if err != nil {
 				return nil, err
 			}
-			return advertisedListener{Listener: ln, host: advertise}, nil
+			return advertisedListener{Listener: ln, host: advertise, shift: shift}, nil
 		}),
 	}
 	for _, t := range cfg.topics {
@@ -165,16 +178,18 @@ func advertiseHost(listenHost, advertise string) string {
 	return listenHost
 }
 
-// advertisedListener reports host, with the real port, as its address: kfake
-// puts a listener's address in metadata responses.
+// advertisedListener reports host, with the real port plus shift, as its
+// address: kfake puts a listener's address in metadata responses.
 type advertisedListener struct {
 	net.Listener
-	host string
+	host  string
+	shift int
 }
 
 func (l advertisedListener) Addr() net.Addr {
 	_, port, _ := net.SplitHostPort(l.Listener.Addr().String())
-	return hostPort(net.JoinHostPort(l.host, port))
+	p, _ := strconv.Atoi(port)
+	return hostPort(net.JoinHostPort(l.host, strconv.Itoa(p+l.shift)))
 }
 
 type hostPort string

@@ -58,7 +58,7 @@ func runBroker(ctx context.Context, args []string, stderr io.Writer, ready func(
 	topics := &topicsFlag{specs: []topicSpec{{name: defaultTopic, partitions: defaultPartitions}}}
 	var users userFlag
 	fs.StringVar(&cfg.addr, "addr", defaultAddr, "listen address `host:port` of the first broker; more brokers take the next ports; port 0 picks free ports")
-	fs.StringVar(&cfg.advertise, "advertise", "", "`host` that clients are told to connect to (default: the listen host, or 127.0.0.1 for a wildcard)")
+	fs.StringVar(&cfg.advertise, "advertise", "", "`host` (or host:port, for a proxy in front; broker i gets port+i) that clients are told to connect to (default: the listen host, or 127.0.0.1 for a wildcard)")
 	fs.IntVar(&cfg.brokers, "brokers", 1, "number of brokers")
 	fs.Var(topics, "topic", "topic to create as `name:partitions` (repeatable; the first use replaces the default)")
 	fs.Var(&users, "user", "require SASL and accept this `MECHANISM:NAME:PASSWORD` (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; repeatable)")

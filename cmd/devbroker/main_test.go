@@ -380,6 +380,8 @@ func TestAdvertiseHost(t *testing.T) {
 	assert.Equal(t, "127.0.0.1", advertiseHost("", ""))
 	assert.Equal(t, "kafka.local", advertiseHost("0.0.0.0", "kafka.local"))
 
+	shifted := advertisedListener{Listener: fakeListener{addr: "127.0.0.1:9093"}, host: "proxy", shift: 100}
+	assert.Equal(t, "proxy:9193", shifted.Addr().String())
 	l := advertisedListener{Listener: fakeListener{addr: "0.0.0.0:9092"}, host: "127.0.0.1"}
 	assert.Equal(t, "127.0.0.1:9092", l.Addr().String())
 	assert.Equal(t, "tcp", l.Addr().Network())
@@ -391,3 +393,13 @@ type fakeListener struct {
 }
 
 func (f fakeListener) Addr() net.Addr { return hostPort(f.addr) }
+
+func TestAdvertisePortNeedsFixedPorts(t *testing.T) {
+	topics := []topicSpec{{name: "t", partitions: 1}}
+	_, err := clusterOptions(brokerConfig{addr: "127.0.0.1:0", advertise: "127.0.0.1:19092", brokers: 1, topics: topics})
+	assert.ErrorContains(t, err, "a port needs a fixed -addr port")
+	_, err = clusterOptions(brokerConfig{addr: "127.0.0.1:9092", advertise: "127.0.0.1:x", brokers: 1, topics: topics})
+	assert.ErrorContains(t, err, "bad port")
+	_, err = clusterOptions(brokerConfig{addr: "127.0.0.1:9092", advertise: "127.0.0.1:19092", brokers: 2, topics: topics})
+	assert.NoError(t, err)
+}

@@ -51,6 +51,20 @@ func AssertEqualKafkabatcherBatchRecords(t *testing.T, tt *componenttest.Telemet
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
+func AssertEqualKafkabatcherDeadLetterBytes(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_kafkabatcher_dead_letter_bytes",
+		Description: "Bytes of the dead-letter files (deadletter.jsonl and deadletter.1.jsonl under temp_storage.directory/deadletter/). [Development]",
+		Unit:        "By",
+		Data: metricdata.Gauge[int64]{
+			DataPoints: dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_kafkabatcher_dead_letter_bytes")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualKafkabatcherDeliveryLatency(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.HistogramDataPoint[float64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_kafkabatcher_delivery_latency",
@@ -201,6 +215,34 @@ func AssertEqualKafkabatcherTempStorageBytes(t *testing.T, tt *componenttest.Tel
 		},
 	}
 	got, err := tt.GetMetric("otelcol_kafkabatcher_temp_storage_bytes")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualKafkabatcherTempStorageOldestBatchAge(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[float64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_kafkabatcher_temp_storage_oldest_batch_age",
+		Description: "Age of the oldest batch in the temp storage, all topics; 0 when it holds none. A batch's age is measured from the timestamp of its first record (the log's time, else its observed time, else when it was accepted). [Development]",
+		Unit:        "s",
+		Data: metricdata.Gauge[float64]{
+			DataPoints: dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_kafkabatcher_temp_storage_oldest_batch_age")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualKafkabatcherTempStorageTopicOldestBatchAge(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[float64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_kafkabatcher_temp_storage_topic_oldest_batch_age",
+		Description: "Age of the oldest batch in the temp storage per topic, for topics with stored batches; measured as kafkabatcher_temp_storage_oldest_batch_age. [Development]",
+		Unit:        "s",
+		Data: metricdata.Gauge[float64]{
+			DataPoints: dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_kafkabatcher_temp_storage_topic_oldest_batch_age")
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
