@@ -40,18 +40,13 @@ type Loop struct{ state atomic.Uint32 }
 // more and returns false.
 func (l *Loop) Begin() bool {
 	for {
-		switch s := l.state.Load(); s {
-		case idle:
-			if l.state.CompareAndSwap(idle, working) {
-				return true
-			}
-		case working:
-			if l.state.CompareAndSwap(working, again) {
-				return false
-			}
-		default: // again: the worker already goes once more
+		if l.state.CompareAndSwap(idle, working) {
+			return true
+		}
+		if l.state.CompareAndSwap(working, again) || l.state.Load() == again {
 			return false
 		}
+		// The worker went idle meanwhile: try again.
 	}
 }
 
@@ -60,16 +55,13 @@ func (l *Loop) Begin() bool {
 // when it was not: the Loop is idle and the next Begin makes a new worker.
 func (l *Loop) Again() bool {
 	for {
-		switch s := l.state.Load(); s {
-		case again:
-			if l.state.CompareAndSwap(again, working) {
-				return true
-			}
-		default: // working
-			if l.state.CompareAndSwap(working, idle) {
-				return false
-			}
+		if l.state.CompareAndSwap(again, working) {
+			return true
 		}
+		if l.state.CompareAndSwap(working, idle) {
+			return false
+		}
+		// A Begin asked for another pass meanwhile: take it.
 	}
 }
 
