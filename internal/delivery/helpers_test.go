@@ -327,14 +327,25 @@ type harness struct {
 }
 
 func newHarness(t *testing.T, cfg Config, withQueue bool) *harness {
-	h := &harness{k: newFakeKafka(), obs: newRecorder(), clk: &manualClock{}}
-	var q Storage
+	var q *memStorage
 	if withQueue {
-		h.q = &memStorage{}
-		q = h.q
+		q = &memStorage{}
+	}
+	return startHarness(t, cfg, q, true)
+}
+
+// startHarness starts a Dispatcher on q (nil: no storage), which may hold
+// batches already, with Kafka up or down.
+func startHarness(t *testing.T, cfg Config, q *memStorage, up bool) *harness {
+	t.Helper()
+	h := &harness{k: newFakeKafka(), q: q, obs: newRecorder(), clk: &manualClock{}}
+	h.k.setUp(up)
+	var s Storage
+	if q != nil {
+		s = q
 	}
 	cfg.RetryInterval = time.Second
-	h.d = New(cfg, h.k, q, h.obs, h.clk, zap.NewNop())
+	h.d = New(cfg, h.k, s, h.obs, h.clk, zap.NewNop())
 	return h
 }
 

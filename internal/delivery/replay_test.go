@@ -1,36 +1,26 @@
 package delivery
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
-	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
 func TestStoredBacklogAtStartIsReplayedBeforeNewBatches(t *testing.T) {
-	k, obs, clk := newFakeKafka(), newRecorder(), &manualClock{}
 	q := &memStorage{}
 	_ = q.Append(batch("t", 0, "old1"))
 	_ = q.Append(batch("t", 0, "old2"))
-	k.setUp(false)
-	d := New(Config{RetryInterval: time.Second}, k, q, obs, clk, zap.NewNop())
-	d.Submit(batch("t", 0, "new"))
-	obs.waitUntil(t, "new batch behind backlog", func() bool { return obs.spilled == 1 })
-	k.setUp(true)
-	clk.tick()
-	obs.waitUntil(t, "replayed", func() bool { return obs.replayed == 3 })
-	if err := d.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := k.values("t", 0); !equal(got, []string{"old1", "old2", "new"}) {
-		t.Fatalf("kafka got %v", got)
-	}
+	h := startHarness(t, Config{}, q, false)
+	h.d.Submit(batch("t", 0, "new"))
+	h.obs.waitUntil(t, "new batch behind backlog", func() bool { return h.obs.spilled == 1 })
+	h.k.setUp(true)
+	h.clk.tick()
+	h.obs.waitUntil(t, "replayed", func() bool { return h.obs.replayed == 3 })
+	h.close(t)
+	h.requireValues(t, "t", 0, "old1", "old2", "new")
 }
 
 func TestPartitionKafkaRefusesDoesNotHoldUpReplayOfOthers(t *testing.T) {
