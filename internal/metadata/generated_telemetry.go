@@ -217,7 +217,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.KafkabatcherRecordsRejected, err = builder.meter.Int64Counter(
 		"otelcol_kafkabatcher_records_rejected",
-		metric.WithDescription("Records not sent to Kafka, by reason; reason not_stored counts records neither sent nor stored (returned as an error to a sync caller, or lost at shutdown), every other reason (oversize, unknown_topic, partition_gone, or the Kafka error such as message_too_large) records written to the dead-letter file. [Development]"),
+		metric.WithDescription("Records not sent to Kafka, by reason and signal; reason not_stored counts records neither sent nor stored (returned as an error to a sync caller, or lost at shutdown), every other reason (oversize, unknown_topic, partition_gone, or the Kafka error such as message_too_large) records written to the dead-letter file. [Development]"),
 		metric.WithUnit("{record}"),
 	)
 	errs = errors.Join(errs, err)
@@ -229,13 +229,13 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.KafkabatcherRecordsSent, err = builder.meter.Int64Counter(
 		"otelcol_kafkabatcher_records_sent",
-		metric.WithDescription("Records acknowledged by Kafka. [Development]"),
+		metric.WithDescription("Records acknowledged by Kafka, by signal. [Development]"),
 		metric.WithUnit("{record}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.KafkabatcherRecordsSpilled, err = builder.meter.Int64Counter(
 		"otelcol_kafkabatcher_records_spilled",
-		metric.WithDescription("Records written to the temp storage because Kafka did not take them. [Development]"),
+		metric.WithDescription("Records written to the temp storage because Kafka did not take them, by signal. [Development]"),
 		metric.WithUnit("{record}"),
 	)
 	errs = errors.Join(errs, err)

@@ -128,7 +128,7 @@ func AssertEqualKafkabatcherProduceDuration(t *testing.T, tt *componenttest.Tele
 func AssertEqualKafkabatcherRecordsRejected(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_kafkabatcher_records_rejected",
-		Description: "Records not sent to Kafka, by reason; reason not_stored counts records neither sent nor stored (returned as an error to a sync caller, or lost at shutdown), every other reason (oversize, unknown_topic, partition_gone, or the Kafka error such as message_too_large) records written to the dead-letter file. [Development]",
+		Description: "Records not sent to Kafka, by reason and signal; reason not_stored counts records neither sent nor stored (returned as an error to a sync caller, or lost at shutdown), every other reason (oversize, unknown_topic, partition_gone, or the Kafka error such as message_too_large) records written to the dead-letter file. [Development]",
 		Unit:        "{record}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -160,7 +160,7 @@ func AssertEqualKafkabatcherRecordsReplayed(t *testing.T, tt *componenttest.Tele
 func AssertEqualKafkabatcherRecordsSent(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_kafkabatcher_records_sent",
-		Description: "Records acknowledged by Kafka. [Development]",
+		Description: "Records acknowledged by Kafka, by signal. [Development]",
 		Unit:        "{record}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -176,7 +176,7 @@ func AssertEqualKafkabatcherRecordsSent(t *testing.T, tt *componenttest.Telemetr
 func AssertEqualKafkabatcherRecordsSpilled(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_kafkabatcher_records_spilled",
-		Description: "Records written to the temp storage because Kafka did not take them. [Development]",
+		Description: "Records written to the temp storage because Kafka did not take them, by signal. [Development]",
 		Unit:        "{record}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
