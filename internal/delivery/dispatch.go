@@ -50,11 +50,14 @@ type Dispatcher struct {
 	submits sync.WaitGroup // Submit calls in flight
 	sends   workloop.Loop  // the send loop: sendReady until no one asks again
 	replays workloop.Loop  // the replay loop: replay until no one asks again
-	stop    chan struct{}  // closed by Close: the loops end
-	loops   sync.WaitGroup // send and replay loops running
-	timer   Timer
-	ctx     context.Context // canceled by Close: in-flight sends end
-	cancel  context.CancelFunc
+	// sendLoop and replayLoop run the loops; made once, in New, so that
+	// starting one allocates nothing.
+	sendLoop, replayLoop func()
+	stop                 chan struct{}  // closed by Close: the loops end
+	loops                sync.WaitGroup // send and replay loops running
+	timer                Timer
+	ctx                  context.Context // canceled by Close: in-flight sends end
+	cancel               context.CancelFunc
 
 	// fullMu serialises changes of full and their Observer.DiskFull calls.
 	fullMu sync.Mutex
@@ -77,6 +80,8 @@ func New(cfg Config, kafka Kafka, storage Storage, obs Observer, clock Clock, lo
 		stop:     make(chan struct{}),
 		ctx:      ctx, cancel: cancel,
 	}
+	d.sendLoop = func() { d.runLoop(&d.sends, d.sendReady) }
+	d.replayLoop = func() { d.runLoop(&d.replays, d.replay) }
 	d.scheduleRetry()
 	d.wakeReplay() // data found at start is replayed at once
 	return d
@@ -85,41 +90,44 @@ func New(cfg Config, kafka Kafka, storage Storage, obs Observer, clock Clock, lo
 // wakeSend asks the send loop to send what is ready.
 func (d *Dispatcher) wakeSend() {
 	if d.sends.Begin() {
-		d.start(&d.sends, d.sendReady)
+		d.start(d.sendLoop)
 	}
 }
 
 // wakeReplay asks the replay loop to replay the stored backlogs.
 func (d *Dispatcher) wakeReplay() {
 	if d.storage != nil && d.replays.Begin() {
-		d.start(&d.replays, d.replay)
+		d.start(d.replayLoop)
 	}
 }
 
-// start runs the loop whose worker the caller just became (l.Begin): a
-// goroutine does work until l is asked no more. After Close nothing starts
-// and l stays taken.
-func (d *Dispatcher) start(l *workloop.Loop, work func()) {
+// start runs loop, one of the loops whose worker the caller just became
+// (Begin), on a goroutine of its own. After Close nothing starts and the
+// loop stays taken.
+func (d *Dispatcher) start(loop func()) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return
 	}
 	d.loops.Add(1)
-	go func() {
-		defer d.loops.Done()
-		for {
-			select {
-			case <-d.stop:
-				return
-			default:
-			}
-			work()
-			if !l.Again() {
-				return
-			}
+	go loop()
+}
+
+// runLoop does pass until l is asked no more or Close stops it.
+func (d *Dispatcher) runLoop(l *workloop.Loop, pass func()) {
+	defer d.loops.Done()
+	for {
+		select {
+		case <-d.stop:
+			return
+		default:
 		}
-	}()
+		pass()
+		if !l.Again() {
+			return
+		}
+	}
 }
 
 // scheduleRetry wakes both loops every RetryInterval.
