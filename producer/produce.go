@@ -16,38 +16,10 @@ import (
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
-// Result is the outcome of one batch given to Produce.
-type Result struct {
-	// Err is nil when every record not in Rejected was acknowledged (or
-	// written, with acks 0). Otherwise it names the topic/partition and
-	// wraps ErrUnavailable (retry later), ErrAuthentication, ErrClosed, the
-	// context's error or the permanent Kafka error.
-	Err error
-	// Rejected are records Kafka refused for good (too large, invalid);
-	// the batch's other records are not held back by them.
-	Rejected []Rejected
-	// Remaining, when Err is set, are the records not acknowledged, in
-	// order: the whole batch unless part of it was acknowledged before the
-	// failure (a split batch is sent in order, one part after the other).
-	// Records of an attempt that ended ambiguously (timeout, lost
-	// connection, canceled context) are included: they may also be in Kafka.
-	Remaining []message.Message
-	// Attempts counts the produce requests that carried records of the
-	// batch, those that failed to connect included.
-	Attempts int
-}
-
-// Rejected is a record Kafka refused permanently.
-type Rejected struct {
-	Message message.Message
-	Reason  message.RejectReason // message.RejectMessageTooLarge or message.RejectInvalidRecord
-	Err     error                // what the broker (or the size guard) said
-}
-
 // job is the progress of one batch through Produce.
 type job struct {
 	batch *message.Batch
-	res   *Result
+	res   *message.Outcome
 	// parts are the batch's record runs, in order, each one record batch
 	// in its partition's window. A batch is one part unless Kafka found it
 	// too large.
@@ -97,14 +69,17 @@ type partWindow struct {
 // Produce sends each batch as one record batch to its partition's leader,
 // batches led by the same broker in one request and brokers concurrently.
 // It returns when every batch is acknowledged, rejected or failed, with
-// one Result per batch in the order given. Records of a batch keep their
-// order, and batches for the same partition keep the order given: with
+// one Outcome per batch in the order given. An Outcome's Err names the
+// topic/partition and wraps ErrUnavailable (retry later),
+// ErrAuthentication, ErrClosed, the context's error or the permanent Kafka
+// error. Records of a batch keep their order, and batches for the same
+// partition keep the order given: with
 // idempotence up to MaxInFlight of them are in flight at once, each in its
 // own request; without, one after the other. When a batch of a partition
 // fails, the batches given after it for that partition fail too (they
 // cannot go before it).
-func (p *Producer) Produce(ctx context.Context, batches []*message.Batch) []Result {
-	results := make([]Result, len(batches))
+func (p *Producer) Produce(ctx context.Context, batches []*message.Batch) []message.Outcome {
+	results := make([]message.Outcome, len(batches))
 	jobs := make([]*job, len(batches))
 	for i, b := range batches {
 		jobs[i] = p.newJob(b, &results[i])
@@ -256,7 +231,7 @@ func (p *Producer) release(lanes []*lane) {
 
 // newJob rejects records too large to be sent even alone and splits the
 // rest into parts that fit MaxMessageBytes (normally a single part).
-func (p *Producer) newJob(b *message.Batch, res *Result) *job {
+func (p *Producer) newJob(b *message.Batch, res *message.Outcome) *job {
 	j := &job{batch: b, res: res}
 	limit := p.st.cfg.MaxMessageBytes
 	if len(b.Messages) > 0 && b.Bytes > 0 && b.Bytes <= limit {
@@ -272,7 +247,7 @@ func (p *Producer) newJob(b *message.Batch, res *Result) *job {
 			if kept == nil {
 				kept = append(make([]message.Message, 0, len(b.Messages)-1), b.Messages[:i]...)
 			}
-			res.Rejected = append(res.Rejected, Rejected{
+			res.Rejected = append(res.Rejected, message.Rejected{
 				Message: *m,
 				Reason:  message.RejectMessageTooLarge,
 				Err:     fmt.Errorf("record batch of %d bytes for one record exceeds max_message_bytes %d", size, limit),
@@ -747,7 +722,7 @@ func (p *Producer) split(w *seqWindow, pt *part, reason message.RejectReason, er
 	j := pt.job
 	pt.dropRB()
 	if len(pt.msgs) == 1 {
-		j.res.Rejected = append(j.res.Rejected, Rejected{Message: pt.msgs[0], Reason: reason, Err: err})
+		j.res.Rejected = append(j.res.Rejected, message.Rejected{Message: pt.msgs[0], Reason: reason, Err: err})
 		p.logger.Warn("kafka rejected record",
 			zap.String("topic", j.batch.Topic), zap.Int32("partition", j.batch.Partition),
 			zap.String("reason", string(reason)), zap.Int("value_bytes", len(pt.msgs[0].Value)), zap.Error(err))
@@ -792,7 +767,7 @@ func (p *Producer) rejectRecords(w *seqWindow, pt *part, err error) {
 	keep := make([]message.Message, 0, len(pt.msgs)-len(bad))
 	for i := range pt.msgs {
 		if e, ok := bad[int32(i)]; ok {
-			j.res.Rejected = append(j.res.Rejected, Rejected{Message: pt.msgs[i], Reason: message.RejectInvalidRecord, Err: e})
+			j.res.Rejected = append(j.res.Rejected, message.Rejected{Message: pt.msgs[i], Reason: message.RejectInvalidRecord, Err: e})
 			continue
 		}
 		keep = append(keep, pt.msgs[i])

@@ -34,7 +34,7 @@ func partitionRuns(parts []*part) []run {
 	return runs
 }
 
-func allSent(outs []Outcome) bool {
+func allSent(outs []message.Outcome) bool {
 	for _, o := range outs {
 		if o.Err != nil {
 			return false
@@ -49,7 +49,7 @@ func allSent(outs []Outcome) bool {
 // records Kafka did not take are spilled with the rest of the FIFO, in
 // order (the producer fails every batch of a partition after a failed
 // one: they could not go before it).
-func (d *Dispatcher) settleHeads(p *part, es []*entry, outs []Outcome, took time.Duration) {
+func (d *Dispatcher) settleHeads(p *part, es []*entry, outs []message.Outcome, took time.Duration) {
 	k := 0
 	for k < len(es) && outs[k].Err == nil {
 		d.sentHead(p, es[k], outs[k], took)
@@ -113,7 +113,7 @@ func (d *Dispatcher) settleHeads(p *part, es []*entry, outs []Outcome, took time
 // reportFailed tells the Observer of every batch of the group Kafka did
 // not take, before any of them is spilled (spilling many partitions takes
 // a while): a replay that meanwhile finds Kafka back reports after them.
-func (d *Dispatcher) reportFailed(g *sendGroup, outs []Outcome) {
+func (d *Dispatcher) reportFailed(g *sendGroup, outs []message.Outcome) {
 	for i, out := range outs {
 		if out.Err != nil {
 			d.obs.Failed(&g.entries[i].b, out.Err)
@@ -122,7 +122,7 @@ func (d *Dispatcher) reportFailed(g *sendGroup, outs []Outcome) {
 }
 
 // sentHead settles p's head batch, acknowledged (less Rejected).
-func (d *Dispatcher) sentHead(p *part, e *entry, out Outcome, took time.Duration) {
+func (d *Dispatcher) sentHead(p *part, e *entry, out message.Outcome, took time.Duration) {
 	b := &e.b
 	for _, r := range out.Rejected {
 		d.obs.Rejected(r)

@@ -1,0 +1,76 @@
+package delivery
+
+import (
+	"slices"
+	"time"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+)
+
+// sendReady, one pass of the send loop (wakeSend), sends the head
+// batches (up to Config.MaxInFlight) of every partition that has none in
+// flight: one Produce call per leader broker, since Produce returns when
+// all its batches are settled and a broker slow to answer (or timing out)
+// must not hold up the partitions other brokers lead.
+func (d *Dispatcher) sendReady() {
+	var groups []*sendGroup
+	for _, p := range d.snapshot() {
+		p.mu.Lock()
+		ready := d.sendable(p)
+		var es []*entry
+		if ready {
+			p.inflight = true
+			es = d.heads(p)
+		}
+		p.mu.Unlock()
+		if !ready {
+			continue
+		}
+		leader := d.kafka.Leader(message.TopicPartition{Topic: p.key.Topic, Partition: p.key.Partition})
+		i := slices.IndexFunc(groups, func(g *sendGroup) bool { return g.leader == leader })
+		if i < 0 {
+			groups = append(groups, &sendGroup{leader: leader})
+			i = len(groups) - 1
+		}
+		g := groups[i]
+		for _, e := range es {
+			g.batches, g.entries, g.parts = append(g.batches, &e.b), append(g.entries, e), append(g.parts, p)
+		}
+	}
+	for _, g := range groups {
+		// Only the send loop and, once it stopped, Close call sendReady,
+		// so this Add never races Close's Wait.
+		d.sending.Add(1)
+		go d.send(g)
+	}
+}
+
+// sendGroup is the head batches of partitions led by one broker.
+type sendGroup struct {
+	leader  int32
+	batches []*message.Batch
+	entries []*entry
+	parts   []*part
+}
+
+// send produces g's batches and settles them, partition by partition.
+func (d *Dispatcher) send(g *sendGroup) {
+	defer d.sending.Done()
+	start := time.Now()
+	outs := d.kafka.Produce(d.ctx, g.batches)
+	took := time.Since(start)
+	runs := partitionRuns(g.parts)
+	// Partitions Kafka took whole first: a failed one may wait for the disk.
+	for _, r := range runs {
+		if allSent(outs[r.i:r.j]) {
+			d.settleHeads(g.parts[r.i], g.entries[r.i:r.j], outs[r.i:r.j], took)
+		}
+	}
+	d.reportFailed(g, outs)
+	for _, r := range runs {
+		if !allSent(outs[r.i:r.j]) {
+			d.settleHeads(g.parts[r.i], g.entries[r.i:r.j], outs[r.i:r.j], took)
+		}
+	}
+	d.wakeSend()
+}
