@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -591,6 +592,14 @@ func (p *Producer) settlePart(l *lane, pt *part) (refresh bool) {
 	return out == seqRetry || out == seqUnsure
 }
 
+// answerTimedOut reports whether the last send of sb's part waited for
+// its answer in vain.
+func answerTimedOut(sb *seqBatch) bool {
+	pt, _ := sb.tag.(*part)
+	var ne net.Error
+	return pt != nil && sb.unsure && errors.As(pt.err, &ne) && ne.Timeout()
+}
+
 // ambiguous reports whether a failed send may have been written.
 func ambiguous(err error, sent bool) bool {
 	var kerr sarama.KError
@@ -663,14 +672,19 @@ func (p *Producer) failLane(l *lane, err error) {
 
 // refreshAfterErrors refreshes metadata for the retrying lanes' topics.
 // When no broker can be reached, lanes whose first batch failed on the
-// connection fail at once instead of waiting through their attempts.
+// connection fail at once instead of waiting through their attempts,
+// unless, with idempotence, that batch's answer timed out (the broker may
+// have written it, as when answers are lost on the way back): its resend
+// is then answered as a duplicate, where storing and replaying it under
+// new sequence numbers would write it twice. A connection found closed
+// (the broker went away) still fails at once.
 func (p *Producer) refreshAfterErrors(ctx context.Context, active []*lane, topics []string) {
 	err := p.refreshCtx(ctx, topics)
 	if err == nil || !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrAuthentication) {
 		return
 	}
 	for _, l := range active {
-		if !l.reconnect || l.pw.w.idle() {
+		if !l.reconnect || l.pw.w.idle() || p.st.idempotent && answerTimedOut(l.pw.w.pending[0]) {
 			continue
 		}
 		var first error
