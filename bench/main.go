@@ -78,6 +78,7 @@ type options struct {
 	// keyedOverheadMiB is the fixed overhead the keyed target allows above
 	// max_pending_bytes.
 	keyedOverheadMiB int
+	resultsFile      string
 }
 
 // allBrokers are the brokers of a full run.
@@ -113,6 +114,8 @@ func main() {
 	flag.IntVar(&o.keys, "keys", 10_000, "distinct client.id keys of the keyed scenario")
 	flag.IntVar(&o.keyedRecords, "n-keyed", 1_000_000, "records per keyed run")
 	flag.StringVar(&o.heapProfileDir, "heapprofile-dir", "", "write a pprof heap profile of every kafkabatcher child (when its callers are done) into this directory")
+	flag.StringVar(&o.resultsFile, "results", "results.json", "file that keeps the run's figures (for -render)")
+	renderFrom := flag.String("render", "", "write the report and chart from this saved -results file instead of measuring")
 	oursProd := flag.String("ours-producer", "", "extra producer settings of the kafkabatcher systems, as key=value,... (e.g. max_in_flight=5,idempotent=true)")
 	flag.Parse()
 
@@ -149,6 +152,13 @@ func main() {
 		o.recordsLarge /= 10
 		o.keyedRecords /= 10
 		o.repeat = 1
+	}
+	if *renderFrom != "" {
+		if err := renderSaved(*renderFrom, o); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -252,17 +262,75 @@ func drive(ctx context.Context, o options) error {
 		results = append(results, res...)
 	}
 	took := time.Since(started)
+	rep := report{opts: o, machine: machine, results: results, took: took, loadEnd: loadAvg(), when: time.Now().UTC()}
+	if o.resultsFile != "" {
+		if err := saveResults(o.resultsFile, rep); err != nil {
+			return err
+		}
+	}
+	return render(rep)
+}
 
-	if err := drawChart(o.chart, results, o); err != nil {
+// render writes the report and the chart.
+func render(rep report) error {
+	o := rep.opts
+	if err := drawChart(o.chart, rep.results, o); err != nil {
 		return fmt.Errorf("chart: %w", err)
 	}
-	rep := report{opts: o, machine: machine, results: results, took: took, loadEnd: loadAvg()}
 	if err := os.WriteFile(o.out, []byte(rep.markdown()), 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "bench: wrote %s and %s in %s (load %s)\n", o.out, o.chart, took.Round(time.Second), loadAvg())
+	fmt.Fprintf(os.Stderr, "bench: wrote %s and %s (run took %s; load now %s)\n", o.out, o.chart, rep.took.Round(time.Second), loadAvg())
 	fmt.Print(rep.summary())
 	return nil
+}
+
+// savedRun is what -results keeps of a run, so that -render can write the
+// report again (after NOTES.md changed) without measuring again.
+type savedRun struct {
+	Args            []string    `json:"args"`
+	Systems         []string    `json:"systems"`
+	Callers         int         `json:"callers"`
+	PerCall         int         `json:"per_call"`
+	Repeat          int         `json:"repeat"`
+	SyncBatch       int         `json:"sync_batch"`
+	Keys            int         `json:"keys"`
+	KeyedPartitions int         `json:"keyed_partitions"`
+	KeyedRecords    int         `json:"keyed_records"`
+	Machine         machine     `json:"machine"`
+	LoadEnd         string      `json:"load_end"`
+	TookNs          int64       `json:"took_ns"`
+	When            time.Time   `json:"when"`
+	Results         []runResult `json:"results"`
+}
+
+func saveResults(path string, rep report) error {
+	o := rep.opts
+	js, err := json.MarshalIndent(savedRun{
+		Args: o.args, Systems: o.systems, Callers: o.callers, PerCall: o.perCall, Repeat: o.repeat,
+		SyncBatch: o.syncBatch, Keys: o.keys, KeyedPartitions: o.keyedPartitions, KeyedRecords: o.keyedRecords,
+		Machine: rep.machine, LoadEnd: rep.loadEnd, TookNs: rep.took.Nanoseconds(), When: rep.when, Results: rep.results,
+	}, "", " ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, js, 0o644)
+}
+
+// renderSaved writes the report of a saved run; o gives the output paths
+// and the keyed overhead.
+func renderSaved(path string, o options) error {
+	js, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var sr savedRun
+	if err := json.Unmarshal(js, &sr); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	o.args, o.systems, o.callers, o.perCall, o.repeat = sr.Args, sr.Systems, sr.Callers, sr.PerCall, sr.Repeat
+	o.syncBatch, o.keys, o.keyedPartitions, o.keyedRecords = sr.SyncBatch, sr.Keys, sr.KeyedPartitions, sr.KeyedRecords
+	return render(report{opts: o, machine: sr.Machine, results: sr.Results, took: time.Duration(sr.TookNs), loadEnd: sr.LoadEnd, when: sr.When})
 }
 
 // plan is one scenario on one broker: the systems that run it.

@@ -19,7 +19,7 @@ import (
 
 // machine describes where the benchmark ran.
 type machine struct {
-	CPUs    int
+	CPUs    int `json:"cpus"`
 	Model   string
 	Kernel  string
 	MemGiB  float64
@@ -86,6 +86,7 @@ type report struct {
 	results []runResult
 	took    time.Duration
 	loadEnd string
+	when    time.Time
 }
 
 // scenario is what one table holds: one broker, one kind of record.
@@ -246,7 +247,7 @@ func (r report) markdown() string {
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	w("# Benchmarks\n\n")
 	w("Written by `make bench` (bench/, its own Go module) on %s; the run took %s. ",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), r.took.Round(time.Second))
+		r.when.Format("2006-01-02 15:04 UTC"), r.took.Round(time.Second))
 	w("Do not edit by hand: rerun it.\n\n")
 	w("Brokers (testbench/broker), one after the other, each taking the records of every system: ")
 	w("`devbroker` (cmd/devbroker: franz-go's kfake, in memory, one process on loopback), ")
@@ -388,6 +389,7 @@ func (r report) markdown() string {
 	w("cd bench && go run .%s   # this run\n", argString(o.args))
 	w("cd bench && go run . -quick     # smoke run, 10x fewer records\n")
 	w("cd bench && go run . -brokers devbroker,kafka-3 -systems kafkabatcher,contrib,java   # a subset\n")
+	w("cd bench && go run . -render results.json   # the report and chart again from the saved figures (after NOTES.md changed)\n")
 	w("cd bench && go run . -brokers devbroker -systems kafkabatcher -cpuprofile-dir /tmp/prof -heapprofile-dir /tmp/heap -out /tmp/b.md -chart /tmp/b.png\n")
 	w("go tool pprof -top /tmp/prof/devbroker_kafkabatcher_200B_raw_p6_0.pprof\n")
 	w("go tool pprof -sample_index=inuse_space -top /tmp/heap/devbroker_kafkabatcher-defaults_200B_raw_p1000_0.heap\n```\n\n")
