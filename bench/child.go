@@ -38,6 +38,8 @@ type runSpec struct {
 	// HeapProfile is a pprof heap profile written when the callers are
 	// done, before Shutdown drains what is pending (the fullest moment).
 	HeapProfile string `json:"heap_profile"`
+	// OursSet is the -ours-set flag: extra settings of this exporter.
+	OursSet map[string]any `json:"ours_set,omitempty"`
 	// JavaLib is the realkafka jar directory (system java).
 	JavaLib string `json:"java_lib"`
 	// SyncBatchSize is batch.size of kafkabatcher-sync.
@@ -175,6 +177,9 @@ func runChild(specJSON string) error {
 	sys, err := newSystem(spec.System)
 	if err != nil {
 		return err
+	}
+	if spec.OursSet != nil {
+		oursSet = spec.OursSet
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

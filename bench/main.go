@@ -116,7 +116,7 @@ func main() {
 	flag.StringVar(&o.heapProfileDir, "heapprofile-dir", "", "write a pprof heap profile of every kafkabatcher child (when its callers are done) into this directory")
 	flag.StringVar(&o.resultsFile, "results", "results.json", "file that keeps the run's figures (for -render)")
 	renderFrom := flag.String("render", "", "write the report and chart from this saved -results file instead of measuring")
-	oursProd := flag.String("ours-producer", "", "extra producer settings of the kafkabatcher systems, as key=value,... (e.g. max_in_flight=5,idempotent=true)")
+	oursSetFlag := flag.String("ours-set", "", "extra settings of the kafkabatcher systems as dotted.key=value,... (e.g. producer.max_in_flight=5,producer.idempotent=true,max_pending_bytes=16777216)")
 	flag.Parse()
 
 	if *child != "" {
@@ -132,17 +132,17 @@ func main() {
 	o.encodings = splitList(*encodings)
 	o.brokers = splitList(*brokers)
 	o.keyedBrokers = splitList(*keyedBrokers)
-	for _, kv := range splitList(*oursProd) {
+	for _, kv := range splitList(*oursSetFlag) {
 		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			fmt.Fprintf(os.Stderr, "bench: -ours-producer %q: want key=value\n", kv)
+		if !ok || k == "" {
+			fmt.Fprintf(os.Stderr, "bench: -ours-set %q: want dotted.key=value\n", kv)
 			os.Exit(2)
 		}
 		var val any
 		if err := yaml.Unmarshal([]byte(v), &val); err != nil {
 			val = v
 		}
-		oursProducer[k] = val
+		oursSet[k] = val
 	}
 	if o.syncBatch == 0 {
 		o.syncBatch = o.perCall
@@ -398,9 +398,9 @@ func driveBroker(ctx context.Context, o options, exe string, b broker.Broker, di
 					Records: n, Callers: o.callers, PerCall: o.perCall,
 					Brokers: b.Bootstrap(), BrokerName: b.Name(), ReplicationFactor: b.ReplicationFactor(),
 					Partitions: pl.partitions, Keys: pl.keys,
-					SyncBatchSize: o.syncBatch,
-					Topic:         fmt.Sprintf("bench_%03d", *runNo),
-					Dir:           filepath.Join(tmp, fmt.Sprintf("run%03d", *runNo)),
+					SyncBatchSize: o.syncBatch, OursSet: oursSet,
+					Topic: fmt.Sprintf("bench_%03d", *runNo),
+					Dir:   filepath.Join(tmp, fmt.Sprintf("run%03d", *runNo)),
 				}
 				if dist != nil {
 					spec.JavaLib = dist.Lib

@@ -48,9 +48,28 @@ var allSystems = []string{sysOurs, sysOursSync, sysOursDefaults, sysContrib, sys
 // keyAttribute is the record attribute that holds a keyed run's key.
 const keyAttribute = "client.id"
 
-// oursProducer holds extra producer.* settings for this exporter's systems
-// (the -ours-producer flag), e.g. max_in_flight and idempotent.
-var oursProducer = map[string]any{}
+// oursSet holds extra settings of this exporter's systems (the -ours-set
+// flag), dotted key paths to values, e.g. producer.max_in_flight: 5 or
+// max_pending_bytes: 16777216.
+var oursSet = map[string]any{}
+
+// applyOursSet sets every oursSet path in c.
+func applyOursSet(c map[string]any) map[string]any {
+	for path, v := range oursSet {
+		keys := strings.Split(path, ".")
+		m := c
+		for _, k := range keys[:len(keys)-1] {
+			sub, ok := m[k].(map[string]any)
+			if !ok {
+				sub = map[string]any{}
+				m[k] = sub
+			}
+			m = sub
+		}
+		m[keys[len(keys)-1]] = v
+	}
+	return c
+}
 
 // settleAfterWarmup lets an asynchronous system finish its warm-up round
 // before the window opens.
@@ -74,10 +93,7 @@ func exporterConfig(kind string, spec runSpec) map[string]any {
 		if spec.Keys > 0 {
 			c["key_from"] = []any{"attributes." + keyAttribute}
 		}
-		if len(oursProducer) > 0 {
-			c["producer"] = oursProducer
-		}
-		return c
+		return applyOursSet(c)
 	case sysOurs, sysOursSync:
 		delivery, maxWait, size := "async", "100ms", 500
 		if kind == sysOursSync {
@@ -88,9 +104,6 @@ func exporterConfig(kind string, spec runSpec) map[string]any {
 			delivery, maxWait = "sync", "10ms"
 		}
 		prod := map[string]any{"required_acks": "all", "compression": "none"}
-		for k, v := range oursProducer {
-			prod[k] = v
-		}
 		c := map[string]any{
 			"brokers":  brokers,
 			"topic":    spec.Topic,
@@ -105,7 +118,7 @@ func exporterConfig(kind string, spec runSpec) map[string]any {
 		if spec.Keys > 0 {
 			c["key_from"] = []any{"attributes." + keyAttribute}
 		}
-		return c
+		return applyOursSet(c)
 	case sysContrib, sysContribSync, sysContribPerRecord:
 		queue := map[string]any{"enabled": true, "block_on_overflow": true}
 		if kind == sysContribSync {
