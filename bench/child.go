@@ -30,8 +30,10 @@ type runSpec struct {
 	// Partitions of the run's topic; Keys, when positive, gives every
 	// record a client.id attribute out of that many, which the exporters
 	// key by.
-	Partitions int32  `json:"partitions"`
-	Keys       int    `json:"keys"`
+	Partitions int32 `json:"partitions"`
+	Keys       int   `json:"keys"`
+	// Saturation marks the runs of the peak-RSS-under-saturation scenario.
+	Saturation bool   `json:"saturation,omitempty"`
 	Topic      string `json:"topic"`
 	Dir        string `json:"dir"`         // scratch directory (temp storage)
 	CPUProfile string `json:"cpu_profile"` // pprof CPU profile of the window, when set

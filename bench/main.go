@@ -69,12 +69,13 @@ type options struct {
 	syncBatch    int
 	args         []string // as given, for the report
 
-	brokers         []string // testbench/broker spec names
-	keyedBrokers    []string // brokers that also run the keyed scenario
-	keyedPartitions int
-	keys            int
-	keyedRecords    int
-	heapProfileDir  string
+	brokers           []string // testbench/broker spec names
+	keyedBrokers      []string // brokers that also run the keyed scenario
+	keyedPartitions   int
+	keys              int
+	keyedRecords      int
+	saturationRecords int
+	heapProfileDir    string
 	// keyedOverheadMiB is the fixed overhead the keyed target allows above
 	// max_pending_bytes.
 	keyedOverheadMiB int
@@ -113,6 +114,7 @@ func main() {
 	flag.IntVar(&o.keyedOverheadMiB, "keyed-overhead-mib", 128, "fixed overhead above max_pending_bytes the keyed target allows, MiB")
 	flag.IntVar(&o.keys, "keys", 10_000, "distinct client.id keys of the keyed scenario")
 	flag.IntVar(&o.keyedRecords, "n-keyed", 1_000_000, "records per keyed run")
+	flag.IntVar(&o.saturationRecords, "n-saturation", 1_000_000, "records per saturation run (kafkabatcher-defaults against contrib; 0: none): enough to fill max_pending_bytes several times")
 	flag.StringVar(&o.heapProfileDir, "heapprofile-dir", "", "write a pprof heap profile of every kafkabatcher child (when its callers are done) into this directory")
 	flag.StringVar(&o.resultsFile, "results", "results.json", "file that keeps the run's figures (for -render)")
 	renderFrom := flag.String("render", "", "write the report and chart from this saved -results file instead of measuring")
@@ -151,6 +153,7 @@ func main() {
 		o.records /= 10
 		o.recordsLarge /= 10
 		o.keyedRecords /= 10
+		o.saturationRecords /= 10
 		o.repeat = 1
 	}
 	if *renderFrom != "" {
@@ -199,8 +202,8 @@ func drive(ctx context.Context, o options) error {
 		}
 		specs = append(specs, bs)
 	}
-	if o.records%o.perCall != 0 || o.recordsLarge%o.perCall != 0 || o.keyedRecords%o.perCall != 0 {
-		return fmt.Errorf("-n, -n-large and -n-keyed must be multiples of -per-call (%d)", o.perCall)
+	if o.records%o.perCall != 0 || o.recordsLarge%o.perCall != 0 || o.keyedRecords%o.perCall != 0 || o.saturationRecords%o.perCall != 0 {
+		return fmt.Errorf("-n, -n-large, -n-keyed and -n-saturation must be multiples of -per-call (%d)", o.perCall)
 	}
 	tmp, err := os.MkdirTemp("", "kafkabatcher-bench-")
 	if err != nil {
@@ -288,27 +291,28 @@ func render(rep report) error {
 // savedRun is what -results keeps of a run, so that -render can write the
 // report again (after NOTES.md changed) without measuring again.
 type savedRun struct {
-	Args            []string    `json:"args"`
-	Systems         []string    `json:"systems"`
-	Callers         int         `json:"callers"`
-	PerCall         int         `json:"per_call"`
-	Repeat          int         `json:"repeat"`
-	SyncBatch       int         `json:"sync_batch"`
-	Keys            int         `json:"keys"`
-	KeyedPartitions int         `json:"keyed_partitions"`
-	KeyedRecords    int         `json:"keyed_records"`
-	Machine         machine     `json:"machine"`
-	LoadEnd         string      `json:"load_end"`
-	TookNs          int64       `json:"took_ns"`
-	When            time.Time   `json:"when"`
-	Results         []runResult `json:"results"`
+	Args              []string    `json:"args"`
+	Systems           []string    `json:"systems"`
+	Callers           int         `json:"callers"`
+	PerCall           int         `json:"per_call"`
+	Repeat            int         `json:"repeat"`
+	SyncBatch         int         `json:"sync_batch"`
+	Keys              int         `json:"keys"`
+	KeyedPartitions   int         `json:"keyed_partitions"`
+	KeyedRecords      int         `json:"keyed_records"`
+	SaturationRecords int         `json:"saturation_records"`
+	Machine           machine     `json:"machine"`
+	LoadEnd           string      `json:"load_end"`
+	TookNs            int64       `json:"took_ns"`
+	When              time.Time   `json:"when"`
+	Results           []runResult `json:"results"`
 }
 
 func saveResults(path string, rep report) error {
 	o := rep.opts
 	js, err := json.MarshalIndent(savedRun{
 		Args: o.args, Systems: o.systems, Callers: o.callers, PerCall: o.perCall, Repeat: o.repeat,
-		SyncBatch: o.syncBatch, Keys: o.keys, KeyedPartitions: o.keyedPartitions, KeyedRecords: o.keyedRecords,
+		SyncBatch: o.syncBatch, Keys: o.keys, KeyedPartitions: o.keyedPartitions, KeyedRecords: o.keyedRecords, SaturationRecords: o.saturationRecords,
 		Machine: rep.machine, LoadEnd: rep.loadEnd, TookNs: rep.took.Nanoseconds(), When: rep.when, Results: rep.results,
 	}, "", " ")
 	if err != nil {
@@ -330,6 +334,7 @@ func renderSaved(path string, o options) error {
 	}
 	o.args, o.systems, o.callers, o.perCall, o.repeat = sr.Args, sr.Systems, sr.Callers, sr.PerCall, sr.Repeat
 	o.syncBatch, o.keys, o.keyedPartitions, o.keyedRecords = sr.SyncBatch, sr.Keys, sr.KeyedPartitions, sr.KeyedRecords
+	o.saturationRecords = sr.SaturationRecords
 	return render(report{opts: o, machine: sr.Machine, results: sr.Results, took: time.Duration(sr.TookNs), loadEnd: sr.LoadEnd, when: sr.When})
 }
 
@@ -339,6 +344,7 @@ type plan struct {
 	records         int
 	partitions      int32
 	keys            int
+	saturation      bool
 	systems         []string
 }
 
@@ -357,9 +363,24 @@ func plans(o options, brokerName string) []plan {
 				if s == sysContribPerRecord && enc == "raw" {
 					continue // raw is one message per record already
 				}
+				if s == sysOursDefaults {
+					continue // its own scenario below
+				}
 				sys = append(sys, s)
 			}
 			out = append(out, plan{shape: sh, encoding: enc, records: n, partitions: partitions, systems: sys})
+		}
+	}
+	// Saturation: enough records that this exporter's default
+	// max_pending_bytes fills and stays full, defaults against contrib.
+	if slices.Contains(o.systems, sysOursDefaults) && o.saturationRecords > 0 {
+		for _, enc := range o.encodings {
+			sys := []string{sysOursDefaults}
+			if slices.Contains(o.systems, sysContrib) {
+				sys = append(sys, sysContrib)
+			}
+			out = append(out, plan{shape: "200B", encoding: enc, records: o.saturationRecords, partitions: partitions,
+				saturation: true, systems: sys})
 		}
 	}
 	if slices.Contains(o.keyedBrokers, brokerName) && o.keyedPartitions > 0 {
@@ -397,7 +418,7 @@ func driveBroker(ctx context.Context, o options, exe string, b broker.Broker, di
 					System: sys, Shape: pl.shape, Encoding: pl.encoding,
 					Records: n, Callers: o.callers, PerCall: o.perCall,
 					Brokers: b.Bootstrap(), BrokerName: b.Name(), ReplicationFactor: b.ReplicationFactor(),
-					Partitions: pl.partitions, Keys: pl.keys,
+					Partitions: pl.partitions, Keys: pl.keys, Saturation: pl.saturation,
 					SyncBatchSize: o.syncBatch, OursSet: oursSet,
 					Topic: fmt.Sprintf("bench_%03d", *runNo),
 					Dir:   filepath.Join(tmp, fmt.Sprintf("run%03d", *runNo)),
@@ -406,6 +427,12 @@ func driveBroker(ctx context.Context, o options, exe string, b broker.Broker, di
 					spec.JavaLib = dist.Lib
 				}
 				label := fmt.Sprintf("%s_%s_%s_%s_p%d_%d", b.Name(), sys, pl.shape, pl.encoding, pl.partitions, rep)
+				if pl.saturation {
+					label = fmt.Sprintf("%s_%s_%s_%s_p%d_saturation_%d", b.Name(), sys, pl.shape, pl.encoding, pl.partitions, rep)
+				}
+				if pl.keys > 0 {
+					label = fmt.Sprintf("%s_%s_%s_%s_p%d_k%d_%d", b.Name(), sys, pl.shape, pl.encoding, pl.partitions, pl.keys, rep)
+				}
 				if o.profileDir != "" && strings.HasPrefix(sys, "kafkabatcher") {
 					p, err := filepath.Abs(filepath.Join(o.profileDir, label+".pprof"))
 					if err != nil {

@@ -94,10 +94,11 @@ type scenario struct {
 	broker, shape, encoding string
 	partitions              int32
 	keys                    int
+	saturation              bool
 }
 
 func scenarioOf(r runResult) scenario {
-	return scenario{r.Spec.BrokerName, r.Spec.Shape, r.Spec.Encoding, r.Spec.Partitions, r.Spec.Keys}
+	return scenario{r.Spec.BrokerName, r.Spec.Shape, r.Spec.Encoding, r.Spec.Partitions, r.Spec.Keys, r.Spec.Saturation}
 }
 
 func (s scenario) String() string {
@@ -108,6 +109,9 @@ func (s scenario) String() string {
 	out := fmt.Sprintf("%s: %s, %s", s.broker, body, s.encoding)
 	if s.keys > 0 {
 		out += fmt.Sprintf(", %d keys into %d partitions", s.keys, s.partitions)
+	}
+	if s.saturation {
+		out += ", saturation with defaults"
 	}
 	return out
 }
@@ -350,7 +354,7 @@ func (r report) markdown() string {
 	w("## Systems\n\n")
 	w("- **kafkabatcher**: this exporter through `NewFactory().CreateLogs` with `exportertest.NewNopSettings` and an OpenTelemetry SDK meter provider (ManualReader) to read its own metrics, `delivery: async` (ConsumeLogs returns once the records are in an accumulator), `batch.max_wait: 100ms`.\n")
 	w("- **kafkabatcher-sync**: the same with `delivery: sync` (ConsumeLogs returns when Kafka acknowledged its records), `batch.size` %d and `max_wait: 10ms`, the contrib producer's linger.\n", o.syncBatch)
-	w("- **kafkabatcher-defaults**: this exporter with nothing set but brokers, topic, encoding and the scratch directory (and `key_from` in the keyed runs): the peak-RSS-under-saturation row an operator sizes a memory limit by (the callers always outrun Kafka, so the exporter sits at `max_pending_bytes`).\n")
+	w("- **kafkabatcher-defaults**: this exporter with nothing set but brokers, topic, encoding and the scratch directory (and `key_from` in the keyed runs). It runs in the saturation scenarios (%d records, enough to fill the default `max_pending_bytes` of 64 MiB several times; the callers always outrun Kafka, so the exporter sits at the bound) against contrib on the same load: the peak RSS an operator sizes a memory limit by; and in the keyed runs.\n", o.saturationRecords)
 	w("- **contrib**: the contrib kafka exporter through its factory with its default `sending_queue` (10 consumers, no batching), `block_on_overflow: true` so nothing is dropped.\n")
 	w("- **contrib-sync**: the same with `sending_queue: {enabled: false}`: ConsumeLogs returns after franz-go's ProduceSync.\n")
 	w("- **contrib-per-record** (otlp_proto only): contrib as above fed the same records one per ConsumeLogs call, so each of its Kafka messages holds one record, as ours do: the like-for-like otlp_proto row.\n")
@@ -392,7 +396,7 @@ func (r report) markdown() string {
 	w("cd bench && go run . -render results.json   # the report and chart again from the saved figures (after NOTES.md changed)\n")
 	w("cd bench && go run . -brokers devbroker -systems kafkabatcher -cpuprofile-dir /tmp/prof -heapprofile-dir /tmp/heap -out /tmp/b.md -chart /tmp/b.png\n")
 	w("go tool pprof -top /tmp/prof/devbroker_kafkabatcher_200B_raw_p6_0.pprof\n")
-	w("go tool pprof -sample_index=inuse_space -top /tmp/heap/devbroker_kafkabatcher-defaults_200B_raw_p1000_0.heap\n```\n\n")
+	w("go tool pprof -sample_index=inuse_space -top /tmp/heap/devbroker_kafkabatcher-defaults_200B_raw_p1000_k10000_0.heap\n```\n\n")
 	if notes, err := os.ReadFile("NOTES.md"); err == nil {
 		w("%s\n", strings.TrimSpace(string(notes)))
 	}
