@@ -111,35 +111,19 @@ func (e *env) account(t *testing.T, recs []rec, accepted, refused []int, crashed
 	return c
 }
 
-// checkFirstCopiesInOrder checks per partition, in offset order, that
-// records seen for the first time have rising sequence numbers (a resent
-// batch may repeat earlier records, but nothing overtakes), and that every
-// key stays on one partition.
-func checkFirstCopiesInOrder(t *testing.T, recs []rec) {
+// startNodes starts stopped nodes of c again and waits until the cluster
+// answers with all of them.
+func startNodes(t *testing.T, c *realkafka.Cluster, nodes ...*realkafka.Node) {
 	t.Helper()
-	seen := map[int]bool{}
-	last := map[int32]int{}
-	keyPart := map[string]int32{}
-	bad := 0
-	for _, r := range recs {
-		if p, ok := keyPart[r.key]; ok && p != r.partition {
-			t.Errorf("key %q on partitions %d and %d", r.key, p, r.partition)
+	for _, n := range nodes {
+		if err := n.Start(); err != nil {
+			t.Fatal(err)
 		}
-		keyPart[r.key] = r.partition
-		if seen[r.seq] {
-			continue
-		}
-		seen[r.seq] = true
-		if prev, ok := last[r.partition]; ok && r.seq < prev {
-			bad++
-			if bad <= 10 {
-				t.Errorf("partition %d out of order: offset %d holds record %d, first seen after record %d", r.partition, r.offset, r.seq, prev)
-			}
-		}
-		last[r.partition] = r.seq
 	}
-	if bad > 10 {
-		t.Errorf("... %d order violations in all", bad)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := c.WaitReady(ctx, 2*time.Minute); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -213,14 +197,7 @@ func TestRealKafkaLeaderKilled(t *testing.T) {
 	c.Node(leader).Kill()
 	t.Logf("killed node %d (leader of %s/0) after %d records", leader, name, st.sent())
 	time.Sleep(10 * time.Second)
-	if err := c.Node(leader).Start(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := c.WaitReady(ctx, 2*time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	startNodes(t, c, c.Node(leader))
 	t.Logf("node %d back after %d records", leader, st.sent())
 	time.Sleep(3 * time.Second)
 	accepted, refused := st.result()
@@ -246,16 +223,7 @@ func TestRealKafkaTwoBrokersDown(t *testing.T) {
 	time.Sleep(15 * time.Second)
 	stored := dirSummary(e.path("storage"))
 	t.Logf("temp storage with two brokers down: %s", stored)
-	for _, id := range []int{2, 3} {
-		if err := c.Node(id).Start(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := c.WaitReady(ctx, 2*time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	startNodes(t, c, c.Node(2), c.Node(3))
 	t.Logf("nodes 2 and 3 back after %d records", st.sent())
 	time.Sleep(3 * time.Second)
 	accepted, refused := st.result()
@@ -288,16 +256,7 @@ func TestRealKafkaClusterDownCollectorKilled(t *testing.T) {
 	col2 := e.startCollector(conf)
 	st2 := startStream(dial(t, col2.otlp, 60, 100), len(accepted1)+len(refused1), streamPer, streamEvery)
 	time.Sleep(time.Until(down.Add(60 * time.Second)))
-	for _, n := range c.Nodes() {
-		if err := n.Start(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := c.WaitReady(ctx, 2*time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	startNodes(t, c, c.Nodes()...)
 	t.Logf("cluster back after %s", time.Since(down).Round(time.Second))
 	time.Sleep(5 * time.Second)
 	accepted2, refused2 := st2.result()

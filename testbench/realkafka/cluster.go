@@ -335,32 +335,28 @@ func (n *Node) signal(sig syscall.Signal) {
 
 // Running reports whether the node's process is alive.
 func (n *Node) Running() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cmd == nil {
-		return false
-	}
-	select {
-	case <-n.done:
-		return false
-	default:
-		return true
-	}
+	started, alive := n.state()
+	return started && alive
 }
 
 // exited reports whether the node was started and its process has exited
 // without Stop or Kill.
 func (n *Node) exited() bool {
+	started, alive := n.state()
+	return started && !alive
+}
+
+func (n *Node) state() (started, alive bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.cmd == nil {
-		return false
+		return false, false
 	}
 	select {
 	case <-n.done:
-		return true
+		return true, false
 	default:
-		return false
+		return true, true
 	}
 }
 
