@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -269,6 +270,8 @@ func (r report) markdown() string {
 	}
 
 	w("## Targets\n\n")
+	w("%s\n", r.targetMatrix())
+	w("Every target on every scenario, with the figures compared:\n\n")
 	w("| scenario | target | ours | peer / bound | ratio | met |\n|---|---|---|---|---:|:---:|\n")
 	for _, oc := range r.outcomes() {
 		mark := "yes"
@@ -399,6 +402,63 @@ func (r report) markdown() string {
 	w("go tool pprof -sample_index=inuse_space -top /tmp/heap/devbroker_kafkabatcher-defaults_200B_raw_p1000_k10000_0.heap\n```\n\n")
 	if notes, err := os.ReadFile("NOTES.md"); err == nil {
 		w("%s\n", strings.TrimSpace(string(notes)))
+	}
+	return b.String()
+}
+
+// targetMatrix is the targets at a glance: one row per target and
+// encoding, one column per broker, each cell the ratio and whether it met.
+func (r report) targetMatrix() string {
+	var brokers []string
+	type rowKey struct{ text, encoding string }
+	var rows []rowKey
+	cells := map[rowKey]map[string]string{}
+	for _, oc := range r.outcomes() {
+		if !slices.Contains(brokers, oc.scenario.broker) {
+			brokers = append(brokers, oc.scenario.broker)
+		}
+		enc := oc.scenario.encoding
+		if oc.scenario.keys > 0 {
+			enc = fmt.Sprintf("raw, %d partitions keyed", oc.scenario.partitions)
+		}
+		k := rowKey{oc.text, enc}
+		if cells[k] == nil {
+			cells[k] = map[string]string{}
+			rows = append(rows, k)
+		}
+		mark := "✓"
+		if !oc.met {
+			mark = "✗"
+		}
+		cells[k][oc.scenario.broker] = fmt.Sprintf("%.2f %s", oc.ratio, mark)
+	}
+	order := map[string]int{}
+	for i, t := range targets {
+		order[t.text] = i
+	}
+	rank := func(k rowKey) int {
+		if i, ok := order[k.text]; ok {
+			return i
+		}
+		return len(targets)
+	}
+	slices.SortStableFunc(rows, func(a, b rowKey) int { return rank(a) - rank(b) })
+	var b strings.Builder
+	b.WriteString("Ratio ours / peer (or / bound) and whether the target is met (✓) or missed (✗), 200 B records:\n\n| target | records |")
+	for _, br := range brokers {
+		b.WriteString(" " + br + " |")
+	}
+	b.WriteString("\n|---|---|" + strings.Repeat("---:|", len(brokers)) + "\n")
+	for _, k := range rows {
+		fmt.Fprintf(&b, "| %s | %s |", k.text, k.encoding)
+		for _, br := range brokers {
+			c := cells[k][br]
+			if c == "" {
+				c = "—"
+			}
+			b.WriteString(" " + c + " |")
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }
