@@ -58,7 +58,7 @@ type Cluster struct {
 	id    string
 	nodes []*Node
 	proxy *proxy.Set // nil without Options.Proxy
-	ca    string   // PEM file of the SSL listener's certificate
+	ca    string     // PEM file of the SSL listener's certificate
 }
 
 // Node is one Kafka process of a cluster.
