@@ -3,17 +3,20 @@
 export GOFLAGS := -buildvcs=false
 
 OCB_VERSION    := v0.165.0
+TELEMETRYGEN_VERSION := v0.161.0
 GOLANGCI_LINT  := v2.15.0
 KAFKA_VERSION  := 4.4.0
 BIN            := $(CURDIR)/bin
 OCB            := $(BIN)/builder
+TELEMETRYGEN   := $(BIN)/telemetrygen
 COLLECTOR      := _build/otelcol-kafkabatcher
 DEVBROKER      := _build/devbroker
+KBQ            := _build/kbq
 KAFKA_CMD      := _build/kafka
 GO_SOURCES     := $(shell find . -name '*.go' -not -path './_build/*' -not -path './bench/*' -not -path './e2e/*' -not -path './testbench/*' -not -path './internal/tools/*') go.mod go.sum
 BENCH_SOURCES  := $(shell find testbench -name '*.go' -o -name '*.xml' -o -name '*.java') testbench/go.mod testbench/go.sum
 
-.PHONY: help build devbroker kafka kafka-cmd run demo test unit e2e bench generate lint golangci-lint fmt clean
+.PHONY: help build kbq devbroker telemetrygen kafka kafka-cmd run demo test unit e2e bench generate lint golangci-lint fmt clean
 
 help:
 	@echo "make run       build, start the devbroker and the collector on testdata/demo.yaml; Ctrl-C stops both"
@@ -24,17 +27,29 @@ help:
 	@echo "make unit      unit tests only (go test -race -count=1)"
 	@echo "make e2e       end-to-end tests of the ocb-built collector against the devbroker and real Kafka"
 	@echo "make bench     side-by-side benchmark (bench/)"
-	@echo "make build     the collector with ocb $(OCB_VERSION): $(COLLECTOR)"
+	@echo "make build     the collector with ocb $(OCB_VERSION): $(COLLECTOR), and the queue tool $(KBQ)"
 	@echo "make generate  regenerate internal/metadata etc. from metadata.yaml (mdatagen)"
 	@echo "make lint      go vet, gofmt, and golangci-lint when bin/golangci-lint exists (make golangci-lint)"
 
 $(OCB):
 	GOBIN=$(BIN) go install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
 
-build: $(COLLECTOR)
+build: $(COLLECTOR) $(KBQ)
+
+# telemetrygen drives the built collector in the e2e suite (traces, metrics).
+telemetrygen: $(TELEMETRYGEN)
+
+$(TELEMETRYGEN):
+	GOBIN=$(BIN) go install github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@$(TELEMETRYGEN_VERSION)
 
 $(COLLECTOR): $(OCB) builder-config.yaml $(GO_SOURCES)
 	$(OCB) --config builder-config.yaml
+
+# The operator tool for the temp storage directory (README, "Operating it").
+kbq: $(KBQ)
+
+$(KBQ): $(GO_SOURCES)
+	go build -o $(KBQ) ./cmd/kbq
 
 devbroker: $(DEVBROKER)
 
@@ -73,8 +88,8 @@ unit:
 # devbroker binaries, and finds them through these variables. Its real-Kafka
 # tests need java, keytool and mvn (or a warm $$KAFKABATCHER_CACHE) and kcat;
 # they fail, never skip, when those are missing.
-e2e: build devbroker
-	cd e2e && OTELCOL_BIN=$(CURDIR)/$(COLLECTOR) DEVBROKER_BIN=$(CURDIR)/$(DEVBROKER) \
+e2e: build devbroker telemetrygen
+	cd e2e && OTELCOL_BIN=$(CURDIR)/$(COLLECTOR) DEVBROKER_BIN=$(CURDIR)/$(DEVBROKER) KBQ_BIN=$(CURDIR)/$(KBQ) TELEMETRYGEN_BIN=$(TELEMETRYGEN) \
 		go test -tags e2e -count=1 -timeout 40m $(E2E_ARGS) ./...
 
 bench:

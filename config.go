@@ -19,10 +19,13 @@ import (
 	"go.opentelemetry.io/collector/config/configtls"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/batcher"
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/fieldpath"
 	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
+	"github.com/kafkabatcher/kafkabatcherexporter/metricmsg"
 	"github.com/kafkabatcher/kafkabatcherexporter/partitioner"
 	"github.com/kafkabatcher/kafkabatcherexporter/producer"
+	"github.com/kafkabatcher/kafkabatcherexporter/spanmsg"
 	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
 
@@ -70,6 +73,33 @@ type Config struct {
 	// MaxPendingBytes bounds the record bytes held in memory; above it
 	// ConsumeLogs waits, then errors.
 	MaxPendingBytes int `mapstructure:"max_pending_bytes"`
+
+	// Traces and Metrics are how the traces and metrics pipelines make
+	// messages; every other key is shared with the logs.
+	Traces  TracesConfig `mapstructure:"traces"`
+	Metrics SignalConfig `mapstructure:"metrics"`
+}
+
+// SignalConfig is how one signal's spans or metrics become messages.
+type SignalConfig struct {
+	// Topic is the signal's default topic; TopicFrom, a field path,
+	// overrides it when set and non-empty.
+	Topic     string `mapstructure:"topic"`
+	TopicFrom string `mapstructure:"topic_from"`
+	// Encoding is otlp_proto or otlp_json.
+	Encoding string `mapstructure:"encoding"`
+	// KeyFrom are field paths; the first non-empty one is the message key.
+	KeyFrom []string `mapstructure:"key_from"`
+	// HeadersFrom are field paths copied into record headers.
+	HeadersFrom []string `mapstructure:"headers_from"`
+}
+
+// TracesConfig is the traces section.
+type TracesConfig struct {
+	SignalConfig `mapstructure:",squash"`
+	// FlushWhen are OTTL span conditions: a message holding a matching span
+	// is sent at once, with its batch.
+	FlushWhen []string `mapstructure:"flush_when"`
 }
 
 // PartitioningConfig chooses how records are spread over partitions.
@@ -180,6 +210,13 @@ func (c *Config) Validate() error {
 	// the producer's settings: it checks them, with these key names.
 	p.addAll(c.producerConfig(nil).Validate())
 	c.validateRecords(&p)
+	validateSignal(&p, "traces", c.Traces.SignalConfig, spanmsg.Encodings(), spanmsg.ParseTopicPath, spanmsg.ParseFieldPath)
+	for i, cond := range c.Traces.FlushWhen {
+		if err := spanmsg.ValidateCondition(cond); err != nil {
+			p.add("traces.flush_when[%d]: %s, got %q", i, err, cond)
+		}
+	}
+	validateSignal(&p, "metrics", c.Metrics, metricmsg.Encodings(), metricmsg.ParseTopicPath, metricmsg.ParseFieldPath)
 	c.validateBatch(&p)
 	c.validateStorage(&p)
 	return errors.Join(p...)
@@ -209,8 +246,8 @@ func (c *Config) validateRecords(p *problems) {
 	if !slices.Contains(logmsg.Encodings(), c.Encoding) {
 		p.add("encoding: unknown encoding %q (want %s)", c.Encoding, strings.Join(logmsg.Encodings(), ", "))
 	}
-	validatePaths(p, "key_from", c.KeyFrom)
-	validatePaths(p, "headers_from", c.HeadersFrom)
+	validatePaths(p, "key_from", c.KeyFrom, logmsg.ParseFieldPath)
+	validatePaths(p, "headers_from", c.HeadersFrom, logmsg.ParseFieldPath)
 
 	if !slices.Contains(partitioner.Strategies(), c.Partitioning.Strategy) {
 		p.add("partitioning.strategy: unknown strategy %q (want %s)", c.Partitioning.Strategy, strings.Join(partitioner.Strategies(), ", "))
@@ -359,10 +396,28 @@ func (c *Config) tlsConfig(ctx context.Context) (*tls.Config, error) {
 	return tc, nil
 }
 
-func validatePaths(p *problems, key string, paths []string) {
+// validateSignal checks the traces or metrics section named section.
+func validateSignal(p *problems, section string, sc SignalConfig, encodings []string, parseTopic, parseField func(string) (fieldpath.Path, error)) {
+	if err := producer.ValidateTopicName(sc.Topic); err != nil {
+		p.add("%s.topic: %v, got %q", section, err, sc.Topic)
+	}
+	if sc.TopicFrom != "" {
+		if _, err := parseTopic(sc.TopicFrom); err != nil {
+			p.add("%s.topic_from: %v", section, err)
+		}
+	}
+	if !slices.Contains(encodings, sc.Encoding) {
+		p.add("%s.encoding: unknown encoding %q (want %s)", section, sc.Encoding, strings.Join(encodings, ", "))
+	}
+	validatePaths(p, section+".key_from", sc.KeyFrom, parseField)
+	validatePaths(p, section+".headers_from", sc.HeadersFrom, parseField)
+}
+
+// validatePaths checks the field paths of key: each parses, none twice.
+func validatePaths(p *problems, key string, paths []string, parse func(string) (fieldpath.Path, error)) {
 	seen := make(map[string]bool, len(paths))
 	for i, path := range paths {
-		if _, err := logmsg.ParseFieldPath(path); err != nil {
+		if _, err := parse(path); err != nil {
 			p.add("%s[%d]: %v", key, i, err) // err shows the path
 			continue
 		}

@@ -20,8 +20,10 @@ import (
 
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadata"
 	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
+	"github.com/kafkabatcher/kafkabatcherexporter/metricmsg"
 	"github.com/kafkabatcher/kafkabatcherexporter/partitioner"
 	"github.com/kafkabatcher/kafkabatcherexporter/producer"
+	"github.com/kafkabatcher/kafkabatcherexporter/spanmsg"
 	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
 
@@ -84,6 +86,25 @@ func TestLoadConfig(t *testing.T) {
 	}
 	full.Delivery = DeliverySync
 	full.MaxPendingBytes = 32 << 20
+	full.Traces = TracesConfig{
+		SignalConfig: SignalConfig{
+			Topic:       "app_spans",
+			TopicFrom:   "metadata.x-tenant",
+			Encoding:    spanmsg.EncodingOTLPJSON,
+			KeyFrom:     []string{"attributes.session.id", "trace_id"},
+			HeadersFrom: []string{"resource.service.name", "name"},
+		},
+		FlushWhen: []string{"status.code == STATUS_CODE_ERROR"},
+	}
+	full.Metrics = SignalConfig{
+		Topic:       "app_metrics",
+		TopicFrom:   "resource.k8s.namespace.name",
+		Encoding:    metricmsg.EncodingOTLPJSON,
+		KeyFrom:     []string{"name"},
+		HeadersFrom: []string{"metadata.x-tenant"},
+	}
+	keyless := createDefaultConfig().(*Config)
+	keyless.Traces.KeyFrom = []string{}
 
 	tests := []struct {
 		id   component.ID
@@ -91,6 +112,7 @@ func TestLoadConfig(t *testing.T) {
 	}{
 		{id: component.NewID(metadata.Type), want: createDefaultConfig().(*Config)},
 		{id: component.NewIDWithName(metadata.Type, "full"), want: full},
+		{id: component.NewIDWithName(metadata.Type, "keyless"), want: keyless},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id.String(), func(t *testing.T) {
@@ -138,13 +160,21 @@ func TestDefaultConfigContract(t *testing.T) {
 		"temp_storage::retry_interval":       "5s",
 		"delivery":                           "async",
 		"max_pending_bytes":                  67108864,
+		"traces::topic":                      "otlp_spans",
+		"traces::topic_from":                 "",
+		"traces::encoding":                   "otlp_proto",
+		"traces::key_from":                   []any{"trace_id"},
+		"metrics::topic":                     "otlp_metrics",
+		"metrics::topic_from":                "",
+		"metrics::encoding":                  "otlp_proto",
 	}
 	// Compared as text: Marshal keeps Go types (time.Duration, Encoding),
 	// and their text is what YAML holds.
 	for key, v := range want {
 		assert.Equal(t, fmt.Sprint(v), fmt.Sprint(conf.Get(key)), key)
 	}
-	for _, key := range []string{"key_from", "headers_from", "batch::flush_when"} {
+	for _, key := range []string{"key_from", "headers_from", "batch::flush_when",
+		"traces::headers_from", "traces::flush_when", "metrics::key_from", "metrics::headers_from"} {
 		assert.Empty(t, conf.Get(key), key)
 	}
 	assert.Empty(t, conf.Get("topic_aliases"))
@@ -329,15 +359,15 @@ var invalidCases = map[string]struct {
 	"topic_empty":              {want: `topic: must not be empty, got ""`},
 	"topic_illegal":            {want: `topic: must be at most 249 characters of [a-zA-Z0-9._-], got "logs/app"`},
 	"topic_from_invalid": {want: `topic_from: invalid field path "attribute.x": want one of ` +
-		`attributes.NAME, resource.NAME, scope.NAME, body, body.NAME, trace_id, span_id, severity_text`},
+		`attributes.NAME, resource.NAME, scope.NAME, metadata.NAME, body, body.NAME, trace_id, span_id, severity_text`},
 	"topic_aliases_empty_alias": {want: `topic_aliases.otlp_logs: alias must not be empty, got ""`},
 	"encoding_unknown":          {want: `encoding: unknown encoding "avro" (want otlp_proto, otlp_json, json, raw)`},
 	"key_from_invalid": {want: `key_from[1]: invalid field path "attributes.": want one of ` +
-		`attributes.NAME, resource.NAME, scope.NAME, body, body.NAME, trace_id, span_id, severity_text`},
+		`attributes.NAME, resource.NAME, scope.NAME, metadata.NAME, body, body.NAME, trace_id, span_id, severity_text`},
 	"key_from_empty_path": {want: `key_from[0]: invalid field path "": want one of ` +
-		`attributes.NAME, resource.NAME, scope.NAME, body, body.NAME, trace_id, span_id, severity_text`},
+		`attributes.NAME, resource.NAME, scope.NAME, metadata.NAME, body, body.NAME, trace_id, span_id, severity_text`},
 	"headers_from_invalid": {want: `headers_from[0]: invalid field path "attribute.x": want one of ` +
-		`attributes.NAME, resource.NAME, scope.NAME, body, body.NAME, trace_id, span_id, severity_text`},
+		`attributes.NAME, resource.NAME, scope.NAME, metadata.NAME, body, body.NAME, trace_id, span_id, severity_text`},
 	"headers_from_duplicate":                 {want: `headers_from[2]: duplicate field path, got "trace_id"`},
 	"strategy_unknown":                       {want: `partitioning.strategy: unknown strategy "foo" (want murmur2, fnv1a, md5, random, sticky, round_robin)`},
 	"batch_size_zero":                        {want: `batch.size: must be > 0, got 0`},
@@ -384,6 +414,25 @@ var invalidCases = map[string]struct {
 	"max_pending_bytes_below_batch_max_bytes": {want: `max_pending_bytes: must be >= batch.max_bytes (1000000), got 500000`},
 	"unknown_key": {unmarshal: true, want: "decoding failed due to the following error(s):\n\n" +
 		`'kafkabatcherexporter.Config' has invalid keys: batches`},
+	"traces_key_from_invalid": {want: `traces.key_from[1]: invalid field path "body": want one of ` +
+		`trace_id, span_id, name, attributes.NAME, resource.NAME, scope.NAME, metadata.NAME`},
+	"traces_topic_from_invalid": {want: `traces.topic_from: invalid field path "attributes.topic": want one of ` +
+		`resource.NAME, scope.NAME, metadata.NAME`},
+	"traces_encoding_unknown":       {want: `traces.encoding: unknown encoding "json" (want otlp_proto, otlp_json)`},
+	"traces_topic_empty":            {want: `traces.topic: must not be empty, got ""`},
+	"traces_headers_from_duplicate": {want: `traces.headers_from[1]: duplicate field path, got "name"`},
+	"traces_flush_when_invalid": {want: "traces.flush_when[1]: 1:1: condition failed to parse near `severity_n`: " +
+		`segment "severity_number" from path "severity_number" is not a valid path nor a valid OTTL keyword for the span context - review https://github.com/open-telemetry/opentelemetry-collector-contrib/tree/main/pkg/ottl/contexts/ottlspan to see all valid paths, got "severity_number >= 9"`},
+	"metrics_key_from_invalid": {want: `metrics.key_from[0]: invalid field path "trace_id": want one of ` +
+		`name, resource.NAME, scope.NAME, metadata.NAME`},
+	"metrics_headers_from_invalid": {want: `metrics.headers_from[0]: invalid field path "attributes.x": want one of ` +
+		`name, resource.NAME, scope.NAME, metadata.NAME`},
+	"metrics_topic_from_invalid": {want: `metrics.topic_from: invalid field path "name": want one of ` +
+		`resource.NAME, scope.NAME, metadata.NAME`},
+	"metrics_encoding_unknown": {want: `metrics.encoding: unknown encoding "raw" (want otlp_proto, otlp_json)`},
+	"metrics_topic_illegal":    {want: `metrics.topic: must be at most 249 characters of [a-zA-Z0-9._-], got "metrics/app"`},
+	"metrics_flush_when_unknown_key": {unmarshal: true, want: "decoding failed due to the following error(s):\n\n" +
+		`'metrics' has invalid keys: flush_when`},
 	"several_problems": {want: "brokers: must list at least one host:port, got none\n" +
 		"batch.size: must be > 0, got 0\n" +
 		"batch.max_wait: must be > 0, got 0s\n" +
@@ -446,6 +495,8 @@ func TestValidateAllEnumValues(t *testing.T) {
 	}{
 		{"partitioning.strategy", partitioner.Strategies(), func(c *Config, v string) { c.Partitioning.Strategy = v }},
 		{"encoding", logmsg.Encodings(), func(c *Config, v string) { c.Encoding = v }},
+		{"traces.encoding", spanmsg.Encodings(), func(c *Config, v string) { c.Traces.Encoding = v }},
+		{"metrics.encoding", metricmsg.Encodings(), func(c *Config, v string) { c.Metrics.Encoding = v }},
 		{"producer.compression", producer.Compressions(), func(c *Config, v string) { c.Producer.Compression = v }},
 		{"auth.sasl.mechanism", producer.SASLMechanisms(), func(c *Config, v string) {
 			c.Auth.SASL = SASLConfig{Mechanism: v, Username: "u", Password: "p"}

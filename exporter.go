@@ -11,7 +11,6 @@ import (
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/exporter"
-	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
@@ -20,8 +19,10 @@ import (
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadata"
 	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
+	"github.com/kafkabatcher/kafkabatcherexporter/metricmsg"
 	"github.com/kafkabatcher/kafkabatcherexporter/partitioner"
 	"github.com/kafkabatcher/kafkabatcherexporter/producer"
+	"github.com/kafkabatcher/kafkabatcherexporter/spanmsg"
 	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
 
@@ -39,9 +40,14 @@ type kafkaBatcherExporter struct {
 	logger *zap.Logger
 	clock  batcher.Clock
 
-	builder *logmsg.Builder
-	part    partitioner.Partitioner
-	tel     *telemetry
+	logs    *logmsg.Builder
+	spans   *spanmsg.Builder
+	metrics *metricmsg.Builder
+	// used marks the signals whose pipelines use this instance; set while
+	// the pipelines are created, before start.
+	used [message.NumSignals]bool
+	part partitioner.Partitioner
+	tel  *telemetry
 
 	// Set by start, released by shutdown.
 	host   component.Host
@@ -73,7 +79,7 @@ type kafkaBatcherExporter struct {
 }
 
 func newExporter(cfg *Config, set exporter.Settings) (*kafkaBatcherExporter, error) {
-	builder, err := logmsg.NewBuilder(logmsg.Options{
+	logs, err := logmsg.NewBuilder(logmsg.Options{
 		Encoding:    cfg.Encoding,
 		Topic:       cfg.Topic,
 		TopicFrom:   cfg.TopicFrom,
@@ -84,6 +90,29 @@ func newExporter(cfg *Config, set exporter.Settings) (*kafkaBatcherExporter, err
 	if err != nil {
 		return nil, err
 	}
+	spans, err := spanmsg.NewBuilder(spanmsg.Options{
+		Encoding:        cfg.Traces.Encoding,
+		Topic:           cfg.Traces.Topic,
+		TopicFrom:       cfg.Traces.TopicFrom,
+		KeyFrom:         cfg.Traces.KeyFrom,
+		HeadersFrom:     cfg.Traces.HeadersFrom,
+		FlushWhen:       cfg.Traces.FlushWhen,
+		MaxMessageBytes: cfg.Producer.MaxMessageBytes,
+	}, set.TelemetrySettings)
+	if err != nil {
+		return nil, fmt.Errorf("traces: %w", err)
+	}
+	metrics, err := metricmsg.NewBuilder(metricmsg.Options{
+		Encoding:        cfg.Metrics.Encoding,
+		Topic:           cfg.Metrics.Topic,
+		TopicFrom:       cfg.Metrics.TopicFrom,
+		KeyFrom:         cfg.Metrics.KeyFrom,
+		HeadersFrom:     cfg.Metrics.HeadersFrom,
+		MaxMessageBytes: cfg.Producer.MaxMessageBytes,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	part, err := partitioner.New(cfg.Partitioning.Strategy, time.Now().UnixNano())
 	if err != nil {
 		return nil, fmt.Errorf("partitioning.strategy: %w", err)
@@ -93,7 +122,9 @@ func newExporter(cfg *Config, set exporter.Settings) (*kafkaBatcherExporter, err
 		set:     set,
 		logger:  set.Logger,
 		clock:   batcher.SystemClock(),
-		builder: builder,
+		logs:    logs,
+		spans:   spans,
+		metrics: metrics,
 		part:    part,
 	}, nil
 }
@@ -143,6 +174,9 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 		}
 	}
 	e.deadDir = dir
+	if err := e.registerDiskGauges(tb); err != nil {
+		return err
+	}
 	cachePath := ""
 	if e.cfg.TempStorage.Enabled {
 		cachePath = producer.PartitionCachePath(dir)
@@ -187,14 +221,14 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 		EntryBytes:    e.cfg.maxEntryBytes(),
 	}, kafka{e.prod}, queue, (*observer)(e), clockAdapter{e.clock}, e.logger)
 
-	// Learn the default topic's partitions without holding Start up.
+	// Learn the default topics' partitions without holding Start up.
 	lookupCtx, cancel := context.WithTimeout(context.Background(), e.cfg.Producer.Timeout)
 	e.stopLookup = cancel
 	e.lookup.Add(1)
 	go func() {
 		defer e.lookup.Done()
 		defer cancel()
-		if err := e.prod.Refresh(lookupCtx, e.cfg.Topic); err != nil {
+		if err := e.prod.Refresh(lookupCtx, e.defaultTopics()...); err != nil {
 			if errors.Is(err, context.Canceled) {
 				return // shutdown
 			}
@@ -204,6 +238,22 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 		}
 	}()
 	return nil
+}
+
+// defaultTopics are the default topics of the signals whose pipelines use
+// the exporter (the logs' topic when none is marked, as in unit tests).
+func (e *kafkaBatcherExporter) defaultTopics() []string {
+	var topics []string
+	if e.used[message.SignalTraces] {
+		topics = append(topics, e.cfg.Traces.Topic)
+	}
+	if e.used[message.SignalMetrics] {
+		topics = append(topics, e.cfg.Metrics.Topic)
+	}
+	if e.used[message.SignalLogs] || len(topics) == 0 {
+		topics = append([]string{e.cfg.Topic}, topics...)
+	}
+	return topics
 }
 
 // shutdown sends what is pending, waits for in-flight batches within ctx,
@@ -243,10 +293,9 @@ func (e *kafkaBatcherExporter) shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (e *kafkaBatcherExporter) consumeLogs(ctx context.Context, ld plog.Logs) error {
-	if ld.LogRecordCount() == 0 {
-		return nil
-	}
+// consume builds the messages of one call with build, into a pooled slice,
+// and accepts them. Every signal's ConsumeX comes through here.
+func (e *kafkaBatcherExporter) consume(ctx context.Context, what string, build func(dst []message.Message) ([]message.Message, error)) error {
 	if err := e.diskFull(); err != nil {
 		// Accepted now, the records could not be saved if Kafka does not
 		// take them: the pipeline keeps them and retries.
@@ -261,11 +310,17 @@ func (e *kafkaBatcherExporter) consumeLogs(ctx context.Context, ld plog.Logs) er
 		*bufp = (*bufp)[:0]
 		e.msgBufs.Put(bufp)
 	}()
-	msgs, err := e.builder.Append(ctx, (*bufp)[:0], ld, time.Now())
+	msgs, err := build((*bufp)[:0])
 	*bufp = msgs
 	if err != nil {
-		return consumererror.NewPermanent(fmt.Errorf("encode logs: %w", err))
+		return consumererror.NewPermanent(fmt.Errorf("encode %s: %w", what, err))
 	}
+	return e.accept(ctx, msgs)
+}
+
+// accept places msgs on partitions and adds them to the accumulators; under
+// sync delivery it returns once they are acknowledged or on disk.
+func (e *kafkaBatcherExporter) accept(ctx context.Context, msgs []message.Message) error {
 	var tracker *message.Tracker
 	if e.cfg.Delivery == DeliverySync {
 		tracker = message.NewTracker(len(msgs))
@@ -391,7 +446,7 @@ func (e *kafkaBatcherExporter) reportLocked() {
 }
 
 func (e *kafkaBatcherExporter) deadLetter(m message.Message, reason message.RejectReason, cause error) {
-	e.tel.rejected(1, reason)
+	e.tel.rejected([]message.Message{m}, reason)
 	fields := []zap.Field{
 		zap.String("topic", m.Topic), zap.Int32("partition", m.Partition),
 		zap.Int("bytes", len(m.Key)+len(m.Value)), zap.String("reason", string(reason)),
@@ -463,7 +518,7 @@ func (o *observer) Replayed(b *message.Batch, took time.Duration) {
 }
 
 func (o *observer) Spilled(b *message.Batch) {
-	(*kafkaBatcherExporter)(o).tel.spilled(len(b.Messages))
+	(*kafkaBatcherExporter)(o).tel.spilled(b.Messages)
 }
 
 func (o *observer) Rejected(r delivery.Rejected) {
@@ -472,7 +527,7 @@ func (o *observer) Rejected(r delivery.Rejected) {
 
 func (o *observer) Lost(b *message.Batch, err error) {
 	e := (*kafkaBatcherExporter)(o)
-	e.tel.rejected(len(b.Messages), message.RejectNotStored)
+	e.tel.rejected(b.Messages, message.RejectNotStored)
 	e.logger.Error("batch neither sent nor stored",
 		zap.String("topic", b.Topic), zap.Int32("partition", b.Partition),
 		zap.Int("records", len(b.Messages)), zap.Error(err))

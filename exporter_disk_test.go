@@ -16,7 +16,6 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/exporter"
-	"go.opentelemetry.io/otel/attribute"
 	"go.uber.org/zap"
 	zapobserver "go.uber.org/zap/zaptest/observer"
 
@@ -165,7 +164,7 @@ func TestFullDiskAsyncRefusesRecordsItCouldNotSave(t *testing.T) {
 
 	// SIGTERM with Kafka down and the disk full.
 	stopErr := exp.stop()
-	lost := sumByAttrs(t, tt, "otelcol_kafkabatcher_records_rejected")[attribute.NewSet(attribute.String("reason", "not_stored"))]
+	lost := sumByAttrs(t, tt, "otelcol_kafkabatcher_records_rejected")[withSignal(reasonSet("not_stored"), "logs")]
 	t.Logf("%d accepted, %d in memory when the disk refused, %d lost at shutdown: %v", len(accepted), exposure, lost, stopErr)
 	require.LessOrEqual(t, lost, exposure, "records lost beyond those in memory when the disk refused")
 
@@ -313,7 +312,7 @@ func TestStoredBatchesOfAGonePartitionAreDeadLettered(t *testing.T) {
 	c2 := clusterOnPort(t, port, 3)
 	exp := run(t, cfg, set)
 	waitFor(t, 30*time.Second, func() bool { return exp.queue.Len() == 0 }, "stored batches replayed or dead-lettered")
-	rejected := sumByAttrs(t, tt, "otelcol_kafkabatcher_records_rejected")[attribute.NewSet(attribute.String("reason", "partition_gone"))]
+	rejected := sumByAttrs(t, tt, "otelcol_kafkabatcher_records_rejected")[withSignal(reasonSet("partition_gone"), "logs")]
 	require.EqualValues(t, gone, rejected)
 	require.EqualValues(t, total-gone, totalRecords(c2, outageTopic))
 	require.NotZero(t, logs.FilterMessage("stored batches of a partition that no longer exists moved to the dead-letter file").Len())

@@ -78,8 +78,15 @@ func TestStatusIsRecoverableDuringOutageAndOKAfter(t *testing.T) {
 	waitRecords(t, c2, outageTopic, 200, 20*time.Second)
 	waitFor(t, 10*time.Second, func() bool { return host.last() == componentstatus.StatusOK },
 		"OK reported once Kafka takes batches: %v", host.statuses())
-	require.Equal(t, []componentstatus.Status{componentstatus.StatusRecoverableError, componentstatus.StatusOK},
-		host.statuses(), "one report per change")
+	// Kafka coming back may flap (a partition answers before another), so
+	// the check is one report per change: never the same status twice in a
+	// row, the error first, OK last.
+	got := host.statuses()
+	require.Equal(t, componentstatus.StatusRecoverableError, got[0], "%v", got)
+	require.Equal(t, componentstatus.StatusOK, got[len(got)-1], "%v", got)
+	for i := 1; i < len(got); i++ {
+		require.NotEqual(t, got[i-1], got[i], "one report per change: %v", got)
+	}
 	require.NoError(t, exp.stop())
 }
 

@@ -52,6 +52,11 @@ func partSet(topic string, partition int, alias string) attribute.Set {
 	)
 }
 
+// withSignal is set with the signal label added.
+func withSignal(set attribute.Set, signal string) attribute.Set {
+	return attribute.NewSet(append(set.ToSlice(), attribute.String("signal", signal))...)
+}
+
 // histogramByAttrs returns the count and sum of an int64 histogram per
 // attribute set.
 func histogramByAttrs(t *testing.T, tt *componenttest.Telemetry, name string) map[attribute.Set][2]int64 {
@@ -103,8 +108,8 @@ func TestTelemetryCountsSendsFlushesAndRejects(t *testing.T) {
 
 	p0, p1 := partSet("otlp_logs", 0, "logs"), partSet("otlp_logs", 1, "logs")
 	metadatatest.AssertEqualKafkabatcherRecordsSent(t, tt, []metricdata.DataPoint[int64]{
-		{Attributes: p0, Value: 10},
-		{Attributes: p1, Value: 5},
+		{Attributes: withSignal(p0, "logs"), Value: 10},
+		{Attributes: withSignal(p1, "logs"), Value: 5},
 	}, metricdatatest.IgnoreTimestamp())
 	metadatatest.AssertEqualKafkabatcherFlushes(t, tt, []metricdata.DataPoint[int64]{
 		{Attributes: reasonSet("size"), Value: 1},
@@ -112,7 +117,7 @@ func TestTelemetryCountsSendsFlushesAndRejects(t *testing.T) {
 		{Attributes: reasonSet("trigger"), Value: 1},
 	}, metricdatatest.IgnoreTimestamp())
 	metadatatest.AssertEqualKafkabatcherRecordsRejected(t, tt, []metricdata.DataPoint[int64]{
-		{Attributes: reasonSet("oversize"), Value: 1},
+		{Attributes: withSignal(reasonSet("oversize"), "logs"), Value: 1},
 	}, metricdatatest.IgnoreTimestamp())
 	metadatatest.AssertEqualKafkabatcherPendingRecords(t, tt, []metricdata.DataPoint[int64]{
 		{Value: 0},

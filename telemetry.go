@@ -18,8 +18,9 @@ type telemetry struct {
 	tb      *metadata.TelemetryBuilder
 	aliases map[string]string
 	// attrs caches the topic/partition/topic_alias set per partition: one
-	// attribute set per partition, not per batch.
+	// attribute set per partition, not per batch; sentAttrs adds the signal.
 	attrs       sync.Map // message.TopicPartition -> metric.MeasurementOption
+	sentSets    sync.Map // signalPartition -> metric.AddOption
 	corruptSeen atomic.Int64
 }
 
@@ -27,17 +28,54 @@ func (t *telemetry) partAttrs(k message.TopicPartition) metric.MeasurementOption
 	if o, ok := t.attrs.Load(k); ok {
 		return o.(metric.MeasurementOption)
 	}
+	o := metric.WithAttributeSet(attribute.NewSet(t.partKVs(k)...))
+	t.attrs.Store(k, o)
+	return o
+}
+
+// partKVs are the topic, partition and topic_alias labels of k.
+func (t *telemetry) partKVs(k message.TopicPartition) []attribute.KeyValue {
 	alias := t.aliases[k.Topic]
 	if alias == "" {
 		alias = k.Topic
 	}
-	o := metric.WithAttributeSet(attribute.NewSet(
+	return []attribute.KeyValue{
 		attribute.String("topic", k.Topic),
 		attribute.Int("partition", int(k.Partition)),
 		attribute.String("topic_alias", alias),
-	))
-	t.attrs.Store(k, o)
+	}
+}
+
+// signalPartition keys the attribute sets of records sent.
+type signalPartition struct {
+	message.TopicPartition
+	signal message.Signal
+}
+
+func (t *telemetry) sentAttrs(k message.TopicPartition, s message.Signal) metric.AddOption {
+	key := signalPartition{k, s}
+	if o, ok := t.sentSets.Load(key); ok {
+		return o.(metric.AddOption)
+	}
+	o := metric.WithAttributeSet(attribute.NewSet(append(t.partKVs(k), attribute.String("signal", s.String()))...))
+	t.sentSets.Store(key, o)
 	return o
+}
+
+// signalAttrs are the attribute sets of the signal label alone.
+var signalAttrs = func() (sets [message.NumSignals]metric.AddOption) {
+	for s := range sets {
+		sets[s] = metric.WithAttributeSet(attribute.NewSet(attribute.String("signal", message.Signal(s).String())))
+	}
+	return sets
+}()
+
+// bySignal counts msgs per signal.
+func bySignal(msgs []message.Message) (n [message.NumSignals]int64) {
+	for i := range msgs {
+		n[msgs[i].Signal%message.NumSignals]++
+	}
+	return n
 }
 
 func reasonAttr(reason string) metric.AddOption {
@@ -52,7 +90,11 @@ func (t *telemetry) sent(b *message.Batch, took time.Duration, ackAt time.Time) 
 	t.tb.KafkabatcherBatchRecords.Record(ctx, int64(len(b.Messages)), o)
 	t.tb.KafkabatcherBatchBytes.Record(ctx, int64(b.Bytes), o)
 	t.tb.KafkabatcherProduceDuration.Record(ctx, took.Seconds(), o)
-	t.tb.KafkabatcherRecordsSent.Add(ctx, int64(len(b.Messages)), o)
+	for s, n := range bySignal(b.Messages) {
+		if n > 0 {
+			t.tb.KafkabatcherRecordsSent.Add(ctx, n, t.sentAttrs(b.TopicPartition(), message.Signal(s)))
+		}
+	}
 	// Replayed batches have no Opened: the temp storage does not keep it.
 	if !b.Opened.IsZero() {
 		t.tb.KafkabatcherDeliveryLatency.Record(ctx, max(ackAt.Sub(b.Opened), 0).Seconds(), o)
@@ -63,12 +105,23 @@ func (t *telemetry) flushed(reason message.FlushReason) {
 	t.tb.KafkabatcherFlushes.Add(context.Background(), 1, reasonAttr(reason.String()))
 }
 
-func (t *telemetry) rejected(n int, reason message.RejectReason) {
-	t.tb.KafkabatcherRecordsRejected.Add(context.Background(), int64(n), reasonAttr(string(reason)))
+// rejected counts msgs as rejected for reason, by signal.
+func (t *telemetry) rejected(msgs []message.Message, reason message.RejectReason) {
+	for s, n := range bySignal(msgs) {
+		if n > 0 {
+			t.tb.KafkabatcherRecordsRejected.Add(context.Background(), n, metric.WithAttributeSet(attribute.NewSet(
+				attribute.String("reason", string(reason)), attribute.String("signal", message.Signal(s).String()))))
+		}
+	}
 }
 
-func (t *telemetry) spilled(n int) {
-	t.tb.KafkabatcherRecordsSpilled.Add(context.Background(), int64(n))
+// spilled counts msgs as written to the temp storage, by signal.
+func (t *telemetry) spilled(msgs []message.Message) {
+	for s, n := range bySignal(msgs) {
+		if n > 0 {
+			t.tb.KafkabatcherRecordsSpilled.Add(context.Background(), n, signalAttrs[s])
+		}
+	}
 }
 
 func (t *telemetry) replayed(n int) {

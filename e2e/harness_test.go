@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -30,8 +31,9 @@ const (
 
 // bins are the binaries under test, found or built once by TestMain.
 type bins struct {
-	collector string
-	devbroker string
+	collector    string
+	devbroker    string
+	telemetrygen string
 }
 
 // binaries is set by TestMain before any test runs and only read after.
@@ -60,9 +62,10 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// findOrBuild takes OTELCOL_BIN and DEVBROKER_BIN when set; else it runs
-// `make build` in the repository (ocb, reusing an up-to-date
-// _build/otelcol-kafkabatcher) and builds the devbroker into tmp.
+// findOrBuild takes OTELCOL_BIN, DEVBROKER_BIN and TELEMETRYGEN_BIN when
+// set; else it runs `make build` in the repository (ocb, reusing an
+// up-to-date _build/otelcol-kafkabatcher), builds the devbroker into tmp and
+// runs `make telemetrygen` (bin/telemetrygen).
 func findOrBuild(tmp string) (bins, error) {
 	root, err := filepath.Abs("..")
 	if err != nil {
@@ -70,7 +73,16 @@ func findOrBuild(tmp string) (bins, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
-	b := bins{collector: os.Getenv("OTELCOL_BIN"), devbroker: os.Getenv("DEVBROKER_BIN")}
+	b := bins{collector: os.Getenv("OTELCOL_BIN"), devbroker: os.Getenv("DEVBROKER_BIN"), telemetrygen: os.Getenv("TELEMETRYGEN_BIN")}
+	if b.telemetrygen == "" {
+		cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "telemetrygen")
+		cmd.Dir = root
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return bins{}, fmt.Errorf("make telemetrygen: %w", err)
+		}
+		b.telemetrygen = filepath.Join(root, "bin", "telemetrygen")
+	}
 	if b.collector == "" {
 		cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "build")
 		cmd.Dir = root
@@ -89,7 +101,7 @@ func findOrBuild(tmp string) (bins, error) {
 			return bins{}, fmt.Errorf("go build ./cmd/devbroker: %w", err)
 		}
 	}
-	for _, p := range []string{b.collector, b.devbroker} {
+	for _, p := range []string{b.collector, b.devbroker, b.telemetrygen} {
 		if st, err := os.Stat(p); err != nil || st.Mode()&0o111 == 0 {
 			return bins{}, fmt.Errorf("%s: not an executable (%v)", p, err)
 		}
@@ -249,11 +261,21 @@ type broker struct {
 // given partition count, and waits until it accepts connections.
 func (e *env) startBroker(port, partitions int) *broker {
 	e.t.Helper()
+	return e.startBrokerTopics(port, fmt.Sprintf("%s:%d", topic, partitions))
+}
+
+// startBrokerTopics runs the devbroker on 127.0.0.1:port with the topics
+// given as name:partitions.
+func (e *env) startBrokerTopics(port int, topics ...string) *broker {
+	e.t.Helper()
 	addr := loopback(port)
 	log := e.path("devbroker.log")
 	e.addShown(log)
-	p := e.start("devbroker", log, binaries.devbroker,
-		"-addr", addr, "-topic", fmt.Sprintf("%s:%d", topic, partitions))
+	args := []string{"-addr", addr}
+	for _, tp := range topics {
+		args = append(args, "-topic", tp)
+	}
+	p := e.start("devbroker", log, binaries.devbroker, args...)
 	waitListening(e.t, p, addr, brokerReady)
 	return &broker{proc: p, addr: addr}
 }
@@ -278,6 +300,12 @@ type collector struct {
 type cfg struct {
 	otlpPort int
 	exp      map[string]any
+	// signals are the pipelines from the OTLP receiver to kafkabatcher;
+	// none means logs only.
+	signals []string
+	// receivers, exporters and pipelines are added to the configuration
+	// (the read-back side of a round trip).
+	receivers, exporters, pipelines map[string]any
 }
 
 // newConfig returns the suite's exporter defaults: raw encoding (the body
@@ -321,17 +349,28 @@ func (c *cfg) set(key string, v any) *cfg {
 // yaml renders the whole collector configuration. JSON is YAML, and
 // encoding/json keeps the suite free of a YAML dependency.
 func (c *cfg) yaml() []byte {
+	receivers := map[string]any{
+		"otlp": map[string]any{"protocols": map[string]any{
+			"grpc": map[string]any{"endpoint": loopback(c.otlpPort)},
+		}},
+	}
+	exporters := map[string]any{"kafkabatcher": c.exp}
+	pipelines := map[string]any{}
+	signals := c.signals
+	if len(signals) == 0 {
+		signals = []string{"logs"}
+	}
+	for _, s := range signals {
+		pipelines[s] = map[string]any{"receivers": []string{"otlp"}, "exporters": []string{"kafkabatcher"}}
+	}
+	maps.Copy(receivers, c.receivers)
+	maps.Copy(exporters, c.exporters)
+	maps.Copy(pipelines, c.pipelines)
 	doc := map[string]any{
-		"receivers": map[string]any{
-			"otlp": map[string]any{"protocols": map[string]any{
-				"grpc": map[string]any{"endpoint": loopback(c.otlpPort)},
-			}},
-		},
-		"exporters": map[string]any{"kafkabatcher": c.exp},
+		"receivers": receivers,
+		"exporters": exporters,
 		"service": map[string]any{
-			"pipelines": map[string]any{"logs": map[string]any{
-				"receivers": []string{"otlp"}, "exporters": []string{"kafkabatcher"},
-			}},
+			"pipelines": pipelines,
 			"telemetry": map[string]any{
 				"logs":    map[string]any{"level": "info"},
 				"metrics": map[string]any{"level": "none"},

@@ -8,12 +8,14 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/fieldpath"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
@@ -56,15 +58,20 @@ func TestFieldPathText(t *testing.T) {
 		{"severity_text", first, "INFO", false},
 		{"severity_text", third, "", true},
 		{"body", recs[4], "", true}, // empty body
+		{"metadata.x-tenant", withMetadata(first, "x-tenant", "acme"), "acme", false},
+		{"metadata.x-tenant", withMetadata(first, "x-tenant", "acme", "beta"), "acme,beta", false},
+		{"metadata.x-tenant", withMetadata(first, "x-tenant", ""), "", true},
+		{"metadata.x-tenant", first, "", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
 			p, err := ParseFieldPath(tc.path)
 			require.NoError(t, err)
-			got, ok := p.appendText([]byte("prefix:"), tc.r.rl.Resource(), tc.r.sl.Scope(), tc.r.lr)
+			sh := &fieldpath.Shared{Metadata: tc.r.md, Resource: tc.r.rl.Resource(), Scope: tc.r.sl.Scope()}
+			got, ok := appendText(p, []byte("prefix:"), sh, tc.r.lr)
 			assert.Equal(t, !tc.absent, ok)
 			assert.Equal(t, "prefix:"+tc.want, string(got))
-			assert.Equal(t, tc.want, p.text(tc.r.rl.Resource(), tc.r.sl.Scope(), tc.r.lr))
+			assert.Equal(t, tc.want, text(p, sh, tc.r.lr))
 		})
 	}
 }
@@ -345,4 +352,30 @@ func TestFlushWhenRuntimeErrorIsFalseAndLogged(t *testing.T) {
 	assert.False(t, msgs[0].Flush)
 	assert.True(t, msgs[1].Flush, "a failing condition does not stop the next one")
 	assert.GreaterOrEqual(t, logs.FilterMessage("failed to eval condition").Len(), 1)
+}
+
+// TestMetadataFieldPaths: metadata.NAME reads the client metadata of the
+// request from the context, for topic, key and headers.
+func TestMetadataFieldPaths(t *testing.T) {
+	b, err := NewBuilder(Options{
+		Topic: "logs", TopicFrom: "metadata.x-topic", KeyFrom: []string{"metadata.x-tenant"},
+		HeadersFrom: []string{"metadata.x-tenant", "metadata.missing"},
+	}, nopTelemetry())
+	require.NoError(t, err)
+	ctx := client.NewContext(context.Background(), client.Info{Metadata: client.NewMetadata(map[string][]string{
+		"x-tenant": {"acme"}, "x-topic": {"tenant_logs"},
+	})})
+	msgs, err := b.Append(ctx, nil, testLogs(), time.Unix(1, 0))
+	require.NoError(t, err)
+	for _, m := range msgs {
+		assert.Equal(t, "tenant_logs", m.Topic)
+		assert.Equal(t, "acme", string(m.Key))
+		assert.Equal(t, []message.Header{{Key: "metadata.x-tenant", Value: []byte("acme")}}, m.Headers)
+	}
+	// Without metadata: the default topic, no key, no header.
+	msgs, err = b.Append(context.Background(), nil, testLogs(), time.Unix(1, 0))
+	require.NoError(t, err)
+	assert.Equal(t, "logs", msgs[0].Topic)
+	assert.Nil(t, msgs[0].Key)
+	assert.Empty(t, msgs[0].Headers)
 }

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/jsonvalue"
 	"go.opentelemetry.io/collector/pdata/plog"
 )
 
@@ -88,7 +90,7 @@ func (e *jsonEncoder) startScope(_, _ int, rl plog.ResourceLogs, sl plog.ScopeLo
 	b := e.scopePart[:0]
 	if attrs := rl.Resource().Attributes(); attrs.Len() > 0 {
 		b = append(b, `"resource":`...)
-		b = appendJSONMap(b, attrs)
+		b = jsonvalue.AppendMap(b, attrs)
 	}
 	scope := sl.Scope()
 	if scope.Name() != "" || scope.Version() != "" || scope.Attributes().Len() > 0 {
@@ -99,7 +101,7 @@ func (e *jsonEncoder) startScope(_, _ int, rl plog.ResourceLogs, sl plog.ScopeLo
 		sep := false
 		if scope.Name() != "" {
 			b = append(b, `"name":`...)
-			b = appendJSONString(b, scope.Name())
+			b = jsonvalue.AppendString(b, scope.Name())
 			sep = true
 		}
 		if scope.Version() != "" {
@@ -107,7 +109,7 @@ func (e *jsonEncoder) startScope(_, _ int, rl plog.ResourceLogs, sl plog.ScopeLo
 				b = append(b, ',')
 			}
 			b = append(b, `"version":`...)
-			b = appendJSONString(b, scope.Version())
+			b = jsonvalue.AppendString(b, scope.Version())
 			sep = true
 		}
 		if scope.Attributes().Len() > 0 {
@@ -115,7 +117,7 @@ func (e *jsonEncoder) startScope(_, _ int, rl plog.ResourceLogs, sl plog.ScopeLo
 				b = append(b, ',')
 			}
 			b = append(b, `"attributes":`...)
-			b = appendJSONMap(b, scope.Attributes())
+			b = jsonvalue.AppendMap(b, scope.Attributes())
 		}
 		b = append(b, '}')
 	}
@@ -144,23 +146,23 @@ func (e *jsonEncoder) appendRecord(dst []byte, lr plog.LogRecord) ([]byte, error
 	}
 	if sn := lr.SeverityNumber(); sn != plog.SeverityNumberUnspecified {
 		field("severity_number")
-		dst = appendInt(dst, int64(sn))
+		dst = jsonvalue.AppendInt(dst, int64(sn))
 	}
 	if st := lr.SeverityText(); st != "" {
 		field("severity_text")
-		dst = appendJSONString(dst, st)
+		dst = jsonvalue.AppendString(dst, st)
 	}
 	if en := lr.EventName(); en != "" {
 		field("event_name")
-		dst = appendJSONString(dst, en)
+		dst = jsonvalue.AppendString(dst, en)
 	}
 	if body := lr.Body(); body.Type() != pcommon.ValueTypeEmpty {
 		field("body")
-		dst = appendJSONValue(dst, body)
+		dst = jsonvalue.AppendValue(dst, body)
 	}
 	if attrs := lr.Attributes(); attrs.Len() > 0 {
 		field("attributes")
-		dst = appendJSONMap(dst, attrs)
+		dst = jsonvalue.AppendMap(dst, attrs)
 	}
 	if len(e.scopePart) > 0 {
 		if len(dst) > start+1 {
@@ -182,7 +184,7 @@ func (e *jsonEncoder) appendRecord(dst []byte, lr plog.LogRecord) ([]byte, error
 	}
 	if f := lr.Flags(); f != 0 {
 		field("flags")
-		dst = appendInt(dst, int64(f))
+		dst = jsonvalue.AppendInt(dst, int64(f))
 	}
 	return append(dst, '}'), nil
 }
@@ -204,5 +206,5 @@ func (rawEncoder) end()            {}
 func (rawEncoder) startScope(_, _ int, _ plog.ResourceLogs, _ plog.ScopeLogs) {}
 
 func (rawEncoder) appendRecord(dst []byte, lr plog.LogRecord) ([]byte, error) {
-	return appendValueText(dst, lr.Body()), nil
+	return jsonvalue.AppendText(dst, lr.Body()), nil
 }

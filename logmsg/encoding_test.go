@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"math"
-	"strings"
 	"testing"
 	"time"
 
@@ -310,37 +309,6 @@ func TestRawBodies(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestJSONStringMatchesEncodingJSON(t *testing.T) {
-	for _, s := range []string{
-		"", "plain", `quote " backslash \ slash /`, "\x00\x01\x1f\x7f", "tab\tnl\ncr\r",
-		"ünïcödé 日本語 🎉", "bad \xff utf8 \xc3", "\u2028\u2029", "<html>&amp;",
-	} {
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		require.NoError(t, enc.Encode(s))
-		assert.Equal(t, strings.TrimSuffix(buf.String(), "\n"), string(appendJSONString(nil, s)), "%q", s)
-	}
-}
-
-func TestJSONFloatMatchesEncodingJSON(t *testing.T) {
-	negZero := math.Copysign(0, -1) // the literal -0.0 is positive zero in Go
-	require.True(t, math.Signbit(negZero))
-	for _, f := range []float64{0, negZero, 1, -1.5, 0.1, 1e-6, 1e-7, 123456789.125, 1e20, 1e21, 1.5e300, -2.5e-300,
-		math.MaxFloat64, math.SmallestNonzeroFloat64, 3.0e-9} {
-		want, err := json.Marshal(f)
-		require.NoError(t, err)
-		assert.Equal(t, string(want), string(appendJSONFloat(nil, f)), "%v", f)
-		assert.Equal(t, pcommon.NewValueDouble(f).AsString(), string(appendFloatText(nil, f)), "%v", f)
-	}
-	// Negative zero keeps its sign, as encoding/json and pcommon write it.
-	assert.Equal(t, "-0", string(appendJSONFloat(nil, negZero)))
-	assert.Equal(t, "0", string(appendJSONFloat(nil, 0)))
-	assert.Equal(t, `"NaN"`, string(appendJSONFloat(nil, math.NaN())))
-	assert.Equal(t, `"Infinity"`, string(appendJSONFloat(nil, math.Inf(1))))
-	assert.Equal(t, `"-Infinity"`, string(appendJSONFloat(nil, math.Inf(-1))))
 }
 
 func TestJSONBytesAttributeIsBase64(t *testing.T) {

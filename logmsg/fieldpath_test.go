@@ -6,34 +6,37 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/fieldpath"
 )
 
 func TestParseFieldPath(t *testing.T) {
 	valid := []struct {
 		in   string
-		kind fieldKind
+		kind fieldpath.Kind
 		name string
 	}{
-		{"attributes.user", fieldAttribute, "user"},
-		{"attributes.http.request.method", fieldAttribute, "http.request.method"},
-		{"resource.host.name", fieldResource, "host.name"},
-		{"resource.service.name", fieldResource, "service.name"},
-		{"scope.name", fieldScope, "name"},
-		{"scope.team.id", fieldScope, "team.id"},
-		{"body", fieldBody, ""},
-		{"body.user_id", fieldBodyKey, "user_id"},
-		{"body.a.b", fieldBodyKey, "a.b"},
-		{"trace_id", fieldTraceID, ""},
-		{"span_id", fieldSpanID, ""},
-		{"severity_text", fieldSeverityText, ""},
-		{"attributes..x", fieldAttribute, ".x"},
+		{"attributes.user", fieldpath.Attribute, "user"},
+		{"attributes.http.request.method", fieldpath.Attribute, "http.request.method"},
+		{"resource.host.name", fieldpath.Resource, "host.name"},
+		{"resource.service.name", fieldpath.Resource, "service.name"},
+		{"scope.name", fieldpath.Scope, "name"},
+		{"scope.team.id", fieldpath.Scope, "team.id"},
+		{"body", fieldpath.Body, ""},
+		{"body.user_id", fieldpath.BodyKey, "user_id"},
+		{"body.a.b", fieldpath.BodyKey, "a.b"},
+		{"trace_id", fieldpath.TraceID, ""},
+		{"span_id", fieldpath.SpanID, ""},
+		{"severity_text", fieldpath.SeverityText, ""},
+		{"attributes..x", fieldpath.Attribute, ".x"},
+		{"metadata.x-tenant", fieldpath.Metadata, "x-tenant"},
 	}
 	for _, tc := range valid {
 		t.Run(tc.in, func(t *testing.T) {
 			p, err := ParseFieldPath(tc.in)
 			require.NoError(t, err)
-			assert.Equal(t, tc.kind, p.kind)
-			assert.Equal(t, tc.name, p.name)
+			assert.Equal(t, tc.kind, p.Kind())
+			assert.Equal(t, tc.name, p.Name())
 			assert.Equal(t, tc.in, p.String())
 		})
 	}
@@ -41,14 +44,14 @@ func TestParseFieldPath(t *testing.T) {
 		"", "attributes", "attributes.", "resource", "resource.", "scope", "scope.",
 		"body.", "attribute.user", "Attributes.user", "trace_id.x", "span_id.x",
 		"severity_text.x", "severity_number", "time", ".user", " body", "body ",
-		"log.attributes.user", "traceid",
+		"log.attributes.user", "traceid", "metadata", "metadata.", "name",
 	}
 	for _, in := range invalid {
 		t.Run("invalid/"+in, func(t *testing.T) {
 			_, err := ParseFieldPath(in)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), `"`+in+`"`, "error names the path")
-			assert.Contains(t, err.Error(), acceptedForms, "error lists the accepted forms")
+			assert.Contains(t, err.Error(), "attributes.NAME, resource.NAME, scope.NAME, metadata.NAME, body, body.NAME, trace_id, span_id, severity_text", "error lists the accepted forms")
 		})
 	}
 }

@@ -3,6 +3,7 @@ package logmsg
 import (
 	"time"
 
+	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 )
@@ -87,6 +88,13 @@ type recordRef struct {
 	rl plog.ResourceLogs
 	sl plog.ScopeLogs
 	lr plog.LogRecord
+	md client.Metadata // of the request, for metadata.NAME
+}
+
+// withMetadata returns r as sent with client metadata key = values.
+func withMetadata(r recordRef, key string, values ...string) recordRef {
+	r.md = client.NewMetadata(map[string][]string{key: values})
+	return r
 }
 
 func records(ld plog.Logs) []recordRef {
@@ -96,7 +104,7 @@ func records(ld plog.Logs) []recordRef {
 		for j := 0; j < rl.ScopeLogs().Len(); j++ {
 			sl := rl.ScopeLogs().At(j)
 			for k := 0; k < sl.LogRecords().Len(); k++ {
-				out = append(out, recordRef{rl, sl, sl.LogRecords().At(k)})
+				out = append(out, recordRef{rl: rl, sl: sl, lr: sl.LogRecords().At(k)})
 			}
 		}
 	}

@@ -11,6 +11,8 @@
 //	resource.NAME    resource attribute NAME
 //	scope.NAME       instrumentation scope attribute NAME (not the scope's
 //	                 name or version: scope.name is the attribute "name")
+//	metadata.NAME    client metadata NAME of the request (receivers with
+//	                 include_metadata: true), values joined with ","
 //	body             the body as text
 //	body.NAME        key NAME of a map body (absent for other bodies)
 //	trace_id         trace id, lowercase hex (absent when all zero)
@@ -82,10 +84,12 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/fieldpath"
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/slab"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
@@ -135,26 +139,9 @@ type scratch struct {
 	enc encoder
 	buf []byte // value, then key, then header values of one record
 	hdr []int  // end offsets in buf of the header values; -1 for absent
-	// slab holds the bytes of the messages of one Append call: one
-	// allocation for many records instead of one each. Never reused across
-	// calls, since the messages keep referring to it.
-	slab []byte
-	left int // records of the call not yet built, to size the next slab
-}
-
-// maxSlab bounds one slab, so that one record kept long (a partition that
-// waits) does not hold much memory of the records it was built with.
-const maxSlab = 256 << 10
-
-// take returns a copy of buf in the call's slab.
-func (st *scratch) take(buf []byte) []byte {
-	if st.slab == nil || cap(st.slab)-len(st.slab) < len(buf) {
-		size := min(len(buf)*st.left, maxSlab)
-		st.slab = make([]byte, 0, max(size, len(buf)))
-	}
-	start := len(st.slab)
-	st.slab = append(st.slab, buf...)
-	return st.slab[start:len(st.slab):len(st.slab)]
+	// slab holds the bytes of the messages of one Append call. Reset per
+	// call, never reused across calls, since the messages keep referring to it.
+	slab slab.Slab
 }
 
 // NewBuilder parses opts once: field paths, encoding and flush_when
@@ -185,10 +172,10 @@ func NewBuilder(opts Options, set component.TelemetrySettings) (*Builder, error)
 		b.topicFrom, b.hasTopic = p, true
 	}
 	var err error
-	if b.keyFrom, err = parseFieldPaths("key_from", opts.KeyFrom); err != nil {
+	if b.keyFrom, err = fieldpath.ParseAll("key_from", opts.KeyFrom, fieldKinds); err != nil {
 		return nil, err
 	}
-	if b.headersFrom, err = parseFieldPaths("headers_from", opts.HeadersFrom); err != nil {
+	if b.headersFrom, err = fieldpath.ParseAll("headers_from", opts.HeadersFrom, fieldKinds); err != nil {
 		return nil, err
 	}
 	if set.Logger == nil {
@@ -199,18 +186,6 @@ func NewBuilder(opts Options, set component.TelemetrySettings) (*Builder, error)
 	}
 	b.scratch.New = func() any { return &scratch{enc: b.newEncoder()} }
 	return b, nil
-}
-
-func parseFieldPaths(key string, paths []string) ([]FieldPath, error) {
-	out := make([]FieldPath, 0, len(paths))
-	for i, s := range paths {
-		p, err := ParseFieldPath(s)
-		if err != nil {
-			return nil, fmt.Errorf("%s[%d]: %w", key, i, err)
-		}
-		out = append(out, p)
-	}
-	return out, nil
 }
 
 // Append appends one message per log record of ld to dst, in order; now is
@@ -231,16 +206,17 @@ func (b *Builder) Append(ctx context.Context, dst []message.Message, ld plog.Log
 
 	st := b.scratch.Get().(*scratch)
 	defer b.putScratch(st)
-	st.slab, st.left = nil, n
+	st.slab.Reset(n)
 	st.enc.begin(ld)
+	sh := fieldpath.Shared{Metadata: client.FromContext(ctx).Metadata}
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
-		res := rl.Resource()
+		sh.Resource = rl.Resource()
 		sls := rl.ScopeLogs()
 		for j := 0; j < sls.Len(); j++ {
 			sl := sls.At(j)
-			scope := sl.Scope()
+			sh.Scope = sl.Scope()
 			lrs := sl.LogRecords()
 			if lrs.Len() == 0 {
 				continue
@@ -248,7 +224,7 @@ func (b *Builder) Append(ctx context.Context, dst []message.Message, ld plog.Log
 			st.enc.startScope(i, j, rl, sl)
 			for k := 0; k < lrs.Len(); k++ {
 				lr := lrs.At(k)
-				m, err := b.build(ctx, st, &headers, rl, sl, res, scope, lr, now)
+				m, err := b.build(ctx, st, &headers, &sh, rl, sl, lr, now)
 				if err != nil {
 					return dst[:start], fmt.Errorf("encode log record %d of scope %d of resource %d: %w", k, j, i, err)
 				}
@@ -261,14 +237,13 @@ func (b *Builder) Append(ctx context.Context, dst []message.Message, ld plog.Log
 
 func (b *Builder) putScratch(st *scratch) {
 	st.enc.end()
-	st.slab = nil
+	st.slab.Reset(0)
 	b.scratch.Put(st)
 }
 
 // build makes the message of one record.
 func (b *Builder) build(ctx context.Context, st *scratch, headers *[]message.Header,
-	rl plog.ResourceLogs, sl plog.ScopeLogs, res pcommon.Resource, scope pcommon.InstrumentationScope,
-	lr plog.LogRecord, now time.Time,
+	sh *fieldpath.Shared, rl plog.ResourceLogs, sl plog.ScopeLogs, lr plog.LogRecord, now time.Time,
 ) (message.Message, error) {
 	var err error
 	buf := st.buf[:0]
@@ -280,7 +255,7 @@ func (b *Builder) build(ctx context.Context, st *scratch, headers *[]message.Hea
 	keyEnd := valueEnd
 	for _, p := range b.keyFrom {
 		var ok bool
-		if buf, ok = p.appendText(buf, res, scope, lr); ok && len(buf) > valueEnd {
+		if buf, ok = appendText(p, buf, sh, lr); ok && len(buf) > valueEnd {
 			keyEnd = len(buf)
 			break
 		}
@@ -289,7 +264,7 @@ func (b *Builder) build(ctx context.Context, st *scratch, headers *[]message.Hea
 	st.hdr = st.hdr[:0]
 	for _, p := range b.headersFrom {
 		var ok bool
-		if buf, ok = p.appendText(buf, res, scope, lr); ok {
+		if buf, ok = appendText(p, buf, sh, lr); ok {
 			st.hdr = append(st.hdr, len(buf))
 		} else {
 			st.hdr = append(st.hdr, -1)
@@ -299,8 +274,7 @@ func (b *Builder) build(ctx context.Context, st *scratch, headers *[]message.Hea
 
 	// The slab holds the value, the key and the header values; each is a
 	// capacity-clipped slice of it, so appending to one cannot touch another.
-	block := st.take(buf)
-	st.left--
+	block := st.slab.Take(buf)
 	m := message.Message{
 		Topic:     b.topic,
 		Value:     block[:valueEnd:valueEnd],
@@ -317,7 +291,7 @@ func (b *Builder) build(ctx context.Context, st *scratch, headers *[]message.Hea
 			if end < 0 {
 				continue
 			}
-			*headers = append(*headers, message.Header{Key: b.headersFrom[i].raw, Value: block[off:end:end]})
+			*headers = append(*headers, message.Header{Key: b.headersFrom[i].String(), Value: block[off:end:end]})
 			off = end
 		}
 		if len(*headers) > first {
@@ -325,7 +299,7 @@ func (b *Builder) build(ctx context.Context, st *scratch, headers *[]message.Hea
 		}
 	}
 	if b.hasTopic {
-		if t := b.topicFrom.text(res, scope, lr); t != "" {
+		if t := text(b.topicFrom, sh, lr); t != "" {
 			m.Topic = t
 		}
 	}

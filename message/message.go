@@ -11,7 +11,35 @@ type Header struct {
 	Value []byte
 }
 
-// Message is one Kafka record built from one log record.
+// Signal says which pipeline a message came from. The zero Signal is
+// SignalLogs, so messages built before signals existed are logs.
+type Signal uint8
+
+// Signals, in the order of Signals.
+const (
+	SignalLogs Signal = iota
+	SignalTraces
+	SignalMetrics
+)
+
+// NumSignals is the number of signals; Signal values are below it.
+const NumSignals = 3
+
+// String returns the signal as the signal metric label names it.
+func (s Signal) String() string {
+	switch s {
+	case SignalLogs:
+		return "logs"
+	case SignalTraces:
+		return "traces"
+	case SignalMetrics:
+		return "metrics"
+	}
+	return "unknown"
+}
+
+// Message is one Kafka record: one log record, or the spans or metrics of
+// one (resource, key) of a call.
 type Message struct {
 	Topic     string
 	Partition int32 // assigned by the partitioner before the message reaches the batcher
@@ -22,6 +50,8 @@ type Message struct {
 	// Flush is true when the record matched a flush_when condition: its batch
 	// is sent at once, the record included.
 	Flush bool
+	// Signal is the pipeline the message came from, for telemetry labels.
+	Signal Signal
 	// Tracker, set under sync delivery, is told the record's outcome.
 	Tracker *Tracker
 }

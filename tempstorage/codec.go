@@ -20,7 +20,7 @@ import (
 //
 // Payload v1: topic (uvarint length + bytes), partition (varint), flush
 // reason (1 byte), record count (uvarint), then per record: flags (1 byte,
-// bit 0 = Flush), timestamp seconds (varint) and nanoseconds (uvarint), key
+// bit 0 = Flush, bits 1-2 = message.Signal), timestamp seconds (varint) and nanoseconds (uvarint), key
 // and value (varint length, -1 = nil, + bytes), header count (uvarint),
 // each header key (uvarint length + bytes) and value (varint length, -1 =
 // nil, + bytes).
@@ -62,6 +62,7 @@ func appendEntry(dst []byte, b *message.Batch) []byte {
 		if m.Flush {
 			flags |= 1
 		}
+		flags |= byte(m.Signal&3) << 1
 		dst = append(dst, flags)
 		dst = binary.AppendVarint(dst, m.Timestamp.Unix())
 		dst = binary.AppendUvarint(dst, uint64(m.Timestamp.Nanosecond()))
@@ -155,7 +156,9 @@ func decodePayload(payload []byte) (message.Batch, error) {
 	for i := 0; i < count && r.err == nil; i++ {
 		m := &b.Messages[i]
 		m.Topic, m.Partition = b.Topic, b.Partition
-		m.Flush = r.byte()&1 != 0
+		flags := r.byte()
+		m.Flush = flags&1 != 0
+		m.Signal = message.Signal(flags>>1) & 3
 		sec := r.varint()
 		nsec := r.uvarint()
 		if nsec >= 1e9 {

@@ -24,6 +24,8 @@ func codecCases() map[string]message.Batch {
 		"headers nil and empty values": one(message.Message{Key: []byte("k"), Value: []byte("v"), Timestamp: ts,
 			Headers: []message.Header{{Key: "a", Value: nil}, {Key: "", Value: []byte{}}, {Key: "c", Value: []byte("x")}}}),
 		"flush flag":             one(message.Message{Value: []byte("v"), Timestamp: ts, Flush: true}),
+		"traces signal":          one(message.Message{Value: []byte("v"), Timestamp: ts, Signal: message.SignalTraces}),
+		"metrics signal, flush":  one(message.Message{Value: []byte("v"), Timestamp: ts, Signal: message.SignalMetrics, Flush: true}),
 		"zero timestamp":         one(message.Message{Value: []byte("v")}),
 		"pre-1970 timestamp":     one(message.Message{Value: []byte("v"), Timestamp: time.Date(1900, 1, 1, 0, 0, 0, 1, time.UTC)}),
 		"large value":            one(message.Message{Value: []byte(strings.Repeat("x", 200_000)), Timestamp: ts}),

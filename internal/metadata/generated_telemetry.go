@@ -25,21 +25,24 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                             metric.Meter
-	mu                                sync.Mutex
-	registrations                     []metric.Registration
-	KafkabatcherBatchBytes            metric.Int64Histogram
-	KafkabatcherBatchRecords          metric.Int64Histogram
-	KafkabatcherDeliveryLatency       metric.Float64Histogram
-	KafkabatcherFlushes               metric.Int64Counter
-	KafkabatcherPendingRecords        metric.Int64ObservableGauge
-	KafkabatcherProduceDuration       metric.Float64Histogram
-	KafkabatcherRecordsRejected       metric.Int64Counter
-	KafkabatcherRecordsReplayed       metric.Int64Counter
-	KafkabatcherRecordsSent           metric.Int64Counter
-	KafkabatcherRecordsSpilled        metric.Int64Counter
-	KafkabatcherStorageCorruptEntries metric.Int64Counter
-	KafkabatcherTempStorageBytes      metric.Int64ObservableGauge
+	meter                                      metric.Meter
+	mu                                         sync.Mutex
+	registrations                              []metric.Registration
+	KafkabatcherBatchBytes                     metric.Int64Histogram
+	KafkabatcherBatchRecords                   metric.Int64Histogram
+	KafkabatcherDeadLetterBytes                metric.Int64ObservableGauge
+	KafkabatcherDeliveryLatency                metric.Float64Histogram
+	KafkabatcherFlushes                        metric.Int64Counter
+	KafkabatcherPendingRecords                 metric.Int64ObservableGauge
+	KafkabatcherProduceDuration                metric.Float64Histogram
+	KafkabatcherRecordsRejected                metric.Int64Counter
+	KafkabatcherRecordsReplayed                metric.Int64Counter
+	KafkabatcherRecordsSent                    metric.Int64Counter
+	KafkabatcherRecordsSpilled                 metric.Int64Counter
+	KafkabatcherStorageCorruptEntries          metric.Int64Counter
+	KafkabatcherTempStorageBytes               metric.Int64ObservableGauge
+	KafkabatcherTempStorageOldestBatchAge      metric.Float64ObservableGauge
+	KafkabatcherTempStorageTopicOldestBatchAge metric.Float64ObservableGauge
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -51,6 +54,21 @@ type telemetryBuilderOptionFunc func(mb *TelemetryBuilder)
 
 func (tbof telemetryBuilderOptionFunc) apply(mb *TelemetryBuilder) {
 	tbof(mb)
+}
+
+// RegisterKafkabatcherDeadLetterBytesCallback sets callback for observable KafkabatcherDeadLetterBytes metric.
+func (builder *TelemetryBuilder) RegisterKafkabatcherDeadLetterBytesCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.KafkabatcherDeadLetterBytes, obs: o})
+		return nil
+	}, builder.KafkabatcherDeadLetterBytes)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
 }
 
 // RegisterKafkabatcherPendingRecordsCallback sets callback for observable KafkabatcherPendingRecords metric.
@@ -83,6 +101,36 @@ func (builder *TelemetryBuilder) RegisterKafkabatcherTempStorageBytesCallback(cb
 	return nil
 }
 
+// RegisterKafkabatcherTempStorageOldestBatchAgeCallback sets callback for observable KafkabatcherTempStorageOldestBatchAge metric.
+func (builder *TelemetryBuilder) RegisterKafkabatcherTempStorageOldestBatchAgeCallback(cb metric.Float64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerFloat64{inst: builder.KafkabatcherTempStorageOldestBatchAge, obs: o})
+		return nil
+	}, builder.KafkabatcherTempStorageOldestBatchAge)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterKafkabatcherTempStorageTopicOldestBatchAgeCallback sets callback for observable KafkabatcherTempStorageTopicOldestBatchAge metric.
+func (builder *TelemetryBuilder) RegisterKafkabatcherTempStorageTopicOldestBatchAgeCallback(cb metric.Float64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerFloat64{inst: builder.KafkabatcherTempStorageTopicOldestBatchAge, obs: o})
+		return nil
+	}, builder.KafkabatcherTempStorageTopicOldestBatchAge)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 type observerInt64 struct {
 	embedded.Int64Observer
 	inst metric.Int64Observable
@@ -91,6 +139,16 @@ type observerInt64 struct {
 
 func (oi *observerInt64) Observe(value int64, opts ...metric.ObserveOption) {
 	oi.obs.ObserveInt64(oi.inst, value, opts...)
+}
+
+type observerFloat64 struct {
+	embedded.Float64Observer
+	inst metric.Float64Observable
+	obs  metric.Observer
+}
+
+func (oi *observerFloat64) Observe(value float64, opts ...metric.ObserveOption) {
+	oi.obs.ObserveFloat64(oi.inst, value, opts...)
 }
 
 // Shutdown unregister all registered callbacks for async instruments.
@@ -125,6 +183,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithExplicitBucketBoundaries([]float64{1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000}...),
 	)
 	errs = errors.Join(errs, err)
+	builder.KafkabatcherDeadLetterBytes, err = builder.meter.Int64ObservableGauge(
+		"otelcol_kafkabatcher_dead_letter_bytes",
+		metric.WithDescription("Bytes of the dead-letter files (deadletter.jsonl and deadletter.1.jsonl under temp_storage.directory/deadletter/). [Development]"),
+		metric.WithUnit("By"),
+	)
+	errs = errors.Join(errs, err)
 	builder.KafkabatcherDeliveryLatency, err = builder.meter.Float64Histogram(
 		"otelcol_kafkabatcher_delivery_latency",
 		metric.WithDescription("Time from the acceptance of a sent batch's oldest record to Kafka's acknowledgement of the batch; batches replayed from the temp storage are not counted. [Development]"),
@@ -153,7 +217,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.KafkabatcherRecordsRejected, err = builder.meter.Int64Counter(
 		"otelcol_kafkabatcher_records_rejected",
-		metric.WithDescription("Records not sent to Kafka, by reason; reason not_stored counts records neither sent nor stored (returned as an error to a sync caller, or lost at shutdown), every other reason (oversize, unknown_topic, partition_gone, or the Kafka error such as message_too_large) records written to the dead-letter file. [Development]"),
+		metric.WithDescription("Records not sent to Kafka, by reason and signal; reason not_stored counts records neither sent nor stored (returned as an error to a sync caller, or lost at shutdown), every other reason (oversize, unknown_topic, partition_gone, or the Kafka error such as message_too_large) records written to the dead-letter file. [Development]"),
 		metric.WithUnit("{record}"),
 	)
 	errs = errors.Join(errs, err)
@@ -165,13 +229,13 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.KafkabatcherRecordsSent, err = builder.meter.Int64Counter(
 		"otelcol_kafkabatcher_records_sent",
-		metric.WithDescription("Records acknowledged by Kafka. [Development]"),
+		metric.WithDescription("Records acknowledged by Kafka, by signal. [Development]"),
 		metric.WithUnit("{record}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.KafkabatcherRecordsSpilled, err = builder.meter.Int64Counter(
 		"otelcol_kafkabatcher_records_spilled",
-		metric.WithDescription("Records written to the temp storage because Kafka did not take them. [Development]"),
+		metric.WithDescription("Records written to the temp storage because Kafka did not take them, by signal. [Development]"),
 		metric.WithUnit("{record}"),
 	)
 	errs = errors.Join(errs, err)
@@ -185,6 +249,18 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_kafkabatcher_temp_storage_bytes",
 		metric.WithDescription("Bytes held by the temp storage on disk. [Development]"),
 		metric.WithUnit("By"),
+	)
+	errs = errors.Join(errs, err)
+	builder.KafkabatcherTempStorageOldestBatchAge, err = builder.meter.Float64ObservableGauge(
+		"otelcol_kafkabatcher_temp_storage_oldest_batch_age",
+		metric.WithDescription("Age of the oldest batch in the temp storage, all topics; 0 when it holds none. A batch's age is measured from the timestamp of its first record (the log's time, else its observed time, else when it was accepted). [Development]"),
+		metric.WithUnit("s"),
+	)
+	errs = errors.Join(errs, err)
+	builder.KafkabatcherTempStorageTopicOldestBatchAge, err = builder.meter.Float64ObservableGauge(
+		"otelcol_kafkabatcher_temp_storage_topic_oldest_batch_age",
+		metric.WithDescription("Age of the oldest batch in the temp storage per topic, for topics with stored batches; measured as kafkabatcher_temp_storage_oldest_batch_age. [Development]"),
+		metric.WithUnit("s"),
 	)
 	errs = errors.Join(errs, err)
 	return &builder, errs

@@ -51,6 +51,20 @@ func AssertEqualKafkabatcherBatchRecords(t *testing.T, tt *componenttest.Telemet
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
+func AssertEqualKafkabatcherDeadLetterBytes(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_kafkabatcher_dead_letter_bytes",
+		Description: "Bytes of the dead-letter files (deadletter.jsonl and deadletter.1.jsonl under temp_storage.directory/deadletter/). [Development]",
+		Unit:        "By",
+		Data: metricdata.Gauge[int64]{
+			DataPoints: dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_kafkabatcher_dead_letter_bytes")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualKafkabatcherDeliveryLatency(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.HistogramDataPoint[float64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_kafkabatcher_delivery_latency",
@@ -114,7 +128,7 @@ func AssertEqualKafkabatcherProduceDuration(t *testing.T, tt *componenttest.Tele
 func AssertEqualKafkabatcherRecordsRejected(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_kafkabatcher_records_rejected",
-		Description: "Records not sent to Kafka, by reason; reason not_stored counts records neither sent nor stored (returned as an error to a sync caller, or lost at shutdown), every other reason (oversize, unknown_topic, partition_gone, or the Kafka error such as message_too_large) records written to the dead-letter file. [Development]",
+		Description: "Records not sent to Kafka, by reason and signal; reason not_stored counts records neither sent nor stored (returned as an error to a sync caller, or lost at shutdown), every other reason (oversize, unknown_topic, partition_gone, or the Kafka error such as message_too_large) records written to the dead-letter file. [Development]",
 		Unit:        "{record}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -146,7 +160,7 @@ func AssertEqualKafkabatcherRecordsReplayed(t *testing.T, tt *componenttest.Tele
 func AssertEqualKafkabatcherRecordsSent(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_kafkabatcher_records_sent",
-		Description: "Records acknowledged by Kafka. [Development]",
+		Description: "Records acknowledged by Kafka, by signal. [Development]",
 		Unit:        "{record}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -162,7 +176,7 @@ func AssertEqualKafkabatcherRecordsSent(t *testing.T, tt *componenttest.Telemetr
 func AssertEqualKafkabatcherRecordsSpilled(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_kafkabatcher_records_spilled",
-		Description: "Records written to the temp storage because Kafka did not take them. [Development]",
+		Description: "Records written to the temp storage because Kafka did not take them, by signal. [Development]",
 		Unit:        "{record}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -201,6 +215,34 @@ func AssertEqualKafkabatcherTempStorageBytes(t *testing.T, tt *componenttest.Tel
 		},
 	}
 	got, err := tt.GetMetric("otelcol_kafkabatcher_temp_storage_bytes")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualKafkabatcherTempStorageOldestBatchAge(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[float64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_kafkabatcher_temp_storage_oldest_batch_age",
+		Description: "Age of the oldest batch in the temp storage, all topics; 0 when it holds none. A batch's age is measured from the timestamp of its first record (the log's time, else its observed time, else when it was accepted). [Development]",
+		Unit:        "s",
+		Data: metricdata.Gauge[float64]{
+			DataPoints: dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_kafkabatcher_temp_storage_oldest_batch_age")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualKafkabatcherTempStorageTopicOldestBatchAge(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[float64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_kafkabatcher_temp_storage_topic_oldest_batch_age",
+		Description: "Age of the oldest batch in the temp storage per topic, for topics with stored batches; measured as kafkabatcher_temp_storage_oldest_batch_age. [Development]",
+		Unit:        "s",
+		Data: metricdata.Gauge[float64]{
+			DataPoints: dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_kafkabatcher_temp_storage_topic_oldest_batch_age")
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }

@@ -1,4 +1,7 @@
-package logmsg
+// Package jsonvalue writes pdata values as JSON and as text, the way every
+// signal's encodings and field paths need them. It allocates nothing but
+// what it appends.
+package jsonvalue
 
 import (
 	"encoding/base64"
@@ -9,18 +12,18 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 )
 
-// appendJSONValue appends v as a JSON value: maps as objects (keys in
+// AppendValue appends v as a JSON value: maps as objects (keys in
 // their order), slices as arrays, bytes as a base64 string, NaN and
 // infinities as the strings "NaN", "Infinity" and "-Infinity" (as OTLP/JSON
 // does), empty as null.
-func appendJSONValue(dst []byte, v pcommon.Value) []byte {
+func AppendValue(dst []byte, v pcommon.Value) []byte {
 	switch v.Type() {
 	case pcommon.ValueTypeStr:
-		return appendJSONString(dst, v.Str())
+		return AppendString(dst, v.Str())
 	case pcommon.ValueTypeInt:
 		return strconv.AppendInt(dst, v.Int(), 10)
 	case pcommon.ValueTypeDouble:
-		return appendJSONFloat(dst, v.Double())
+		return AppendFloat(dst, v.Double())
 	case pcommon.ValueTypeBool:
 		return strconv.AppendBool(dst, v.Bool())
 	case pcommon.ValueTypeBytes:
@@ -28,7 +31,7 @@ func appendJSONValue(dst []byte, v pcommon.Value) []byte {
 		dst = base64.StdEncoding.AppendEncode(dst, v.Bytes().AsRaw())
 		return append(dst, '"')
 	case pcommon.ValueTypeMap:
-		return appendJSONMap(dst, v.Map())
+		return AppendMap(dst, v.Map())
 	case pcommon.ValueTypeSlice:
 		s := v.Slice()
 		dst = append(dst, '[')
@@ -36,15 +39,15 @@ func appendJSONValue(dst []byte, v pcommon.Value) []byte {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendJSONValue(dst, s.At(i))
+			dst = AppendValue(dst, s.At(i))
 		}
 		return append(dst, ']')
 	}
 	return append(dst, "null"...)
 }
 
-// appendJSONMap appends m as a JSON object.
-func appendJSONMap(dst []byte, m pcommon.Map) []byte {
+// AppendMap appends m as a JSON object.
+func AppendMap(dst []byte, m pcommon.Map) []byte {
 	dst = append(dst, '{')
 	first := true
 	for k, v := range m.All() {
@@ -52,27 +55,27 @@ func appendJSONMap(dst []byte, m pcommon.Map) []byte {
 			dst = append(dst, ',')
 		}
 		first = false
-		dst = appendJSONString(dst, k)
+		dst = AppendString(dst, k)
 		dst = append(dst, ':')
-		dst = appendJSONValue(dst, v)
+		dst = AppendValue(dst, v)
 	}
 	return append(dst, '}')
 }
 
-// appendJSONFloat appends f as encoding/json would, with the non-finite
+// AppendFloat appends f as encoding/json would, with the non-finite
 // values as strings.
-func appendJSONFloat(dst []byte, f float64) []byte {
+func AppendFloat(dst []byte, f float64) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		dst = append(dst, '"')
-		dst = appendFloatText(dst, f)
+		dst = AppendFloatText(dst, f)
 		return append(dst, '"')
 	}
-	return appendFloatText(dst, f)
+	return AppendFloatText(dst, f)
 }
 
-// appendFloatText appends f as pcommon.Value.AsString does: like
+// AppendFloatText appends f as pcommon.Value.AsString does: like
 // encoding/json (ES6 number formatting), and NaN, Infinity, -Infinity.
-func appendFloatText(dst []byte, f float64) []byte {
+func AppendFloatText(dst []byte, f float64) []byte {
 	switch {
 	case math.IsNaN(f):
 		return append(dst, "NaN"...)
@@ -100,9 +103,9 @@ func appendFloatText(dst []byte, f float64) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// appendJSONString appends s as a JSON string; invalid UTF-8 becomes
+// AppendString appends s as a JSON string; invalid UTF-8 becomes
 // U+FFFD, as with encoding/json.
-func appendJSONString(dst []byte, s string) []byte {
+func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -151,4 +154,26 @@ func appendJSONString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-func appendInt(dst []byte, n int64) []byte { return strconv.AppendInt(dst, n, 10) }
+// AppendInt appends n in decimal.
+func AppendInt(dst []byte, n int64) []byte { return strconv.AppendInt(dst, n, 10) }
+
+// AppendText appends v as text: strings and bytes as is, scalars in their
+// usual text form (doubles as pcommon.Value.AsString writes them), maps and
+// slices as JSON, empty as nothing.
+func AppendText(dst []byte, v pcommon.Value) []byte {
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		return append(dst, v.Str()...)
+	case pcommon.ValueTypeBytes:
+		return append(dst, v.Bytes().AsRaw()...)
+	case pcommon.ValueTypeInt:
+		return strconv.AppendInt(dst, v.Int(), 10)
+	case pcommon.ValueTypeDouble:
+		return AppendFloatText(dst, v.Double())
+	case pcommon.ValueTypeBool:
+		return strconv.AppendBool(dst, v.Bool())
+	case pcommon.ValueTypeMap, pcommon.ValueTypeSlice:
+		return AppendValue(dst, v)
+	}
+	return dst
+}

@@ -1,0 +1,331 @@
+// Package msggroup builds the messages of the signals whose message holds
+// many items (spans, metrics): items of one request are grouped by
+// (resource, topic, key, headers), each group is encoded as one message, and
+// a message too large for producer.max_message_bytes is split into several
+// of the same key, in order, down to one item each.
+//
+// The signal's package reads its pdata types through Request; this one sees
+// resources, scopes, indexes, field paths and bytes.
+package msggroup
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/fieldpath"
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/slab"
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+)
+
+// ErrNoTopic is returned by NewFields when Options.Topic is empty.
+var ErrNoTopic = errors.New("topic must not be empty")
+
+// Options name where a message's topic, key and headers come from.
+type Options struct {
+	Topic       string // default topic; required
+	TopicFrom   string // field path; optional
+	KeyFrom     []string
+	HeadersFrom []string
+}
+
+// Fields are Options parsed.
+type Fields struct {
+	topic       string
+	topicFrom   fieldpath.Path
+	hasTopic    bool
+	keyFrom     []fieldpath.Path
+	headersFrom []fieldpath.Path
+}
+
+// NewFields parses opts: topic_from takes topicKinds, key_from and
+// headers_from take kinds. Errors name the key (key_from[1]: ...).
+func NewFields(opts Options, topicKinds, kinds []fieldpath.Kind) (Fields, error) {
+	f := Fields{topic: opts.Topic}
+	if opts.Topic == "" {
+		return f, fmt.Errorf("topic: %w", ErrNoTopic)
+	}
+	if opts.TopicFrom != "" {
+		p, err := fieldpath.Parse(opts.TopicFrom, topicKinds)
+		if err != nil {
+			return f, fmt.Errorf("topic_from: %w", err)
+		}
+		f.topicFrom, f.hasTopic = p, true
+	}
+	var err error
+	if f.keyFrom, err = fieldpath.ParseAll("key_from", opts.KeyFrom, kinds); err != nil {
+		return f, err
+	}
+	if f.headersFrom, err = fieldpath.ParseAll("headers_from", opts.HeadersFrom, kinds); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+// Item is one span or metric of a request: the indexes of its resource, of
+// its scope within the resource and of itself within the scope.
+type Item struct{ Resource, Scope, Index int }
+
+// Group is the items of one message, in request order: one resource, one
+// topic, one key and the same header values for every item.
+type Group struct {
+	Topic     string
+	Key       []byte // nil: keyless
+	Headers   []message.Header
+	Flush     bool      // an item matched flush_when
+	Timestamp time.Time // set by the caller for a new group
+	Items     []Item
+}
+
+// ItemField reads a field path of the item at hand that is not one of the
+// shared forms (fieldpath.Path.AppendShared); it appends the field's text
+// and reports whether the field is present.
+type ItemField func(p fieldpath.Path, dst []byte) ([]byte, bool)
+
+// Grouper groups the items of one request. It is used by one goroutine; a
+// pool of them serves a Builder.
+type Grouper struct {
+	index  map[string]int
+	groups []Group
+	buf    []byte // key then header values of the item at hand
+	ends   []int  // end offsets in buf of the header values; -1 for absent
+	id     []byte // identity of the item's group
+}
+
+// Reset starts a request.
+func (g *Grouper) Reset() {
+	if g.index == nil {
+		g.index = map[string]int{}
+	}
+	clear(g.index)
+	clear(g.groups) // drop references to the last request's data
+	g.groups = g.groups[:0]
+}
+
+// Add places item in its group and returns the group, and whether it is new.
+func (g *Grouper) Add(f *Fields, sh *fieldpath.Shared, item Item, field ItemField, flush bool) (*Group, bool) {
+	read := func(p fieldpath.Path, dst []byte) ([]byte, bool) {
+		if out, ok, handled := p.AppendShared(dst, sh); handled {
+			return out, ok
+		}
+		return field(p, dst)
+	}
+	buf := g.buf[:0]
+	hasKey := false
+	for _, p := range f.keyFrom {
+		start := len(buf)
+		var ok bool
+		if buf, ok = read(p, buf); ok && len(buf) > start {
+			hasKey = true
+			break
+		}
+		buf = buf[:start]
+	}
+	keyEnd := len(buf)
+	g.ends = g.ends[:0]
+	for _, p := range f.headersFrom {
+		var ok bool
+		if buf, ok = read(p, buf); ok {
+			g.ends = append(g.ends, len(buf))
+		} else {
+			g.ends = append(g.ends, -1)
+		}
+	}
+	g.buf = buf
+	topic := f.topic
+	if f.hasTopic {
+		if t, _ := f.topicFrom.TextShared(sh); t != "" {
+			topic = t
+		}
+	}
+
+	// The identity: resource, topic, key (keyless differs from empty) and
+	// each header (absent differs from empty).
+	id := binary.AppendUvarint(g.id[:0], uint64(item.Resource))
+	id = binary.AppendUvarint(id, uint64(len(topic)))
+	id = append(id, topic...)
+	if hasKey {
+		id = append(id, 1)
+	} else {
+		id = append(id, 0)
+	}
+	id = binary.AppendUvarint(id, uint64(keyEnd))
+	id = append(id, buf[:keyEnd]...)
+	off := keyEnd
+	for _, end := range g.ends {
+		if end < 0 {
+			id = append(id, 0)
+			continue
+		}
+		id = append(id, 1)
+		id = binary.AppendUvarint(id, uint64(end-off))
+		id = append(id, buf[off:end]...)
+		off = end
+	}
+	g.id = id
+
+	if i, ok := g.index[string(id)]; ok {
+		grp := &g.groups[i]
+		grp.Items = append(grp.Items, item)
+		grp.Flush = grp.Flush || flush
+		return grp, false
+	}
+	// A new group owns copies of its key and header values.
+	grp := Group{Topic: topic, Flush: flush, Items: []Item{item}}
+	if hasKey {
+		grp.Key = append([]byte(nil), buf[:keyEnd]...)
+	}
+	if len(f.headersFrom) > 0 {
+		vals := append([]byte(nil), buf[keyEnd:]...)
+		off := 0
+		for i, end := range g.ends {
+			if end < 0 {
+				continue
+			}
+			end -= keyEnd
+			grp.Headers = append(grp.Headers, message.Header{Key: f.headersFrom[i].String(), Value: vals[off:end:end]})
+			off = end
+		}
+	}
+	g.index[string(id)] = len(g.groups)
+	g.groups = append(g.groups, grp)
+	return &g.groups[len(g.groups)-1], true
+}
+
+// Groups returns the groups of the request, in the order of their first item.
+func (g *Grouper) Groups() []Group { return g.groups }
+
+// Encode writes items of grp (a run of grp.Items) as one message value,
+// appended to dst.
+type Encode func(grp *Group, items []Item, dst []byte) ([]byte, error)
+
+// Encoder turns groups into messages.
+type Encoder struct {
+	Signal message.Signal
+	// MaxMessageBytes is producer.max_message_bytes: a message that would
+	// not fit a record batch of its own is split; 0 means never.
+	MaxMessageBytes int
+
+	buf  []byte
+	slab slab.Slab
+}
+
+// Append appends the messages of groups to dst, in order: one per group,
+// or, for a group too large, several of the same key, topic and headers,
+// each holding a run of its items in order. A single item too large alone
+// stays one message (the batcher rejects it as oversize).
+func (e *Encoder) Append(dst []message.Message, groups []Group, encode Encode) ([]message.Message, error) {
+	e.slab.Reset(len(groups))
+	defer e.slab.Reset(0)
+	for i := range groups {
+		var err error
+		if dst, err = e.appendRun(dst, &groups[i], groups[i].Items, encode); err != nil {
+			return dst, err
+		}
+	}
+	return dst, nil
+}
+
+func (e *Encoder) appendRun(dst []message.Message, grp *Group, items []Item, encode Encode) ([]message.Message, error) {
+	value, err := encode(grp, items, e.buf[:0])
+	if err != nil {
+		return dst, err
+	}
+	e.buf = value
+	m := message.Message{
+		Topic: grp.Topic, Key: grp.Key, Headers: grp.Headers, Value: value,
+		Timestamp: grp.Timestamp, Flush: grp.Flush, Signal: e.Signal,
+	}
+	if len(items) > 1 && e.tooLarge(&m) {
+		half := len(items) / 2
+		if dst, err = e.appendRun(dst, grp, items[:half], encode); err != nil {
+			return dst, err
+		}
+		return e.appendRun(dst, grp, items[half:], encode)
+	}
+	m.Value = e.slab.Take(value)
+	return append(dst, m), nil
+}
+
+// tooLarge is the batcher's oversize rule: m does not fit a batch of its own.
+func (e *Encoder) tooLarge(m *message.Message) bool {
+	return e.MaxMessageBytes > 0 && message.BatchHeaderBytes+message.RecordSize(m, 0, m.Timestamp) > e.MaxMessageBytes
+}
+
+// Request is the shape of one request: its resources, their scopes and the
+// items (spans or metrics) of each scope.
+type Request interface {
+	Resources() int
+	// Resource returns resource i and its number of scopes.
+	Resource(i int) (pcommon.Resource, int)
+	// Scope returns scope j of resource i and its number of items.
+	Scope(i, j int) (pcommon.InstrumentationScope, int)
+	// Item returns how to read item k's own field paths, whether it matches
+	// flush_when, and its timestamp (0: none).
+	Item(ctx context.Context, i, j, k int) (ItemField, bool, pcommon.Timestamp)
+}
+
+// Builder is what spanmsg and metricmsg share: fields, a pool of working
+// memory, and the walk from a request to its messages.
+type Builder struct {
+	fields  Fields
+	signal  message.Signal
+	maxMsg  int
+	scratch sync.Pool // *scratch
+}
+
+type scratch struct {
+	g   Grouper
+	enc Encoder
+}
+
+// NewBuilder returns a Builder of signal's messages with fields f; messages
+// over maxMessageBytes are split (0: never).
+func NewBuilder(f Fields, signal message.Signal, maxMessageBytes int) *Builder {
+	b := &Builder{fields: f, signal: signal, maxMsg: maxMessageBytes}
+	b.scratch.New = func() any {
+		return &scratch{enc: Encoder{Signal: b.signal, MaxMessageBytes: b.maxMsg}}
+	}
+	return b
+}
+
+// Append appends the messages of req to dst: items grouped, each group
+// encoded with encode. A group's timestamp is its first item's, else now.
+// On error dst is returned as it was given.
+func (b *Builder) Append(ctx context.Context, dst []message.Message, req Request, now time.Time, encode Encode) ([]message.Message, error) {
+	st := b.scratch.Get().(*scratch)
+	defer b.scratch.Put(st)
+	st.g.Reset()
+	defer st.g.Reset()
+	sh := fieldpath.Shared{Metadata: client.FromContext(ctx).Metadata}
+	for i := 0; i < req.Resources(); i++ {
+		var scopes int
+		sh.Resource, scopes = req.Resource(i)
+		for j := 0; j < scopes; j++ {
+			var items int
+			sh.Scope, items = req.Scope(i, j)
+			for k := 0; k < items; k++ {
+				field, flush, ts := req.Item(ctx, i, j, k)
+				grp, isNew := st.g.Add(&b.fields, &sh, Item{Resource: i, Scope: j, Index: k}, field, flush)
+				if isNew {
+					grp.Timestamp = now
+					if ts != 0 {
+						grp.Timestamp = ts.AsTime()
+					}
+				}
+			}
+		}
+	}
+	start := len(dst)
+	out, err := st.enc.Append(dst, st.g.Groups(), encode)
+	if err != nil {
+		return dst[:start], err
+	}
+	return out, nil
+}

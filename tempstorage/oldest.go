@@ -1,0 +1,59 @@
+package tempstorage
+
+import (
+	"time"
+)
+
+// headTimeBytes is as much of an entry as the first record's timestamp
+// needs: the frame header, the route (maxRouteBytes), the first record's
+// flags and its timestamp (10 + 5).
+const headTimeBytes = frameHeaderLen + maxRouteBytes + 1 + 10 + 5
+
+// Oldest returns, for every partition with stored batches, the timestamp of
+// the first record of its oldest batch (the one replayed next): how far
+// behind the partition is. It reads a few hundred bytes per partition and
+// waits for a Peek or Ack in progress.
+func (s *Store) Oldest() map[Partition]time.Time {
+	out := map[Partition]time.Time{}
+	s.each(func(p Partition, q *Queue) {
+		if t, ok := q.headTime(); ok {
+			out[p] = t
+		}
+	})
+	return out
+}
+
+// headTime returns the timestamp of the first record of the oldest entry,
+// false when the queue is empty or the entry cannot be read (Peek then
+// finds out why).
+func (q *Queue) headTime() (time.Time, bool) {
+	q.rmu.Lock()
+	defer q.rmu.Unlock()
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return time.Time{}, false
+	}
+	seg, _, e, ok := q.head()
+	q.mu.Unlock()
+	if !ok {
+		return time.Time{}, false
+	}
+	buf := make([]byte, min(int(e.size), headTimeBytes))
+	if err := q.readAt(seg.id, buf, e.off); err != nil || len(buf) < frameHeaderLen {
+		return time.Time{}, false
+	}
+	r := reader{b: buf[frameHeaderLen:]}
+	r.str()   // topic
+	r.int32() // partition
+	r.byte()  // flush reason
+	if n := r.uvarint(); n == 0 {
+		return time.Time{}, false
+	}
+	r.byte() // flags
+	sec, nsec := r.varint(), r.uvarint()
+	if r.err != nil || nsec >= 1e9 {
+		return time.Time{}, false
+	}
+	return time.Unix(sec, int64(nsec)), true
+}
