@@ -22,7 +22,7 @@ func drawChart(path string, results []runResult, o options) error {
 	var brokers, encodings []string
 	var shape string
 	for _, res := range results {
-		if res.Spec.Keys > 0 {
+		if res.Spec.Keys > 0 || res.Spec.Saturation {
 			continue
 		}
 		if shape == "" {
@@ -41,13 +41,13 @@ func drawChart(path string, results []runResult, o options) error {
 	var systems []string
 	for _, s := range o.systems {
 		for _, res := range results {
-			if res.Spec.System == s && res.Spec.Keys == 0 {
+			if res.Spec.System == s && res.Spec.Keys == 0 && (res.Spec.Saturation == (s == sysOursDefaults)) {
 				systems = append(systems, s)
 				break
 			}
 		}
 	}
-	panel := func(title, ylabel, enc string, value func(runResult) float64) (*plot.Plot, error) {
+	panel := func(title, ylabel, enc string, value func(runResult) float64, skip func(string) bool) (*plot.Plot, error) {
 		p := plot.New()
 		p.Title.Text = fmt.Sprintf("%s, %s %s", title, shape, enc)
 		p.Y.Label.Text = ylabel
@@ -64,7 +64,14 @@ func drawChart(path string, results []runResult, o options) error {
 			s := scenario{broker: bn, shape: shape, encoding: enc, partitions: partitions}
 			vals := make(plotter.Values, len(systems))
 			for j, sys := range systems {
-				if res, ok := r.find(s, sys); ok {
+				at := s
+				if sys == sysOursDefaults {
+					at.saturation = true // it runs in the saturation scenario only
+				}
+				if skip != nil && skip(sys) {
+					continue
+				}
+				if res, ok := r.find(at, sys); ok {
 					vals[j] = value(res)
 					top = max(top, vals[j])
 				}
@@ -84,15 +91,18 @@ func drawChart(path string, results []runResult, o options) error {
 	rows := []struct {
 		title, ylabel string
 		value         func(runResult) float64
+		skip          func(string) bool
 	}{
-		{"Log records per second", "records/s", func(res runResult) float64 { return res.recordsPerSec() }},
-		{"CPU per record (lower is better)", "CPU µs/record", func(res runResult) float64 { return res.cpuMicrosPerRecord() }},
-		{"Peak RSS (lower is better)", "MiB", func(res runResult) float64 { return res.peakRSSMiB() }},
+		{"Log records per second", "records/s", func(res runResult) float64 { return res.recordsPerSec() }, nil},
+		// contrib-per-record's 20-160 µs would flatten every other bar.
+		{"CPU per record (lower is better; contrib-per-record: see tables)", "CPU µs/record",
+			func(res runResult) float64 { return res.cpuMicrosPerRecord() }, func(s string) bool { return s == sysContribPerRecord }},
+		{"Peak RSS (lower is better; kafkabatcher-defaults: saturation runs)", "MiB", func(res runResult) float64 { return res.peakRSSMiB() }, nil},
 	}
 	grid := make([][]*plot.Plot, len(rows))
 	for i, row := range rows {
 		for _, enc := range encodings {
-			p, err := panel(row.title, row.ylabel, enc, row.value)
+			p, err := panel(row.title, row.ylabel, enc, row.value, row.skip)
 			if err != nil {
 				return err
 			}
