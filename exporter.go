@@ -211,15 +211,15 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 		return err
 	}
 
-	var queue delivery.Queue
+	var storage delivery.Storage // a nil *tempstorage.Store would not be a nil Storage
 	if e.queue != nil {
-		queue = e.queue
+		storage = e.queue
 	}
 	e.disp = delivery.New(delivery.Config{
 		RetryInterval: e.cfg.TempStorage.RetryInterval,
 		Sync:          e.cfg.Delivery == DeliverySync,
 		EntryBytes:    e.cfg.maxEntryBytes(),
-	}, kafka{e.prod}, queue, (*observer)(e), clockAdapter{e.clock}, e.logger)
+	}, e.prod, storage, (*observer)(e), clockAdapter{e.clock}, e.logger)
 
 	// Learn the default topics' partitions without holding Start up.
 	lookupCtx, cancel := context.WithTimeout(context.Background(), e.cfg.Producer.Timeout)
@@ -478,7 +478,7 @@ func (e *kafkaBatcherExporter) writeDeadLetter(m message.Message, reason message
 		}
 		e.dead = d
 	}
-	return e.dead.Write(m.Topic, m.Partition, string(reason), m)
+	return e.dead.Write(message.TopicPartition{Topic: m.Topic, Partition: m.Partition}, reason, m)
 }
 
 // poolSink receives what the accumulators hand off.
@@ -521,7 +521,7 @@ func (o *observer) Spilled(b *message.Batch) {
 	(*kafkaBatcherExporter)(o).tel.spilled(b.Messages)
 }
 
-func (o *observer) Rejected(r delivery.Rejected) {
+func (o *observer) Rejected(r message.Rejected) {
 	(*kafkaBatcherExporter)(o).deadLetter(r.Message, r.Reason, r.Err)
 }
 
@@ -544,6 +544,8 @@ func (o *observer) DiskFull(err error) {
 	if err != nil {
 		e.logger.Warn("temp storage disk full: new records are refused (retryable) until a batch fits again; replay goes on",
 			append(fields, zap.Error(err))...)
+		// Calls waiting for memory would add records that cannot be saved.
+		e.pool.RefuseWaiting(err)
 	} else {
 		e.logger.Info("temp storage has room again: records are accepted", fields...)
 	}

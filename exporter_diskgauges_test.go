@@ -40,7 +40,7 @@ func TestDiskGaugesShowStoredAgeAndDeadLetterBytes(t *testing.T) {
 	require.NoError(t, s.Close())
 	dl, err := tempstorage.OpenDeadLetter(cfg.TempStorage.Directory, 0)
 	require.NoError(t, err)
-	_, err = dl.Write("a", 0, string(message.RejectOversize), message.Message{Value: []byte("too big")})
+	_, err = dl.Write(message.TopicPartition{Topic: "a", Partition: 0}, message.RejectOversize, message.Message{Value: []byte("too big")})
 	require.NoError(t, err)
 	require.NoError(t, dl.Close())
 	st, err := os.Stat(filepath.Join(cfg.TempStorage.Directory, "deadletter", "deadletter.jsonl"))

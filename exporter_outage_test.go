@@ -24,6 +24,7 @@ import (
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/delivery"
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/kfaketest"
 	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
 	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
 
@@ -193,7 +194,7 @@ func TestShutdownWithKafkaDownSpillsPendingRecords(t *testing.T) {
 	require.Positive(t, q.Len())
 	require.NotEmpty(t, q.Partitions())
 	head := q.Partitions()[0]
-	b, ok, err := q.Peek(head.Topic, head.Partition)
+	b, ok, err := q.Peek(head)
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, "shutdown", b.Reason.String())
@@ -283,7 +284,9 @@ func TestFullStorageBacksCallersOffAndLosesNothing(t *testing.T) {
 	cfg.Batch.MaxBytes = 8 << 10
 	cfg.Producer.MaxMessageBytes = 8 << 10
 	cfg.MaxPendingBytes = 32 << 10
-	cfg.Producer.Timeout = 300 * time.Millisecond // how long a call waits for memory
+	// How long a call waits for memory: long, since a full disk must end
+	// the wait at once (the call is refused, not left to time out).
+	cfg.Producer.Timeout = 5 * time.Second
 	exp := run(t, cfg, nopSettings())
 	waitPartitions(t, exp, outageTopic, 6)
 	c1.Close()
@@ -575,7 +578,7 @@ func TestPartitionStillFailingDoesNotHoldUpOthers(t *testing.T) {
 	}
 	require.Positive(t, onZero)
 	waitRecords(t, c2, outageTopic, 2*half-onZero, 20*time.Second)
-	only0 := []tempstorage.Partition{{Topic: outageTopic, Partition: 0}}
+	only0 := []message.TopicPartition{{Topic: outageTopic, Partition: 0}}
 	waitFor(t, 10*time.Second, func() bool { return slices.Equal(exp.queue.Partitions(), only0) },
 		"only partition 0 still has a backlog: %v", exp.queue.Partitions())
 	require.Zero(t, highWatermarks(c2, outageTopic)[0], "partition 0 is refused")

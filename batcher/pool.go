@@ -221,11 +221,17 @@ func (p *Pool) Shutdown(ctx context.Context) []message.Batch {
 // will hand these over too, in order).
 func (p *Pool) armAndDrain(e *entry, now time.Time) {
 	p.armLocked(e, now)
-	if e.draining || e.head == len(e.out) {
-		e.mu.Unlock()
-		return
+	queued := e.head < len(e.out)
+	e.mu.Unlock()
+	if queued {
+		e.handoff.Run(func() { p.handOff(e) })
 	}
-	e.draining = true
+}
+
+// handOff hands e's queued ready batches to the sink, in order, until none
+// is left. Only e.handoff's worker calls it.
+func (p *Pool) handOff(e *entry) {
+	e.mu.Lock()
 	for e.head < len(e.out) {
 		b := e.out[e.head]
 		e.out[e.head] = message.Batch{}
@@ -237,6 +243,5 @@ func (p *Pool) armAndDrain(e *entry, now time.Time) {
 		p.deliver(b)
 		e.mu.Lock()
 	}
-	e.draining = false
 	e.mu.Unlock()
 }

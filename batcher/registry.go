@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/workloop"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
@@ -26,9 +27,9 @@ type entry struct {
 	timerAt  time.Time // when timer fires
 	timerGen uint64    // tells a stale timer callback from the current one
 	out      []message.Batch
-	head     int  // out[head:] are still to hand off
-	draining bool // a goroutine is handing off out; others only enqueue
-	closed   bool // shut down: no more timers
+	head     int           // out[head:] are still to hand off
+	handoff  workloop.Loop // one goroutine at a time hands off out; others only enqueue
+	closed   bool          // shut down: no more timers
 }
 
 // entries lists every accumulator entry.

@@ -3,7 +3,11 @@
 // topic/partition that are sent together as one Kafka record batch.
 package message
 
-import "time"
+import (
+	"cmp"
+	"strings"
+	"time"
+)
 
 // Header is one Kafka record header.
 type Header struct {
@@ -43,6 +47,11 @@ func (s Signal) String() string {
 type Message struct {
 	Topic     string
 	Partition int32 // assigned by the partitioner before the message reaches the batcher
+	// Index is the record's position in the batch delivery took it in:
+	// delivery numbers the records of each batch it sends or replays, and
+	// the records the producer hands back in an Outcome keep it, so they
+	// are told apart by it rather than by comparing contents or addresses.
+	Index     int32
 	Key       []byte
 	Value     []byte
 	Headers   []Header
@@ -61,6 +70,11 @@ type Message struct {
 type TopicPartition struct {
 	Topic     string
 	Partition int32
+}
+
+// Compare orders partitions by topic, then partition number.
+func (tp TopicPartition) Compare(o TopicPartition) int {
+	return cmp.Or(strings.Compare(tp.Topic, o.Topic), cmp.Compare(tp.Partition, o.Partition))
 }
 
 // FlushReason says why a batch became ready.

@@ -156,7 +156,7 @@ func assertDeliveredWithout(t testing.TB, c *kfake.Cluster, b *message.Batch, i 
 }
 
 // produceOK produces batches and fails the test on any error or rejection.
-func produceOK(t testing.TB, p *Producer, batches ...*message.Batch) []Result {
+func produceOK(t testing.TB, p *Producer, batches ...*message.Batch) []message.Outcome {
 	t.Helper()
 	res := p.Produce(context.Background(), batches)
 	for i, r := range res {

@@ -13,38 +13,10 @@ import (
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
-// Result is the outcome of one batch given to Produce.
-type Result struct {
-	// Err is nil when every record not in Rejected was acknowledged (or
-	// written, with acks 0). Otherwise it names the topic/partition and
-	// wraps ErrUnavailable (retry later), ErrAuthentication, ErrClosed, the
-	// context's error or the permanent Kafka error.
-	Err error
-	// Rejected are records Kafka refused for good (too large, invalid);
-	// the batch's other records are not held back by them.
-	Rejected []Rejected
-	// Remaining, when Err is set, are the records not acknowledged, in
-	// order: the whole batch unless part of it was acknowledged before the
-	// failure (a split batch is sent in order, one part after the other).
-	// Records of an attempt that ended ambiguously (timeout, lost
-	// connection, canceled context) are included: they may also be in Kafka.
-	Remaining []message.Message
-	// Attempts counts the produce requests that carried records of the
-	// batch, those that failed to connect included.
-	Attempts int
-}
-
-// Rejected is a record Kafka refused permanently.
-type Rejected struct {
-	Message message.Message
-	Reason  message.RejectReason // message.RejectMessageTooLarge or message.RejectInvalidRecord
-	Err     error                // what the broker (or the size guard) said
-}
-
 // job is the progress of one batch through Produce.
 type job struct {
 	batch *message.Batch
-	res   *Result
+	res   *message.Outcome
 	// parts are record runs still to send, in order; parts[0] goes next.
 	// A batch is one part unless Kafka found it too large.
 	parts    [][]message.Message
@@ -62,11 +34,13 @@ type job struct {
 // Produce sends each batch as one record batch to its partition's leader,
 // batches led by the same broker in one request and brokers concurrently.
 // It returns when every batch is acknowledged, rejected or failed, with
-// one Result per batch in the order given. Records of a batch keep their
+// one Outcome per batch in the order given. Records of a batch keep their
 // order; batches for the same partition are sent one after the other in
-// the order given.
-func (p *Producer) Produce(ctx context.Context, batches []*message.Batch) []Result {
-	results := make([]Result, len(batches))
+// the order given. An Outcome's Err names the topic/partition and wraps
+// ErrUnavailable (retry later), ErrAuthentication, ErrClosed, the
+// context's error or the permanent Kafka error.
+func (p *Producer) Produce(ctx context.Context, batches []*message.Batch) []message.Outcome {
+	results := make([]message.Outcome, len(batches))
 	jobs := make([]*job, len(batches))
 	for i, b := range batches {
 		jobs[i] = p.newJob(b, &results[i])
@@ -100,7 +74,7 @@ func (p *Producer) Produce(ctx context.Context, batches []*message.Batch) []Resu
 
 // newJob rejects records too large to be sent even alone and splits the
 // rest into parts that fit MaxMessageBytes (normally a single part).
-func (p *Producer) newJob(b *message.Batch, res *Result) *job {
+func (p *Producer) newJob(b *message.Batch, res *message.Outcome) *job {
 	j := &job{batch: b, res: res, pool: &p.records}
 	limit := p.st.cfg.MaxMessageBytes
 	if len(b.Messages) > 0 && b.Bytes > 0 && b.Bytes <= limit {
@@ -116,7 +90,7 @@ func (p *Producer) newJob(b *message.Batch, res *Result) *job {
 			if kept == nil {
 				kept = append(make([]message.Message, 0, len(b.Messages)-1), b.Messages[:i]...)
 			}
-			res.Rejected = append(res.Rejected, Rejected{
+			res.Rejected = append(res.Rejected, message.Rejected{
 				Message: *m,
 				Reason:  message.RejectMessageTooLarge,
 				Err:     fmt.Errorf("record batch of %d bytes for one record exceeds max_message_bytes %d", size, limit),
@@ -398,7 +372,7 @@ func (p *Producer) split(j *job, reason message.RejectReason, err error) {
 	part := j.parts[0]
 	j.dropRB()
 	if len(part) == 1 {
-		j.res.Rejected = append(j.res.Rejected, Rejected{Message: part[0], Reason: reason, Err: err})
+		j.res.Rejected = append(j.res.Rejected, message.Rejected{Message: part[0], Reason: reason, Err: err})
 		p.logger.Warn("kafka rejected record",
 			zap.String("topic", j.batch.Topic), zap.Int32("partition", j.batch.Partition),
 			zap.String("reason", string(reason)), zap.Int("value_bytes", len(part[0].Value)), zap.Error(err))
@@ -439,7 +413,7 @@ func (p *Producer) rejectRecords(j *job, err error) {
 	keep := make([]message.Message, 0, len(part)-len(bad))
 	for i := range part {
 		if e, ok := bad[int32(i)]; ok {
-			j.res.Rejected = append(j.res.Rejected, Rejected{Message: part[i], Reason: message.RejectInvalidRecord, Err: e})
+			j.res.Rejected = append(j.res.Rejected, message.Rejected{Message: part[i], Reason: message.RejectInvalidRecord, Err: e})
 			continue
 		}
 		keep = append(keep, part[i])

@@ -517,7 +517,7 @@ func TestProduceContextCanceled(t *testing.T) {
 	p := newProducer(t, Config{Brokers: c.ListenAddrs(), MaxAttempts: 1000, RetryBackoff: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	var res Result
+	var res message.Outcome
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -11,10 +11,10 @@
 // no broker is reachable; Produce then fails fast with ErrUnavailable and
 // succeeds once a broker answers.
 //
-// Produce returns one Result per batch. Records Kafka refuses for good
-// (too large, invalid) are in Result.Rejected and do not hold back the
-// rest of their batch. A batch that cannot be delivered has Result.Err set
-// and its unacknowledged records, in order, in Result.Remaining:
+// Produce returns one message.Outcome per batch. Records Kafka refuses for
+// good (too large, invalid) are in Outcome.Rejected and do not hold back the
+// rest of their batch. A batch that cannot be delivered has Outcome.Err set
+// and its unacknowledged records, in order, in Outcome.Remaining:
 // errors.Is(err, ErrUnavailable) means no broker answered or retriable
 // errors (leader moved, not enough replicas, timeouts) used every attempt;
 // ErrAuthentication means the SASL login was refused. A refused connection

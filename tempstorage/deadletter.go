@@ -97,9 +97,9 @@ func (d *DeadLetter) open() error {
 // exporter; Close syncs. A record whose line would pass half the bound is
 // written without its key, value and headers (null, Truncated set, their
 // sizes given): its content is not kept, and truncated says so.
-func (d *DeadLetter) Write(topic string, partition int32, reason string, m message.Message) (truncated bool, err error) {
+func (d *DeadLetter) Write(tp message.TopicPartition, reason message.RejectReason, m message.Message) (truncated bool, err error) {
 	rec := DeadLetterRecord{
-		Topic: topic, Partition: partition, Reason: reason,
+		Topic: tp.Topic, Partition: tp.Partition, Reason: string(reason),
 		Timestamp: m.Timestamp, Key: m.Key, Value: m.Value,
 	}
 	for _, h := range m.Headers {

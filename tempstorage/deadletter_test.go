@@ -54,16 +54,16 @@ func TestDeadLetterWritesJSONLines(t *testing.T) {
 			Headers: []message.Header{{Key: "attributes.a", Value: []byte("x")}}},
 		{Value: []byte(`{"not":"json-escaped"}`)},
 	}
-	if _, err := d.Write("logs", 4, "oversize", msgs[0]); err != nil {
+	if _, err := d.Write(tp("logs", 4), "oversize", msgs[0]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Write("audit", 0, "kafka: INVALID_RECORD", msgs[1]); err != nil {
+	if _, err := d.Write(tp("audit", 0), "kafka: INVALID_RECORD", msgs[1]); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Write("logs", 0, "x", msgs[1]); !errors.Is(err, ErrClosed) {
+	if _, err := d.Write(tp("logs", 0), "x", msgs[1]); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Write after Close: %v", err)
 	}
 
@@ -126,7 +126,7 @@ func TestDeadLetterBounded(t *testing.T) {
 	const n = 200
 	for i := range n {
 		m := message.Message{Value: []byte(strings.Repeat("v", i%150)), Key: []byte{byte(i)}}
-		if _, err := d.Write("t", int32(i), "oversize", m); err != nil {
+		if _, err := d.Write(tp("t", int32(i)), "oversize", m); err != nil {
 			t.Fatal(err)
 		}
 		if total := size(cur) + size(prev); total > bound {
@@ -160,7 +160,7 @@ func TestDeadLetterOversizeRecordWrittenWithoutPayload(t *testing.T) {
 		}
 	}()
 	m := message.Message{Key: []byte("key"), Value: make([]byte, 5000), Headers: []message.Header{{Key: "h"}}}
-	truncated, err := d.Write("t", 1, "oversize", m)
+	truncated, err := d.Write(tp("t", 1), "oversize", m)
 	if err != nil || !truncated {
 		t.Fatalf("Write: truncated %v, %v; want the content left out, said", truncated, err)
 	}
@@ -172,7 +172,7 @@ func TestDeadLetterOversizeRecordWrittenWithoutPayload(t *testing.T) {
 	if !r.Truncated || r.Value != nil || r.Key != nil || r.Headers != nil || r.ValueBytes != 5000 || r.KeyBytes != 3 || r.Reason != "oversize" {
 		t.Fatalf("record %+v", r)
 	}
-	if _, err := d.Write(strings.Repeat("t", 3000), 1, "oversize", m); !errors.Is(err, ErrTooLarge) {
+	if _, err := d.Write(message.TopicPartition{Topic: strings.Repeat("t", 3000), Partition: 1}, "oversize", m); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("line that cannot fit: %v", err)
 	}
 }
@@ -184,7 +184,7 @@ func TestDeadLetterReopenAppends(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := d.Write("t", int32(i), "oversize", message.Message{Value: []byte(strings.Repeat("x", 200))}); err != nil {
+		if _, err := d.Write(tp("t", int32(i)), "oversize", message.Message{Value: []byte(strings.Repeat("x", 200))}); err != nil {
 			t.Fatal(err)
 		}
 		if err := d.Close(); err != nil {

@@ -278,9 +278,7 @@ func TestBadCheckpoints(t *testing.T) {
 			log, logs := observed()
 			q := mustOpen(t, dir, Options{Logger: log})
 			defer closeQueue(t, q)
-			if got := drain(t, q); !slices.Equal(got, c.want) {
-				t.Fatalf("got %v, want %v", got, c.want)
-			}
+			requireDrained(t, q, c.want)
 			if c.warn != "" && logs.FilterMessage(c.warn).Len() != 1 {
 				t.Fatalf("no warning %q; logs: %v", c.warn, logs.All())
 			}
@@ -379,8 +377,8 @@ func TestDiskFullKeepsEarlierEntries(t *testing.T) {
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("Append on full disk: %v, want ENOSPC", err)
 	}
-	if q.Len() != 3 || q.Backlog("t", 0) != 3 || q.Bytes() != 3*entry {
-		t.Fatalf("after ENOSPC: Len %d Backlog %d Bytes %d", q.Len(), q.Backlog("t", 0), q.Bytes())
+	if q.Len() != 3 || q.Backlog(tp("t", 0)) != 3 || q.Bytes() != 3*entry {
+		t.Fatalf("after ENOSPC: Len %d Backlog %d Bytes %d", q.Len(), q.Backlog(tp("t", 0)), q.Bytes())
 	}
 	if got := fileSize(t, filepath.Join(dir, segmentName(1))); got != 3*entry {
 		t.Fatalf("partial entry left on disk: segment is %d bytes, want %d", got, 3*entry)
@@ -413,9 +411,7 @@ func TestDiskFullKeepsEarlierEntries(t *testing.T) {
 	if q.Corrupt() != 0 {
 		t.Fatalf("Corrupt = %d after disk errors", q.Corrupt())
 	}
-	if got := drain(t, q); !slices.Equal(got, seqRange(0, 5)) {
-		t.Fatalf("got %v", got)
-	}
+	requireDrained(t, q, seqRange(0, 5))
 }
 
 // TestFsyncPolicies counts syncs of segment data per policy; the interval
@@ -487,7 +483,7 @@ func ExampleQueue() {
 	}
 	defer func() { _ = q.Close() }() // nothing to report to in an example
 	_ = q.Append(seqBatch("logs", 0, 1, 2, 10))
-	fmt.Println(q.Len(), q.Backlog("logs", 0))
+	fmt.Println(q.Len(), q.Backlog(tp("logs", 0)))
 	// The replay loop: send the oldest, acknowledge it once Kafka took it.
 	for {
 		b, ok, err := q.Peek()
@@ -527,11 +523,9 @@ func TestPeekSkipsEntryCorruptedAfterOpen(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := drain(t, q); !slices.Equal(got, []int{0, 2}) {
-		t.Fatalf("got %v", got)
-	}
-	if q.Corrupt() != 1 || q.Backlog("t", 0) != 0 || q.Len() != 0 {
-		t.Fatalf("Corrupt %d Backlog %d Len %d", q.Corrupt(), q.Backlog("t", 0), q.Len())
+	requireDrained(t, q, []int{0, 2})
+	if q.Corrupt() != 1 || q.Backlog(tp("t", 0)) != 0 || q.Len() != 0 {
+		t.Fatalf("Corrupt %d Backlog %d Len %d", q.Corrupt(), q.Backlog(tp("t", 0)), q.Len())
 	}
 	if logs.FilterMessage("temp storage: corrupt entry skipped").Len() != 1 || len(corruptFiles(t, dir)) != 1 {
 		t.Fatal("corrupt entry not logged and kept")

@@ -3,6 +3,7 @@ package tempstorage_test
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,6 +49,9 @@ func fillDisk(t *testing.T, s *tempstorage.Store) map[int32]int {
 			if !tempstorage.IsFull(err) {
 				t.Fatalf("Append on a full disk: %v, want a disk-full error", err)
 			}
+			if n := strings.Count(err.Error(), "temp storage"); n != 1 {
+				t.Fatalf("Append on a full disk: %q says \"temp storage\" %d times, want once", err, n)
+			}
 			return stored
 		}
 		stored[p]++
@@ -79,11 +83,11 @@ func TestReplayDrainsAFullDisk(t *testing.T) {
 	// Half of each partition replayed, then a restart.
 	for p, n := range stored {
 		for i := range n / 2 {
-			b, ok, err := s.Peek("t", p)
+			b, ok, err := s.Peek(message.TopicPartition{Topic: "t", Partition: p})
 			if err != nil || !ok || seqOfBatch(t, b) != i {
 				t.Fatalf("t/%d Peek %d: ok %v, %v", p, i, ok, err)
 			}
-			if err := s.Ack("t", p); err != nil {
+			if err := s.Ack(message.TopicPartition{Topic: "t", Partition: p}); err != nil {
 				t.Fatalf("t/%d Ack %d on a full disk: %v", p, i, err)
 			}
 		}
@@ -101,14 +105,14 @@ func TestReplayDrainsAFullDisk(t *testing.T) {
 	}()
 	for p, n := range stored {
 		for i := n / 2; i < n; i++ {
-			b, ok, err := s.Peek("t", p)
+			b, ok, err := s.Peek(message.TopicPartition{Topic: "t", Partition: p})
 			if err != nil || !ok {
 				t.Fatalf("t/%d Peek %d after restart: ok %v, %v", p, i, ok, err)
 			}
 			if got := seqOfBatch(t, b); got != i {
 				t.Fatalf("t/%d after restart: entry %d, want %d (acknowledged entries resent)", p, got, i)
 			}
-			if err := s.Ack("t", p); err != nil {
+			if err := s.Ack(message.TopicPartition{Topic: "t", Partition: p}); err != nil {
 				t.Fatalf("t/%d Ack %d: %v", p, i, err)
 			}
 		}
@@ -141,7 +145,7 @@ func TestMaxBytesIsAFullDisk(t *testing.T) {
 	if stored[0]+stored[1]+stored[2] < 5 || s.HasRoom(need) {
 		t.Fatalf("stored %v, HasRoom %v", stored, s.HasRoom(need))
 	}
-	if err := s.Ack("t", 0); err != nil {
+	if err := s.Ack(message.TopicPartition{Topic: "t", Partition: 0}); err != nil {
 		t.Fatal(err)
 	}
 	if !s.HasRoom(need) {

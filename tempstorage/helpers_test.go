@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -182,3 +183,74 @@ func closeQueue(t testing.TB, q *Queue) {
 
 // encodeEntry returns b framed as one entry.
 func encodeEntry(b message.Batch) []byte { return appendEntry(nil, &b) }
+
+// tp names a partition.
+func tp(topic string, partition int32) message.TopicPartition {
+	return message.TopicPartition{Topic: topic, Partition: partition}
+}
+
+func mustOpenStore(t testing.TB, dir string, opts Options) *Store {
+	t.Helper()
+	s, err := OpenStore(dir, opts)
+	if err != nil {
+		t.Fatalf("OpenStore: %v", err)
+	}
+	return s
+}
+
+func closeStore(t testing.TB, s *Store) {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+func mustAppend(t testing.TB, s *Store, topic string, partition int32, seqs ...int) {
+	t.Helper()
+	for _, seq := range seqs {
+		if err := s.Append(seqBatch(topic, partition, seq, 1, 100)); err != nil {
+			t.Fatalf("Append %s/%d #%d: %v", topic, partition, seq, err)
+		}
+	}
+}
+
+// drainPartition peeks and acks every entry of one partition, returning
+// the sequence numbers.
+func drainPartition(t testing.TB, s *Store, topic string, partition int32) []int {
+	t.Helper()
+	var seqs []int
+	for {
+		b, ok, err := s.Peek(tp(topic, partition))
+		if err != nil {
+			t.Fatalf("Peek %s/%d: %v", topic, partition, err)
+		}
+		if !ok {
+			return seqs
+		}
+		if b.Topic != topic || b.Partition != partition {
+			t.Fatalf("Peek %s/%d returned a batch of %s/%d", topic, partition, b.Topic, b.Partition)
+		}
+		seqs = append(seqs, seqOf(t, b))
+		if err := s.Ack(tp(topic, partition)); err != nil {
+			t.Fatalf("Ack %s/%d: %v", topic, partition, err)
+		}
+	}
+}
+
+// requireDrained drains q (drain) and fails the test unless the sequence
+// numbers replayed are want, in order.
+func requireDrained(t testing.TB, q *Queue, want []int) {
+	t.Helper()
+	if got := drain(t, q); !slices.Equal(got, want) {
+		t.Fatalf("replayed %v, want %v", got, want)
+	}
+}
+
+// requirePartitionDrained drains one partition of s (drainPartition) and
+// fails the test unless the sequence numbers replayed are want, in order.
+func requirePartitionDrained(t testing.TB, s *Store, topic string, partition int32, want []int) {
+	t.Helper()
+	if got := drainPartition(t, s, topic, partition); !slices.Equal(got, want) {
+		t.Fatalf("%s/%d replayed %v, want %v", topic, partition, got, want)
+	}
+}

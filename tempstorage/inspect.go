@@ -93,10 +93,10 @@ func (r *Report) Damaged() bool { return len(r.Problems) > 0 }
 //
 // Inspect takes no lock: callers that must not read a directory a collector
 // is writing take LockShared first.
-func Inspect(dir string, visit func(Partition, message.Batch) error) (*Report, error) {
+func Inspect(dir string, visit func(message.TopicPartition, message.Batch) error) (*Report, error) {
 	r := &Report{Dir: dir}
-	byPart := map[Partition]*PartitionReport{}
-	part := func(p Partition, qdir string) *PartitionReport {
+	byPart := map[message.TopicPartition]*PartitionReport{}
+	part := func(p message.TopicPartition, qdir string) *PartitionReport {
 		pr, ok := byPart[p]
 		if !ok {
 			pr = &PartitionReport{Topic: p.Topic, Partition: p.Partition, Dir: qdir}
@@ -120,7 +120,7 @@ func Inspect(dir string, visit func(Partition, message.Batch) error) (*Report, e
 	}
 	slices.SortFunc(topics, func(a, b os.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	type queueDir struct {
-		p   Partition
+		p   message.TopicPartition
 		rel string
 	}
 	var queues []queueDir
@@ -141,7 +141,7 @@ func Inspect(dir string, visit func(Partition, message.Batch) error) (*Report, e
 				r.Ignored = append(r.Ignored, rel)
 				continue
 			}
-			queues = append(queues, queueDir{Partition{topic, partition}, rel})
+			queues = append(queues, queueDir{message.TopicPartition{Topic: topic, Partition: partition}, rel})
 		}
 	}
 	slices.SortFunc(queues, func(a, b queueDir) int { return a.p.Compare(b.p) })
@@ -157,7 +157,7 @@ func Inspect(dir string, visit func(Partition, message.Batch) error) (*Report, e
 		}
 	}
 	slices.SortFunc(r.Partitions, func(a, b PartitionReport) int {
-		return Partition{a.Topic, a.Partition}.Compare(Partition{b.Topic, b.Partition})
+		return message.TopicPartition{Topic: a.Topic, Partition: a.Partition}.Compare(message.TopicPartition{Topic: b.Topic, Partition: b.Partition})
 	})
 	return r, nil
 }
@@ -165,8 +165,8 @@ func Inspect(dir string, visit func(Partition, message.Batch) error) (*Report, e
 // inspectQueue checks the queue in qdir (rel relative to the store) the
 // way recover does, without writing. p is the queue's partition, nil for
 // the single-queue layout.
-func (r *Report) inspectQueue(qdir, rel string, p *Partition, part func(Partition, string) *PartitionReport,
-	visit func(Partition, message.Batch) error) error {
+func (r *Report) inspectQueue(qdir, rel string, p *message.TopicPartition, part func(message.TopicPartition, string) *PartitionReport,
+	visit func(message.TopicPartition, message.Batch) error) error {
 	ids, foreign, err := listSegments(qdir)
 	if err != nil {
 		return fmt.Errorf("temp storage: %w", err)
@@ -268,7 +268,7 @@ func (r *Report) inspectQueue(qdir, rel string, p *Partition, part func(Partitio
 			if err != nil {
 				return fmt.Errorf("temp storage: %s offset %d: %w", segRel, e.off, err) // scanSegment checked it
 			}
-			bp := Partition{b.Topic, b.Partition}
+			bp := message.TopicPartition{Topic: b.Topic, Partition: b.Partition}
 			pr := part(bp, rel)
 			if pr.Batches == 0 && len(b.Messages) > 0 {
 				pr.Oldest = b.Messages[0].Timestamp

@@ -27,7 +27,7 @@ func fillStore(t *testing.T, dir string, n, acked int, opts Options) {
 		}
 	}
 	for range acked {
-		if err := s.Ack("logs", 0); err != nil {
+		if err := s.Ack(tp("logs", 0)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -40,7 +40,7 @@ func TestInspectCountsWhatOpenReplays(t *testing.T) {
 	dir := t.TempDir()
 	fillStore(t, dir, 10, 4, Options{SegmentBytes: 600})
 	var seqs []int
-	rep, err := Inspect(dir, func(p Partition, b message.Batch) error {
+	rep, err := Inspect(dir, func(p message.TopicPartition, b message.Batch) error {
 		if p.Partition == 0 {
 			seqs = append(seqs, seqOf(t, b))
 		}
@@ -63,13 +63,13 @@ func TestInspectCountsWhatOpenReplays(t *testing.T) {
 	defer func() { _ = s.Close() }()
 	var bytes int64
 	for _, p := range rep.Partitions {
-		if got := s.Backlog(p.Topic, p.Partition); got != p.Batches {
+		if got := s.Backlog(tp(p.Topic, p.Partition)); got != p.Batches {
 			t.Errorf("%s/%d: Inspect counts %d batches, Open %d", p.Topic, p.Partition, p.Batches, got)
 		}
 		if p.Records != 3*p.Batches {
 			t.Errorf("%s/%d: %d records in %d batches of 3", p.Topic, p.Partition, p.Records, p.Batches)
 		}
-		head, _, err := s.Peek(p.Topic, p.Partition)
+		head, _, err := s.Peek(tp(p.Topic, p.Partition))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +82,7 @@ func TestInspectCountsWhatOpenReplays(t *testing.T) {
 		t.Errorf("Inspect counts %d bytes, the opened store %d", bytes, s.Bytes())
 	}
 	old := s.Oldest()
-	if len(old) != 2 || !old[Partition{"logs", 0}].Equal(rep.Partitions[0].Oldest) || !old[Partition{"logs", 1}].Equal(rep.Partitions[1].Oldest) {
+	if len(old) != 2 || !old[tp("logs", 0)].Equal(rep.Partitions[0].Oldest) || !old[tp("logs", 1)].Equal(rep.Partitions[1].Oldest) {
 		t.Errorf("Store.Oldest %v, Inspect %v and %v", old, rep.Partitions[0].Oldest, rep.Partitions[1].Oldest)
 	}
 }
@@ -236,7 +236,7 @@ func TestDeadLetterKeepDropsLinesAndKeepsWhatWasAppended(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 5 {
-		if _, err := d.Write("t", 0, "unknown_topic", message.Message{Value: []byte("v" + strconv.Itoa(i))}); err != nil {
+		if _, err := d.Write(tp("t", 0), "unknown_topic", message.Message{Value: []byte("v" + strconv.Itoa(i))}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -248,7 +248,7 @@ func TestDeadLetterKeepDropsLinesAndKeepsWhatWasAppended(t *testing.T) {
 		t.Fatalf("read %d files", len(files))
 	}
 	// A record rejected after the read must survive the rewrite.
-	if _, err := d.Write("t", 0, "oversize", message.Message{Value: []byte("late")}); err != nil {
+	if _, err := d.Write(tp("t", 0), "oversize", message.Message{Value: []byte("late")}); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Close(); err != nil {

@@ -106,7 +106,7 @@ func modelRun(t *testing.T, rng *rand.Rand, opts Options, steps int) (fulls int)
 			t.Fatalf("step %d: Len %d, model %d", step, q.Len(), len(model))
 		}
 		for p := range int32(4) {
-			if got := q.Backlog("t", p); got != backlog[p] {
+			if got := q.Backlog(tp("t", p)); got != backlog[p] {
 				t.Fatalf("step %d: Backlog(%d) = %d, model %d", step, p, got, backlog[p])
 			}
 		}

@@ -56,9 +56,7 @@ func TestStraySegmentNamesAreLeftAlone(t *testing.T) {
 					t.Errorf("%d warnings naming %s, want 1; logs: %v", n, s, logs.All())
 				}
 			}
-			if got := drain(t, q); !slices.Equal(got, seqRange(0, tc.entries)) {
-				t.Fatalf("replayed %v, want %v", got, seqRange(0, tc.entries))
-			}
+			requireDrained(t, q, seqRange(0, tc.entries))
 			if q.Corrupt() != 0 {
 				t.Fatalf("Corrupt = %d", q.Corrupt())
 			}
@@ -122,9 +120,7 @@ func TestMissingMiddleSegmentIsLoggedAndCounted(t *testing.T) {
 				q = mustOpen(t, src, Options{Logger: log})
 			}
 			defer closeQueue(t, q)
-			if got := drain(t, q); !slices.Equal(got, want) {
-				t.Fatalf("replayed %v, want %v", got, want)
-			}
+			requireDrained(t, q, want)
 			if q.Corrupt() != 1 {
 				t.Fatalf("Corrupt = %d, want 1 (one missing segment)", q.Corrupt())
 			}
@@ -172,6 +168,33 @@ func TestMaxEntryBytesBoundsEveryEntry(t *testing.T) {
 		// A record count above what the bytes allow is clipped, not trusted.
 		if bound := MaxEntryBytes(b.Bytes, math.MaxInt32); got > bound {
 			t.Fatalf("entry of %d records, batch %d bytes: %d bytes, unbounded-count bound %d", n, b.Bytes, got, bound)
+		}
+	}
+}
+
+func TestEscapeTopic(t *testing.T) {
+	for _, tc := range []struct{ topic, dir string }{
+		{"logs.app_1-x", "logs.app_1-x"},
+		{"a/b", "a%2Fb"},
+		{"..", "%2E%2E"},
+		{".", "%2E"},
+		{"...", "..."},
+		{"", "%"},
+		{"%41", "%2541"},
+		{"ü", "%C3%BC"},
+		{"a b\\", "a%20b%5C"},
+	} {
+		if got := EscapeName(tc.topic); got != tc.dir {
+			t.Errorf("EscapeName(%q) = %q, want %q", tc.topic, got, tc.dir)
+		}
+		if got, err := unescapeName(tc.dir); err != nil || got != tc.topic {
+			t.Errorf("unescapeName(%q) = %q, %v; want %q", tc.dir, got, err, tc.topic)
+		}
+	}
+	// Only EscapeName's own output is accepted: one directory per topic.
+	for _, dir := range []string{"%61", "%2e", "%2", "%zz", "a b", "%%", "%2E."} {
+		if got, err := unescapeName(dir); err == nil {
+			t.Errorf("unescapeName(%q) = %q, want an error", dir, got)
 		}
 	}
 }

@@ -2,6 +2,8 @@ package tempstorage
 
 import (
 	"time"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
 // headTimeBytes is as much of an entry as the first record's timestamp
@@ -13,9 +15,9 @@ const headTimeBytes = frameHeaderLen + maxRouteBytes + 1 + 10 + 5
 // the first record of its oldest batch (the one replayed next): how far
 // behind the partition is. It reads a few hundred bytes per partition and
 // waits for a Peek or Ack in progress.
-func (s *Store) Oldest() map[Partition]time.Time {
-	out := map[Partition]time.Time{}
-	s.each(func(p Partition, q *Queue) {
+func (s *Store) Oldest() map[message.TopicPartition]time.Time {
+	out := map[message.TopicPartition]time.Time{}
+	s.each(func(p message.TopicPartition, q *Queue) {
 		if t, ok := q.headTime(); ok {
 			out[p] = t
 		}

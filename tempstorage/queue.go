@@ -56,7 +56,7 @@ type Queue struct {
 	nextID  uint64
 	count   int
 	bytes   int64
-	routes  map[route]uint32
+	routes  map[message.TopicPartition]uint32
 	backlog []int // entries per route id
 	closed  bool
 
@@ -79,11 +79,6 @@ type entryRef struct {
 	off   int64
 	size  uint32
 	route uint32
-}
-
-type route struct {
-	topic     string
-	partition int32
 }
 
 // Open opens (creating it, mode 0700, if missing) the queue in dir, locks the
@@ -110,7 +105,7 @@ func Open(dir string, opts Options) (*Queue, error) {
 		opts:   opts,
 		log:    opts.Logger.With(zap.String("directory", dir)),
 		lock:   lock,
-		routes: make(map[route]uint32),
+		routes: make(map[message.TopicPartition]uint32),
 	}
 	if err := q.recover(); err != nil {
 		q.unlock() // the recover error is the one to report; closing the fd drops the flock regardless
@@ -192,9 +187,9 @@ func (q *Queue) Append(b message.Batch) error {
 	// overshoot the bound between them.
 	if used, ok := q.opts.budget.reserve(n); !ok {
 		q.mu.Unlock()
-		return fmt.Errorf("%w: %s holds %d of %d bytes, entry needs %d", ErrFull, q.opts.budget.dir, used, q.opts.budget.max, n)
+		return fmt.Errorf("%w: %s holds %d of %d bytes, %s/%d entry needs %d", ErrFull, q.opts.budget.dir, used, q.opts.budget.max, b.Topic, b.Partition, n)
 	}
-	rid := q.routeID(b.Topic, b.Partition)
+	rid := q.routeID(b.TopicPartition())
 	q.mu.Unlock()
 	written := false
 	defer func() {
@@ -581,10 +576,10 @@ func syncDir(dir string) error {
 // Backlog returns the number of queued entries for topic/partition: while
 // it is above zero, new batches of that partition belong behind them. An
 // entry counts once its Append has returned.
-func (q *Queue) Backlog(topic string, partition int32) int {
+func (q *Queue) Backlog(p message.TopicPartition) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	id, ok := q.routes[route{topic, partition}]
+	id, ok := q.routes[p]
 	if !ok {
 		return 0
 	}
@@ -696,8 +691,7 @@ func (q *Queue) syncNow() error {
 }
 
 // routeID interns topic/partition. mu held.
-func (q *Queue) routeID(topic string, partition int32) uint32 {
-	r := route{topic, partition}
+func (q *Queue) routeID(r message.TopicPartition) uint32 {
 	id, ok := q.routes[r]
 	if !ok {
 		id = uint32(len(q.backlog))

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -69,7 +68,7 @@ func TestBacklogPerPartition(t *testing.T) {
 	}
 	check := func(topic string, p int32, want int) {
 		t.Helper()
-		if got := q.Backlog(topic, p); got != want {
+		if got := q.Backlog(tp(topic, p)); got != want {
 			t.Fatalf("Backlog(%s,%d) = %d, want %d", topic, p, got, want)
 		}
 	}
@@ -124,9 +123,7 @@ func TestReopenResumesAfterCheckpoint(t *testing.T) {
 	if q.Len() != 13 {
 		t.Fatalf("Len after reopen = %d, want 13", q.Len())
 	}
-	if got := drain(t, q); !slices.Equal(got, seqRange(7, 20)) {
-		t.Fatalf("replayed %v", got)
-	}
+	requireDrained(t, q, seqRange(7, 20))
 }
 
 func TestSegmentsDeletedAsBacklogDrains(t *testing.T) {
@@ -171,9 +168,7 @@ func TestSegmentsDeletedAsBacklogDrains(t *testing.T) {
 	if err := q.Append(seqBatch("t", 0, 100, 1, 10)); err != nil {
 		t.Fatal(err)
 	}
-	if got := drain(t, q); !slices.Equal(got, []int{100}) {
-		t.Fatalf("got %v", got)
-	}
+	requireDrained(t, q, []int{100})
 }
 
 func TestEntryLargerThanSegmentGetsOwnSegment(t *testing.T) {
@@ -188,9 +183,7 @@ func TestEntryLargerThanSegmentGetsOwnSegment(t *testing.T) {
 	if n := len(segmentFiles(t, dir)); n != 3 {
 		t.Fatalf("%d segments, want 3", n)
 	}
-	if got := drain(t, q); !slices.Equal(got, seqRange(0, 4)) {
-		t.Fatalf("got %v", got)
-	}
+	requireDrained(t, q, seqRange(0, 4))
 }
 
 func TestFullAndTooLarge(t *testing.T) {
@@ -223,9 +216,7 @@ func TestFullAndTooLarge(t *testing.T) {
 	if err := q.Append(seqBatch("t", 0, 4, 1, 5000)); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("huge Append: %v, want ErrTooLarge", err)
 	}
-	if got := drain(t, q); !slices.Equal(got, []int{1, 2, 3}) {
-		t.Fatalf("got %v", got)
-	}
+	requireDrained(t, q, []int{1, 2, 3})
 }
 
 func TestLockedDirectory(t *testing.T) {
@@ -291,7 +282,7 @@ func TestConcurrentAppendAndReplay(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				_ = q.Backlog("t", int32(p))
+				_ = q.Backlog(tp("t", int32(p)))
 			}
 		}()
 	}

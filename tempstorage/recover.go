@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"go.uber.org/zap"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
 // region is a byte range of a segment that holds no valid entry.
@@ -30,7 +32,7 @@ type scanResult struct {
 // scanSegment finds the valid entries of a segment. After an invalid entry
 // it resumes at the next offset where a valid entry starts; routeID interns
 // each entry's topic/partition.
-func scanSegment(buf []byte, routeID func(string, int32) uint32) scanResult {
+func scanSegment(buf []byte, routeID func(message.TopicPartition) uint32) scanResult {
 	var res scanResult
 	off := 0
 	for off < len(buf) {
@@ -52,7 +54,7 @@ func scanSegment(buf []byte, routeID func(string, int32) uint32) scanResult {
 }
 
 // validEntry checks the frame at the start of buf and reads its route.
-func validEntry(buf []byte, routeID func(string, int32) uint32) (int, uint32, error) {
+func validEntry(buf []byte, routeID func(message.TopicPartition) uint32) (int, uint32, error) {
 	payload, n, err := checkFrame(buf)
 	if err != nil {
 		return 0, 0, err
@@ -63,7 +65,7 @@ func validEntry(buf []byte, routeID func(string, int32) uint32) (int, uint32, er
 	}
 	var rid uint32
 	if routeID != nil {
-		rid = routeID(topic, part)
+		rid = routeID(message.TopicPartition{Topic: topic, Partition: part})
 	}
 	return n, rid, nil
 }

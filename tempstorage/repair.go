@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
 // Repair does to the store in dir what OpenStore does at a collector's
@@ -20,7 +22,7 @@ func Repair(dir string, opts Options) error {
 		return err
 	}
 	var errs []error
-	s.each(func(p Partition, q *Queue) {
+	s.each(func(p message.TopicPartition, q *Queue) {
 		if err := q.repairCheckpoint(); err != nil {
 			errs = append(errs, partitionErr(p, err))
 		}

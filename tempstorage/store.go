@@ -1,16 +1,13 @@
 package tempstorage
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -20,17 +17,6 @@ import (
 
 // storeQueueDir holds the Store's partition queues: queue/<topic>/<partition>/.
 const storeQueueDir = "queue"
-
-// Partition names one partition's queue.
-type Partition struct {
-	Topic     string
-	Partition int32
-}
-
-// Compare orders partitions by topic, then partition number.
-func (p Partition) Compare(o Partition) int {
-	return cmp.Or(strings.Compare(p.Topic, o.Topic), cmp.Compare(p.Partition, o.Partition))
-}
 
 // Store is a set of Queues, one per (topic, partition), under one
 // directory: replay of a partition waits only for that partition. All
@@ -48,7 +34,7 @@ type Store struct {
 
 	// mu guards the map, never I/O: a queue is opened outside it.
 	mu     sync.Mutex
-	queues map[Partition]*storeQueue
+	queues map[message.TopicPartition]*storeQueue
 	closed bool
 
 	closeOnce sync.Once
@@ -62,49 +48,6 @@ type storeQueue struct {
 	ready chan struct{}
 	q     *Queue
 	err   error
-}
-
-// byteBudget is the MaxBytes bound, shared by the queues of a Store (a
-// Queue opened alone has its own). stored <= used: an append reserves its
-// bytes in used before writing and adds them to stored once written; a
-// deleted segment leaves stored first.
-type byteBudget struct {
-	max    int64
-	dir    string       // named in ErrFull
-	used   atomic.Int64 // stored plus appends in flight
-	stored atomic.Int64 // bytes of segments not yet fully replayed, all queues
-}
-
-// reserve takes n bytes if they fit; otherwise it returns false and the
-// bytes in use.
-func (b *byteBudget) reserve(n int64) (int64, bool) {
-	for {
-		used := b.used.Load()
-		if used+n > b.max {
-			return used, false
-		}
-		if b.used.CompareAndSwap(used, used+n) {
-			return used + n, true
-		}
-	}
-}
-
-// unreserve gives back a reservation that was not written.
-func (b *byteBudget) unreserve(n int64) { b.used.Add(-n) }
-
-// commit counts a reservation as written.
-func (b *byteBudget) commit(n int64) { b.stored.Add(n) }
-
-// add counts n bytes found on disk, even past the bound.
-func (b *byteBudget) add(n int64) {
-	b.used.Add(n)
-	b.stored.Add(n)
-}
-
-// free gives back n bytes deleted from disk.
-func (b *byteBudget) free(n int64) {
-	b.stored.Add(-n)
-	b.used.Add(-n)
 }
 
 // OpenStore opens (creating it, mode 0700, if missing) the store in dir,
@@ -130,7 +73,7 @@ func OpenStore(dir string, opts Options) (*Store, error) {
 		opts:   opts,
 		log:    opts.Logger.With(zap.String("directory", dir)),
 		lock:   lock,
-		queues: make(map[Partition]*storeQueue),
+		queues: make(map[message.TopicPartition]*storeQueue),
 	}
 	if err := s.load(); err != nil {
 		for _, e := range s.queues {
@@ -186,7 +129,7 @@ func (s *Store) load() error {
 					zap.String("file", pdir), zap.NamedError("reason", err))
 				continue
 			}
-			if err := s.loadQueue(Partition{topic, partition}, pdir); err != nil {
+			if err := s.loadQueue(message.TopicPartition{Topic: topic, Partition: partition}, pdir); err != nil {
 				return err
 			}
 		}
@@ -197,7 +140,7 @@ func (s *Store) load() error {
 
 // loadQueue opens the queue of p in dir; an empty one is closed and its
 // directory removed.
-func (s *Store) loadQueue(p Partition, dir string) error {
+func (s *Store) loadQueue(p message.TopicPartition, dir string) error {
 	q, err := Open(dir, s.queueOptions(p))
 	if err != nil {
 		return partitionErr(p, err)
@@ -218,53 +161,8 @@ func (s *Store) loadQueue(p Partition, dir string) error {
 	return nil
 }
 
-// migrate moves the entries of the single-queue layout (segments directly
-// in the store directory, written before Store existed) into their
-// partition queues, oldest first, acknowledging each once appended: a
-// crash in between replays it twice, never loses it.
-func (s *Store) migrate() error {
-	ids, _, err := listSegments(s.dir)
-	if err != nil {
-		return fmt.Errorf("temp storage: %w", err)
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	o := s.opts
-	o.budget = nil // its own: the old bytes are counted as they are appended
-	o.legacyRoot = true
-	q, err := Open(s.dir, o)
-	if err != nil {
-		return err
-	}
-	n := 0
-	for {
-		b, ok, err := q.Peek()
-		if err == nil && ok {
-			if err = s.Append(b); err == nil {
-				err = q.Ack()
-			}
-		}
-		if err != nil {
-			_ = q.Close() // the error is the one to report; what is left stays for the next open
-			return fmt.Errorf("temp storage %s: move the single-queue layout into partition queues: %w", s.dir, err)
-		}
-		if !ok {
-			break
-		}
-		n++
-	}
-	s.corruptGone += q.Corrupt()
-	if err := q.Close(); err != nil {
-		return err
-	}
-	s.removeCheckpoint(s.dir)
-	s.log.Info("temp storage: moved the single-queue layout into partition queues", zap.Int("entries", n))
-	return nil
-}
-
 // queueOptions are the options of p's queue.
-func (s *Store) queueOptions(p Partition) Options {
+func (s *Store) queueOptions(p message.TopicPartition) Options {
 	o := s.opts
 	o.Logger = s.opts.Logger.With(zap.String("topic", p.Topic), zap.Int32("partition", p.Partition))
 	return o
@@ -281,7 +179,7 @@ func readySlot(q *Queue) *storeQueue {
 // those of Queue.Append; ErrFull when the entry would take the store's
 // total past MaxBytes.
 func (s *Store) Append(b message.Batch) error {
-	p := Partition{b.Topic, b.Partition}
+	p := b.TopicPartition()
 	q, err := s.queueFor(p)
 	if err == nil {
 		err = q.Append(b)
@@ -294,7 +192,7 @@ func (s *Store) Append(b message.Batch) error {
 
 // queueFor returns p's queue, opening it when there is none. Only appends
 // to p wait for the open.
-func (s *Store) queueFor(p Partition) (*Queue, error) {
+func (s *Store) queueFor(p message.TopicPartition) (*Queue, error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -321,7 +219,7 @@ func (s *Store) queueFor(p Partition) (*Queue, error) {
 }
 
 // create opens a new partition queue.
-func (s *Store) create(p Partition) (*Queue, error) {
+func (s *Store) create(p message.TopicPartition) (*Queue, error) {
 	root := filepath.Join(s.dir, storeQueueDir)
 	tdir := filepath.Join(root, EscapeName(p.Topic))
 	q, err := Open(filepath.Join(tdir, strconv.FormatInt(int64(p.Partition), 10)), s.queueOptions(p))
@@ -333,14 +231,14 @@ func (s *Store) create(p Partition) (*Queue, error) {
 		// entries in them (each queue syncs only its own directory).
 		if err := errors.Join(syncDir(tdir), syncDir(root)); err != nil {
 			_ = q.Close() // empty; the sync error is the one to report
-			return nil, fmt.Errorf("sync directory: %w", err)
+			return nil, fmt.Errorf("temp storage %s: sync directory: %w", tdir, err)
 		}
 	}
 	return q, nil
 }
 
 // queue returns p's queue, or nil when there is none (yet).
-func (s *Store) queue(p Partition) (*Queue, error) {
+func (s *Store) queue(p message.TopicPartition) (*Queue, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -360,8 +258,7 @@ func (s *Store) queue(p Partition) (*Queue, error) {
 
 // Peek returns the oldest unacknowledged batch of the partition, or ok
 // false when it has none; see Queue.Peek.
-func (s *Store) Peek(topic string, partition int32) (message.Batch, bool, error) {
-	p := Partition{topic, partition}
+func (s *Store) Peek(p message.TopicPartition) (message.Batch, bool, error) {
 	q, err := s.queue(p)
 	if err != nil {
 		return message.Batch{}, false, partitionErr(p, err)
@@ -378,8 +275,7 @@ func (s *Store) Peek(topic string, partition int32) (message.Batch, bool, error)
 
 // Ack drops the oldest entry of the partition (the one Peek returns); see
 // Queue.Ack. It returns ErrEmpty when the partition has none.
-func (s *Store) Ack(topic string, partition int32) error {
-	p := Partition{topic, partition}
+func (s *Store) Ack(p message.TopicPartition) error {
 	q, err := s.queue(p)
 	if err == nil && q == nil {
 		err = ErrEmpty
@@ -395,9 +291,9 @@ func (s *Store) Ack(topic string, partition int32) error {
 
 // Backlog returns the number of entries queued for the partition: while
 // it is above zero, new batches of the partition belong behind them.
-func (s *Store) Backlog(topic string, partition int32) int {
+func (s *Store) Backlog(p message.TopicPartition) int {
 	s.mu.Lock()
-	e, ok := s.queues[Partition{topic, partition}]
+	e, ok := s.queues[p]
 	s.mu.Unlock()
 	if !ok {
 		return 0
@@ -414,21 +310,21 @@ func (s *Store) Backlog(topic string, partition int32) int {
 
 // Partitions returns the partitions with queued entries, sorted by topic
 // then partition.
-func (s *Store) Partitions() []Partition {
-	var ps []Partition
-	s.each(func(p Partition, q *Queue) {
+func (s *Store) Partitions() []message.TopicPartition {
+	var ps []message.TopicPartition
+	s.each(func(p message.TopicPartition, q *Queue) {
 		if q.Len() > 0 {
 			ps = append(ps, p)
 		}
 	})
-	slices.SortFunc(ps, Partition.Compare)
+	slices.SortFunc(ps, message.TopicPartition.Compare)
 	return ps
 }
 
 // Len returns the number of entries in all queues.
 func (s *Store) Len() int {
 	n := 0
-	s.each(func(_ Partition, q *Queue) { n += q.Len() })
+	s.each(func(_ message.TopicPartition, q *Queue) { n += q.Len() })
 	return n
 }
 
@@ -452,7 +348,7 @@ func (s *Store) HasRoom(n int64) bool {
 // queues, since OpenStore.
 func (s *Store) Corrupt() int64 {
 	n := s.corruptGone
-	s.each(func(_ Partition, q *Queue) { n += q.Corrupt() })
+	s.each(func(_ message.TopicPartition, q *Queue) { n += q.Corrupt() })
 	return n
 }
 
@@ -460,9 +356,9 @@ func (s *Store) Corrupt() int64 {
 func (s *Store) Dir() string { return s.dir }
 
 // each calls fn for every open queue, outside the Store's lock.
-func (s *Store) each(fn func(Partition, *Queue)) {
+func (s *Store) each(fn func(message.TopicPartition, *Queue)) {
 	type pq struct {
-		p Partition
+		p message.TopicPartition
 		q *Queue
 	}
 	s.mu.Lock()
@@ -491,7 +387,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closed = true
-		slots := make(map[Partition]*storeQueue, len(s.queues))
+		slots := make(map[message.TopicPartition]*storeQueue, len(s.queues))
 		for p, e := range s.queues {
 			slots[p] = e
 		}
@@ -534,7 +430,7 @@ func (s *Store) syncLoop(tick <-chan time.Time, stopTick func()) {
 		case <-s.stop:
 			return
 		case <-tick:
-			s.each(func(_ Partition, q *Queue) {
+			s.each(func(_ message.TopicPartition, q *Queue) {
 				if err := q.syncNow(); err != nil {
 					q.log.Warn("temp storage: periodic sync", zap.Error(err))
 				}
@@ -590,84 +486,25 @@ func removeIfEmpty(dir string) {
 
 // otherRoutes names a partition other than p that has entries in q, or
 // returns "" (entries of a queue in a Store belong to its partition).
-func (q *Queue) otherRoutes(p Partition) string {
+func (q *Queue) otherRoutes(p message.TopicPartition) string {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for r, id := range q.routes {
-		if q.backlog[id] > 0 && (r.topic != p.Topic || r.partition != p.Partition) {
-			return fmt.Sprintf("%s/%d", r.topic, r.partition)
+		if q.backlog[id] > 0 && r != p {
+			return fmt.Sprintf("%s/%d", r.Topic, r.Partition)
 		}
 	}
 	return ""
 }
 
-func partitionErr(p Partition, err error) error {
-	return fmt.Errorf("temp storage %s/%d: %w", p.Topic, p.Partition, err)
-}
-
-// EscapeName makes any string a single, safe path element, distinct per
-// string: [A-Za-z0-9_.-] stay, every other byte becomes %XX (upper-case
-// hex), as do all bytes of "." and ".."; the empty string is "%". The store
-// names topic directories with it; unescapeName reverses it.
-func EscapeName(topic string) string {
-	if topic == "" {
-		return "%"
+// partitionErr names p in err, an error of p's queue or of the Store about
+// p, unless err names it already. The queue's errors start with its
+// directory (queue/<topic>/<partition>) or, for ErrFull and ErrTooLarge,
+// name the partition; ErrClosed and ErrEmpty as they are get p after them:
+// "temp storage empty: logs/3". The prefix is never doubled.
+func partitionErr(p message.TopicPartition, err error) error {
+	if err == ErrClosed || err == ErrEmpty { // bare, not wrapped: nothing names p yet
+		return fmt.Errorf("%w: %s/%d", err, p.Topic, p.Partition)
 	}
-	dots := topic == "." || topic == ".."
-	var b strings.Builder
-	for i := 0; i < len(topic); i++ {
-		c := topic[i]
-		if safeTopicByte(c) && !dots {
-			b.WriteByte(c)
-			continue
-		}
-		const hex = "0123456789ABCDEF"
-		b.WriteByte('%')
-		b.WriteByte(hex[c>>4])
-		b.WriteByte(hex[c&15])
-	}
-	return b.String()
-}
-
-func safeTopicByte(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.'
-}
-
-// unescapeName returns the topic EscapeName gave name; only names
-// EscapeName produces are accepted, so two directories never name one topic.
-func unescapeName(name string) (string, error) {
-	if name == "%" {
-		return "", nil
-	}
-	b := make([]byte, 0, len(name))
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c != '%' {
-			b = append(b, c)
-			continue
-		}
-		if i+2 >= len(name) {
-			return "", fmt.Errorf("topic name %q: truncated escape", name)
-		}
-		v, err := strconv.ParseUint(name[i+1:i+3], 16, 8)
-		if err != nil {
-			return "", fmt.Errorf("topic name %q: bad escape %q", name, name[i:i+3])
-		}
-		b = append(b, byte(v))
-		i += 2
-	}
-	if topic := string(b); EscapeName(topic) == name {
-		return topic, nil
-	}
-	return "", fmt.Errorf("topic name %q is not escaped as the store escapes it", name)
-}
-
-// parsePartition reads a partition directory name: a decimal int32 as
-// strconv formats it.
-func parsePartition(name string) (int32, error) {
-	v, err := strconv.ParseInt(name, 10, 32)
-	if err != nil || strconv.FormatInt(v, 10) != name {
-		return 0, fmt.Errorf("partition name %q is not a decimal int32", name)
-	}
-	return int32(v), nil
+	return err
 }

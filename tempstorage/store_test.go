@@ -12,55 +12,9 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
-
-func mustOpenStore(t testing.TB, dir string, opts Options) *Store {
-	t.Helper()
-	s, err := OpenStore(dir, opts)
-	if err != nil {
-		t.Fatalf("OpenStore: %v", err)
-	}
-	return s
-}
-
-func closeStore(t testing.TB, s *Store) {
-	t.Helper()
-	if err := s.Close(); err != nil {
-		t.Errorf("Close: %v", err)
-	}
-}
-
-func mustAppend(t testing.TB, s *Store, topic string, partition int32, seqs ...int) {
-	t.Helper()
-	for _, seq := range seqs {
-		if err := s.Append(seqBatch(topic, partition, seq, 1, 100)); err != nil {
-			t.Fatalf("Append %s/%d #%d: %v", topic, partition, seq, err)
-		}
-	}
-}
-
-// drainPartition peeks and acks every entry of one partition, returning
-// the sequence numbers.
-func drainPartition(t testing.TB, s *Store, topic string, partition int32) []int {
-	t.Helper()
-	var seqs []int
-	for {
-		b, ok, err := s.Peek(topic, partition)
-		if err != nil {
-			t.Fatalf("Peek %s/%d: %v", topic, partition, err)
-		}
-		if !ok {
-			return seqs
-		}
-		if b.Topic != topic || b.Partition != partition {
-			t.Fatalf("Peek %s/%d returned a batch of %s/%d", topic, partition, b.Topic, b.Partition)
-		}
-		seqs = append(seqs, seqOf(t, b))
-		if err := s.Ack(topic, partition); err != nil {
-			t.Fatalf("Ack %s/%d: %v", topic, partition, err)
-		}
-	}
-}
 
 // TestStorePartitionsIndependent: a partition whose head is never
 // acknowledged does not hold back the replay of another.
@@ -71,40 +25,34 @@ func TestStorePartitionsIndependent(t *testing.T) {
 		mustAppend(t, s, "t", int32(i%2), i)
 	}
 	mustAppend(t, s, "a", 3, 100)
-	if got, want := s.Partitions(), []Partition{{"a", 3}, {"t", 0}, {"t", 1}}; !slices.Equal(got, want) {
+	if got, want := s.Partitions(), []message.TopicPartition{tp("a", 3), tp("t", 0), tp("t", 1)}; !slices.Equal(got, want) {
 		t.Fatalf("Partitions %v, want %v", got, want)
 	}
-	if s.Len() != 7 || s.Backlog("t", 0) != 3 || s.Backlog("t", 1) != 3 || s.Backlog("t", 9) != 0 {
-		t.Fatalf("Len %d, Backlog t/0 %d t/1 %d t/9 %d", s.Len(), s.Backlog("t", 0), s.Backlog("t", 1), s.Backlog("t", 9))
+	if s.Len() != 7 || s.Backlog(tp("t", 0)) != 3 || s.Backlog(tp("t", 1)) != 3 || s.Backlog(tp("t", 9)) != 0 {
+		t.Fatalf("Len %d, Backlog t/0 %d t/1 %d t/9 %d", s.Len(), s.Backlog(tp("t", 0)), s.Backlog(tp("t", 1)), s.Backlog(tp("t", 9)))
 	}
 	// t/0's head stays unacknowledged (its leader is down).
-	if b, ok, err := s.Peek("t", 0); err != nil || !ok || seqOf(t, b) != 0 {
+	if b, ok, err := s.Peek(tp("t", 0)); err != nil || !ok || seqOf(t, b) != 0 {
 		t.Fatalf("Peek t/0: %v %v", ok, err)
 	}
-	if got := drainPartition(t, s, "t", 1); !slices.Equal(got, []int{1, 3, 5}) {
-		t.Fatalf("t/1 replayed %v", got)
-	}
+	requirePartitionDrained(t, s, "t", 1, []int{1, 3, 5})
 	mustAppend(t, s, "t", 1, 7) // fits behind nothing now
-	if got := drainPartition(t, s, "t", 1); !slices.Equal(got, []int{7}) {
-		t.Fatalf("t/1 replayed %v", got)
-	}
-	if err := s.Ack("t", 1); !errors.Is(err, ErrEmpty) {
+	requirePartitionDrained(t, s, "t", 1, []int{7})
+	if err := s.Ack(tp("t", 1)); !errors.Is(err, ErrEmpty) {
 		t.Fatalf("Ack of an empty partition: %v", err)
 	}
-	if err := s.Ack("nope", 0); !errors.Is(err, ErrEmpty) || !strings.Contains(err.Error(), "nope/0") {
+	if err := s.Ack(tp("nope", 0)); !errors.Is(err, ErrEmpty) || !strings.Contains(err.Error(), "nope/0") {
 		t.Fatalf("Ack of an unknown partition: %v", err)
 	}
-	if got, want := s.Partitions(), []Partition{{"a", 3}, {"t", 0}}; !slices.Equal(got, want) {
+	if got, want := s.Partitions(), []message.TopicPartition{tp("a", 3), tp("t", 0)}; !slices.Equal(got, want) {
 		t.Fatalf("Partitions %v, want %v", got, want)
 	}
 	// The drained queue stays in the map but holds no file and no buffer.
-	q, _ := s.queue(Partition{"t", 1})
+	q, _ := s.queue(tp("t", 1))
 	if q == nil || q.active != nil || q.rf != nil || q.lock != nil || q.buf != nil {
 		t.Fatalf("drained queue %+v still holds files or a write buffer", q)
 	}
-	if got := drainPartition(t, s, "t", 0); !slices.Equal(got, []int{0, 2, 4}) {
-		t.Fatalf("t/0 replayed %v", got)
-	}
+	requirePartitionDrained(t, s, "t", 0, []int{0, 2, 4})
 }
 
 // TestStoreReopen: un-acknowledged entries of every partition come back in
@@ -124,30 +72,26 @@ func TestStoreReopen(t *testing.T) {
 	}
 	mustAppend(t, s, "u", -1, 50, 51)
 	for range 2 {
-		if err := s.Ack("t", 0); err != nil { // 0, 3
+		if err := s.Ack(tp("t", 0)); err != nil { // 0, 3
 			t.Fatal(err)
 		}
 	}
-	if got := drainPartition(t, s, "u", -1); !slices.Equal(got, []int{50, 51}) {
-		t.Fatalf("u/-1 replayed %v", got)
-	}
+	requirePartitionDrained(t, s, "u", -1, []int{50, 51})
 	closeStore(t, s)
 	if _, err := os.Stat(filepath.Join(dir, storeQueueDir, "u")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("directory of the drained topic kept: %v", err)
 	}
 
 	s = mustOpenStore(t, dir, Options{SegmentBytes: 600})
-	want := map[Partition][]int{{"t", 0}: {6}, {"t", 1}: {1, 4, 7}, {"t", 2}: {2, 5, 8}}
-	if got := s.Partitions(); !slices.Equal(got, []Partition{{"t", 0}, {"t", 1}, {"t", 2}}) {
+	want := map[message.TopicPartition][]int{tp("t", 0): {6}, tp("t", 1): {1, 4, 7}, tp("t", 2): {2, 5, 8}}
+	if got := s.Partitions(); !slices.Equal(got, []message.TopicPartition{tp("t", 0), tp("t", 1), tp("t", 2)}) {
 		t.Fatalf("Partitions after reopen %v", got)
 	}
 	if s.Len() != 7 {
 		t.Fatalf("Len after reopen %d", s.Len())
 	}
 	for p, seqs := range want {
-		if got := drainPartition(t, s, p.Topic, p.Partition); !slices.Equal(got, seqs) {
-			t.Fatalf("%v replayed %v, want %v", p, got, seqs)
-		}
+		requirePartitionDrained(t, s, p.Topic, p.Partition, seqs)
 	}
 	closeStore(t, s)
 	des, err := os.ReadDir(filepath.Join(dir, storeQueueDir))
@@ -172,14 +116,14 @@ func TestStoreSharedMaxBytes(t *testing.T) {
 	if s.Bytes() != 3*entry || s.Len() != 3 {
 		t.Fatalf("Bytes %d Len %d, want %d 3", s.Bytes(), s.Len(), 3*entry)
 	}
-	if err := s.Ack("t", 1); err != nil { // deletes t/1's only segment
+	if err := s.Ack(tp("t", 1)); err != nil { // deletes t/1's only segment
 		t.Fatal(err)
 	}
 	mustAppend(t, s, "t", 3, 3)
 	if err := s.Append(seqBatch("t", 4, 4, 1, 1000)); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("huge Append: %v, want ErrTooLarge", err)
 	}
-	if got := s.Partitions(); !slices.Equal(got, []Partition{{"t", 0}, {"t", 2}, {"t", 3}}) {
+	if got := s.Partitions(); !slices.Equal(got, []message.TopicPartition{tp("t", 0), tp("t", 2), tp("t", 3)}) {
 		t.Fatalf("Partitions %v", got)
 	}
 }
@@ -238,14 +182,14 @@ func TestStoreConcurrentAppendWithinBound(t *testing.T) {
 			next := make([]int, partitions)
 			for got := 0; got < partitions*perPartition; {
 				for _, p := range s.Partitions() {
-					b, ok, err := s.Peek(p.Topic, p.Partition)
+					b, ok, err := s.Peek(p)
 					if err != nil || !ok {
 						t.Fatalf("Peek %v: %v %v", p, ok, err)
 					}
 					if seq := seqOf(t, b); seq != next[p.Partition] {
 						t.Fatalf("%v: got %d, want %d", p, seq, next[p.Partition])
 					}
-					if err := s.Ack(p.Topic, p.Partition); err != nil {
+					if err := s.Ack(p); err != nil {
 						t.Fatal(err)
 					}
 					next[p.Partition]++
@@ -259,33 +203,6 @@ func TestStoreConcurrentAppendWithinBound(t *testing.T) {
 				t.Fatalf("Len %d Bytes %d reserved %d after draining", s.Len(), s.Bytes(), s.opts.budget.used.Load())
 			}
 		})
-	}
-}
-
-func TestEscapeTopic(t *testing.T) {
-	for _, tc := range []struct{ topic, dir string }{
-		{"logs.app_1-x", "logs.app_1-x"},
-		{"a/b", "a%2Fb"},
-		{"..", "%2E%2E"},
-		{".", "%2E"},
-		{"...", "..."},
-		{"", "%"},
-		{"%41", "%2541"},
-		{"ü", "%C3%BC"},
-		{"a b\\", "a%20b%5C"},
-	} {
-		if got := EscapeName(tc.topic); got != tc.dir {
-			t.Errorf("EscapeName(%q) = %q, want %q", tc.topic, got, tc.dir)
-		}
-		if got, err := unescapeName(tc.dir); err != nil || got != tc.topic {
-			t.Errorf("unescapeName(%q) = %q, %v; want %q", tc.dir, got, err, tc.topic)
-		}
-	}
-	// Only EscapeName's own output is accepted: one directory per topic.
-	for _, dir := range []string{"%61", "%2e", "%2", "%zz", "a b", "%%", "%2E."} {
-		if got, err := unescapeName(dir); err == nil {
-			t.Errorf("unescapeName(%q) = %q, want an error", dir, got)
-		}
 	}
 }
 
@@ -304,9 +221,7 @@ func TestStoreOddTopics(t *testing.T) {
 		t.Fatalf("Partitions after reopen %v", s.Partitions())
 	}
 	for i, topic := range topics {
-		if got := drainPartition(t, s, topic, int32(i)-1); !slices.Equal(got, []int{i}) {
-			t.Fatalf("%q/%d replayed %v", topic, i-1, got)
-		}
+		requirePartitionDrained(t, s, topic, int32(i)-1, []int{i})
 	}
 }
 
@@ -354,12 +269,8 @@ func TestStoreCorruptEntry(t *testing.T) {
 	if l := logs.FilterMessage("temp storage: corrupt entry skipped").All(); len(l) != 1 || l[0].ContextMap()["topic"] != "t" {
 		t.Fatalf("corrupt entry log %v", l)
 	}
-	if got := drainPartition(t, s, "t", 0); !slices.Equal(got, []int{0, 1, 3, 4}) {
-		t.Fatalf("t/0 replayed %v", got)
-	}
-	if got := drainPartition(t, s, "t", 1); !slices.Equal(got, seqRange(0, 5)) {
-		t.Fatalf("t/1 replayed %v", got)
-	}
+	requirePartitionDrained(t, s, "t", 0, []int{0, 1, 3, 4})
+	requirePartitionDrained(t, s, "t", 1, seqRange(0, 5))
 }
 
 // TestStoreLeavesStrayDirectoriesAlone: what OpenStore cannot place under
@@ -455,12 +366,8 @@ func TestStoreMigratesSingleQueue(t *testing.T) {
 	closeStore(t, s) // survives a reopen
 	s = mustOpenStore(t, dir, Options{})
 	defer closeStore(t, s)
-	if got := drainPartition(t, s, "t", 0); !slices.Equal(got, []int{2, 4, 6}) {
-		t.Fatalf("t/0 replayed %v", got)
-	}
-	if got := drainPartition(t, s, "t", 1); !slices.Equal(got, []int{1, 3, 5, 7}) {
-		t.Fatalf("t/1 replayed %v", got)
-	}
+	requirePartitionDrained(t, s, "t", 0, []int{2, 4, 6})
+	requirePartitionDrained(t, s, "t", 1, []int{1, 3, 5, 7})
 }
 
 // TestStoreFsyncInterval: one loop syncs every queue with unsynced data on

@@ -101,8 +101,8 @@ func runCat(args []string, stdout, stderr io.Writer) error {
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
 	if *source != "deadletter" {
-		batchNo := map[tempstorage.Partition]int{}
-		if _, err := tempstorage.Inspect(dir, func(p tempstorage.Partition, b message.Batch) error {
+		batchNo := map[message.TopicPartition]int{}
+		if _, err := tempstorage.Inspect(dir, func(p message.TopicPartition, b message.Batch) error {
 			batchNo[p]++
 			if !match(p.Topic, p.Partition) {
 				return nil

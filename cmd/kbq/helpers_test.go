@@ -125,7 +125,7 @@ func writeQueue(t *testing.T, dir string) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Ack("otlp_logs", 0); err != nil {
+	if err := s.Ack(message.TopicPartition{Topic: "otlp_logs", Partition: 0}); err != nil {
 		t.Fatal(err)
 	}
 	b := batch("otlp_logs", 1, "p1", 2, now.Add(-5*time.Minute))

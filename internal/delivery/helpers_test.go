@@ -1,0 +1,369 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var errDown = errors.New("kafka down")
+
+// fakeKafka records what it acknowledged, per partition, in order.
+type fakeKafka struct {
+	mu       sync.Mutex
+	up       bool
+	got      map[message.TopicPartition][]string
+	inflight map[message.TopicPartition]bool
+	reject   map[string]bool // values refused for good
+	down     map[int32]bool  // partitions whose sends fail
+	cutAt    string          // a batch holding this value is acknowledged up to it, then fails
+	// failAfterReject is how many more batches with a rejected record fail
+	// as a whole after the rejection: Rejected, then Err with the others
+	// as Remaining (not a suffix of the batch).
+	failAfterReject int
+	overlap         bool                    // two sends of one partition at once
+	gate            chan struct{}           // when set, Produce waits on it
+	maxCall         int                     // most batch bytes in one Produce call
+	order           []string                // every acknowledged value, in order
+	leaders         map[int32]int32         // partition -> leader broker; absent: 0
+	slow            map[int32]chan struct{} // leader -> calls to it wait on the channel
+	partitions      map[string]int32        // topic -> partition count in metadata; absent: unknown
+}
+
+func (k *fakeKafka) Partitions(topic string) (int32, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	n, ok := k.partitions[topic]
+	return n, ok
+}
+
+func (k *fakeKafka) Leader(tp message.TopicPartition) int32 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.leaders[tp.Partition]
+}
+
+func newFakeKafka() *fakeKafka {
+	return &fakeKafka{up: true, got: map[message.TopicPartition][]string{}, inflight: map[message.TopicPartition]bool{}, reject: map[string]bool{}, down: map[int32]bool{}}
+}
+
+func (k *fakeKafka) setUp(up bool) { k.mu.Lock(); k.up = up; k.mu.Unlock() }
+
+func (k *fakeKafka) Produce(ctx context.Context, batches []*message.Batch) []message.Outcome {
+	k.mu.Lock()
+	callBytes := 0
+	for _, b := range batches {
+		callBytes += b.Bytes
+	}
+	k.maxCall = max(k.maxCall, callBytes)
+	for _, b := range batches {
+		pk := b.TopicPartition()
+		if k.inflight[pk] {
+			k.overlap = true
+		}
+		k.inflight[pk] = true
+	}
+	gate := k.gate
+	if slow := k.slow[k.leaders[batches[0].Partition]]; slow != nil {
+		gate = slow
+	}
+	k.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+		}
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	outs := make([]message.Outcome, len(batches))
+	for i, b := range batches {
+		pk := b.TopicPartition()
+		k.inflight[pk] = false
+		if !k.up || k.down[b.Partition] || ctx.Err() != nil {
+			outs[i].Err = fmt.Errorf("produce %s/%d: %w", b.Topic, b.Partition, errDown)
+			continue
+		}
+		if k.failAfterReject > 0 && slices.ContainsFunc(b.Messages, func(m message.Message) bool { return k.reject[string(m.Value)] }) {
+			k.failAfterReject--
+			outs[i].Err = errDown
+			for _, m := range b.Messages {
+				if k.reject[string(m.Value)] {
+					outs[i].Rejected = append(outs[i].Rejected, message.Rejected{Message: m, Reason: "invalid_record"})
+				} else {
+					outs[i].Remaining = append(outs[i].Remaining, m)
+				}
+			}
+			continue
+		}
+		for j, m := range b.Messages {
+			if k.cutAt != "" && string(m.Value) == k.cutAt {
+				k.cutAt = ""
+				outs[i].Err = errDown
+				outs[i].Remaining = b.Messages[j:]
+				break
+			}
+			if k.reject[string(m.Value)] {
+				outs[i].Rejected = append(outs[i].Rejected, message.Rejected{Message: m, Reason: "message_too_large"})
+				continue
+			}
+			k.got[pk] = append(k.got[pk], string(m.Value))
+			k.order = append(k.order, string(m.Value))
+		}
+	}
+	return outs
+}
+
+func (k *fakeKafka) values(topic string, p int32) []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]string(nil), k.got[message.TopicPartition{Topic: topic, Partition: p}]...)
+}
+
+// memStorage is an in-memory Storage.
+type memStorage struct {
+	mu      sync.Mutex
+	entries []message.Batch
+	limit   int           // entries; 0 = unbounded
+	gate    chan struct{} // when set, Append waits on it (a slow disk)
+	waiting chan struct{} // when set, told each time an Append waits on gate
+}
+
+func (q *memStorage) Append(b message.Batch) error {
+	if q.gate != nil {
+		if q.waiting != nil {
+			q.waiting <- struct{}{}
+		}
+		<-q.gate
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.limit > 0 && len(q.entries) >= q.limit {
+		return tempstorage.ErrFull
+	}
+	q.entries = append(q.entries, b)
+	return nil
+}
+
+// head is the index of the partition's oldest entry, or -1.
+func (q *memStorage) head(tp message.TopicPartition) int {
+	for i, b := range q.entries {
+		if b.TopicPartition() == tp {
+			return i
+		}
+	}
+	return -1
+}
+
+func (q *memStorage) Peek(tp message.TopicPartition) (message.Batch, bool, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	i := q.head(tp)
+	if i < 0 {
+		return message.Batch{}, false, nil
+	}
+	return q.entries[i], true, nil
+}
+
+func (q *memStorage) Ack(tp message.TopicPartition) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if i := q.head(tp); i >= 0 {
+		q.entries = append(q.entries[:i], q.entries[i+1:]...)
+	}
+	return nil
+}
+
+func (q *memStorage) Partitions() []message.TopicPartition {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var ps []message.TopicPartition
+	for _, b := range q.entries {
+		p := b.TopicPartition()
+		if !slices.Contains(ps, p) {
+			ps = append(ps, p)
+		}
+	}
+	slices.SortFunc(ps, message.TopicPartition.Compare)
+	return ps
+}
+
+func (q *memStorage) Backlog(tp message.TopicPartition) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 0
+	for _, b := range q.entries {
+		if b.TopicPartition() == tp {
+			n++
+		}
+	}
+	return n
+}
+
+func (q *memStorage) Len() int { q.mu.Lock(); defer q.mu.Unlock(); return len(q.entries) }
+
+func (q *memStorage) HasRoom(int64) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.limit == 0 || len(q.entries) < q.limit
+}
+
+// recorder is an Observer whose waitUntil blocks until a condition holds.
+type recorder struct {
+	mu                                      sync.Mutex
+	changed                                 chan struct{}
+	sent, replayed, spilled, rejected, lost int // records
+	left, failed                            int // batches
+	reasons                                 []message.RejectReason
+	diskFull                                []error // DiskFull calls, in order
+}
+
+func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
+
+func (r *recorder) update(f func()) {
+	r.mu.Lock()
+	f()
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+}
+
+func (r *recorder) Sent(b *message.Batch, _ time.Duration) {
+	r.update(func() { r.sent += len(b.Messages) })
+}
+func (r *recorder) Replayed(b *message.Batch, _ time.Duration) {
+	r.update(func() { r.replayed += len(b.Messages) })
+}
+func (r *recorder) Spilled(b *message.Batch) { r.update(func() { r.spilled += len(b.Messages) }) }
+func (r *recorder) Rejected(rj message.Rejected) {
+	r.update(func() { r.rejected++; r.reasons = append(r.reasons, rj.Reason) })
+}
+func (r *recorder) DiskFull(err error)             { r.update(func() { r.diskFull = append(r.diskFull, err) }) }
+func (r *recorder) Lost(b *message.Batch, _ error) { r.update(func() { r.lost += len(b.Messages) }) }
+func (r *recorder) Left(*message.Batch)            { r.update(func() { r.left++ }) }
+func (r *recorder) Failed(*message.Batch, error)   { r.update(func() { r.failed++ }) }
+
+func (r *recorder) waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		r.mu.Lock()
+		ok, ch := cond(), r.changed
+		r.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("timed out waiting until %s", what)
+		}
+	}
+}
+
+// manualClock fires its timers only when the test says so.
+type manualClock struct {
+	mu  sync.Mutex
+	fns []func()
+}
+
+type manualTimer struct{}
+
+func (manualTimer) Stop() bool { return true }
+
+func (c *manualClock) AfterFunc(_ time.Duration, f func()) Timer {
+	c.mu.Lock()
+	c.fns = append(c.fns, f)
+	c.mu.Unlock()
+	return manualTimer{}
+}
+
+// tick fires the timers set so far (the retry tick).
+func (c *manualClock) tick() {
+	c.mu.Lock()
+	fns := c.fns
+	c.fns = nil
+	c.mu.Unlock()
+	for _, f := range fns {
+		f()
+	}
+}
+
+func batch(topic string, p int32, vals ...string) message.Batch {
+	msgs := make([]message.Message, len(vals))
+	for i, v := range vals {
+		msgs[i] = message.Message{Topic: topic, Partition: p, Value: []byte(v)}
+	}
+	return message.Batch{Topic: topic, Partition: p, Messages: msgs, Bytes: message.BatchSize(msgs)}
+}
+
+// tracked gives every record of b one tracker, as a sync caller's.
+func tracked(b message.Batch) (message.Batch, *message.Tracker) {
+	tr := message.NewTracker(len(b.Messages))
+	for i := range b.Messages {
+		b.Messages[i].Tracker = tr
+	}
+	return b, tr
+}
+
+type harness struct {
+	k   *fakeKafka
+	q   *memStorage
+	obs *recorder
+	clk *manualClock
+	d   *Dispatcher
+}
+
+func newHarness(t *testing.T, cfg Config, withQueue bool) *harness {
+	var q *memStorage
+	if withQueue {
+		q = &memStorage{}
+	}
+	return startHarness(t, cfg, q, true)
+}
+
+// startHarness starts a Dispatcher on q (nil: no storage), which may hold
+// batches already, with Kafka up or down.
+func startHarness(t *testing.T, cfg Config, q *memStorage, up bool) *harness {
+	t.Helper()
+	h := &harness{k: newFakeKafka(), q: q, obs: newRecorder(), clk: &manualClock{}}
+	h.k.setUp(up)
+	var s Storage
+	if q != nil {
+		s = q
+	}
+	cfg.RetryInterval = time.Second
+	h.d = New(cfg, h.k, s, h.obs, h.clk, zap.NewNop())
+	return h
+}
+
+func equal(a, b []string) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
+
+// close closes the Dispatcher; an error fails the test.
+func (h *harness) close(t *testing.T) {
+	t.Helper()
+	if err := h.d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// requireValues fails the test unless Kafka got exactly want on
+// topic/partition, in order.
+func (h *harness) requireValues(t *testing.T, topic string, partition int32, want ...string) {
+	t.Helper()
+	if got := h.k.values(topic, partition); !equal(got, want) {
+		t.Fatalf("kafka got %v on %s/%d, want %v", got, topic, partition, want)
+	}
+}
