@@ -548,6 +548,8 @@ func (o *observer) DiskFull(err error) {
 	if err != nil {
 		e.logger.Warn("temp storage disk full: new records are refused (retryable) until a batch fits again; replay goes on",
 			append(fields, zap.Error(err))...)
+		// Calls waiting for memory would add records that cannot be saved.
+		e.pool.RefuseWaiting(err)
 	} else {
 		e.logger.Info("temp storage has room again: records are accepted", fields...)
 	}

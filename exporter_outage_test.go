@@ -284,7 +284,9 @@ func TestFullStorageBacksCallersOffAndLosesNothing(t *testing.T) {
 	cfg.Batch.MaxBytes = 8 << 10
 	cfg.Producer.MaxMessageBytes = 8 << 10
 	cfg.MaxPendingBytes = 32 << 10
-	cfg.Producer.Timeout = 300 * time.Millisecond // how long a call waits for memory
+	// How long a call waits for memory: long, since a full disk must end
+	// the wait at once (the call is refused, not left to time out).
+	cfg.Producer.Timeout = 5 * time.Second
 	exp := run(t, cfg, nopSettings())
 	waitPartitions(t, exp, outageTopic, 6)
 	c1.Close()

@@ -86,6 +86,20 @@ func (p *Pool) grantLocked() {
 	}
 }
 
+// RefuseWaiting fails every call now waiting for room with err, admitting
+// none of them: the exporter calls it when what they would add could not be
+// saved (the temp storage is full). Later calls are not affected.
+func (p *Pool) RefuseWaiting(err error) {
+	p.memMu.Lock()
+	defer p.memMu.Unlock()
+	for _, w := range p.waiters {
+		w.granted = true
+		w.err = fmt.Errorf("add %d records (%d bytes, %d pending): %w", w.records, w.need, p.used, err)
+		close(w.ready)
+	}
+	p.waiters = nil
+}
+
 // enter registers a timer callback; false once the pool is closed.
 func (p *Pool) enter() bool {
 	p.memMu.Lock()

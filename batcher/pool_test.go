@@ -528,3 +528,24 @@ func TestPoolAddOfManyRecordsInOneCall(t *testing.T) {
 		t.Fatalf("pending %d bytes, %d records after releasing every batch", p.PendingBytes(), p.PendingRecords())
 	}
 }
+
+func TestPoolRefuseWaitingFailsTheCallsInLine(t *testing.T) {
+	cfg := testConfig()
+	cfg.Size = 10
+	one := int64(recordBytes(&message.Message{Value: []byte("a"), Timestamp: t0}))
+	cfg.MaxPendingBytes = 2 * one
+	p, _, _ := newTestPool(t, cfg)
+	mustAdd(t, p, recAt(0, "a", 0), recAt(0, "b", 0))
+	done := make(chan error, 1)
+	go func() { done <- p.Add(context.Background(), []message.Message{recAt(1, "c", 0)}) }()
+	waitFor(t, func() bool { p.memMu.Lock(); defer p.memMu.Unlock(); return len(p.waiters) == 1 })
+
+	full := errors.New("disk full")
+	p.RefuseWaiting(full)
+	if err := <-done; !errors.Is(err, full) {
+		t.Fatalf("waiting Add = %v, want the refusal", err)
+	}
+	if p.PendingRecords() != 2 {
+		t.Fatalf("a refused Add left %d records pending, want 2", p.PendingRecords())
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -12,35 +13,65 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 )
 
-// drawChart writes a PNG with two grouped bar charts, records/s and CPU
-// µs/record, one group per system and one bar per scenario.
+// drawChart writes a PNG of grouped bar charts: one row per figure
+// (records/s, CPU µs/record, peak RSS), one column per encoding of the
+// first shape, one group per system and one bar per broker. The keyed runs
+// are in the tables only.
 func drawChart(path string, results []runResult, o options) error {
 	r := report{opts: o, results: results}
-	scen := r.scenarios()
+	var brokers, encodings []string
+	var shape string
+	for _, res := range results {
+		if res.Spec.Keys > 0 || res.Spec.Saturation {
+			continue
+		}
+		if shape == "" {
+			shape = res.Spec.Shape
+		}
+		if !slices.Contains(brokers, res.Spec.BrokerName) {
+			brokers = append(brokers, res.Spec.BrokerName)
+		}
+		if !slices.Contains(encodings, res.Spec.Encoding) {
+			encodings = append(encodings, res.Spec.Encoding)
+		}
+	}
+	if len(encodings) == 0 {
+		return nil
+	}
 	var systems []string
 	for _, s := range o.systems {
 		for _, res := range results {
-			if res.Spec.System == s {
+			if res.Spec.System == s && res.Spec.Keys == 0 && (res.Spec.Saturation == (s == sysOursDefaults)) {
 				systems = append(systems, s)
 				break
 			}
 		}
 	}
-	panel := func(title, ylabel string, value func(runResult) float64) (*plot.Plot, error) {
+	panel := func(title, ylabel, enc string, value func(runResult) float64, skip func(string) bool) (*plot.Plot, error) {
 		p := plot.New()
-		p.Title.Text = title
+		p.Title.Text = fmt.Sprintf("%s, %s %s", title, shape, enc)
 		p.Y.Label.Text = ylabel
 		p.Y.Min = 0
 		p.NominalX(systems...)
+		p.X.Tick.Label.Rotation = 0.35
+		p.X.Tick.Label.XAlign = draw.XRight
 		p.Legend.Top = true
 		p.Legend.Left = false
-		w := vg.Points(60 / float64(max(1, len(scen))))
+		w := vg.Points(50 / float64(max(1, len(brokers))))
 		var top float64
-		defer func() { p.Y.Max = top * 1.3 }() // room for the legend
-		for i, s := range scen {
+		defer func() { p.Y.Max = top * 1.35 }() // room for the legend
+		for i, bn := range brokers {
+			s := scenario{broker: bn, shape: shape, encoding: enc, partitions: partitions}
 			vals := make(plotter.Values, len(systems))
 			for j, sys := range systems {
-				if res, ok := r.find(s, sys); ok {
+				at := s
+				if sys == sysOursDefaults {
+					at.saturation = true // it runs in the saturation scenario only
+				}
+				if skip != nil && skip(sys) {
+					continue
+				}
+				if res, ok := r.find(at, sys); ok {
 					vals[j] = value(res)
 					top = max(top, vals[j])
 				}
@@ -51,31 +82,45 @@ func drawChart(path string, results []runResult, o options) error {
 			}
 			bars.LineStyle.Width = vg.Length(0)
 			bars.Color = plotutil.Color(i)
-			bars.Offset = w * vg.Length(float64(i)-float64(len(scen)-1)/2)
+			bars.Offset = w * vg.Length(float64(i)-float64(len(brokers)-1)/2)
 			p.Add(bars)
-			p.Legend.Add(s.shape+" "+s.encoding, bars)
+			p.Legend.Add(bn, bars)
 		}
 		return p, nil
 	}
-	rate, err := panel(fmt.Sprintf("Log records per second (%d callers × %d records, acks=all)", o.callers, o.perCall),
-		"records/s", func(res runResult) float64 { return res.recordsPerSec() })
-	if err != nil {
-		return err
+	rows := []struct {
+		title, ylabel string
+		value         func(runResult) float64
+		skip          func(string) bool
+	}{
+		{"Log records per second", "records/s", func(res runResult) float64 { return res.recordsPerSec() }, nil},
+		// contrib-per-record's 20-160 µs would flatten every other bar.
+		{"CPU per record (lower is better; contrib-per-record: see tables)", "CPU µs/record",
+			func(res runResult) float64 { return res.cpuMicrosPerRecord() }, func(s string) bool { return s == sysContribPerRecord }},
+		{"Peak RSS (lower is better; kafkabatcher-defaults: saturation runs)", "MiB", func(res runResult) float64 { return res.peakRSSMiB() }, nil},
 	}
-	cpu, err := panel("CPU per record of the producing process (lower is better)",
-		"CPU µs/record", func(res runResult) float64 { return res.cpuMicrosPerRecord() })
-	if err != nil {
-		return err
+	grid := make([][]*plot.Plot, len(rows))
+	for i, row := range rows {
+		for _, enc := range encodings {
+			p, err := panel(row.title, row.ylabel, enc, row.value, row.skip)
+			if err != nil {
+				return err
+			}
+			grid[i] = append(grid[i], p)
+		}
 	}
 
-	const width, height = 26 * vg.Centimeter, 22 * vg.Centimeter
+	width, height := vg.Length(len(encodings))*22*vg.Centimeter, 36*vg.Centimeter
 	img := vgimg.New(width, height)
 	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 2, Cols: 1, PadX: vg.Millimeter, PadY: 4 * vg.Millimeter,
+	tiles := draw.Tiles{Rows: len(rows), Cols: len(encodings), PadX: 4 * vg.Millimeter, PadY: 4 * vg.Millimeter,
 		PadTop: 2 * vg.Millimeter, PadBottom: 2 * vg.Millimeter, PadLeft: 2 * vg.Millimeter, PadRight: 2 * vg.Millimeter}
-	canvases := plot.Align([][]*plot.Plot{{rate}, {cpu}}, tiles, dc)
-	rate.Draw(canvases[0][0])
-	cpu.Draw(canvases[1][0])
+	canvases := plot.Align(grid, tiles, dc)
+	for i := range grid {
+		for j := range grid[i] {
+			grid[i][j].Draw(canvases[i][j])
+		}
+	}
 
 	f, err := os.Create(path)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"syscall"
@@ -14,16 +15,35 @@ import (
 
 // runSpec is what the driver asks one child process to do.
 type runSpec struct {
-	System     string `json:"system"`
-	Shape      string `json:"shape"`
-	Encoding   string `json:"encoding"`
-	Records    int    `json:"records"`  // sent inside the measured window
-	Callers    int    `json:"callers"`  // concurrent senders
-	PerCall    int    `json:"per_call"` // records per ConsumeLogs call (or per sender round)
-	Broker     string `json:"broker"`
+	System   string `json:"system"`
+	Shape    string `json:"shape"`
+	Encoding string `json:"encoding"`
+	Records  int    `json:"records"`  // sent inside the measured window
+	Callers  int    `json:"callers"`  // concurrent senders
+	PerCall  int    `json:"per_call"` // records per ConsumeLogs call (or per sender round)
+	// Brokers are the bootstrap addresses, BrokerName what they are
+	// (testbench/broker Spec names: devbroker, kafka-3+2ms, ...).
+	Brokers    []string `json:"brokers"`
+	BrokerName string   `json:"broker_name"`
+	// ReplicationFactor of the topic (1 or 3).
+	ReplicationFactor int `json:"replication_factor"`
+	// Partitions of the run's topic; Keys, when positive, gives every
+	// record a client.id attribute out of that many, which the exporters
+	// key by.
+	Partitions int32 `json:"partitions"`
+	Keys       int   `json:"keys"`
+	// Saturation marks the runs of the peak-RSS-under-saturation scenario.
+	Saturation bool   `json:"saturation,omitempty"`
 	Topic      string `json:"topic"`
 	Dir        string `json:"dir"`         // scratch directory (temp storage)
 	CPUProfile string `json:"cpu_profile"` // pprof CPU profile of the window, when set
+	// HeapProfile is a pprof heap profile written when the callers are
+	// done, before Shutdown drains what is pending (the fullest moment).
+	HeapProfile string `json:"heap_profile"`
+	// OursSet is the -ours-set flag: extra settings of this exporter.
+	OursSet map[string]any `json:"ours_set,omitempty"`
+	// JavaLib is the realkafka jar directory (system java).
+	JavaLib string `json:"java_lib"`
 	// SyncBatchSize is batch.size of kafkabatcher-sync.
 	SyncBatchSize int `json:"sync_batch_size"`
 }
@@ -53,10 +73,35 @@ type runResult struct {
 	HistP50Ms float64 `json:"hist_p50_ms,omitempty"`
 	HistP99Ms float64 `json:"hist_p99_ms,omitempty"`
 	Detail    string  `json:"detail,omitempty"`
+	// PeakHeapBytes is the largest Go heap (live and unswept objects,
+	// runtime/metrics /memory/classes/heap/objects:bytes) seen by a 10 ms
+	// sampler over the window; PeakSampledRSS the largest RSS it read from
+	// /proc/self/statm. Both 0 for java.
+	PeakHeapBytes  uint64 `json:"peak_heap_bytes"`
+	PeakSampledRSS uint64 `json:"peak_sampled_rss"`
+	// MaxPendingBytes is the exporter's max_pending_bytes, 0 for the others.
+	MaxPendingBytes int64 `json:"max_pending_bytes,omitempty"`
+	// ChildMaxRSSKiB is the peak RSS of a process the child ran (java).
+	ChildMaxRSSKiB int64 `json:"child_max_rss_kib,omitempty"`
+	// NoAllocs is set when allocations are not known (java).
+	NoAllocs bool `json:"no_allocs,omitempty"`
 
-	MaxRSSKiB int64 `json:"max_rss_kib"` // driver: peak RSS of the child
-	InTopic   int64 `json:"in_topic"`    // driver: Kafka messages the topic holds after the run
-	Wall      int64 `json:"wall_ns"`     // driver: the child's whole life
+	MaxRSSKiB int64  `json:"max_rss_kib"` // driver: peak RSS of the child
+	InTopic   int64  `json:"in_topic"`    // driver: Kafka messages the topic holds after the run
+	Wall      int64  `json:"wall_ns"`     // driver: the child's whole life
+	LoadAvg   string `json:"load_avg"`    // driver: /proc/loadavg after the run
+	// Failed is why the run failed (driver); a failed run has no figures.
+	Failed string `json:"failed,omitempty"`
+	// Repeats and FailedRepeats count the runs a median was taken over and
+	// those that failed (driver).
+	Repeats       int `json:"repeats,omitempty"`
+	FailedRepeats int `json:"failed_repeats,omitempty"`
+}
+
+// peakRSSMiB is the peak RSS of the process that sent the records: the
+// child's, or the JVM's it ran.
+func (r runResult) peakRSSMiB() float64 {
+	return float64(max(r.MaxRSSKiB, r.ChildMaxRSSKiB)) / 1024
 }
 
 func (r runResult) recordsPerSec() float64 {
@@ -87,6 +132,17 @@ type sendStats struct {
 	latencies  []time.Duration
 	hist       *latencyHist // the exporter's delivery latency in the window, if it has one
 	detail     string       // what the system says about its batching, if anything
+	// maxPendingBytes is the exporter's max_pending_bytes, 0 if none.
+	maxPendingBytes int64
+	// external holds the figures of a process that did the sending (java).
+	external *externalStats
+}
+
+// externalStats is what a sending process reported about its window.
+type externalStats struct {
+	elapsedNs, cpuNs int64
+	p50Ms, p99Ms     float64
+	maxRSSKiB        int64
 }
 
 func newSystem(name string) (system, error) {
@@ -99,6 +155,12 @@ func newSystem(name string) (system, error) {
 		return &exporterSystem{kind: sysContrib}, nil
 	case sysContribSync:
 		return &exporterSystem{kind: sysContribSync}, nil
+	case sysContribPerRecord:
+		return &exporterSystem{kind: sysContribPerRecord}, nil
+	case sysOursDefaults:
+		return &exporterSystem{kind: sysOursDefaults}, nil
+	case sysJava:
+		return &javaSystem{}, nil
 	case sysSarama:
 		return &saramaSystem{}, nil
 	case sysFranz:
@@ -117,6 +179,9 @@ func runChild(specJSON string) error {
 	sys, err := newSystem(spec.System)
 	if err != nil {
 		return err
+	}
+	if spec.OursSet != nil {
+		oursSet = spec.OursSet
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -142,9 +207,11 @@ func runChild(specJSON string) error {
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru0); err != nil {
 		return err
 	}
+	stopSampling := sampleMemory()
 	start := time.Now()
 	st, err := run(ctx)
 	elapsed := time.Since(start)
+	peakHeap, peakRSS := stopSampling()
 	if err2 := syscall.Getrusage(syscall.RUSAGE_SELF, &ru1); err2 != nil {
 		return err2
 	}
@@ -169,6 +236,20 @@ func runChild(specJSON string) error {
 		AllocBytes: ms1.TotalAlloc - ms0.TotalAlloc,
 		LatencyOf:  st.latencyOf,
 		Detail:     st.detail,
+
+		PeakHeapBytes:   peakHeap,
+		PeakSampledRSS:  peakRSS,
+		MaxPendingBytes: st.maxPendingBytes,
+	}
+	if st.external != nil {
+		// The records went through another process: its figures.
+		res.ElapsedNs, res.CPUNs = st.external.elapsedNs, st.external.cpuNs
+		res.Mallocs, res.AllocBytes, res.NoAllocs = 0, 0, true
+		res.PeakHeapBytes, res.PeakSampledRSS = 0, 0
+		res.ChildMaxRSSKiB = st.external.maxRSSKiB
+		if len(st.latencies) == 0 {
+			res.P50Ms, res.P99Ms = st.external.p50Ms, st.external.p99Ms
+		}
 	}
 	if st.firstError != nil {
 		res.FirstError = st.firstError.Error()
@@ -185,6 +266,46 @@ func runChild(specJSON string) error {
 		}
 	}
 	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// sampleMemory samples the Go heap and the process RSS every 10 ms until
+// the returned function is called, which returns the peaks.
+func sampleMemory() func() (heap, rss uint64) {
+	done := make(chan struct{})
+	var peakHeap, peakRSS uint64
+	finished := make(chan struct{})
+	page := uint64(os.Getpagesize())
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	read := func() {
+		metrics.Read(sample)
+		if v := sample[0].Value; v.Kind() == metrics.KindUint64 {
+			peakHeap = max(peakHeap, v.Uint64())
+		}
+		if b, err := os.ReadFile("/proc/self/statm"); err == nil {
+			var size, res uint64
+			if _, err := fmt.Sscan(string(b), &size, &res); err == nil {
+				peakRSS = max(peakRSS, res*page)
+			}
+		}
+	}
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			read()
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() (uint64, uint64) {
+		close(done)
+		<-finished
+		return peakHeap, peakRSS
+	}
 }
 
 func cpuNs(ru syscall.Rusage) int64 {

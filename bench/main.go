@@ -1,8 +1,11 @@
 // Command bench runs the kafkabatcher exporter side by side with its peers
-// against one devbroker process and writes BENCHMARKS.md with a chart.
+// against several brokers (testbench/broker: the devbroker, a real one-node
+// Kafka 4.4 and a real three-node cluster, each also behind a toxiproxy
+// adding 2 ms) and writes BENCHMARKS.md with a chart.
 //
-//	cd bench && go run .            # full run (make bench)
-//	cd bench && go run . -quick     # smoke run
+//	cd bench && go run .                      # full run (make bench)
+//	cd bench && go run . -quick               # smoke run
+//	cd bench && go run . -brokers devbroker   # one broker
 //
 // Each system runs in its own child process (this binary re-executed with
 // -child), so CPU time, peak RSS and allocations are that system's alone.
@@ -18,21 +21,23 @@
 //     returns after the produce.
 //   - sarama: a raw sarama AsyncProducer fed the exporter's pre-encoded values.
 //   - franz-go: a raw franz-go client fed the same values.
+//   - java: the Apache Kafka Java client (java/Producer.java) fed the same
+//     values, the ceiling a JVM client reaches on the same broker.
+//   - kafkabatcher-defaults: this exporter with default settings (the
+//     peak-RSS-under-saturation row, and the keyed many-partition runs).
+//   - contrib-per-record: contrib fed one record per call, so its
+//     otlp_proto messages hold one record each, like ours.
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -40,6 +45,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/testbench/broker"
+	"github.com/kafkabatcher/kafkabatcherexporter/testbench/realkafka"
 )
 
 // options are the driver's flags.
@@ -59,20 +68,39 @@ type options struct {
 	quick        bool
 	syncBatch    int
 	args         []string // as given, for the report
+
+	brokers           []string // testbench/broker spec names
+	keyedBrokers      []string // brokers that also run the keyed scenario
+	keyedPartitions   int
+	keys              int
+	keyedRecords      int
+	saturationRecords int
+	heapProfileDir    string
+	// keyedOverheadMiB is the fixed overhead the keyed target allows above
+	// max_pending_bytes.
+	keyedOverheadMiB int
+	resultsFile      string
 }
 
+// allBrokers are the brokers of a full run.
+var allBrokers = []string{"devbroker", "devbroker+2ms", "kafka-1", "kafka-1+2ms", "kafka-3", "kafka-3+2ms"}
+
 const partitions = 6
+
+// perRecordDivisor divides the records of a contrib-per-record run: it
+// makes one Kafka round trip per record.
+const perRecordDivisor = 30
 
 func main() {
 	child := flag.String("child", "", "internal: run one system in this process (JSON run spec)")
 	var o options
-	flag.IntVar(&o.records, "n", 400_000, "records per run for the 200-byte shape")
+	flag.IntVar(&o.records, "n", 200_000, "records per run for the 200-byte shape")
 	flag.IntVar(&o.recordsLarge, "n-large", 100_000, "records per run for the 2 KiB shape")
 	flag.IntVar(&o.callers, "callers", 4, "concurrent ConsumeLogs callers (or feeding goroutines)")
 	flag.IntVar(&o.perCall, "per-call", 100, "records per ConsumeLogs call")
 	flag.IntVar(&o.repeat, "repeat", 3, "runs per system and scenario; the median by records/s is reported")
 	systems := flag.String("systems", strings.Join(allSystems, ","), "systems to run, comma-separated")
-	shapeList := flag.String("shapes", "200B,2KiB", "record shapes, comma-separated")
+	shapeList := flag.String("shapes", "200B", "record shapes, comma-separated (200B, 2KiB)")
 	encodings := flag.String("encodings", "raw,otlp_proto", "encodings, comma-separated")
 	flag.StringVar(&o.root, "root", "..", "repository root (for cmd/devbroker)")
 	flag.StringVar(&o.out, "out", "../BENCHMARKS.md", "report to write")
@@ -80,6 +108,17 @@ func main() {
 	flag.StringVar(&o.profileDir, "cpuprofile-dir", "", "write a pprof CPU profile of every kafkabatcher child into this directory")
 	flag.IntVar(&o.syncBatch, "sync-batch-size", 0, "batch.size of kafkabatcher-sync (0: -per-call, the records one caller has in flight)")
 	flag.BoolVar(&o.quick, "quick", false, "smoke run: 10x fewer records, one repeat")
+	brokers := flag.String("brokers", strings.Join(allBrokers, ","), "brokers, comma-separated: devbroker, kafka-1 (one real node), kafka-3 (three, replication 3), each optionally +Nms (a toxiproxy adding N ms)")
+	keyedBrokers := flag.String("keyed-brokers", "devbroker", "brokers that also run the keyed many-partition scenario")
+	flag.IntVar(&o.keyedPartitions, "keyed-partitions", 1000, "partitions of the keyed scenario's topic (0: no keyed scenario); it also runs at 6 for comparison")
+	flag.IntVar(&o.keyedOverheadMiB, "keyed-overhead-mib", 128, "fixed overhead above max_pending_bytes the keyed target allows, MiB")
+	flag.IntVar(&o.keys, "keys", 10_000, "distinct client.id keys of the keyed scenario")
+	flag.IntVar(&o.keyedRecords, "n-keyed", 1_000_000, "records per keyed run")
+	flag.IntVar(&o.saturationRecords, "n-saturation", 600_000, "records per saturation run (kafkabatcher-defaults against contrib; 0: none): enough to fill max_pending_bytes several times")
+	flag.StringVar(&o.heapProfileDir, "heapprofile-dir", "", "write a pprof heap profile of every kafkabatcher child (when its callers are done) into this directory")
+	flag.StringVar(&o.resultsFile, "results", "results.json", "file that keeps the run's figures (for -render)")
+	renderFrom := flag.String("render", "", "write the report and chart from this saved -results file instead of measuring")
+	oursSetFlag := flag.String("ours-set", "", "extra settings of the kafkabatcher systems as dotted.key=value,... (e.g. producer.max_in_flight=5,producer.idempotent=true,max_pending_bytes=16777216)")
 	flag.Parse()
 
 	if *child != "" {
@@ -93,13 +132,36 @@ func main() {
 	o.systems = splitList(*systems)
 	o.shapes = splitList(*shapeList)
 	o.encodings = splitList(*encodings)
+	o.brokers = splitList(*brokers)
+	o.keyedBrokers = splitList(*keyedBrokers)
+	for _, kv := range splitList(*oursSetFlag) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			fmt.Fprintf(os.Stderr, "bench: -ours-set %q: want dotted.key=value\n", kv)
+			os.Exit(2)
+		}
+		var val any
+		if err := yaml.Unmarshal([]byte(v), &val); err != nil {
+			val = v
+		}
+		oursSet[k] = val
+	}
 	if o.syncBatch == 0 {
 		o.syncBatch = o.perCall
 	}
 	if o.quick {
 		o.records /= 10
 		o.recordsLarge /= 10
+		o.keyedRecords /= 10
+		o.saturationRecords /= 10
 		o.repeat = 1
+	}
+	if *renderFrom != "" {
+		if err := renderSaved(*renderFrom, o); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -119,8 +181,8 @@ func splitList(s string) []string {
 	return out
 }
 
-// drive starts the devbroker, runs every scenario and system in a child
-// process, and writes the report and chart.
+// drive starts each broker in turn, runs every scenario and system against
+// it in a child process, and writes the report and chart.
 func drive(ctx context.Context, o options) error {
 	for _, s := range o.systems {
 		if _, err := newSystem(s); err != nil {
@@ -132,35 +194,53 @@ func drive(ctx context.Context, o options) error {
 			return err
 		}
 	}
-	if o.records%o.perCall != 0 || o.recordsLarge%o.perCall != 0 {
-		return fmt.Errorf("-n and -n-large must be multiples of -per-call (%d)", o.perCall)
+	var specs []broker.Spec
+	for _, name := range o.brokers {
+		bs, err := broker.ParseSpec(name)
+		if err != nil {
+			return err
+		}
+		specs = append(specs, bs)
+	}
+	if o.records%o.perCall != 0 || o.recordsLarge%o.perCall != 0 || o.keyedRecords%o.perCall != 0 || o.saturationRecords%o.perCall != 0 {
+		return fmt.Errorf("-n, -n-large, -n-keyed and -n-saturation must be multiples of -per-call (%d)", o.perCall)
 	}
 	tmp, err := os.MkdirTemp("", "kafkabatcher-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if o.profileDir != "" {
-		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
-			return err
+	for _, d := range []string{o.profileDir, o.heapProfileDir} {
+		if d != "" {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
 		}
 	}
 
 	machine := describeMachine()
 	fmt.Fprintf(os.Stderr, "bench: %s\n", machine.oneLine())
-	broker, err := startBroker(ctx, o.root, tmp)
-	if err != nil {
-		return err
+	devbrokerBin := filepath.Join(tmp, "devbroker")
+	build := exec.CommandContext(ctx, "go", "build", "-o", devbrokerBin, "./cmd/devbroker")
+	build.Dir = o.root
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build devbroker: %w", err)
 	}
-	defer broker.stop()
-	fmt.Fprintf(os.Stderr, "bench: devbroker on %s\n", broker.addr)
-
-	admin, err := kgo.NewClient(kgo.SeedBrokers(broker.addr))
-	if err != nil {
-		return err
+	var dist *realkafka.Dist
+	needDist := slices.Contains(o.systems, sysJava)
+	for _, bs := range specs {
+		needDist = needDist || bs.Kind != broker.Devbroker
 	}
-	defer admin.Close()
-	adm := kadm.NewClient(admin)
+	if needDist {
+		cache, err := realkafka.CacheDir()
+		if err != nil {
+			return err
+		}
+		if dist, err = realkafka.Fetch(ctx, cache, os.Stderr); err != nil {
+			return err
+		}
+	}
 
 	exe, err := os.Executable()
 	if err != nil {
@@ -169,81 +249,261 @@ func drive(ctx context.Context, o options) error {
 	started := time.Now()
 	var results []runResult
 	runNo := 0
-	for _, shapeName := range o.shapes {
-		n := o.records
-		if shapeName != "200B" {
-			n = o.recordsLarge
+	for _, bs := range specs {
+		bs.DevbrokerBin, bs.Dist, bs.Dir = devbrokerBin, dist, filepath.Join(tmp, "broker-"+bs.Name())
+		fmt.Fprintf(os.Stderr, "bench: starting %s (load %s)\n", bs.Name(), loadAvg())
+		b, err := broker.Start(ctx, bs)
+		if err != nil {
+			return fmt.Errorf("%s: %w", bs.Name(), err)
 		}
-		for _, enc := range o.encodings {
-			// Repetitions go round the systems, so a burst of load on a
-			// shared machine does not land on one system's runs only.
-			reps := make(map[string][]runResult)
-			for rep := range o.repeat {
-				for _, sys := range o.systems {
-					runNo++
-					spec := runSpec{
-						System: sys, Shape: shapeName, Encoding: enc,
-						Records: n, Callers: o.callers, PerCall: o.perCall,
-						Broker: broker.addr, SyncBatchSize: o.syncBatch,
-						Topic: fmt.Sprintf("bench_%03d", runNo),
-						Dir:   filepath.Join(tmp, fmt.Sprintf("run%03d", runNo)),
-					}
-					if o.profileDir != "" && strings.HasPrefix(sys, "kafkabatcher") {
-						p, err := filepath.Abs(filepath.Join(o.profileDir, fmt.Sprintf("%s_%s_%s_%d.pprof", sys, shapeName, enc, rep)))
-						if err != nil {
-							return err
-						}
-						spec.CPUProfile = p
-					}
-					res, err := runOne(ctx, exe, adm, spec)
-					if err != nil {
-						return fmt.Errorf("%s %s %s: %w", sys, shapeName, enc, err)
-					}
-					fmt.Fprintf(os.Stderr, "bench: %-18s %-4s %-10s %9.0f rec/s %6.2f µs CPU/rec %6.1f allocs/rec %5.0f MiB p50 %s p99 %s\n",
-						sys, shapeName, enc, res.recordsPerSec(), res.cpuMicrosPerRecord(), res.allocsPerRecord(),
-						float64(res.MaxRSSKiB)/1024, fmtMs(res.P50Ms, res.LatencyOf), fmtMs(res.P99Ms, res.LatencyOf))
-					if res.Detail != "" {
-						fmt.Fprintf(os.Stderr, "bench:   %s\n", res.Detail)
-					}
-					if res.HistOf != "" {
-						fmt.Fprintf(os.Stderr, "bench:   %s: p50 %.2fms p99 %.2fms\n", res.HistOf, res.HistP50Ms, res.HistP99Ms)
-					}
-					reps[sys] = append(reps[sys], res)
-				}
-			}
-			for _, sys := range o.systems {
-				results = append(results, median(reps[sys]))
-			}
+		fmt.Fprintf(os.Stderr, "bench: %s on %s\n", b.Name(), strings.Join(b.Bootstrap(), ","))
+		res, err := driveBroker(ctx, o, exe, b, dist, tmp, &runNo)
+		b.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", bs.Name(), err)
 		}
+		results = append(results, res...)
 	}
 	took := time.Since(started)
+	rep := report{opts: o, machine: machine, results: results, took: took, loadEnd: loadAvg(), when: time.Now().UTC()}
+	if o.resultsFile != "" {
+		if err := saveResults(o.resultsFile, rep); err != nil {
+			return err
+		}
+	}
+	return render(rep)
+}
 
-	if err := drawChart(o.chart, results, o); err != nil {
+// render writes the report and the chart.
+func render(rep report) error {
+	o := rep.opts
+	if err := drawChart(o.chart, rep.results, o); err != nil {
 		return fmt.Errorf("chart: %w", err)
 	}
-	rep := report{opts: o, machine: machine, results: results, took: took}
 	if err := os.WriteFile(o.out, []byte(rep.markdown()+keptSections(o.out)), 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "bench: wrote %s and %s in %s\n", o.out, o.chart, took.Round(time.Second))
+	fmt.Fprintf(os.Stderr, "bench: wrote %s and %s (run took %s; load now %s)\n", o.out, o.chart, rep.took.Round(time.Second), loadAvg())
 	fmt.Print(rep.summary())
 	return nil
 }
 
+// savedRun is what -results keeps of a run, so that -render can write the
+// report again (after NOTES.md changed) without measuring again.
+type savedRun struct {
+	Args              []string    `json:"args"`
+	Systems           []string    `json:"systems"`
+	Callers           int         `json:"callers"`
+	PerCall           int         `json:"per_call"`
+	Repeat            int         `json:"repeat"`
+	SyncBatch         int         `json:"sync_batch"`
+	Keys              int         `json:"keys"`
+	KeyedPartitions   int         `json:"keyed_partitions"`
+	KeyedRecords      int         `json:"keyed_records"`
+	SaturationRecords int         `json:"saturation_records"`
+	Machine           machine     `json:"machine"`
+	LoadEnd           string      `json:"load_end"`
+	TookNs            int64       `json:"took_ns"`
+	When              time.Time   `json:"when"`
+	Results           []runResult `json:"results"`
+}
+
+func saveResults(path string, rep report) error {
+	o := rep.opts
+	js, err := json.MarshalIndent(savedRun{
+		Args: o.args, Systems: o.systems, Callers: o.callers, PerCall: o.perCall, Repeat: o.repeat,
+		SyncBatch: o.syncBatch, Keys: o.keys, KeyedPartitions: o.keyedPartitions, KeyedRecords: o.keyedRecords, SaturationRecords: o.saturationRecords,
+		Machine: rep.machine, LoadEnd: rep.loadEnd, TookNs: rep.took.Nanoseconds(), When: rep.when, Results: rep.results,
+	}, "", " ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, js, 0o644)
+}
+
+// renderSaved writes the report of a saved run; o gives the output paths
+// and the keyed overhead.
+func renderSaved(path string, o options) error {
+	js, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var sr savedRun
+	if err := json.Unmarshal(js, &sr); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	o.args, o.systems, o.callers, o.perCall, o.repeat = sr.Args, sr.Systems, sr.Callers, sr.PerCall, sr.Repeat
+	o.syncBatch, o.keys, o.keyedPartitions, o.keyedRecords = sr.SyncBatch, sr.Keys, sr.KeyedPartitions, sr.KeyedRecords
+	o.saturationRecords = sr.SaturationRecords
+	return render(report{opts: o, machine: sr.Machine, results: sr.Results, took: time.Duration(sr.TookNs), loadEnd: sr.LoadEnd, when: sr.When})
+}
+
+// plan is one scenario on one broker: the systems that run it.
+type plan struct {
+	shape, encoding string
+	records         int
+	partitions      int32
+	keys            int
+	saturation      bool
+	systems         []string
+}
+
+// plans lists the scenarios of one broker: every shape and encoding with
+// every system that makes sense for it, then the keyed runs.
+func plans(o options, brokerName string) []plan {
+	var out []plan
+	for _, sh := range o.shapes {
+		n := o.records
+		if sh != "200B" {
+			n = o.recordsLarge
+		}
+		for _, enc := range o.encodings {
+			var sys []string
+			for _, s := range o.systems {
+				if s == sysContribPerRecord && enc == "raw" {
+					continue // raw is one message per record already
+				}
+				if s == sysOursDefaults {
+					continue // its own scenario below
+				}
+				sys = append(sys, s)
+			}
+			out = append(out, plan{shape: sh, encoding: enc, records: n, partitions: partitions, systems: sys})
+		}
+	}
+	// Saturation: enough records that this exporter's default
+	// max_pending_bytes fills and stays full, defaults against contrib.
+	if slices.Contains(o.systems, sysOursDefaults) && o.saturationRecords > 0 {
+		for _, enc := range o.encodings {
+			sys := []string{sysOursDefaults}
+			if slices.Contains(o.systems, sysContrib) {
+				sys = append(sys, sysContrib)
+			}
+			out = append(out, plan{shape: "200B", encoding: enc, records: o.saturationRecords, partitions: partitions,
+				saturation: true, systems: sys})
+		}
+	}
+	if slices.Contains(o.keyedBrokers, brokerName) && o.keyedPartitions > 0 {
+		for _, p := range []int32{partitions, int32(o.keyedPartitions)} {
+			out = append(out, plan{shape: "200B", encoding: "raw", records: o.keyedRecords, partitions: p,
+				keys: o.keys, systems: []string{sysOursDefaults}})
+		}
+	}
+	return out
+}
+
+// driveBroker runs every plan against b.
+func driveBroker(ctx context.Context, o options, exe string, b broker.Broker, dist *realkafka.Dist, tmp string, runNo *int) ([]runResult, error) {
+	adminCl, err := kgo.NewClient(kgo.SeedBrokers(b.Bootstrap()...))
+	if err != nil {
+		return nil, err
+	}
+	defer adminCl.Close()
+	adm := kadm.NewClient(adminCl)
+	var results, failed []runResult
+	for _, pl := range plans(o, b.Name()) {
+		// Repetitions go round the systems, so a burst of load on a
+		// shared machine does not land on one system's runs only.
+		reps := make(map[string][]runResult)
+		for rep := range o.repeat {
+			for _, sys := range pl.systems {
+				*runNo++
+				n := pl.records
+				if sys == sysContribPerRecord {
+					// One produce per record through 10 queue consumers:
+					// a rate, not a volume.
+					n = max(o.perCall, n/perRecordDivisor/o.perCall*o.perCall)
+				}
+				spec := runSpec{
+					System: sys, Shape: pl.shape, Encoding: pl.encoding,
+					Records: n, Callers: o.callers, PerCall: o.perCall,
+					Brokers: b.Bootstrap(), BrokerName: b.Name(), ReplicationFactor: b.ReplicationFactor(),
+					Partitions: pl.partitions, Keys: pl.keys, Saturation: pl.saturation,
+					SyncBatchSize: o.syncBatch, OursSet: oursSet,
+					Topic: fmt.Sprintf("bench_%03d", *runNo),
+					Dir:   filepath.Join(tmp, fmt.Sprintf("run%03d", *runNo)),
+				}
+				if dist != nil {
+					spec.JavaLib = dist.Lib
+				}
+				label := fmt.Sprintf("%s_%s_%s_%s_p%d_%d", b.Name(), sys, pl.shape, pl.encoding, pl.partitions, rep)
+				if pl.saturation {
+					label = fmt.Sprintf("%s_%s_%s_%s_p%d_saturation_%d", b.Name(), sys, pl.shape, pl.encoding, pl.partitions, rep)
+				}
+				if pl.keys > 0 {
+					label = fmt.Sprintf("%s_%s_%s_%s_p%d_k%d_%d", b.Name(), sys, pl.shape, pl.encoding, pl.partitions, pl.keys, rep)
+				}
+				if o.profileDir != "" && strings.HasPrefix(sys, "kafkabatcher") {
+					p, err := filepath.Abs(filepath.Join(o.profileDir, label+".pprof"))
+					if err != nil {
+						return nil, err
+					}
+					spec.CPUProfile = p
+				}
+				if o.heapProfileDir != "" && strings.HasPrefix(sys, "kafkabatcher") {
+					p, err := filepath.Abs(filepath.Join(o.heapProfileDir, label+".heap"))
+					if err != nil {
+						return nil, err
+					}
+					spec.HeapProfile = p
+				}
+				res, err := runOne(ctx, exe, adm, b, spec)
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				if err != nil {
+					// One failed run must not throw away a long bench: the
+					// report says which failed and why.
+					fmt.Fprintf(os.Stderr, "bench: %s %s %s %s p%d FAILED: %v\n", b.Name(), sys, pl.shape, pl.encoding, pl.partitions, err)
+					res.Spec, res.Failed = spec, err.Error()
+				}
+				res.LoadAvg = loadAvg()
+				fmt.Fprintf(os.Stderr, "bench: %-12s %-21s %-4s %-10s p%-4d %9.0f rec/s %6.2f µs CPU/rec %6.1f allocs/rec %5.0f MiB p50 %s p99 %s load %s\n",
+					b.Name(), sys, pl.shape, pl.encoding, pl.partitions, res.recordsPerSec(), res.cpuMicrosPerRecord(), res.allocsPerRecord(),
+					res.peakRSSMiB(), fmtMs(res.P50Ms, res.LatencyOf), fmtMs(res.P99Ms, res.LatencyOf), res.LoadAvg)
+				if res.Detail != "" {
+					fmt.Fprintf(os.Stderr, "bench:   %s\n", res.Detail)
+				}
+				if res.HistOf != "" {
+					fmt.Fprintf(os.Stderr, "bench:   %s: p50 %.2fms p99 %.2fms\n", res.HistOf, res.HistP50Ms, res.HistP99Ms)
+				}
+				reps[sys] = append(reps[sys], res)
+			}
+		}
+		for _, sys := range pl.systems {
+			if m, ok := median(reps[sys]); ok {
+				results = append(results, m)
+			} else {
+				failed = append(failed, reps[sys][0])
+			}
+		}
+	}
+	return append(results, failed...), nil
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
+
 // runOne creates a fresh topic, runs spec in a child, checks what reached
 // the topic, and deletes the topic so the broker's memory stays flat.
-func runOne(ctx context.Context, exe string, adm *kadm.Client, spec runSpec) (runResult, error) {
-	if _, err := adm.CreateTopics(ctx, partitions, 1, nil, spec.Topic); err != nil {
-		return runResult{}, fmt.Errorf("create topic: %w", err)
+func runOne(ctx context.Context, exe string, adm *kadm.Client, b broker.Broker, spec runSpec) (runResult, error) {
+	if err := b.CreateTopic(ctx, spec.Topic, spec.Partitions); err != nil {
+		return runResult{}, err
 	}
 	defer func() {
-		if _, err := adm.DeleteTopics(context.Background(), spec.Topic); err != nil {
+		if err := b.DeleteTopic(context.Background(), spec.Topic); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: delete topic %s: %v\n", spec.Topic, err)
 		}
 	}()
 	if err := os.MkdirAll(spec.Dir, 0o700); err != nil {
 		return runResult{}, err
 	}
+	defer os.RemoveAll(spec.Dir)
 	js, err := json.Marshal(spec)
 	if err != nil {
 		return runResult{}, err
@@ -263,28 +523,42 @@ func runOne(ctx context.Context, exe string, adm *kadm.Client, spec runSpec) (ru
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		res.MaxRSSKiB = ru.Maxrss // KiB on Linux
 	}
-	offs, err := adm.ListEndOffsets(ctx, spec.Topic)
-	if err != nil {
-		return res, fmt.Errorf("end offsets: %w", err)
-	}
-	offs.Each(func(o kadm.ListedOffset) {
-		if o.Err == nil {
-			res.InTopic += o.Offset
-		}
-	})
 	if res.Errors > 0 {
 		return res, fmt.Errorf("%d records failed: %s", res.Errors, res.FirstError)
 	}
 	// Everything sent (window plus warm-up round) must be in the topic: one
-	// message per record, except contrib's otlp_proto, one per call.
+	// message per record, except contrib's otlp_proto, one per call. A
+	// real broker may answer ListOffsets for a partition late: ask again
+	// for a while before calling a run short.
 	want := int64(res.Records + spec.PerCall)
-	if strings.HasPrefix(spec.System, sysContrib) && spec.Encoding != "raw" {
+	switch {
+	case spec.System == sysContribPerRecord:
+		want = int64(res.Records + 1)
+	case strings.HasPrefix(spec.System, sysContrib) && spec.Encoding != "raw":
 		want = int64((res.Records + spec.PerCall) / spec.PerCall)
 	}
-	if res.InTopic < want {
-		return res, fmt.Errorf("topic holds %d messages, want at least %d", res.InTopic, want)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		res.InTopic = 0
+		offs, err := adm.ListEndOffsets(ctx, spec.Topic)
+		if err == nil {
+			offs.Each(func(o kadm.ListedOffset) {
+				if o.Err == nil {
+					res.InTopic += o.Offset
+				}
+			})
+		}
+		if err == nil && res.InTopic >= want {
+			return res, nil
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return res, fmt.Errorf("end offsets: %w", err)
+			}
+			return res, fmt.Errorf("topic holds %d messages, want at least %d", res.InTopic, want)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
-	return res, nil
 }
 
 func lastLine(b []byte) []byte {
@@ -294,20 +568,32 @@ func lastLine(b []byte) []byte {
 
 // median returns the run with the median records/s, with CPU, allocations
 // and peak RSS replaced by their own medians over rs (all runs send the same
-// number of records), so one disturbed run moves no column.
-func median(rs []runResult) runResult {
+// number of records), so one disturbed run moves no column. Failed runs
+// are left out; false when every run failed.
+func median(all []runResult) (runResult, bool) {
+	var rs []runResult
+	for _, r := range all {
+		if r.Failed == "" {
+			rs = append(rs, r)
+		}
+	}
+	if len(rs) == 0 {
+		return runResult{}, false
+	}
 	mid := func(v []float64) float64 {
 		s := slices.Clone(v)
 		slices.Sort(s)
 		return s[len(s)/2]
 	}
-	var rate, cpu, mallocs, bytes, rss []float64
+	var rate, cpu, mallocs, bytes, rss, heap, crss []float64
 	for _, r := range rs {
 		rate = append(rate, r.recordsPerSec())
 		cpu = append(cpu, float64(r.CPUNs))
 		mallocs = append(mallocs, float64(r.Mallocs))
 		bytes = append(bytes, float64(r.AllocBytes))
 		rss = append(rss, float64(r.MaxRSSKiB))
+		heap = append(heap, float64(r.PeakHeapBytes))
+		crss = append(crss, float64(r.ChildMaxRSSKiB))
 	}
 	m := mid(rate)
 	out := rs[0]
@@ -321,7 +607,10 @@ func median(rs []runResult) runResult {
 	out.Mallocs = uint64(mid(mallocs))
 	out.AllocBytes = uint64(mid(bytes))
 	out.MaxRSSKiB = int64(mid(rss))
-	return out
+	out.PeakHeapBytes = uint64(mid(heap))
+	out.ChildMaxRSSKiB = int64(mid(crss))
+	out.Repeats, out.FailedRepeats = len(rs), len(all)-len(rs)
+	return out, true
 }
 
 func fmtMs(v float64, of string) string {
@@ -329,65 +618,6 @@ func fmtMs(v float64, of string) string {
 		return "—"
 	}
 	return fmt.Sprintf("%.2fms", v)
-}
-
-// devbroker is the broker process.
-type devbroker struct {
-	cmd  *exec.Cmd
-	addr string
-	done chan struct{}
-}
-
-var readyRE = regexp.MustCompile(`ready on ([^ ,]+)`)
-
-// startBroker builds cmd/devbroker and starts it on a free loopback port.
-func startBroker(ctx context.Context, root, tmp string) (*devbroker, error) {
-	bin := filepath.Join(tmp, "devbroker")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/devbroker")
-	build.Dir = root
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return nil, fmt.Errorf("build devbroker: %w", err)
-	}
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-topic", "bench_warm:1")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start devbroker: %w", err)
-	}
-	b := &devbroker{cmd: cmd, done: make(chan struct{})}
-	addr := make(chan string, 1)
-	go func() {
-		defer close(b.done)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := readyRE.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case addr <- m[1]:
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-	}()
-	select {
-	case b.addr = <-addr:
-		return b, nil
-	case <-b.done:
-		_ = cmd.Wait()
-		return nil, errors.New("devbroker exited before it was ready")
-	case <-time.After(30 * time.Second):
-		b.stop()
-		return nil, errors.New("devbroker not ready after 30s")
-	}
-}
-
-func (b *devbroker) stop() {
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	<-b.done
-	_ = b.cmd.Wait()
 }
 
 // keptMarker starts the part of the report that other benchmarks write

@@ -39,14 +39,22 @@ func shapeByName(name string) (shape, error) {
 
 // makeRequests builds distinctRequests read-only plog.Logs of perCall
 // records each: one resource (service.name, host.name), one scope, records
-// with a body of s.BodySize printable bytes and 5 attributes. The same seed
-// gives the same records in every child.
-func makeRequests(s shape, perCall int) []plog.Logs {
+// with a body of s.BodySize printable bytes and 5 attributes. With keys > 0
+// every record also has a client.id attribute, one of keys values, and
+// there are enough requests that every value occurs. The same seed gives
+// the same records in every child.
+func makeRequests(s shape, perCall, keys int) []plog.Logs {
 	rng := rand.New(rand.NewPCG(1, 2))
+	n := distinctRequests
+	var keyOrder []int
+	if keys > 0 {
+		n = max(n, (keys+perCall-1)/perCall)
+		keyOrder = rng.Perm(n * perCall)
+	}
 	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:;-_/"
 	body := make([]byte, s.BodySize)
-	reqs := make([]plog.Logs, distinctRequests)
+	reqs := make([]plog.Logs, n)
 	for r := range reqs {
 		ld := plog.NewLogs()
 		rl := ld.ResourceLogs().AppendEmpty()
@@ -69,12 +77,15 @@ func makeRequests(s shape, perCall int) []plog.Logs {
 			lr.SetSeverityText("INFO")
 			lr.Body().SetStr(string(body))
 			a := lr.Attributes()
-			a.EnsureCapacity(5)
+			a.EnsureCapacity(6)
 			a.PutStr("http.method", "GET")
 			a.PutStr("http.route", "/api/v1/items/{id}")
 			a.PutInt("http.status_code", 200)
 			a.PutStr("user.id", fmt.Sprintf("user-%06d", rng.IntN(1_000_000)))
 			a.PutDouble("duration_ms", float64(rng.IntN(100_000))/100)
+			if keys > 0 {
+				a.PutStr(keyAttribute, fmt.Sprintf("client-%05d", keyOrder[r*perCall+i]%keys))
+			}
 		}
 		ld.MarkReadOnly()
 		reqs[r] = ld
@@ -103,4 +114,30 @@ func encodeValues(reqs []plog.Logs, enc string) ([][][]byte, error) {
 		out[i] = vals
 	}
 	return out, nil
+}
+
+// splitRequests returns one read-only plog.Logs per record of reqs, with
+// the record's resource and scope.
+func splitRequests(reqs []plog.Logs) []plog.Logs {
+	var out []plog.Logs
+	for _, ld := range reqs {
+		rls := ld.ResourceLogs()
+		for i := range rls.Len() {
+			rl := rls.At(i)
+			for j := range rl.ScopeLogs().Len() {
+				sl := rl.ScopeLogs().At(j)
+				for k := range sl.LogRecords().Len() {
+					one := plog.NewLogs()
+					orl := one.ResourceLogs().AppendEmpty()
+					rl.Resource().CopyTo(orl.Resource())
+					osl := orl.ScopeLogs().AppendEmpty()
+					sl.Scope().CopyTo(osl.Scope())
+					sl.LogRecords().At(k).CopyTo(osl.LogRecords().AppendEmpty())
+					one.MarkReadOnly()
+					out = append(out, one)
+				}
+			}
+		}
+	}
+	return out
 }

@@ -4,19 +4,23 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/testbench/realkafka"
 )
 
 // machine describes where the benchmark ran.
 type machine struct {
-	CPUs    int
+	CPUs    int `json:"cpus"`
 	Model   string
 	Kernel  string
 	MemGiB  float64
@@ -82,23 +86,42 @@ type report struct {
 	machine machine
 	results []runResult
 	took    time.Duration
+	loadEnd string
+	when    time.Time
 }
 
-type scenario struct{ shape, encoding string }
+// scenario is what one table holds: one broker, one kind of record.
+type scenario struct {
+	broker, shape, encoding string
+	partitions              int32
+	keys                    int
+	saturation              bool
+}
+
+func scenarioOf(r runResult) scenario {
+	return scenario{r.Spec.BrokerName, r.Spec.Shape, r.Spec.Encoding, r.Spec.Partitions, r.Spec.Keys, r.Spec.Saturation}
+}
 
 func (s scenario) String() string {
-	body := "200-byte body"
+	body := "200 B body"
 	if s.shape == "2KiB" {
 		body = "2 KiB body"
 	}
-	return fmt.Sprintf("%s + 5 attributes, %s", body, s.encoding)
+	out := fmt.Sprintf("%s: %s, %s", s.broker, body, s.encoding)
+	if s.keys > 0 {
+		out += fmt.Sprintf(", %d keys into %d partitions", s.keys, s.partitions)
+	}
+	if s.saturation {
+		out += ", saturation with defaults"
+	}
+	return out
 }
 
 func (r report) scenarios() []scenario {
 	var out []scenario
 	seen := map[scenario]bool{}
 	for _, res := range r.results {
-		s := scenario{res.Spec.Shape, res.Spec.Encoding}
+		s := scenarioOf(res)
 		if !seen[s] {
 			seen[s] = true
 			out = append(out, s)
@@ -109,37 +132,118 @@ func (r report) scenarios() []scenario {
 
 func (r report) find(s scenario, system string) (runResult, bool) {
 	for _, res := range r.results {
-		if res.Spec.Shape == s.shape && res.Spec.Encoding == s.encoding && res.Spec.System == system {
+		if scenarioOf(res) == s && res.Spec.System == system && res.Failed == "" {
 			return res, true
 		}
 	}
 	return runResult{}, false
 }
 
-// target is one goal of project issue 6 for this exporter against a peer.
+// target is one goal of project issue 14 for this exporter against a peer.
 type target struct {
 	ours, peer string
-	metric     string  // "rate" or "cpu"
-	want       float64 // ratio ours/peer: rate at least want, cpu at most want
+	metric     string  // "rate", "cpu" or "rss"
+	want       float64 // ratio ours/peer: rate at least want, cpu and rss at most want
 	text       string
+	realOnly   bool // only on real Kafka
 }
 
 var targets = []target{
-	{sysOurs, sysContrib, "rate", 2, "records/s ≥ 2× contrib"},
-	{sysOurs, sysContrib, "cpu", 0.5, "CPU/record ≤ ½ contrib"},
-	{sysOursSync, sysContribSync, "rate", 2, "records/s ≥ 2× contrib (both sync)"},
-	{sysOursSync, sysContribSync, "cpu", 0.5, "CPU/record ≤ ½ contrib (both sync)"},
-	{sysOurs, sysSarama, "rate", 3, "records/s ≥ 3× raw sarama AsyncProducer"},
-	{sysOurs, sysFranz, "rate", 0.75, "records/s within 25% of raw franz-go (≥ 0.75×)"},
+	{ours: sysOurs, peer: sysContrib, metric: "rate", want: 2, text: "records/s ≥ 2× contrib"},
+	{ours: sysOurs, peer: sysContrib, metric: "cpu", want: 0.5, text: "CPU/record ≤ 0.5× contrib"},
+	{ours: sysOurs, peer: sysContribPerRecord, metric: "rate", want: 2, text: "records/s ≥ 2× contrib, one record per message (like for like)"},
+	{ours: sysOurs, peer: sysContribPerRecord, metric: "cpu", want: 0.5, text: "CPU/record ≤ 0.5× contrib, one record per message"},
+	{ours: sysOursSync, peer: sysContribSync, metric: "rate", want: 1, text: "sync: records/s ≥ 1× contrib-sync"},
+	{ours: sysOursSync, peer: sysContribSync, metric: "cpu", want: 1, text: "sync: CPU/record ≤ 1× contrib-sync"},
+	{ours: sysOursDefaults, peer: sysContrib, metric: "rss", want: 1, text: "peak RSS under saturation, defaults ≤ 1× contrib"},
+	{ours: sysOursDefaults, peer: sysContrib, metric: "rate", want: 1, text: "… without losing throughput: defaults records/s ≥ 1× contrib"},
+	{ours: sysOurs, peer: sysJava, metric: "rate", want: 0.75, text: "records/s ≥ 0.75× the Java producer", realOnly: true},
 }
 
 func (t target) eval(ours, peer runResult) (ratio float64, met bool) {
-	if t.metric == "rate" {
+	switch t.metric {
+	case "rate":
 		ratio = ours.recordsPerSec() / peer.recordsPerSec()
 		return ratio, ratio >= t.want
+	case "rss":
+		ratio = ours.peakRSSMiB() / peer.peakRSSMiB()
+		return ratio, ratio <= t.want
 	}
 	ratio = ours.cpuMicrosPerRecord() / peer.cpuMicrosPerRecord()
 	return ratio, ratio <= t.want
+}
+
+// outcome is one target evaluated on one scenario.
+type outcome struct {
+	scenario scenario
+	text     string
+	ours     string // the figures compared, as text
+	peer     string
+	ratio    float64
+	met      bool
+}
+
+func figure(metric string, r runResult) string {
+	switch metric {
+	case "rate":
+		return fmt.Sprintf("%s %.0f rec/s", r.Spec.System, r.recordsPerSec())
+	case "rss":
+		return fmt.Sprintf("%s %.0f MiB", r.Spec.System, r.peakRSSMiB())
+	}
+	return fmt.Sprintf("%s %.2f µs", r.Spec.System, r.cpuMicrosPerRecord())
+}
+
+// outcomes evaluates every target on every scenario that has both systems,
+// then the keyed targets on every broker that ran both keyed scenarios.
+func (r report) outcomes() []outcome {
+	var out []outcome
+	for _, s := range r.scenarios() {
+		if s.keys > 0 {
+			continue
+		}
+		for _, t := range targets {
+			if t.realOnly && strings.HasPrefix(s.broker, "devbroker") {
+				continue
+			}
+			ours, ok1 := r.find(s, t.ours)
+			peer, ok2 := r.find(s, t.peer)
+			if !ok1 || !ok2 {
+				continue
+			}
+			ratio, met := t.eval(ours, peer)
+			out = append(out, outcome{scenario: s, text: t.text, ours: figure(t.metric, ours), peer: figure(t.metric, peer), ratio: ratio, met: met})
+		}
+	}
+	for _, s := range r.scenarios() {
+		if s.keys == 0 || s.partitions == partitions {
+			continue
+		}
+		many, ok1 := r.find(s, sysOursDefaults)
+		few := s
+		few.partitions = partitions
+		base, ok2 := r.find(few, sysOursDefaults)
+		if !ok1 {
+			continue
+		}
+		bound := float64(many.MaxPendingBytes)/(1<<20) + float64(r.opts.keyedOverheadMiB)
+		out = append(out, outcome{scenario: s,
+			text: fmt.Sprintf("peak RSS ≤ max_pending_bytes + %d MiB", r.opts.keyedOverheadMiB),
+			ours: fmt.Sprintf("%.0f MiB", many.peakRSSMiB()), peer: fmt.Sprintf("%.0f MiB", bound),
+			ratio: many.peakRSSMiB() / bound, met: many.peakRSSMiB() <= bound})
+		if ok2 {
+			ratio := many.cpuMicrosPerRecord() / base.cpuMicrosPerRecord()
+			out = append(out, outcome{scenario: s, text: fmt.Sprintf("CPU/record ≤ 1.2× the %d-partition run", partitions),
+				ours: fmt.Sprintf("%.2f µs", many.cpuMicrosPerRecord()), peer: fmt.Sprintf("%.2f µs", base.cpuMicrosPerRecord()),
+				ratio: ratio, met: ratio <= 1.2})
+		}
+	}
+	return out
+}
+
+// ratioPairs are the ratio rows under every table.
+var ratioPairs = [][2]string{
+	{sysOurs, sysContrib}, {sysOurs, sysContribPerRecord}, {sysOursSync, sysContribSync}, {sysOursDefaults, sysContrib},
+	{sysOurs, sysSarama}, {sysOurs, sysFranz}, {sysOurs, sysJava},
 }
 
 func (r report) markdown() string {
@@ -148,66 +252,87 @@ func (r report) markdown() string {
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	w("# Benchmarks\n\n")
 	w("Written by `make bench` (bench/, its own Go module) on %s; the run took %s. ",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), r.took.Round(time.Second))
+		r.when.Format("2006-01-02 15:04 UTC"), r.took.Round(time.Second))
 	w("Do not edit by hand: rerun it.\n\n")
-	w("One devbroker process (cmd/devbroker: franz-go's kfake, in memory, on loopback) takes the records of every system. ")
+	w("Brokers (testbench/broker), one after the other, each taking the records of every system: ")
+	w("`devbroker` (cmd/devbroker: franz-go's kfake, in memory, one process on loopback), ")
+	w("`kafka-1` (a real Apache Kafka %s, one KRaft node), `kafka-3` (three KRaft nodes, topics with replication factor 3 and min.insync.replicas 2); ", realkafka.Version)
+	w("`+2ms` puts an in-process toxiproxy in front of every broker's client listener that delays what the broker sends by 2 ms. ")
 	w("Each system runs in its own child process, so CPU, memory and allocations are that system's alone. ")
 	w("All send the same records (one resource, one scope, a string body and 5 attributes), with acks=all and no compression, ")
 	w("to a fresh %d-partition topic per run, deleted afterwards. ", partitions)
-	w("%d goroutines drive each system, %d records per call; a warm-up call runs before the measured window.\n\n", o.callers, o.perCall)
+	w("%d goroutines drive each system, %d records per call; a warm-up call runs before the measured window. ", o.callers, o.perCall)
+	w("Every figure is the median of %d repetitions, taken round the systems in turn so that load on the shared machine spreads over all of them. ", o.repeat)
+	w("Load average at start %s, at the end %s; every run's is in the log and in the tables.\n\n", r.machine.LoadAvg, r.loadEnd)
 
 	if rel, err := relPath(o.out, o.chart); err == nil {
-		w("![records/s and CPU per record per system](%s)\n\n", rel)
+		w("![records/s, CPU per record and peak RSS per system and broker](%s)\n\n", rel)
 	}
 
 	w("## Targets\n\n")
-	w("| scenario | target | ours | peer | ratio | met |\n|---|---|---|---|---:|:---:|\n")
-	for _, o := range r.outcomes() {
+	w("%s\n", r.targetMatrix())
+	w("Every target on every scenario, with the figures compared:\n\n")
+	w("| scenario | target | ours | peer / bound | ratio | met |\n|---|---|---|---|---:|:---:|\n")
+	for _, oc := range r.outcomes() {
 		mark := "yes"
-		if !o.met {
+		if !oc.met {
 			mark = "**no**"
 		}
-		w("| %s | %s | %s | %s | %.2f | %s |\n", o.scenario, o.t.text, o.t.ours, o.t.peer, o.ratio, mark)
+		w("| %s | %s | %s | %s | %.2f | %s |\n", oc.scenario, oc.text, oc.ours, oc.peer, oc.ratio, mark)
 	}
 	w("\n")
 
 	w("## Results\n\n")
 	w("records/s: records in the window divided by its length, from the first call until the broker acknowledged the last record ")
 	w("(for the asynchronous exporters, until Shutdown returned, which waits for every acknowledgement). ")
-	w("CPU µs/record: user+system time of the whole child process in the window (getrusage), every goroutine included. ")
-	w("allocs and bytes/record: runtime.MemStats Mallocs and TotalAlloc in the window. ")
-	w("Peak RSS: the child's maxrss over its life (records built, client, run). ")
-	w("Latency: from the call to the broker's acknowledgement, per ConsumeLogs call for the sync exporters, per record for the raw clients; ")
-	w("for kafkabatcher (async, where ConsumeLogs returns before the acknowledgement) it is read from the exporter's own ")
-	w("`otelcol_kafkabatcher_delivery_latency` histogram: per batch sent in the window, from the acceptance of its oldest record ")
-	w("to Kafka's acknowledgement, so it includes the wait in the accumulator (up to `max_wait`) and is the worst wait of the batch's records; ")
-	w("p50 and p99 are interpolated linearly inside the histogram's bucket (as Prometheus' histogram_quantile does; ")
-	w("buckets 1, 5, 10, 25, 50, 100, 250, 500 ms, 1 s ...), so they are only as fine as the buckets. ")
-	w("The row below kafkabatcher-sync gives the same histogram figures for it. ")
-	w("No latency ratio is given between a histogram figure and a per-call or per-record one: they measure different things. ")
+	w("CPU µs/record: user+system time of the whole child process in the window (getrusage), every goroutine included; for java the JVM's own process CPU time over its window. ")
+	w("allocs and bytes/record: runtime.MemStats Mallocs and TotalAlloc in the window (not known for java). ")
+	w("Peak RSS: the child's maxrss over its life (records built, client, run); for java the JVM's (-Xmx%s). ", javaHeap)
+	w("Peak heap: the largest `/memory/classes/heap/objects:bytes` a 10 ms sampler saw in the window (Go heap objects, live or not yet swept). ")
+	w("Latency: from the call to the broker's acknowledgement, per ConsumeLogs call for the sync exporters, per record for the raw clients and java; ")
+	w("for kafkabatcher async it is read from the exporter's own `otelcol_kafkabatcher_delivery_latency` histogram ")
+	w("(per batch, from the acceptance of its oldest record to the acknowledgement, interpolated inside buckets of 1, 5, 10, 25, 50, 100, 250, 500 ms, 1 s ...), ")
+	w("so it is not comparable with per-record figures and no ratio is given between them. ")
 	w("\"—\" where ConsumeLogs returns before the acknowledgement and the system reports no latency of its own. ")
-	w("messages: what the topic held afterwards (window plus warm-up).\n\n")
+	w("messages: what the topic held afterwards (window plus warm-up). load: /proc/loadavg (1, 5, 15 min) after the median run.\n\n")
 	for _, s := range r.scenarios() {
 		w("### %s\n\n", s)
-		w("| system | records/s | CPU µs/record | allocs/record | bytes/record | peak RSS MiB | p50 ms | p99 ms | latency of | messages |\n")
-		w("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|\n")
+		w("| system | records/s | CPU µs/record | allocs/record | bytes/record | peak RSS MiB | peak heap MiB | p50 ms | p99 ms | latency of | messages | load |\n")
+		w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|\n")
 		for _, sys := range o.systems {
 			res, ok := r.find(s, sys)
 			if !ok {
+				for _, f := range r.results {
+					if scenarioOf(f) == s && f.Spec.System == sys && f.Failed != "" {
+						w("| %s | every run failed: %s | | | | | | | | | | |\n", sys, strings.ReplaceAll(f.Failed, "|", "/"))
+					}
+				}
 				continue
+			}
+			if res.FailedRepeats > 0 {
+				sys = fmt.Sprintf("%s (%d of %d runs failed)", sys, res.FailedRepeats, res.Repeats+res.FailedRepeats)
 			}
 			p50, p99, of := "—", "—", "—"
 			if res.LatencyOf != "" {
 				p50, p99, of = fmt.Sprintf("%.2f", res.P50Ms), fmt.Sprintf("%.2f", res.P99Ms), res.LatencyOf
 			}
-			w("| %s | %.0f | %.2f | %.1f | %.0f | %.0f | %s | %s | %s | %d |\n",
-				sys, res.recordsPerSec(), res.cpuMicrosPerRecord(), res.allocsPerRecord(), res.bytesPerRecord(),
-				float64(res.MaxRSSKiB)/1024, p50, p99, of, res.InTopic)
+			allocs, bytesPer, heap := "—", "—", "—"
+			if !res.NoAllocs {
+				allocs, bytesPer = fmt.Sprintf("%.1f", res.allocsPerRecord()), fmt.Sprintf("%.0f", res.bytesPerRecord())
+				heap = fmt.Sprintf("%.0f", float64(res.PeakHeapBytes)/(1<<20))
+			}
+			w("| %s | %.0f | %.2f | %s | %s | %.0f | %s | %s | %s | %s | %d | %s |\n",
+				sys, res.recordsPerSec(), res.cpuMicrosPerRecord(), allocs, bytesPer,
+				res.peakRSSMiB(), heap, p50, p99, of, res.InTopic, res.LoadAvg)
+			sys = res.Spec.System
 			if res.HistOf != "" {
-				w("| *%s, histogram* | | | | | | %.2f | %.2f | %s | |\n", sys, res.HistP50Ms, res.HistP99Ms, res.HistOf)
+				w("| *%s, histogram* | | | | | | | %.2f | %.2f | %s | | |\n", sys, res.HistP50Ms, res.HistP99Ms, res.HistOf)
+			}
+			if res.Detail != "" && s.keys > 0 {
+				w("| *%s: %s* | | | | | | | | | | | |\n", sys, res.Detail)
 			}
 		}
-		for _, pair := range [][2]string{{sysOurs, sysContrib}, {sysOursSync, sysContribSync}, {sysOurs, sysSarama}, {sysOurs, sysFranz}} {
+		for _, pair := range ratioPairs {
 			ours, ok1 := r.find(s, pair[0])
 			peer, ok2 := r.find(s, pair[1])
 			if !ok1 || !ok2 {
@@ -217,36 +342,52 @@ func (r report) markdown() string {
 			if ours.LatencyOf != "" && peer.LatencyOf != "" && (ours.LatencyOf == histLatencyOf) == (peer.LatencyOf == histLatencyOf) {
 				lat = fmt.Sprintf("%.2f× / %.2f×", ours.P50Ms/peer.P50Ms, ours.P99Ms/peer.P99Ms)
 			}
-			w("| *ratio %s / %s* | %.2f× | %.2f× | %.2f× | %.2f× | %.2f× | %s | | | |\n", pair[0], pair[1],
+			allocs, bytesPer := "—", "—"
+			if !peer.NoAllocs {
+				allocs = fmt.Sprintf("%.2f×", ours.allocsPerRecord()/peer.allocsPerRecord())
+				bytesPer = fmt.Sprintf("%.2f×", ours.bytesPerRecord()/peer.bytesPerRecord())
+			}
+			w("| *ratio %s / %s* | %.2f× | %.2f× | %s | %s | %.2f× | | %s | | | | |\n", pair[0], pair[1],
 				ours.recordsPerSec()/peer.recordsPerSec(), ours.cpuMicrosPerRecord()/peer.cpuMicrosPerRecord(),
-				ours.allocsPerRecord()/peer.allocsPerRecord(), ours.bytesPerRecord()/peer.bytesPerRecord(),
-				float64(ours.MaxRSSKiB)/float64(peer.MaxRSSKiB), lat)
+				allocs, bytesPer, ours.peakRSSMiB()/peer.peakRSSMiB(), lat)
 		}
 		w("\n")
 	}
 
 	w("## Systems\n\n")
-	w("- **kafkabatcher**: this exporter through `NewFactory().CreateLogs` with `exportertest.NewNopSettings` and an OpenTelemetry SDK meter provider (ManualReader) to read its own metrics, `delivery: async` (ConsumeLogs returns once the records are in an accumulator).\n")
-	w("- **kafkabatcher-sync**: the same with `delivery: sync` (ConsumeLogs returns when Kafka acknowledged its records) and `max_wait: 10ms`, the contrib producer's linger.\n")
+	w("- **kafkabatcher**: this exporter through `NewFactory().CreateLogs` with `exportertest.NewNopSettings` and an OpenTelemetry SDK meter provider (ManualReader) to read its own metrics, `delivery: async` (ConsumeLogs returns once the records are in an accumulator), `batch.max_wait: 100ms`.\n")
+	w("- **kafkabatcher-sync**: the same with `delivery: sync` (ConsumeLogs returns when Kafka acknowledged its records), `batch.size` %d and `max_wait: 10ms`, the contrib producer's linger.\n", o.syncBatch)
+	w("- **kafkabatcher-defaults**: this exporter with nothing set but brokers, topic, encoding and the scratch directory (and `key_from` in the keyed runs). It runs in the saturation scenarios (%d records, enough to fill the default `max_pending_bytes` of 64 MiB several times; the callers always outrun Kafka, so the exporter sits at the bound) against contrib on the same load: the peak RSS an operator sizes a memory limit by; and in the keyed runs.\n", o.saturationRecords)
 	w("- **contrib**: the contrib kafka exporter through its factory with its default `sending_queue` (10 consumers, no batching), `block_on_overflow: true` so nothing is dropped.\n")
 	w("- **contrib-sync**: the same with `sending_queue: {enabled: false}`: ConsumeLogs returns after franz-go's ProduceSync.\n")
+	w("- **contrib-per-record** (otlp_proto only): contrib as above fed the same records one per ConsumeLogs call, so each of its Kafka messages holds one record, as ours do: the like-for-like otlp_proto row.\n")
 	w("- **sarama**: a raw sarama AsyncProducer (defaults, V2_8_0_0, WaitForAll, Return.Successes) fed, as fast as it takes them, the values this exporter produces (pre-encoded outside the window); its default partitioner is random for keyless messages.\n")
-	w("- **franz-go**: a raw franz-go client (defaults: idempotent, linger 0, sticky partitioner; AllISRAcks, no compression) with asynchronous Produce and a promise per record, fed the same values.\n\n")
+	w("- **franz-go**: a raw franz-go client (defaults: idempotent, linger 0, sticky partitioner; AllISRAcks, no compression) with asynchronous Produce and a promise per record, fed the same values.\n")
+	w("- **java**: the Apache Kafka Java client %s (`bench/java/Producer.java`, run with `java -cp <realkafka lib>/* Producer.java`) fed the same values from a file, %d threads, acks=all, no compression, otherwise the client's defaults (idempotent, linger.ms 5, batch.size 16384); it times its own window and reads its process CPU time from the JVM.\n\n", realkafka.Version, o.callers)
 	w("Encodings differ in one way that matters: this exporter writes **one Kafka message per log record** in every encoding; ")
-	w("the contrib exporter does so for `raw`, but for `otlp_proto` writes **one message per ConsumeLogs call** (the whole plog.Logs, %d records). ", o.perCall)
-	w("Its otlp_proto records/s therefore count log records inside far fewer, larger Kafka messages (see the messages column). ")
+	w("the contrib exporter does so for `raw`, but for `otlp_proto` writes **one message per ConsumeLogs call** (the whole plog.Logs, %d records), ", o.perCall)
+	w("so its otlp_proto records/s count log records inside far fewer, larger Kafka messages (see the messages column); contrib-per-record is the like-for-like row. ")
 	w("contrib's `raw` writes a string body JSON-quoted; this exporter writes its bytes.\n\n")
+	if o.keyedPartitions > 0 {
+		w("Keyed runs: every record carries a `client.id` attribute, one of %d values, and `key_from: [attributes.client.id]` (murmur2, as the Java client) spreads them over %d and over %d partitions, %d records per run. ",
+			o.keys, partitions, o.keyedPartitions, o.keyedRecords)
+		w("Their targets compare peak RSS with `max_pending_bytes` plus a fixed overhead of %d MiB (-keyed-overhead-mib) and CPU per record with the %d-partition run.\n\n", o.keyedOverheadMiB, partitions)
+	}
 	w("Exporter configuration (collector YAML; brokers, topic and directory are set per run):\n\n```yaml\n")
-	dummy := runSpec{Broker: "127.0.0.1:PORT", Topic: "bench_NNN", Encoding: "raw | otlp_proto", Dir: "<scratch>"}
-	for _, k := range []string{sysOurs, sysOursSync, sysContrib, sysContribSync} {
+	dummy := runSpec{Brokers: []string{"127.0.0.1:PORT"}, Topic: "bench_NNN", Encoding: "raw | otlp_proto", Dir: "<scratch>"}
+	for _, k := range []string{sysOurs, sysOursSync, sysOursDefaults, sysContrib, sysContribSync} {
 		y, _ := yaml.Marshal(map[string]any{k: exporterConfig(k, dummy)})
 		b.Write(y)
 	}
 	w("```\n\n")
 
 	w("## Machine\n\n")
-	w("- %d CPUs: %s\n- %.1f GiB memory, Linux %s\n- %s\n- load average at start: %s (the machine may be shared; numbers move with it)\n",
-		r.machine.CPUs, r.machine.Model, r.machine.MemGiB, r.machine.Kernel, r.machine.Go, r.machine.LoadAvg)
+	w("- %d CPUs: %s\n- %.1f GiB memory, Linux %s\n- %s\n- load average at start: %s, at the end: %s (the machine is shared; numbers move with it)\n",
+		r.machine.CPUs, r.machine.Model, r.machine.MemGiB, r.machine.Kernel, r.machine.Go, r.machine.LoadAvg, r.loadEnd)
+	if v := javaVersion(); v != "" {
+		w("- %s\n", v)
+	}
+	w("- Apache Kafka %s (brokers and Java client) from Maven Central via testbench/realkafka\n", realkafka.Version)
 	for _, v := range moduleVersions() {
 		w("- %s\n", v)
 	}
@@ -254,12 +395,82 @@ func (r report) markdown() string {
 	w("make bench                      # = cd bench && go run .\n")
 	w("cd bench && go run .%s   # this run\n", argString(o.args))
 	w("cd bench && go run . -quick     # smoke run, 10x fewer records\n")
-	w("cd bench && go run . -systems kafkabatcher -cpuprofile-dir /tmp/prof -out /tmp/b.md -chart /tmp/b.png\n")
-	w("go tool pprof -top /tmp/prof/kafkabatcher_200B_otlp_proto_0.pprof\n```\n\n")
+	w("cd bench && go run . -brokers devbroker,kafka-3 -systems kafkabatcher,contrib,java   # a subset\n")
+	w("cd bench && go run . -render results.json   # the report and chart again from the saved figures (after NOTES.md changed)\n")
+	w("cd bench && go run . -brokers devbroker -systems kafkabatcher -cpuprofile-dir /tmp/prof -heapprofile-dir /tmp/heap -out /tmp/b.md -chart /tmp/b.png\n")
+	w("go tool pprof -top /tmp/prof/devbroker_kafkabatcher_200B_raw_p6_0.pprof\n")
+	w("go tool pprof -sample_index=inuse_space -top /tmp/heap/devbroker_kafkabatcher-defaults_200B_raw_p1000_k10000_0.heap\n```\n\n")
 	if notes, err := os.ReadFile("NOTES.md"); err == nil {
 		w("%s\n", strings.TrimSpace(string(notes)))
 	}
 	return b.String()
+}
+
+// targetMatrix is the targets at a glance: one row per target and
+// encoding, one column per broker, each cell the ratio and whether it met.
+func (r report) targetMatrix() string {
+	var brokers []string
+	type rowKey struct{ text, encoding string }
+	var rows []rowKey
+	cells := map[rowKey]map[string]string{}
+	for _, oc := range r.outcomes() {
+		if !slices.Contains(brokers, oc.scenario.broker) {
+			brokers = append(brokers, oc.scenario.broker)
+		}
+		enc := oc.scenario.encoding
+		if oc.scenario.keys > 0 {
+			enc = fmt.Sprintf("raw, %d partitions keyed", oc.scenario.partitions)
+		}
+		k := rowKey{oc.text, enc}
+		if cells[k] == nil {
+			cells[k] = map[string]string{}
+			rows = append(rows, k)
+		}
+		mark := "✓"
+		if !oc.met {
+			mark = "✗"
+		}
+		cells[k][oc.scenario.broker] = fmt.Sprintf("%.2f %s", oc.ratio, mark)
+	}
+	order := map[string]int{}
+	for i, t := range targets {
+		order[t.text] = i
+	}
+	rank := func(k rowKey) int {
+		if i, ok := order[k.text]; ok {
+			return i
+		}
+		return len(targets)
+	}
+	slices.SortStableFunc(rows, func(a, b rowKey) int { return rank(a) - rank(b) })
+	var b strings.Builder
+	b.WriteString("Ratio ours / peer (or / bound) and whether the target is met (✓) or missed (✗), 200 B records:\n\n| target | records |")
+	for _, br := range brokers {
+		b.WriteString(" " + br + " |")
+	}
+	b.WriteString("\n|---|---|" + strings.Repeat("---:|", len(brokers)) + "\n")
+	for _, k := range rows {
+		fmt.Fprintf(&b, "| %s | %s |", k.text, k.encoding)
+		for _, br := range brokers {
+			c := cells[k][br]
+			if c == "" {
+				c = "—"
+			}
+			b.WriteString(" " + c + " |")
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// javaVersion is the first line of `java -version`, "" without java.
+func javaVersion() string {
+	out, err := exec.Command("java", "-version").CombinedOutput()
+	if err != nil {
+		return ""
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return line
 }
 
 func argString(args []string) string {
@@ -289,32 +500,7 @@ func (r report) summary() string {
 		if !o.met {
 			mark = "MISSED"
 		}
-		fmt.Fprintf(&b, "%-40s %-50s %5.2f %s\n", o.scenario, o.t.text, o.ratio, mark)
+		fmt.Fprintf(&b, "%-55s %-62s %5.2f %s\n", o.scenario, o.text, o.ratio, mark)
 	}
 	return b.String()
-}
-
-// outcome is one target evaluated on one scenario.
-type outcome struct {
-	scenario scenario
-	t        target
-	ratio    float64
-	met      bool
-}
-
-// outcomes evaluates every target on every scenario that has both systems.
-func (r report) outcomes() []outcome {
-	var out []outcome
-	for _, s := range r.scenarios() {
-		for _, t := range targets {
-			ours, ok1 := r.find(s, t.ours)
-			peer, ok2 := r.find(s, t.peer)
-			if !ok1 || !ok2 {
-				continue
-			}
-			ratio, met := t.eval(ours, peer)
-			out = append(out, outcome{scenario: s, t: t, ratio: ratio, met: met})
-		}
-	}
-	return out
 }

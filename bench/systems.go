@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -30,9 +33,43 @@ const (
 	sysContribSync = "contrib-sync"
 	sysSarama      = "sarama"
 	sysFranz       = "franz-go"
+	sysJava        = "java"
+	// sysContribPerRecord is contrib fed one record per ConsumeLogs call,
+	// so that its otlp_proto messages hold one record each, as ours do.
+	sysContribPerRecord = "contrib-per-record"
+	// sysOursDefaults is this exporter with nothing but brokers, topic,
+	// encoding and the scratch directory configured: the defaults an
+	// operator sizes a memory limit by.
+	sysOursDefaults = "kafkabatcher-defaults"
 )
 
-var allSystems = []string{sysOurs, sysOursSync, sysContrib, sysContribSync, sysSarama, sysFranz}
+var allSystems = []string{sysOurs, sysOursSync, sysOursDefaults, sysContrib, sysContribSync, sysContribPerRecord, sysSarama, sysFranz, sysJava}
+
+// keyAttribute is the record attribute that holds a keyed run's key.
+const keyAttribute = "client.id"
+
+// oursSet holds extra settings of this exporter's systems (the -ours-set
+// flag), dotted key paths to values, e.g. producer.max_in_flight: 5 or
+// max_pending_bytes: 16777216.
+var oursSet = map[string]any{}
+
+// applyOursSet sets every oursSet path in c.
+func applyOursSet(c map[string]any) map[string]any {
+	for path, v := range oursSet {
+		keys := strings.Split(path, ".")
+		m := c
+		for _, k := range keys[:len(keys)-1] {
+			sub, ok := m[k].(map[string]any)
+			if !ok {
+				sub = map[string]any{}
+				m[k] = sub
+			}
+			m = sub
+		}
+		m[keys[len(keys)-1]] = v
+	}
+	return c
+}
 
 // settleAfterWarmup lets an asynchronous system finish its warm-up round
 // before the window opens.
@@ -41,7 +78,22 @@ const settleAfterWarmup = 300 * time.Millisecond
 // exporterConfig is the collector configuration of an exporter system, as
 // it would be written in YAML; BENCHMARKS.md prints it.
 func exporterConfig(kind string, spec runSpec) map[string]any {
+	brokers := make([]any, len(spec.Brokers))
+	for i, b := range spec.Brokers {
+		brokers[i] = b
+	}
 	switch kind {
+	case sysOursDefaults:
+		c := map[string]any{
+			"brokers":      brokers,
+			"topic":        spec.Topic,
+			"encoding":     spec.Encoding,
+			"temp_storage": map[string]any{"directory": spec.Dir},
+		}
+		if spec.Keys > 0 {
+			c["key_from"] = []any{"attributes." + keyAttribute}
+		}
+		return applyOursSet(c)
 	case sysOurs, sysOursSync:
 		delivery, maxWait, size := "async", "100ms", 500
 		if kind == sysOursSync {
@@ -51,24 +103,29 @@ func exporterConfig(kind string, spec runSpec) map[string]any {
 			// flight, so it gets the same 10ms.
 			delivery, maxWait = "sync", "10ms"
 		}
-		return map[string]any{
-			"brokers":  []any{spec.Broker},
+		prod := map[string]any{"required_acks": "all", "compression": "none"}
+		c := map[string]any{
+			"brokers":  brokers,
 			"topic":    spec.Topic,
 			"encoding": spec.Encoding,
 			"batch":    map[string]any{"size": size, "max_wait": maxWait},
-			"producer": map[string]any{"required_acks": "all", "compression": "none"},
+			"producer": prod,
 			"temp_storage": map[string]any{
 				"directory": spec.Dir,
 			},
 			"delivery": delivery,
 		}
-	case sysContrib, sysContribSync:
+		if spec.Keys > 0 {
+			c["key_from"] = []any{"attributes." + keyAttribute}
+		}
+		return applyOursSet(c)
+	case sysContrib, sysContribSync, sysContribPerRecord:
 		queue := map[string]any{"enabled": true, "block_on_overflow": true}
 		if kind == sysContribSync {
 			queue = map[string]any{"enabled": false}
 		}
 		return map[string]any{
-			"brokers":       []any{spec.Broker},
+			"brokers":       brokers,
 			"logs":          map[string]any{"topic": spec.Topic, "encoding": spec.Encoding},
 			"producer":      map[string]any{"required_acks": "all", "compression": "none"},
 			"sending_queue": queue,
@@ -86,12 +143,15 @@ type exporterSystem struct {
 	exp    exporter.Logs
 	down   bool
 	reader *sdkmetric.ManualReader // this exporter's metrics; nil for contrib
+	// maxPending is max_pending_bytes (ours).
+	maxPending int64
 }
 
 func (s *exporterSystem) prepare(ctx context.Context, spec runSpec) (func(context.Context) (sendStats, error), error) {
 	var f exporter.Factory
-	switch s.kind {
-	case sysOurs, sysOursSync:
+	ours := s.kind == sysOurs || s.kind == sysOursSync || s.kind == sysOursDefaults
+	switch {
+	case ours:
 		f = kafkabatcher.NewFactory()
 	default:
 		f = kafkaexporter.NewFactory()
@@ -106,7 +166,7 @@ func (s *exporterSystem) prepare(ctx context.Context, spec runSpec) (func(contex
 		}
 	}
 	set := exportertest.NewNopSettings(f.Type())
-	if s.kind == sysOurs || s.kind == sysOursSync {
+	if ours {
 		// The exporter's own metrics say how it batched.
 		s.reader = sdkmetric.NewManualReader()
 		set.TelemetrySettings.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(s.reader))
@@ -123,7 +183,16 @@ func (s *exporterSystem) prepare(ctx context.Context, spec runSpec) (func(contex
 	if err != nil {
 		return nil, err
 	}
-	reqs := makeRequests(sh, spec.PerCall)
+	reqs := makeRequests(sh, spec.PerCall, spec.Keys)
+	perCall := spec.PerCall
+	if s.kind == sysContribPerRecord {
+		reqs, perCall = splitRequests(reqs), 1
+	}
+	if ours {
+		if c, ok := cfg.(*kafkabatcher.Config); ok {
+			s.maxPending = int64(c.MaxPendingBytes)
+		}
+	}
 	// Warm-up: connections and metadata, outside the window.
 	if err := exp.ConsumeLogs(ctx, reqs[0]); err != nil {
 		return nil, fmt.Errorf("warm-up: %w", err)
@@ -140,7 +209,15 @@ func (s *exporterSystem) prepare(ctx context.Context, spec runSpec) (func(contex
 
 	sync := s.kind == sysOursSync || s.kind == sysContribSync
 	return func(ctx context.Context) (sendStats, error) {
-		st := driveCalls(spec, func(i int) error { return exp.ConsumeLogs(ctx, reqs[i%len(reqs)]) })
+		callSpec := spec
+		callSpec.PerCall = perCall
+		st := driveCalls(callSpec, func(i int) error { return exp.ConsumeLogs(ctx, reqs[i%len(reqs)]) })
+		st.maxPendingBytes = s.maxPending
+		if spec.HeapProfile != "" {
+			if err := writeHeapProfile(spec.HeapProfile); err != nil {
+				return st, err
+			}
+		}
 		if sync {
 			st.latencyOf = "ConsumeLogs call"
 		} else {
@@ -228,7 +305,7 @@ func (s *saramaSystem) prepare(ctx context.Context, spec runSpec) (func(context.
 	if err != nil {
 		return nil, err
 	}
-	p, err := sarama.NewAsyncProducer([]string{spec.Broker}, saramaConfig())
+	p, err := sarama.NewAsyncProducer(spec.Brokers, saramaConfig())
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +363,7 @@ func (s *franzSystem) prepare(ctx context.Context, spec runSpec) (func(context.C
 		return nil, err
 	}
 	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(spec.Broker),
+		kgo.SeedBrokers(spec.Brokers...),
 		kgo.ClientID("bench-franz"),
 		kgo.DefaultProduceTopic(spec.Topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -365,7 +442,7 @@ func preEncoded(spec runSpec) ([][][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return encodeValues(makeRequests(sh, spec.PerCall), spec.Encoding)
+	return encodeValues(makeRequests(sh, spec.PerCall, spec.Keys), spec.Encoding)
 }
 
 // batchingDetail summarises the exporter's own metrics: batches, records
@@ -418,4 +495,16 @@ func batchingDetail(ctx context.Context, r *sdkmetric.ManualReader) string {
 	slices.Sort(reasons)
 	return fmt.Sprintf("%d batches, %.0f records/batch, produce %.1f ms mean; flushes: %s; spilled %d",
 		batches, records/float64(batches), 1000*produceSum/float64(batches), strings.Join(reasons, ", "), spilled)
+}
+
+// writeHeapProfile writes a pprof heap profile (in-use and allocated
+// space) to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	runtime.GC() // the profile's in-use figures are as of the last GC
+	return pprof.Lookup("heap").WriteTo(f, 0)
 }

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/testbench/proxy"
 )
 
 // Options says what cluster Start runs.
@@ -55,8 +57,8 @@ type Cluster struct {
 	opts  Options
 	id    string
 	nodes []*Node
-	proxy *proxies // nil without Options.Proxy
-	ca    string   // PEM file of the SSL listener's certificate
+	proxy *proxy.Set // nil without Options.Proxy
+	ca    string     // PEM file of the SSL listener's certificate
 }
 
 // Node is one Kafka process of a cluster.
@@ -138,7 +140,7 @@ func Start(ctx context.Context, dist *Dist, opts Options) (*Cluster, error) {
 // their proxies.
 func (c *Cluster) layout() error {
 	if c.opts.Proxy {
-		c.proxy = newProxies()
+		c.proxy = proxy.New()
 	}
 	for i := 1; i <= c.opts.Nodes; i++ {
 		dir := filepath.Join(c.opts.Dir, "node"+strconv.Itoa(i))
@@ -165,8 +167,8 @@ func (c *Cluster) layout() error {
 			// The broker listens on a free port; the proxy takes the port
 			// clients are told about.
 			n.brokerAddr = loopback(ports[3])
-			if err := c.proxy.add(fmt.Sprintf("kafka%d", i), n.clientAddr, n.brokerAddr); err != nil {
-				return err
+			if err := c.proxy.Add(fmt.Sprintf("kafka%d", i), n.clientAddr, n.brokerAddr); err != nil {
+				return fmt.Errorf("realkafka: %w", err)
 			}
 		}
 		n.internal, n.controller = loopback(ports[0]), ""
@@ -243,7 +245,7 @@ func (c *Cluster) Close() {
 		n.Kill()
 	}
 	if c.proxy != nil {
-		c.proxy.close()
+		c.proxy.Close()
 	}
 }
 
