@@ -191,7 +191,7 @@ func startDevbroker(ctx context.Context, spec Spec) (Broker, error) {
 	args := []string{"-addr", "127.0.0.1:0", "-topic", "bench_warm:1"}
 	var listen, front string
 	if spec.Latency > 0 {
-		ports, err := freePorts(2)
+		ports, err := realkafka.FreePorts(2)
 		if err != nil {
 			return nil, err
 		}
@@ -310,23 +310,4 @@ func deleteTopic(ctx context.Context, seeds []string, name string) error {
 		return fmt.Errorf("broker: delete topic %s: %w", name, err)
 	}
 	return nil
-}
-
-func freePorts(k int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	out := make([]int, k)
-	for i := range out {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		out[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	return out, nil
 }

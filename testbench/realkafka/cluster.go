@@ -153,7 +153,7 @@ func (c *Cluster) layout() error {
 		if len(c.opts.ClientPorts) >= i {
 			client = c.opts.ClientPorts[i-1]
 		}
-		ports, err := freePorts(5)
+		ports, err := FreePorts(5)
 		if err != nil {
 			return err
 		}
@@ -174,7 +174,7 @@ func (c *Cluster) layout() error {
 		n.internal, n.controller = loopback(ports[0]), ""
 		c.nodes = append(c.nodes, n)
 	}
-	ctl, err := freePorts(c.opts.Nodes)
+	ctl, err := FreePorts(c.opts.Nodes)
 	if err != nil {
 		return err
 	}
@@ -376,7 +376,8 @@ func (n *Node) Addr() string { return n.clientAddr }
 // LogPath returns the node's log file.
 func (n *Node) LogPath() string { return n.logPath }
 
-func freePorts(k int) ([]int, error) {
+// FreePorts returns k distinct loopback ports nothing listens on right now.
+func FreePorts(k int) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
