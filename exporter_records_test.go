@@ -126,7 +126,7 @@ func TestEncodingsRoundTripThroughBroker(t *testing.T) {
 	wantOTLP := oneRecordLogs(encodingLogs())
 
 	for _, enc := range logmsg.Encodings() {
-		t.Run(string(enc), func(t *testing.T) {
+		t.Run(enc, func(t *testing.T) {
 			c := newCluster(t, 3, "otlp_logs")
 			cfg := testConfig(t, c.ListenAddrs())
 			cfg.Encoding = enc
@@ -365,7 +365,7 @@ func TestTopicFromAndHeadersFrom(t *testing.T) {
 func TestCompressionCodecsReachTheBroker(t *testing.T) {
 	codecs := map[string]int8{producer.CompressionGzip: 1, producer.CompressionSnappy: 2, producer.CompressionLZ4: 3, producer.CompressionZstd: 4}
 	for comp, id := range codecs {
-		t.Run(string(comp), func(t *testing.T) {
+		t.Run(comp, func(t *testing.T) {
 			c := newCluster(t, 1, "otlp_logs")
 			var mu sync.Mutex
 			seen := map[int8]int{}

@@ -50,7 +50,7 @@ func (mb *modelBroker) produce(gen uint64, base, count int32, records []int) seq
 			return seqAcked // DUPLICATE_SEQUENCE_NUMBER: written before
 		}
 	}
-	if base != incrementSeq(st.last, 1) && !(st.last == -1 && base == 0) {
+	if base != incrementSeq(st.last, 1) && (st.last != -1 || base != 0) {
 		return seqOutOfOrder
 	}
 	mb.log = append(mb.log, records...)
