@@ -18,12 +18,7 @@ func (p *Producer) explain(topic, op string, err error) error {
 	case errors.Is(err, sarama.ErrSASLAuthenticationFailed):
 		return p.authError(err)
 	case errors.Is(err, sarama.ErrTopicAuthorizationFailed):
-		principal := "the exporter's principal (User:ANONYMOUS without SASL or a TLS client certificate)"
-		grant := "--allow-principal User:ANONYMOUS"
-		if u := p.st.cfg.SASL.Username; p.st.cfg.SASL.Mechanism != "" {
-			principal = "User:" + u
-			grant = "--allow-principal User:" + u
-		}
+		principal, grant := p.principal()
 		return fmt.Errorf("%w: %s has no %s ACL on topic %q (grant it: kafka-acls.sh --add %s --operation %s --topic %s): %w",
 			ErrAuthorization, principal, op, topic, grant, op, topic, err)
 	case errors.Is(err, sarama.ErrUnsupportedVersion):
@@ -31,6 +26,15 @@ func (p *Producer) explain(topic, op string, err error) error {
 			p.st.cfg.Version, err)
 	}
 	return err
+}
+
+// principal names the exporter's Kafka principal and the kafka-acls.sh
+// flag that grants it something.
+func (p *Producer) principal() (principal, grant string) {
+	if u := p.st.cfg.SASL.Username; p.st.cfg.SASL.Mechanism != "" {
+		return "User:" + u, "--allow-principal User:" + u
+	}
+	return "the exporter's principal (User:ANONYMOUS without SASL or a TLS client certificate)", "--allow-principal User:ANONYMOUS"
 }
 
 // tlsHint says what to check when err is a TLS handshake failure, or "".

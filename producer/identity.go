@@ -146,8 +146,10 @@ func (p *Producer) initProducerID() (int64, int16, error) {
 		case errors.Is(resp.Err, sarama.ErrNoError):
 			return resp.ProducerID, resp.ProducerEpoch, nil
 		case errors.Is(resp.Err, sarama.ErrClusterAuthorizationFailed):
-			return 0, 0, fmt.Errorf("init producer id: %w: %w (idempotent producing needs IDEMPOTENT_WRITE on the cluster before Kafka 2.8, or WRITE on a topic)",
-				ErrAuthorization, resp.Err)
+			principal, grant := p.principal()
+			return 0, 0, fmt.Errorf("init producer id: %w: %s may not produce idempotently: it needs the Write ACL on the topics "+
+				"it produces to (IDEMPOTENT_WRITE on the cluster before Kafka 2.8; grant it: kafka-acls.sh --add %s --operation Write --topic TOPIC): %w",
+				ErrAuthorization, principal, grant, resp.Err)
 		}
 		last = resp.Err // coordinator loading, not available, ...
 	}
