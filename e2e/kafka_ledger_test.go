@@ -239,6 +239,40 @@ func waitStored(t *testing.T, storage string, pad int, want []int, limit time.Du
 	}
 }
 
+// sendAndRead starts a collector on conf, sends records from..to-1 (body
+// padding pad) into l in requests of 100, and reads the accepted ones back
+// from topic on c, reading settle longer for duplicates.
+func (e *env) sendAndRead(t *testing.T, c *realkafka.Cluster, conf *cfg, l *ledger, topic string, from, to, pad int, settle time.Duration) (*collector, []rec) {
+	t.Helper()
+	col := e.startCollector(conf)
+	l.send(dial(t, col.otlp, 30, pad), from, to, 100)
+	return col, newTopicConsumer(t, c.Bootstrap(), topic).read(l.accepted(), time.Minute, settle)
+}
+
+// requireStored checks that every record of want is in the temp storage
+// under storage within 20 s; what says why they should be there.
+func requireStored(t *testing.T, storage string, pad int, want []int, what string) {
+	t.Helper()
+	if got := waitStored(t, storage, pad, want, 20*time.Second); got != len(want) {
+		t.Errorf("%s: %d of %d records on disk", what, got, len(want))
+	} else {
+		t.Logf("%s: all %d records on disk", what, got)
+	}
+}
+
+// requireLogLines checks that, within 5 s, the log at path has a line
+// holding every part of each set.
+func requireLogLines(t *testing.T, path string, sets ...[]string) {
+	t.Helper()
+	for _, parts := range sets {
+		if line := waitLog(path, 5*time.Second, parts...); line == "" {
+			t.Errorf("no log line holds %q", parts)
+		} else {
+			t.Logf("log: %s", line)
+		}
+	}
+}
+
 // waitLog polls the file until it holds a line with every one of parts,
 // or limit passes; it returns the line ("" when none).
 func waitLog(path string, limit time.Duration, parts ...string) string {

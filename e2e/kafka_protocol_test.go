@@ -25,12 +25,9 @@ func TestRealKafkaProtocolVersions(t *testing.T) {
 			name := newTopic(t, c, 3, nil)
 			conf := e.kafkaConfig(c, name)
 			conf.set("protocol_version", v)
-			col := e.startCollector(conf)
-			s := dial(t, col.otlp, 30, 20)
 			l := newLedger(t)
 			const n = 3000
-			l.send(s, 0, n, 100)
-			recs := newTopicConsumer(t, c.Bootstrap(), name).read(l.accepted(), time.Minute, time.Second)
+			_, recs := e.sendAndRead(t, c, conf, l, name, 0, n, 20, time.Second)
 			checkExactlyOnce(t, recs, seqRange(0, n))
 			checkOrder(t, recs)
 			l.settle(recs, conf.storage())
@@ -65,12 +62,9 @@ func TestRealKafkaProtocolBelow21(t *testing.T) {
 				conf = e.saslConfig(c, name, "SCRAM-SHA-256", "alice", realkafka.Users["alice"])
 			}
 			conf.set("protocol_version", v)
-			col := e.startCollector(conf)
-			s := dial(t, col.otlp, 30, 20)
 			l := newLedger(t)
 			const n = 1000
-			l.send(s, 0, n, 100)
-			recs := newTopicConsumer(t, c.Bootstrap(), name).read(l.accepted(), time.Minute, time.Second)
+			col, recs := e.sendAndRead(t, c, conf, l, name, 0, n, 20, time.Second)
 			checkExactlyOnce(t, recs, seqRange(0, n))
 			checkOrder(t, recs)
 			col.stop()

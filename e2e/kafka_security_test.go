@@ -46,12 +46,9 @@ func TestRealKafkaSecuritySASL(t *testing.T) {
 			e := newEnv(t)
 			name := newTopic(t, c, 3, nil)
 			conf := e.saslConfig(c, name, mech, "alice", realkafka.Users["alice"])
-			col := e.startCollector(conf)
-			s := dial(t, col.otlp, 30, secPad)
 			l := newLedger(t)
 			const n = 2000
-			l.send(s, 0, n, 100)
-			recs := newTopicConsumer(t, c.Bootstrap(), name).read(l.accepted(), time.Minute, time.Second)
+			_, recs := e.sendAndRead(t, c, conf, l, name, 0, n, secPad, time.Second)
 			checkExactlyOnce(t, recs, seqRange(0, n))
 			checkOrder(t, recs)
 			l.settle(recs, conf.storage())
@@ -98,10 +95,7 @@ func TestRealKafkaSecurityTLS(t *testing.T) {
 	col.stop()
 
 	// 2. The right CA: delivered.
-	col = e.startCollector(good)
-	s = dial(t, col.otlp, 30, secPad)
-	l.send(s, 1000, 2000, 100)
-	newTopicConsumer(t, c.Bootstrap(), name).read(seqRange(1000, 2000), time.Minute, 0)
+	col, _ = e.sendAndRead(t, c, good, l, name, 1000, 2000, secPad, 0)
 	col.stop()
 
 	// 3. The broker's certificate "changed" (a wrong CA): records accepted,
@@ -115,11 +109,7 @@ func TestRealKafkaSecurityTLS(t *testing.T) {
 			t.Fatalf("record %d refused with the partition counts known: %v", seq, l.lastErr)
 		}
 	}
-	if got := waitStored(t, good.storage(), secPad, want, 20*time.Second); got != len(want) {
-		t.Errorf("wrong CA: %d of %d records on disk", got, len(want))
-	} else {
-		t.Logf("wrong CA: all %d records on disk", got)
-	}
+	requireStored(t, good.storage(), secPad, want, "wrong CA")
 	if line := findLine(log, "kafka did not take a batch", "certificate", "tls.ca_file"); line == "" {
 		t.Errorf("no log line says a batch was not taken because of the certificate")
 	} else {
@@ -162,10 +152,7 @@ func TestRealKafkaSecurityWrongPassword(t *testing.T) {
 			col.stop()
 
 			// A good run learns the topic.
-			col = e.startCollector(good)
-			s = dial(t, col.otlp, 30, secPad)
-			l.send(s, 1000, 1500, 100)
-			newTopicConsumer(t, c.Bootstrap(), name).read(seqRange(1000, 1500), time.Minute, 0)
+			col, _ = e.sendAndRead(t, c, good, l, name, 1000, 1500, secPad, 0)
 			col.stop()
 
 			// The password changes: records spill, the log says
@@ -174,21 +161,10 @@ func TestRealKafkaSecurityWrongPassword(t *testing.T) {
 			s = dial(t, col.otlp, 30, secPad)
 			l.send(s, 2000, 4000, 100)
 			want := seqRange(2000, 4000)
-			if got := waitStored(t, good.storage(), secPad, want, 20*time.Second); got != len(want) {
-				t.Errorf("wrong password: %d of %d records on disk", got, len(want))
-			} else {
-				t.Logf("wrong password: all %d records on disk", got)
-			}
-			for _, parts := range [][]string{
-				{"kafka did not take a batch", "authentication", mech, "alice"},
-				{"status", "authentication", mech, "alice"},
-			} {
-				if line := waitLog(log, 5*time.Second, parts...); line == "" {
-					t.Errorf("no log line holds %q", parts)
-				} else {
-					t.Logf("log: %s", line)
-				}
-			}
+			requireStored(t, good.storage(), secPad, want, "wrong password")
+			requireLogLines(t, log,
+				[]string{"kafka did not take a batch", "authentication", mech, "alice"},
+				[]string{"status", "authentication", mech, "alice"})
 			col.stop()
 
 			// Fixed and restarted: every record delivered once.
@@ -249,21 +225,10 @@ func TestRealKafkaSecurityACL(t *testing.T) {
 			t.Errorf("%d records refused; with Describe the exporter knows the partitions and must spill: %v", len(l.refused), l.lastErr)
 		}
 		want := l.accepted()
-		if got := waitStored(t, conf.storage(), secPad, want, 20*time.Second); got != len(want) {
-			t.Errorf("no Write ACL: %d of %d records on disk", got, len(want))
-		} else {
-			t.Logf("no Write ACL: all %d records on disk", got)
-		}
-		for _, parts := range [][]string{
-			{"kafka did not take a batch", "Write", name, "User:bob"},
-			{"status", "Write", name, "User:bob"},
-		} {
-			if line := waitLog(log, 5*time.Second, parts...); line == "" {
-				t.Errorf("no log line holds %q", parts)
-			} else {
-				t.Logf("log: %s", line)
-			}
-		}
+		requireStored(t, conf.storage(), secPad, want, "no Write ACL")
+		requireLogLines(t, log,
+			[]string{"kafka did not take a batch", "Write", name, "User:bob"},
+			[]string{"status", "Write", name, "User:bob"})
 		// More records while the backlog waits: they queue behind it.
 		l.send(s, 2000, 2500, 100)
 		grant(t, name, kadm.OpWrite)
