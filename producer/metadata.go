@@ -13,17 +13,31 @@ import (
 )
 
 // refreshLoop refreshes the metadata of every tracked topic each
-// RefreshInterval until Close.
+// RefreshInterval until Close. A failure is a warning when refreshes start
+// failing and a debug line while they keep failing, so an outage of hours
+// does not log a warning every interval; the recovery is logged once.
 func (p *Producer) refreshLoop() {
 	t := time.NewTicker(p.st.cfg.RefreshInterval)
 	defer t.Stop()
+	failed := 0
 	for {
 		select {
 		case <-p.closing:
 			return
 		case <-t.C:
-			if err := p.refresh(p.trackedTopics()); err != nil {
+			err := p.refresh(p.trackedTopics())
+			switch {
+			case err != nil && failed == 0:
 				p.logger.Warn("kafka metadata refresh failed", zap.Error(err))
+			case err != nil:
+				p.logger.Debug("kafka metadata refresh failed again", zap.Int("failures", failed+1), zap.Error(err))
+			case failed > 0:
+				p.logger.Info("kafka metadata refresh works again", zap.Int("failures", failed))
+			}
+			if err != nil {
+				failed++
+			} else {
+				failed = 0
 			}
 		}
 	}

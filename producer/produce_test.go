@@ -16,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/kfaketest"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
@@ -625,5 +627,46 @@ func TestRefreshOfAMissingTopicIsErrUnknownTopic(t *testing.T) {
 	}
 	if err := p.Refresh(context.Background(), "t"); err != nil {
 		t.Fatalf("Refresh(t) = %v", err)
+	}
+}
+
+func TestRefreshFailuresWarnOncePerOutage(t *testing.T) {
+	port := kfaketest.FreePort(t) // nothing listens yet
+	core, logs := observer.New(zap.DebugLevel)
+	p, err := New(Config{
+		Brokers: []string{"127.0.0.1:" + strconv.Itoa(port)}, RequiredAcks: -1,
+		RetryBackoff: 10 * time.Millisecond, RefreshInterval: 10 * time.Millisecond,
+	}, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Start()
+	t.Cleanup(func() { _ = p.Close() })
+	if err := p.Refresh(context.Background(), "t"); err == nil {
+		t.Fatal("refresh without a broker succeeded")
+	}
+	count := func(msg string) int { return logs.FilterMessage(msg).Len() }
+	waitUntil(t, func() bool { return count("kafka metadata refresh failed again") >= 3 }, "repeated failures logged")
+	if n := count("kafka metadata refresh failed"); n != 1 {
+		t.Fatalf("%d warnings for one outage, want 1", n)
+	}
+	if l := logs.FilterMessage("kafka metadata refresh failed again").All()[0]; l.Level != zap.DebugLevel {
+		t.Fatalf("repeated failure logged at %s, want debug", l.Level)
+	}
+
+	newCluster(t, kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(2, "t"))
+	waitUntil(t, func() bool { return count("kafka metadata refresh works again") == 1 }, "recovery logged")
+	if n := count("kafka metadata refresh failed"); n != 1 {
+		t.Fatalf("%d warnings, want still 1", n)
+	}
+}
+
+// waitUntil polls cond every 5ms for up to 10s.
+func waitUntil(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out: %s", what)
+		}
 	}
 }
