@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/pdata/plog"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
@@ -211,7 +212,20 @@ func (s *exporterSystem) prepare(ctx context.Context, spec runSpec) (func(contex
 	return func(ctx context.Context) (sendStats, error) {
 		callSpec := spec
 		callSpec.PerCall = perCall
-		st := driveCalls(callSpec, func(i int) error { return exp.ConsumeLogs(ctx, reqs[i%len(reqs)]) })
+		call := func(i int) error { return exp.ConsumeLogs(ctx, reqs[i%len(reqs)]) }
+		if spec.Saturation {
+			// Each call hands over a request of its own, as a receiver
+			// hands over what it decoded: an exporter that queues
+			// references to requests holds their memory, as it would in a
+			// collector, instead of 32 shared ones. Both systems of the
+			// scenario pay the same copy.
+			call = func(i int) error {
+				ld := plog.NewLogs()
+				reqs[i%len(reqs)].CopyTo(ld)
+				return exp.ConsumeLogs(ctx, ld)
+			}
+		}
+		st := driveCalls(callSpec, call)
 		st.maxPendingBytes = s.maxPending
 		if spec.HeapProfile != "" {
 			if err := writeHeapProfile(spec.HeapProfile); err != nil {
