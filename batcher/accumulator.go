@@ -27,6 +27,9 @@ import (
 //     age timer; MaxWait after its arrival the batch is ready whatever
 //     MinDelay says (max_wait).
 //
+// Cut releases the pending batch on demand with the caller's reason (the
+// pool's memory rule uses it, reason memory).
+//
 // A batch whose deadline has passed when a record arrives (its Tick not yet
 // called) is released first; the record opens the next batch.
 //
@@ -39,6 +42,7 @@ type Accumulator struct {
 
 	msgs    []message.Message
 	bytes   int       // message.BatchSize(msgs); 0 when empty
+	alone   int       // sum of each pending record's size alone (RecordBytes)
 	firstAt time.Time // arrival of msgs[0]: start of the age timer
 	due     time.Time // Deadline(), kept current by every change
 	nextCap int       // capacity of the next batch's slice
@@ -103,6 +107,7 @@ func (a *Accumulator) add(m *message.Message, alone int, now time.Time, out []me
 	}
 	a.msgs = append(a.msgs, *m)
 	a.bytes += size
+	a.alone += alone
 	switch {
 	case a.bytes > a.cfg.MaxBytes: // only possible for a lone record
 		return a.cut(out, message.ReasonBytes), false
@@ -164,11 +169,31 @@ func (a *Accumulator) Flush(out []message.Batch) []message.Batch {
 	return a.cut(out, message.ReasonShutdown)
 }
 
+// Cut releases whatever is pending with reason. A batch whose deadline has
+// passed at now (its Tick not yet called) is released by Tick instead, with
+// Tick's reason.
+func (a *Accumulator) Cut(now time.Time, reason message.FlushReason, out []message.Batch) []message.Batch {
+	if len(a.msgs) == 0 {
+		return out
+	}
+	if !now.Before(a.due) {
+		if out = a.Tick(now, out); len(a.msgs) == 0 {
+			return out
+		}
+	}
+	return a.cut(out, reason)
+}
+
 // Len is the number of pending records.
 func (a *Accumulator) Len() int { return len(a.msgs) }
 
 // Bytes is the pending batch's encoded size (message.BatchSize), 0 when empty.
 func (a *Accumulator) Bytes() int { return a.bytes }
+
+// RecordBytes is the sum of the pending records' sizes each as the first
+// record of a batch (message.RecordSize at offset 0, no batch header): the
+// unit the Pool counts against MaxPendingBytes. 0 when empty.
+func (a *Accumulator) RecordBytes() int { return a.alone }
 
 // minDelayPassed: with MinDelay 0 a full batch is never held, even when
 // now was read just before a concurrent Sent moved lastSent past it.
@@ -190,6 +215,6 @@ func (a *Accumulator) cut(out []message.Batch, reason message.FlushReason) []mes
 		c = min(c+c/4+1, a.cfg.Size)
 	}
 	a.nextCap = c
-	a.msgs, a.bytes, a.due = nil, 0, time.Time{}
+	a.msgs, a.bytes, a.alone, a.due = nil, 0, 0, time.Time{}
 	return out
 }

@@ -11,7 +11,7 @@ import (
 
 type step struct {
 	at       time.Duration // clock, from t0
-	op       string        // add | tick | sent | flush
+	op       string        // add | tick | sent | flush | memory (Cut with reason memory)
 	rec      string        // add: record name
 	pad      int           // add: value size
 	flush    bool          // add: matches flush_when
@@ -41,6 +41,8 @@ func runSteps(t *testing.T, cfg Config, steps []step) {
 			a.Sent(now)
 		case "flush":
 			out = a.Flush(nil)
+		case "memory":
+			out = a.Cut(now, message.ReasonMemory, nil)
 		default:
 			t.Fatalf("step %d: unknown op %q", i, s.op)
 		}
@@ -195,6 +197,31 @@ func TestAccumulatorRules(t *testing.T) {
 			{at: 0, op: "add", rec: "a"},
 			{at: ms(70), op: "add", rec: "b", want: []string{"max_wait:a"}, deadline: "120ms"},
 		}},
+		{"cut: memory releases what is pending and the next record opens a batch", with(func(c *Config) { c.MaxWait = ms(50) }), []step{
+			{at: 0, op: "memory"},
+			{at: 0, op: "add", rec: "a"},
+			{at: ms(10), op: "add", rec: "b", deadline: "50ms"},
+			{at: ms(20), op: "memory", want: []string{"memory:a,b"}, deadline: "none"},
+			{at: ms(20), op: "memory"},
+			{at: ms(30), op: "add", rec: "c", deadline: "80ms"},
+			{at: ms(80), op: "tick", want: []string{"max_wait:c"}},
+		}},
+		{"cut: an overdue batch keeps its max_wait reason", with(func(c *Config) { c.MaxWait = ms(50) }), []step{
+			{at: 0, op: "add", rec: "a"},
+			{at: ms(60), op: "memory", want: []string{"max_wait:a"}, deadline: "none"},
+		}},
+		{"cut: a full batch held by min_delay past its deadline keeps min_delay", with(func(c *Config) { c.Size = 2; c.MinDelay = ms(100) }), []step{
+			{at: 0, op: "sent"},
+			{at: ms(1), op: "add", rec: "a"},
+			{at: ms(2), op: "add", rec: "b", deadline: "100ms"},
+			{at: ms(100), op: "memory", want: []string{"min_delay:a,b"}},
+		}},
+		{"cut: a full batch held by min_delay before its deadline goes as memory", with(func(c *Config) { c.Size = 2; c.MinDelay = ms(100) }), []step{
+			{at: 0, op: "sent"},
+			{at: ms(1), op: "add", rec: "a"},
+			{at: ms(2), op: "add", rec: "b"},
+			{at: ms(50), op: "memory", want: []string{"memory:a,b"}, deadline: "none"},
+		}},
 		{"flush: shutdown returns what is pending", testConfig(), []step{
 			{at: 0, op: "flush"},
 			{at: 0, op: "add", rec: "a"},
@@ -205,6 +232,44 @@ func TestAccumulatorRules(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { runSteps(t, c.cfg, c.steps) })
+	}
+}
+
+// RecordBytes is the sum of the pending records' sizes alone, the unit the
+// pool counts against max_pending_bytes, whatever cut the batch before.
+func TestAccumulatorRecordBytes(t *testing.T) {
+	cfg := testConfig()
+	cfg.Size = 3
+	cfg.MaxBytes = 61 + 2*57
+	a := NewAccumulator(cfg, "t", 0)
+	alone := func(ms ...message.Message) int {
+		n := 0
+		for i := range ms {
+			n += recordBytes(&ms[i])
+		}
+		return n
+	}
+	x, y, z := rec("a", 50), rec("b", 50), rec("c", 10)
+	z.Timestamp = t0.Add(time.Hour) // a delta: z's size in the batch differs from alone
+	var out []message.Batch
+	for i, c := range []struct {
+		m    message.Message
+		want int
+	}{{x, alone(x)}, {y, alone(x, y)}, {z, alone(z)}} { // z does not fit: bytes cuts x,y
+		out, _ = a.Add(&c.m, t0, out)
+		if got := a.RecordBytes(); got != c.want {
+			t.Fatalf("after record %d: RecordBytes = %d, want %d", i, got, c.want)
+		}
+	}
+	if len(out) != 1 || describe(out[0]) != "bytes:a,b" {
+		t.Fatalf("ready %d batches (want bytes:a,b)", len(out))
+	}
+	if a.Bytes() == a.RecordBytes() {
+		t.Fatalf("Bytes %d counts the batch header, RecordBytes must not", a.Bytes())
+	}
+	out = a.Cut(t0, message.ReasonMemory, out[:0])
+	if a.RecordBytes() != 0 || a.Bytes() != 0 || len(out) != 1 {
+		t.Fatalf("after Cut: RecordBytes %d, Bytes %d, %d batches", a.RecordBytes(), a.Bytes(), len(out))
 	}
 }
 

@@ -37,7 +37,11 @@ func (p *Pool) admit(ctx context.Context, need, n int64) error {
 	}
 	w := &waiter{need: need, records: n, ready: make(chan struct{})}
 	p.waiters = append(p.waiters, w)
+	relieve := p.heldMostLocked()
 	p.memMu.Unlock()
+	if relieve {
+		p.relieve() // may admit w: the sink's Releases grant room
+	}
 
 	select {
 	case <-w.ready:

@@ -3,7 +3,9 @@ package batcher
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -144,4 +146,81 @@ func BenchmarkAccumulatorAdd(b *testing.B) {
 		out, _ = a.Add(&m, now, out[:0])
 	}
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
+// laterSink releases each batch delay after it is handed off, as a Kafka
+// that acknowledges after a round trip would, and counts batches by reason.
+type laterSink struct {
+	p     *Pool
+	delay time.Duration
+
+	mu      sync.Mutex
+	batches map[string]int
+	records int
+}
+
+func (s *laterSink) Ready(b message.Batch) {
+	s.mu.Lock()
+	s.batches[b.Reason.String()]++
+	s.records += len(b.Messages)
+	s.mu.Unlock()
+	time.AfterFunc(s.delay, func() {
+		s.p.Sent(b.TopicPartition())
+		s.p.Release(b)
+	})
+}
+func (s *laterSink) Reject(message.Message, message.RejectReason) {}
+
+// BenchmarkPoolManyPartitions adds keyed records spread over 1,000
+// partitions under a max_pending_bytes far below what 1,000 full batches
+// hold, with a sink that acknowledges each batch 2 ms after it gets it
+// (one op = one record). Without the memory rule no batch fills and every
+// batch waits out max_wait, which bounds throughput; the batches/op and
+// records/batch metrics show how batches were cut.
+func BenchmarkPoolManyPartitions(b *testing.B) {
+	const parts = 1000
+	cfg := Config{Size: 500, MaxBytes: 1_000_000, MaxMessageBytes: 1_000_000,
+		MaxWait: 100 * time.Millisecond, CollectByPartition: true, MaxPendingBytes: 4 << 20}
+	sink := &laterSink{delay: 2 * time.Millisecond, batches: map[string]int{}}
+	p, err := NewPool(cfg, SystemClock(), sink)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sink.p = p
+	rng := rand.New(rand.NewPCG(1, 2))
+	calls := make([][]message.Message, 64)
+	ts := time.Now()
+	for c := range calls {
+		msgs := make([]message.Message, 64)
+		for i := range msgs {
+			msgs[i] = message.Message{
+				Topic: "otlp_logs", Partition: int32(rng.IntN(parts)),
+				Key: []byte(fmt.Sprintf("key-%012d", i)), Value: make([]byte, 200), Timestamp: ts,
+			}
+		}
+		calls[c] = msgs
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n, c := 0, 0; n < b.N; n, c = n+64, c+1 {
+		msgs := calls[c%len(calls)]
+		if err := p.Add(ctx, msgs[:min(len(msgs), b.N-n)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	for _, bt := range p.Shutdown(ctx) {
+		p.Release(bt)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	total := 0
+	for reason, n := range sink.batches {
+		total += n
+		b.ReportMetric(float64(n)/float64(b.N), reason+"-batches/op")
+	}
+	if total > 0 {
+		b.ReportMetric(float64(sink.records)/float64(total), "records/batch")
+	}
 }

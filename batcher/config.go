@@ -1,7 +1,9 @@
 // Package batcher collects messages into per-partition batches and decides
 // when each batch is ready to send: by record count (batch.size, held back by
 // batch.min_delay), by bytes (batch.max_bytes), by age (batch.max_wait) or by
-// a flush_when match, in the order Accumulator documents.
+// a flush_when match, in the order Accumulator documents; the Pool also
+// releases the oldest pending batches early when max_pending_bytes is reached
+// with most bytes still in accumulators (memory).
 //
 // Accumulator is the pure state machine of one partition (or of one topic
 // when batches are not collected by partition): no locks, no timers, time is

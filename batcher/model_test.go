@@ -23,7 +23,17 @@ import (
 //     min_delay after the min_delay deadline, none released by size before
 //     min_delay allowed it; each flush reason's condition held;
 //   - exactly the oversize records rejected; the memory count is exact;
-//     Add fails only when the bound is reached, and then accepts nothing.
+//     Add fails only when the bound is reached, and then accepts nothing;
+//   - the memory rule: an Add that does not fit, made while the
+//     accumulators hold more than half of the pending bytes, releases
+//     pending batches (reason memory) oldest first, each while the
+//     accumulators still hold more than a quarter of the bytes pending, and
+//     leaves them at most a quarter; no memory batch otherwise.
+//
+// The model's Adds never wait: their context is canceled, so an Add that
+// does not fit fails once it has queued (and applied the memory rule).
+// Waiting, and admission once a release frees room, are covered by the
+// pool tests.
 
 // byteReader yields bytes of the fuzz input, zeros once it is used up.
 type byteReader struct {
@@ -74,6 +84,15 @@ type model struct {
 	released   int
 	used       int64
 	records    int64
+
+	memory        *memoryPass // set during an Add the memory rule applies to
+	memoryBatches int
+}
+
+// memoryPass is what the model expects of one application of the memory rule.
+type memoryPass struct {
+	target int64           // a quarter of the pending bytes
+	cut    map[accKey]bool // accumulators released so far
 }
 
 func decodeConfig(r *byteReader) Config {
@@ -93,7 +112,8 @@ func decodeConfig(r *byteReader) Config {
 	return cfg
 }
 
-func runModel(t testing.TB, data []byte) {
+// runModel runs one input and returns how many memory batches it saw.
+func runModel(t testing.TB, data []byte) (memoryBatches int) {
 	r := &byteReader{b: data}
 	cfg := decodeConfig(r)
 	clk := fakeclock.New(t0)
@@ -169,6 +189,7 @@ func runModel(t testing.TB, data []byte) {
 	if p.PendingBytes() != 0 || p.PendingRecords() != 0 {
 		t.Fatalf("after releasing everything: %d bytes, %d records pending", p.PendingBytes(), p.PendingRecords())
 	}
+	return m.memoryBatches
 }
 
 func (m *model) key(topic string, part int32) accKey {
@@ -238,7 +259,21 @@ func (m *model) add(r *byteReader, ctx context.Context) {
 			delete(m.wantRejected, binary.BigEndian.Uint64(msgs[i].Value))
 		}
 	}
+	if !fits && 2*m.held() > m.used {
+		m.memory = &memoryPass{target: m.used / 4, cut: map[accKey]bool{}}
+	}
 	err := m.p.Add(ctx, msgs)
+	if mp := m.memory; mp != nil {
+		m.memory = nil
+		if held := m.held(); held > mp.target {
+			m.t.Fatalf("memory rule left %d bytes in accumulators, want at most %d (%d pending)", held, mp.target, m.used)
+		}
+		for ak := range mp.cut {
+			if len(m.pending[ak]) > 0 {
+				m.t.Fatalf("%v: memory batch left %d records pending", ak, len(m.pending[ak]))
+			}
+		}
+	}
 	switch {
 	case fits && err != nil:
 		m.t.Fatalf("Add with room: %v", err)
@@ -303,6 +338,10 @@ func (m *model) handoff(b message.Batch) {
 	}
 	m.handed[pk] = h + len(ids)
 	ak := m.accOf[ids[0]]
+	if b.Reason == message.ReasonMemory {
+		m.memoryBatches++
+		m.checkMemoryCut(ak)
+	}
 	firstArrival := m.arrival[ids[0]]
 	pend := m.pending[ak]
 	for _, id := range pend {
@@ -361,7 +400,7 @@ func (m *model) handoff(b message.Batch) {
 				t.Fatalf("bytes batch of %d bytes cut although the next record fits", b.Bytes)
 			}
 		}
-	case message.ReasonShutdown:
+	case message.ReasonShutdown, message.ReasonMemory: // checked above
 	default:
 		t.Fatalf("batch with reason %v", b.Reason)
 	}
@@ -384,11 +423,50 @@ func (m *model) checkState() {
 			}
 		}
 	}
+	if got, want := m.p.held.Load(), m.held(); got != want {
+		m.t.Fatalf("pool counts %d bytes in accumulators, model %d", got, want)
+	}
 	if got := m.p.PendingBytes(); got != m.used {
 		m.t.Fatalf("PendingBytes = %d, model %d", got, m.used)
 	}
 	if got := m.p.PendingRecords(); got != m.records {
 		m.t.Fatalf("PendingRecords = %d, model %d", got, m.records)
+	}
+}
+
+// held is the record bytes of the records in accumulators.
+func (m *model) held() int64 {
+	var n int64
+	for _, ids := range m.pending {
+		for _, id := range ids {
+			msg := m.msgs[id]
+			n += int64(recordBytes(&msg))
+		}
+	}
+	return n
+}
+
+// checkMemoryCut checks a memory batch of accumulator ak before its records
+// leave the model's pending lists: the rule is being applied, the
+// accumulators still hold more than its target, and no other accumulator
+// holds an older record. The parts of a topic-wide batch are checked once.
+func (m *model) checkMemoryCut(ak accKey) {
+	mp := m.memory
+	if mp == nil {
+		m.t.Fatalf("%v: memory batch outside an Add the memory rule applies to", ak)
+	}
+	if mp.cut[ak] {
+		return
+	}
+	mp.cut[ak] = true
+	if held := m.held(); held <= mp.target {
+		m.t.Fatalf("%v: memory batch with %d bytes in accumulators, target %d already met", ak, held, mp.target)
+	}
+	first := m.arrival[m.pending[ak][0]]
+	for k, ids := range m.pending {
+		if len(ids) > 0 && m.arrival[ids[0]].Before(first) {
+			m.t.Fatalf("%v (opened %v) released by memory before %v (opened %v)", ak, first.Sub(t0), k, m.arrival[ids[0]].Sub(t0))
+		}
 	}
 }
 
@@ -405,16 +483,22 @@ func TestPoolModel(t *testing.T) {
 		n = 300
 	}
 	rng := rand.New(rand.NewPCG(2024, 11))
+	memory := 0
 	for i := 0; i < n; i++ {
 		data := make([]byte, 7+rng.IntN(1500))
 		for j := range data {
 			data[j] = byte(rng.Uint32())
 		}
-		ok := t.Run(fmt.Sprint(i), func(t *testing.T) { runModel(t, data) })
+		ok := t.Run(fmt.Sprint(i), func(t *testing.T) { memory += runModel(t, data) })
 		if !ok {
 			t.Fatalf("failing input: %x", data)
 		}
 	}
+	// The inputs must exercise the memory rule, not only leave it unbroken.
+	if memory < n/20 {
+		t.Fatalf("%d memory batches in %d runs: the inputs hardly reach the rule", memory, n)
+	}
+	t.Logf("%d memory batches in %d runs", memory, n)
 }
 
 func FuzzPool(f *testing.F) {
@@ -426,5 +510,5 @@ func FuzzPool(f *testing.F) {
 		}
 		f.Add(data)
 	}
-	f.Fuzz(func(t *testing.T, data []byte) { runModel(t, data) })
+	f.Fuzz(func(t *testing.T, data []byte) { _ = runModel(t, data) })
 }

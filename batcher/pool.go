@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/workloop"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
@@ -27,7 +29,9 @@ type Sink interface {
 // CollectByPartition is false), created as keys appear, safe for concurrent
 // use. Memory: the record bytes of every accepted message count against
 // MaxPendingBytes from Add until the batch holding it is passed to Release,
-// so the bound covers batches in flight too.
+// so the bound covers batches in flight too. When an Add has to wait for
+// room while most of those bytes sit in accumulators, pending batches are
+// released at once, oldest first, reason memory (see Add).
 type Pool struct {
 	cfg  Config
 	clk  Clock
@@ -46,6 +50,12 @@ type Pool struct {
 	closed  bool
 	active  int           // Adds and timer callbacks running
 	idle    chan struct{} // closed when active reaches 0 after closing
+
+	// held is the record bytes (recordBytes, the unit of used) of records
+	// in accumulators, not yet cut into a batch; each change is made under
+	// the entry's mu, as a delta of Accumulator.RecordBytes.
+	held      atomic.Int64
+	relieving workloop.Loop // one memory release at a time
 }
 
 // NewPool returns an empty pool. Ready batches and rejected records go to
@@ -64,6 +74,10 @@ func NewPool(cfg Config, clk Clock, sink Sink) (*Pool, error) {
 // their accumulators, in order. It is all or nothing: it waits while the
 // records do not fit under MaxPendingBytes, and if ctx ends first it returns
 // an error wrapping ErrMemoryLimit and ctx.Err() with nothing accepted.
+// When it has to wait and the accumulators hold more than half of the
+// pending bytes (little is in flight, so little room would come back before
+// batch.max_wait), it first releases pending batches to the sink, oldest
+// first, reason memory, until the accumulators hold at most a quarter.
 // Oversize records go to Sink.Reject and do not fail the call. Batches made
 // ready are handed to the sink by this call, unless a concurrent call or
 // timer is already handing off that accumulator's batches (then by that one,
@@ -136,6 +150,7 @@ func (p *Pool) Add(ctx context.Context, msgs []message.Message) error {
 		for _, gr := range groups {
 			e := gr.e
 			e.mu.Lock()
+			before := e.acc.RecordBytes()
 			for i := int(gr.first); i >= 0; i = int(chain[i]) {
 				m := &ms[i]
 				var rej bool
@@ -148,6 +163,7 @@ func (p *Pool) Add(ctx context.Context, msgs []message.Message) error {
 				// Shutdown gave up waiting for this Add: hand its records over now.
 				e.out = e.acc.Flush(e.out)
 			}
+			p.held.Add(int64(e.acc.RecordBytes() - before))
 			p.armAndDrain(e, now)
 		}
 	}
@@ -206,7 +222,9 @@ func (p *Pool) Shutdown(ctx context.Context) []message.Batch {
 			e.timer.Stop()
 			e.timer = nil
 		}
+		before := e.acc.RecordBytes()
 		out = e.acc.Flush(out[:0])
+		p.held.Add(int64(e.acc.RecordBytes() - before))
 		e.mu.Unlock()
 		for _, b := range out {
 			split = p.appendSplit(split, b)

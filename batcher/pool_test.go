@@ -259,6 +259,10 @@ func TestPoolShutdown(t *testing.T) {
 	cfg.Size = 3
 	cfg.MaxPendingBytes = 500
 	p, clk, sink := newTestPool(t, cfg)
+	// A batch in flight holds most of the pending bytes, so the waiting Add
+	// below releases nothing early (the memory rule).
+	flight := []message.Message{recAt(5, "f", 20), recAt(5, "g", 20), recAt(5, "h", 20)}
+	mustAdd(t, p, flight...)
 	mustAdd(t, p, recAt(0, "a", 0), recAt(1, "b", 0), recAt(0, "c", 0))
 	big := []message.Message{recAt(2, "w", 490)}
 	waitErr := make(chan error, 1)
@@ -284,7 +288,8 @@ func TestPoolShutdown(t *testing.T) {
 		t.Fatalf("Add after Shutdown = %v, want ErrClosed", err)
 	}
 	clk.Advance(time.Hour)
-	expect(t, sink)
+	expect(t, sink, "5/size:f,g,h")
+	p.Release(sink.ready()[0])
 	for _, b := range got {
 		p.Release(b)
 	}

@@ -88,6 +88,7 @@ const (
 	ReasonMinDelay                        // a full batch held back by batch.min_delay was released
 	ReasonTrigger                         // a record matched flush_when
 	ReasonShutdown                        // the exporter is stopping
+	ReasonMemory                          // max_pending_bytes reached with most bytes in accumulators
 )
 
 // String returns the reason as the flushes metric labels it.
@@ -105,6 +106,8 @@ func (r FlushReason) String() string {
 		return "trigger"
 	case ReasonShutdown:
 		return "shutdown"
+	case ReasonMemory:
+		return "memory"
 	}
 	return "unknown"
 }
