@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/fakeclock"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
@@ -144,4 +145,108 @@ func BenchmarkAccumulatorAdd(b *testing.B) {
 		out, _ = a.Add(&m, now, out[:0])
 	}
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
+// heldSink keeps the batches it receives in flight, as batches waiting for
+// Kafka: ack acknowledges, releases and recycles those received before the
+// previous ack, so a batch is in flight between one and two steps.
+type heldSink struct {
+	p           *Pool
+	older, last []message.Batch
+}
+
+func (s *heldSink) Ready(b message.Batch)                        { s.last = append(s.last, b) }
+func (s *heldSink) Reject(message.Message, message.RejectReason) {}
+
+func (s *heldSink) ack() {
+	for _, b := range s.older {
+		s.p.Sent(b.TopicPartition())
+		s.p.Release(b)
+		s.p.Recycle(b.Messages)
+	}
+	clear(s.older)
+	s.older, s.last = s.last, s.older[:0]
+}
+
+// BenchmarkPoolManyPartitions is the keyed many-partition case (one op = one
+// record): 10,000 keys over 1,000 partitions, 265 records per partition per
+// max_wait on average, so batches are cut by max_wait at uneven lengths, as
+// at 1,000 partitions under the default max_pending_bytes. Time advances in
+// steps of a tenth of max_wait, so cuts are spread as with real traffic; a
+// batch stays in flight one to two steps. live-B/rec is the live heap per
+// record held (pending plus in flight), after a GC, above the heap before
+// the pool existed: the Message structs and the slices that hold them (the
+// values are shared by every record).
+func BenchmarkPoolManyPartitions(b *testing.B) {
+	const partitions, perCall, perPartition, steps = 1000, 100, 265, 10
+	const perStep = partitions * perPartition / steps
+	cfg := Config{Size: 500, MaxBytes: 1_000_000, MaxMessageBytes: 1_000_000,
+		MaxWait: time.Second, CollectByPartition: true}
+	calls := make([][]message.Message, 64)
+	value := make([]byte, 200)
+	hdr := []message.Header{{Key: "attributes.service", Value: []byte("checkout")}}
+	ts := time.Now()
+	x := uint32(1)
+	for c := range calls {
+		calls[c] = make([]message.Message, perCall)
+		for i := range calls[c] {
+			x ^= x << 13
+			x ^= x >> 17
+			x ^= x << 5
+			key := fmt.Sprintf("client-%05d", x%10000)
+			calls[c][i] = message.Message{Topic: "otlp_logs", Partition: int32(x % 10000 % partitions),
+				Key: []byte(key), Value: value, Headers: hdr, Timestamp: ts}
+		}
+	}
+	runtime.GC()
+	var ms0 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	clk := fakeclock.New(ts)
+	sink := &heldSink{}
+	p, err := NewPool(cfg, clk, sink)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sink.p = p
+	ctx := context.Background()
+	c := 0
+	step := func(records int) {
+		for n := 0; n < records; n += perCall {
+			if err := p.Add(ctx, calls[c%len(calls)][:min(perCall, records-n)]); err != nil {
+				b.Fatal(err)
+			}
+			c++
+		}
+		sink.ack()
+		clk.Advance(cfg.MaxWait / steps)
+	}
+	// Warm up: every accumulator exists and has cut batches.
+	for range 3 * steps {
+		step(perStep)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	live := -1.0
+	for n := 0; n < b.N; n += perStep {
+		if live < 0 && n >= partitions*perPartition {
+			b.StopTimer()
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			live = float64(int64(ms.HeapAlloc)-int64(ms0.HeapAlloc)) / float64(p.PendingRecords())
+			b.StartTimer()
+		}
+		step(min(perStep, b.N-n))
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	if live >= 0 {
+		b.ReportMetric(live, "live-B/rec")
+	}
+	sink.ack()
+	sink.ack()
+	for _, bt := range p.Shutdown(ctx) {
+		p.Release(bt)
+	}
 }
