@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -220,7 +221,21 @@ func BenchmarkPoolManyPartitions(b *testing.B) {
 		sink.ack()
 		clk.Advance(cfg.MaxWait / steps)
 	}
-	// Warm up: every accumulator exists and has cut batches.
+	// Warm up, opening a tenth of the partitions per step so their batches
+	// are cut at different steps, until each has cut batches.
+	for s := range steps {
+		var phase []message.Message
+		for _, m := range slices.Concat(calls...) {
+			if int(m.Partition)%steps == s {
+				phase = append(phase, m)
+			}
+		}
+		if err := p.Add(ctx, phase); err != nil {
+			b.Fatal(err)
+		}
+		sink.ack()
+		clk.Advance(cfg.MaxWait / steps)
+	}
 	for range 3 * steps {
 		step(perStep)
 	}
