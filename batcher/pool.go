@@ -39,6 +39,7 @@ type Pool struct {
 
 	freeMu sync.Mutex
 	free   [][]message.Message // recycled batch slices, length 0, cleared
+	chunks []*chunk            // recycled accumulator chunks, cleared
 
 	memMu   sync.Mutex // guards the fields below
 	used    int64      // recordBytes of the records accepted and not released
