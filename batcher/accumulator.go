@@ -209,8 +209,9 @@ func (a *Accumulator) cut(out []message.Batch, reason message.FlushReason) []mes
 		msgs = a.getSlice(n)[:n]
 		k := copy(msgs, a.msgs)
 		for i, c := range a.chunks {
-			k += copy(msgs[k:], c[:])
-			a.putChunk(c, min(chunkLen, n-i*chunkLen))
+			used := copy(msgs[k:], c[:])
+			k += used
+			a.putChunk(c, used)
 			a.chunks[i] = nil
 		}
 		a.chunks = a.chunks[:0]

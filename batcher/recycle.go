@@ -8,8 +8,9 @@ import "github.com/kafkabatcher/kafkabatcherexporter/message"
 // more than its records.
 const sliceSlack = sliceStep - 1
 
-// sliceStep: batch slices are made in multiples of it, so that a recycled
-// slice serves every batch up to sliceStep-1 records shorter.
+// sliceStep is the unit batch slices are made in: a new slice's capacity is
+// a multiple of it, so a recycled one serves batches up to sliceStep-1
+// records shorter.
 const sliceStep = 16
 
 // maxFree bounds the recycled batch slices kept; the oldest goes first.
