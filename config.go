@@ -70,7 +70,8 @@ type Config struct {
 	Metadata    MetadataConfig    `mapstructure:"metadata"`
 	TempStorage TempStorageConfig `mapstructure:"temp_storage"`
 	Delivery    Delivery          `mapstructure:"delivery"`
-	// MaxPendingBytes bounds the record bytes held in memory; above it
+	// MaxPendingBytes bounds the memory held by pending records (each counts
+	// its encoded Kafka size plus its in-memory structs); above it
 	// ConsumeLogs waits, then errors.
 	MaxPendingBytes int `mapstructure:"max_pending_bytes"`
 

@@ -34,25 +34,37 @@ import (
 // called) is released first; the record opens the next batch.
 //
 // Ready batches are appended to the out slice the methods take and return;
-// their Messages slices are handed over and never touched again.
+// their Messages slices are handed over and never touched again, and have
+// at most sliceSlack spare slots.
+//
+// Memory: after a full batch (Size records) the next one is collected in a
+// slice of Size records, handed over as is. Other batches (the first, and
+// those cut short by age, bytes or a trigger, as with many partitions) are
+// collected in chunks of chunkLen records and copied into a slice of their
+// length when cut, so neither a pending nor a handed-off batch holds much
+// more than its records.
 type Accumulator struct {
 	cfg       Config
 	topic     string
 	partition int32
 
-	msgs    []message.Message
-	bytes   int       // message.BatchSize(msgs); 0 when empty
-	alone   int       // sum of each pending record's size alone (RecordBytes)
-	firstAt time.Time // arrival of msgs[0]: start of the age timer
-	due     time.Time // Deadline(), kept current by every change
-	nextCap int       // capacity of the next batch's slice
+	// The pending records are msgs followed by those in chunks.
+	msgs    []message.Message // nil, or a slice for a full batch
+	chunks  []*chunk          // chunkLen records each, the last one partly filled
+	n       int               // pending records
+	firstTS time.Time         // the first pending record's timestamp
+	bytes   int               // message.BatchSize of the pending records; 0 when empty
+	firstAt time.Time         // arrival of the first pending record: start of the age timer
+	due     time.Time         // Deadline(), kept current by every change
+	full    bool              // the last batch had Size records or more
+	alone   int               // held bytes of the pending records (RecordBytes)
 
 	lastSent time.Time
 	sent     bool // a send succeeded: MinDelay applies from lastSent
 
-	// newSlice, if set, supplies the slice of the next batch (capacity at
-	// least n, length 0); the Pool passes recycled slices this way.
-	newSlice func(n int) []message.Message
+	// store, if set, supplies slices and chunks and takes them back; the
+	// Pool passes its free lists this way.
+	store storage
 }
 
 // NewAccumulator returns an empty accumulator whose batches carry topic and
@@ -65,7 +77,6 @@ func NewAccumulator(cfg Config, topic string, partition int32) *Accumulator {
 
 func (a *Accumulator) init(cfg Config, topic string, partition int32) {
 	a.cfg, a.topic, a.partition = cfg, topic, partition
-	a.nextCap = min(cfg.Size, 64)
 }
 
 // Add applies the rules to m, a record arriving at now, and returns out with
@@ -80,58 +91,70 @@ func (a *Accumulator) Add(m *message.Message, now time.Time, out []message.Batch
 func (a *Accumulator) add(m *message.Message, alone int, now time.Time, out []message.Batch) (_ []message.Batch, rejected bool) {
 	// A batch past its deadline is ready before m can join it (the timer
 	// may simply not have run yet).
-	if len(a.msgs) > 0 && !now.Before(a.due) {
+	if a.n > 0 && !now.Before(a.due) {
 		out = a.Tick(now, out)
 	}
 	if a.cfg.oversize(alone) {
 		return out, true
 	}
 	var size int
-	if len(a.msgs) > 0 {
-		size = message.RecordSizeAt(alone, m, len(a.msgs), a.msgs[0].Timestamp)
+	if a.n > 0 {
+		size = message.RecordSizeAt(alone, m, a.n, a.firstTS)
 		if a.bytes+size > a.cfg.MaxBytes {
 			out = a.cut(out, message.ReasonBytes)
 		}
 	}
-	if len(a.msgs) == 0 {
-		if a.msgs == nil {
-			if a.newSlice != nil {
-				a.msgs = a.newSlice(a.nextCap)
-			} else {
-				a.msgs = make([]message.Message, 0, a.nextCap)
-			}
+	if a.n == 0 {
+		if a.full {
+			a.msgs = a.getSlice(a.cfg.Size)
 		}
 		size = alone
 		a.bytes = message.BatchHeaderBytes
 		a.firstAt = now
+		a.firstTS = m.Timestamp
 	}
-	a.msgs = append(a.msgs, *m)
+	a.push(m)
 	a.bytes += size
-	a.alone += alone
+	a.alone += heldBytes(m, alone)
 	switch {
 	case a.bytes > a.cfg.MaxBytes: // only possible for a lone record
 		return a.cut(out, message.ReasonBytes), false
-	case len(a.msgs) >= a.cfg.Size && a.minDelayPassed(now):
+	case a.n >= a.cfg.Size && a.minDelayPassed(now):
 		return a.cut(out, message.ReasonSize), false
 	case m.Flush:
 		return a.cut(out, message.ReasonTrigger), false
 	}
-	if len(a.msgs) == 1 || len(a.msgs) == a.cfg.Size {
+	if a.n == 1 || a.n == a.cfg.Size {
 		a.due = a.deadline()
 	}
 	return out, false
 }
 
+// push appends m to the pending records: into msgs while it has room, else
+// into the chunks.
+func (a *Accumulator) push(m *message.Message) {
+	if len(a.msgs) < cap(a.msgs) && len(a.chunks) == 0 {
+		a.msgs = append(a.msgs, *m)
+	} else {
+		i := a.n - len(a.msgs)
+		if i%chunkLen == 0 {
+			a.chunks = append(a.chunks, a.getChunk())
+		}
+		a.chunks[i/chunkLen][i%chunkLen] = *m
+	}
+	a.n++
+}
+
 // Tick releases the pending batch if its age deadline (max_wait) or, for a
 // full batch held back, its MinDelay deadline (min_delay) is reached.
 func (a *Accumulator) Tick(now time.Time, out []message.Batch) []message.Batch {
-	if len(a.msgs) == 0 {
+	if a.n == 0 {
 		return out
 	}
 	if !now.Before(a.firstAt.Add(a.cfg.MaxWait)) {
 		return a.cut(out, message.ReasonMaxWait)
 	}
-	if len(a.msgs) >= a.cfg.Size && a.minDelayPassed(now) {
+	if a.n >= a.cfg.Size && a.minDelayPassed(now) {
 		return a.cut(out, message.ReasonMinDelay)
 	}
 	return out
@@ -142,11 +165,11 @@ func (a *Accumulator) Tick(now time.Time, out []message.Batch) []message.Batch {
 func (a *Accumulator) Deadline() time.Time { return a.due }
 
 func (a *Accumulator) deadline() time.Time {
-	if len(a.msgs) == 0 {
+	if a.n == 0 {
 		return time.Time{}
 	}
 	d := a.firstAt.Add(a.cfg.MaxWait)
-	if len(a.msgs) >= a.cfg.Size && a.sent {
+	if a.n >= a.cfg.Size && a.sent {
 		if md := a.lastSent.Add(a.cfg.MinDelay); md.Before(d) {
 			d = md
 		}
@@ -163,7 +186,7 @@ func (a *Accumulator) Sent(now time.Time) {
 
 // Flush releases whatever is pending with reason shutdown.
 func (a *Accumulator) Flush(out []message.Batch) []message.Batch {
-	if len(a.msgs) == 0 {
+	if a.n == 0 {
 		return out
 	}
 	return a.cut(out, message.ReasonShutdown)
@@ -173,11 +196,11 @@ func (a *Accumulator) Flush(out []message.Batch) []message.Batch {
 // passed at now (its Tick not yet called) is released by Tick instead, with
 // Tick's reason.
 func (a *Accumulator) Cut(now time.Time, reason message.FlushReason, out []message.Batch) []message.Batch {
-	if len(a.msgs) == 0 {
+	if a.n == 0 {
 		return out
 	}
 	if !now.Before(a.due) {
-		if out = a.Tick(now, out); len(a.msgs) == 0 {
+		if out = a.Tick(now, out); a.n == 0 {
 			return out
 		}
 	}
@@ -185,14 +208,14 @@ func (a *Accumulator) Cut(now time.Time, reason message.FlushReason, out []messa
 }
 
 // Len is the number of pending records.
-func (a *Accumulator) Len() int { return len(a.msgs) }
+func (a *Accumulator) Len() int { return a.n }
 
 // Bytes is the pending batch's encoded size (message.BatchSize), 0 when empty.
 func (a *Accumulator) Bytes() int { return a.bytes }
 
-// RecordBytes is the sum of the pending records' sizes each as the first
-// record of a batch (message.RecordSize at offset 0, no batch header): the
-// unit the Pool counts against MaxPendingBytes. 0 when empty.
+// RecordBytes is what the pending records count against MaxPendingBytes
+// (recordBytes: each one's size as the first record of a batch plus its
+// structs), the unit of the Pool's memory rule. 0 when empty.
 func (a *Accumulator) RecordBytes() int { return a.alone }
 
 // minDelayPassed: with MinDelay 0 a full batch is never held, even when
@@ -201,20 +224,55 @@ func (a *Accumulator) minDelayPassed(now time.Time) bool {
 	return a.cfg.MinDelay <= 0 || !a.sent || now.Sub(a.lastSent) >= a.cfg.MinDelay
 }
 
-// cut hands the pending records over as a ready batch.
+// cut hands the pending records over as a ready batch: msgs as is when
+// it holds them all with at most sliceSlack spare slots, else a copy of
+// their exact length (msgs and the chunks go back to the store).
 func (a *Accumulator) cut(out []message.Batch, reason message.FlushReason) []message.Batch {
-	n := len(a.msgs)
+	n := a.n
+	msgs := a.msgs
+	if len(a.chunks) > 0 || cap(msgs)-n > sliceSlack {
+		msgs = a.getSlice(n)[:n]
+		k := copy(msgs, a.msgs)
+		for i, c := range a.chunks {
+			used := copy(msgs[k:], c[:])
+			k += used
+			a.putChunk(c, used)
+			a.chunks[i] = nil
+		}
+		a.chunks = a.chunks[:0]
+		a.putSlice(a.msgs)
+	}
 	out = append(out, message.Batch{
 		Topic: a.topic, Partition: a.partition,
-		Messages: a.msgs, Bytes: a.bytes, Reason: reason, Opened: a.firstAt,
+		Messages: msgs, Bytes: a.bytes, Reason: reason, Opened: a.firstAt,
 	})
-	// Size the next slice like this batch (a little more when it was cut
-	// short), so steady traffic appends without growing.
-	c := n
-	if c < a.cfg.Size {
-		c = min(c+c/4+1, a.cfg.Size)
-	}
-	a.nextCap = c
-	a.msgs, a.bytes, a.alone, a.due = nil, 0, 0, time.Time{}
+	a.full = n >= a.cfg.Size
+	a.msgs, a.n, a.bytes, a.alone, a.due = nil, 0, 0, 0, time.Time{}
 	return out
+}
+
+func (a *Accumulator) getSlice(n int) []message.Message {
+	if a.store != nil {
+		return a.store.getSlice(n)
+	}
+	return newSlice(n)
+}
+
+func (a *Accumulator) putSlice(msgs []message.Message) {
+	if a.store != nil {
+		a.store.putSlice(msgs)
+	}
+}
+
+func (a *Accumulator) getChunk() *chunk {
+	if a.store != nil {
+		return a.store.getChunk()
+	}
+	return new(chunk)
+}
+
+func (a *Accumulator) putChunk(c *chunk, n int) {
+	if a.store != nil {
+		a.store.putChunk(c, n)
+	}
 }

@@ -3,6 +3,7 @@ package batcher
 import (
 	"context"
 	"fmt"
+	"unsafe"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
@@ -16,9 +17,18 @@ type waiter struct {
 }
 
 // recordBytes is what one record counts against MaxPendingBytes: its
-// encoded size as the first record of a batch. Add and Release both use it.
+// encoded size as the first record of a batch plus the memory its structs
+// hold while it is pending (see heldBytes). Add and Release both use it.
 func recordBytes(m *message.Message) int {
-	return message.RecordSize(m, 0, m.Timestamp)
+	return heldBytes(m, message.RecordSize(m, 0, m.Timestamp))
+}
+
+// heldBytes is recordBytes of m whose encoded size as the first record of a
+// batch, alone, is known: alone plus its message.Message (in its batch's
+// slice) and its Header structs. The key, value and header bytes are in
+// alone.
+func heldBytes(m *message.Message, alone int) int {
+	return alone + int(unsafe.Sizeof(message.Message{})) + len(m.Headers)*int(unsafe.Sizeof(message.Header{}))
 }
 
 // admit reserves need bytes for n records, waiting in line for room.
@@ -147,7 +157,8 @@ func (p *Pool) PendingRecords() int64 {
 	return p.records
 }
 
-// PendingBytes is the record bytes counted against MaxPendingBytes.
+// PendingBytes is what the records accepted and not yet released count
+// against MaxPendingBytes: their encoded size plus their structs (recordBytes).
 func (p *Pool) PendingBytes() int64 {
 	p.memMu.Lock()
 	defer p.memMu.Unlock()

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/fakeclock"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
@@ -148,6 +150,124 @@ func BenchmarkAccumulatorAdd(b *testing.B) {
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
+// heldSink keeps the batches it receives in flight, as batches waiting for
+// Kafka: ack acknowledges, releases and recycles those received before the
+// previous ack, so a batch is in flight between one and two steps.
+type heldSink struct {
+	p           *Pool
+	older, last []message.Batch
+}
+
+func (s *heldSink) Ready(b message.Batch)                        { s.last = append(s.last, b) }
+func (s *heldSink) Reject(message.Message, message.RejectReason) {}
+
+func (s *heldSink) ack() {
+	for _, b := range s.older {
+		s.p.Sent(b.TopicPartition())
+		s.p.Release(b)
+		s.p.Recycle(b.Messages)
+	}
+	clear(s.older)
+	s.older, s.last = s.last, s.older[:0]
+}
+
+// BenchmarkPoolManyPartitions is the keyed many-partition case (one op = one
+// record): 10,000 keys over 1,000 partitions, 265 records per partition per
+// max_wait on average, so batches are cut by max_wait at uneven lengths, as
+// at 1,000 partitions under the default max_pending_bytes. Time advances in
+// steps of a tenth of max_wait, so cuts are spread as with real traffic; a
+// batch stays in flight one to two steps. live-B/rec is the live heap per
+// record held (pending plus in flight), after a GC, above the heap before
+// the pool existed: the Message structs and the slices that hold them (the
+// values are shared by every record).
+func BenchmarkPoolManyPartitions(b *testing.B) {
+	const partitions, perCall, perPartition, steps = 1000, 100, 265, 10
+	const perStep = partitions * perPartition / steps
+	cfg := Config{Size: 500, MaxBytes: 1_000_000, MaxMessageBytes: 1_000_000,
+		MaxWait: time.Second, CollectByPartition: true}
+	calls := make([][]message.Message, 64)
+	value := make([]byte, 200)
+	hdr := []message.Header{{Key: "attributes.service", Value: []byte("checkout")}}
+	ts := time.Now()
+	x := uint32(1)
+	for c := range calls {
+		calls[c] = make([]message.Message, perCall)
+		for i := range calls[c] {
+			x ^= x << 13
+			x ^= x >> 17
+			x ^= x << 5
+			key := fmt.Sprintf("client-%05d", x%10000)
+			calls[c][i] = message.Message{Topic: "otlp_logs", Partition: int32(x % 10000 % partitions),
+				Key: []byte(key), Value: value, Headers: hdr, Timestamp: ts}
+		}
+	}
+	runtime.GC()
+	var ms0 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	clk := fakeclock.New(ts)
+	sink := &heldSink{}
+	p, err := NewPool(cfg, clk, sink)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sink.p = p
+	ctx := context.Background()
+	c := 0
+	step := func(records int) {
+		for n := 0; n < records; n += perCall {
+			if err := p.Add(ctx, calls[c%len(calls)][:min(perCall, records-n)]); err != nil {
+				b.Fatal(err)
+			}
+			c++
+		}
+		sink.ack()
+		clk.Advance(cfg.MaxWait / steps)
+	}
+	// Warm up, opening a tenth of the partitions per step so their batches
+	// are cut at different steps, until each has cut batches.
+	for s := range steps {
+		var phase []message.Message
+		for _, m := range slices.Concat(calls...) {
+			if int(m.Partition)%steps == s {
+				phase = append(phase, m)
+			}
+		}
+		if err := p.Add(ctx, phase); err != nil {
+			b.Fatal(err)
+		}
+		sink.ack()
+		clk.Advance(cfg.MaxWait / steps)
+	}
+	for range 3 * steps {
+		step(perStep)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	live := -1.0
+	for n := 0; n < b.N; n += perStep {
+		if live < 0 && n >= partitions*perPartition {
+			b.StopTimer()
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			live = float64(int64(ms.HeapAlloc)-int64(ms0.HeapAlloc)) / float64(p.PendingRecords())
+			b.StartTimer()
+		}
+		step(min(perStep, b.N-n))
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	if live >= 0 {
+		b.ReportMetric(live, "live-B/rec")
+	}
+	sink.ack()
+	sink.ack()
+	for _, bt := range p.Shutdown(ctx) {
+		p.Release(bt)
+	}
+}
+
 // laterSink releases each batch delay after it is handed off, as a Kafka
 // that acknowledges after a round trip would, and counts batches by reason.
 type laterSink struct {
@@ -171,13 +291,13 @@ func (s *laterSink) Ready(b message.Batch) {
 }
 func (s *laterSink) Reject(message.Message, message.RejectReason) {}
 
-// BenchmarkPoolManyPartitions adds keyed records spread over 1,000
+// BenchmarkPoolMemoryPressure adds keyed records spread over 1,000
 // partitions under a max_pending_bytes far below what 1,000 full batches
 // hold, with a sink that acknowledges each batch 2 ms after it gets it
 // (one op = one record). Without the memory rule no batch fills and every
 // batch waits out max_wait, which bounds throughput; the batches/op and
 // records/batch metrics show how batches were cut.
-func BenchmarkPoolManyPartitions(b *testing.B) {
+func BenchmarkPoolMemoryPressure(b *testing.B) {
 	const parts = 1000
 	cfg := Config{Size: 500, MaxBytes: 1_000_000, MaxMessageBytes: 1_000_000,
 		MaxWait: 100 * time.Millisecond, CollectByPartition: true, MaxPendingBytes: 4 << 20}

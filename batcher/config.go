@@ -8,8 +8,8 @@
 // Accumulator is the pure state machine of one partition (or of one topic
 // when batches are not collected by partition): no locks, no timers, time is
 // an argument. Pool runs one Accumulator per key behind locks, arms one timer
-// per accumulator on an injected Clock, bounds the record bytes held in
-// memory, and hands ready batches to a Sink.
+// per accumulator on an injected Clock, bounds the memory the pending records
+// hold, and hands ready batches to a Sink.
 package batcher
 
 import (
@@ -38,8 +38,9 @@ type Config struct {
 	// CollectByPartition false keeps one accumulator per topic; its ready
 	// batches are split into one batch per partition when handed off.
 	CollectByPartition bool
-	// MaxPendingBytes bounds the record bytes accepted and not yet released
-	// (see Pool.Release); 0 means no bound.
+	// MaxPendingBytes bounds what the records accepted and not yet released
+	// (see Pool.Release) hold in memory: each counts its encoded size plus
+	// its Message and Header structs. 0 means no bound.
 	MaxPendingBytes int64
 }
 

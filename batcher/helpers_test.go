@@ -56,6 +56,9 @@ func checkBatch(t *testing.T, cfg Config, b message.Batch) {
 	if b.Bytes > cfg.MaxMessageBytes {
 		t.Fatalf("batch %s: %d bytes > max_message_bytes %d", describe(b), b.Bytes, cfg.MaxMessageBytes)
 	}
+	if cap(b.Messages) > len(b.Messages)+sliceSlack {
+		t.Fatalf("batch %s: capacity %d for %d records, more than %d spare", describe(b), cap(b.Messages), len(b.Messages), sliceSlack)
+	}
 }
 
 // recSink records what the pool hands off. onReady, if set, runs inside

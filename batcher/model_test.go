@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/fakeclock"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
@@ -231,10 +232,10 @@ func (m *model) add(r *byteReader, ctx context.Context) {
 		}
 		m.msgs[id] = msg
 		msgs = append(msgs, msg)
-		if rb := recordBytes(&msg); message.BatchHeaderBytes+rb > m.cfg.MaxMessageBytes {
+		if rs := message.RecordSize(&msg, 0, msg.Timestamp); message.BatchHeaderBytes+rs > m.cfg.MaxMessageBytes {
 			m.wantRejected[id] = true
 		} else {
-			need += int64(rb)
+			need += modelBytes(&msg)
 			count++
 		}
 	}
@@ -282,9 +283,16 @@ func (m *model) add(r *byteReader, ctx context.Context) {
 	}
 }
 
+// modelBytes is what the model counts for a pending record: its encoded
+// size alone (the oversize rule's size) plus its Message and Header structs.
+func modelBytes(msg *message.Message) int64 {
+	return int64(message.RecordSize(msg, 0, msg.Timestamp)) +
+		int64(unsafe.Sizeof(*msg)) + int64(len(msg.Headers))*int64(unsafe.Sizeof(message.Header{}))
+}
+
 func (m *model) release(b message.Batch, recycle bool) {
 	for i := range b.Messages {
-		m.used -= int64(recordBytes(&b.Messages[i]))
+		m.used -= modelBytes(&b.Messages[i])
 	}
 	m.records -= int64(len(b.Messages))
 	m.p.Release(b)

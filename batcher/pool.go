@@ -27,11 +27,12 @@ type Sink interface {
 
 // Pool holds one Accumulator per topic/partition (per topic when
 // CollectByPartition is false), created as keys appear, safe for concurrent
-// use. Memory: the record bytes of every accepted message count against
-// MaxPendingBytes from Add until the batch holding it is passed to Release,
-// so the bound covers batches in flight too. When an Add has to wait for
-// room while most of those bytes sit in accumulators, pending batches are
-// released at once, oldest first, reason memory (see Add).
+// use. Memory: every accepted message counts its encoded size plus its
+// Message and Header structs against MaxPendingBytes from Add until the
+// batch holding it is passed to Release, so the bound covers batches in
+// flight too. When an Add has to wait for room while most of those bytes
+// sit in accumulators, pending batches are released at once, oldest first,
+// reason memory (see memory.go).
 type Pool struct {
 	cfg  Config
 	clk  Clock
@@ -42,9 +43,10 @@ type Pool struct {
 
 	freeMu sync.Mutex
 	free   [][]message.Message // recycled batch slices, length 0, cleared
+	chunks []*chunk            // recycled accumulator chunks, cleared
 
 	memMu   sync.Mutex // guards the fields below
-	used    int64      // record bytes accepted and not released
+	used    int64      // recordBytes of the records accepted and not released
 	records int64      // records accepted and not released
 	waiters []*waiter  // Adds waiting for room, first come first served
 	closed  bool
@@ -84,7 +86,7 @@ func NewPool(cfg Config, clk Clock, sink Sink) (*Pool, error) {
 // in order).
 func (p *Pool) Add(ctx context.Context, msgs []message.Message) error {
 	var need, n int64
-	// recordBytes of every record, computed once.
+	// Encoded size of every record as the first of a batch, computed once.
 	var sizeBuf [256]int32
 	sizes := sizeBuf[:]
 	if len(msgs) > len(sizeBuf) {
@@ -95,10 +97,10 @@ func (p *Pool) Add(ctx context.Context, msgs []message.Message) error {
 		if m.Partition < 0 {
 			return fmt.Errorf("add %s record %d: %w (partition %d)", m.Topic, i, ErrInvalidPartition, m.Partition)
 		}
-		s := recordBytes(m)
+		s := message.RecordSize(m, 0, m.Timestamp)
 		sizes[i] = int32(s)
 		if !p.cfg.oversize(s) {
-			need += int64(s)
+			need += int64(heldBytes(m, s))
 			n++
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -257,14 +258,19 @@ func TestPoolMemoryBound(t *testing.T) {
 func TestPoolShutdown(t *testing.T) {
 	cfg := testConfig()
 	cfg.Size = 3
-	cfg.MaxPendingBytes = 500
-	p, clk, sink := newTestPool(t, cfg)
 	// A batch in flight holds most of the pending bytes, so the waiting Add
 	// below releases nothing early (the memory rule).
 	flight := []message.Message{recAt(5, "f", 20), recAt(5, "g", 20), recAt(5, "h", 20)}
-	mustAdd(t, p, flight...)
-	mustAdd(t, p, recAt(0, "a", 0), recAt(1, "b", 0), recAt(0, "c", 0))
+	pending := []message.Message{recAt(0, "a", 0), recAt(1, "b", 0), recAt(0, "c", 0)}
 	big := []message.Message{recAt(2, "w", 490)}
+	var held int
+	for _, m := range append(slices.Clone(flight), pending...) {
+		held += recordBytes(&m)
+	}
+	cfg.MaxPendingBytes = int64(held) + 10 // room for the first two calls, not for big
+	p, clk, sink := newTestPool(t, cfg)
+	mustAdd(t, p, flight...)
+	mustAdd(t, p, pending...)
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- p.Add(context.Background(), big) }()
 	waitFor(t, func() bool { p.memMu.Lock(); defer p.memMu.Unlock(); return len(p.waiters) == 1 })

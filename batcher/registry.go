@@ -123,7 +123,7 @@ func (p *Pool) entry(te *topicEntries, topic string, partition int32) *entry {
 func (p *Pool) newEntry(topic string, partition int32) *entry {
 	e := &entry{}
 	e.acc.init(p.cfg, topic, partition)
-	e.acc.newSlice = p.getSlice
+	e.acc.store = p
 	p.memMu.Lock()
 	e.closed = p.closed
 	p.memMu.Unlock()
