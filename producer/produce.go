@@ -435,6 +435,12 @@ func (p *Producer) sendTo(ctx context.Context, broker *sarama.Broker, reqs [][]*
 		sendErr = broker.AsyncProduce(req, func(resp *sarama.ProduceResponse, err error) {
 			reply <- produceReply{resp, err} // must not block or touch the broker
 		})
+		// The request is encoded and written: its record arrays go back to
+		// the pool now rather than when Kafka answers, so batches in flight
+		// do not hold them (a resend builds its batch again, the same).
+		for _, pt := range parts {
+			pt.dropRB()
+		}
 		if sendErr != nil {
 			// It may have been written in part: ambiguous, unless the
 			// connection could not be opened.
