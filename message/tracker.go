@@ -59,11 +59,15 @@ func (t *Tracker) Wait(ctx context.Context) error {
 	}
 }
 
-// TrackDone tells every tracker in msgs the outcome of its records.
+// TrackDone tells every tracker in msgs the outcome of its records. The
+// records of one call are usually adjacent: each run of them is one Done.
 func TrackDone(msgs []Message, err error) {
-	for i := range msgs {
-		if msgs[i].Tracker != nil {
-			msgs[i].Tracker.Done(1, err)
+	for i := 0; i < len(msgs); {
+		t, j := msgs[i].Tracker, i+1
+		for j < len(msgs) && msgs[j].Tracker == t {
+			j++
 		}
+		t.Done(j-i, err)
+		i = j
 	}
 }

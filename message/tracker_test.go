@@ -33,3 +33,22 @@ func TestNilTrackerIsNoop(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestTrackDoneCountsInterleavedCalls(t *testing.T) {
+	a, b := NewTracker(3), NewTracker(2)
+	// Two calls' records interleaved, and a record without a tracker.
+	msgs := []Message{{Tracker: a}, {Tracker: a}, {Tracker: b}, {}, {Tracker: a}}
+	TrackDone(msgs, nil)
+	if err := a.Wait(context.Background()); err != nil {
+		t.Fatalf("a: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := b.Wait(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("b with 1 record open = %v, want context.Canceled", err)
+	}
+	TrackDone([]Message{{Tracker: b}}, nil)
+	if err := b.Wait(context.Background()); err != nil {
+		t.Fatalf("b: %v", err)
+	}
+}
