@@ -57,7 +57,7 @@ type Accumulator struct {
 	firstAt time.Time         // arrival of the first pending record: start of the age timer
 	due     time.Time         // Deadline(), kept current by every change
 	full    bool              // the last batch had Size records or more
-	alone   int               // held bytes of the pending records (RecordBytes)
+	held    int               // what the pending records count against MaxPendingBytes (RecordBytes)
 
 	lastSent time.Time
 	sent     bool // a send succeeded: MinDelay applies from lastSent
@@ -115,7 +115,7 @@ func (a *Accumulator) add(m *message.Message, alone int, now time.Time, out []me
 	}
 	a.push(m)
 	a.bytes += size
-	a.alone += heldBytes(m, alone)
+	a.held += heldBytes(m, alone)
 	switch {
 	case a.bytes > a.cfg.MaxBytes: // only possible for a lone record
 		return a.cut(out, message.ReasonBytes), false
@@ -216,7 +216,7 @@ func (a *Accumulator) Bytes() int { return a.bytes }
 // RecordBytes is what the pending records count against MaxPendingBytes
 // (recordBytes: each one's size as the first record of a batch plus its
 // structs), the unit of the Pool's memory rule. 0 when empty.
-func (a *Accumulator) RecordBytes() int { return a.alone }
+func (a *Accumulator) RecordBytes() int { return a.held }
 
 // minDelayPassed: with MinDelay 0 a full batch is never held, even when
 // now was read just before a concurrent Sent moved lastSent past it.
@@ -247,7 +247,7 @@ func (a *Accumulator) cut(out []message.Batch, reason message.FlushReason) []mes
 		Messages: msgs, Bytes: a.bytes, Reason: reason, Opened: a.firstAt,
 	})
 	a.full = n >= a.cfg.Size
-	a.msgs, a.n, a.bytes, a.alone, a.due = nil, 0, 0, 0, time.Time{}
+	a.msgs, a.n, a.bytes, a.held, a.due = nil, 0, 0, 0, time.Time{}
 	return out
 }
 

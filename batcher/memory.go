@@ -70,9 +70,8 @@ func (p *Pool) relievePass() {
 			e.mu.Unlock()
 			continue
 		}
-		before := e.acc.RecordBytes()
 		e.out = e.acc.Cut(now, message.ReasonMemory, e.out)
-		p.held.Add(int64(e.acc.RecordBytes() - before))
+		p.syncHeld(e)
 		p.armAndDrain(e, now)
 	}
 }

@@ -53,9 +53,9 @@ type Pool struct {
 	active  int           // Adds and timer callbacks running
 	idle    chan struct{} // closed when active reaches 0 after closing
 
-	// held is the record bytes (recordBytes, the unit of used) of records
-	// in accumulators, not yet cut into a batch; each change is made under
-	// the entry's mu, as a delta of Accumulator.RecordBytes.
+	// held is what the records in accumulators, not yet cut into a batch,
+	// count (recordBytes, the unit of used); syncHeld keeps it, under each
+	// entry's mu.
 	held      atomic.Int64
 	relieving workloop.Loop // one memory release at a time
 }
@@ -152,7 +152,6 @@ func (p *Pool) Add(ctx context.Context, msgs []message.Message) error {
 		for _, gr := range groups {
 			e := gr.e
 			e.mu.Lock()
-			before := e.acc.RecordBytes()
 			for i := int(gr.first); i >= 0; i = int(chain[i]) {
 				m := &ms[i]
 				var rej bool
@@ -165,7 +164,7 @@ func (p *Pool) Add(ctx context.Context, msgs []message.Message) error {
 				// Shutdown gave up waiting for this Add: hand its records over now.
 				e.out = e.acc.Flush(e.out)
 			}
-			p.held.Add(int64(e.acc.RecordBytes() - before))
+			p.syncHeld(e)
 			p.armAndDrain(e, now)
 		}
 	}
@@ -224,9 +223,8 @@ func (p *Pool) Shutdown(ctx context.Context) []message.Batch {
 			e.timer.Stop()
 			e.timer = nil
 		}
-		before := e.acc.RecordBytes()
 		out = e.acc.Flush(out[:0])
-		p.held.Add(int64(e.acc.RecordBytes() - before))
+		p.syncHeld(e)
 		e.mu.Unlock()
 		for _, b := range out {
 			split = p.appendSplit(split, b)

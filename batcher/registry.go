@@ -30,6 +30,16 @@ type entry struct {
 	head     int           // out[head:] are still to hand off
 	handoff  workloop.Loop // one goroutine at a time hands off out; others only enqueue
 	closed   bool          // shut down: no more timers
+	// heldSeen is acc.RecordBytes() as last added to Pool.held (syncHeld).
+	heldSeen int
+}
+
+// syncHeld brings Pool.held up to date with e's accumulator after a change
+// to it. Called with e.mu held.
+func (p *Pool) syncHeld(e *entry) {
+	held := e.acc.RecordBytes()
+	p.held.Add(int64(held - e.heldSeen))
+	e.heldSeen = held
 }
 
 // entries lists every accumulator entry.

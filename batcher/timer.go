@@ -43,8 +43,7 @@ func (p *Pool) fire(e *entry, gen uint64) {
 		e.mu.Unlock()
 		return
 	}
-	before := e.acc.RecordBytes()
 	e.out = e.acc.Tick(now, e.out)
-	p.held.Add(int64(e.acc.RecordBytes() - before))
+	p.syncHeld(e)
 	p.armAndDrain(e, now)
 }
