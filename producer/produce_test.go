@@ -654,7 +654,7 @@ func TestRefreshFailuresWarnOncePerOutage(t *testing.T) {
 		t.Fatalf("repeated failure logged at %s, want debug", l.Level)
 	}
 
-	newCluster(t, kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(2, "t"))
+	kfaketest.OnPort(t, port, kfake.SeedTopics(2, "t"))
 	waitUntil(t, func() bool { return count("kafka metadata refresh works again") == 1 }, "recovery logged")
 	if n := count("kafka metadata refresh failed"); n != 1 {
 		t.Fatalf("%d warnings, want still 1", n)
