@@ -288,6 +288,7 @@ func (c *Config) batcherConfig() batcher.Config {
 		MinDelay:           c.Batch.MinDelay,
 		CollectByPartition: c.Partitioning.CollectByPartition,
 		MaxPendingBytes:    int64(c.MaxPendingBytes),
+		CutEachAdd:         c.Delivery == DeliverySync,
 	}
 }
 

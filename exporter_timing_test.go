@@ -144,3 +144,26 @@ func TestMinDelayHoldsFullBatchesOnTheInjectedClock(t *testing.T) {
 	requireAllInOrder(t, c, "otlp_logs", 5)
 	require.NoError(t, exp.stop())
 }
+
+func TestSyncCallDoesNotWaitForMaxWait(t *testing.T) {
+	c, obs, cfg := observedRawSetup(t, 1)
+	cfg.Delivery = DeliverySync
+	cfg.Batch.Size = 500
+	cfg.Batch.MaxWait = time.Hour
+	exp, _, tt := fakeClockExporter(t, cfg)
+	waitPartitions(t, exp, "otlp_logs", 1)
+
+	// The clock never moves: a call returns because its own records were
+	// cut when it had added them (reason call), not because a timer fired.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, exp.consumeLogs(ctx, seqLogs(0, 37, 0)))
+	require.EqualValues(t, 37, totalRecords(c, "otlp_logs"))
+	require.EqualValues(t, 1, flushes(t, tt, "call"))
+	require.NoError(t, exp.consumeLogs(ctx, seqLogs(37, 3, 0)))
+	require.EqualValues(t, 2, flushes(t, tt, "call"))
+	require.Zero(t, flushes(t, tt, "max_wait"))
+	requireBatchesOf(t, c, obs, 37, 3)
+	requireAllInOrder(t, c, "otlp_logs", 40)
+	require.NoError(t, exp.stop())
+}

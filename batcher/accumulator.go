@@ -28,7 +28,10 @@ import (
 //     MinDelay says (max_wait).
 //
 // Cut releases the pending batch on demand with the caller's reason (the
-// pool's memory rule uses it, reason memory).
+// pool's memory rule uses it, reason memory). CutSoon does the same unless
+// MinDelay holds the accumulator's sends back; the batch is then released
+// at the MinDelay deadline (min_delay) or by the rules above, whichever
+// comes first (the pool uses it for a call that waits for its records).
 //
 // A batch whose deadline has passed when a record arrives (its Tick not yet
 // called) is released first; the record opens the next batch.
@@ -57,6 +60,7 @@ type Accumulator struct {
 	firstAt time.Time         // arrival of the first pending record: start of the age timer
 	due     time.Time         // Deadline(), kept current by every change
 	full    bool              // the last batch had Size records or more
+	soon    bool              // CutSoon was held back by MinDelay: release at its deadline
 	held    int               // what the pending records count against MaxPendingBytes (RecordBytes)
 
 	lastSent time.Time
@@ -154,7 +158,7 @@ func (a *Accumulator) Tick(now time.Time, out []message.Batch) []message.Batch {
 	if !now.Before(a.firstAt.Add(a.cfg.MaxWait)) {
 		return a.cut(out, message.ReasonMaxWait)
 	}
-	if a.n >= a.cfg.Size && a.minDelayPassed(now) {
+	if (a.n >= a.cfg.Size || a.soon) && a.minDelayPassed(now) {
 		return a.cut(out, message.ReasonMinDelay)
 	}
 	return out
@@ -169,7 +173,7 @@ func (a *Accumulator) deadline() time.Time {
 		return time.Time{}
 	}
 	d := a.firstAt.Add(a.cfg.MaxWait)
-	if a.n >= a.cfg.Size && a.sent {
+	if (a.n >= a.cfg.Size || a.soon) && a.sent {
 		if md := a.lastSent.Add(a.cfg.MinDelay); md.Before(d) {
 			d = md
 		}
@@ -205,6 +209,24 @@ func (a *Accumulator) Cut(now time.Time, reason message.FlushReason, out []messa
 		}
 	}
 	return a.cut(out, reason)
+}
+
+// CutSoon releases whatever is pending with reason, as Cut does, unless
+// MinDelay has not passed since the last successful send: then the batch
+// is released at that deadline with reason min_delay, if no other rule
+// releases it first.
+func (a *Accumulator) CutSoon(now time.Time, reason message.FlushReason, out []message.Batch) []message.Batch {
+	if a.n == 0 {
+		return out
+	}
+	if a.minDelayPassed(now) {
+		return a.Cut(now, reason, out)
+	}
+	if !a.soon {
+		a.soon = true
+		a.due = a.deadline()
+	}
+	return out
 }
 
 // Len is the number of pending records.
@@ -247,7 +269,7 @@ func (a *Accumulator) cut(out []message.Batch, reason message.FlushReason) []mes
 		Messages: msgs, Bytes: a.bytes, Reason: reason, Opened: a.firstAt,
 	})
 	a.full = n >= a.cfg.Size
-	a.msgs, a.n, a.bytes, a.held, a.due = nil, 0, 0, 0, time.Time{}
+	a.msgs, a.n, a.bytes, a.held, a.due, a.soon = nil, 0, 0, 0, time.Time{}, false
 	return out
 }
 

@@ -11,7 +11,7 @@ import (
 
 type step struct {
 	at       time.Duration // clock, from t0
-	op       string        // add | tick | sent | flush | memory (Cut with reason memory)
+	op       string        // add | tick | sent | flush | memory (Cut with reason memory) | call (CutSoon with reason call)
 	rec      string        // add: record name
 	pad      int           // add: value size
 	flush    bool          // add: matches flush_when
@@ -43,6 +43,8 @@ func runSteps(t *testing.T, cfg Config, steps []step) {
 			out = a.Flush(nil)
 		case "memory":
 			out = a.Cut(now, message.ReasonMemory, nil)
+		case "call":
+			out = a.CutSoon(now, message.ReasonCall, nil)
 		default:
 			t.Fatalf("step %d: unknown op %q", i, s.op)
 		}
@@ -221,6 +223,34 @@ func TestAccumulatorRules(t *testing.T) {
 			{at: ms(1), op: "add", rec: "a"},
 			{at: ms(2), op: "add", rec: "b"},
 			{at: ms(50), op: "memory", want: []string{"memory:a,b"}, deadline: "none"},
+		}},
+		{"cut soon: a call releases what is pending at once", with(func(c *Config) { c.MaxWait = ms(50) }), []step{
+			{at: 0, op: "call"},
+			{at: 0, op: "add", rec: "a"},
+			{at: ms(10), op: "add", rec: "b", deadline: "50ms"},
+			{at: ms(10), op: "call", want: []string{"call:a,b"}, deadline: "none"},
+			{at: ms(20), op: "add", rec: "c", deadline: "70ms"},
+		}},
+		{"cut soon: min_delay holds a call's batch until its deadline", with(func(c *Config) { c.MinDelay = ms(100); c.MaxWait = ms(500) }), []step{
+			{at: 0, op: "sent"},
+			{at: ms(10), op: "add", rec: "a", deadline: "510ms"},
+			{at: ms(10), op: "call", deadline: "100ms"},
+			{at: ms(20), op: "add", rec: "b", deadline: "100ms"},
+			{at: ms(99), op: "tick"},
+			{at: ms(100), op: "tick", want: []string{"min_delay:a,b"}, deadline: "none"},
+			{at: ms(110), op: "add", rec: "c", deadline: "610ms"},
+		}},
+		{"cut soon: held by min_delay, a later record past the deadline is not joined", with(func(c *Config) { c.MinDelay = ms(100); c.MaxWait = ms(500) }), []step{
+			{at: 0, op: "sent"},
+			{at: ms(10), op: "add", rec: "a"},
+			{at: ms(10), op: "call"},
+			{at: ms(150), op: "add", rec: "b", want: []string{"min_delay:a"}, deadline: "650ms"},
+			{at: ms(150), op: "call", want: []string{"call:b"}, deadline: "none"},
+		}},
+		{"cut soon: without min_delay a sent batch does not hold the call back", with(func(c *Config) { c.MaxWait = ms(500) }), []step{
+			{at: 0, op: "sent"},
+			{at: ms(1), op: "add", rec: "a"},
+			{at: ms(1), op: "call", want: []string{"call:a"}},
 		}},
 		{"flush: shutdown returns what is pending", testConfig(), []step{
 			{at: 0, op: "flush"},

@@ -38,6 +38,12 @@ type Config struct {
 	// CollectByPartition false keeps one accumulator per topic; its ready
 	// batches are split into one batch per partition when handed off.
 	CollectByPartition bool
+	// CutEachAdd releases, when an Add has added its records, what is
+	// pending in every accumulator that Add touched (reason call), unless
+	// MinDelay holds it back (Accumulator.CutSoon). A caller that waits for
+	// its records' acknowledgement (delivery: sync) waits for Kafka, not for
+	// later callers to fill the batch.
+	CutEachAdd bool
 	// MaxPendingBytes bounds what the records accepted and not yet released
 	// (see Pool.Release) hold in memory: each counts its encoded size plus
 	// its Message and Header structs. 0 means no bound.

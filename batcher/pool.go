@@ -58,6 +58,7 @@ type Pool struct {
 	// entry's mu.
 	held      atomic.Int64
 	relieving workloop.Loop // one memory release at a time
+	calls     atomic.Uint64 // numbers the Adds, for Config.CutEachAdd
 }
 
 // NewPool returns an empty pool. Ready batches and rejected records go to
@@ -80,6 +81,8 @@ func NewPool(cfg Config, clk Clock, sink Sink) (*Pool, error) {
 // pending bytes (little is in flight, so little room would come back before
 // batch.max_wait), it first releases pending batches to the sink, oldest
 // first, reason memory, until the accumulators hold at most a quarter.
+// With CutEachAdd, what is pending in the accumulators it touched is then
+// released (reason call; Accumulator.CutSoon).
 // Oversize records go to Sink.Reject and do not fail the call. Batches made
 // ready are handed to the sink by this call, unless a concurrent call or
 // timer is already handing off that accumulator's batches (then by that one,
@@ -115,6 +118,12 @@ func (p *Pool) Add(ctx context.Context, msgs []message.Message) error {
 	now := p.clk.Now()
 	var rejBuf [8]int
 	rejected := rejBuf[:0]
+	var call uint64
+	var touchedBuf [8]*entry
+	touched := touchedBuf[:0] // the accumulators to cut at the end (CutEachAdd)
+	if p.cfg.CutEachAdd {
+		call = p.calls.Add(1)
+	}
 	// Messages are added per accumulator, each locked once per window of
 	// the call: chains link the messages of one accumulator in order.
 	const window = len(sizeBuf)
@@ -164,9 +173,19 @@ func (p *Pool) Add(ctx context.Context, msgs []message.Message) error {
 				// Shutdown gave up waiting for this Add: hand its records over now.
 				e.out = e.acc.Flush(e.out)
 			}
+			if call != 0 && e.call != call {
+				e.call = call
+				touched = append(touched, e)
+			}
 			p.syncHeld(e)
 			p.armAndDrain(e, now)
 		}
+	}
+	for _, e := range touched {
+		e.mu.Lock()
+		e.out = e.acc.CutSoon(now, message.ReasonCall, e.out)
+		p.syncHeld(e)
+		p.armAndDrain(e, now)
 	}
 	for _, i := range rejected {
 		p.sink.Reject(msgs[i], message.RejectOversize)

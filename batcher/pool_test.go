@@ -560,3 +560,43 @@ func TestPoolRefuseWaitingFailsTheCallsInLine(t *testing.T) {
 		t.Fatalf("a refused Add left %d records pending, want 2", p.PendingRecords())
 	}
 }
+
+func TestPoolCutEachAdd(t *testing.T) {
+	cfg := testConfig()
+	cfg.Size = 1000
+	cfg.MaxWait = time.Hour
+	cfg.CutEachAdd = true
+	p, clk, sink := newTestPool(t, cfg)
+	mustAdd(t, p, recAt(0, "a", 0), recAt(1, "b", 0), recAt(0, "c", 0))
+	expect(t, sink, "0/call:a,c", "1/call:b")
+	if clk.Pending() != 0 {
+		t.Fatalf("%d timers armed after the call's batches were cut, want 0", clk.Pending())
+	}
+
+	// A call longer than Add's window of 256 records is still one batch per
+	// partition, cut once the whole call is in.
+	var msgs []message.Message
+	var names []string
+	for i := range 600 {
+		n := fmt.Sprintf("r%d", i)
+		msgs = append(msgs, recAt(2, n, 0))
+		names = append(names, n)
+	}
+	mustAdd(t, p, msgs...)
+	expect(t, sink, "0/call:a,c", "1/call:b", "2/call:"+joinNames(names))
+}
+
+func TestPoolCutEachAddKeepsMinDelay(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxWait = time.Hour
+	cfg.MinDelay = ms(100)
+	cfg.CutEachAdd = true
+	p, clk, sink := newTestPool(t, cfg)
+	p.Sent(message.TopicPartition{Topic: "t", Partition: 0})
+	mustAdd(t, p, recAt(0, "a", 0))
+	expect(t, sink)
+	clk.Advance(ms(99))
+	expect(t, sink)
+	clk.Advance(ms(1))
+	expect(t, sink, "0/min_delay:a")
+}

@@ -32,6 +32,9 @@ type entry struct {
 	closed   bool          // shut down: no more timers
 	// heldSeen is acc.RecordBytes() as last added to Pool.held (syncHeld).
 	heldSeen int
+	// call is the last Add (Pool.calls) that listed this entry to cut
+	// (Config.CutEachAdd).
+	call uint64
 }
 
 // syncHeld brings Pool.held up to date with e's accumulator after a change

@@ -106,7 +106,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "../BENCHMARKS.md", "report to write")
 	flag.StringVar(&o.chart, "chart", "results.png", "chart to write (PNG), referenced from the report")
 	flag.StringVar(&o.profileDir, "cpuprofile-dir", "", "write a pprof CPU profile of every kafkabatcher child into this directory")
-	flag.IntVar(&o.syncBatch, "sync-batch-size", 0, "batch.size of kafkabatcher-sync (0: -per-call, the records one caller has in flight)")
+	flag.IntVar(&o.syncBatch, "sync-batch-size", 0, "batch.size of kafkabatcher-sync (0: 500, as the async kafkabatcher)")
 	flag.BoolVar(&o.quick, "quick", false, "smoke run: 10x fewer records, one repeat")
 	brokers := flag.String("brokers", strings.Join(allBrokers, ","), "brokers, comma-separated: devbroker, kafka-1 (one real node), kafka-3 (three, replication 3), each optionally +Nms (a toxiproxy adding N ms)")
 	keyedBrokers := flag.String("keyed-brokers", "devbroker", "brokers that also run the keyed many-partition scenario")
@@ -147,7 +147,7 @@ func main() {
 		oursSet[k] = val
 	}
 	if o.syncBatch == 0 {
-		o.syncBatch = o.perCall
+		o.syncBatch = 500
 	}
 	if o.quick {
 		o.records /= 10

@@ -98,11 +98,10 @@ func exporterConfig(kind string, spec runSpec) map[string]any {
 	case sysOurs, sysOursSync:
 		delivery, maxWait, size := "async", "100ms", 500
 		if kind == sysOursSync {
-			size = spec.SyncBatchSize
-			// The contrib exporter's producer lingers 10ms; sync delivery
-			// waits for max_wait when fewer than batch.size records are in
-			// flight, so it gets the same 10ms.
-			delivery, maxWait = "sync", "10ms"
+			// A sync call's partitions are cut once it has added its
+			// records (flush reason call): neither batch.size nor
+			// max_wait is waited for, so the async settings stand.
+			delivery, size = "sync", spec.SyncBatchSize
 		}
 		prod := map[string]any{"required_acks": "all", "compression": "none"}
 		c := map[string]any{

@@ -89,6 +89,7 @@ const (
 	ReasonTrigger                         // a record matched flush_when
 	ReasonShutdown                        // the exporter is stopping
 	ReasonMemory                          // max_pending_bytes reached with most bytes in accumulators
+	ReasonCall                            // a delivery: sync call has added its records
 )
 
 // String returns the reason as the flushes metric labels it.
@@ -108,6 +109,8 @@ func (r FlushReason) String() string {
 		return "shutdown"
 	case ReasonMemory:
 		return "memory"
+	case ReasonCall:
+		return "call"
 	}
 	return "unknown"
 }

@@ -65,7 +65,7 @@ func TestBatchSizeMatchesWireFormat(t *testing.T) {
 }
 
 func TestFlushReasonString(t *testing.T) {
-	want := []string{"unknown", "size", "bytes", "max_wait", "min_delay", "trigger", "shutdown", "memory", "unknown"}
+	want := []string{"unknown", "size", "bytes", "max_wait", "min_delay", "trigger", "shutdown", "memory", "call", "unknown"}
 	for i, w := range want {
 		if got := FlushReason(i).String(); got != w {
 			t.Errorf("FlushReason(%d) = %q, want %q", i, got, w)
