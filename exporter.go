@@ -113,11 +113,7 @@ func newExporter(cfg *Config, set exporter.Settings) (*kafkaBatcherExporter, err
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	part, err := partitioner.New(cfg.Partitioning.Strategy, time.Now().UnixNano())
-	if err != nil {
-		return nil, fmt.Errorf("partitioning.strategy: %w", err)
-	}
-	return &kafkaBatcherExporter{
+	e := &kafkaBatcherExporter{
 		cfg:     cfg,
 		set:     set,
 		logger:  set.Logger,
@@ -125,8 +121,21 @@ func newExporter(cfg *Config, set exporter.Settings) (*kafkaBatcherExporter, err
 		logs:    logs,
 		spans:   spans,
 		metrics: metrics,
-		part:    part,
-	}, nil
+	}
+	e.part, err = partitioner.New(cfg.Partitioning.Strategy, time.Now().UnixNano(), e.queuedBatches)
+	if err != nil {
+		return nil, fmt.Errorf("partitioning.strategy: %w", err)
+	}
+	return e, nil
+}
+
+// queuedBatches is the partitioner's Load: a keyless sticky choice moves
+// to the partitions with the fewest batches waiting or in flight.
+func (e *kafkaBatcherExporter) queuedBatches(topic string, partition int32) int {
+	if e.disp == nil { // not started
+		return 0
+	}
+	return e.disp.Queued(message.TopicPartition{Topic: topic, Partition: partition})
 }
 
 func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (err error) {

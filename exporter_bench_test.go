@@ -65,9 +65,6 @@ func BenchmarkConsumeLogs(b *testing.B) {
 				cfg.Delivery = delivery
 				cfg.TempStorage.Directory = b.TempDir()
 				cfg.Batch.MaxWait = 5 * time.Millisecond
-				if delivery == DeliverySync {
-					cfg.Batch.Size = perCall
-				}
 				exp := startExporter(b, cfg)
 				ld := benchLogs(perCall)
 				if err := exp.consumeLogs(context.Background(), ld); err != nil {

@@ -9,10 +9,12 @@
 //   - md5: Kaffe's, (sum of the 16 MD5 digest bytes) % n
 //
 // Keyless records (key == nil) under murmur2, fnv1a, md5 and sticky keep one
-// randomly chosen partition per topic until a batch of that partition is
-// ready (BatchReady), then move to another one, like the Java client's
-// sticky partitioner. random picks a partition per record and round_robin
-// rotates per record.
+// partition per topic until a batch of that partition is ready (BatchReady),
+// then move to another one, like the Java client's sticky partitioner. The
+// next one is chosen at random among the least loaded (Load: batches queued
+// or in flight), so keyless records go where a batch can be sent at once,
+// as with the Java client's adaptive partitioning (KIP-794). random picks a
+// partition per record and round_robin rotates per record.
 //
 // random, sticky and round_robin ignore keys: choosing them says the operator
 // wants an even spread rather than key affinity (as sarama's random and
@@ -59,19 +61,28 @@ type Partitioner interface {
 	BatchReady(tp message.TopicPartition)
 }
 
+// Load reports how loaded a partition is: the batches queued for it or in
+// flight. It must not call back into the partitioner.
+type Load func(topic string, partition int32) int
+
+// scanLimit is the most partitions a sticky move compares; above it two
+// random candidates are compared (the power of two choices).
+const scanLimit = 64
+
 // New returns the partitioner for strategy. seed drives every random choice,
-// so equal seeds give equal sequences of choices for equal calls.
-func New(strategy string, seed int64) (Partitioner, error) {
+// so equal seeds give equal sequences of choices for equal calls and loads.
+// load may be nil: every partition counts as equally loaded.
+func New(strategy string, seed int64, load Load) (Partitioner, error) {
 	r := &rng{r: rand.New(rand.NewPCG(uint64(seed), 0x6b61666b61626174))}
 	switch strategy {
 	case Murmur2:
-		return &hashed{hash: murmur2Partition, sticky: newSticky(r)}, nil
+		return &hashed{hash: murmur2Partition, sticky: newSticky(r, load)}, nil
 	case FNV1a:
-		return &hashed{hash: fnv1aPartition, sticky: newSticky(r)}, nil
+		return &hashed{hash: fnv1aPartition, sticky: newSticky(r, load)}, nil
 	case MD5:
-		return &hashed{hash: md5Partition, sticky: newSticky(r)}, nil
+		return &hashed{hash: md5Partition, sticky: newSticky(r, load)}, nil
 	case Sticky:
-		return &stickyOnly{sticky: newSticky(r)}, nil
+		return &stickyOnly{sticky: newSticky(r, load)}, nil
 	case Random:
 		return &random{r: r}, nil
 	case RoundRobin:
@@ -157,8 +168,10 @@ func (g *rng) intN(n int32) int32 {
 // sticky holds the keyless partition of each topic.
 type sticky struct {
 	r      *rng
+	load   Load // nil: all equal
 	mu     sync.Mutex
 	topics map[string]*stickyTopic
+	cands  []int32 // scratch of pick, guarded by mu
 }
 
 type stickyTopic struct {
@@ -166,8 +179,8 @@ type stickyTopic struct {
 	avoid   int32 // the partition just left, not chosen again when n > 1
 }
 
-func newSticky(r *rng) *sticky {
-	return &sticky{r: r, topics: map[string]*stickyTopic{}}
+func newSticky(r *rng, load Load) *sticky {
+	return &sticky{r: r, load: load, topics: map[string]*stickyTopic{}}
 }
 
 func (s *sticky) partition(topic string, n int32) int32 {
@@ -179,14 +192,47 @@ func (s *sticky) partition(topic string, n int32) int32 {
 		s.topics[topic] = t
 	}
 	if t.current < 0 || t.current >= n {
-		t.current = s.pick(n, t.avoid)
+		t.current = s.pick(topic, n, t.avoid)
 	}
 	return t.current
 }
 
-// pick chooses uniformly in [0, n), skipping avoid when another is possible.
-func (s *sticky) pick(n, avoid int32) int32 {
-	if avoid < 0 || avoid >= n || n == 1 {
+// pick chooses uniformly among the least loaded partitions of [0, n),
+// skipping avoid when another is possible. Called with s.mu held.
+func (s *sticky) pick(topic string, n, avoid int32) int32 {
+	if avoid >= n || n == 1 {
+		avoid = -1
+	}
+	if s.load == nil {
+		return s.other(n, avoid)
+	}
+	if n > scanLimit {
+		a, b := s.other(n, avoid), s.other(n, avoid)
+		if s.load(topic, b) < s.load(topic, a) {
+			return b
+		}
+		return a
+	}
+	least := -1
+	s.cands = s.cands[:0]
+	for p := range n {
+		if p == avoid {
+			continue
+		}
+		switch l := s.load(topic, p); {
+		case least < 0 || l < least:
+			least = l
+			s.cands = append(s.cands[:0], p)
+		case l == least:
+			s.cands = append(s.cands, p)
+		}
+	}
+	return s.cands[s.r.intN(int32(len(s.cands)))]
+}
+
+// other chooses uniformly in [0, n) but avoid (-1: none).
+func (s *sticky) other(n, avoid int32) int32 {
+	if avoid < 0 {
 		return s.r.intN(n)
 	}
 	p := s.r.intN(n - 1)

@@ -84,7 +84,7 @@ func TestKeyedHashesMatchReferences(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.strategy, func(t *testing.T) {
-			p, err := New(c.strategy, 1)
+			p, err := New(c.strategy, 1, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,7 +119,7 @@ func TestJavaVectorsThroughSarama(t *testing.T) {
 
 func TestMD5KnownVector(t *testing.T) {
 	// Elsa (same rule as Kaffe) documents md5 partition(2, "key1") == 1.
-	p, _ := New(MD5, 0)
+	p, _ := New(MD5, 0, nil)
 	if got := p.Partition("t", []byte("key1"), 2); got != 1 {
 		t.Fatalf("md5 key1 over 2 = %d, want 1", got)
 	}
@@ -128,7 +128,7 @@ func TestMD5KnownVector(t *testing.T) {
 func TestKeylessStickyStrategies(t *testing.T) {
 	for _, s := range []string{Murmur2, FNV1a, MD5, Sticky} {
 		t.Run(s, func(t *testing.T) {
-			p, err := New(s, 42)
+			p, err := New(s, 42, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -175,7 +175,7 @@ func TestKeylessStickyStrategies(t *testing.T) {
 }
 
 func TestStickyIgnoresKeys(t *testing.T) {
-	p, _ := New(Sticky, 7)
+	p, _ := New(Sticky, 7, nil)
 	first := p.Partition("t", []byte("k1"), 8)
 	for _, k := range []string{"k2", "other", ""} {
 		if got := p.Partition("t", []byte(k), 8); got != first {
@@ -185,8 +185,8 @@ func TestStickyIgnoresKeys(t *testing.T) {
 }
 
 func TestRandomPerRecord(t *testing.T) {
-	p, _ := New(Random, 3)
-	q, _ := New(Random, 3)
+	p, _ := New(Random, 3, nil)
+	q, _ := New(Random, 3, nil)
 	counts := make([]int, 6)
 	changes := 0
 	prev := int32(-1)
@@ -213,7 +213,7 @@ func TestRandomPerRecord(t *testing.T) {
 }
 
 func TestRoundRobinRotatesPerTopic(t *testing.T) {
-	p, _ := New(RoundRobin, 0)
+	p, _ := New(RoundRobin, 0, nil)
 	var a, b []int32
 	for i := 0; i < 7; i++ {
 		a = append(a, p.Partition("a", []byte("same-key"), 3))
@@ -233,12 +233,12 @@ func TestRoundRobinRotatesPerTopic(t *testing.T) {
 }
 
 func TestUnknownStrategyAndBadCounts(t *testing.T) {
-	_, err := New("consistent", 0)
+	_, err := New("consistent", 0, nil)
 	if !errors.Is(err, ErrUnknownStrategy) || !strings.Contains(err.Error(), `"consistent"`) {
 		t.Fatalf("New(consistent) error = %v", err)
 	}
 	for _, s := range Strategies() {
-		p, err := New(s, 0)
+		p, err := New(s, 0, nil)
 		if err != nil {
 			t.Fatalf("New(%s): %v", s, err)
 		}
@@ -253,7 +253,7 @@ func TestUnknownStrategyAndBadCounts(t *testing.T) {
 
 func TestConcurrentUse(t *testing.T) {
 	for _, s := range Strategies() {
-		p, _ := New(s, 1)
+		p, _ := New(s, 1, nil)
 		var wg sync.WaitGroup
 		for g := 0; g < 4; g++ {
 			wg.Add(1)
@@ -283,12 +283,55 @@ func TestConcurrentUse(t *testing.T) {
 func BenchmarkPartition(b *testing.B) {
 	key := []byte("a-little-bit-longer-string")
 	for _, s := range Strategies() {
-		p, _ := New(s, 1)
+		p, _ := New(s, 1, nil)
 		b.Run(s, func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
 				p.Partition("topic", key, 12)
 			}
 		})
+	}
+}
+
+func TestStickyMovesToTheLeastLoaded(t *testing.T) {
+	load := map[int32]int{0: 3, 1: 0, 2: 2, 3: 0, 4: 1, 5: 5}
+	p, _ := New(Sticky, 11, func(topic string, part int32) int {
+		if topic != "t" {
+			t.Fatalf("load asked for topic %q", topic)
+		}
+		return load[part]
+	})
+	seen := map[int32]int{}
+	cur := p.Partition("t", nil, 6)
+	for range 400 {
+		p.BatchReady(message.TopicPartition{Topic: "t", Partition: cur})
+		next := p.Partition("t", nil, 6)
+		if next == cur {
+			t.Fatalf("stayed on %d after its batch was ready", cur)
+		}
+		cur = next
+		seen[cur]++
+	}
+	// 1 and 3 are the least loaded, and a move never stays: the choice
+	// alternates between them.
+	if seen[1]+seen[3] != 400 || seen[1] < 199 || seen[3] < 199 {
+		t.Fatalf("moves went to %v, want only the idle partitions 1 and 3, evenly", seen)
+	}
+
+	// Above scanLimit two random candidates are compared: the loaded half
+	// is chosen only when both candidates fall in it.
+	many := int32(2 * scanLimit)
+	q, _ := New(Sticky, 5, func(_ string, part int32) int { return int(part % 2) })
+	even := 0
+	cur = q.Partition("t", nil, many)
+	for range 4000 {
+		q.BatchReady(message.TopicPartition{Topic: "t", Partition: cur})
+		cur = q.Partition("t", nil, many)
+		if cur%2 == 0 {
+			even++
+		}
+	}
+	if even < 2700 || even > 3300 { // 3/4 expected
+		t.Fatalf("%d of 4000 moves went to idle partitions, want about 3000", even)
 	}
 }

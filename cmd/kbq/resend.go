@@ -66,7 +66,7 @@ func runResend(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	if o.strategy == "" {
 		o.strategy = cmpOr(cfg.strategy, partitioner.Murmur2)
 	}
-	part, err := partitioner.New(o.strategy, time.Now().UnixNano())
+	part, err := partitioner.New(o.strategy, time.Now().UnixNano(), nil)
 	if err != nil {
 		return exitFailure, fmt.Errorf("--strategy: %w", err)
 	}

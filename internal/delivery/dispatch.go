@@ -223,3 +223,22 @@ func (d *Dispatcher) backlogged(k message.TopicPartition) bool {
 func (d *Dispatcher) sendable(p *part) bool {
 	return len(p.fifo) > 0 && !p.inflight && !p.stalled && !p.spilling && !d.backlogged(p.key)
 }
+
+// Queued returns the batches of tp in memory (waiting or in flight), or
+// more than MaxInFlight while tp has a backlog on disk, which new batches
+// queue behind.
+func (d *Dispatcher) Queued(tp message.TopicPartition) int {
+	d.mu.Lock()
+	p := d.parts[tp]
+	d.mu.Unlock()
+	n := 0
+	if p != nil {
+		p.mu.Lock()
+		n = len(p.fifo)
+		p.mu.Unlock()
+	}
+	if d.backlogged(tp) {
+		n += max(1, d.cfg.MaxInFlight) + 1
+	}
+	return n
+}

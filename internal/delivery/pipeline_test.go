@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"testing"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
 // TestUpToMaxInFlightBatchesOfAPartitionGoInOneSend: while a send is in
@@ -75,4 +77,40 @@ func TestFailureAmongBatchesInFlightSpillsItAndThoseBehindInOrder(t *testing.T) 
 	if h.obs.spilled == 0 {
 		t.Fatal("nothing was spilled")
 	}
+}
+
+func TestQueuedCountsBatchesWaitingInFlightAndTheDiskBacklog(t *testing.T) {
+	h := newHarness(t, Config{MaxInFlight: 2}, true)
+	h.k.gate = make(chan struct{})
+	tp := message.TopicPartition{Topic: "t", Partition: 0}
+	if n := h.d.Queued(tp); n != 0 {
+		t.Fatalf("Queued = %d before any batch, want 0", n)
+	}
+	for i := range 3 {
+		h.d.Submit(batch("t", 0, fmt.Sprint(i)))
+	}
+	if n := h.d.Queued(tp); n != 3 {
+		t.Fatalf("Queued = %d with 2 in flight and 1 waiting, want 3", n)
+	}
+	if n := h.d.Queued(message.TopicPartition{Topic: "t", Partition: 1}); n != 0 {
+		t.Fatalf("Queued of an unused partition = %d, want 0", n)
+	}
+	h.k.mu.Lock()
+	gate := h.k.gate
+	h.k.gate = nil
+	h.k.mu.Unlock()
+	close(gate)
+	h.obs.waitUntil(t, "3 sent", func() bool { return h.obs.sent == 3 && h.obs.left == 3 })
+	if n := h.d.Queued(tp); n != 0 {
+		t.Fatalf("Queued = %d after every batch was sent, want 0", n)
+	}
+
+	// A stored backlog counts as more than a full window.
+	if err := h.q.Append(batch("t", 2, "stored")); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.d.Queued(message.TopicPartition{Topic: "t", Partition: 2}); n <= 2 {
+		t.Fatalf("Queued = %d with a disk backlog, want more than max_in_flight 2", n)
+	}
+	h.close(t)
 }
