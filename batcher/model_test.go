@@ -25,6 +25,9 @@ import (
 //     min_delay allowed it; each flush reason's condition held;
 //   - exactly the oversize records rejected; the memory count is exact;
 //     Add fails only when the bound is reached, and then accepts nothing;
+//   - with CutEachAdd: after an Add, the accumulators it touched hold
+//     nothing, unless min_delay holds them back, and then only until the
+//     min_delay deadline; reason call only during an Add;
 //   - the memory rule: an Add that does not fit, made while the
 //     accumulators hold more than half of the pending bytes, releases
 //     pending batches (reason memory) oldest first, each while the
@@ -86,8 +89,11 @@ type model struct {
 	used       int64
 	records    int64
 
-	memory        *memoryPass // set during an Add the memory rule applies to
-	memoryBatches int
+	memory *memoryPass // set during an Add the memory rule applies to
+	stats  modelStats
+
+	inAdd bool            // Pool.Add is running
+	soon  map[accKey]bool // cut by CutEachAdd but held back by min_delay
 }
 
 // memoryPass is what the model expects of one application of the memory rule.
@@ -98,11 +104,13 @@ type memoryPass struct {
 
 func decodeConfig(r *byteReader) Config {
 	cfg := Config{
-		Size:               1 + int(r.next()%12),
-		MaxBytes:           150 + int(r.next())*8,
-		MaxWait:            time.Duration(10+int(r.next()%100)) * time.Millisecond,
-		CollectByPartition: r.next()&1 == 0,
+		Size:     1 + int(r.next()%12),
+		MaxBytes: 150 + int(r.next())*8,
+		MaxWait:  time.Duration(10+int(r.next()%100)) * time.Millisecond,
 	}
+	b := r.next()
+	cfg.CollectByPartition = b&1 == 0
+	cfg.CutEachAdd = b&6 == 6
 	cfg.MaxMessageBytes = cfg.MaxBytes + int(r.next()%4)*200
 	if b := r.next(); b%3 != 0 {
 		cfg.MinDelay = time.Duration(int64(b)%int64(cfg.MaxWait/time.Millisecond+1)) * time.Millisecond
@@ -113,8 +121,20 @@ func decodeConfig(r *byteReader) Config {
 	return cfg
 }
 
-// runModel runs one input and returns how many memory batches it saw.
-func runModel(t testing.TB, data []byte) (memoryBatches int) {
+// modelStats counts what a run exercised, so that TestPoolModel can insist
+// the rules were reached, not only left unbroken.
+type modelStats struct {
+	memory int // batches cut by the memory rule
+	call   int // batches cut by CutEachAdd
+	held   int // min_delay batches a call's cut was held back for
+}
+
+func (s *modelStats) add(o modelStats) {
+	s.memory, s.call, s.held = s.memory+o.memory, s.call+o.call, s.held+o.held
+}
+
+// runModel runs one input and returns what it exercised.
+func runModel(t testing.TB, data []byte) modelStats {
 	r := &byteReader{b: data}
 	cfg := decodeConfig(r)
 	clk := fakeclock.New(t0)
@@ -123,6 +143,7 @@ func runModel(t testing.TB, data []byte) (memoryBatches int) {
 		msgs: map[uint64]message.Message{}, arrival: map[uint64]time.Time{}, accOf: map[uint64]accKey{},
 		expected: map[partKey][]uint64{}, handed: map[partKey]int{}, pending: map[accKey][]uint64{},
 		lastSent: map[accKey]time.Time{}, wantRejected: map[uint64]bool{}, rejected: map[uint64]bool{},
+		soon: map[accKey]bool{},
 	}
 	p, err := NewPool(cfg, clk, m)
 	if err != nil {
@@ -190,7 +211,7 @@ func runModel(t testing.TB, data []byte) (memoryBatches int) {
 	if p.PendingBytes() != 0 || p.PendingRecords() != 0 {
 		t.Fatalf("after releasing everything: %d bytes, %d records pending", p.PendingBytes(), p.PendingRecords())
 	}
-	return m.memoryBatches
+	return m.stats
 }
 
 func (m *model) key(topic string, part int32) accKey {
@@ -240,6 +261,7 @@ func (m *model) add(r *byteReader, ctx context.Context) {
 		}
 	}
 	fits := m.cfg.MaxPendingBytes == 0 || m.used == 0 || m.used+need <= m.cfg.MaxPendingBytes
+	touched := map[accKey]bool{}
 	if fits {
 		for i := range msgs {
 			id := binary.BigEndian.Uint64(msgs[i].Value)
@@ -249,6 +271,7 @@ func (m *model) add(r *byteReader, ctx context.Context) {
 			k := partKey{msgs[i].Topic, msgs[i].Partition}
 			m.expected[k] = append(m.expected[k], id)
 			ak := m.key(msgs[i].Topic, msgs[i].Partition)
+			touched[ak] = true
 			m.pending[ak] = append(m.pending[ak], id)
 			m.arrival[id] = now
 			m.accOf[id] = ak
@@ -263,7 +286,21 @@ func (m *model) add(r *byteReader, ctx context.Context) {
 	if !fits && 2*m.held() > m.used {
 		m.memory = &memoryPass{target: m.used / 4, cut: map[accKey]bool{}}
 	}
+	m.inAdd = true
 	err := m.p.Add(ctx, msgs)
+	m.inAdd = false
+	if m.cfg.CutEachAdd && err == nil {
+		for ak := range touched {
+			if len(m.pending[ak]) == 0 {
+				continue
+			}
+			last, sent := m.lastSent[ak]
+			if !sent || !now.Before(last.Add(m.cfg.MinDelay)) {
+				m.t.Fatalf("%v: %d records pending after an Add with CutEachAdd, min_delay not holding them (last sent %v, %v)", ak, len(m.pending[ak]), last.Sub(t0), sent)
+			}
+			m.soon[ak] = true
+		}
+	}
 	if mp := m.memory; mp != nil {
 		m.memory = nil
 		if held := m.held(); held > mp.target {
@@ -347,7 +384,7 @@ func (m *model) handoff(b message.Batch) {
 	m.handed[pk] = h + len(ids)
 	ak := m.accOf[ids[0]]
 	if b.Reason == message.ReasonMemory {
-		m.memoryBatches++
+		m.stats.memory++
 		m.checkMemoryCut(ak)
 	}
 	firstArrival := m.arrival[ids[0]]
@@ -368,6 +405,8 @@ func (m *model) handoff(b message.Batch) {
 		}
 	}
 	m.pending[ak] = kept
+	soon := m.soon[ak]
+	delete(m.soon, ak) // a cut releases what the call left held
 
 	if b.Reason != message.ReasonShutdown && now.After(firstArrival.Add(cfg.MaxWait)) {
 		t.Fatalf("%v: batch (%s) handed off at %v, first record arrived %v, max_wait %v", pk, b.Reason, now.Sub(t0), firstArrival.Sub(t0), cfg.MaxWait)
@@ -383,8 +422,11 @@ func (m *model) handoff(b message.Batch) {
 		if !sent || !now.Equal(last.Add(cfg.MinDelay)) {
 			t.Fatalf("min_delay batch at %v, last sent %v (%v)", now.Sub(t0), last.Sub(t0), sent)
 		}
-		if byPart && len(ids) < cfg.Size {
-			t.Fatalf("min_delay batch of %d records, size %d", len(ids), cfg.Size)
+		if soon {
+			m.stats.held++
+		}
+		if byPart && len(ids) < cfg.Size && !soon {
+			t.Fatalf("min_delay batch of %d records, size %d, not held back from a call's cut", len(ids), cfg.Size)
 		}
 	case message.ReasonSize:
 		if sent && now.Sub(last) < cfg.MinDelay {
@@ -408,6 +450,14 @@ func (m *model) handoff(b message.Batch) {
 				t.Fatalf("bytes batch of %d bytes cut although the next record fits", b.Bytes)
 			}
 		}
+	case message.ReasonCall:
+		m.stats.call++
+		if !cfg.CutEachAdd || !m.inAdd {
+			t.Fatalf("call batch outside an Add with CutEachAdd (%v)", cfg.CutEachAdd)
+		}
+		if sent && now.Sub(last) < cfg.MinDelay {
+			t.Fatalf("call batch at %v only %v after the last send (min_delay %v)", now.Sub(t0), now.Sub(last), cfg.MinDelay)
+		}
 	case message.ReasonShutdown, message.ReasonMemory: // checked above
 	default:
 		t.Fatalf("batch with reason %v", b.Reason)
@@ -423,6 +473,11 @@ func (m *model) checkState() {
 		}
 		if first := m.arrival[ids[0]]; !now.Before(first.Add(m.cfg.MaxWait)) {
 			m.t.Fatalf("%v: %d records pending at %v, first arrived %v (max_wait %v)", k, len(ids), now.Sub(t0), first.Sub(t0), m.cfg.MaxWait)
+		}
+		if m.soon[k] {
+			if last, sent := m.lastSent[k]; !sent || !now.Before(last.Add(m.cfg.MinDelay)) {
+				m.t.Fatalf("%v: %d records a call left held at %v, last sent %v (%v), min_delay %v", k, len(ids), now.Sub(t0), last.Sub(t0), sent, m.cfg.MinDelay)
+			}
 		}
 		if len(ids) >= m.cfg.Size {
 			last, sent := m.lastSent[k]
@@ -491,22 +546,22 @@ func TestPoolModel(t *testing.T) {
 		n = 300
 	}
 	rng := rand.New(rand.NewPCG(2024, 11))
-	memory := 0
+	var st modelStats
 	for i := 0; i < n; i++ {
 		data := make([]byte, 7+rng.IntN(1500))
 		for j := range data {
 			data[j] = byte(rng.Uint32())
 		}
-		ok := t.Run(fmt.Sprint(i), func(t *testing.T) { memory += runModel(t, data) })
+		ok := t.Run(fmt.Sprint(i), func(t *testing.T) { st.add(runModel(t, data)) })
 		if !ok {
 			t.Fatalf("failing input: %x", data)
 		}
 	}
 	// The inputs must exercise the memory rule, not only leave it unbroken.
-	if memory < n/20 {
-		t.Fatalf("%d memory batches in %d runs: the inputs hardly reach the rule", memory, n)
+	if st.memory < n/20 || st.call < n/20 || st.held < n/100 {
+		t.Fatalf("%+v batches in %d runs: the inputs hardly reach the memory or call rules", st, n)
 	}
-	t.Logf("%d memory batches in %d runs", memory, n)
+	t.Logf("in %d runs: %+v", n, st)
 }
 
 func FuzzPool(f *testing.F) {
@@ -518,5 +573,5 @@ func FuzzPool(f *testing.F) {
 		}
 		f.Add(data)
 	}
-	f.Fuzz(func(t *testing.T, data []byte) { _ = runModel(t, data) })
+	f.Fuzz(func(t *testing.T, data []byte) { runModel(t, data) })
 }
