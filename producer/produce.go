@@ -34,8 +34,9 @@ type part struct {
 	job    *job
 	msgs   []message.Message
 	sb     *seqBatch           // its place in the partition's window
-	rb     *sarama.RecordBatch // msgs encoded, kept for resends
+	rb     *sarama.RecordBatch // msgs encoded, while its request is built and written
 	arrays *recordArrays       // rb's records, back to the pool with dropRB
+	id     identity            // the producer id its lane sends under this round
 	pool   *recordPool
 	closed bool  // acknowledged, rejected or failed
 	err    error // the last send's error, for the failure message
@@ -334,7 +335,7 @@ func (p *Producer) sendRound(ctx context.Context, active []*lane) {
 		}
 		br := brokers[i]
 		for k, pt := range inflight {
-			pt.encode(p.st, l.pw.id)
+			pt.id = l.pw.id
 			for len(br.slots) <= k {
 				br.slots = append(br.slots, nil)
 			}
@@ -425,6 +426,9 @@ func (p *Producer) sendTo(ctx context.Context, broker *sarama.Broker, reqs [][]*
 			Version:      p.st.produceVersion,
 		}
 		for _, pt := range parts {
+			// Encoded only now, so that the record arrays of one request
+			// at a time are in use, not those of every batch in flight.
+			pt.encode(p.st, pt.id)
 			req.AddBatch(pt.job.batch.Topic, pt.job.batch.Partition, pt.rb)
 		}
 		// AsyncProduce lets requests to one broker, from this call and
