@@ -340,9 +340,15 @@ func (e *kafkaBatcherExporter) accept(ctx context.Context, msgs []message.Messag
 	}
 	kept := msgs[:0]
 	var missing map[string]error // topics Kafka says do not exist, asked once per call
+	var lastTopic string         // the previous record's topic and its partition count
+	var lastN int32
 	for i := range msgs {
-		m := msgs[i]
-		n, err := e.partitions(ctx, m.Topic, missing)
+		m := &msgs[i]
+		n, err := lastN, error(nil)
+		if lastN == 0 || m.Topic != lastTopic {
+			n, err = e.partitions(ctx, m.Topic, missing)
+			lastTopic, lastN = m.Topic, n
+		}
 		if errors.Is(err, producer.ErrUnknownTopic) {
 			// One record naming a topic that does not exist must not hold
 			// up the rest of the request, nor be retried forever.
@@ -350,7 +356,7 @@ func (e *kafkaBatcherExporter) accept(ctx context.Context, msgs []message.Messag
 				missing = map[string]error{}
 			}
 			missing[m.Topic] = err
-			e.deadLetter(m, message.RejectUnknownTopic, err)
+			e.deadLetter(*m, message.RejectUnknownTopic, err)
 			tracker.Done(1, nil)
 			continue
 		}
@@ -359,7 +365,11 @@ func (e *kafkaBatcherExporter) accept(ctx context.Context, msgs []message.Messag
 		}
 		m.Partition = e.part.Partition(m.Topic, m.Key, n)
 		m.Tracker = tracker
-		kept = append(kept, m)
+		if len(kept) == i { // nothing dropped so far: m is in place
+			kept = kept[:i+1]
+		} else {
+			kept = append(kept, *m)
+		}
 	}
 	msgs = kept
 	// Wait for memory at most producer.timeout: a caller without a deadline

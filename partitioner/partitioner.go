@@ -165,18 +165,22 @@ func (g *rng) intN(n int32) int32 {
 	return g.r.Int32N(n)
 }
 
-// sticky holds the keyless partition of each topic.
+// sticky holds the keyless partition of each topic. A record reads it
+// without a lock (the last topic's entry, then its current partition, are
+// atomic loads); choosing a new one takes mu.
 type sticky struct {
 	r      *rng
 	load   Load // nil: all equal
+	last   atomic.Pointer[stickyTopic]
 	mu     sync.Mutex
-	topics map[string]*stickyTopic
-	cands  []int32 // scratch of pick, guarded by mu
+	topics map[string]*stickyTopic // guarded by mu
+	cands  []int32                 // scratch of pick, guarded by mu
 }
 
 type stickyTopic struct {
-	current int32 // -1: choose at the next keyless record
-	avoid   int32 // the partition just left, not chosen again when n > 1
+	name    string
+	current atomic.Int32 // -1: choose at the next keyless record
+	avoid   int32        // the partition just left, not chosen again when n > 1; guarded by mu
 }
 
 func newSticky(r *rng, load Load) *sticky {
@@ -184,17 +188,26 @@ func newSticky(r *rng, load Load) *sticky {
 }
 
 func (s *sticky) partition(topic string, n int32) int32 {
+	if t := s.last.Load(); t != nil && t.name == topic {
+		if c := t.current.Load(); c >= 0 && c < n {
+			return c
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.topics[topic]
 	if t == nil {
-		t = &stickyTopic{current: -1, avoid: -1}
+		t = &stickyTopic{name: topic, avoid: -1}
+		t.current.Store(-1)
 		s.topics[topic] = t
 	}
-	if t.current < 0 || t.current >= n {
-		t.current = s.pick(topic, n, t.avoid)
+	s.last.Store(t)
+	c := t.current.Load()
+	if c < 0 || c >= n {
+		c = s.pick(topic, n, t.avoid)
+		t.current.Store(c)
 	}
-	return t.current
+	return c
 }
 
 // pick chooses uniformly among the least loaded partitions of [0, n),
@@ -245,8 +258,9 @@ func (s *sticky) other(n, avoid int32) int32 {
 func (s *sticky) batchReady(topic string, partition int32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if t := s.topics[topic]; t != nil && t.current == partition {
-		t.current, t.avoid = -1, partition
+	if t := s.topics[topic]; t != nil && t.current.Load() == partition {
+		t.current.Store(-1)
+		t.avoid = partition
 	}
 }
 
