@@ -62,6 +62,19 @@ func newFakeKafka() *fakeKafka {
 
 func (k *fakeKafka) setUp(up bool) { k.mu.Lock(); k.up = up; k.mu.Unlock() }
 
+// openGate lets the Produce calls waiting on the gate, and every later one,
+// through; f, if set, changes k first, under its lock.
+func (k *fakeKafka) openGate(f func()) {
+	k.mu.Lock()
+	if f != nil {
+		f()
+	}
+	gate := k.gate
+	k.gate = nil
+	k.mu.Unlock()
+	close(gate)
+}
+
 func (k *fakeKafka) Produce(ctx context.Context, batches []*message.Batch) []message.Outcome {
 	k.mu.Lock()
 	callBytes := 0

@@ -21,11 +21,7 @@ func TestUpToMaxInFlightBatchesOfAPartitionGoInOneSend(t *testing.T) {
 		want = append(want, v)
 		h.d.Submit(batch("t", 0, v))
 	}
-	h.k.mu.Lock()
-	gate := h.k.gate
-	h.k.gate = nil
-	h.k.mu.Unlock()
-	close(gate)
+	h.k.openGate(nil)
 	h.obs.waitUntil(t, "7 sent", func() bool { return h.obs.sent == 7 && h.obs.left == 7 })
 	if err := h.d.Close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -58,12 +54,7 @@ func TestFailureAmongBatchesInFlightSpillsItAndThoseBehindInOrder(t *testing.T) 
 	h.d.Submit(batch("t", 0, "1a", "1b"))
 	h.d.Submit(batch("t", 0, "2"))
 	h.d.Submit(batch("t", 0, "3"))
-	h.k.mu.Lock()
-	h.k.cutAt = "1b" // acknowledged up to 1a, then the partition fails
-	gate := h.k.gate
-	h.k.gate = nil
-	h.k.mu.Unlock()
-	close(gate)
+	h.k.openGate(func() { h.k.cutAt = "1b" }) // acknowledged up to 1a, then the partition fails
 	h.obs.waitUntil(t, "first send settled", func() bool { return h.obs.sent >= 1 })
 	h.obs.waitUntil(t, "settled", func() bool { return h.obs.left == 4 || h.obs.replayed > 0 })
 	h.clk.tick()
@@ -95,11 +86,7 @@ func TestQueuedCountsBatchesWaitingInFlightAndTheDiskBacklog(t *testing.T) {
 	if n := h.d.Queued(message.TopicPartition{Topic: "t", Partition: 1}); n != 0 {
 		t.Fatalf("Queued of an unused partition = %d, want 0", n)
 	}
-	h.k.mu.Lock()
-	gate := h.k.gate
-	h.k.gate = nil
-	h.k.mu.Unlock()
-	close(gate)
+	h.k.openGate(nil)
 	h.obs.waitUntil(t, "3 sent", func() bool { return h.obs.sent == 3 && h.obs.left == 3 })
 	if n := h.d.Queued(tp); n != 0 {
 		t.Fatalf("Queued = %d after every batch was sent, want 0", n)
