@@ -340,14 +340,14 @@ func (e *kafkaBatcherExporter) accept(ctx context.Context, msgs []message.Messag
 	}
 	kept := msgs[:0]
 	var missing map[string]error // topics Kafka says do not exist, asked once per call
-	var lastTopic string         // the previous record's topic and its partition count
-	var lastN int32
+	var topic string             // the previous record's topic, of n partitions (0: ask)
+	var n int32
 	for i := range msgs {
 		m := &msgs[i]
-		n, err := lastN, error(nil)
-		if lastN == 0 || m.Topic != lastTopic {
-			n, err = e.partitions(ctx, m.Topic, missing)
-			lastTopic, lastN = m.Topic, n
+		var err error
+		if n == 0 || m.Topic != topic {
+			topic = m.Topic
+			n, err = e.partitions(ctx, topic, missing)
 		}
 		if errors.Is(err, producer.ErrUnknownTopic) {
 			// One record naming a topic that does not exist must not hold

@@ -66,8 +66,8 @@ type Accumulator struct {
 	lastSent time.Time
 	sent     bool // a send succeeded: MinDelay applies from lastSent
 
-	// store, if set, supplies slices and chunks and takes them back; the
-	// Pool passes its free lists this way.
+	// store supplies slices and chunks and takes them back: the Pool's free
+	// lists, or heapStorage for an accumulator of its own.
 	store storage
 }
 
@@ -81,6 +81,7 @@ func NewAccumulator(cfg Config, topic string, partition int32) *Accumulator {
 
 func (a *Accumulator) init(cfg Config, topic string, partition int32) {
 	a.cfg, a.topic, a.partition = cfg, topic, partition
+	a.store = heapStorage{}
 }
 
 // Add applies the rules to m, a record arriving at now, and returns out with
@@ -110,7 +111,7 @@ func (a *Accumulator) add(m *message.Message, alone int, now time.Time, out []me
 	}
 	if a.n == 0 {
 		if a.full {
-			a.msgs = a.getSlice(a.cfg.Size)
+			a.msgs = a.store.getSlice(a.cfg.Size)
 		}
 		size = alone
 		a.bytes = message.BatchHeaderBytes
@@ -142,7 +143,7 @@ func (a *Accumulator) push(m *message.Message) {
 	} else {
 		i := a.n - len(a.msgs)
 		if i%chunkLen == 0 {
-			a.chunks = append(a.chunks, a.getChunk())
+			a.chunks = append(a.chunks, a.store.getChunk())
 		}
 		a.chunks[i/chunkLen][i%chunkLen] = *m
 	}
@@ -253,16 +254,16 @@ func (a *Accumulator) cut(out []message.Batch, reason message.FlushReason) []mes
 	n := a.n
 	msgs := a.msgs
 	if len(a.chunks) > 0 || cap(msgs)-n > sliceSlack {
-		msgs = a.getSlice(n)[:n]
+		msgs = a.store.getSlice(n)[:n]
 		k := copy(msgs, a.msgs)
 		for i, c := range a.chunks {
 			used := copy(msgs[k:], c[:])
 			k += used
-			a.putChunk(c, used)
+			a.store.putChunk(c, used)
 			a.chunks[i] = nil
 		}
 		a.chunks = a.chunks[:0]
-		a.putSlice(a.msgs)
+		a.store.putSlice(a.msgs)
 	}
 	out = append(out, message.Batch{
 		Topic: a.topic, Partition: a.partition,
@@ -271,30 +272,4 @@ func (a *Accumulator) cut(out []message.Batch, reason message.FlushReason) []mes
 	a.full = n >= a.cfg.Size
 	a.msgs, a.n, a.bytes, a.held, a.due, a.soon = nil, 0, 0, 0, time.Time{}, false
 	return out
-}
-
-func (a *Accumulator) getSlice(n int) []message.Message {
-	if a.store != nil {
-		return a.store.getSlice(n)
-	}
-	return newSlice(n)
-}
-
-func (a *Accumulator) putSlice(msgs []message.Message) {
-	if a.store != nil {
-		a.store.putSlice(msgs)
-	}
-}
-
-func (a *Accumulator) getChunk() *chunk {
-	if a.store != nil {
-		return a.store.getChunk()
-	}
-	return new(chunk)
-}
-
-func (a *Accumulator) putChunk(c *chunk, n int) {
-	if a.store != nil {
-		a.store.putChunk(c, n)
-	}
 }

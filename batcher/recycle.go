@@ -28,8 +28,8 @@ const maxFreeChunks = 1024
 type chunk [chunkLen]message.Message
 
 // storage supplies an accumulator's batch slices and chunks and takes them
-// back. The Pool implements it with its free lists; an Accumulator without
-// one allocates.
+// back. The Pool implements it with its free lists; heapStorage allocates
+// and keeps nothing.
 type storage interface {
 	// getSlice returns a slice of length 0 and capacity n to n+sliceSlack.
 	getSlice(n int) []message.Message
@@ -103,6 +103,14 @@ func (p *Pool) putChunk(c *chunk, n int) {
 		p.chunks = append(p.chunks, c)
 	}
 }
+
+// heapStorage is the storage of an Accumulator outside a Pool.
+type heapStorage struct{}
+
+func (heapStorage) getSlice(n int) []message.Message { return newSlice(n) }
+func (heapStorage) putSlice([]message.Message)       {}
+func (heapStorage) getChunk() *chunk                 { return new(chunk) }
+func (heapStorage) putChunk(*chunk, int)             {}
 
 // newSlice makes a slice for n records, its capacity rounded up to sliceStep.
 func newSlice(n int) []message.Message {

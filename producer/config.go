@@ -201,7 +201,6 @@ func (cfg Config) withDefaults() Config {
 	return cfg
 }
 
-// settings are the validated, derived values a Producer works with.
 // defaultMaxRequestBytes bounds one produce request's record batches, as
 // the Java client's max.request.size (1 MiB) does; a batch larger than it
 // goes in a request of its own. With many partitions on one broker a round
@@ -211,6 +210,7 @@ func (cfg Config) withDefaults() Config {
 // 32 MiB requests, at the same records/s and CPU).
 const defaultMaxRequestBytes = 1 << 20
 
+// settings are the validated, derived values a Producer works with.
 type settings struct {
 	cfg            Config
 	codec          sarama.CompressionCodec

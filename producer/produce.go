@@ -377,12 +377,11 @@ func (p *Producer) seqOrder(l *lane, a, b *part) int {
 	return 0
 }
 
-// encode builds pt's record batch, or updates its producer fields for a
-// resend under a new identity or numbering.
+// encode builds pt's record batch for the request being written, under
+// identity id and pt's current base sequence; sendTo drops it once the
+// request is written, so every send, a resend too, builds it afresh.
 func (pt *part) encode(st *settings, id identity) {
-	if pt.rb == nil {
-		pt.rb, pt.arrays = pt.pool.batch(pt.msgs, st.codec)
-	}
+	pt.rb, pt.arrays = pt.pool.batch(pt.msgs, st.codec)
 	if st.idempotent {
 		pt.rb.ProducerID, pt.rb.ProducerEpoch, pt.rb.FirstSequence = id.id, id.epoch, pt.sb.base
 	}

@@ -224,9 +224,9 @@ func (d *Dispatcher) sendable(p *part) bool {
 	return len(p.fifo) > 0 && !p.inflight && !p.stalled && !p.spilling && !d.backlogged(p.key)
 }
 
-// Queued returns the batches of tp in memory (waiting or in flight), or
-// more than MaxInFlight while tp has a backlog on disk, which new batches
-// queue behind.
+// Queued returns how many batches of tp are in memory, waiting or in
+// flight; a backlog on disk, which new batches queue behind, adds more than
+// a full window (MaxInFlight).
 func (d *Dispatcher) Queued(tp message.TopicPartition) int {
 	d.mu.Lock()
 	p := d.parts[tp]
