@@ -159,6 +159,10 @@ type Batch struct {
 	// partition keep it). Zero for a batch read back from the temp storage,
 	// which does not keep it.
 	Opened time.Time
+	// Seq, when set, is the sequence numbers the records were sent with
+	// before (a batch Kafka did not take, kept for a retry or stored);
+	// nil for a batch never numbered.
+	Seq *Sequence
 }
 
 // TopicPartition returns the batch's topic and partition.

@@ -15,6 +15,10 @@ type Outcome struct {
 	// ambiguously (timeout, lost connection, canceled context) are
 	// included: they may also be in Kafka. nil means all but Rejected.
 	Remaining []Message
+	// Seq, when Err is set, is the sequence numbers of Remaining: a retry
+	// or replay of Remaining carries it (Batch.Seq). nil when they have
+	// none.
+	Seq *Sequence
 	// Attempts counts the produce requests that carried records of the
 	// batch, those that failed to connect included.
 	Attempts int
