@@ -16,16 +16,18 @@ KAFKA_CMD      := _build/kafka
 GO_SOURCES     := $(shell find . -name '*.go' -not -path './_build/*' -not -path './bench/*' -not -path './e2e/*' -not -path './testbench/*' -not -path './internal/tools/*') go.mod go.sum
 BENCH_SOURCES  := $(shell find testbench -name '*.go' -o -name '*.xml' -o -name '*.java') testbench/go.mod testbench/go.sum
 
-.PHONY: help build kbq devbroker telemetrygen kafka kafka-cmd run demo test unit e2e bench generate lint golangci-lint fmt clean
+.PHONY: help build kbq devbroker telemetrygen kafka kafka-cmd run demo deps deps-unit deps-e2e test unit e2e bench generate lint golangci-lint fmt clean
 
 help:
 	@echo "make run       build, start the devbroker and the collector on testdata/demo.yaml; Ctrl-C stops both"
 	@echo "                (KAFKA=real make run: the same on a real Apache Kafka $(KAFKA_VERSION) instead of the devbroker)"
 	@echo "make kafka     a real Apache Kafka $(KAFKA_VERSION) (one KRaft node, from Maven Central) on 127.0.0.1:9092; Ctrl-C stops it"
 	@echo "make demo      the same on the bundled sample log; exits by itself and prints what reached Kafka"
-	@echo "make test      all tests: unit tests with -race, then the end-to-end suite"
+	@echo "make test      all tests: unit tests with -race, then the end-to-end suite (make deps first)"
 	@echo "make unit      unit tests only (go test -race -count=1)"
 	@echo "make e2e       end-to-end tests of the ocb-built collector against the devbroker and real Kafka"
+	@echo "make deps      install what the tests need besides Go: JDK (java, keytool), mvn, kcat, promtool"
+	@echo "                (apt-get, as root or with sudo; else it names the command; NO_DEPS=1 skips it in test, unit, e2e)"
 	@echo "make bench     side-by-side benchmark (bench/)"
 	@echo "make build     the collector with ocb $(OCB_VERSION): $(COLLECTOR), and the queue tool $(KBQ)"
 	@echo "make generate  regenerate internal/metadata etc. from metadata.yaml (mdatagen)"
@@ -73,22 +75,42 @@ $(KAFKA_CMD): $(BENCH_SOURCES)
 demo: build devbroker $(if $(filter real,$(KAFKA)),kafka-cmd)
 	@KAFKA=$(KAFKA) bash scripts/run.sh demo
 
+# What the tests need besides Go, make and bash: promtool (Debian's
+# prometheus package) for the unit tests' dashboard check, which skips without
+# it; a JDK (java, keytool), mvn and kcat for e2e's real Kafka, whose tests fail
+# without them. scripts/deps.sh installs the missing ones with apt-get when it
+# can (root, or sudo without a password), else stops naming the command to run.
+# NO_DEPS=1 skips it in test, unit and e2e.
+UNIT_TOOLS := promtool
+E2E_TOOLS  := java keytool mvn kcat
+DEPS       := $(if $(NO_DEPS),,deps)
+
+deps:
+	@bash scripts/deps.sh $(UNIT_TOOLS) $(E2E_TOOLS)
+
+deps-unit:
+	@bash scripts/deps.sh $(UNIT_TOOLS)
+
+deps-e2e:
+	@bash scripts/deps.sh $(E2E_TOOLS)
+
 # Both suites run even when the first fails, so one run shows every failure.
-test:
+# Everything is installed (or the command named) before either starts.
+test: $(DEPS)
 	@rc=0; \
-	$(MAKE) --no-print-directory unit || rc=1; \
-	$(MAKE) --no-print-directory e2e || rc=1; \
+	$(MAKE) --no-print-directory NO_DEPS=1 unit || rc=1; \
+	$(MAKE) --no-print-directory NO_DEPS=1 e2e || rc=1; \
 	exit $$rc
 
-unit:
+unit: $(DEPS:%=%-unit)
 	go test -race -count=1 ./...
 	cd testbench && go test -race -count=1 ./...
 
 # The e2e suite (e2e/, its own module) builds on the collector and the
 # devbroker binaries, and finds them through these variables. Its real-Kafka
 # tests need java, keytool and mvn (or a warm $$KAFKABATCHER_CACHE) and kcat;
-# they fail, never skip, when those are missing.
-e2e: build devbroker telemetrygen
+# they fail, never skip, when those are missing (deps-e2e installs them).
+e2e: $(DEPS:%=%-e2e) build devbroker telemetrygen
 	cd e2e && OTELCOL_BIN=$(CURDIR)/$(COLLECTOR) DEVBROKER_BIN=$(CURDIR)/$(DEVBROKER) KBQ_BIN=$(CURDIR)/$(KBQ) TELEMETRYGEN_BIN=$(TELEMETRYGEN) \
 		go test -tags e2e -count=1 -timeout 40m $(E2E_ARGS) ./...
 
