@@ -134,3 +134,39 @@ func (c *Cluster) Leader(ctx context.Context, topic string, partition int32) (in
 	}
 	return int(p.Leader), nil
 }
+
+// PartitionState is who holds a partition now: its leader, its replicas
+// (in assignment order) and its in-sync replicas, as node IDs.
+type PartitionState struct {
+	Leader        int
+	Replicas, ISR []int
+}
+
+// Partition returns topic/partition's leader, replicas and ISR as the
+// cluster's metadata has them now.
+func (c *Cluster) Partition(ctx context.Context, topic string, partition int32) (PartitionState, error) {
+	adm, err := c.Admin()
+	if err != nil {
+		return PartitionState{}, err
+	}
+	defer adm.Close()
+	md, err := adm.Metadata(ctx, topic)
+	if err != nil {
+		return PartitionState{}, err
+	}
+	p, ok := md.Topics[topic].Partitions[partition]
+	if !ok {
+		return PartitionState{}, fmt.Errorf("realkafka: %s/%d not in the metadata", topic, partition)
+	}
+	if p.Err != nil {
+		return PartitionState{}, fmt.Errorf("realkafka: %s/%d: %w", topic, partition, p.Err)
+	}
+	s := PartitionState{Leader: int(p.Leader)}
+	for _, id := range p.Replicas {
+		s.Replicas = append(s.Replicas, int(id))
+	}
+	for _, id := range p.ISR {
+		s.ISR = append(s.ISR, int(id))
+	}
+	return s, nil
+}
