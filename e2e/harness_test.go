@@ -59,7 +59,50 @@ func runMain(m *testing.M) int {
 	}
 	binaries = b
 	fmt.Fprintf(os.Stderr, "e2e: collector %s\ne2e: devbroker %s\n", b.collector, b.devbroker)
+	if producerTimeout, err = producerTimeoutFromEnv(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "e2e: producer.timeout %s\n", producerTimeoutText())
 	return m.Run()
+}
+
+// producerTimeoutEnv names the environment variable that sets the
+// suite's producer.timeout (newConfig): empty or unset keeps 3s; "default"
+// leaves the key out, so the exporter's default (10s) applies; anything
+// else is a Go duration ("5s", "1500ms"). make e2e-stress runs the fault
+// tests under several.
+const producerTimeoutEnv = "KAFKABATCHER_E2E_PRODUCER_TIMEOUT"
+
+// producerTimeout is the producer.timeout newConfig sets, "" for none (the
+// exporter's default); set by TestMain before any test runs.
+var producerTimeout = "3s"
+
+// producerTimeoutFromEnv reads producerTimeoutEnv.
+func producerTimeoutFromEnv() (string, error) {
+	v := strings.TrimSpace(os.Getenv(producerTimeoutEnv))
+	switch v {
+	case "":
+		return "3s", nil
+	case "default":
+		return "", nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return "", fmt.Errorf("%s=%q: want empty, \"default\" or a positive duration", producerTimeoutEnv, v)
+	}
+	return v, nil
+}
+
+// producerTimeoutText says which producer.timeout the suite runs with.
+func producerTimeoutText() string {
+	if producerTimeout == "" {
+		return "the exporter's default (" + producerTimeoutEnv + "=default)"
+	}
+	if os.Getenv(producerTimeoutEnv) == "" {
+		return producerTimeout + " (the suite's; " + producerTimeoutEnv + " unset)"
+	}
+	return producerTimeout + " (" + producerTimeoutEnv + ")"
 }
 
 // findOrBuild takes OTELCOL_BIN, DEVBROKER_BIN and TELEMETRYGEN_BIN when
@@ -310,8 +353,13 @@ type cfg struct {
 
 // newConfig returns the suite's exporter defaults: raw encoding (the body
 // is the value), the key from attributes.key, short waits so outages heal
-// fast, and temp storage under the test's directory.
+// fast (producer.timeout 3s unless producerTimeoutEnv says otherwise), and
+// temp storage under the test's directory.
 func (e *env) newConfig(brokerAddr string) *cfg {
+	producer := map[string]any{}
+	if producerTimeout != "" {
+		producer["timeout"] = producerTimeout
+	}
 	return &cfg{
 		otlpPort: freePort(e.t),
 		exp: map[string]any{
@@ -320,7 +368,7 @@ func (e *env) newConfig(brokerAddr string) *cfg {
 			"encoding": "raw",
 			"key_from": []string{"attributes.key"},
 			"batch":    map[string]any{"size": 500, "max_wait": "500ms"},
-			"producer": map[string]any{"timeout": "3s"},
+			"producer": producer,
 			"metadata": map[string]any{"refresh_interval": "2s"},
 			"temp_storage": map[string]any{
 				"directory":      e.path("storage"),
