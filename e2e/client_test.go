@@ -255,22 +255,34 @@ func reportMissingAndDups(t *testing.T, missing, dups []int, want int) {
 
 // checkOrder checks that, per partition in offset order, sequence numbers
 // rise (they were accepted in that order) and that every key stays on one
-// partition.
-func checkOrder(t *testing.T, recs []rec) {
+// partition. It returns the number of order violations (each a failure).
+func checkOrder(t *testing.T, recs []rec) int {
 	t.Helper()
-	orderCheck(t, recs, false)
+	return orderCheck(t, recs, false)
 }
 
 // checkFirstCopiesInOrder is checkOrder for at-least-once delivery: a
 // record seen before (a resent batch) is passed over, so only a record that
-// overtook an earlier one fails.
-func checkFirstCopiesInOrder(t *testing.T, recs []rec) {
+// overtook an earlier one fails. It returns the number of such records.
+func checkFirstCopiesInOrder(t *testing.T, recs []rec) int {
 	t.Helper()
-	orderCheck(t, recs, true)
+	return orderCheck(t, recs, true)
 }
 
-func orderCheck(t *testing.T, recs []rec, skipRepeats bool) {
+// orderCheck fails t for every record whose sequence number does not rise
+// above the one before it on its partition (skipRepeats: records seen
+// before are passed over) and for a key on two partitions; it returns the
+// number of order violations.
+func orderCheck(t *testing.T, recs []rec, skipRepeats bool) int {
 	t.Helper()
+	return orderCheckSkipping(t, recs, func(int) bool { return skipRepeats })
+}
+
+// orderCheckSkipping is orderCheck passing over the repeats of the records
+// skip says may repeat.
+func orderCheckSkipping(t *testing.T, recs []rec, skip func(seq int) bool) int {
+	t.Helper()
+	skipped := 0
 	last := map[int32]rec{}
 	keyPart := map[string]int32{}
 	seen := map[int]bool{}
@@ -280,7 +292,8 @@ func orderCheck(t *testing.T, recs []rec, skipRepeats bool) {
 			t.Errorf("key %q on partitions %d and %d", r.key, p, r.partition)
 		}
 		keyPart[r.key] = r.partition
-		if skipRepeats && seen[r.seq] {
+		if seen[r.seq] && skip(r.seq) {
+			skipped++
 			continue
 		}
 		seen[r.seq] = true
@@ -301,7 +314,8 @@ func orderCheck(t *testing.T, recs []rec, skipRepeats bool) {
 		parts = append(parts, p)
 	}
 	slices.Sort(parts)
-	t.Logf("order checked on partitions %v", parts)
+	t.Logf("order checked on partitions %v: %d violations, %d repeats passed over", parts, bad, skipped)
+	return bad
 }
 
 func head(s []int) []int { return s[:min(len(s), 10)] }

@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -34,6 +35,13 @@ type ledger struct {
 	// crashed: the collector was killed with a request in flight, so
 	// records refused to the client may be in Kafka anyway.
 	crashed bool
+	// ambiguous are the records whose fate was unknown at a crash (of
+	// the brokers or of the collector): sent to Kafka, no answer, and the
+	// process holding their producer id gone before it could resend them.
+	// Replayed by another process, under another producer id, each may
+	// be in Kafka twice even with idempotence; settle counts their
+	// duplicates apart (crashDuplicates).
+	ambiguous map[int]bool
 }
 
 func newLedger(t *testing.T) *ledger {
@@ -93,12 +101,31 @@ func (l *ledger) accepted() []int {
 // tally is the account of a test's records.
 type tally struct {
 	sent, arrived, duplicates, deadletter, refused int
+	// missing: sent, accepted, and neither in Kafka nor dead-lettered.
+	missing int
+	// crashDuplicates are the duplicates (of duplicates) of records the
+	// ledger marks ambiguous.
+	crashDuplicates int
+	// outOfOrder counts first copies that overtook an earlier record of
+	// their partition; orderBreaks counts every record, repeats included,
+	// whose sequence number does not rise above the one before it at its
+	// partition's offsets (-1: not checked). Set by env.account.
+	outOfOrder, orderBreaks int
 }
 
 func (c tally) String() string {
 	return "sent=" + strconv.Itoa(c.sent) + " arrived=" + strconv.Itoa(c.arrived) +
 		" duplicates=" + strconv.Itoa(c.duplicates) + " deadletter=" + strconv.Itoa(c.deadletter) +
 		" refused=" + strconv.Itoa(c.refused)
+}
+
+// ledgerLine is the account as one line for scripts (make e2e-stress reads
+// it): "ledger: sent=N in_kafka=N duplicates=N out_of_order=N lost=N ...".
+// in_kafka counts distinct records, duplicates the extra copies, lost the
+// accepted records found nowhere.
+func (c tally) ledgerLine() string {
+	return fmt.Sprintf("ledger: sent=%d in_kafka=%d duplicates=%d out_of_order=%d lost=%d deadletter=%d refused=%d crash_duplicates=%d order_breaks=%d",
+		c.sent, c.arrived, c.duplicates, c.outOfOrder, c.missing, c.deadletter, c.refused, c.crashDuplicates, c.orderBreaks)
 }
 
 // settle accounts for every record sent, given what was read from Kafka
@@ -127,6 +154,9 @@ func (l *ledger) settle(recs []rec, storage string) tally {
 			if n > 1 {
 				c.duplicates += n - 1
 				dups = append(dups, seq)
+				if l.ambiguous[seq] {
+					c.crashDuplicates += n - 1
+				}
 			}
 			if l.refused[seq] {
 				refusedArrived = append(refusedArrived, seq)
@@ -143,6 +173,7 @@ func (l *ledger) settle(recs []rec, storage string) tally {
 		sortInts(dups)
 		l.t.Logf("%d records arrived more than once (at-least-once); first: %v", len(dups), head(dups))
 	}
+	c.missing = len(missing)
 	if len(missing) > 0 {
 		sortInts(missing)
 		l.t.Errorf("%d records unaccounted for (not in Kafka, not dead-lettered, not refused): %s", len(missing), ranges(missing))
