@@ -26,6 +26,8 @@ help:
 	@echo "make test      all tests: unit tests with -race, then the end-to-end suite (make deps first)"
 	@echo "make unit      unit tests only (go test -race -count=1)"
 	@echo "make e2e       end-to-end tests of the ocb-built collector against the devbroker and real Kafka"
+	@echo "make e2e-stress  the leader- and follower-kill tests STRESS_COUNT times (10) per producer.timeout"
+	@echo "                in STRESS_TIMEOUTS (\"default 3s\"); logs in _build/stress/, then a table of the runs"
 	@echo "make deps      install what the tests need besides Go: JDK (java, keytool), mvn, kcat, promtool"
 	@echo "                (apt-get, as root or with sudo; else it names the command; NO_DEPS=1 skips it in test, unit, e2e)"
 	@echo "make bench     side-by-side benchmark (bench/)"
@@ -113,6 +115,44 @@ unit: $(DEPS:%=%-unit)
 e2e: $(DEPS:%=%-e2e) build devbroker telemetrygen
 	cd e2e && OTELCOL_BIN=$(CURDIR)/$(COLLECTOR) DEVBROKER_BIN=$(CURDIR)/$(DEVBROKER) KBQ_BIN=$(CURDIR)/$(KBQ) TELEMETRYGEN_BIN=$(TELEMETRYGEN) \
 		go test -tags e2e -count=1 -timeout 40m $(E2E_ARGS) ./...
+
+# The idempotent leader- and follower-kill tests on 3 real Kafka nodes,
+# STRESS_COUNT times under each producer.timeout of STRESS_TIMEOUTS
+# ("default": the exporter's own), one `go test` per run so a failure stops
+# nothing; each run's output in _build/stress/<test>-<timeout>-<i>.log, then
+# a table of duplicates, records out of order and lost per run (the tests'
+# "ledger:" line). Fails when a run failed. One run takes 1-2 minutes;
+# the tools it needs as make e2e (deps-e2e, NO_DEPS=1 skips it).
+STRESS_COUNT    ?= 10
+STRESS_TIMEOUTS ?= default 3s
+STRESS_TESTS    ?= TestRealKafkaLeaderKilled/idempotent TestRealKafkaFollowerKilled
+
+.PHONY: e2e-stress
+e2e-stress: $(DEPS:%=%-e2e) build devbroker telemetrygen
+	@mkdir -p _build/stress; rm -f _build/stress/*.log _build/stress/results.txt; \
+	for test in $(STRESS_TESTS); do \
+		run="^$$(echo $$test | sed 's|/|$$/^|')$$"; \
+		for to in $(STRESS_TIMEOUTS); do \
+			i=1; while [ $$i -le $(STRESS_COUNT) ]; do \
+				log=$(CURDIR)/_build/stress/$$(echo $$test | tr / -)-$$to-$$i.log; \
+				echo "e2e-stress: $$test producer.timeout=$$to run $$i of $(STRESS_COUNT): $$log"; \
+				if (cd e2e && KAFKABATCHER_E2E_PRODUCER_TIMEOUT=$$to OTELCOL_BIN=$(CURDIR)/$(COLLECTOR) \
+					DEVBROKER_BIN=$(CURDIR)/$(DEVBROKER) KBQ_BIN=$(CURDIR)/$(KBQ) TELEMETRYGEN_BIN=$(TELEMETRYGEN) \
+					go test -tags e2e -count=1 -timeout 15m -v -run "$$run" ./...) >$$log 2>&1; \
+				then result=pass; else result=FAIL; fi; \
+				grep -m1 -o 'ledger: .*' $$log | awk -v t=$$test -v to=$$to -v i=$$i -v r=$$result \
+					'{ for (f = 2; f <= NF; f++) { split($$f, kv, "="); v[kv[1]] = kv[2] } } \
+					END { d = "duplicates"; o = "out_of_order"; l = "lost"; \
+						printf "%s %s %s %s %s %s %s\n", t, to, i, (d in v ? v[d] : "-"), (o in v ? v[o] : "-"), (l in v ? v[l] : "-"), r }' \
+					>>_build/stress/results.txt; \
+				tail -n1 _build/stress/results.txt; \
+				i=$$((i + 1)); \
+			done; \
+		done; \
+	done; \
+	echo; (echo "test timeout run duplicates out_of_order lost result"; cat _build/stress/results.txt) | \
+		awk '{ printf "%-38s %-8s %4s %10s %12s %5s  %s\n", $$1, $$2, $$3, $$4, $$5, $$6, $$7 }'; \
+	! grep -q ' FAIL$$' _build/stress/results.txt
 
 bench:
 	@if [ -f bench/go.mod ]; then \
