@@ -27,6 +27,13 @@ type job struct {
 	parts []*part
 	open  int // parts neither acknowledged nor rejected
 	done  bool
+	// seq is the batch's sequence numbers from an earlier send
+	// (message.Batch.Seq), when they fit its parts; nil once the parts are
+	// numbered anew.
+	seq *message.Sequence
+	// failed are the parts left open when the job failed, for the
+	// Outcome's Seq.
+	failed []*part
 }
 
 // part is one record batch of a job.
@@ -98,9 +105,7 @@ func (p *Producer) Produce(ctx context.Context, batches []*message.Batch) []mess
 	defer p.release(lanes)
 	for _, l := range lanes {
 		for _, j := range l.jobs {
-			for _, pt := range j.parts {
-				pt.sb = l.pw.w.add(int32(len(pt.msgs)), pt)
-			}
+			p.addJob(l, j)
 		}
 	}
 	for {
@@ -126,7 +131,11 @@ func (p *Producer) Produce(ctx context.Context, batches []*message.Batch) []mess
 					p.failLane(l, err)
 					continue
 				}
-				l.pw.w.setIdentity(id.gen)
+				old := l.pw.id
+				for _, sb := range l.pw.w.setIdentity(id.gen) {
+					pt := sb.tag.(*part)
+					p.possibleDuplicate(l.tp, len(pt.msgs), old.id, old.epoch, sb.base)
+				}
 				l.pw.id = id
 			}
 			ss := l.pw.w.sendable()
@@ -160,6 +169,13 @@ func (p *Producer) Produce(ctx context.Context, batches []*message.Batch) []mess
 			p.failLane(l, errors.New("internal error: batches left unsent"))
 		}
 	}
+	for _, l := range lanes {
+		for _, j := range l.jobs {
+			if j.res.Err != nil {
+				j.res.Seq = l.sequence(j.failed)
+			}
+		}
+	}
 	for _, j := range jobs {
 		for _, pt := range j.parts {
 			pt.dropRB()
@@ -167,6 +183,62 @@ func (p *Producer) Produce(ctx context.Context, batches []*message.Batch) []mess
 	}
 	return results
 }
+
+// addJob puts the job's parts in its lane's window. A job whose batch was
+// numbered before keeps its numbers when they are the ones the window
+// expects next under its identity (a batch it gave up on, back from the
+// temp storage); otherwise the old numbers are dropped, and if a send of
+// them may have been written, that is a possible duplicate.
+func (p *Producer) addJob(l *lane, j *job) {
+	w := l.pw.w
+	resume := j.seq != nil && l.pw.id.gen != 0 &&
+		j.seq.ProducerID == l.pw.id.id && j.seq.ProducerEpoch == l.pw.id.epoch && w.resumes(j.seq.BaseSequence)
+	unsure := resume && j.seq.Unsure
+	if !resume && j.seq != nil {
+		if j.seq.Unsure {
+			p.possibleDuplicate(l.tp, len(j.batch.Messages), j.seq.ProducerID, j.seq.ProducerEpoch, j.seq.BaseSequence)
+		}
+		j.seq = nil
+	}
+	for _, pt := range j.parts {
+		pt.sb = w.add(int32(len(pt.msgs)), pt, resume, unsure)
+	}
+}
+
+// sequence returns the sequence numbers of parts, a failed job's open
+// parts in order, for its Outcome: nil without idempotence or when they
+// were never numbered under an identity.
+func (l *lane) sequence(parts []*part) *message.Sequence {
+	if len(parts) == 0 || parts[0].sb == nil || l.pw.id.gen == 0 || l.pw.w.gen != l.pw.id.gen || !l.pw.w.idempotent {
+		return nil
+	}
+	seq := &message.Sequence{
+		ProducerID:    l.pw.id.id,
+		ProducerEpoch: l.pw.id.epoch,
+		BaseSequence:  parts[0].sb.base,
+		Counts:        make([]int32, len(parts)),
+	}
+	for i, pt := range parts {
+		seq.Counts[i] = pt.sb.count
+		seq.Unsure = seq.Unsure || pt.sb.unsure
+	}
+	return seq
+}
+
+// possibleDuplicate counts and logs records that go again under other
+// sequence numbers after a send of them may have been written: the broker
+// cannot recognise the resend, so Kafka may hold them twice.
+func (p *Producer) possibleDuplicate(tp message.TopicPartition, records int, producerID int64, epoch int16, base int32) {
+	p.possibleDups.Add(int64(records))
+	p.logger.Warn("kafka may hold these records twice: a send of them ended without an answer, and they go again under a new producer id",
+		zap.String("topic", tp.Topic), zap.Int32("partition", tp.Partition), zap.Int("records", records),
+		zap.Int64("producer_id", producerID), zap.Int16("producer_epoch", epoch), zap.Int32("base_sequence", base))
+}
+
+// PossibleDuplicates returns how many records were sent again under other
+// sequence numbers after a send of them may have been written (a restart,
+// or a broker that lost the producer's state): Kafka may hold them twice.
+func (p *Producer) PossibleDuplicates() int64 { return p.possibleDups.Load() }
 
 // lanesOf groups the unfinished jobs by partition, in order of first
 // appearance.
@@ -236,6 +308,23 @@ func (p *Producer) release(lanes []*lane) {
 func (p *Producer) newJob(b *message.Batch, res *message.Outcome) *job {
 	j := &job{batch: b, res: res}
 	limit := p.st.cfg.MaxMessageBytes
+	if b.Seq != nil && b.Seq.Records() == len(b.Messages) && !slices.ContainsFunc(b.Seq.Counts, func(n int32) bool { return n <= 0 }) {
+		// Sent before: the same record batches, so that the broker can
+		// recognise them by their numbers.
+		j.seq = b.Seq
+		runs := make([][]message.Message, 0, len(b.Seq.Counts))
+		msgs := b.Messages
+		for _, n := range b.Seq.Counts {
+			runs = append(runs, msgs[:n:n])
+			msgs = msgs[n:]
+		}
+		j.addParts(&p.records, runs)
+		return j
+	}
+	if b.Seq != nil && b.Seq.Unsure {
+		// Its numbers do not fit its records: counted as renumbered.
+		j.seq = &message.Sequence{ProducerID: b.Seq.ProducerID, ProducerEpoch: b.Seq.ProducerEpoch, BaseSequence: -1, Unsure: true}
+	}
 	if len(b.Messages) > 0 && b.Bytes > 0 && b.Bytes <= limit {
 		// The batcher measured it, and no record is larger alone than
 		// inside the batch: nothing to reject or split.
@@ -815,6 +904,7 @@ func (p *Producer) failJob(j *job, err error) {
 	}
 	j.done = true
 	j.res.Err = fmt.Errorf("produce %s/%d: %w", j.batch.Topic, j.batch.Partition, err)
+	j.res.Seq = j.seq // numbered anew, Produce replaces it
 	var open []*part
 	n := 0
 	for _, pt := range j.parts {
@@ -825,6 +915,7 @@ func (p *Producer) failJob(j *job, err error) {
 		pt.closed = true
 		pt.dropRB()
 	}
+	j.failed = open
 	if len(open) == 1 {
 		j.res.Remaining = open[0].msgs
 	} else {

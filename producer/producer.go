@@ -70,6 +70,9 @@ type Producer struct {
 
 	inFlight atomic.Int64                       // record batches in flight
 	resends  [resendProducerID + 1]atomic.Int64 // by reason
+	// possibleDups counts records renumbered after a send that may have
+	// been written.
+	possibleDups atomic.Int64
 
 	startOnce sync.Once
 	closeOnce sync.Once

@@ -98,10 +98,14 @@ type seqBatch struct {
 // answered; then the unacknowledged batches go again, in order, with the
 // sequence numbers they had, one at a time until one is acknowledged (a
 // broker that just became leader must not take the second before the
-// first). When the first unacknowledged batch uses up maxAttempts, or the
-// broker lost the producer's state while that batch may have been written,
-// the window gives up on every unacknowledged batch (the caller stores
-// them, in order) and needs a fresh producer id before it sends again.
+// first). When the first unacknowledged batch uses up maxAttempts, the
+// window gives up on every unacknowledged batch (the caller stores them,
+// in order, with their numbers) and owes them: it keeps its identity and
+// expects them back, in order, with the numbers they had (add with
+// resume), so that their resend is written once or answered as a
+// duplicate. A batch added without resume while the window owes abandons
+// those numbers: the window needs a fresh producer id before it sends
+// again. So does a broker that lost the producer's state.
 //
 // Without idempotence (max 1, no sequence numbers) the same rules give one
 // batch in flight and retries up to maxAttempts.
@@ -122,6 +126,9 @@ type seqWindow struct {
 	resends [resendProducerID + 1]int
 
 	okSeen   bool // a batch was acknowledged since the last failure or identity
+	// owed: batches given up on hold the numbers from next on; the next
+	// add must resume them or they are abandoned.
+	owed bool
 	draining bool // a send failed: wait for every answer before sending
 	renumber bool // counts changed: renumber the pending batches before sending
 	needID   bool // a fresh producer identity is needed before sending
@@ -140,9 +147,17 @@ func incrementSeq(seq, n int32) int32 {
 }
 
 // add appends a batch of count records (count > 0) to the window, to be
-// sent after those already in it.
-func (w *seqWindow) add(count int32, tag any) *seqBatch {
-	b := &seqBatch{base: w.next, count: count, tag: tag}
+// sent after those already in it. resume says the batch was numbered
+// before, under the window's identity, from next on (a batch the window
+// gave up on, back from a retry or the temp storage): it keeps its number
+// and unsure marks that one of its sends may have been written. Any other
+// batch added while the window owes given-up numbers abandons them.
+func (w *seqWindow) add(count int32, tag any, resume, unsure bool) *seqBatch {
+	if w.owed && !resume {
+		w.needID = true
+	}
+	w.owed = false
+	b := &seqBatch{base: w.next, count: count, tag: tag, unsure: resume && unsure}
 	w.next = incrementSeq(w.next, count)
 	w.pending = append(w.pending, b)
 	return b
@@ -159,14 +174,27 @@ func (w *seqWindow) needsIdentity() bool {
 }
 
 // setIdentity makes gen, a producer identity the window's partition has
-// not used, the window's: sequence numbers start again at 0.
-func (w *seqWindow) setIdentity(gen uint64) {
+// not used, the window's: sequence numbers start again at 0. It returns
+// the pending batches that may have been written under the old identity
+// (unsure): renumbered, they may be written twice.
+func (w *seqWindow) setIdentity(gen uint64) (renumbered []*seqBatch) {
 	if w.inFlight != 0 {
 		panic("producer: seqWindow.setIdentity with sends in flight")
 	}
-	w.gen, w.needID, w.okSeen = gen, false, false
+	if w.gen != 0 {
+		for _, b := range w.pending {
+			if b.unsure {
+				// Counted by the caller; under the new identity its
+				// sends start with nothing in doubt.
+				renumbered = append(renumbered, b)
+				b.unsure = false
+			}
+		}
+	}
+	w.gen, w.needID, w.okSeen, w.owed = gen, false, false, false
 	w.start = 0
 	w.renumberFrom()
+	return renumbered
 }
 
 // sendable marks the batches that may be sent now as in flight and
@@ -307,15 +335,31 @@ func (w *seqWindow) maybeGiveUp() (done, failed []*seqBatch) {
 	if !w.draining || w.inFlight > 0 || len(w.pending) == 0 || w.pending[0].failures < w.maxAttempts {
 		return nil, nil
 	}
-	failed = w.pending
-	w.pending = nil
-	w.draining, w.renumber = false, false
-	if w.idempotent {
-		// Whether the broker has them is unknown or their numbers are
-		// abandoned: what comes next starts over under a fresh identity.
-		w.needID = true
+	return nil, w.release()
+}
+
+// release empties the window of its pending batches, which keep their
+// numbers, and returns them in order. With idempotence the window owes
+// them: whether the broker wrote them may be unknown, and only a resend
+// with the same numbers is safe.
+func (w *seqWindow) release() []*seqBatch {
+	if w.renumber {
+		w.renumberFrom()
 	}
-	return nil, failed
+	out := w.pending
+	w.pending = nil
+	w.draining = false
+	if len(out) > 0 {
+		w.next = out[0].base
+		w.owed = w.idempotent && w.gen != 0
+	}
+	return out
+}
+
+// resumes reports whether a batch numbered from base under the window's
+// identity takes up where the window expects (add's resume).
+func (w *seqWindow) resumes(base int32) bool {
+	return w.idempotent && w.gen != 0 && !w.needID && base == w.next
 }
 
 // resize sets the record count of b, rejected as sent, to n (0 removes
@@ -350,20 +394,14 @@ func (w *seqWindow) split(b *seqBatch, n int32, tag any) *seqBatch {
 	return rest
 }
 
-// abandon drops every pending batch that is not in flight (the caller
-// failed them without Kafka, e.g. on a canceled context) and returns them,
-// in order. The window needs a fresh identity: their numbers are lost.
+// abandon drops every pending batch (the caller failed them without
+// waiting for their attempts: a permanent error, a canceled context) and
+// returns them, in order; the window owes them as after giving up.
 func (w *seqWindow) abandon() []*seqBatch {
 	if w.inFlight > 0 {
 		panic("producer: seqWindow.abandon with sends in flight")
 	}
-	out := w.pending
-	w.pending = nil
-	w.draining, w.renumber = false, false
-	if len(out) > 0 && w.idempotent {
-		w.needID = true
-	}
-	return out
+	return w.release()
 }
 
 // takeResends returns the resends counted since the last call, by reason,

@@ -65,8 +65,16 @@ func (mb *modelBroker) produce(gen uint64, base, count int32, records []int) seq
 	return seqAcked
 }
 
-// modelBatch is what the model producer tags a window batch with.
-type modelBatch struct{ records []int }
+// modelBatch is what the model producer tags a window batch with. A batch
+// given up on keeps its numbers (numbered, gen, base, unsure), as the
+// exporter stores them with it.
+type modelBatch struct {
+	records  []int
+	numbered bool
+	gen      uint64
+	base     int32
+	unsure   bool
+}
 
 type modelSend struct {
 	part int
@@ -82,7 +90,10 @@ type modelFaults struct {
 type modelResult struct {
 	logs      [][]int
 	want      [][]int
-	unsureIDs map[int]bool // records of batches given up after an ambiguous send, or acknowledged behind one
+	// renumbered are the records of batches given up after an ambiguous
+	// send that went again under other numbers (a new identity): the only
+	// ones that may be written twice.
+	renumbered map[int]bool
 	giveUps   int
 	resends   [resendProducerID + 1]int
 	ids       int // producer identities used
@@ -97,7 +108,7 @@ type modelResult struct {
 func runModel(t *testing.T, seed uint64, parts, maxInFlight int, f modelFaults) modelResult {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	const recordsPerPart = 400
-	res := modelResult{unsureIDs: map[int]bool{}}
+	res := modelResult{renumbered: map[int]bool{}}
 	brokers := make([]*modelBroker, parts)
 	windows := make([]*seqWindow, parts)
 	nextID := make([]int, parts)
@@ -126,7 +137,13 @@ func runModel(t *testing.T, seed uint64, parts, maxInFlight int, f modelFaults) 
 						nextID[p]++
 					}
 				}
-				w.add(int32(len(mbt.records)), mbt)
+				resume := mbt.numbered && mbt.gen == w.gen && w.resumes(mbt.base)
+				if mbt.numbered && !resume && mbt.unsure {
+					for _, id := range mbt.records {
+						res.renumbered[id] = true
+					}
+				}
+				w.add(int32(len(mbt.records)), mbt, resume, mbt.unsure)
 			}
 			if !w.idle() || len(replay[p]) > 0 || nextID[p] < recordsPerPart {
 				busy = true
@@ -134,7 +151,11 @@ func runModel(t *testing.T, seed uint64, parts, maxInFlight int, f modelFaults) 
 			if w.needsIdentity() {
 				gen++
 				res.ids++
-				w.setIdentity(gen)
+				for _, b := range w.setIdentity(gen) {
+					for _, id := range b.tag.(*modelBatch).records {
+						res.renumbered[id] = true
+					}
+				}
 			}
 			for _, b := range w.sendable() {
 				require.LessOrEqual(t, w.inFlight, maxInFlight)
@@ -200,12 +221,7 @@ func runModel(t *testing.T, seed uint64, parts, maxInFlight int, f modelFaults) 
 			var again []*modelBatch
 			for _, fb := range failed {
 				mbt := fb.tag.(*modelBatch)
-				if fb.unsure || fb.acked {
-					for _, id := range mbt.records {
-						res.unsureIDs[id] = true
-					}
-				}
-				again = append(again, &modelBatch{records: mbt.records})
+				again = append(again, &modelBatch{records: mbt.records, numbered: true, gen: w.gen, base: fb.base, unsure: fb.unsure})
 			}
 			replay[s.part] = append(again, replay[s.part]...)
 		}
@@ -240,10 +256,30 @@ func TestSeqWindowModel(t *testing.T) {
 	}
 }
 
-// TestSeqWindowModelGivesUp adds brokers that lose the producer's state and
-// a small max_attempts: batches given up go to the store and are produced
-// again. Order still holds; a record appears twice only if it was in a
-// batch given up after an ambiguous send (spilled and replayed).
+// TestSeqWindowModelGivesUpKeepsNumbers uses a small max_attempts: batches
+// given up go to the store and are produced again with the numbers they
+// had, so that with brokers that keep the producer's state every record is
+// written exactly once, in order, under one identity per partition.
+func TestSeqWindowModelGivesUpKeepsNumbers(t *testing.T) {
+	giveUps := 0
+	for seed := range uint64(40) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			res := runModel(t, seed, 3, MaxInFlightLimit, modelFaults{maxAttempts: 2})
+			giveUps += res.giveUps
+			assert.Equal(t, 3, res.ids, "one producer identity per partition")
+			assert.Empty(t, res.renumbered)
+			for p := range res.logs {
+				require.Equal(t, res.want[p], res.logs[p], "partition %d: log is not the acknowledged records exactly once, in order", p)
+			}
+		})
+	}
+	assert.Positive(t, giveUps)
+}
+
+// TestSeqWindowModelGivesUp adds brokers that lose the producer's state:
+// a batch given up after an ambiguous send may then go again under a new
+// identity. Order still holds; a record appears twice only if it was in
+// such a batch (counted by the producer as a possible duplicate).
 func TestSeqWindowModelGivesUp(t *testing.T) {
 	giveUps, dups := 0, 0
 	for seed := range uint64(40) {
@@ -256,7 +292,7 @@ func TestSeqWindowModelGivesUp(t *testing.T) {
 				for _, id := range log {
 					if seen[id] {
 						dups++
-						require.True(t, res.unsureIDs[id], "partition %d: record %d twice, not from an ambiguous send that was given up", p, id)
+						require.True(t, res.renumbered[id], "partition %d: record %d twice, not from an ambiguous send renumbered", p, id)
 						continue
 					}
 					seen[id] = true
@@ -276,7 +312,7 @@ func TestSeqWindowModelGivesUp(t *testing.T) {
 // TestSeqWindowWithoutIdempotence sends one batch at a time.
 func TestSeqWindowWithoutIdempotence(t *testing.T) {
 	w := newSeqWindow(5, 3, false)
-	a, b := w.add(2, nil), w.add(3, nil)
+	a, b := w.add(2, nil, false, false), w.add(3, nil, false, false)
 	require.False(t, w.needsIdentity())
 	require.Equal(t, []*seqBatch{a}, w.sendable())
 	require.Empty(t, w.sendable())
@@ -301,7 +337,7 @@ func TestSeqWindowPipelinesAfterFirstAck(t *testing.T) {
 	w := newSeqWindow(3, 3, true)
 	var bs []*seqBatch
 	for range 5 {
-		bs = append(bs, w.add(10, nil))
+		bs = append(bs, w.add(10, nil, false, false))
 	}
 	require.True(t, w.needsIdentity())
 	w.setIdentity(1)
@@ -342,10 +378,10 @@ func TestSeqWindowPipelinesAfterFirstAck(t *testing.T) {
 func TestSeqWindowLostProducerState(t *testing.T) {
 	w := newSeqWindow(5, 3, true)
 	w.setIdentity(1)
-	a := w.add(4, nil)
+	a := w.add(4, nil, false, false)
 	w.sendable()
 	w.answer(a, seqAcked)
-	b, c := w.add(2, nil), w.add(3, nil)
+	b, c := w.add(2, nil, false, false), w.add(3, nil, false, false)
 	w.sendable()
 	_, failed := w.answer(b, seqUnknownProducer)
 	require.Empty(t, failed)

@@ -68,6 +68,11 @@ type Dispatcher struct {
 	// failed: only the others are sent again, so none is sent or
 	// dead-lettered twice. nil: none yet. Only the replay loop uses it.
 	headDone map[message.TopicPartition][]bool
+	// headSeq holds, per partition, the sequence numbers of what is left of
+	// the stored head after an earlier replay that failed (nil: numbered
+	// anew); it takes the place of the stored ones. Only the replay loop
+	// uses it.
+	headSeq map[message.TopicPartition]*message.Sequence
 }
 
 // New starts a Dispatcher's loops. storage may be nil.
@@ -77,6 +82,7 @@ func New(cfg Config, kafka Kafka, storage Storage, obs Observer, clock Clock, lo
 		cfg: cfg, kafka: kafka, storage: storage, obs: obs, clock: clock, logger: logger,
 		parts:    make(map[message.TopicPartition]*part),
 		headDone: make(map[message.TopicPartition][]bool),
+		headSeq:  make(map[message.TopicPartition]*message.Sequence),
 		stop:     make(chan struct{}),
 		ctx:      ctx, cancel: cancel,
 	}

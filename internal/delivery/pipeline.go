@@ -94,6 +94,9 @@ func (d *Dispatcher) settleHeads(p *part, es []*entry, outs []message.Outcome, t
 		}
 		b.Messages = rest
 		b.Bytes = message.BatchSize(b.Messages)
+		// Its retry or replay resends the records with the numbers they
+		// were sent with, so that Kafka writes them once.
+		b.Seq = out.Seq
 	}
 	p.mu.Lock()
 	if len(drop) > 0 {

@@ -122,7 +122,7 @@ func (d *Dispatcher) dropGone(k message.TopicPartition, n int32) bool {
 			d.markDone(k, &b, &rest, nil) // not dead-lettered twice
 			return false
 		}
-		delete(d.headDone, k)
+		d.forgetHead(k)
 		batches++
 		records += len(rest.Messages)
 	}
@@ -142,8 +142,12 @@ func (d *Dispatcher) head(k message.TopicPartition) (message.Batch, bool, error)
 	return b, ok, nil
 }
 
-// unsent is b less the records an earlier replay got through.
+// unsent is b less the records an earlier replay got through, with the
+// sequence numbers that replay left them.
 func (d *Dispatcher) unsent(k message.TopicPartition, b message.Batch) message.Batch {
+	if seq, ok := d.headSeq[k]; ok {
+		b.Seq = seq
+	}
 	done := d.headDone[k]
 	if done == nil {
 		return b
@@ -211,6 +215,7 @@ func (d *Dispatcher) settleReplay(k message.TopicPartition, stored, send *messag
 			rest = withoutRejected(send.Messages, out.Rejected)
 		}
 		d.markDone(k, stored, send, rest)
+		d.headSeq[k] = out.Seq
 		d.logger.Info("replay of a partition paused: kafka did not take its oldest stored batch",
 			zap.String("topic", k.Topic), zap.Int32("partition", k.Partition),
 			zap.Int("records", len(send.Messages)), zap.Error(out.Err))
@@ -226,7 +231,14 @@ func (d *Dispatcher) settleReplay(k message.TopicPartition, stored, send *messag
 			zap.String("topic", k.Topic), zap.Int32("partition", k.Partition), zap.Error(err))
 		return false
 	}
-	delete(d.headDone, k)
+	d.forgetHead(k)
 	d.obs.Replayed(acknowledged(send, out.Rejected), took)
 	return true
+}
+
+// forgetHead drops what earlier replays left of a stored head once it is
+// acknowledged in the storage.
+func (d *Dispatcher) forgetHead(k message.TopicPartition) {
+	delete(d.headDone, k)
+	delete(d.headSeq, k)
 }
