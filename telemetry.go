@@ -168,5 +168,9 @@ func (e *kafkaBatcherExporter) registerProducerTelemetry(tb *metadata.TelemetryB
 			o.Observe(e.prod.ProducerIDChanges())
 			return nil
 		}),
+		tb.RegisterKafkabatcherPossibleDuplicatesCallback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(e.prod.PossibleDuplicates())
+			return nil
+		}),
 	)
 }

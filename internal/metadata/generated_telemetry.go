@@ -35,6 +35,7 @@ type TelemetryBuilder struct {
 	KafkabatcherDeliveryLatency                metric.Float64Histogram
 	KafkabatcherFlushes                        metric.Int64Counter
 	KafkabatcherPendingRecords                 metric.Int64ObservableGauge
+	KafkabatcherPossibleDuplicates             metric.Int64ObservableCounter
 	KafkabatcherProduceDuration                metric.Float64Histogram
 	KafkabatcherProducerIDChanges              metric.Int64ObservableCounter
 	KafkabatcherRecordsRejected                metric.Int64Counter
@@ -95,6 +96,21 @@ func (builder *TelemetryBuilder) RegisterKafkabatcherPendingRecordsCallback(cb m
 		cb(ctx, &observerInt64{inst: builder.KafkabatcherPendingRecords, obs: o})
 		return nil
 	}, builder.KafkabatcherPendingRecords)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterKafkabatcherPossibleDuplicatesCallback sets callback for observable KafkabatcherPossibleDuplicates metric.
+func (builder *TelemetryBuilder) RegisterKafkabatcherPossibleDuplicatesCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.KafkabatcherPossibleDuplicates, obs: o})
+		return nil
+	}, builder.KafkabatcherPossibleDuplicates)
 	if err != nil {
 		return err
 	}
@@ -259,6 +275,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.KafkabatcherPendingRecords, err = builder.meter.Int64ObservableGauge(
 		"otelcol_kafkabatcher_pending_records",
 		metric.WithDescription("Records held in memory by the accumulators, not yet sent or spilled. [Development]"),
+		metric.WithUnit("{record}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.KafkabatcherPossibleDuplicates, err = builder.meter.Int64ObservableCounter(
+		"otelcol_kafkabatcher_possible_duplicates",
+		metric.WithDescription("Records sent again under new sequence numbers after a send of them may have been written (a restart, or a broker that lost the producer's state); Kafka may hold them twice. One warning is logged per batch. [Development]"),
 		metric.WithUnit("{record}"),
 	)
 	errs = errors.Join(errs, err)
