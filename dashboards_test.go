@@ -123,7 +123,7 @@ func TestDashboardsUseExportedMetrics(t *testing.T) {
 	dash := dashboardExprs(t, filepath.Join("docs", "dashboards", "kafkabatcher.json"))
 	rules := ruleExprs(t, filepath.Join("docs", "dashboards", "alerts.yaml"))
 	require.NotEmpty(t, dash)
-	require.Len(t, rules, 7)
+	require.Len(t, rules, 8)
 	used := map[string]bool{}
 	for _, set := range []map[string]string{dash, rules} {
 		for where, expr := range set {
