@@ -528,7 +528,6 @@ func (o *observer) Sent(b *message.Batch, took time.Duration) {
 	// The ack time comes from the clock b.Opened was read from (the
 	// batcher's), so the two make a latency under a test's fake clock too.
 	e.tel.sent(b, took, e.clock.Now())
-	e.pool.Sent(b.TopicPartition())
 	e.setKafkaHealth(nil)
 }
 

@@ -17,10 +17,13 @@ import (
 //     MaxBytes, the pending records become a ready batch (reason bytes) and
 //     the record opens the next batch. A record that fits MaxMessageBytes
 //     but not MaxBytes on its own is sent alone (reason bytes).
-//  2. Count: Size records pending and MinDelay passed since the last
-//     successful send (or no send yet) -> ready (size). A full batch held
-//     back by MinDelay keeps growing (up to MaxBytes) and is released at
-//     the MinDelay deadline (min_delay).
+//  2. Count: Size records pending and MinDelay passed since the
+//     accumulator's last send began (or no send yet) -> ready (size). A
+//     send begins when a batch is cut and handed on, whatever released it,
+//     and counts whether or not Kafka has acknowledged it: MinDelay spaces
+//     the requests, whatever the broker's latency. A full batch held back
+//     by MinDelay keeps growing (up to MaxBytes) and is released at the
+//     MinDelay deadline (min_delay).
 //  3. Trigger: a record with Flush set makes its batch ready, itself
 //     included (trigger).
 //  4. Age: the first record of a batch, a carried-over one too, starts the
@@ -29,9 +32,10 @@ import (
 //
 // Cut releases the pending batch on demand with the caller's reason (the
 // pool's memory rule uses it, reason memory). CutSoon does the same unless
-// MinDelay holds the accumulator's sends back; the batch is then released
-// at the MinDelay deadline (min_delay) or by the rules above, whichever
-// comes first (the pool uses it for a call that waits for its records).
+// MinDelay holds the accumulator's sends back (rule 2); the batch is then
+// released at the MinDelay deadline (min_delay) or by the rules above,
+// whichever comes first (the pool uses it for a call that waits for its
+// records).
 //
 // A batch whose deadline has passed when a record arrives (its Tick not yet
 // called) is released first; the record opens the next batch.
@@ -63,8 +67,8 @@ type Accumulator struct {
 	soon    bool              // CutSoon was held back by MinDelay: release at its deadline
 	held    int               // what the pending records count against MaxPendingBytes (RecordBytes)
 
-	lastSent time.Time
-	sent     bool // a send succeeded: MinDelay applies from lastSent
+	lastCut time.Time // when the last send began: the last cut
+	hasCut  bool      // a batch was cut: MinDelay applies from lastCut
 
 	// store supplies slices and chunks and takes them back: the Pool's free
 	// lists, or heapStorage for an accumulator of its own.
@@ -106,7 +110,7 @@ func (a *Accumulator) add(m *message.Message, alone int, now time.Time, out []me
 	if a.n > 0 {
 		size = message.RecordSizeAt(alone, m, a.n, a.firstTS)
 		if a.bytes+size > a.cfg.MaxBytes {
-			out = a.cut(out, message.ReasonBytes)
+			out = a.release(now, out, message.ReasonBytes)
 		}
 	}
 	if a.n == 0 {
@@ -123,11 +127,11 @@ func (a *Accumulator) add(m *message.Message, alone int, now time.Time, out []me
 	a.held += heldBytes(m, alone)
 	switch {
 	case a.bytes > a.cfg.MaxBytes: // only possible for a lone record
-		return a.cut(out, message.ReasonBytes), false
+		return a.release(now, out, message.ReasonBytes), false
 	case a.n >= a.cfg.Size && a.minDelayPassed(now):
-		return a.cut(out, message.ReasonSize), false
+		return a.release(now, out, message.ReasonSize), false
 	case m.Flush:
-		return a.cut(out, message.ReasonTrigger), false
+		return a.release(now, out, message.ReasonTrigger), false
 	}
 	if a.n == 1 || a.n == a.cfg.Size {
 		a.due = a.deadline()
@@ -157,10 +161,10 @@ func (a *Accumulator) Tick(now time.Time, out []message.Batch) []message.Batch {
 		return out
 	}
 	if !now.Before(a.firstAt.Add(a.cfg.MaxWait)) {
-		return a.cut(out, message.ReasonMaxWait)
+		return a.release(now, out, message.ReasonMaxWait)
 	}
 	if (a.n >= a.cfg.Size || a.soon) && a.minDelayPassed(now) {
-		return a.cut(out, message.ReasonMinDelay)
+		return a.release(now, out, message.ReasonMinDelay)
 	}
 	return out
 }
@@ -174,22 +178,16 @@ func (a *Accumulator) deadline() time.Time {
 		return time.Time{}
 	}
 	d := a.firstAt.Add(a.cfg.MaxWait)
-	if (a.n >= a.cfg.Size || a.soon) && a.sent {
-		if md := a.lastSent.Add(a.cfg.MinDelay); md.Before(d) {
+	if (a.n >= a.cfg.Size || a.soon) && a.hasCut {
+		if md := a.lastCut.Add(a.cfg.MinDelay); md.Before(d) {
 			d = md
 		}
 	}
 	return d
 }
 
-// Sent records a successful send of one of this accumulator's batches at
-// now: MinDelay is measured from it.
-func (a *Accumulator) Sent(now time.Time) {
-	a.lastSent, a.sent = now, true
-	a.due = a.deadline()
-}
-
-// Flush releases whatever is pending with reason shutdown.
+// Flush releases whatever is pending with reason shutdown. Nothing is sent
+// after it, so it does not move the MinDelay clock (it has no now).
 func (a *Accumulator) Flush(out []message.Batch) []message.Batch {
 	if a.n == 0 {
 		return out
@@ -209,11 +207,11 @@ func (a *Accumulator) Cut(now time.Time, reason message.FlushReason, out []messa
 			return out
 		}
 	}
-	return a.cut(out, reason)
+	return a.release(now, out, reason)
 }
 
 // CutSoon releases whatever is pending with reason, as Cut does, unless
-// MinDelay has not passed since the last successful send: then the batch
+// MinDelay has not passed since the last send began: then the batch
 // is released at that deadline with reason min_delay, if no other rule
 // releases it first.
 func (a *Accumulator) CutSoon(now time.Time, reason message.FlushReason, out []message.Batch) []message.Batch {
@@ -242,9 +240,20 @@ func (a *Accumulator) Bytes() int { return a.bytes }
 func (a *Accumulator) RecordBytes() int { return a.held }
 
 // minDelayPassed: with MinDelay 0 a full batch is never held, even when
-// now was read just before a concurrent Sent moved lastSent past it.
+// now was read before a concurrent timer's cut moved lastCut past it.
 func (a *Accumulator) minDelayPassed(now time.Time) bool {
-	return a.cfg.MinDelay <= 0 || !a.sent || now.Sub(a.lastSent) >= a.cfg.MinDelay
+	return a.cfg.MinDelay <= 0 || !a.hasCut || now.Sub(a.lastCut) >= a.cfg.MinDelay
+}
+
+// release cuts the pending batch at now: its send begins, and MinDelay
+// counts from now. The cut, not the acknowledgement, starts the clock, so a
+// batch still in flight holds the next one back as much as an
+// acknowledged one does.
+func (a *Accumulator) release(now time.Time, out []message.Batch, reason message.FlushReason) []message.Batch {
+	if !a.hasCut || now.After(a.lastCut) { // an Add's now may predate a timer's cut
+		a.lastCut, a.hasCut = now, true
+	}
+	return a.cut(out, reason)
 }
 
 // cut hands the pending records over as a ready batch: msgs as is when

@@ -11,7 +11,7 @@ import (
 
 type step struct {
 	at       time.Duration // clock, from t0
-	op       string        // add | tick | sent | flush | memory (Cut with reason memory) | call (CutSoon with reason call)
+	op       string        // add | tick | flush | memory (Cut with reason memory) | call (CutSoon with reason call)
 	rec      string        // add: record name
 	pad      int           // add: value size
 	flush    bool          // add: matches flush_when
@@ -37,8 +37,6 @@ func runSteps(t *testing.T, cfg Config, steps []step) {
 			out, rejected = a.Add(&m, now, nil)
 		case "tick":
 			out = a.Tick(now, nil)
-		case "sent":
-			a.Sent(now)
 		case "flush":
 			out = a.Flush(nil)
 		case "memory":
@@ -87,10 +85,12 @@ func TestAccumulatorRules(t *testing.T) {
 		cfg   Config
 		steps []step
 	}{
-		{"size: min_delay 0 never holds a full batch, even when Sent is later than the add's clock", with(func(c *Config) { c.Size = 2; c.MinDelay = 0 }), []step{
-			{at: ms(10), op: "sent"},
+		{"size: min_delay 0 never holds a full batch, even when the last cut is later than the add's clock", with(func(c *Config) { c.Size = 2; c.MinDelay = 0 }), []step{
+			{at: ms(10), op: "add", rec: "u", flush: true, want: []string{"trigger:u"}},
 			{at: ms(5), op: "add", rec: "a", pad: 10},
 			{at: ms(5), op: "add", rec: "b", pad: 10, want: []string{"size:a,b"}},
+			{at: ms(5), op: "add", rec: "c", pad: 10},
+			{at: ms(5), op: "call", want: []string{"call:c"}},
 		}},
 		{"size: batch_size 30 is ready at the 30th record", with(func(c *Config) { c.Size = 30 }), func() []step {
 			var s []step
@@ -115,29 +115,45 @@ func TestAccumulatorRules(t *testing.T) {
 			with(func(c *Config) { c.Size = 2; c.MinDelay = ms(200) }), []step{
 				{at: 0, op: "add", rec: "a"},
 				{at: ms(1), op: "add", rec: "b", want: []string{"size:a,b"}}, // no send yet: min_delay holds nothing
-				{at: ms(5), op: "sent"},
 				{at: ms(10), op: "add", rec: "c", deadline: "1.01s"},
-				{at: ms(20), op: "add", rec: "d", deadline: "205ms"}, // full, held: min_delay deadline
+				// Full, and a,b (cut at 1ms, never acknowledged) holds it
+				// until the min_delay deadline.
+				{at: ms(20), op: "add", rec: "d", deadline: "201ms"},
 				{at: ms(30), op: "add", rec: "e"},
 				{at: ms(40), op: "add", rec: "f"},
-				{at: ms(50), op: "add", rec: "g", deadline: "205ms"},
-				{at: ms(204), op: "tick"},
-				{at: ms(205), op: "tick", want: []string{"min_delay:c,d,e,f,g"}, deadline: "none"},
+				{at: ms(50), op: "add", rec: "g", deadline: "201ms"},
+				{at: ms(200), op: "tick"},
+				{at: ms(201), op: "tick", want: []string{"min_delay:c,d,e,f,g"}, deadline: "none"},
+				// The min_delay batch's own send holds the next full one.
+				{at: ms(210), op: "add", rec: "h"},
+				{at: ms(220), op: "add", rec: "i", deadline: "401ms"},
+				{at: ms(401), op: "tick", want: []string{"min_delay:h,i"}},
 			}},
+		{"min_delay: the first send is not held", with(func(c *Config) { c.Size = 2; c.MinDelay = ms(200) }), []step{
+			{at: 0, op: "add", rec: "a"},
+			{at: 0, op: "add", rec: "b", want: []string{"size:a,b"}},
+		}},
+		{"min_delay: the first call is not held", with(func(c *Config) { c.Size = 2; c.MinDelay = ms(200) }), []step{
+			{at: 0, op: "add", rec: "a"},
+			{at: 0, op: "call", want: []string{"call:a"}},
+		}},
 		{"min_delay passed: the count rule applies at once", with(func(c *Config) { c.Size = 2; c.MinDelay = ms(200) }), []step{
-			{at: 0, op: "sent"},
-			{at: ms(300), op: "add", rec: "a"},
-			{at: ms(300), op: "add", rec: "b", want: []string{"size:a,b"}},
+			{at: 0, op: "add", rec: "u"},
+			{at: 0, op: "add", rec: "v", want: []string{"size:u,v"}},
+			{at: ms(199), op: "add", rec: "a"},
+			{at: ms(200), op: "add", rec: "b", want: []string{"size:a,b"}}, // exactly min_delay after the cut
 		}},
 		{"held batch keeps growing up to max_bytes, then bytes cuts it",
 			with(func(c *Config) { c.Size = 2; c.MinDelay = ms(200); c.MaxBytes = 61 + 3*57 }), []step{
-				{at: 0, op: "sent"},
+				{at: 0, op: "add", rec: "u", pad: 50, flush: true, want: []string{"trigger:u"}},
 				{at: ms(1), op: "add", rec: "a", pad: 50},
-				{at: ms(2), op: "add", rec: "b", pad: 50},
+				{at: ms(2), op: "add", rec: "b", pad: 50, deadline: "200ms"},
 				{at: ms(3), op: "add", rec: "c", pad: 50},
+				// The bytes cut is a send too: d,e wait min_delay from it.
 				{at: ms(4), op: "add", rec: "d", pad: 50, want: []string{"bytes:a,b,c"}, deadline: "1.004s"},
-				{at: ms(5), op: "add", rec: "e", pad: 50, deadline: "200ms"},
-				{at: ms(200), op: "tick", want: []string{"min_delay:d,e"}},
+				{at: ms(5), op: "add", rec: "e", pad: 50, deadline: "204ms"},
+				{at: ms(203), op: "tick"},
+				{at: ms(204), op: "tick", want: []string{"min_delay:d,e"}},
 			}},
 		{"max_bytes cut: the carried-over record starts its own age timer",
 			with(func(c *Config) { c.MaxBytes = 61 + 2*57; c.MaxWait = ms(100) }), []step{
@@ -157,7 +173,7 @@ func TestAccumulatorRules(t *testing.T) {
 			{at: 0, op: "add", rec: "b", flush: true, want: []string{"size:a,b"}},
 		}},
 		{"order: trigger releases a batch min_delay holds", with(func(c *Config) { c.Size = 2; c.MinDelay = ms(200) }), []step{
-			{at: 0, op: "sent"},
+			{at: 0, op: "add", rec: "u", flush: true, want: []string{"trigger:u"}},
 			{at: ms(1), op: "add", rec: "a"},
 			{at: ms(2), op: "add", rec: "b"},
 			{at: ms(3), op: "add", rec: "c", flush: true, want: []string{"trigger:a,b,c"}},
@@ -168,11 +184,26 @@ func TestAccumulatorRules(t *testing.T) {
 			{at: 0, op: "add", rec: "c", pad: 50},
 			{at: 0, op: "add", rec: "d", pad: 5, want: []string{"size:c,d"}}, // 61+57+13 fits
 		}},
-		{"max_wait wins over min_delay", with(func(c *Config) { c.Size = 2; c.MinDelay = ms(300); c.MaxWait = ms(300) }), []step{
+		// A batch opens at or after the last cut and min_delay <= max_wait,
+		// so the two deadlines meet at most; max_wait names the release.
+		{"max_wait wins over min_delay when both are due", with(func(c *Config) { c.Size = 2; c.MinDelay = ms(300); c.MaxWait = ms(300) }), []step{
+			{at: 0, op: "add", rec: "u"},
+			{at: 0, op: "add", rec: "v", want: []string{"size:u,v"}},
 			{at: 0, op: "add", rec: "a"},
-			{at: ms(100), op: "sent"}, // an earlier batch acknowledged while a waits
 			{at: ms(150), op: "add", rec: "b", deadline: "300ms"},
+			{at: ms(299), op: "tick"},
 			{at: ms(300), op: "tick", want: []string{"max_wait:a,b"}},
+		}},
+		// An Add reads its clock before it locks the accumulator, so a
+		// timer's cut may carry a later time than the records after it.
+		{"max_wait wins over min_delay when an add's clock predates the last cut", with(func(c *Config) { c.Size = 2; c.MinDelay = ms(300); c.MaxWait = ms(300) }), []step{
+			{at: ms(10), op: "add", rec: "u", flush: true, want: []string{"trigger:u"}},
+			{at: ms(5), op: "add", rec: "a"},
+			{at: ms(5), op: "add", rec: "b", deadline: "305ms"}, // min_delay would be 310ms
+			{at: ms(305), op: "tick", want: []string{"max_wait:a,b"}},
+			// The earlier clock did not move the last send back: it began at 305ms.
+			{at: ms(306), op: "add", rec: "c"},
+			{at: ms(306), op: "add", rec: "d", deadline: "605ms"},
 		}},
 		{"oversize record is rejected and the next record still gets a timer",
 			with(func(c *Config) { c.MaxMessageBytes = 200; c.MaxBytes = 200; c.MaxWait = ms(50) }), []step{
@@ -213,13 +244,13 @@ func TestAccumulatorRules(t *testing.T) {
 			{at: ms(60), op: "memory", want: []string{"max_wait:a"}, deadline: "none"},
 		}},
 		{"cut: a full batch held by min_delay past its deadline keeps min_delay", with(func(c *Config) { c.Size = 2; c.MinDelay = ms(100) }), []step{
-			{at: 0, op: "sent"},
+			{at: 0, op: "add", rec: "u", flush: true, want: []string{"trigger:u"}},
 			{at: ms(1), op: "add", rec: "a"},
 			{at: ms(2), op: "add", rec: "b", deadline: "100ms"},
 			{at: ms(100), op: "memory", want: []string{"min_delay:a,b"}},
 		}},
 		{"cut: a full batch held by min_delay before its deadline goes as memory", with(func(c *Config) { c.Size = 2; c.MinDelay = ms(100) }), []step{
-			{at: 0, op: "sent"},
+			{at: 0, op: "add", rec: "u", flush: true, want: []string{"trigger:u"}},
 			{at: ms(1), op: "add", rec: "a"},
 			{at: ms(2), op: "add", rec: "b"},
 			{at: ms(50), op: "memory", want: []string{"memory:a,b"}, deadline: "none"},
@@ -232,7 +263,7 @@ func TestAccumulatorRules(t *testing.T) {
 			{at: ms(20), op: "add", rec: "c", deadline: "70ms"},
 		}},
 		{"cut soon: min_delay holds a call's batch until its deadline", with(func(c *Config) { c.MinDelay = ms(100); c.MaxWait = ms(500) }), []step{
-			{at: 0, op: "sent"},
+			{at: 0, op: "add", rec: "u", flush: true, want: []string{"trigger:u"}},
 			{at: ms(10), op: "add", rec: "a", deadline: "510ms"},
 			{at: ms(10), op: "call", deadline: "100ms"},
 			{at: ms(20), op: "add", rec: "b", deadline: "100ms"},
@@ -241,14 +272,16 @@ func TestAccumulatorRules(t *testing.T) {
 			{at: ms(110), op: "add", rec: "c", deadline: "610ms"},
 		}},
 		{"cut soon: held by min_delay, a later record past the deadline is not joined", with(func(c *Config) { c.MinDelay = ms(100); c.MaxWait = ms(500) }), []step{
-			{at: 0, op: "sent"},
+			{at: 0, op: "add", rec: "u", flush: true, want: []string{"trigger:u"}},
 			{at: ms(10), op: "add", rec: "a"},
 			{at: ms(10), op: "call"},
 			{at: ms(150), op: "add", rec: "b", want: []string{"min_delay:a"}, deadline: "650ms"},
-			{at: ms(150), op: "call", want: []string{"call:b"}, deadline: "none"},
+			// a's send began at 150ms, when it was released: b waits for it.
+			{at: ms(150), op: "call", deadline: "250ms"},
+			{at: ms(250), op: "tick", want: []string{"min_delay:b"}, deadline: "none"},
 		}},
-		{"cut soon: without min_delay a sent batch does not hold the call back", with(func(c *Config) { c.MaxWait = ms(500) }), []step{
-			{at: 0, op: "sent"},
+		{"cut soon: without min_delay an earlier send does not hold the call back", with(func(c *Config) { c.MaxWait = ms(500) }), []step{
+			{at: 0, op: "add", rec: "u", flush: true, want: []string{"trigger:u"}},
 			{at: ms(1), op: "add", rec: "a"},
 			{at: ms(1), op: "call", want: []string{"call:a"}},
 		}},
@@ -262,6 +295,97 @@ func TestAccumulatorRules(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { runSteps(t, c.cfg, c.steps) })
+	}
+}
+
+// Every cut is the start of a send, whatever released it, and min_delay
+// counts from it: acknowledgements play no part.
+func TestAccumulatorMinDelayCountsFromEveryCut(t *testing.T) {
+	cfg := testConfig()
+	cfg.Size, cfg.MinDelay, cfg.MaxWait = 3, ms(100), ms(200)
+	cfg.MaxBytes, cfg.MaxMessageBytes = 61+3*57, 1000
+	// Each prefix cuts one batch, with its reason, at 200ms.
+	prefixes := map[string][]step{
+		"size": {
+			{at: ms(200), op: "add", rec: "a"},
+			{at: ms(200), op: "add", rec: "b"},
+			{at: ms(200), op: "add", rec: "c", want: []string{"size:a,b,c"}},
+		},
+		"bytes": {{at: ms(200), op: "add", rec: "big", pad: 300, want: []string{"bytes:big"}}},
+		"trigger": {
+			{at: ms(200), op: "add", rec: "a"},
+			{at: ms(200), op: "add", rec: "b", flush: true, want: []string{"trigger:a,b"}},
+		},
+		"max_wait": {
+			{at: 0, op: "add", rec: "a"},
+			{at: ms(200), op: "tick", want: []string{"max_wait:a"}},
+		},
+		"min_delay": {
+			{at: ms(100), op: "add", rec: "u", flush: true, want: []string{"trigger:u"}},
+			{at: ms(150), op: "add", rec: "a"},
+			{at: ms(150), op: "add", rec: "b"},
+			{at: ms(150), op: "add", rec: "c", deadline: "200ms"},
+			{at: ms(200), op: "tick", want: []string{"min_delay:a,b,c"}},
+		},
+		"memory": {
+			{at: ms(150), op: "add", rec: "a"},
+			{at: ms(200), op: "memory", want: []string{"memory:a"}},
+		},
+		"call": {
+			{at: ms(150), op: "add", rec: "a"},
+			{at: ms(200), op: "call", want: []string{"call:a"}},
+		},
+	}
+	for reason, prefix := range prefixes {
+		t.Run(reason, func(t *testing.T) {
+			steps := append(prefix[:len(prefix):len(prefix)],
+				step{at: ms(210), op: "add", rec: "p"},
+				step{at: ms(220), op: "add", rec: "q"},
+				step{at: ms(230), op: "add", rec: "r", deadline: "300ms"}, // full, held
+				step{at: ms(240), op: "call", deadline: "300ms"},
+				step{at: ms(299), op: "tick"},
+				step{at: ms(300), op: "tick", want: []string{"min_delay:p,q,r"}},
+			)
+			runSteps(t, cfg, steps)
+		})
+	}
+}
+
+// Issue 19's scenario: batch.size 10, min_delay 1s, max_wait 5s; 10 records,
+// then 25 more 100 ms later while the first batch is still unacknowledged.
+// The first 10 go at once; the 25 wait for min_delay and go as one batch,
+// not as [10, 10, 5].
+func TestAccumulatorMinDelayHoldsWhileFirstBatchInFlight(t *testing.T) {
+	cfg := testConfig()
+	cfg.Size, cfg.MinDelay, cfg.MaxWait = 10, time.Second, 5*time.Second
+	a := NewAccumulator(cfg, "t", 0)
+	var out []message.Batch
+	add := func(n int, at time.Duration) {
+		for i := range n {
+			m := rec(fmt.Sprintf("r%d", i), 0)
+			out, _ = a.Add(&m, t0.Add(at), out)
+		}
+	}
+	add(10, 0)
+	if len(out) != 1 || out[0].Reason != message.ReasonSize || len(out[0].Messages) != 10 {
+		t.Fatalf("after the first 10 records: %d batches, want one size batch of 10", len(out))
+	}
+	add(25, ms(100))
+	if len(out) != 1 {
+		t.Fatalf("min_delay released %d more batches before its deadline", len(out)-1)
+	}
+	if got := a.Deadline().Sub(t0); got != time.Second {
+		t.Fatalf("Deadline = %v, want 1s (min_delay after the first cut)", got)
+	}
+	out = a.Tick(t0.Add(time.Second-1), out)
+	out = a.Tick(t0.Add(time.Second), out)
+	var sizes []int
+	for _, b := range out {
+		checkBatch(t, cfg, b)
+		sizes = append(sizes, len(b.Messages))
+	}
+	if fmt.Sprint(sizes) != "[10 25]" || out[1].Reason != message.ReasonMinDelay {
+		t.Fatalf("batches %v (last reason %s), want [10 25], the last by min_delay", sizes, out[len(out)-1].Reason)
 	}
 }
 

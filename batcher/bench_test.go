@@ -23,7 +23,6 @@ type ackSink struct {
 }
 
 func (s *ackSink) Ready(b message.Batch) {
-	s.p.Sent(b.TopicPartition())
 	s.p.Release(b)
 	if s.recycle {
 		s.p.Recycle(b.Messages)
@@ -163,7 +162,6 @@ func (s *heldSink) Reject(message.Message, message.RejectReason) {}
 
 func (s *heldSink) ack() {
 	for _, b := range s.older {
-		s.p.Sent(b.TopicPartition())
 		s.p.Release(b)
 		s.p.Recycle(b.Messages)
 	}
@@ -285,7 +283,6 @@ func (s *laterSink) Ready(b message.Batch) {
 	s.records += len(b.Messages)
 	s.mu.Unlock()
 	time.AfterFunc(s.delay, func() {
-		s.p.Sent(b.TopicPartition())
 		s.p.Release(b)
 	})
 }

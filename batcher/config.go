@@ -32,8 +32,9 @@ type Config struct {
 	MaxMessageBytes int
 	// MaxWait bounds how long the first record of a batch waits (batch.max_wait).
 	MaxWait time.Duration
-	// MinDelay is the least time between an accumulator's last successful
-	// send and a batch made ready by Size (batch.min_delay).
+	// MinDelay is the least time between the start of an accumulator's last
+	// send (its cut, acknowledged or not) and a batch made ready by Size
+	// (batch.min_delay).
 	MinDelay time.Duration
 	// CollectByPartition false keeps one accumulator per topic; its ready
 	// batches are split into one batch per partition when handed off.

@@ -171,8 +171,8 @@ func (s *recSink) ready() []message.Batch {
 	return append([]message.Batch(nil), s.batches...)
 }
 
-// ackEach makes the sink acknowledge every batch as soon as it is handed
-// off, as Kafka taking it at once would: Sent, then Release.
+// ackEach makes the sink release every batch as soon as it is handed off,
+// as Kafka taking it at once would.
 func (s *recSink) ackEach(p *Pool) {
-	s.onReady = func(b message.Batch) { p.Sent(b.TopicPartition()); p.Release(b) }
+	s.onReady = func(b message.Batch) { p.Release(b) }
 }

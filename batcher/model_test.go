@@ -15,14 +15,17 @@ import (
 )
 
 // The model test drives a Pool on a fake clock with a sequence of adds,
-// clock moves, acknowledgements and releases decoded from bytes (random in
-// TestPoolModel, fuzzed in FuzzPool), and checks after every step:
+// clock moves and releases decoded from bytes (random in TestPoolModel,
+// fuzzed in FuzzPool), and checks after every step:
 //   - no record lost or handed off twice, order kept per partition;
 //   - every batch: Bytes == message.BatchSize(Messages) <= MaxBytes (a lone
 //     record above MaxBytes but within MaxMessageBytes excepted);
 //   - no batch handed off after its max_wait deadline, none held by
-//     min_delay after the min_delay deadline, none released by size before
-//     min_delay allowed it; each flush reason's condition held;
+//     min_delay after the min_delay deadline, none released by size (or by
+//     a call) before min_delay allowed it; each flush reason's condition
+//     held. min_delay counts from the accumulator's previous cut, whatever
+//     its reason: a send begins when its batch is handed off, and the model
+//     acknowledges nothing;
 //   - exactly the oversize records rejected; the memory count is exact;
 //     Add fails only when the bound is reached, and then accepts nothing;
 //   - with CutEachAdd: after an Add, the accumulators it touched hold
@@ -79,7 +82,8 @@ type model struct {
 	expected map[partKey][]uint64 // accepted records per partition, in order
 	handed   map[partKey]int      // how many of expected were handed off
 	pending  map[accKey][]uint64  // accepted, not yet handed off, in order
-	lastSent map[accKey]time.Time
+	lastCut  map[accKey]cutMark   // the accumulator's latest cut: its last send began
+	prevCut  map[accKey]time.Time // the cut before lastCut
 
 	wantRejected map[uint64]bool
 	rejected     map[uint64]bool
@@ -94,6 +98,13 @@ type model struct {
 
 	inAdd bool            // Pool.Add is running
 	soon  map[accKey]bool // cut by CutEachAdd but held back by min_delay
+}
+
+// cutMark tells the cuts of an accumulator apart: the parts of a topic-wide
+// batch split by partition share all three.
+type cutMark struct {
+	at, opened time.Time
+	reason     message.FlushReason
 }
 
 // memoryPass is what the model expects of one application of the memory rule.
@@ -142,7 +153,7 @@ func runModel(t testing.TB, data []byte) modelStats {
 		t: t, cfg: cfg, clk: clk,
 		msgs: map[uint64]message.Message{}, arrival: map[uint64]time.Time{}, accOf: map[uint64]accKey{},
 		expected: map[partKey][]uint64{}, handed: map[partKey]int{}, pending: map[accKey][]uint64{},
-		lastSent: map[accKey]time.Time{}, wantRejected: map[uint64]bool{}, rejected: map[uint64]bool{},
+		lastCut: map[accKey]cutMark{}, prevCut: map[accKey]time.Time{}, wantRejected: map[uint64]bool{}, rejected: map[uint64]bool{},
 		soon: map[accKey]bool{},
 	}
 	p, err := NewPool(cfg, clk, m)
@@ -159,12 +170,8 @@ func runModel(t testing.TB, data []byte) modelStats {
 			m.add(r, canceled)
 		case op < 6:
 			clk.Advance(time.Duration(r.next()) * time.Millisecond)
-		case op == 6:
-			b := r.next()
-			topic := []string{"a", "b"}[b&1]
-			part := int32(b>>1) % 6
-			p.Sent(message.TopicPartition{Topic: topic, Partition: part})
-			m.lastSent[m.key(topic, part)] = clk.Now()
+		case op == 6: // a short move, around min_delay deadlines
+			clk.Advance(time.Duration(r.next()%16) * time.Millisecond)
 		default:
 			b := r.next()
 			if len(m.unreleased) > 0 {
@@ -294,9 +301,9 @@ func (m *model) add(r *byteReader, ctx context.Context) {
 			if len(m.pending[ak]) == 0 {
 				continue
 			}
-			last, sent := m.lastSent[ak]
-			if !sent || !now.Before(last.Add(m.cfg.MinDelay)) {
-				m.t.Fatalf("%v: %d records pending after an Add with CutEachAdd, min_delay not holding them (last sent %v, %v)", ak, len(m.pending[ak]), last.Sub(t0), sent)
+			last, sent := m.lastCut[ak]
+			if !sent || !now.Before(last.at.Add(m.cfg.MinDelay)) {
+				m.t.Fatalf("%v: %d records pending after an Add with CutEachAdd, min_delay not holding them (last cut %v, %v)", ak, len(m.pending[ak]), last.at.Sub(t0), sent)
 			}
 			m.soon[ak] = true
 		}
@@ -411,8 +418,16 @@ func (m *model) handoff(b message.Batch) {
 	if b.Reason != message.ReasonShutdown && now.After(firstArrival.Add(cfg.MaxWait)) {
 		t.Fatalf("%v: batch (%s) handed off at %v, first record arrived %v, max_wait %v", pk, b.Reason, now.Sub(t0), firstArrival.Sub(t0), cfg.MaxWait)
 	}
-	last, sent := m.lastSent[ak]
 	byPart := cfg.CollectByPartition
+	// min_delay is checked against the cut before this batch's.
+	mark := cutMark{at: now, opened: b.Opened, reason: b.Reason}
+	if cur, ok := m.lastCut[ak]; !ok || byPart || cur != mark {
+		if ok {
+			m.prevCut[ak] = cur.at
+		}
+		m.lastCut[ak] = mark
+	}
+	last, sent := m.prevCut[ak]
 	switch b.Reason {
 	case message.ReasonMaxWait:
 		if byPart && !now.Equal(m.arrival[ids[0]].Add(cfg.MaxWait)) {
@@ -420,7 +435,7 @@ func (m *model) handoff(b message.Batch) {
 		}
 	case message.ReasonMinDelay:
 		if !sent || !now.Equal(last.Add(cfg.MinDelay)) {
-			t.Fatalf("min_delay batch at %v, last sent %v (%v)", now.Sub(t0), last.Sub(t0), sent)
+			t.Fatalf("min_delay batch at %v, previous cut %v (%v)", now.Sub(t0), last.Sub(t0), sent)
 		}
 		if soon {
 			m.stats.held++
@@ -430,7 +445,7 @@ func (m *model) handoff(b message.Batch) {
 		}
 	case message.ReasonSize:
 		if sent && now.Sub(last) < cfg.MinDelay {
-			t.Fatalf("size batch at %v only %v after the last send (min_delay %v)", now.Sub(t0), now.Sub(last), cfg.MinDelay)
+			t.Fatalf("size batch at %v only %v after the previous cut (min_delay %v)", now.Sub(t0), now.Sub(last), cfg.MinDelay)
 		}
 		if byPart && len(ids) != cfg.Size {
 			t.Fatalf("size batch of %d records, size %d", len(ids), cfg.Size)
@@ -456,7 +471,7 @@ func (m *model) handoff(b message.Batch) {
 			t.Fatalf("call batch outside an Add with CutEachAdd (%v)", cfg.CutEachAdd)
 		}
 		if sent && now.Sub(last) < cfg.MinDelay {
-			t.Fatalf("call batch at %v only %v after the last send (min_delay %v)", now.Sub(t0), now.Sub(last), cfg.MinDelay)
+			t.Fatalf("call batch at %v only %v after the previous cut (min_delay %v)", now.Sub(t0), now.Sub(last), cfg.MinDelay)
 		}
 	case message.ReasonShutdown, message.ReasonMemory: // checked above
 	default:
@@ -475,14 +490,14 @@ func (m *model) checkState() {
 			m.t.Fatalf("%v: %d records pending at %v, first arrived %v (max_wait %v)", k, len(ids), now.Sub(t0), first.Sub(t0), m.cfg.MaxWait)
 		}
 		if m.soon[k] {
-			if last, sent := m.lastSent[k]; !sent || !now.Before(last.Add(m.cfg.MinDelay)) {
-				m.t.Fatalf("%v: %d records a call left held at %v, last sent %v (%v), min_delay %v", k, len(ids), now.Sub(t0), last.Sub(t0), sent, m.cfg.MinDelay)
+			if last, sent := m.lastCut[k]; !sent || !now.Before(last.at.Add(m.cfg.MinDelay)) {
+				m.t.Fatalf("%v: %d records a call left held at %v, last cut %v (%v), min_delay %v", k, len(ids), now.Sub(t0), last.at.Sub(t0), sent, m.cfg.MinDelay)
 			}
 		}
 		if len(ids) >= m.cfg.Size {
-			last, sent := m.lastSent[k]
-			if !sent || !now.Before(last.Add(m.cfg.MinDelay)) {
-				m.t.Fatalf("%v: %d records (size %d) held at %v, last sent %v (%v), min_delay %v", k, len(ids), m.cfg.Size, now.Sub(t0), last.Sub(t0), sent, m.cfg.MinDelay)
+			last, sent := m.lastCut[k]
+			if !sent || !now.Before(last.at.Add(m.cfg.MinDelay)) {
+				m.t.Fatalf("%v: %d records (size %d) held at %v, last cut %v (%v), min_delay %v", k, len(ids), m.cfg.Size, now.Sub(t0), last.at.Sub(t0), sent, m.cfg.MinDelay)
 			}
 		}
 	}

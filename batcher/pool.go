@@ -12,8 +12,8 @@ import (
 )
 
 // Sink receives what the pool hands off. Its methods are called without any
-// pool lock held, so they may call back into the pool (Release, Sent,
-// Recycle), but not Add, which could wait for room only their return frees.
+// pool lock held, so they may call back into the pool (Release, Recycle),
+// but not Add, which could wait for room only their return frees.
 // For one accumulator, batches are handed off one at a time in order;
 // batches of different accumulators may be handed off concurrently.
 type Sink interface {
@@ -191,19 +191,6 @@ func (p *Pool) Add(ctx context.Context, msgs []message.Message) error {
 		p.sink.Reject(msgs[i], message.RejectOversize)
 	}
 	return nil
-}
-
-// Sent records a successful send of a batch of topic/partition now: that
-// accumulator's MinDelay is measured from it.
-func (p *Pool) Sent(tp message.TopicPartition) {
-	if tp.Partition < 0 && p.cfg.CollectByPartition {
-		return
-	}
-	e := p.entry(p.topicEntries(tp.Topic), tp.Topic, tp.Partition)
-	now := p.clk.Now()
-	e.mu.Lock()
-	e.acc.Sent(now)
-	p.armAndDrain(e, now)
 }
 
 // Shutdown closes the pool for good: later Adds fail with ErrClosed, Adds

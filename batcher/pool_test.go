@@ -142,7 +142,6 @@ func TestPoolTopicWideSplitsByPartition(t *testing.T) {
 	if clk.Pending() != 1 {
 		t.Fatalf("%d timers, want one for the topic", clk.Pending())
 	}
-	p.Sent(message.TopicPartition{Topic: "t", Partition: 5}) // any partition's ack counts for the topic's accumulator
 	clk.Advance(time.Second)
 	expect(t, sink, "2/size:r0,r2,r5", "0/size:r1,r4", "1/size:r3", "0/max_wait:s0", "5/max_wait:s1")
 }
@@ -321,7 +320,7 @@ func TestPoolInvalidPartition(t *testing.T) {
 	}
 }
 
-// Ready may call back into the pool (Release, Sent) and Adds from many
+// Ready may call back into the pool (Release) and Adds from many
 // goroutines keep each goroutine's order per partition.
 func TestPoolConcurrentAdds(t *testing.T) {
 	for _, byPartition := range []bool{true, false} {
@@ -592,11 +591,13 @@ func TestPoolCutEachAddKeepsMinDelay(t *testing.T) {
 	cfg.MinDelay = ms(100)
 	cfg.CutEachAdd = true
 	p, clk, sink := newTestPool(t, cfg)
-	p.Sent(message.TopicPartition{Topic: "t", Partition: 0})
 	mustAdd(t, p, recAt(0, "a", 0))
-	expect(t, sink)
-	clk.Advance(ms(99))
-	expect(t, sink)
+	expect(t, sink, "0/call:a") // the first send is not held
+	clk.Advance(ms(10))
+	mustAdd(t, p, recAt(0, "b", 0))
+	expect(t, sink, "0/call:a") // a's send began 10ms ago, acknowledged or not
+	clk.Advance(ms(89))
+	expect(t, sink, "0/call:a")
 	clk.Advance(ms(1))
-	expect(t, sink, "0/min_delay:a")
+	expect(t, sink, "0/call:a", "0/min_delay:b")
 }

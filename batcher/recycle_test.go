@@ -29,7 +29,6 @@ func TestReadyBatchesHoldLittleSpareCapacity(t *testing.T) {
 				check := func() {
 					for _, b := range sink.ready()[seen:] {
 						checkBatch(t, cfg, b)
-						p.Sent(b.TopicPartition())
 						p.Release(b)
 						if recycle {
 							p.Recycle(b.Messages)
@@ -85,9 +84,8 @@ func TestAccumulatorBatchGrownPastSizeIsCopiedToItsLength(t *testing.T) {
 			out, _ = a.Add(&m, t0.Add(at), out)
 		}
 	}
-	add(40, 0) // full, nothing sent yet: ready at once
-	a.Sent(t0)
-	add(40+chunkLen+3, ms(10)) // full, held back by MinDelay, and more
+	add(40, 0)                 // full, nothing sent yet: ready at once
+	add(40+chunkLen+3, ms(10)) // full, held back by MinDelay from the cut at 0, and more
 	out = a.Tick(t0.Add(ms(100)), out)
 	add(40, ms(200))
 	if len(out) != 3 {
