@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +36,28 @@ func codecCases() map[string]message.Batch {
 		"empty batch":            {Topic: "t", Partition: 1},
 		"unicode topic":          seqBatch("журнал-ログ", 2147483647, 1, 1, 1),
 		"binary value with 0xFE": one(message.Message{Value: []byte{0xFE, 0x4B, 1, 0, 0xFE, 0x4B}, Timestamp: ts}),
+		"sequence, one count":    withSeq(seqBatch("t", 0, 2, 3, 10), 3),
+		"sequence, several counts, unsure": func() message.Batch {
+			b := withSeq(seqBatch("t", 5, 2, 10, 10), 1, 2, 3, 4)
+			b.Seq.Unsure = true
+			return b
+		}(),
+		"sequence, zero numbers": func() message.Batch {
+			b := seqBatch("t", 0, 2, 1, 1)
+			b.Seq = &message.Sequence{Counts: []int32{1}}
+			return b
+		}(),
+		"sequence, largest numbers": func() message.Batch {
+			b := seqBatch("t", 0, 2, 2, 1)
+			b.Seq = &message.Sequence{ProducerID: math.MaxInt64, ProducerEpoch: math.MaxInt16, BaseSequence: math.MaxInt32,
+				Counts: []int32{1, 1}, Unsure: true}
+			return b
+		}(),
+		"sequence, 300 counts": func() message.Batch {
+			b := seqBatch("t", 0, 2, 300, 1)
+			b.Seq = &message.Sequence{ProducerID: 1, Counts: slices.Repeat([]int32{1}, 300)}
+			return b
+		}(),
 	}
 }
 
@@ -86,7 +110,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"shorter length", mutate(func(b []byte) []byte { b[4]--; return b }), errCRC},
 		{"longer length", mutate(func(b []byte) []byte { b[4]++; return b }), errTruncated},
 		{"huge length", mutate(func(b []byte) []byte { binary.LittleEndian.PutUint32(b[4:], 0xFFFFFFF0); return b }), errTruncated},
-		{"future version", mutate(func(b []byte) []byte { b[2] = 2; crcOf(b); return b }), errVersion},
+		{"future version", mutate(func(b []byte) []byte { b[2] = 3; crcOf(b); return b }), errVersion},
+		{"version 0", mutate(func(b []byte) []byte { b[2] = 0; crcOf(b); return b }), errVersion},
 		{"flags set", mutate(func(b []byte) []byte { b[3] = 1; crcOf(b); return b }), errVersion},
 		{"trailing payload byte", mutate(func(b []byte) []byte { return reframe(append(b, 0)) }), errPayload},
 		{"payload cut", mutate(func(b []byte) []byte { return reframe(b[:len(b)-3]) }), errPayload},
@@ -175,6 +200,9 @@ func FuzzDecodeEntry(f *testing.F) {
 		}
 	}
 	f.Add([]byte{magic0, magic1, formatV1, 0, 5, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5})
+	f.Add(encodeEntry(withSeq(seqBatch("t", 1, 2, 3, 4), 1, 2)))
+	f.Add(rawV2Entry(seqSection(7, 1, 5, 1, 1, 2), 2)) // counts that do not add up
+	f.Add(rawV2Entry(seqSection(7, 1, 5, 1, 1, 2), 3)[frameHeaderLen:])
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if b, n, err := decodeEntry(data); err == nil {
 			if n > len(data) {
@@ -182,8 +210,10 @@ func FuzzDecodeEntry(f *testing.F) {
 			}
 			checkReencode(t, b)
 		}
-		if b, err := decodePayload(data); err == nil {
-			checkReencode(t, b)
+		for _, v := range []byte{formatV1, formatV2} {
+			if b, err := decodePayload(frame{version: v, payload: data}); err == nil {
+				checkReencode(t, b)
+			}
 		}
 	})
 }

@@ -44,7 +44,8 @@
 // segment when the entry would take it past Options.SegmentBytes. Each
 // entry is framed with a magic number, a format version, its length and a
 // CRC-32C (Castagnoli) of header and payload; the payload holds the topic,
-// partition, flush reason and each record's key, value, headers, timestamp
+// partition, flush reason, the batch's sequence numbers (Batch.Seq) when
+// it has them, and each record's key, value, headers, timestamp, signal
 // and flush flag (Batch.Bytes is recomputed on read). Peek returns the
 // oldest entry; Ack moves the checkpoint past it and deletes segments with
 // nothing left to replay, so disk use falls as the backlog drains; when the
@@ -89,13 +90,34 @@
 // CRC checked (one segment is read into memory at a time). A range that
 // does not parse at the end of the last segment is an interrupted write:
 // it is copied to corrupt/ (*.torn, not counted) and truncated. Any other
-// range that does not parse (bad magic, length, CRC or version) is copied
-// to corrupt/ (*.bad), logged and counted in Corrupt, and the scan resumes
-// at the next valid entry. A checkpoint that is unreadable, points past the
+// range that does not parse (bad magic, length, CRC, a payload that does
+// not decode as far as its records) is copied to corrupt/ (*.bad), logged
+// and counted in Corrupt, and the scan resumes at the next valid entry. A checkpoint that is unreadable, points past the
 // end of its segment, past the last segment, or into the middle of an
 // entry is ignored with a warning and the affected data replayed. Memory
 // use is 16 bytes per queued entry plus one entry of write buffer (in a
 // Store, one per Append in progress).
+//
+// # Entry format versions
+//
+// Version 1 is an entry without a sequence; version 2 adds the batch's
+// message.Sequence (producer id, epoch, base sequence, the record counts
+// of the record batches it was numbered as, Unsure), so that a replay
+// resends the records under the numbers they had and the broker writes
+// them once. Append writes v2 for a batch with a sequence, v1 for one
+// without (byte for byte what earlier builds wrote); a sequence that does
+// not fit the batch's records is left out with an error logged. Both are
+// read. The layout is at the top of codec.go.
+//
+// Upgrade: queues of earlier builds (v1) are read as they are, and new
+// entries go behind them, in the same segment.
+//
+// Downgrade: a build that reads only v1 takes a v2 entry (a valid frame of
+// an unknown version) for damage: it copies it to corrupt/ (*.bad, counted
+// and logged as a corrupt entry; *.torn when it ends the last segment) and
+// does not replay it. Its records are not lost (the copy holds them) but
+// are not sent either, so drain the queue before going back (kbq ls shows
+// it empty) or keep the directory for the newer build.
 //
 // # Dead letters
 //

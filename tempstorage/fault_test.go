@@ -363,8 +363,9 @@ func (d *faultDisk) set(fn func(d *faultDisk)) {
 // earlier entries intact on disk.
 func TestDiskFullKeepsEarlierEntries(t *testing.T) {
 	dir := t.TempDir()
-	entry := int64(len(encodeEntry(seqBatch("t", 0, 0, 1, 300))))
-	disk := &faultDisk{budget: 3*entry + entry/2}
+	// Entries 0 to 3 fill segment 1 (odd ones are v2, a few bytes longer).
+	first3, entry := entriesBytes("t", 0, 1, 300, 0, 1, 2), entriesBytes("t", 0, 1, 300, 3)
+	disk := &faultDisk{budget: first3 + entry/2}
 	opts := Options{SegmentBytes: 4 * entry}
 	opts.FS = disk
 	q := mustOpen(t, dir, opts)
@@ -377,11 +378,11 @@ func TestDiskFullKeepsEarlierEntries(t *testing.T) {
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("Append on full disk: %v, want ENOSPC", err)
 	}
-	if q.Len() != 3 || q.Backlog(tp("t", 0)) != 3 || q.Bytes() != 3*entry {
+	if q.Len() != 3 || q.Backlog(tp("t", 0)) != 3 || q.Bytes() != first3 {
 		t.Fatalf("after ENOSPC: Len %d Backlog %d Bytes %d", q.Len(), q.Backlog(tp("t", 0)), q.Bytes())
 	}
-	if got := fileSize(t, filepath.Join(dir, segmentName(1))); got != 3*entry {
-		t.Fatalf("partial entry left on disk: segment is %d bytes, want %d", got, 3*entry)
+	if got := fileSize(t, filepath.Join(dir, segmentName(1))); got != first3 {
+		t.Fatalf("partial entry left on disk: segment is %d bytes, want %d", got, first3)
 	}
 
 	disk.set(func(d *faultDisk) { d.budget = -1; d.failSync = syscall.EIO })

@@ -21,7 +21,9 @@ func TestMain(m *testing.M) {
 
 var baseTime = time.Date(2025, 3, 1, 12, 0, 0, 123456789, time.UTC)
 
-// seqBatch builds a batch whose records' values start with "<seq>:".
+// seqBatch builds a batch whose records' values start with "<seq>:". An
+// odd seq with records gets a sequence (seqFor) and is written as a v2
+// entry, an even one as v1, so the tests that use it mix both formats.
 func seqBatch(topic string, partition int32, seq, records, valueBytes int) message.Batch {
 	msgs := make([]message.Message, records)
 	for i := range msgs {
@@ -41,7 +43,23 @@ func seqBatch(topic string, partition int32, seq, records, valueBytes int) messa
 			msgs[i].Headers = []message.Header{{Key: "h", Value: []byte("x")}, {Key: "n", Value: nil}}
 		}
 	}
-	return message.Batch{Topic: topic, Partition: partition, Messages: msgs, Bytes: message.BatchSize(msgs), Reason: message.ReasonBytes}
+	b := message.Batch{Topic: topic, Partition: partition, Messages: msgs, Bytes: message.BatchSize(msgs), Reason: message.ReasonBytes}
+	if seq%2 != 0 && records > 0 {
+		b.Seq = seqFor(seq, records)
+	}
+	return b
+}
+
+// seqFor returns a sequence for batch seq of records records: one record
+// batch, or two when seq is 3 mod 4 and there are records for two; Unsure
+// when seq is 1 mod 4.
+func seqFor(seq, records int) *message.Sequence {
+	s := &message.Sequence{ProducerID: int64(seq) * 1000, ProducerEpoch: int16(seq % 7), BaseSequence: int32(seq * 10),
+		Counts: []int32{int32(records)}, Unsure: seq%4 == 1}
+	if seq%4 == 3 && records > 1 {
+		s.Counts = []int32{1, int32(records - 1)}
+	}
+	return s
 }
 
 // seqOf returns the sequence number seqBatch stored in b.
@@ -61,6 +79,9 @@ func sameBatch(a, b message.Batch) string {
 		return fmt.Sprintf("batch header: %s/%d %d bytes %v %d msgs vs %s/%d %d bytes %v %d msgs",
 			a.Topic, a.Partition, a.Bytes, a.Reason, len(a.Messages), b.Topic, b.Partition, b.Bytes, b.Reason, len(b.Messages))
 	}
+	if d := sameSeq(a.Seq, b.Seq); d != "" {
+		return d
+	}
 	for i := range a.Messages {
 		x, y := a.Messages[i], b.Messages[i]
 		switch {
@@ -78,6 +99,20 @@ func sameBatch(a, b message.Batch) string {
 				return fmt.Sprintf("msg %d header %d differs", i, j)
 			}
 		}
+	}
+	return ""
+}
+
+// sameSeq reports how two sequences differ ("" when equal).
+func sameSeq(a, b *message.Sequence) string {
+	switch {
+	case a == nil && b == nil:
+		return ""
+	case a == nil || b == nil:
+		return fmt.Sprintf("sequence %v vs %v", a, b)
+	case a.ProducerID != b.ProducerID || a.ProducerEpoch != b.ProducerEpoch || a.BaseSequence != b.BaseSequence ||
+		a.Unsure != b.Unsure || !slices.Equal(a.Counts, b.Counts):
+		return fmt.Sprintf("sequence %+v vs %+v", *a, *b)
 	}
 	return ""
 }
@@ -179,6 +214,16 @@ func closeQueue(t testing.TB, q *Queue) {
 	if err := q.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
+}
+
+// entriesBytes is what the entries of seqBatch(topic, partition, seq,
+// records, valueBytes) take for each of seqs.
+func entriesBytes(topic string, partition int32, records, valueBytes int, seqs ...int) int64 {
+	var n int64
+	for _, seq := range seqs {
+		n += int64(len(encodeEntry(seqBatch(topic, partition, seq, records, valueBytes))))
+	}
+	return n
 }
 
 // encodeEntry returns b framed as one entry.

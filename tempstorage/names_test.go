@@ -161,6 +161,9 @@ func TestMaxEntryBytesBoundsEveryEntry(t *testing.T) {
 			m.Flush = rng.IntN(2) == 0
 		}
 		b := message.Batch{Topic: topic, Partition: math.MinInt32 + rng.Int32N(3), Messages: msgs, Bytes: message.BatchSize(msgs)}
+		if rng.IntN(2) == 0 {
+			b.Seq = randomSequence(rng, n)
+		}
 		got := int64(len(encodeEntry(b)))
 		if bound := MaxEntryBytes(b.Bytes, n); got > bound {
 			t.Fatalf("entry of %d records, batch %d bytes: %d bytes, bound %d", n, b.Bytes, got, bound)
@@ -170,6 +173,23 @@ func TestMaxEntryBytesBoundsEveryEntry(t *testing.T) {
 			t.Fatalf("entry of %d records, batch %d bytes: %d bytes, unbounded-count bound %d", n, b.Bytes, got, bound)
 		}
 	}
+}
+
+// randomSequence returns a sequence of records records with the largest
+// numbers and, half the time, a record batch per record (the most count
+// bytes).
+func randomSequence(rng *rand.Rand, records int) *message.Sequence {
+	s := &message.Sequence{ProducerID: math.MaxInt64, ProducerEpoch: math.MaxInt16, BaseSequence: math.MaxInt32, Unsure: true}
+	if rng.IntN(2) == 0 {
+		s.Counts = slices.Repeat([]int32{1}, records)
+		return s
+	}
+	for left := records; left > 0; {
+		c := 1 + rng.IntN(left)
+		s.Counts = append(s.Counts, int32(c))
+		left -= c
+	}
+	return s
 }
 
 func TestEscapeTopic(t *testing.T) {

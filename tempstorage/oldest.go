@@ -7,9 +7,10 @@ import (
 )
 
 // headTimeBytes is as much of an entry as the first record's timestamp
-// needs: the frame header, the route (maxRouteBytes), the first record's
-// flags and its timestamp (10 + 5).
-const headTimeBytes = frameHeaderLen + maxRouteBytes + 1 + 10 + 5
+// needs: the frame header, the route (maxRouteBytes), a sequence of up to
+// four record batches (v2), the first record's flags and its timestamp
+// (10 + 5). An entry whose sequence has more is read again, further.
+const headTimeBytes = frameHeaderLen + maxRouteBytes + maxSequenceBytes + 4*5 + 1 + 10 + 5
 
 // Oldest returns, for every partition with stored batches, the timestamp of
 // the first record of its oldest batch (the one replayed next): how far
@@ -41,15 +42,26 @@ func (q *Queue) headTime() (time.Time, bool) {
 	if !ok {
 		return time.Time{}, false
 	}
-	buf := make([]byte, min(int(e.size), headTimeBytes))
-	if err := q.readAt(seg.id, buf, e.off); err != nil || len(buf) < frameHeaderLen {
-		return time.Time{}, false
+	size := min(int(e.size), headTimeBytes)
+	for {
+		buf := make([]byte, size)
+		if err := q.readAt(seg.id, buf, e.off); err != nil || size < frameHeaderLen {
+			return time.Time{}, false
+		}
+		t, ok := firstTimestamp(buf)
+		if ok || size == int(e.size) {
+			return t, ok
+		}
+		size = min(int(e.size), 4*size)
 	}
+}
+
+// firstTimestamp returns the timestamp of the first record of the entry
+// that buf starts with, false when buf ends before it or the entry has no
+// record or does not parse.
+func firstTimestamp(buf []byte) (time.Time, bool) {
 	r := reader{b: buf[frameHeaderLen:]}
-	r.str()   // topic
-	r.int32() // partition
-	r.byte()  // flush reason
-	if n := r.uvarint(); n == 0 {
+	if h := r.head(buf[2]); h.records == 0 {
 		return time.Time{}, false
 	}
 	r.byte() // flags

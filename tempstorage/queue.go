@@ -146,8 +146,18 @@ func Open(dir string, opts Options) (*Queue, error) {
 // the entry is on disk as the fsync policy promises. It returns an error
 // wrapping ErrFull when the entry would take the queue past MaxBytes,
 // ErrTooLarge when it never fits, or the OS error (ENOSPC included); on any
-// error nothing of b is queued and earlier entries are untouched.
+// error nothing of b is queued and earlier entries are untouched. A
+// sequence (b.Seq) that does not fit b's records is logged and left out:
+// the records are kept, a replay sends them under new numbers.
 func (q *Queue) Append(b message.Batch) error {
+	if b.Seq != nil {
+		if err := checkSequence(b.Seq, uint64(len(b.Messages))); err != nil {
+			q.log.Error("temp storage: storing a batch without its sequence, which does not fit its records; "+
+				"a replay sends them under new sequence numbers",
+				zap.String("topic", b.Topic), zap.Int32("partition", b.Partition), zap.Error(err))
+			b.Seq = nil
+		}
+	}
 	if !q.cpInPlace.Load() {
 		// Room for the checkpoint is taken before any entry: replaying the
 		// entry must not need space.

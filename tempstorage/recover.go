@@ -55,11 +55,11 @@ func scanSegment(buf []byte, routeID func(message.TopicPartition) uint32) scanRe
 
 // validEntry checks the frame at the start of buf and reads its route.
 func validEntry(buf []byte, routeID func(message.TopicPartition) uint32) (int, uint32, error) {
-	payload, n, err := checkFrame(buf)
+	f, n, err := checkFrame(buf)
 	if err != nil {
 		return 0, 0, err
 	}
-	topic, part, err := decodeRoute(payload)
+	topic, part, err := decodeRoute(f)
 	if err != nil {
 		return 0, 0, err
 	}

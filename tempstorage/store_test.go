@@ -113,8 +113,8 @@ func TestStoreSharedMaxBytes(t *testing.T) {
 	if !errors.Is(err, ErrFull) || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "t/3") {
 		t.Fatalf("Append past the bound: %v, want ErrFull naming %s and t/3", err, dir)
 	}
-	if s.Bytes() != 3*entry || s.Len() != 3 {
-		t.Fatalf("Bytes %d Len %d, want %d 3", s.Bytes(), s.Len(), 3*entry)
+	if want := entriesBytes("t", 0, 1, 100, 0, 1, 2); s.Bytes() != want || s.Len() != 3 {
+		t.Fatalf("Bytes %d Len %d, want %d 3", s.Bytes(), s.Len(), want)
 	}
 	if err := s.Ack(tp("t", 1)); err != nil { // deletes t/1's only segment
 		t.Fatal(err)
@@ -151,7 +151,9 @@ func TestStoreConcurrentAppendWithinBound(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for i := 0; i < perPartition; {
-						err := s.Append(seqBatch("t", int32(p), i, 1, 64))
+						b := seqBatch("t", int32(p), i, 1, 64)
+						b.Seq = nil // entries of one size: room for exactly room of them
+						err := s.Append(b)
 						checkBound()
 						switch {
 						case err == nil:
@@ -250,13 +252,18 @@ func TestStoreCorruptEntry(t *testing.T) {
 		mustAppend(t, s, "t", 1, i)
 	}
 	closeStore(t, s)
-	entry := len(encodeEntry(seqBatch("t", 0, 0, 1, 100)))
+	var offs []int // where each entry starts, and the end
+	off := 0
+	for i := range 5 {
+		offs = append(offs, off)
+		off += len(encodeEntry(seqBatch("t", 0, i, 1, 100)))
+	}
 	seg := filepath.Join(dir, storeQueueDir, "t", "0", segmentName(1))
 	data, err := os.ReadFile(seg)
-	if err != nil || len(data) != 5*entry {
+	if err != nil || len(data) != off {
 		t.Fatalf("segment of t/0: %d bytes, %v", len(data), err)
 	}
-	data[2*entry+entry/2] ^= 0x10
+	data[(offs[2]+offs[3])/2] ^= 0x10
 	if err := os.WriteFile(seg, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
