@@ -34,6 +34,10 @@ import (
 // and each one's record count (uvarint, at least 1), which add up to the
 // record count. A batch without a sequence is written as v1, so builds
 // that read only v1 still read it.
+//
+// A frame whose CRC holds but whose version or flags this build does not
+// know was written by a newer build: recovery refuses the queue with
+// errVersion rather than skipping the entry as corrupt.
 const (
 	frameHeaderLen = 12
 	magic0         = 0xFE

@@ -92,7 +92,9 @@
 // it is copied to corrupt/ (*.torn, not counted) and truncated. Any other
 // range that does not parse (bad magic, length, CRC, a payload that does
 // not decode as far as its records) is copied to corrupt/ (*.bad), logged
-// and counted in Corrupt, and the scan resumes at the next valid entry. A checkpoint that is unreadable, points past the
+// and counted in Corrupt, and the scan resumes at the next valid entry. An
+// entry whose CRC holds but whose format version this build does not know
+// is not damage: Open fails (below). A checkpoint that is unreadable, points past the
 // end of its segment, past the last segment, or into the middle of an
 // entry is ignored with a warning and the affected data replayed. Memory
 // use is 16 bytes per queued entry plus one entry of write buffer (in a
@@ -117,7 +119,10 @@
 // and logged as a corrupt entry; *.torn when it ends the last segment) and
 // does not replay it. Its records are not lost (the copy holds them) but
 // are not sent either, so drain the queue before going back (kbq ls shows
-// it empty) or keep the directory for the newer build.
+// it empty) or keep the directory for the newer build. From this version
+// on, an entry of a version newer than the build knows makes Open (and
+// Repair) fail with an error naming the segment and offset, changing
+// nothing; Inspect reports it as ProblemNewerFormat.
 //
 // # Dead letters
 //

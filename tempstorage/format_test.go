@@ -337,6 +337,73 @@ func TestCorruptSequenceIsCorruption(t *testing.T) {
 	}
 }
 
+// newerEntry returns a CRC-valid entry of format version 3, as a later
+// build might write.
+func newerEntry() []byte {
+	b := encodeEntry(seqBatch("logs", 0, 9, 1, 20))
+	b[2] = 3
+	crcOf(b)
+	return b
+}
+
+// TestNewerFormatRefusesTheStore: entries of a format this build does not
+// read are not damage to skip: Open refuses the store, naming the file,
+// and changes nothing; Inspect reports them and what comes before them.
+func TestNewerFormatRefusesTheStore(t *testing.T) {
+	first := encodeEntry(seqBatch("logs", 0, 1, 2, 20))
+	for _, c := range []struct {
+		name    string
+		entries [][]byte
+		newer   int // index of the newer entry
+	}{
+		{"after an entry", [][]byte{first, newerEntry(), encodeEntry(seqBatch("logs", 0, 2, 2, 20))}, 1},
+		{"after a corrupt range", [][]byte{first, []byte("garbage\xfe\x4b"), newerEntry()}, 2},
+		{"last in the segment", [][]byte{first, newerEntry()}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := writeSegment(t, dir, c.entries...)
+			before, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			newerAt := int64(len(slices.Concat(c.entries[:c.newer]...)))
+
+			rep, err := Inspect(dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var newer *Problem
+			for i := range rep.Problems {
+				if rep.Problems[i].Kind == ProblemNewerFormat {
+					newer = &rep.Problems[i]
+				}
+			}
+			if newer == nil || newer.Offset != newerAt || !strings.Contains(newer.Detail, "version 3") {
+				t.Fatalf("Inspect problems: %+v, want newer_format at %d", rep.Problems, newerAt)
+			}
+			if len(rep.Partitions) != 1 || rep.Partitions[0].Batches != 1 {
+				t.Fatalf("Inspect partitions: %+v, want the entry before the newer one", rep.Partitions)
+			}
+
+			_, err = OpenStore(dir, Options{})
+			if !errors.Is(err, errVersion) || !strings.Contains(err.Error(), segmentName(1)) || !strings.Contains(err.Error(), "newer build") {
+				t.Fatalf("OpenStore: %v, want %v naming the segment", err, errVersion)
+			}
+			if err := Repair(dir, Options{}); !errors.Is(err, errVersion) {
+				t.Fatalf("Repair: %v, want %v", err, errVersion)
+			}
+			after, err := os.ReadFile(path)
+			if err != nil || !bytes.Equal(before, after) {
+				t.Fatalf("segment changed by the refused opens (%v)", err)
+			}
+			if _, err := os.Stat(filepath.Join(filepath.Dir(path), corruptDir)); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("the refused opens wrote to %s/ (%v)", corruptDir, err)
+			}
+		})
+	}
+}
+
 // TestAppendLeavesOutASequenceThatDoesNotFit: a sequence whose counts do
 // not add up to the batch's records is not written (it would not read
 // back), the records are, and the log says so.

@@ -50,7 +50,8 @@ type Problem struct {
 	// whole file).
 	Offset int64
 	Bytes  int64
-	// Kind is one of corrupt, torn, checkpoint, missing_segment, foreign.
+	// Kind is one of corrupt, torn, checkpoint, missing_segment,
+	// newer_format.
 	Kind string
 	// Detail says what is wrong, Repair what Repair (and the collector's
 	// next start) does about it.
@@ -63,6 +64,11 @@ const (
 	ProblemTorn           = "torn"
 	ProblemCheckpoint     = "checkpoint"
 	ProblemMissingSegment = "missing_segment"
+	// ProblemNewerFormat is a segment holding, from Offset on, entries of
+	// a format this build does not read (a newer build wrote them): Open
+	// refuses the store rather than skip them, and Inspect does not read
+	// past them.
+	ProblemNewerFormat = "newer_format"
 )
 
 // Report is what Inspect found under a store directory.
@@ -240,6 +246,12 @@ func (r *Report) inspectQueue(qdir, rel string, p *message.TopicPartition, part 
 			}
 			r.damagedRange(qdir, rel, id, *t, kind)
 			size = int64(t.off)
+		}
+		if nr := res.newer; nr != nil {
+			r.problem(Problem{File: segRel, Offset: int64(nr.off), Bytes: int64(nr.end - nr.off), Kind: ProblemNewerFormat,
+				Detail: "entries of a newer format: " + nr.err.Error(),
+				Repair: "none here: the collector refuses to start on them and repair leaves them; run the build that " +
+					"wrote them until the queue drains, or move the queue directory away"})
 		}
 		entries := res.entries
 		if haveCP && id == cp.seg {

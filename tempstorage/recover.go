@@ -27,6 +27,10 @@ type scanResult struct {
 	entries []entryRef
 	bad     []region // corrupt ranges followed by a valid entry
 	tail    *region  // invalid range running to the end of the segment
+	// newer, when set, starts at an entry of a format this build does not
+	// read (errVersion) and runs to the end of the segment: written by a
+	// newer build, not damage. The scan stops there.
+	newer *region
 }
 
 // scanSegment finds the valid entries of a segment. After an invalid entry
@@ -41,6 +45,10 @@ func scanSegment(buf []byte, routeID func(message.TopicPartition) uint32) scanRe
 			res.entries = append(res.entries, entryRef{off: int64(off), size: uint32(n), route: rid})
 			off += n
 			continue
+		}
+		if errors.Is(err, errVersion) {
+			res.newer = &region{off: off, end: len(buf), err: err}
+			break
 		}
 		next := resync(buf, off+1)
 		if next < 0 {
@@ -71,7 +79,7 @@ func validEntry(buf []byte, routeID func(message.TopicPartition) uint32) (int, u
 }
 
 // resync returns the first offset at or after from where a valid entry
-// starts, or -1.
+// (or one of a newer format) starts, or -1.
 func resync(buf []byte, from int) int {
 	for from < len(buf) {
 		j := bytes.Index(buf[from:], frameMagic)
@@ -79,7 +87,7 @@ func resync(buf []byte, from int) int {
 			return -1
 		}
 		p := from + j
-		if _, _, err := validEntry(buf[p:], nil); err == nil {
+		if _, _, err := validEntry(buf[p:], nil); err == nil || errors.Is(err, errVersion) {
 			return p
 		}
 		from = p + 1
@@ -224,6 +232,9 @@ func (q *Queue) recoverSegment(id uint64, last bool, cpOff int64) (*segment, err
 		return nil, err
 	}
 	res := scanSegment(buf, q.routeID)
+	if r := res.newer; r != nil {
+		return nil, newerFormatErr(q.dir, id, r)
+	}
 	for _, r := range res.bad {
 		q.moveAside(id, int64(r.off), buf[r.off:r.end], r.err, "bad")
 	}
@@ -255,6 +266,15 @@ func (q *Queue) recoverSegment(id uint64, last bool, cpOff int64) (*segment, err
 		}
 	}
 	return &segment{id: id, size: size, entries: slices.Clip(entries)}, nil
+}
+
+// newerFormatErr is the error that refuses a queue holding, in segment id,
+// entries of a newer format (r): skipping them as corrupt would lose
+// them to this build, so nothing is changed and a person decides.
+func newerFormatErr(dir string, id uint64, r *region) error {
+	return fmt.Errorf("temp storage %s: %s offset %d: %w; a newer build wrote it: run that build until the queue "+
+		"drains, or move the directory away to start without it (the queue is left as it is)",
+		dir, segmentName(id), r.off, r.err)
 }
 
 func (q *Queue) truncate(path string, size int64) error {
