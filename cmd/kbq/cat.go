@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"time"
 	"unicode/utf8"
 
@@ -24,6 +25,11 @@ type catRecord struct {
 	Batch       int    `json:"batch,omitempty"`
 	Record      *int   `json:"record,omitempty"`
 	FlushReason string `json:"flush_reason,omitempty"`
+	// Sequence is the idempotent producer's numbering of a stored batch
+	// Kafka did not take (its replay resends them); SequenceNumber is this
+	// record's number in it.
+	Sequence       *catSequence `json:"sequence,omitempty"`
+	SequenceNumber *int32       `json:"sequence_number,omitempty"`
 	// File and Line place a dead letter; Time is when it was rejected and
 	// Reason why.
 	File   string     `json:"file,omitempty"`
@@ -44,6 +50,35 @@ type catRecord struct {
 	// Error is set for a dead-letter line that does not decode; Raw holds it.
 	Error string `json:"error,omitempty"`
 	Raw   string `json:"raw,omitempty"`
+}
+
+// catSequence is a stored batch's message.Sequence.
+type catSequence struct {
+	ProducerID    int64 `json:"producer_id"`
+	ProducerEpoch int16 `json:"producer_epoch"`
+	BaseSequence  int32 `json:"base_sequence"`
+	// RecordBatches are the record counts of the record batches the
+	// records were numbered as, in order.
+	RecordBatches []int32 `json:"record_batches"`
+	// Unsure: a send ended without telling whether Kafka wrote the
+	// records.
+	Unsure bool `json:"unsure"`
+}
+
+// sequenceOf returns s for cat, nil for nil.
+func sequenceOf(s *message.Sequence) *catSequence {
+	if s == nil {
+		return nil
+	}
+	return &catSequence{ProducerID: s.ProducerID, ProducerEpoch: s.ProducerEpoch, BaseSequence: s.BaseSequence,
+		RecordBatches: s.Counts, Unsure: s.Unsure}
+}
+
+// recordSequence is the sequence number of record i of a batch numbered
+// from base: Kafka's sequence numbers wrap from MaxInt32 to 0.
+func recordSequence(base int32, i int) *int32 {
+	n := int32((int64(base) + int64(i)) % (math.MaxInt32 + 1))
+	return &n
 }
 
 type catHeader struct {
@@ -107,11 +142,15 @@ func runCat(args []string, stdout, stderr io.Writer) error {
 			if !match(p.Topic, p.Partition) {
 				return nil
 			}
+			seq := sequenceOf(b.Seq)
 			for i, m := range b.Messages {
 				rec := catRecord{
 					Source: "queue", Topic: p.Topic, Partition: p.Partition,
-					Batch: batchNo[p], Record: &i, FlushReason: b.Reason.String(),
+					Batch: batchNo[p], Record: &i, FlushReason: b.Reason.String(), Sequence: seq,
 					Timestamp: m.Timestamp.UTC(), Flush: m.Flush,
+				}
+				if seq != nil {
+					rec.SequenceNumber = recordSequence(seq.BaseSequence, i)
 				}
 				var hs []catHeader
 				for _, h := range m.Headers {

@@ -27,12 +27,28 @@ func runCheck(args []string, stdout, stderr io.Writer) (int, error) {
 		return exitFailure, err
 	}
 	damaged := printCheck(stdout, dir, rep, files)
+	if newerFormat(rep) {
+		fmt.Fprintln(stdout, "\nentries of a newer format: this kbq and a collector of its version refuse the directory;"+
+			" use the version that wrote them")
+		return exitFound, nil
+	}
 	if damaged {
 		fmt.Fprintf(stdout, "\ndamage found: 'kbq repair %s' (with the collector stopped) does the above; the collector's next start does it too\n", dir)
 		return exitFound, nil
 	}
 	fmt.Fprintln(stdout, "\nno damage")
 	return exitOK, nil
+}
+
+// newerFormat reports whether Inspect found entries of a format this build
+// does not read, which Open refuses and repair cannot change.
+func newerFormat(rep *tempstorage.Report) bool {
+	for _, p := range rep.Problems {
+		if p.Kind == tempstorage.ProblemNewerFormat {
+			return true
+		}
+	}
+	return false
 }
 
 // inspectAll reads the queue and the dead-letter files.
