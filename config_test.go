@@ -413,7 +413,7 @@ var invalidCases = map[string]struct {
 	"temp_storage_segment_bytes_zero":           {want: `temp_storage.segment_bytes: must be > 0, got 0`},
 	"temp_storage_segment_bytes_over_max_bytes": {want: `temp_storage.segment_bytes: must be <= temp_storage.max_bytes (2000000), got 3000000`},
 	// 500 records of 12 bytes more than in Kafka, the frame and the route.
-	"temp_storage_max_bytes_below_one_batch": {want: `temp_storage.max_bytes: must be >= 1006218 (the most one stored batch can take: ` +
+	"temp_storage_max_bytes_below_one_batch": {want: `temp_storage.max_bytes: must be >= 1006742 (the most one stored batch can take: ` +
 		`batch.max_bytes 1000000 or producer.max_message_bytes 1000000 plus the entry overhead), got 1000000`},
 	"temp_storage_fsync_unknown":              {want: `temp_storage.fsync: unknown mode "always" (want batch, interval, never)`},
 	"temp_storage_retry_interval_zero":        {want: `temp_storage.retry_interval: must be > 0, got 0s`},
