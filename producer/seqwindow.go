@@ -64,10 +64,10 @@ func (r resendReason) String() string {
 }
 
 // seqBatch is one record batch of a partition in its window.
-type seqBatch struct {
+type seqBatch[T any] struct {
 	base  int32 // first sequence number, as of the window's identity
 	count int32 // records
-	tag   any   // the caller's
+	tag   T     // the caller's
 
 	inFlight bool
 	acked    bool
@@ -111,7 +111,7 @@ type seqBatch struct {
 // batch in flight and retries up to maxAttempts.
 //
 // A seqWindow is not safe for concurrent use.
-type seqWindow struct {
+type seqWindow[T any] struct {
 	max         int
 	maxAttempts int
 	idempotent  bool
@@ -119,26 +119,26 @@ type seqWindow struct {
 	gen      uint64 // the producer identity the sequences belong to; 0: none
 	start    int32  // sequence number the broker expects next: after the last acknowledged batch
 	next     int32  // sequence number of the next batch added
-	pending  []*seqBatch
+	pending  []*seqBatch[T]
 	inFlight int // sends of pending batches not yet answered
 
 	// resends counts, by reason, the sends that were resends.
 	resends [resendProducerID + 1]int
 
-	okSeen   bool // a batch was acknowledged since the last failure or identity
+	okSeen bool // a batch was acknowledged since the last failure or identity
 	// owed: batches given up on hold the numbers from next on; the next
 	// add must resume them or they are abandoned.
-	owed bool
+	owed     bool
 	draining bool // a send failed: wait for every answer before sending
 	renumber bool // counts changed: renumber the pending batches before sending
 	needID   bool // a fresh producer identity is needed before sending
 }
 
-func newSeqWindow(max, maxAttempts int, idempotent bool) *seqWindow {
+func newSeqWindow[T any](max, maxAttempts int, idempotent bool) *seqWindow[T] {
 	if !idempotent {
 		max = 1
 	}
-	return &seqWindow{max: max, maxAttempts: maxAttempts, idempotent: idempotent, needID: idempotent}
+	return &seqWindow[T]{max: max, maxAttempts: maxAttempts, idempotent: idempotent, needID: idempotent}
 }
 
 // incrementSeq adds n to a sequence number; they wrap from MaxInt32 to 0.
@@ -152,24 +152,24 @@ func incrementSeq(seq, n int32) int32 {
 // gave up on, back from a retry or the temp storage): it keeps its number
 // and unsure marks that one of its sends may have been written. Any other
 // batch added while the window owes given-up numbers abandons them.
-func (w *seqWindow) add(count int32, tag any, resume, unsure bool) *seqBatch {
+func (w *seqWindow[T]) add(count int32, tag T, resume, unsure bool) *seqBatch[T] {
 	if w.owed && !resume {
 		w.needID = true
 	}
 	w.owed = false
-	b := &seqBatch{base: w.next, count: count, tag: tag, unsure: resume && unsure}
+	b := &seqBatch[T]{base: w.next, count: count, tag: tag, unsure: resume && unsure}
 	w.next = incrementSeq(w.next, count)
 	w.pending = append(w.pending, b)
 	return b
 }
 
 // idle reports whether the window holds no batch.
-func (w *seqWindow) idle() bool { return len(w.pending) == 0 }
+func (w *seqWindow[T]) idle() bool { return len(w.pending) == 0 }
 
 // needsIdentity reports whether the window waits for a producer identity
 // newer than gen before it can send; it is asked for one only once nothing
 // is in flight.
-func (w *seqWindow) needsIdentity() bool {
+func (w *seqWindow[T]) needsIdentity() bool {
 	return w.idempotent && w.needID && w.inFlight == 0
 }
 
@@ -177,7 +177,7 @@ func (w *seqWindow) needsIdentity() bool {
 // not used, the window's: sequence numbers start again at 0. It returns
 // the pending batches that may have been written under the old identity
 // (unsure): renumbered, they may be written twice.
-func (w *seqWindow) setIdentity(gen uint64) (renumbered []*seqBatch) {
+func (w *seqWindow[T]) setIdentity(gen uint64) (renumbered []*seqBatch[T]) {
 	if w.inFlight != 0 {
 		panic("producer: seqWindow.setIdentity with sends in flight")
 	}
@@ -199,7 +199,7 @@ func (w *seqWindow) setIdentity(gen uint64) (renumbered []*seqBatch) {
 
 // sendable marks the batches that may be sent now as in flight and
 // returns them in sequence order; they must go out in that order.
-func (w *seqWindow) sendable() []*seqBatch {
+func (w *seqWindow[T]) sendable() []*seqBatch[T] {
 	if w.draining && w.inFlight > 0 || w.idempotent && w.needID {
 		return nil
 	}
@@ -216,7 +216,7 @@ func (w *seqWindow) sendable() []*seqBatch {
 	// Only the first limit batches from the first unacknowledged one: a
 	// resend of that one must find it among the broker's last five
 	// batches of the producer if it was written.
-	var out []*seqBatch
+	var out []*seqBatch[T]
 	for _, b := range w.pending[:min(limit, len(w.pending))] {
 		if b.inFlight || b.acked {
 			continue
@@ -236,7 +236,7 @@ func (w *seqWindow) sendable() []*seqBatch {
 
 // renumberFrom gives the pending batches contiguous sequence numbers
 // from start on.
-func (w *seqWindow) renumberFrom() {
+func (w *seqWindow[T]) renumberFrom() {
 	w.renumber = false
 	base := w.start
 	for _, b := range w.pending {
@@ -256,7 +256,7 @@ func (w *seqWindow) renumberFrom() {
 // writes a batch after a gap: a broker that lost the producer's state
 // takes any first sequence number, and an earlier batch taken for written
 // would be lost. Its resend is answered as a duplicate instead.
-func (w *seqWindow) answer(b *seqBatch, out seqOutcome) (done, failed []*seqBatch) {
+func (w *seqWindow[T]) answer(b *seqBatch[T], out seqOutcome) (done, failed []*seqBatch[T]) {
 	if !b.inFlight {
 		panic("producer: seqWindow.answer for a batch not in flight")
 	}
@@ -311,7 +311,7 @@ func (w *seqWindow) answer(b *seqBatch, out seqOutcome) (done, failed []*seqBatc
 }
 
 // fail marks b and the batches behind it to be sent again after the drain.
-func (w *seqWindow) fail(b *seqBatch, why resendReason) {
+func (w *seqWindow[T]) fail(b *seqBatch[T], why resendReason) {
 	w.draining, w.okSeen = true, false
 	b.reason = why
 	behind := false
@@ -331,7 +331,7 @@ func (w *seqWindow) fail(b *seqBatch, why resendReason) {
 // when the first used up its attempts. Those acknowledged behind the first
 // are given up too: the caller stores the batches of a partition in order,
 // and a replayed copy of one is the price of keeping that order.
-func (w *seqWindow) maybeGiveUp() (done, failed []*seqBatch) {
+func (w *seqWindow[T]) maybeGiveUp() (done, failed []*seqBatch[T]) {
 	if !w.draining || w.inFlight > 0 || len(w.pending) == 0 || w.pending[0].failures < w.maxAttempts {
 		return nil, nil
 	}
@@ -342,7 +342,7 @@ func (w *seqWindow) maybeGiveUp() (done, failed []*seqBatch) {
 // numbers, and returns them in order. With idempotence the window owes
 // them: whether the broker wrote them may be unknown, and only a resend
 // with the same numbers is safe.
-func (w *seqWindow) release() []*seqBatch {
+func (w *seqWindow[T]) release() []*seqBatch[T] {
 	if w.renumber {
 		w.renumberFrom()
 	}
@@ -358,14 +358,14 @@ func (w *seqWindow) release() []*seqBatch {
 
 // resumes reports whether a batch numbered from base under the window's
 // identity takes up where the window expects (add's resume).
-func (w *seqWindow) resumes(base int32) bool {
+func (w *seqWindow[T]) resumes(base int32) bool {
 	return w.idempotent && w.gen != 0 && !w.needID && base == w.next
 }
 
 // resize sets the record count of b, rejected as sent, to n (0 removes
 // it): some of its records were refused for good. Later batches are
 // renumbered before the next send.
-func (w *seqWindow) resize(b *seqBatch, n int32) {
+func (w *seqWindow[T]) resize(b *seqBatch[T], n int32) {
 	w.renumber = true
 	if n > 0 {
 		b.count = n
@@ -382,12 +382,12 @@ func (w *seqWindow) resize(b *seqBatch, n int32) {
 // split replaces b, rejected as too large, by two batches: b with its
 // first n records and a new one, tagged tag, with the rest. The sequence
 // numbers of the batches behind are unchanged.
-func (w *seqWindow) split(b *seqBatch, n int32, tag any) *seqBatch {
-	rest := &seqBatch{base: incrementSeq(b.base, n), count: b.count - n, tag: tag, reason: b.reason}
+func (w *seqWindow[T]) split(b *seqBatch[T], n int32, tag T) *seqBatch[T] {
+	rest := &seqBatch[T]{base: incrementSeq(b.base, n), count: b.count - n, tag: tag, reason: b.reason}
 	b.count = n
 	for i, p := range w.pending {
 		if p == b {
-			w.pending = append(w.pending[:i+1], append([]*seqBatch{rest}, w.pending[i+1:]...)...)
+			w.pending = append(w.pending[:i+1], append([]*seqBatch[T]{rest}, w.pending[i+1:]...)...)
 			break
 		}
 	}
@@ -397,7 +397,7 @@ func (w *seqWindow) split(b *seqBatch, n int32, tag any) *seqBatch {
 // abandon drops every pending batch (the caller failed them without
 // waiting for their attempts: a permanent error, a canceled context) and
 // returns them, in order; the window owes them as after giving up.
-func (w *seqWindow) abandon() []*seqBatch {
+func (w *seqWindow[T]) abandon() []*seqBatch[T] {
 	if w.inFlight > 0 {
 		panic("producer: seqWindow.abandon with sends in flight")
 	}
@@ -406,7 +406,7 @@ func (w *seqWindow) abandon() []*seqBatch {
 
 // takeResends returns the resends counted since the last call, by reason,
 // and resets them.
-func (w *seqWindow) takeResends() [resendProducerID + 1]int {
+func (w *seqWindow[T]) takeResends() [resendProducerID + 1]int {
 	r := w.resends
 	w.resends = [resendProducerID + 1]int{}
 	return r

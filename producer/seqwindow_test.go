@@ -78,7 +78,7 @@ type modelBatch struct {
 
 type modelSend struct {
 	part int
-	b    *seqBatch
+	b    *seqBatch[*modelBatch]
 	out  seqOutcome
 }
 
@@ -88,15 +88,15 @@ type modelFaults struct {
 }
 
 type modelResult struct {
-	logs      [][]int
-	want      [][]int
+	logs [][]int
+	want [][]int
 	// renumbered are the records of batches given up after an ambiguous
 	// send that went again under other numbers (a new identity): the only
 	// ones that may be written twice.
 	renumbered map[int]bool
-	giveUps   int
-	resends   [resendProducerID + 1]int
-	ids       int // producer identities used
+	giveUps    int
+	resends    [resendProducerID + 1]int
+	ids        int // producer identities used
 }
 
 // runModel produces records of parts partitions through seqWindows with
@@ -110,13 +110,13 @@ func runModel(t *testing.T, seed uint64, parts, maxInFlight int, f modelFaults) 
 	const recordsPerPart = 400
 	res := modelResult{renumbered: map[int]bool{}}
 	brokers := make([]*modelBroker, parts)
-	windows := make([]*seqWindow, parts)
+	windows := make([]*seqWindow[*modelBatch], parts)
 	nextID := make([]int, parts)
 	replay := make([][]*modelBatch, parts) // given up, to produce again first
 	var gen uint64
 	for p := range parts {
 		brokers[p] = &modelBroker{inLog: map[int]bool{}, states: map[uint64]*modelProducer{}}
-		windows[p] = newSeqWindow(maxInFlight, f.maxAttempts, true)
+		windows[p] = newSeqWindow[*modelBatch](maxInFlight, f.maxAttempts, true)
 		res.want = append(res.want, nil)
 	}
 	var flight []modelSend
@@ -152,14 +152,14 @@ func runModel(t *testing.T, seed uint64, parts, maxInFlight int, f modelFaults) 
 				gen++
 				res.ids++
 				for _, b := range w.setIdentity(gen) {
-					for _, id := range b.tag.(*modelBatch).records {
+					for _, id := range b.tag.records {
 						res.renumbered[id] = true
 					}
 				}
 			}
 			for _, b := range w.sendable() {
 				require.LessOrEqual(t, w.inFlight, maxInFlight)
-				recs := b.tag.(*modelBatch).records
+				recs := b.tag.records
 				require.Len(t, recs, int(b.count))
 				var out seqOutcome
 				switch r := rng.IntN(100); {
@@ -187,7 +187,7 @@ func runModel(t *testing.T, seed uint64, parts, maxInFlight int, f modelFaults) 
 		// long time (or the log was truncated past its batches): never
 		// while a batch of it is in flight or in doubt.
 		if p := rng.IntN(parts); f.forget && rng.IntN(100) == 0 && windows[p].inFlight == 0 &&
-			!slices.ContainsFunc(windows[p].pending, func(b *seqBatch) bool { return b.unsure }) {
+			!slices.ContainsFunc(windows[p].pending, func(b *seqBatch[*modelBatch]) bool { return b.unsure }) {
 			delete(brokers[p].states, windows[p].gen)
 		}
 		if len(flight) == 0 {
@@ -200,10 +200,10 @@ func runModel(t *testing.T, seed uint64, parts, maxInFlight int, f modelFaults) 
 		wasAcked := s.b.acked
 		done, failed := w.answer(s.b, s.out)
 		for _, d := range done {
-			res.want[s.part] = append(res.want[s.part], d.tag.(*modelBatch).records...)
+			res.want[s.part] = append(res.want[s.part], d.tag.records...)
 		}
 		if s.out == seqRejected && !wasAcked {
-			mbt := s.b.tag.(*modelBatch)
+			mbt := s.b.tag
 			if s.b.count > 1 && rng.IntN(2) == 0 {
 				n := s.b.count / 2
 				rest := &modelBatch{records: mbt.records[n:]}
@@ -220,7 +220,7 @@ func runModel(t *testing.T, seed uint64, parts, maxInFlight int, f modelFaults) 
 			res.giveUps++
 			var again []*modelBatch
 			for _, fb := range failed {
-				mbt := fb.tag.(*modelBatch)
+				mbt := fb.tag
 				again = append(again, &modelBatch{records: mbt.records, numbered: true, gen: w.gen, base: fb.base, unsure: fb.unsure})
 			}
 			replay[s.part] = append(again, replay[s.part]...)
@@ -311,22 +311,22 @@ func TestSeqWindowModelGivesUp(t *testing.T) {
 
 // TestSeqWindowWithoutIdempotence sends one batch at a time.
 func TestSeqWindowWithoutIdempotence(t *testing.T) {
-	w := newSeqWindow(5, 3, false)
+	w := newSeqWindow[*modelBatch](5, 3, false)
 	a, b := w.add(2, nil, false, false), w.add(3, nil, false, false)
 	require.False(t, w.needsIdentity())
-	require.Equal(t, []*seqBatch{a}, w.sendable())
+	require.Equal(t, []*seqBatch[*modelBatch]{a}, w.sendable())
 	require.Empty(t, w.sendable())
 	done, failed := w.answer(a, seqAcked)
-	require.Equal(t, []*seqBatch{a}, done)
+	require.Equal(t, []*seqBatch[*modelBatch]{a}, done)
 	require.Empty(t, failed)
-	require.Equal(t, []*seqBatch{b}, w.sendable())
+	require.Equal(t, []*seqBatch[*modelBatch]{b}, w.sendable())
 	for range 2 {
 		_, failed = w.answer(b, seqUnsure)
 		require.Empty(t, failed)
-		require.Equal(t, []*seqBatch{b}, w.sendable())
+		require.Equal(t, []*seqBatch[*modelBatch]{b}, w.sendable())
 	}
 	_, failed = w.answer(b, seqRetry)
-	require.Equal(t, []*seqBatch{b}, failed, "third failure gives up")
+	require.Equal(t, []*seqBatch[*modelBatch]{b}, failed, "third failure gives up")
 	require.True(t, w.idle())
 }
 
@@ -334,8 +334,8 @@ func TestSeqWindowWithoutIdempotence(t *testing.T) {
 // identity, then up to max; a failure drains the window and resends the
 // batches behind with the numbers they had.
 func TestSeqWindowPipelinesAfterFirstAck(t *testing.T) {
-	w := newSeqWindow(3, 3, true)
-	var bs []*seqBatch
+	w := newSeqWindow[*modelBatch](3, 3, true)
+	var bs []*seqBatch[*modelBatch]
 	for range 5 {
 		bs = append(bs, w.add(10, nil, false, false))
 	}
@@ -376,7 +376,7 @@ func TestSeqWindowPipelinesAfterFirstAck(t *testing.T) {
 // broker does not know the producer and nothing is ambiguous, and gives up
 // when the first batch may have been written.
 func TestSeqWindowLostProducerState(t *testing.T) {
-	w := newSeqWindow(5, 3, true)
+	w := newSeqWindow[*modelBatch](5, 3, true)
 	w.setIdentity(1)
 	a := w.add(4, nil, false, false)
 	w.sendable()
@@ -391,15 +391,15 @@ func TestSeqWindowLostProducerState(t *testing.T) {
 	require.True(t, w.needsIdentity())
 	w.setIdentity(2)
 	assert.Equal(t, []int32{0, 2}, []int32{b.base, c.base})
-	require.Equal(t, []*seqBatch{b}, w.sendable())
+	require.Equal(t, []*seqBatch[*modelBatch]{b}, w.sendable())
 	assert.Equal(t, 1, w.takeResends()[resendProducerID])
 
 	// b may be written (timeout), then the broker says out of order: cannot tell.
 	_, failed = w.answer(b, seqUnsure)
 	require.Empty(t, failed)
-	require.Equal(t, []*seqBatch{b}, w.sendable())
+	require.Equal(t, []*seqBatch[*modelBatch]{b}, w.sendable())
 	_, failed = w.answer(b, seqOutOfOrder)
-	require.Equal(t, []*seqBatch{b, c}, failed)
+	require.Equal(t, []*seqBatch[*modelBatch]{b, c}, failed)
 	require.True(t, w.needsIdentity())
 }
 
