@@ -63,12 +63,7 @@ func TestTimedOutAfterWriteIsNoDuplicateWithIdempotence(t *testing.T) {
 // under one producer id, no possible duplicate.
 func TestGivenUpBatchesReplayFromDiskWithTheirNumbers(t *testing.T) {
 	c := newCluster(t, 2, "otlp_logs")
-	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = logmsg.EncodingRaw
-	cfg.KeyFrom = []string{"attributes.k"}
-	cfg.Batch.Size = 50
-	cfg.Producer.MaxAttempts = 1
-	cfg.TempStorage.RetryInterval = 50 * time.Millisecond
+	cfg := givenUpConfig(t, c)
 	exp, tt := runObserved(t, cfg)
 	waitPartitions(t, exp, "otlp_logs", 2)
 	faults := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "otlp_logs", Err: kerr.RequestTimedOut, Count: 6})
@@ -95,12 +90,7 @@ func TestGivenUpBatchesReplayFromDiskWithTheirNumbers(t *testing.T) {
 // exactly those records.
 func TestRestartCountsStoredBatchesOfUnknownFate(t *testing.T) {
 	c := newCluster(t, 2, "otlp_logs")
-	cfg := testConfig(t, c.ListenAddrs())
-	cfg.Encoding = logmsg.EncodingRaw
-	cfg.KeyFrom = []string{"attributes.k"}
-	cfg.Batch.Size = 50
-	cfg.Producer.MaxAttempts = 1
-	cfg.TempStorage.RetryInterval = 50 * time.Millisecond
+	cfg := givenUpConfig(t, c)
 	exp1 := run(t, cfg, nopSettings())
 	waitPartitions(t, exp1, "otlp_logs", 2)
 	faults := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "otlp_logs", Err: kerr.RequestTimedOut, Count: -1})
@@ -119,4 +109,16 @@ func TestRestartCountsStoredBatchesOfUnknownFate(t *testing.T) {
 	inKafka := totalRecords(c, "otlp_logs")
 	assert.Equal(t, inKafka-total, dups, "every duplicate in Kafka is counted, and nothing else")
 	assert.Positive(t, dups)
+}
+
+// givenUpConfig gives up on a batch after one attempt and retries the
+// temp storage every 50 ms, so that batches go to disk and replay at once.
+func givenUpConfig(t *testing.T, c *kfake.Cluster) *Config {
+	cfg := testConfig(t, c.ListenAddrs())
+	cfg.Encoding = logmsg.EncodingRaw
+	cfg.KeyFrom = []string{"attributes.k"}
+	cfg.Batch.Size = 50
+	cfg.Producer.MaxAttempts = 1
+	cfg.TempStorage.RetryInterval = 50 * time.Millisecond
+	return cfg
 }
