@@ -37,6 +37,7 @@
 //	LOCK                              flock held while open (ErrLocked for a second user); not in a Store's queues
 //	segment-<20-digit id>.log         append-only segment files, oldest id first
 //	checkpoint                        replay position, two slots written in place
+//	head-progress                     how far replays of the oldest entry got (SetHead); absent: nowhere
 //	corrupt/<segment>.<offset>.bad    corrupt ranges skipped by recovery
 //	corrupt/<segment>.<offset>.torn   interrupted writes cut from the end of the queue
 //
@@ -53,6 +54,19 @@
 // FIFO across whatever partitions it is given (a Store gives each one
 // partition): replay is oldest first. Backlog gives the count per
 // partition so new batches of a partition can go behind its stored ones.
+//
+// SetHead records how far replays of the oldest entry got when one failed
+// part-way: which of its records Kafka took (or refused for good) and the
+// sequence numbers of the others (Batch.Seq: an ambiguous send marks them
+// Unsure). From then on Peek returns the entry less those records, with
+// that sequence, after a restart too, so a restart neither sends them
+// again nor forgets that Kafka may hold the rest. It goes to head-progress
+// (write and rename; the layout is at the top of progress.go), which names
+// the entry by segment, offset, size, frame CRC and record count, and
+// which Ack deletes. A file naming another entry (stale: Ack moved the
+// checkpoint but did not get to delete it) is deleted at Open; one that
+// does not decode is logged, deleted and ignored: the entry is replayed
+// whole, as without it.
 //
 // Only those exact names are the queue's: a segment name is the prefix, 20
 // digits and the suffix (segment-2.log is not segment 2). Anything else in
@@ -73,11 +87,14 @@
 // A full disk never stops replay: Peek needs no space, Ack writes the
 // checkpoint in place (the file is created, with room for both slots,
 // before the queue's first entry), and deleting a replayed segment frees
-// its bytes.
+// its bytes. SetHead needs space for a new file: on a full disk it fails
+// (ENOSPC), leaving the earlier progress (or none) in force, and replay
+// goes on without it.
 //
 // Durability (Options.Fsync): FsyncBatch (default) syncs the segment before
-// Append returns and the checkpoint before Ack returns, plus the directory
-// when a segment is created or the checkpoint file created (a deleted segment
+// Append returns, the checkpoint before Ack returns and the head progress
+// before SetHead returns, plus the directory when a segment is created,
+// the checkpoint file created or the head progress renamed (a deleted segment
 // that comes back after an OS crash lies before the checkpoint and is
 // deleted again by Open). FsyncInterval syncs the
 // active segment and the directory every Options.FsyncInterval (default
@@ -119,7 +136,9 @@
 // and logged as a corrupt entry; *.torn when it ends the last segment) and
 // does not replay it. Its records are not lost (the copy holds them) but
 // are not sent either, so drain the queue before going back (kbq ls shows
-// it empty) or keep the directory for the newer build. From this version
+// it empty) or keep the directory for the newer build. A build without
+// head progress leaves head-progress alone, with a warning naming it, and
+// replays the oldest entry whole. From this version
 // on, an entry of a version newer than the build knows makes Open (and
 // Repair) fail with an error naming the segment and offset, changing
 // nothing; Inspect reports it as ProblemNewerFormat.

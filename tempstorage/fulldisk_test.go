@@ -152,3 +152,68 @@ func TestMaxBytesIsAFullDisk(t *testing.T) {
 		t.Fatal("no room after an acknowledged segment was deleted")
 	}
 }
+
+// multi returns a batch of t/p of n records numbered seq.
+func multi(p int32, seq, n int) message.Batch {
+	b := numbered(p, seq)
+	for i := 1; i < n; i++ {
+		b.Messages = append(b.Messages, b.Messages[0])
+	}
+	b.Bytes = message.BatchSize(b.Messages)
+	return b
+}
+
+// TestSetHeadOnAFullDisk: on a full disk SetHead fails with a disk-full
+// error and the earlier progress stays in force, then and after a
+// restart; Peek and Ack go on, and Ack deletes the progress.
+func TestSetHeadOnAFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	disk := diskfault.New(dir, 1<<20)
+	opts := tempstorage.Options{FS: disk}
+	tp0 := message.TopicPartition{Topic: "t", Partition: 0}
+	s, err := tempstorage.OpenStore(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := range 2 {
+		if err := s.Append(multi(0, seq, 4)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	earlier := &message.Sequence{ProducerID: 5, BaseSequence: 10, Counts: []int32{3}, Unsure: true}
+	if err := s.SetHead(tp0, []bool{true}, earlier); err != nil {
+		t.Fatal(err)
+	}
+	disk.SetCapacity(disk.Used()) // not a byte left
+	err = s.SetHead(tp0, []bool{true, true}, &message.Sequence{ProducerID: 5, BaseSequence: 12, Counts: []int32{1}})
+	if !tempstorage.IsFull(err) {
+		t.Fatalf("SetHead on a full disk: %v, want a disk-full error", err)
+	}
+	requireRecords := func(s *tempstorage.Store, n int, seq *message.Sequence) {
+		t.Helper()
+		b, ok, err := s.Peek(tp0)
+		if err != nil || !ok {
+			t.Fatalf("Peek: %v, %v", ok, err)
+		}
+		if len(b.Messages) != n || (b.Seq == nil) != (seq == nil) || (seq != nil && b.Seq.BaseSequence != seq.BaseSequence) {
+			t.Fatalf("Peek: %d records, sequence %+v; want %d, %+v", len(b.Messages), b.Seq, n, seq)
+		}
+	}
+	requireRecords(s, 3, earlier)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = tempstorage.OpenStore(dir, opts); err != nil {
+		t.Fatalf("OpenStore on a full disk: %v", err)
+	}
+	defer func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	requireRecords(s, 3, earlier)
+	if err := s.Ack(tp0); err != nil {
+		t.Fatalf("Ack on a full disk: %v", err)
+	}
+	requireRecords(s, 4, nil)
+}

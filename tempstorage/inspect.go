@@ -20,8 +20,14 @@ type PartitionReport struct {
 	Partition int32
 	// Dir is the queue directory, relative to the store directory.
 	Dir string
-	// Batches and Records count the entries Open would queue for replay.
+	// Batches and Records count the entries Open would queue for replay
+	// and the records it would send (the oldest batch less the records its
+	// head progress marks done).
 	Batches, Records int
+	// Done counts the records of the oldest batch that earlier replays got
+	// through before they failed (its head progress, Store.SetHead): they
+	// are not sent again.
+	Done int
 	// Bytes is what Store.Bytes would count after Open: the bytes of the
 	// segments not yet fully replayed.
 	Bytes int64
@@ -51,7 +57,7 @@ type Problem struct {
 	Offset int64
 	Bytes  int64
 	// Kind is one of corrupt, torn, checkpoint, missing_segment,
-	// newer_format.
+	// newer_format, head_progress.
 	Kind string
 	// Detail says what is wrong, Repair what Repair (and the collector's
 	// next start) does about it.
@@ -69,7 +75,26 @@ const (
 	// refuses the store rather than skip them, and Inspect does not read
 	// past them.
 	ProblemNewerFormat = "newer_format"
+	// ProblemHeadProgress is a head progress file (Store.SetHead) that does
+	// not decode: Open logs and deletes it, and the oldest batch is
+	// replayed whole.
+	ProblemHeadProgress = "head_progress"
 )
+
+// HeadProgress is how far replays of a partition's oldest batch got before
+// they failed (Store.SetHead): Done[i] is set for each record of the
+// stored batch that Kafka took or refused for good, which the replay does
+// not send again; Seq is the sequence numbers the other records go with
+// (nil: none; it takes the place of the batch's own).
+type HeadProgress struct {
+	Done []bool
+	Seq  *message.Sequence
+}
+
+// Visit is called by Inspect with each batch Open would replay, as stored;
+// progress is set for the oldest batch of a partition that has a head
+// progress.
+type Visit func(p message.TopicPartition, b message.Batch, progress *HeadProgress) error
 
 // Report is what Inspect found under a store directory.
 type Report struct {
@@ -93,13 +118,14 @@ func (r *Report) Damaged() bool { return len(r.Problems) > 0 }
 // partition what Open would queue for replay, the damage Open would move
 // aside, and the ranges already kept aside. visit, when not nil, is called
 // with every batch Open would replay, oldest first per partition, partitions
-// in topic then partition order; an error from it stops Inspect. The
+// in topic then partition order (with the head progress of the oldest); an
+// error from it stops Inspect. The
 // segments of the single-queue layout of earlier versions (directly in
 // dir) are reported under the partitions their entries belong to.
 //
 // Inspect takes no lock: callers that must not read a directory a collector
 // is writing take LockShared first.
-func Inspect(dir string, visit func(message.TopicPartition, message.Batch) error) (*Report, error) {
+func Inspect(dir string, visit Visit) (*Report, error) {
 	r := &Report{Dir: dir}
 	byPart := map[message.TopicPartition]*PartitionReport{}
 	part := func(p message.TopicPartition, qdir string) *PartitionReport {
@@ -172,7 +198,7 @@ func Inspect(dir string, visit func(message.TopicPartition, message.Batch) error
 // way recover does, without writing. p is the queue's partition, nil for
 // the single-queue layout.
 func (r *Report) inspectQueue(qdir, rel string, p *message.TopicPartition, part func(message.TopicPartition, string) *PartitionReport,
-	visit func(message.TopicPartition, message.Batch) error) error {
+	visit Visit) error {
 	ids, foreign, err := listSegments(qdir)
 	if err != nil {
 		return fmt.Errorf("temp storage: %w", err)
@@ -185,6 +211,15 @@ func (r *Report) inspectQueue(qdir, rel string, p *message.TopicPartition, part 
 	}
 	if err := r.keptAside(qdir, rel); err != nil {
 		return err
+	}
+	var hp *headProgress // the single-queue layout has none
+	if p != nil {
+		var err error
+		if hp, err = readHeadProgress(qdir); err != nil {
+			r.problem(Problem{File: filepath.Join(rel, headProgressName), Kind: ProblemHeadProgress,
+				Detail: "head progress unreadable: " + err.Error(),
+				Repair: "delete it: the oldest batch is replayed whole, records Kafka took of it included"})
+		}
 	}
 	cpRel := filepath.Join(rel, checkpointName)
 	cp, haveCP := position{}, false
@@ -282,16 +317,27 @@ func (r *Report) inspectQueue(qdir, rel string, p *message.TopicPartition, part 
 			}
 			bp := message.TopicPartition{Topic: b.Topic, Partition: b.Partition}
 			pr := part(bp, rel)
-			if pr.Batches == 0 && len(b.Messages) > 0 {
-				pr.Oldest = b.Messages[0].Timestamp
+			var progress *HeadProgress
+			if pr.Batches == 0 {
+				if len(b.Messages) > 0 {
+					pr.Oldest = b.Messages[0].Timestamp
+				}
+				eid := entryID{pos: position{id, e.off}, size: e.size, crc: frameCRC(buf[e.off:]), records: len(b.Messages)}
+				if hp != nil && hp.entry == eid {
+					progress = &HeadProgress{Done: hp.done, Seq: hp.seq}
+					pr.Done = len(b.Messages) - hp.left()
+				}
 			}
 			pr.Batches++
 			pr.Records += len(b.Messages)
+			if progress != nil {
+				pr.Records -= pr.Done
+			}
 			if p == nil {
 				pr.Bytes += int64(e.size) // the layout's segments are shared; count the entries
 			}
 			if visit != nil {
-				if err := visit(bp, b); err != nil {
+				if err := visit(bp, b, progress); err != nil {
 					return err
 				}
 			}

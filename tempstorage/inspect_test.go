@@ -40,7 +40,7 @@ func TestInspectCountsWhatOpenReplays(t *testing.T) {
 	dir := t.TempDir()
 	fillStore(t, dir, 10, 4, Options{SegmentBytes: 600})
 	var seqs []int
-	rep, err := Inspect(dir, func(p message.TopicPartition, b message.Batch) error {
+	rep, err := Inspect(dir, func(p message.TopicPartition, b message.Batch, _ *HeadProgress) error {
 		if p.Partition == 0 {
 			seqs = append(seqs, seqOf(t, b))
 		}

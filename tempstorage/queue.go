@@ -36,12 +36,15 @@ type Queue struct {
 	log  *zap.Logger
 	lock *os.File
 
-	// rmu serialises Peek and Ack; it guards rf and checkpoint writes.
+	// rmu serialises Peek, SetHead and Ack; it guards rf, checkpoint writes
+	// and the head progress.
 	rmu       sync.Mutex
 	rf        *os.File // read handle of segment rfID
 	rfID      uint64
-	cpSeq     uint64      // write number of the newest checkpoint slot
-	cpInPlace atomic.Bool // the checkpoint file has the version 2 layout: written in place
+	cpSeq     uint64        // write number of the newest checkpoint slot
+	cpInPlace atomic.Bool   // the checkpoint file has the version 2 layout: written in place
+	hp        *headProgress // progress of the oldest entry (SetHead); nil: none
+	hpOnDisk  bool          // a head progress file may exist
 
 	// wmu serialises Append, segment rotation and syncing the active segment.
 	wmu      sync.Mutex
@@ -111,6 +114,7 @@ func Open(dir string, opts Options) (*Queue, error) {
 		q.unlock() // the recover error is the one to report; closing the fd drops the flock regardless
 		return nil, fmt.Errorf("temp storage %s: recover: %w", dir, err)
 	}
+	q.loadHead()
 	if n := len(q.segs); n > 0 {
 		last := q.segs[n-1]
 		f, err := opts.FS.OpenFile(q.segPath(last.id), os.O_WRONLY, 0o600)
@@ -304,9 +308,10 @@ func (q *Queue) rotate() error {
 
 // Peek returns the oldest unacknowledged batch, or ok false when the queue
 // is empty. It returns the same batch until Ack; after a crash or Close
-// without Ack it is returned again (at-least-once). An entry found corrupt
-// here is moved aside and counted like those found by Open, and the next
-// one is returned. Byte slices of the batch are the caller's.
+// without Ack it is returned again (at-least-once), less the records and
+// with the sequence SetHead recorded for it. An entry found corrupt here
+// is moved aside and counted like those found by Open, and the next one is
+// returned. Byte slices of the batch are the caller's.
 func (q *Queue) Peek() (b message.Batch, ok bool, err error) {
 	q.rmu.Lock()
 	defer q.rmu.Unlock()
@@ -326,6 +331,7 @@ func (q *Queue) Peek() (b message.Batch, ok bool, err error) {
 		var derr error
 		if rerr == nil {
 			if b, _, derr = decodeEntry(buf); derr == nil {
+				q.applyHead(&b, entryID{pos: position{seg.id, e.off}, size: e.size, crc: frameCRC(buf), records: len(b.Messages)})
 				return b, true, nil
 			}
 		} else if errors.Is(rerr, io.EOF) {
@@ -381,9 +387,9 @@ func (q *Queue) readAt(id uint64, buf []byte, off int64) error {
 }
 
 // Ack marks the oldest entry (the one Peek returns) as replayed: the
-// checkpoint moves past it (durable when Ack returns under FsyncBatch) and
-// segments with nothing left to replay are deleted. On error nothing
-// changes. It returns ErrEmpty if the queue is empty.
+// checkpoint moves past it (durable when Ack returns under FsyncBatch), its
+// head progress (SetHead) is deleted and segments with nothing left to
+// replay are deleted. On error nothing changes. It returns ErrEmpty if the queue is empty.
 func (q *Queue) Ack() error {
 	q.rmu.Lock()
 	defer q.rmu.Unlock()
@@ -402,7 +408,7 @@ func (q *Queue) head() (*segment, int, entryRef, bool) {
 }
 
 // advance drops the oldest entry: new checkpoint first, then the in-memory
-// index, then fully replayed segment files. rmu held.
+// index, then its head progress and fully replayed segment files. rmu held.
 func (q *Queue) advance() error {
 	q.mu.Lock()
 	if q.closed {
@@ -457,6 +463,7 @@ func (q *Queue) advance() error {
 	q.bytes -= freed
 	q.mu.Unlock()
 	q.opts.budget.free(freed)
+	q.dropHead()
 
 	if retire && q.active != nil {
 		if err := q.active.Close(); err != nil {

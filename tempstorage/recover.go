@@ -104,6 +104,10 @@ func (q *Queue) recover() error {
 	if err := os.Remove(filepath.Join(q.dir, checkpointTmp)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		q.log.Warn("temp storage: delete interrupted checkpoint", zap.Error(err))
 	}
+	// Likewise an interrupted head progress write (SetHead).
+	if err := os.Remove(filepath.Join(q.dir, headProgressTmp)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		q.log.Warn("temp storage: delete interrupted head progress", zap.Error(err))
+	}
 	cp, haveCP := q.readCheckpoint()
 	ids, foreign, err := listSegments(q.dir)
 	if err != nil {
@@ -321,7 +325,7 @@ func (q *Queue) moveAside(id uint64, off int64, data []byte, reason error, kind 
 
 // listSegments returns the ids of the segments in dir, ascending, and the
 // names of the other entries that are not the queue's own (its checkpoint,
-// corrupt/ and LOCK). Only exact segment names count (parseSegmentName):
+// head progress, corrupt/ and LOCK). Only exact segment names count (parseSegmentName):
 // segment-2.log is not segment 2.
 func listSegments(dir string) (ids []uint64, foreign []string, err error) {
 	des, err := os.ReadDir(dir)
@@ -335,7 +339,7 @@ func listSegments(dir string) (ids []uint64, foreign []string, err error) {
 			continue
 		}
 		switch name {
-		case lockName, checkpointName, checkpointTmp, corruptDir:
+		case lockName, checkpointName, checkpointTmp, headProgressName, headProgressTmp, corruptDir:
 			continue
 		}
 		foreign = append(foreign, name)

@@ -289,6 +289,23 @@ func (s *Store) Ack(p message.TopicPartition) error {
 	return nil
 }
 
+// SetHead records, durably, how far replays of the partition's oldest
+// entry (the one Peek returns) got; see Queue.SetHead. It returns ErrEmpty
+// when the partition has none.
+func (s *Store) SetHead(p message.TopicPartition, done []bool, seq *message.Sequence) error {
+	q, err := s.queue(p)
+	if err == nil && q == nil {
+		err = ErrEmpty
+	}
+	if err == nil {
+		err = q.SetHead(done, seq)
+	}
+	if err != nil {
+		return partitionErr(p, err)
+	}
+	return nil
+}
+
 // Backlog returns the number of entries queued for the partition: while
 // it is above zero, new batches of the partition belong behind them.
 func (s *Store) Backlog(p message.TopicPartition) int {
@@ -440,7 +457,7 @@ func (s *Store) syncLoop(tick <-chan time.Time, stopTick func()) {
 }
 
 // removeQueueDir deletes the directory of a closed queue with no segments,
-// its checkpoint and an empty corrupt/ included. Anything else in it (a
+// its checkpoint, a stale head progress and an empty corrupt/ included. Anything else in it (a
 // segment, kept corrupt ranges) keeps it, checkpoint and all: segment ids,
 // and so the names of corrupt copies, must not start over.
 func (s *Store) removeQueueDir(dir string) {
@@ -451,7 +468,9 @@ func (s *Store) removeQueueDir(dir string) {
 		return
 	}
 	for _, de := range des {
-		if de.Name() != checkpointName && de.Name() != checkpointTmp {
+		switch de.Name() {
+		case checkpointName, checkpointTmp, headProgressName, headProgressTmp:
+		default:
 			return
 		}
 	}
@@ -461,7 +480,8 @@ func (s *Store) removeQueueDir(dir string) {
 	}
 }
 
-// removeCheckpoint deletes the checkpoint of an empty queue in dir. The
+// removeCheckpoint deletes the checkpoint (and any head progress, stale
+// in an empty queue) of an empty queue in dir. The
 // directory is synced first (unless FsyncNever) so that replayed segments
 // deleted before cannot come back after an OS crash without the checkpoint
 // that marks them replayed.
@@ -472,7 +492,7 @@ func (s *Store) removeCheckpoint(dir string) {
 			return
 		}
 	}
-	for _, name := range []string{checkpointTmp, checkpointName} {
+	for _, name := range []string{headProgressTmp, headProgressName, checkpointTmp, checkpointName} {
 		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			s.log.Warn("temp storage: delete checkpoint of an empty queue", zap.String("queue", dir), zap.Error(err))
 		}

@@ -27,9 +27,13 @@ type catRecord struct {
 	FlushReason string `json:"flush_reason,omitempty"`
 	// Sequence is the idempotent producer's numbering of a stored batch
 	// Kafka did not take (its replay resends them); SequenceNumber is this
-	// record's number in it.
+	// record's number in it. For the oldest batch of a partition whose
+	// replay failed part-way, they are what that replay left (its head
+	// progress), and Done marks the records it got through: Kafka took
+	// them (or refused them for good) and they are not sent again.
 	Sequence       *catSequence `json:"sequence,omitempty"`
 	SequenceNumber *int32       `json:"sequence_number,omitempty"`
+	Done           bool         `json:"done,omitempty"`
 	// File and Line place a dead letter; Time is when it was rejected and
 	// Reason why.
 	File   string     `json:"file,omitempty"`
@@ -137,20 +141,28 @@ func runCat(args []string, stdout, stderr io.Writer) error {
 	enc.SetEscapeHTML(false)
 	if *source != "deadletter" {
 		batchNo := map[message.TopicPartition]int{}
-		if _, err := tempstorage.Inspect(dir, func(p message.TopicPartition, b message.Batch) error {
+		if _, err := tempstorage.Inspect(dir, func(p message.TopicPartition, b message.Batch, progress *tempstorage.HeadProgress) error {
 			batchNo[p]++
 			if !match(p.Topic, p.Partition) {
 				return nil
 			}
+			var done []bool
+			if progress != nil {
+				b.Seq, done = progress.Seq, progress.Done
+			}
 			seq := sequenceOf(b.Seq)
+			left := 0 // records not done before this one
 			for i, m := range b.Messages {
 				rec := catRecord{
 					Source: "queue", Topic: p.Topic, Partition: p.Partition,
-					Batch: batchNo[p], Record: &i, FlushReason: b.Reason.String(), Sequence: seq,
+					Batch: batchNo[p], Record: &i, FlushReason: b.Reason.String(),
 					Timestamp: m.Timestamp.UTC(), Flush: m.Flush,
 				}
-				if seq != nil {
-					rec.SequenceNumber = recordSequence(seq.BaseSequence, i)
+				if i < len(done) && done[i] {
+					rec.Done = true
+				} else if seq != nil {
+					rec.Sequence, rec.SequenceNumber = seq, recordSequence(seq.BaseSequence, left)
+					left++
 				}
 				var hs []catHeader
 				for _, h := range m.Headers {
