@@ -81,6 +81,12 @@ func printCheck(w io.Writer, dir string, rep *tempstorage.Report, files []*temps
 		}
 		fmt.Fprintf(w, "%s: %s: %s\n    repair: %s\n", p.Kind, where, p.Detail, p.Repair)
 	}
+	for _, p := range rep.Partitions {
+		if p.Done > 0 {
+			fmt.Fprintf(w, "replay progress (not damage): %s/%d: %s of the oldest batch got through before its replay failed; not sent again\n",
+				p.Topic, p.Partition, plural(p.Done, "record", "records"))
+		}
+	}
 	if n := len(rep.KeptAside); n > 0 {
 		fmt.Fprintf(w, "kept aside earlier (not damage): %s in corrupt/ directories\n", plural(n, "range", "ranges"))
 	}

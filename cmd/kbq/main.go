@@ -5,7 +5,8 @@
 //	kbq ls DIR [--json]                  stored batches per partition, corrupt entries kept aside, dead letters by reason
 //	kbq cat DIR [--topic T] [--partition P] [--source queue|deadletter]
 //	                                     stored records (with their batch's producer id, epoch and
-//	                                     sequence numbers when it has them) and dead letters as JSON lines
+//	                                     sequence numbers when it has them, and "done" on those a replay
+//	                                     that failed part-way got through) and dead letters as JSON lines
 //	kbq check DIR                        verify every entry's CRC and the checkpoints; exit 1 on damage
 //	kbq repair DIR                       move damaged entries aside as the collector's start does
 //	kbq resend DIR --brokers B [flags]   send dead letters to Kafka; each line goes once Kafka acknowledged it
@@ -55,7 +56,8 @@ commands:
                          corrupt entries kept aside; damage found; dead-letter lines by reason
   cat DIR [--topic T] [--partition P] [--source queue|deadletter]
                          stored records and dead letters as JSON lines (text values as text, others base64;
-                         a stored batch's producer id, epoch and sequence numbers when it has them)
+                         a stored batch's producer id, epoch and sequence numbers when it has them;
+                         "done": true on records a replay that failed part-way got through)
   check DIR              verify every entry's CRC and every checkpoint, say what repair would do; exit 1 on damage
   repair DIR             move damaged entries aside, cut torn writes, rewrite bad checkpoints (what the
                          collector's start does), then check again

@@ -100,3 +100,70 @@ func TestCheckReportsNewerFormat(t *testing.T) {
 		t.Fatalf("repair changed the segment (%v)", err)
 	}
 }
+
+// TestCatShowsHeadProgress: the oldest batch of a partition whose replay
+// failed part-way shows the records that got through as done, and the
+// others with the sequence that replay left; check knows the file and
+// reports the progress without calling it damage.
+func TestCatShowsHeadProgress(t *testing.T) {
+	dir := t.TempDir()
+	s, err := tempstorage.OpenStore(dir, tempstorage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := batch("otlp_logs", 0, "h", 4, now.Add(-time.Minute))
+	head.Seq = &message.Sequence{ProducerID: 1, BaseSequence: 0, Counts: []int32{4}}
+	for _, b := range []message.Batch{head, batch("otlp_logs", 0, "next", 1, now)} {
+		if err := s.Append(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left := &message.Sequence{ProducerID: 9, ProducerEpoch: 1, BaseSequence: 100, Counts: []int32{2}, Unsure: true}
+	if err := s.SetHead(message.TopicPartition{Topic: "otlp_logs"}, []bool{true, false, true, false}, left); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, errOut := kbq(t, "cat", dir, "--source", "queue")
+	if code != exitOK {
+		t.Fatalf("cat: exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("cat: %d lines, want 5:\n%s", len(lines), out)
+	}
+	for i, wantNo := range []int32{-1, 100, -1, 101} {
+		var r catRecord
+		if err := json.Unmarshal([]byte(lines[i]), &r); err != nil {
+			t.Fatal(err)
+		}
+		if wantNo < 0 {
+			if !r.Done || r.Sequence != nil || r.SequenceNumber != nil {
+				t.Errorf("record %d: %s, want done without a sequence", i, lines[i])
+			}
+			continue
+		}
+		if r.Done || r.Sequence == nil || r.Sequence.ProducerID != 9 || !r.Sequence.Unsure ||
+			r.SequenceNumber == nil || *r.SequenceNumber != wantNo {
+			t.Errorf("record %d: %s, want producer 9 unsure, number %d", i, lines[i], wantNo)
+		}
+	}
+	if strings.Contains(lines[4], "done") || strings.Contains(lines[4], "sequence") {
+		t.Errorf("the next batch shows progress: %s", lines[4])
+	}
+
+	code, out, _ = kbq(t, "check", dir)
+	if code != exitOK {
+		t.Fatalf("check: exit %d, want %d:\n%s", code, exitOK, out)
+	}
+	mustContain(t, "check", out, "replay progress (not damage): otlp_logs/0: 2 records of the oldest batch", "no damage")
+	if strings.Contains(out, "not the store's") {
+		t.Errorf("check calls the head progress unknown:\n%s", out)
+	}
+	code, out, _ = kbq(t, "ls", dir, "--json")
+	if code != exitOK || !strings.Contains(out, `"records": 3`) {
+		t.Errorf("ls: exit %d, want 3 records left to replay:\n%s", code, out)
+	}
+}
