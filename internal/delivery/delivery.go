@@ -32,6 +32,12 @@ type Storage interface {
 	Append(b message.Batch) error
 	Peek(tp message.TopicPartition) (message.Batch, bool, error)
 	Ack(tp message.TopicPartition) error
+	// SetHead records, durably, how far replays of the partition's oldest
+	// batch got: done[i] for record i of the batch Peek returns now that
+	// Kafka took or refused for good, seq the sequence numbers of the
+	// others. Until Ack, Peek returns the batch less those records, with
+	// Seq set to seq, after a restart too. On error nothing changes.
+	SetHead(tp message.TopicPartition, done []bool, seq *message.Sequence) error
 	Backlog(tp message.TopicPartition) int
 	// Partitions lists the partitions with a backlog, sorted by topic,
 	// then partition.

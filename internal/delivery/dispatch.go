@@ -64,14 +64,16 @@ type Dispatcher struct {
 	full   atomic.Bool // the storage refused a batch for lack of space, and has had no room since
 
 	// headDone marks, per partition, the records of its stored head batch
-	// that Kafka took or refused for good in an earlier replay that then
-	// failed: only the others are sent again, so none is sent or
-	// dead-lettered twice. nil: none yet. Only the replay loop uses it.
+	// (as Peek returns it) that Kafka took or refused for good in an
+	// earlier replay that then failed: only the others are sent again, so
+	// none is sent or dead-lettered twice. nil: none yet. It is dropped
+	// once the storage records it (saveHead), from when Peek leaves those
+	// records out. Only the replay loop uses it.
 	headDone map[message.TopicPartition][]bool
 	// headSeq holds, per partition, the sequence numbers of what is left of
 	// the stored head after an earlier replay that failed (nil: numbered
-	// anew); it takes the place of the stored ones. Only the replay loop
-	// uses it.
+	// anew); it takes the place of the stored ones until the storage
+	// records them (saveHead). Only the replay loop uses it.
 	headSeq map[message.TopicPartition]*message.Sequence
 }
 

@@ -41,6 +41,7 @@ type fakeKafka struct {
 	slow            map[int32]chan struct{} // leader -> calls to it wait on the channel
 	partitions      map[string]int32        // topic -> partition count in metadata; absent: unknown
 	perCall         []int                   // batches per Produce call, in call order
+	failSeq         *message.Sequence       // Outcome.Seq of a failed batch
 }
 
 func (k *fakeKafka) Partitions(topic string) (int32, bool) {
@@ -124,6 +125,7 @@ func (k *fakeKafka) produceOne(ctx context.Context, b *message.Batch, out *messa
 	pk := b.TopicPartition()
 	if !k.up || k.down[b.Partition] || ctx.Err() != nil {
 		out.Err = fmt.Errorf("produce %s/%d: %w", b.Topic, b.Partition, errDown)
+		out.Seq = k.failSeq
 		return
 	}
 	if k.failAfterReject > 0 && slices.ContainsFunc(b.Messages, func(m message.Message) bool { return k.reject[string(m.Value)] }) {
@@ -143,6 +145,7 @@ func (k *fakeKafka) produceOne(ctx context.Context, b *message.Batch, out *messa
 			k.cutAt = ""
 			out.Err = errDown
 			out.Remaining = b.Messages[j:]
+			out.Seq = k.failSeq
 			break
 		}
 		if k.reject[string(m.Value)] {
@@ -168,6 +171,10 @@ type memStorage struct {
 	limit   int           // entries; 0 = unbounded
 	gate    chan struct{} // when set, Append waits on it (a slow disk)
 	waiting chan struct{} // when set, told each time an Append waits on gate
+	// setHeads counts SetHead calls that changed an entry; setHeadErr,
+	// when set, fails them instead (a full disk).
+	setHeads   int
+	setHeadErr error
 }
 
 func (q *memStorage) Append(b message.Batch) error {
@@ -204,6 +211,37 @@ func (q *memStorage) Peek(tp message.TopicPartition) (message.Batch, bool, error
 		return message.Batch{}, false, nil
 	}
 	return q.entries[i], true, nil
+}
+
+// SetHead replaces the partition's oldest entry with what Peek returns
+// less the records marked done, with Seq seq, as the temp storage does.
+func (q *memStorage) SetHead(tp message.TopicPartition, done []bool, seq *message.Sequence) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.setHeadErr != nil {
+		return q.setHeadErr
+	}
+	i := q.head(tp)
+	if i < 0 {
+		return tempstorage.ErrEmpty
+	}
+	b := q.entries[i]
+	if len(done) > len(b.Messages) {
+		return fmt.Errorf("%d records marked, the head has %d", len(done), len(b.Messages))
+	}
+	var msgs []message.Message
+	for j, m := range b.Messages {
+		if j >= len(done) || !done[j] {
+			msgs = append(msgs, m)
+		}
+	}
+	b.Messages, b.Bytes, b.Seq = msgs, 0, seq
+	if len(msgs) > 0 {
+		b.Bytes = message.BatchSize(msgs)
+	}
+	q.entries[i] = b
+	q.setHeads++
+	return nil
 }
 
 func (q *memStorage) Ack(tp message.TopicPartition) error {
@@ -302,6 +340,24 @@ func (r *recorder) waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// poll waits until cond holds, checking every millisecond.
+func poll(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// setHeadCalls returns the number of SetHead calls that changed an entry.
+func (q *memStorage) setHeadCalls() int { q.mu.Lock(); defer q.mu.Unlock(); return q.setHeads }
+
+// calls returns the number of Produce calls so far.
+func (k *fakeKafka) calls() int { k.mu.Lock(); defer k.mu.Unlock(); return len(k.perCall) }
+
 // manualClock fires its timers only when the test says so.
 type manualClock struct {
 	mu  sync.Mutex
@@ -367,8 +423,22 @@ func newHarness(t *testing.T, cfg Config, withQueue bool) *harness {
 // batches already, with Kafka up or down.
 func startHarness(t *testing.T, cfg Config, q *memStorage, up bool) *harness {
 	t.Helper()
+	return startHarnessWith(t, cfg, q, func(k *fakeKafka) { k.up = up })
+}
+
+// newHarnessOn starts a Dispatcher on q with Kafka up, set up by setup
+// before the replay of what q holds starts.
+func newHarnessOn(t *testing.T, q *memStorage, setup func(k *fakeKafka)) *harness {
+	t.Helper()
+	return startHarnessWith(t, Config{}, q, setup)
+}
+
+// startHarnessWith starts a Dispatcher on q (nil: no storage) with a Kafka
+// that setup changes first.
+func startHarnessWith(t *testing.T, cfg Config, q *memStorage, setup func(k *fakeKafka)) *harness {
+	t.Helper()
 	h := &harness{k: newFakeKafka(), q: q, obs: newRecorder(), clk: &manualClock{}}
-	h.k.setUp(up)
+	setup(h.k)
 	var s Storage
 	if q != nil {
 		s = q

@@ -216,6 +216,7 @@ func (d *Dispatcher) settleReplay(k message.TopicPartition, stored, send *messag
 		}
 		d.markDone(k, stored, send, rest)
 		d.headSeq[k] = out.Seq
+		d.saveHead(k, stored, out.Seq)
 		d.logger.Info("replay of a partition paused: kafka did not take its oldest stored batch",
 			zap.String("topic", k.Topic), zap.Int32("partition", k.Partition),
 			zap.Int("records", len(send.Messages)), zap.Error(out.Err))
@@ -236,8 +237,40 @@ func (d *Dispatcher) settleReplay(k message.TopicPartition, stored, send *messag
 	return true
 }
 
+// saveHead records in the storage (SetHead) what failed replays left of
+// the stored head, stored as Peek returned it, when it differs from that:
+// records Kafka took (or refused for good) since it was last recorded, or
+// seq, the sequence numbers of the others, not the head's. A restart then
+// neither sends those records again nor forgets that Kafka may hold the
+// others (seq.Unsure). Once recorded, the in-memory state goes: the next
+// Peek returns the head less those records, with seq. A failure is logged
+// and the in-memory state kept.
+func (d *Dispatcher) saveHead(k message.TopicPartition, stored *message.Batch, seq *message.Sequence) {
+	done := d.headDone[k]
+	if !slices.Contains(done, true) && sameSequence(seq, stored.Seq) {
+		return // a restart replays what this process would
+	}
+	if err := d.storage.SetHead(k, done, seq); err != nil {
+		d.logger.Warn("temp storage cannot record how far the replay of the oldest stored batch got; "+
+			"after a restart its records kafka took are sent again",
+			zap.String("topic", k.Topic), zap.Int32("partition", k.Partition), zap.Error(err))
+		return
+	}
+	d.forgetHead(k)
+}
+
+// sameSequence reports whether a and b number records alike: the same
+// producer id, epoch, base sequence, record batch counts and Unsure.
+func sameSequence(a, b *message.Sequence) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.ProducerID == b.ProducerID && a.ProducerEpoch == b.ProducerEpoch && a.BaseSequence == b.BaseSequence &&
+		a.Unsure == b.Unsure && slices.Equal(a.Counts, b.Counts)
+}
+
 // forgetHead drops what earlier replays left of a stored head once it is
-// acknowledged in the storage.
+// acknowledged in the storage, or recorded there (saveHead).
 func (d *Dispatcher) forgetHead(k message.TopicPartition) {
 	delete(d.headDone, k)
 	delete(d.headSeq, k)

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -166,4 +167,67 @@ func TestStoredBatchesOfAGonePartitionAreDeadLettered(t *testing.T) {
 		}
 	}
 	h.close(t)
+}
+
+// TestPartialReplayIsNotRepeatedAfterARestart: a replay Kafka takes part
+// of before it fails is recorded in the storage (SetHead), so that after a
+// restart (a new Dispatcher on the same storage) only the rest is sent. A
+// replay that fails without changing anything records nothing.
+func TestPartialReplayIsNotRepeatedAfterARestart(t *testing.T) {
+	q := &memStorage{}
+	_ = q.Append(batch("t", 0, "a", "b", "c", "d"))
+	_ = q.Append(batch("t", 0, "e"))
+	h := startHarness(t, Config{}, q, false)
+	poll(t, "a replay refused", func() bool { return h.k.calls() == 1 })
+	h.k.mu.Lock()
+	h.k.up, h.k.cutAt = true, "c"
+	h.k.mu.Unlock()
+	h.clk.tick()
+	poll(t, "a part replayed", func() bool { return len(h.k.values("t", 0)) == 2 })
+	h.close(t) // after the replay loop settled it
+	h.requireValues(t, "t", 0, "a", "b")
+
+	h = startHarness(t, Config{}, q, true)
+	poll(t, "replayed", func() bool { return q.Len() == 0 })
+	h.close(t)
+	h.requireValues(t, "t", 0, "c", "d", "e")
+	if n := q.setHeadCalls(); n != 1 {
+		t.Fatalf("%d SetHead calls, want 1 (the refused replay changed nothing)", n)
+	}
+}
+
+// TestAmbiguousReplayIsRecordedAsUnsure: a replay that ends not knowing
+// whether Kafka wrote the batch leaves its sequence, Unsure, in the
+// storage, so that a restart knows the resend may be a duplicate; another
+// failure with the same sequence records nothing more.
+func TestAmbiguousReplayIsRecordedAsUnsure(t *testing.T) {
+	q := &memStorage{}
+	_ = q.Append(batch("t", 0, "a", "b"))
+	unsure := &message.Sequence{ProducerID: 7, BaseSequence: 3, Counts: []int32{2}, Unsure: true}
+	h := newHarnessOn(t, q, func(k *fakeKafka) { k.up, k.failSeq = false, unsure })
+	poll(t, "a replay", func() bool { return h.k.calls() == 1 })
+	h.clk.tick()
+	poll(t, "a second replay", func() bool { return h.k.calls() == 2 })
+	h.close(t) // after the replay loop settled it
+	b, _, _ := q.Peek(message.TopicPartition{Topic: "t"})
+	if len(b.Messages) != 2 || !sameSequence(b.Seq, unsure) {
+		t.Fatalf("stored head %d records, sequence %+v; want both, Unsure", len(b.Messages), b.Seq)
+	}
+	if n := q.setHeadCalls(); n != 1 {
+		t.Fatalf("%d SetHead calls, want 1 (the second failure changed nothing)", n)
+	}
+}
+
+// TestFailedSetHeadKeepsTheProgressInMemory: when the storage cannot
+// record the progress (a full disk), the replay goes on from memory: the
+// records Kafka took are not sent again.
+func TestFailedSetHeadKeepsTheProgressInMemory(t *testing.T) {
+	q := &memStorage{setHeadErr: errors.New("no space left on device")}
+	_ = q.Append(batch("t", 0, "a", "b", "c", "d"))
+	h := newHarnessOn(t, q, func(k *fakeKafka) { k.cutAt = "c" })
+	poll(t, "a part replayed", func() bool { return h.k.calls() == 1 })
+	h.clk.tick()
+	h.obs.waitUntil(t, "replayed", func() bool { return h.obs.replayed == 2 })
+	h.close(t)
+	h.requireValues(t, "t", 0, "a", "b", "c", "d")
 }
