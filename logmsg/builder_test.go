@@ -278,9 +278,9 @@ func TestNewBuilderErrors(t *testing.T) {
 		})
 	}
 	_, err := NewBuilder(Options{Topic: "t", Encoding: "x"}, set)
-	assert.ErrorIs(t, err, ErrUnknownEncoding)
+	assert.ErrorIs(t, err, message.ErrUnknownEncoding)
 	_, err = NewBuilder(Options{}, set)
-	assert.ErrorIs(t, err, ErrNoTopic)
+	assert.ErrorIs(t, err, message.ErrNoTopic)
 }
 
 func TestAppendKeepsDstAndOrder(t *testing.T) {

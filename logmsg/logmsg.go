@@ -78,7 +78,6 @@ package logmsg
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -105,12 +104,6 @@ const (
 func Encodings() []string {
 	return []string{EncodingOTLPProto, EncodingOTLPJSON, EncodingJSON, EncodingRaw}
 }
-
-// ErrUnknownEncoding is returned by NewBuilder for an encoding it does not know.
-var ErrUnknownEncoding = errors.New("unknown encoding")
-
-// ErrNoTopic is returned by NewBuilder when Options.Topic is empty.
-var ErrNoTopic = errors.New("topic must not be empty")
 
 // Options configure a Builder.
 type Options struct {
@@ -145,11 +138,13 @@ type scratch struct {
 }
 
 // NewBuilder parses opts once: field paths, encoding and flush_when
-// conditions. set is used for the OTTL conditions' run-time error logs.
+// conditions. set is used for the OTTL conditions' run-time error logs. An
+// unknown encoding is message.ErrUnknownEncoding, an empty topic
+// message.ErrNoTopic.
 func NewBuilder(opts Options, set component.TelemetrySettings) (*Builder, error) {
 	b := &Builder{topic: opts.Topic}
 	if opts.Topic == "" {
-		return nil, fmt.Errorf("topic: %w", ErrNoTopic)
+		return nil, fmt.Errorf("topic: %w", message.ErrNoTopic)
 	}
 	switch opts.Encoding {
 	case EncodingOTLPProto, "":
@@ -162,7 +157,7 @@ func NewBuilder(opts Options, set component.TelemetrySettings) (*Builder, error)
 		b.newEncoder = newRawEncoder
 	default:
 		return nil, fmt.Errorf("encoding: %w %q, want one of %s",
-			ErrUnknownEncoding, opts.Encoding, strings.Join(Encodings(), ", "))
+			message.ErrUnknownEncoding, opts.Encoding, strings.Join(Encodings(), ", "))
 	}
 	if opts.TopicFrom != "" {
 		p, err := ParseFieldPath(opts.TopicFrom)

@@ -36,7 +36,6 @@ package metricmsg
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -57,9 +56,6 @@ const (
 
 // Encodings lists the encoding names NewBuilder accepts.
 func Encodings() []string { return []string{EncodingOTLPProto, EncodingOTLPJSON} }
-
-// ErrUnknownEncoding is returned by NewBuilder for an encoding it does not know.
-var ErrUnknownEncoding = errors.New("unknown encoding")
 
 // FieldKinds are the forms of key_from and headers_from, in the order
 // errors list them.
@@ -92,7 +88,8 @@ type Builder struct {
 	marshal func(pmetric.Metrics) ([]byte, error)
 }
 
-// NewBuilder parses opts once.
+// NewBuilder parses opts once. An unknown encoding is
+// message.ErrUnknownEncoding, an empty topic message.ErrNoTopic.
 func NewBuilder(opts Options) (*Builder, error) {
 	b := &Builder{}
 	switch opts.Encoding {
@@ -104,7 +101,7 @@ func NewBuilder(opts Options) (*Builder, error) {
 		b.marshal = m.MarshalMetrics
 	default:
 		return nil, fmt.Errorf("encoding: %w %q, want one of %s",
-			ErrUnknownEncoding, opts.Encoding, strings.Join(Encodings(), ", "))
+			message.ErrUnknownEncoding, opts.Encoding, strings.Join(Encodings(), ", "))
 	}
 	fields, err := msggroup.NewFields(msggroup.Options{
 		Topic: opts.Topic, TopicFrom: opts.TopicFrom, KeyFrom: opts.KeyFrom, HeadersFrom: opts.HeadersFrom,

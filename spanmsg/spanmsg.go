@@ -44,7 +44,6 @@ package spanmsg
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -70,9 +69,6 @@ const (
 
 // Encodings lists the encoding names NewBuilder accepts.
 func Encodings() []string { return []string{EncodingOTLPProto, EncodingOTLPJSON} }
-
-// ErrUnknownEncoding is returned by NewBuilder for an encoding it does not know.
-var ErrUnknownEncoding = errors.New("unknown encoding")
 
 // DefaultKeyFrom is the default of traces.key_from: the spans of a trace
 // travel together.
@@ -123,7 +119,8 @@ func ParseFieldPath(s string) (fieldpath.Path, error) { return fieldpath.Parse(s
 func ParseTopicPath(s string) (fieldpath.Path, error) { return fieldpath.Parse(s, TopicKinds) }
 
 // NewBuilder parses opts once. set is used for the OTTL conditions'
-// run-time error logs.
+// run-time error logs. An unknown encoding is message.ErrUnknownEncoding, an
+// empty topic message.ErrNoTopic.
 func NewBuilder(opts Options, set component.TelemetrySettings) (*Builder, error) {
 	b := &Builder{}
 	switch opts.Encoding {
@@ -135,7 +132,7 @@ func NewBuilder(opts Options, set component.TelemetrySettings) (*Builder, error)
 		b.marshal = m.MarshalTraces
 	default:
 		return nil, fmt.Errorf("encoding: %w %q, want one of %s",
-			ErrUnknownEncoding, opts.Encoding, strings.Join(Encodings(), ", "))
+			message.ErrUnknownEncoding, opts.Encoding, strings.Join(Encodings(), ", "))
 	}
 	fields, err := msggroup.NewFields(msggroup.Options{
 		Topic: opts.Topic, TopicFrom: opts.TopicFrom, KeyFrom: opts.KeyFrom, HeadersFrom: opts.HeadersFrom,

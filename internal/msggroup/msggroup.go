@@ -11,7 +11,6 @@ package msggroup
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -23,9 +22,6 @@ import (
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/slab"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
-
-// ErrNoTopic is returned by NewFields when Options.Topic is empty.
-var ErrNoTopic = errors.New("topic must not be empty")
 
 // Options name where a message's topic, key and headers come from.
 type Options struct {
@@ -45,11 +41,12 @@ type Fields struct {
 }
 
 // NewFields parses opts: topic_from takes topicKinds, key_from and
-// headers_from take kinds. Errors name the key (key_from[1]: ...).
+// headers_from take kinds. An empty Topic is message.ErrNoTopic. Errors name
+// the key (key_from[1]: ...).
 func NewFields(opts Options, topicKinds, kinds []fieldpath.Kind) (Fields, error) {
 	f := Fields{topic: opts.Topic}
 	if opts.Topic == "" {
-		return f, fmt.Errorf("topic: %w", ErrNoTopic)
+		return f, fmt.Errorf("topic: %w", message.ErrNoTopic)
 	}
 	if opts.TopicFrom != "" {
 		p, err := fieldpath.Parse(opts.TopicFrom, topicKinds)
