@@ -12,7 +12,7 @@ import (
 type FieldPath = fieldpath.Path
 
 // fieldKinds are the forms a log record's field path takes, in the order
-// errors list them.
+// errors list them; topic_from takes them all too.
 var fieldKinds = []fieldpath.Kind{
 	fieldpath.Attribute, fieldpath.Resource, fieldpath.Scope, fieldpath.Metadata,
 	fieldpath.Body, fieldpath.BodyKey, fieldpath.TraceID, fieldpath.SpanID, fieldpath.SeverityText,
@@ -25,14 +25,15 @@ var fieldKinds = []fieldpath.Kind{
 // the first dot, dots included, and must not be empty.
 func ParseFieldPath(s string) (FieldPath, error) { return fieldpath.Parse(s, fieldKinds) }
 
-// appendText appends the field's text to dst and reports whether the field
-// is present. Strings and bytes are appended as is, numbers and booleans as
-// text, maps and slices as JSON, ids as lowercase hex (an all-zero id is
-// absent). An empty value is absent.
-func appendText(p FieldPath, dst []byte, sh *fieldpath.Shared, lr plog.LogRecord) ([]byte, bool) {
-	if out, ok, handled := p.AppendShared(dst, sh); handled {
-		return out, ok
-	}
+// ParseTopicPath parses a topic_from path; it takes what ParseFieldPath does.
+func ParseTopicPath(s string) (FieldPath, error) { return fieldpath.Parse(s, fieldKinds) }
+
+// appendField reads the record's own field paths (fieldpath.ItemField): it
+// appends the field's text to dst and reports whether the field is present.
+// Strings and bytes are appended as is, numbers and booleans as text, maps
+// and slices as JSON, ids as lowercase hex (an all-zero id is absent). An
+// empty value is absent.
+func appendField(p FieldPath, dst []byte, lr plog.LogRecord) ([]byte, bool) {
 	switch p.Kind() {
 	case fieldpath.TraceID:
 		id := lr.TraceID()
@@ -60,11 +61,9 @@ func appendText(p FieldPath, dst []byte, sh *fieldpath.Shared, lr plog.LogRecord
 	return dst, false
 }
 
-// text returns the field's text; for string values it does not copy.
-func text(p FieldPath, sh *fieldpath.Shared, lr plog.LogRecord) string {
-	if t, handled := p.TextShared(sh); handled {
-		return t
-	}
+// fieldText is appendField as a string (fieldpath.ItemText); for string
+// values it does not copy.
+func fieldText(p FieldPath, lr plog.LogRecord) string {
 	switch p.Kind() {
 	case fieldpath.SeverityText:
 		return lr.SeverityText()
@@ -77,6 +76,6 @@ func text(p FieldPath, sh *fieldpath.Shared, lr plog.LogRecord) string {
 			return b.Str()
 		}
 	}
-	b, _ := appendText(p, nil, sh, lr)
+	b, _ := appendField(p, nil, lr)
 	return string(b)
 }

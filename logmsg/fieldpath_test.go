@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/fieldpath"
 )
@@ -79,4 +80,16 @@ func TestValidateConditions(t *testing.T) {
 
 	// An editor is not a condition.
 	require.Error(t, ValidateConditions([]string{`set(attributes["x"], 1)`}))
+}
+
+// appendText appends the text of any of lr's field paths to dst, as Builder
+// reads key_from and headers_from, and reports whether the field is present.
+func appendText(p FieldPath, dst []byte, sh *fieldpath.Shared, lr plog.LogRecord) ([]byte, bool) {
+	return p.Append(dst, sh, func(p FieldPath, dst []byte) ([]byte, bool) { return appendField(p, dst, lr) })
+}
+
+// text is appendText as a string, as Builder reads topic_from; for string
+// values it does not copy.
+func text(p FieldPath, sh *fieldpath.Shared, lr plog.LogRecord) string {
+	return p.Text(sh, func(p FieldPath) string { return fieldText(p, lr) })
 }

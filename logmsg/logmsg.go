@@ -117,14 +117,10 @@ type Options struct {
 
 // Builder converts log records to messages. It is safe for concurrent use.
 type Builder struct {
-	newEncoder  func() encoder
-	topic       string
-	topicFrom   FieldPath
-	hasTopic    bool
-	keyFrom     []FieldPath
-	headersFrom []FieldPath
-	match       *matcher
-	scratch     sync.Pool // *scratch, per-call working memory
+	newEncoder func() encoder
+	fields     fieldpath.Fields
+	match      *matcher
+	scratch    sync.Pool // *scratch, per-call working memory
 }
 
 // scratch is the working memory of one Append call.
@@ -137,15 +133,12 @@ type scratch struct {
 	slab slab.Slab
 }
 
-// NewBuilder parses opts once: field paths, encoding and flush_when
+// NewBuilder parses opts once: encoding, field paths and flush_when
 // conditions. set is used for the OTTL conditions' run-time error logs. An
 // unknown encoding is message.ErrUnknownEncoding, an empty topic
 // message.ErrNoTopic.
 func NewBuilder(opts Options, set component.TelemetrySettings) (*Builder, error) {
-	b := &Builder{topic: opts.Topic}
-	if opts.Topic == "" {
-		return nil, fmt.Errorf("topic: %w", message.ErrNoTopic)
-	}
+	b := &Builder{}
 	switch opts.Encoding {
 	case EncodingOTLPProto, "":
 		b.newEncoder = newOTLPProtoEncoder
@@ -159,18 +152,11 @@ func NewBuilder(opts Options, set component.TelemetrySettings) (*Builder, error)
 		return nil, fmt.Errorf("encoding: %w %q, want one of %s",
 			message.ErrUnknownEncoding, opts.Encoding, strings.Join(Encodings(), ", "))
 	}
-	if opts.TopicFrom != "" {
-		p, err := ParseFieldPath(opts.TopicFrom)
-		if err != nil {
-			return nil, fmt.Errorf("topic_from: %w", err)
-		}
-		b.topicFrom, b.hasTopic = p, true
-	}
 	var err error
-	if b.keyFrom, err = fieldpath.ParseAll("key_from", opts.KeyFrom, fieldKinds); err != nil {
-		return nil, err
-	}
-	if b.headersFrom, err = fieldpath.ParseAll("headers_from", opts.HeadersFrom, fieldKinds); err != nil {
+	b.fields, err = fieldpath.NewFields(fieldpath.Options{
+		Topic: opts.Topic, TopicFrom: opts.TopicFrom, KeyFrom: opts.KeyFrom, HeadersFrom: opts.HeadersFrom,
+	}, fieldKinds, fieldKinds)
+	if err != nil {
 		return nil, err
 	}
 	if set.Logger == nil {
@@ -194,9 +180,9 @@ func (b *Builder) Append(ctx context.Context, dst []message.Message, ld plog.Log
 	start := len(dst)
 	dst = growMessages(dst, n)
 	var headers []message.Header
-	if len(b.headersFrom) > 0 {
+	if nh := b.fields.NumHeaders(); nh > 0 {
 		// One backing array for the headers of all records of this call.
-		headers = make([]message.Header, 0, n*len(b.headersFrom))
+		headers = make([]message.Header, 0, n*nh)
 	}
 
 	st := b.scratch.Get().(*scratch)
@@ -247,55 +233,29 @@ func (b *Builder) build(ctx context.Context, st *scratch, headers *[]message.Hea
 		return message.Message{}, err
 	}
 	valueEnd := len(buf)
-	keyEnd := valueEnd
-	for _, p := range b.keyFrom {
-		var ok bool
-		if buf, ok = appendText(p, buf, sh, lr); ok && len(buf) > valueEnd {
-			keyEnd = len(buf)
-			break
-		}
-		buf = buf[:valueEnd]
-	}
-	st.hdr = st.hdr[:0]
-	for _, p := range b.headersFrom {
-		var ok bool
-		if buf, ok = appendText(p, buf, sh, lr); ok {
-			st.hdr = append(st.hdr, len(buf))
-		} else {
-			st.hdr = append(st.hdr, -1)
-		}
-	}
+	field := func(p FieldPath, dst []byte) ([]byte, bool) { return appendField(p, dst, lr) }
+	buf, hasKey := b.fields.AppendKey(buf, sh, field)
+	keyEnd := len(buf)
+	buf, st.hdr = b.fields.AppendHeaderValues(buf, st.hdr[:0], sh, field)
 	st.buf = buf
 
 	// The slab holds the value, the key and the header values; each is a
 	// capacity-clipped slice of it, so appending to one cannot touch another.
 	block := st.slab.Take(buf)
 	m := message.Message{
-		Topic:     b.topic,
+		Topic:     b.fields.Topic(sh, func(p FieldPath) string { return fieldText(p, lr) }),
 		Value:     block[:valueEnd:valueEnd],
 		Timestamp: timestamp(lr, now),
 		Flush:     b.match.match(ctx, rl, sl, lr),
 	}
-	if keyEnd > valueEnd {
+	if hasKey {
 		m.Key = block[valueEnd:keyEnd:keyEnd]
 	}
-	if len(b.headersFrom) > 0 {
+	if b.fields.NumHeaders() > 0 {
 		first := len(*headers)
-		off := keyEnd
-		for i, end := range st.hdr {
-			if end < 0 {
-				continue
-			}
-			*headers = append(*headers, message.Header{Key: b.headersFrom[i].String(), Value: block[off:end:end]})
-			off = end
-		}
+		*headers = b.fields.AppendHeaders(*headers, block[keyEnd:], keyEnd, st.hdr)
 		if len(*headers) > first {
 			m.Headers = (*headers)[first:len(*headers):len(*headers)]
-		}
-	}
-	if b.hasTopic {
-		if t := text(b.topicFrom, sh, lr); t != "" {
-			m.Topic = t
 		}
 	}
 	return m, nil

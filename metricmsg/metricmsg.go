@@ -103,7 +103,7 @@ func NewBuilder(opts Options) (*Builder, error) {
 		return nil, fmt.Errorf("encoding: %w %q, want one of %s",
 			message.ErrUnknownEncoding, opts.Encoding, strings.Join(Encodings(), ", "))
 	}
-	fields, err := msggroup.NewFields(msggroup.Options{
+	fields, err := fieldpath.NewFields(fieldpath.Options{
 		Topic: opts.Topic, TopicFrom: opts.TopicFrom, KeyFrom: opts.KeyFrom, HeadersFrom: opts.HeadersFrom,
 	}, TopicKinds, FieldKinds)
 	if err != nil {
@@ -146,7 +146,7 @@ func (r request) Scope(i, j int) (pcommon.InstrumentationScope, int) {
 
 // Item: metrics have no flush_when, and their messages take the time of
 // the call.
-func (r request) Item(_ context.Context, i, j, k int) (msggroup.ItemField, bool, pcommon.Timestamp) {
+func (r request) Item(_ context.Context, i, j, k int) (fieldpath.ItemField, bool, pcommon.Timestamp) {
 	metric := r.md.ResourceMetrics().At(i).ScopeMetrics().At(j).Metrics().At(k)
 	return func(p fieldpath.Path, dst []byte) ([]byte, bool) { return appendField(p, dst, metric) }, false, 0
 }

@@ -134,7 +134,7 @@ func NewBuilder(opts Options, set component.TelemetrySettings) (*Builder, error)
 		return nil, fmt.Errorf("encoding: %w %q, want one of %s",
 			message.ErrUnknownEncoding, opts.Encoding, strings.Join(Encodings(), ", "))
 	}
-	fields, err := msggroup.NewFields(msggroup.Options{
+	fields, err := fieldpath.NewFields(fieldpath.Options{
 		Topic: opts.Topic, TopicFrom: opts.TopicFrom, KeyFrom: opts.KeyFrom, HeadersFrom: opts.HeadersFrom,
 	}, TopicKinds, FieldKinds)
 	if err != nil {
@@ -184,7 +184,7 @@ func (r request) Scope(i, j int) (pcommon.InstrumentationScope, int) {
 	return ss.Scope(), ss.Spans().Len()
 }
 
-func (r request) Item(ctx context.Context, i, j, k int) (msggroup.ItemField, bool, pcommon.Timestamp) {
+func (r request) Item(ctx context.Context, i, j, k int) (fieldpath.ItemField, bool, pcommon.Timestamp) {
 	rs := r.td.ResourceSpans().At(i)
 	ss := rs.ScopeSpans().At(j)
 	span := ss.Spans().At(k)

@@ -1,7 +1,10 @@
 // Package fieldpath parses the field paths of key_from, headers_from and
 // topic_from, and reads the forms every signal shares: resource.NAME,
 // scope.NAME and metadata.NAME. Each signal's package reads its own forms
-// (a log record's body, a span's name) and says which forms it accepts.
+// (a log record's body, a span's name, as an ItemField) and says which forms
+// it accepts. Fields holds a signal's topic, topic_from, key_from and
+// headers_from, parsed once, and reads an item's topic, key and headers:
+// logs, spans and metrics share it.
 //
 // NAME is everything after the first dot and may itself hold dots:
 // resource.host.name is the resource attribute "host.name". scope.NAME is
@@ -121,10 +124,42 @@ type Shared struct {
 	Scope    pcommon.InstrumentationScope
 }
 
-// AppendShared appends the text of a resource, scope or metadata path and
-// reports whether the field is present (an empty value is absent). handled
-// is false for the other kinds, which the caller reads itself.
-func (p Path) AppendShared(dst []byte, s *Shared) (out []byte, ok, handled bool) {
+// ItemField reads a field path of the item at hand (a log record, a span, a
+// metric) that is not one of the shared forms: it appends the field's text
+// to dst and reports whether the field is present.
+type ItemField func(p Path, dst []byte) ([]byte, bool)
+
+// ItemText is ItemField as a string; it may return a string field without
+// a copy.
+type ItemText func(p Path) string
+
+// Append appends the field's text to dst and reports whether the field is
+// present (an empty value is absent): a shared form is read from s, another
+// with item.
+func (p Path) Append(dst []byte, s *Shared, item ItemField) ([]byte, bool) {
+	if out, ok, handled := p.appendShared(dst, s); handled {
+		return out, ok
+	}
+	return item(p, dst)
+}
+
+// Text is Append as a string: a shared form is read from s, another with
+// item; a nil item reads nothing (""). A string attribute or a single
+// metadata value is returned without a copy.
+func (p Path) Text(s *Shared, item ItemText) string {
+	if t, handled := p.textShared(s); handled {
+		return t
+	}
+	if item == nil {
+		return ""
+	}
+	return item(p)
+}
+
+// appendShared appends the text of a resource, scope or metadata path and
+// reports whether the field is present. handled is false for the other
+// kinds.
+func (p Path) appendShared(dst []byte, s *Shared) (out []byte, ok, handled bool) {
 	switch p.kind {
 	case Resource:
 		v, ok := s.Resource.Attributes().Get(p.name)
@@ -148,9 +183,8 @@ func (p Path) AppendShared(dst []byte, s *Shared) (out []byte, ok, handled bool)
 	return dst, false, false
 }
 
-// TextShared is AppendShared as a string; a string attribute or a single
-// metadata value is returned without a copy.
-func (p Path) TextShared(s *Shared) (text string, handled bool) {
+// textShared is appendShared as a string.
+func (p Path) textShared(s *Shared) (text string, handled bool) {
 	switch p.kind {
 	case Resource, Scope:
 		attrs := s.Resource.Attributes()
@@ -165,7 +199,7 @@ func (p Path) TextShared(s *Shared) (text string, handled bool) {
 			return vals[0], true
 		}
 	}
-	b, _, handled := p.AppendShared(nil, s)
+	b, _, handled := p.appendShared(nil, s)
 	return string(b), handled
 }
 

@@ -5,13 +5,13 @@
 // of the same key, in order, down to one item each.
 //
 // The signal's package reads its pdata types through Request; this one sees
-// resources, scopes, indexes, field paths and bytes.
+// resources, scopes, indexes and bytes, and reads each item's topic, key and
+// headers with fieldpath.Fields.
 package msggroup
 
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"sync"
 	"time"
 
@@ -22,48 +22,6 @@ import (
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/slab"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
-
-// Options name where a message's topic, key and headers come from.
-type Options struct {
-	Topic       string // default topic; required
-	TopicFrom   string // field path; optional
-	KeyFrom     []string
-	HeadersFrom []string
-}
-
-// Fields are Options parsed.
-type Fields struct {
-	topic       string
-	topicFrom   fieldpath.Path
-	hasTopic    bool
-	keyFrom     []fieldpath.Path
-	headersFrom []fieldpath.Path
-}
-
-// NewFields parses opts: topic_from takes topicKinds, key_from and
-// headers_from take kinds. An empty Topic is message.ErrNoTopic. Errors name
-// the key (key_from[1]: ...).
-func NewFields(opts Options, topicKinds, kinds []fieldpath.Kind) (Fields, error) {
-	f := Fields{topic: opts.Topic}
-	if opts.Topic == "" {
-		return f, fmt.Errorf("topic: %w", message.ErrNoTopic)
-	}
-	if opts.TopicFrom != "" {
-		p, err := fieldpath.Parse(opts.TopicFrom, topicKinds)
-		if err != nil {
-			return f, fmt.Errorf("topic_from: %w", err)
-		}
-		f.topicFrom, f.hasTopic = p, true
-	}
-	var err error
-	if f.keyFrom, err = fieldpath.ParseAll("key_from", opts.KeyFrom, kinds); err != nil {
-		return f, err
-	}
-	if f.headersFrom, err = fieldpath.ParseAll("headers_from", opts.HeadersFrom, kinds); err != nil {
-		return f, err
-	}
-	return f, nil
-}
 
 // Item is one span or metric of a request: the indexes of its resource, of
 // its scope within the resource and of itself within the scope.
@@ -79,11 +37,6 @@ type Group struct {
 	Timestamp time.Time // set by the caller for a new group
 	Items     []Item
 }
-
-// ItemField reads a field path of the item at hand that is not one of the
-// shared forms (fieldpath.Path.AppendShared); it appends the field's text
-// and reports whether the field is present.
-type ItemField func(p fieldpath.Path, dst []byte) ([]byte, bool)
 
 // Grouper groups the items of one request. It is used by one goroutine; a
 // pool of them serves a Builder.
@@ -106,41 +59,12 @@ func (g *Grouper) Reset() {
 }
 
 // Add places item in its group and returns the group, and whether it is new.
-func (g *Grouper) Add(f *Fields, sh *fieldpath.Shared, item Item, field ItemField, flush bool) (*Group, bool) {
-	read := func(p fieldpath.Path, dst []byte) ([]byte, bool) {
-		if out, ok, handled := p.AppendShared(dst, sh); handled {
-			return out, ok
-		}
-		return field(p, dst)
-	}
-	buf := g.buf[:0]
-	hasKey := false
-	for _, p := range f.keyFrom {
-		start := len(buf)
-		var ok bool
-		if buf, ok = read(p, buf); ok && len(buf) > start {
-			hasKey = true
-			break
-		}
-		buf = buf[:start]
-	}
+func (g *Grouper) Add(f *fieldpath.Fields, sh *fieldpath.Shared, item Item, field fieldpath.ItemField, flush bool) (*Group, bool) {
+	buf, hasKey := f.AppendKey(g.buf[:0], sh, field)
 	keyEnd := len(buf)
-	g.ends = g.ends[:0]
-	for _, p := range f.headersFrom {
-		var ok bool
-		if buf, ok = read(p, buf); ok {
-			g.ends = append(g.ends, len(buf))
-		} else {
-			g.ends = append(g.ends, -1)
-		}
-	}
+	buf, g.ends = f.AppendHeaderValues(buf, g.ends[:0], sh, field)
 	g.buf = buf
-	topic := f.topic
-	if f.hasTopic {
-		if t, _ := f.topicFrom.TextShared(sh); t != "" {
-			topic = t
-		}
-	}
+	topic := f.Topic(sh, nil)
 
 	// The identity: resource, topic, key (keyless differs from empty) and
 	// each header (absent differs from empty).
@@ -178,17 +102,9 @@ func (g *Grouper) Add(f *Fields, sh *fieldpath.Shared, item Item, field ItemFiel
 	if hasKey {
 		grp.Key = append([]byte(nil), buf[:keyEnd]...)
 	}
-	if len(f.headersFrom) > 0 {
+	if f.NumHeaders() > 0 {
 		vals := append([]byte(nil), buf[keyEnd:]...)
-		off := 0
-		for i, end := range g.ends {
-			if end < 0 {
-				continue
-			}
-			end -= keyEnd
-			grp.Headers = append(grp.Headers, message.Header{Key: f.headersFrom[i].String(), Value: vals[off:end:end]})
-			off = end
-		}
+		grp.Headers = f.AppendHeaders(nil, vals, keyEnd, g.ends)
 	}
 	g.index[string(id)] = len(g.groups)
 	g.groups = append(g.groups, grp)
@@ -265,13 +181,13 @@ type Request interface {
 	Scope(i, j int) (pcommon.InstrumentationScope, int)
 	// Item returns how to read item k's own field paths, whether it matches
 	// flush_when, and its timestamp (0: none).
-	Item(ctx context.Context, i, j, k int) (ItemField, bool, pcommon.Timestamp)
+	Item(ctx context.Context, i, j, k int) (fieldpath.ItemField, bool, pcommon.Timestamp)
 }
 
 // Builder is what spanmsg and metricmsg share: fields, a pool of working
 // memory, and the walk from a request to its messages.
 type Builder struct {
-	fields  Fields
+	fields  fieldpath.Fields
 	signal  message.Signal
 	maxMsg  int
 	scratch sync.Pool // *scratch
@@ -284,7 +200,7 @@ type scratch struct {
 
 // NewBuilder returns a Builder of signal's messages with fields f; messages
 // over maxMessageBytes are split (0: never).
-func NewBuilder(f Fields, signal message.Signal, maxMessageBytes int) *Builder {
+func NewBuilder(f fieldpath.Fields, signal message.Signal, maxMessageBytes int) *Builder {
 	b := &Builder{fields: f, signal: signal, maxMsg: maxMessageBytes}
 	b.scratch.New = func() any {
 		return &scratch{enc: Encoder{Signal: b.signal, MaxMessageBytes: b.maxMsg}}

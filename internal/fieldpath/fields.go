@@ -1,0 +1,112 @@
+package fieldpath
+
+import (
+	"fmt"
+
+	"github.com/kafkabatcher/kafkabatcherexporter/message"
+)
+
+// Options name where a message's topic, key and headers come from.
+type Options struct {
+	Topic       string // default topic; required
+	TopicFrom   string // field path; optional
+	KeyFrom     []string
+	HeadersFrom []string
+}
+
+// Fields are Options parsed. A Fields is only read after NewFields, so one
+// serves many goroutines.
+type Fields struct {
+	topic       string
+	topicFrom   Path
+	hasTopic    bool
+	keyFrom     []Path
+	headersFrom []Path
+}
+
+// NewFields parses opts: topic_from takes topicKinds, key_from and
+// headers_from take kinds. An empty Topic is message.ErrNoTopic. Errors name
+// the key (key_from[1]: ...).
+func NewFields(opts Options, topicKinds, kinds []Kind) (Fields, error) {
+	f := Fields{topic: opts.Topic}
+	if opts.Topic == "" {
+		return f, fmt.Errorf("topic: %w", message.ErrNoTopic)
+	}
+	if opts.TopicFrom != "" {
+		p, err := Parse(opts.TopicFrom, topicKinds)
+		if err != nil {
+			return f, fmt.Errorf("topic_from: %w", err)
+		}
+		f.topicFrom, f.hasTopic = p, true
+	}
+	var err error
+	if f.keyFrom, err = ParseAll("key_from", opts.KeyFrom, kinds); err != nil {
+		return f, err
+	}
+	if f.headersFrom, err = ParseAll("headers_from", opts.HeadersFrom, kinds); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+// Topic returns the text of the topic_from field when it is set and not
+// empty, else the default topic.
+func (f *Fields) Topic(s *Shared, item ItemText) string {
+	if f.hasTopic {
+		if t := f.topicFrom.Text(s, item); t != "" {
+			return t
+		}
+	}
+	return f.topic
+}
+
+// AppendKey appends the key to dst: the text of the first key_from field
+// whose text is not empty. It reports whether there was one; none means the
+// message is keyless, which differs from an empty key.
+func (f *Fields) AppendKey(dst []byte, s *Shared, item ItemField) ([]byte, bool) {
+	start := len(dst)
+	for _, p := range f.keyFrom {
+		var ok bool
+		if dst, ok = p.Append(dst, s, item); ok && len(dst) > start {
+			return dst, true
+		}
+		dst = dst[:start]
+	}
+	return dst, false
+}
+
+// NumHeaders returns the number of headers_from paths.
+func (f *Fields) NumHeaders() int { return len(f.headersFrom) }
+
+// AppendHeaderValues appends the text of each present headers_from field to
+// dst, and to ends the end offset in dst of each field's text, or -1 for an
+// absent field (an empty text is present: an empty header value).
+func (f *Fields) AppendHeaderValues(dst []byte, ends []int, s *Shared, item ItemField) ([]byte, []int) {
+	for _, p := range f.headersFrom {
+		var ok bool
+		if dst, ok = p.Append(dst, s, item); ok {
+			ends = append(ends, len(dst))
+		} else {
+			ends = append(ends, -1)
+		}
+	}
+	return dst, ends
+}
+
+// AppendHeaders appends to dst the headers whose values AppendHeaderValues
+// read: one per present field, named after the path as written. vals holds
+// what it appended, which started at offset start of its dst, and ends are
+// as it returned them. Each value is a capacity-clipped slice of vals, so
+// appending to one cannot touch another.
+func (f *Fields) AppendHeaders(dst []message.Header, vals []byte, start int, ends []int) []message.Header {
+	off := 0
+	for i, end := range ends {
+		if end < 0 {
+			continue
+		}
+		end -= start
+		dst = append(dst, message.Header{Key: f.headersFrom[i].String(), Value: vals[off:end:end]})
+		off = end
+	}
+	return dst
+}
