@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/otel/metric"
@@ -50,7 +49,6 @@ type kafkaBatcherExporter struct {
 	tel  *telemetry
 
 	// Set by start, released by shutdown.
-	host   component.Host
 	prod   *producer.Producer
 	queue  *tempstorage.Store // nil when temp storage is disabled
 	counts *producer.PartitionCache
@@ -64,11 +62,7 @@ type kafkaBatcherExporter struct {
 
 	msgBufs sync.Pool // *[]message.Message reused across ConsumeLogs calls
 
-	statusMu sync.Mutex
-	kafkaErr error       // Kafka's last failure; nil once it takes a batch
-	diskErr  error       // the temp storage's refusal while the disk is full
-	reported healthState // last status reported
-	stopping bool        // shutdown began: sends it cancels say nothing of Kafka's health
+	health health // the component status
 
 	storageFS tempstorage.FS // nil: the OS; tests substitute a disk that fills up
 
@@ -121,6 +115,7 @@ func newExporter(cfg *Config, set exporter.Settings) (*kafkaBatcherExporter, err
 		logs:    logs,
 		spans:   spans,
 		metrics: metrics,
+		health:  health{logger: set.Logger},
 	}
 	e.part, err = partitioner.New(cfg.Partitioning.Strategy, time.Now().UnixNano(), e.queuedBatches)
 	if err != nil {
@@ -139,12 +134,12 @@ func (e *kafkaBatcherExporter) queuedBatches(topic string, partition int32) int 
 }
 
 func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (err error) {
-	e.host = host
 	defer func() {
 		if err != nil {
 			_ = e.shutdown(ctx)
 		}
 	}()
+	e.health.start(host)
 	tb, err := metadata.NewTelemetryBuilder(e.set.TelemetrySettings)
 	if err != nil {
 		return err
@@ -247,7 +242,7 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 			}
 			e.logger.Warn("kafka unreachable at start; batches go to the temp storage until it is back",
 				zap.Strings("brokers", e.cfg.Brokers), zap.Error(err))
-			e.setKafkaHealth(err)
+			e.health.setKafka(err)
 		}
 	}()
 	return nil
@@ -272,9 +267,7 @@ func (e *kafkaBatcherExporter) defaultTopics() []string {
 // shutdown sends what is pending, waits for in-flight batches within ctx,
 // spills what Kafka does not take, then closes everything start opened.
 func (e *kafkaBatcherExporter) shutdown(ctx context.Context) error {
-	e.statusMu.Lock()
-	e.stopping = true
-	e.statusMu.Unlock()
+	e.health.stop()
 	var errs []error
 	if e.stopLookup != nil {
 		e.stopLookup()
@@ -309,7 +302,7 @@ func (e *kafkaBatcherExporter) shutdown(ctx context.Context) error {
 // consume builds the messages of one call with build, into a pooled slice,
 // and accepts them. Every signal's ConsumeX comes through here.
 func (e *kafkaBatcherExporter) consume(ctx context.Context, what string, build func(dst []message.Message) ([]message.Message, error)) error {
-	if err := e.diskFull(); err != nil {
+	if err := e.health.diskFull(); err != nil {
 		// Accepted now, the records could not be saved if Kafka does not
 		// take them: the pipeline keeps them and retries.
 		return fmt.Errorf("kafkabatcher: records not accepted: %w", err)
@@ -410,64 +403,6 @@ func (e *kafkaBatcherExporter) partitions(ctx context.Context, topic string, mis
 	return 0, fmt.Errorf("partition count of topic %q unknown (Kafka has not answered since this exporter first started): %w", topic, err)
 }
 
-// healthState is what the component status says.
-type healthState uint8
-
-const (
-	healthOK        healthState = iota
-	healthKafkaDown             // recoverable error: Kafka does not take batches
-	healthDiskFull              // recoverable error: the temp storage has no room
-)
-
-// setKafkaHealth records Kafka failing (err) or taking a batch (nil).
-func (e *kafkaBatcherExporter) setKafkaHealth(err error) {
-	e.statusMu.Lock()
-	defer e.statusMu.Unlock()
-	e.kafkaErr = err
-	e.reportLocked()
-}
-
-// setDiskHealth records the temp storage full (err) or with room (nil).
-func (e *kafkaBatcherExporter) setDiskHealth(err error) {
-	e.statusMu.Lock()
-	defer e.statusMu.Unlock()
-	e.diskErr = err
-	e.reportLocked()
-}
-
-// diskFull returns the temp storage's refusal while the disk is full.
-func (e *kafkaBatcherExporter) diskFull() error {
-	e.statusMu.Lock()
-	defer e.statusMu.Unlock()
-	return e.diskErr
-}
-
-// reportLocked reports the status when it changes: a full disk first (it
-// refuses records), then Kafka failing (a recoverable error each), else
-// OK. statusMu held.
-func (e *kafkaBatcherExporter) reportLocked() {
-	state, err := healthOK, error(nil)
-	switch {
-	case e.diskErr != nil:
-		state, err = healthDiskFull, e.diskErr
-	case e.kafkaErr != nil:
-		state, err = healthKafkaDown, e.kafkaErr
-	}
-	if state == e.reported || e.host == nil || e.stopping {
-		return
-	}
-	e.reported = state
-	// The collector does not log status changes; an operator without a
-	// health check extension sees them here.
-	if err == nil {
-		e.logger.Info("exporter status: OK (Kafka takes batches, the temp storage has room)")
-		componentstatus.ReportStatus(e.host, componentstatus.NewEvent(componentstatus.StatusOK))
-		return
-	}
-	e.logger.Warn("exporter status: recoverable error", zap.Error(err))
-	componentstatus.ReportStatus(e.host, componentstatus.NewRecoverableErrorEvent(err))
-}
-
 func (e *kafkaBatcherExporter) deadLetter(m message.Message, reason message.RejectReason, cause error) {
 	e.tel.rejected([]message.Message{m}, reason)
 	fields := []zap.Field{
@@ -528,7 +463,7 @@ func (o *observer) Sent(b *message.Batch, took time.Duration) {
 	// The ack time comes from the clock b.Opened was read from (the
 	// batcher's), so the two make a latency under a test's fake clock too.
 	e.tel.sent(b, took, e.clock.Now())
-	e.setKafkaHealth(nil)
+	e.health.setKafka(nil)
 }
 
 func (o *observer) Replayed(b *message.Batch, took time.Duration) {
@@ -536,7 +471,7 @@ func (o *observer) Replayed(b *message.Batch, took time.Duration) {
 	e.tel.sent(b, took, e.clock.Now())
 	e.tel.replayed(len(b.Messages))
 	e.tel.corruptTotal(e.queue.Corrupt()) // Peek skips entries damaged since Open
-	e.setKafkaHealth(nil)
+	e.health.setKafka(nil)
 }
 
 func (o *observer) Spilled(b *message.Batch) {
@@ -556,7 +491,7 @@ func (o *observer) Lost(b *message.Batch, err error) {
 }
 
 func (o *observer) Failed(_ *message.Batch, err error) {
-	(*kafkaBatcherExporter)(o).setKafkaHealth(err)
+	(*kafkaBatcherExporter)(o).health.setKafka(err)
 }
 
 func (o *observer) DiskFull(err error) {
@@ -571,7 +506,7 @@ func (o *observer) DiskFull(err error) {
 	} else {
 		e.logger.Info("temp storage has room again: records are accepted", fields...)
 	}
-	e.setDiskHealth(err)
+	e.health.setDisk(err)
 }
 
 func (o *observer) Left(b *message.Batch) {
