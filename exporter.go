@@ -55,10 +55,7 @@ type kafkaBatcherExporter struct {
 	pool   *batcher.Pool
 	disp   *delivery.Dispatcher
 
-	deadDir         string
-	deadLetterBytes int64 // bound of the dead-letter files; 0: tempstorage's default
-	deadMu          sync.Mutex
-	dead            *tempstorage.DeadLetter // opened on the first rejected record
+	deadLetters deadLetters // the file of records Kafka will never take
 
 	msgBufs sync.Pool // *[]message.Message reused across ConsumeLogs calls
 
@@ -177,7 +174,7 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 			return err
 		}
 	}
-	e.deadDir = dir
+	e.deadLetters.dir = dir
 	if err := e.registerDiskGauges(tb); err != nil {
 		return err
 	}
@@ -287,12 +284,7 @@ func (e *kafkaBatcherExporter) shutdown(ctx context.Context) error {
 	if e.queue != nil {
 		errs = append(errs, e.queue.Close())
 	}
-	e.deadMu.Lock()
-	if e.dead != nil {
-		errs = append(errs, e.dead.Close())
-		e.dead = nil
-	}
-	e.deadMu.Unlock()
+	errs = append(errs, e.deadLetters.close())
 	if e.tel != nil {
 		e.tel.tb.Shutdown()
 	}
@@ -401,42 +393,6 @@ func (e *kafkaBatcherExporter) partitions(ctx context.Context, topic string, mis
 		return 0, fmt.Errorf("partition count of topic %q unknown: %w", topic, err)
 	}
 	return 0, fmt.Errorf("partition count of topic %q unknown (Kafka has not answered since this exporter first started): %w", topic, err)
-}
-
-func (e *kafkaBatcherExporter) deadLetter(m message.Message, reason message.RejectReason, cause error) {
-	e.tel.rejected([]message.Message{m}, reason)
-	fields := []zap.Field{
-		zap.String("topic", m.Topic), zap.Int32("partition", m.Partition),
-		zap.Int("bytes", len(m.Key)+len(m.Value)), zap.String("reason", string(reason)),
-	}
-	if cause != nil {
-		fields = append(fields, zap.NamedError("cause", cause))
-	}
-	truncated, err := e.writeDeadLetter(m, reason)
-	if err != nil {
-		e.logger.Error("record rejected and not written to the dead-letter file", append(fields, zap.Error(err))...)
-		return
-	}
-	if truncated {
-		// The line would pass the file bound: only the record's sizes are kept.
-		e.logger.Warn("record rejected to the dead-letter file without its content (too large to keep: key, value and headers are null)",
-			append(fields, zap.Bool("truncated", true))...)
-		return
-	}
-	e.logger.Warn("record rejected to the dead-letter file", fields...)
-}
-
-func (e *kafkaBatcherExporter) writeDeadLetter(m message.Message, reason message.RejectReason) (truncated bool, err error) {
-	e.deadMu.Lock()
-	defer e.deadMu.Unlock()
-	if e.dead == nil {
-		d, err := tempstorage.OpenDeadLetter(e.deadDir, e.deadLetterBytes)
-		if err != nil {
-			return false, err // tempstorage's errors say "dead letter"
-		}
-		e.dead = d
-	}
-	return e.dead.Write(message.TopicPartition{Topic: m.Topic, Partition: m.Partition}, reason, m)
 }
 
 // poolSink receives what the accumulators hand off.

@@ -338,7 +338,7 @@ func TestStoredBatchesOfAGonePartitionAreDeadLettered(t *testing.T) {
 func TestHugeDeadLetterSaysItsContentWasNotKept(t *testing.T) {
 	_, _, cfg := observedRawSetup(t, 1)
 	set, logs := logged(nopSettings())
-	exp := run(t, cfg, set, func(e *kafkaBatcherExporter) { e.deadLetterBytes = 16 << 10 })
+	exp := run(t, cfg, set, func(e *kafkaBatcherExporter) { e.deadLetters.maxBytes = 16 << 10 })
 	waitPartitions(t, exp, "otlp_logs", 1)
 	ld := seqLogs(0, 2, 0)
 	ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(1).Body().SetStr("rec-1" + strings.Repeat("x", 2_000_000))

@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadata"
-	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
 
 // registerDiskGauges registers the gauges an operator watches the disk
@@ -18,7 +17,7 @@ import (
 // written without temp storage too).
 func (e *kafkaBatcherExporter) registerDiskGauges(tb *metadata.TelemetryBuilder) error {
 	if err := tb.RegisterKafkabatcherDeadLetterBytesCallback(func(_ context.Context, o metric.Int64Observer) error {
-		n, err := tempstorage.DeadLetterBytes(e.deadDir)
+		n, err := e.deadLetters.bytes()
 		if err != nil {
 			e.logger.Debug("dead-letter bytes gauge", zap.Error(err))
 		}
