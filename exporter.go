@@ -204,7 +204,7 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 	}
 	e.prod.Start()
 
-	e.pool, err = batcher.NewPool(e.cfg.batcherConfig(), e.clock, (*poolSink)(e))
+	e.pool, err = batcher.NewPool(e.cfg.batcherConfig(), e.clock, poolSink{e})
 	if err != nil {
 		return err
 	}
@@ -224,7 +224,7 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 		MaxInFlight:   e.cfg.producerConfig(nil).InFlightPerPartition(),
 		Sync:          e.cfg.Delivery == DeliverySync,
 		EntryBytes:    e.cfg.maxEntryBytes(),
-	}, e.prod, storage, (*observer)(e), clockAdapter{e.clock}, e.logger)
+	}, e.prod, storage, deliveryObserver{e}, clockAdapter{e.clock}, e.logger)
 
 	// Learn the default topics' partitions without holding Start up.
 	lookupCtx, cancel := context.WithTimeout(context.Background(), e.cfg.Producer.Timeout)
@@ -272,7 +272,7 @@ func (e *kafkaBatcherExporter) shutdown(ctx context.Context) error {
 	}
 	if e.pool != nil {
 		for _, b := range e.pool.Shutdown(ctx) {
-			(*poolSink)(e).Ready(b)
+			poolSink{e}.Ready(b)
 		}
 	}
 	if e.disp != nil {
@@ -394,86 +394,3 @@ func (e *kafkaBatcherExporter) partitions(ctx context.Context, topic string, mis
 	}
 	return 0, fmt.Errorf("partition count of topic %q unknown (Kafka has not answered since this exporter first started): %w", topic, err)
 }
-
-// poolSink receives what the accumulators hand off.
-type poolSink kafkaBatcherExporter
-
-func (s *poolSink) Ready(b message.Batch) {
-	e := (*kafkaBatcherExporter)(s)
-	e.part.BatchReady(b.TopicPartition())
-	e.tel.flushed(b.Reason)
-	e.disp.Submit(b)
-}
-
-func (s *poolSink) Reject(m message.Message, reason message.RejectReason) {
-	e := (*kafkaBatcherExporter)(s)
-	e.deadLetter(m, reason, nil)
-	m.Tracker.Done(1, nil)
-}
-
-// observer is told by the dispatcher where each batch went.
-type observer kafkaBatcherExporter
-
-func (o *observer) Sent(b *message.Batch, took time.Duration) {
-	e := (*kafkaBatcherExporter)(o)
-	// The ack time comes from the clock b.Opened was read from (the
-	// batcher's), so the two make a latency under a test's fake clock too.
-	e.tel.sent(b, took, e.clock.Now())
-	e.health.setKafka(nil)
-}
-
-func (o *observer) Replayed(b *message.Batch, took time.Duration) {
-	e := (*kafkaBatcherExporter)(o)
-	e.tel.sent(b, took, e.clock.Now())
-	e.tel.replayed(len(b.Messages))
-	e.tel.corruptTotal(e.queue.Corrupt()) // Peek skips entries damaged since Open
-	e.health.setKafka(nil)
-}
-
-func (o *observer) Spilled(b *message.Batch) {
-	(*kafkaBatcherExporter)(o).tel.spilled(b.Messages)
-}
-
-func (o *observer) Rejected(r message.Rejected) {
-	(*kafkaBatcherExporter)(o).deadLetter(r.Message, r.Reason, r.Err)
-}
-
-func (o *observer) Lost(b *message.Batch, err error) {
-	e := (*kafkaBatcherExporter)(o)
-	e.tel.rejected(b.Messages, message.RejectNotStored)
-	e.logger.Error("batch neither sent nor stored",
-		zap.String("topic", b.Topic), zap.Int32("partition", b.Partition),
-		zap.Int("records", len(b.Messages)), zap.Error(err))
-}
-
-func (o *observer) Failed(_ *message.Batch, err error) {
-	(*kafkaBatcherExporter)(o).health.setKafka(err)
-}
-
-func (o *observer) DiskFull(err error) {
-	e := (*kafkaBatcherExporter)(o)
-	fields := []zap.Field{zap.String("directory", e.queue.Dir()), zap.Int64("bytes", e.queue.Bytes()),
-		zap.Int("max_bytes", e.cfg.TempStorage.MaxBytes)}
-	if err != nil {
-		e.logger.Warn("temp storage disk full: new records are refused (retryable) until a batch fits again; replay goes on",
-			append(fields, zap.Error(err))...)
-		// Calls waiting for memory would add records that cannot be saved.
-		e.pool.RefuseWaiting(err)
-	} else {
-		e.logger.Info("temp storage has room again: records are accepted", fields...)
-	}
-	e.health.setDisk(err)
-}
-
-func (o *observer) Left(b *message.Batch) {
-	// The dispatcher is done with b: the producer has encoded it or the
-	// queue has written it, so its slice can hold later batches.
-	pool := (*kafkaBatcherExporter)(o).pool
-	pool.Release(*b)
-	pool.Recycle(b.Messages)
-}
-
-// clockAdapter gives the dispatcher the batcher's clock.
-type clockAdapter struct{ c batcher.Clock }
-
-func (a clockAdapter) AfterFunc(d time.Duration, f func()) delivery.Timer { return a.c.AfterFunc(d, f) }
