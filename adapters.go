@@ -20,7 +20,7 @@ import (
 type poolSink struct{ *kafkaBatcherExporter }
 
 func (s poolSink) Ready(b message.Batch) {
-	s.part.BatchReady(b.TopicPartition())
+	s.partitioner.BatchReady(b.TopicPartition())
 	s.tel.flushed(b.Reason)
 	s.disp.Submit(b)
 }
@@ -44,7 +44,7 @@ func (o deliveryObserver) Sent(b *message.Batch, took time.Duration) {
 func (o deliveryObserver) Replayed(b *message.Batch, took time.Duration) {
 	o.tel.sent(b, took, o.clock.Now())
 	o.tel.replayed(len(b.Messages))
-	o.tel.corruptTotal(o.queue.Corrupt()) // Peek skips entries damaged since Open
+	o.tel.corruptTotal(o.store.Corrupt()) // Peek skips entries damaged since Open
 	o.health.setKafka(nil)
 }
 
@@ -62,7 +62,7 @@ func (o deliveryObserver) Lost(b *message.Batch, err error) {
 func (o deliveryObserver) Failed(_ *message.Batch, err error) { o.health.setKafka(err) }
 
 func (o deliveryObserver) DiskFull(err error) {
-	fields := []zap.Field{zap.String("directory", o.queue.Dir()), zap.Int64("bytes", o.queue.Bytes()),
+	fields := []zap.Field{zap.String("directory", o.store.Dir()), zap.Int64("bytes", o.store.Bytes()),
 		zap.Int("max_bytes", o.cfg.TempStorage.MaxBytes)}
 	if err != nil {
 		o.logger.Warn("temp storage disk full: new records are refused (retryable) until a batch fits again; replay goes on",

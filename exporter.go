@@ -44,22 +44,20 @@ type kafkaBatcherExporter struct {
 	metrics *metricmsg.Builder
 	// used marks the signals whose pipelines use this instance; set while
 	// the pipelines are created, before start.
-	used [message.NumSignals]bool
-	part partitioner.Partitioner
-	tel  *telemetry
+	used        [message.NumSignals]bool
+	partitioner partitioner.Partitioner
+	msgBufs     sync.Pool // *[]message.Message reused across ConsumeLogs calls
 
-	// Set by start, released by shutdown.
-	prod   *producer.Producer
-	queue  *tempstorage.Store // nil when temp storage is disabled
-	counts *producer.PartitionCache
-	pool   *batcher.Pool
-	disp   *delivery.Dispatcher
-
+	health      health      // the component status
 	deadLetters deadLetters // the file of records Kafka will never take
 
-	msgBufs sync.Pool // *[]message.Message reused across ConsumeLogs calls
-
-	health health // the component status
+	// Set by start, released by shutdown.
+	tel            *telemetry
+	store          *tempstorage.Store // nil when temp storage is disabled
+	partitionCache *producer.PartitionCache
+	prod           *producer.Producer
+	pool           *batcher.Pool
+	disp           *delivery.Dispatcher
 
 	storageFS tempstorage.FS // nil: the OS; tests substitute a disk that fills up
 
@@ -114,7 +112,7 @@ func newExporter(cfg *Config, set exporter.Settings) (*kafkaBatcherExporter, err
 		metrics: metrics,
 		health:  health{logger: set.Logger},
 	}
-	e.part, err = partitioner.New(cfg.Partitioning.Strategy, time.Now().UnixNano(), e.queuedBatches)
+	e.partitioner, err = partitioner.New(cfg.Partitioning.Strategy, time.Now().UnixNano(), e.queuedBatches)
 	if err != nil {
 		return nil, fmt.Errorf("partitioning.strategy: %w", err)
 	}
@@ -152,7 +150,7 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 		if err != nil {
 			return fmt.Errorf("temp_storage.fsync: %w", err)
 		}
-		e.queue, err = tempstorage.OpenStore(dir, tempstorage.Options{
+		e.store, err = tempstorage.OpenStore(dir, tempstorage.Options{
 			MaxBytes:     int64(e.cfg.TempStorage.MaxBytes),
 			SegmentBytes: int64(e.cfg.TempStorage.SegmentBytes),
 			Fsync:        fsync,
@@ -162,13 +160,13 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 		if err != nil {
 			return err // tempstorage's errors say "temp storage"
 		}
-		e.tel.corruptTotal(e.queue.Corrupt())
-		if n := e.queue.Len(); n > 0 {
+		e.tel.corruptTotal(e.store.Corrupt())
+		if n := e.store.Len(); n > 0 {
 			e.logger.Info("temp storage holds batches from an earlier run; replaying them",
-				zap.String("directory", dir), zap.Int("batches", n), zap.Int64("bytes", e.queue.Bytes()))
+				zap.String("directory", dir), zap.Int("batches", n), zap.Int64("bytes", e.store.Bytes()))
 		}
 		if err := tb.RegisterKafkabatcherTempStorageBytesCallback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(e.queue.Bytes())
+			o.Observe(e.store.Bytes())
 			return nil
 		}); err != nil {
 			return err
@@ -182,7 +180,7 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 	if e.cfg.TempStorage.Enabled {
 		cachePath = producer.PartitionCachePath(dir)
 	}
-	if e.counts, err = producer.LoadPartitionCache(cachePath); err != nil {
+	if e.partitionCache, err = producer.LoadPartitionCache(cachePath); err != nil {
 		e.logger.Warn("partition cache unreadable; starting without it", zap.Error(err))
 	}
 
@@ -195,7 +193,7 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 		return err
 	}
 	e.prod.OnPartitionsChanged(func(topic string, n int32) {
-		if err := e.counts.Set(topic, n); err != nil {
+		if err := e.partitionCache.Set(topic, n); err != nil {
 			e.logger.Warn("partition cache not written", zap.Error(err))
 		}
 	})
@@ -216,8 +214,8 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 	}
 
 	var storage delivery.Storage // a nil *tempstorage.Store would not be a nil Storage
-	if e.queue != nil {
-		storage = e.queue
+	if e.store != nil {
+		storage = e.store
 	}
 	e.disp = delivery.New(delivery.Config{
 		RetryInterval: e.cfg.TempStorage.RetryInterval,
@@ -281,8 +279,8 @@ func (e *kafkaBatcherExporter) shutdown(ctx context.Context) error {
 	if e.prod != nil {
 		errs = append(errs, e.prod.Close())
 	}
-	if e.queue != nil {
-		errs = append(errs, e.queue.Close())
+	if e.store != nil {
+		errs = append(errs, e.store.Close())
 	}
 	errs = append(errs, e.deadLetters.close())
 	if e.tel != nil {
@@ -348,7 +346,7 @@ func (e *kafkaBatcherExporter) accept(ctx context.Context, msgs []message.Messag
 		if err != nil {
 			return err
 		}
-		m.Partition = e.part.Partition(m.Topic, m.Key, n)
+		m.Partition = e.partitioner.Partition(m.Topic, m.Key, n)
 		m.Tracker = tracker
 		if len(kept) == i { // nothing dropped so far: m is in place
 			kept = kept[:i+1]
@@ -376,7 +374,7 @@ func (e *kafkaBatcherExporter) partitions(ctx context.Context, topic string, mis
 	if err := missing[topic]; err != nil {
 		return 0, err
 	}
-	if n, ok := e.counts.Get(topic); ok {
+	if n, ok := e.partitionCache.Get(topic); ok {
 		return n, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, metadataWait)

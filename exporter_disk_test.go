@@ -114,7 +114,7 @@ func TestFullDiskSyncReplaysEveryAcceptedRecordOnce(t *testing.T) {
 	next += 100
 
 	c2 := clusterOnPort(t, port, 6)
-	waitFor(t, 30*time.Second, func() bool { return exp.queue.Len() == 0 }, "the backlog replayed on a full disk (%d left)", exp.queue.Len())
+	waitFor(t, 30*time.Second, func() bool { return exp.store.Len() == 0 }, "the backlog replayed on a full disk (%d left)", exp.store.Len())
 	waitFor(t, 10*time.Second, func() bool { return !exp.disp.DiskFull() }, "room again after the replay")
 	for i := next; i < next+300; i++ {
 		accepted = append(accepted, i)
@@ -127,7 +127,7 @@ func TestFullDiskSyncReplaysEveryAcceptedRecordOnce(t *testing.T) {
 
 	// A restart on the same directory finds nothing to send again.
 	exp2 := run(t, cfg, nopSettings(), onDisk(disk))
-	require.Zero(t, exp2.queue.Len(), "acknowledged entries left to replay after a restart")
+	require.Zero(t, exp2.store.Len(), "acknowledged entries left to replay after a restart")
 	sendSeq(t, exp2, next+300, 100)
 	waitRecords(t, c2, outageTopic, int64(total+100), 10*time.Second)
 	require.NoError(t, exp2.stop())
@@ -172,7 +172,7 @@ func TestFullDiskAsyncRefusesRecordsItCouldNotSave(t *testing.T) {
 	exp2 := run(t, cfg, nopSettings(), onDisk(disk))
 	stored := len(accepted) - int(lost)
 	waitRecords(t, c2, outageTopic, int64(stored), 30*time.Second)
-	waitFor(t, 10*time.Second, func() bool { return exp2.queue.Len() == 0 }, "queue drained")
+	waitFor(t, 10*time.Second, func() bool { return exp2.store.Len() == 0 }, "queue drained")
 	recs := readSeq(t, c2, outageTopic, stored)
 	seen := map[int]bool{}
 	for _, r := range recs {
@@ -238,7 +238,7 @@ func TestStraySegmentFilesAreLeftAlone(t *testing.T) {
 	exp := run(t, cfg, set)
 	want := total - moved
 	waitRecords(t, c2, outageTopic, int64(want), 30*time.Second)
-	waitFor(t, 10*time.Second, func() bool { return exp.queue.Len() == 0 }, "queue drained")
+	waitFor(t, 10*time.Second, func() bool { return exp.store.Len() == 0 }, "queue drained")
 	require.EqualValues(t, want, totalRecords(c2, outageTopic), "a stray was replayed")
 	require.NoError(t, exp.stop())
 	for _, s := range strays {
@@ -274,7 +274,7 @@ func TestMissingMiddleSegmentIsCountedAndTheRestArrives(t *testing.T) {
 	c2 := clusterOnPort(t, port, 1)
 	exp := run(t, cfg, set)
 	waitRecords(t, c2, outageTopic, int64(total-lost), 30*time.Second)
-	waitFor(t, 10*time.Second, func() bool { return exp.queue.Len() == 0 }, "queue drained")
+	waitFor(t, 10*time.Second, func() bool { return exp.store.Len() == 0 }, "queue drained")
 	require.EqualValues(t, 1, counter(t, tt, "otelcol_kafkabatcher_storage_corrupt_entries"))
 	gap := logs.FilterMessage("temp storage: segments missing from the queue; their entries are lost").All()
 	require.Len(t, gap, 1)
@@ -311,7 +311,7 @@ func TestStoredBatchesOfAGonePartitionAreDeadLettered(t *testing.T) {
 	set, logs := logged(metadatatest.NewSettings(tt))
 	c2 := clusterOnPort(t, port, 3)
 	exp := run(t, cfg, set)
-	waitFor(t, 30*time.Second, func() bool { return exp.queue.Len() == 0 }, "stored batches replayed or dead-lettered")
+	waitFor(t, 30*time.Second, func() bool { return exp.store.Len() == 0 }, "stored batches replayed or dead-lettered")
 	rejected := sumByAttrs(t, tt, "otelcol_kafkabatcher_records_rejected")[withSignal(reasonSet("partition_gone"), "logs")]
 	require.EqualValues(t, gone, rejected)
 	require.EqualValues(t, total-gone, totalRecords(c2, outageTopic))

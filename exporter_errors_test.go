@@ -213,7 +213,7 @@ func TestSyncDeliveryFailsWhenKafkaDownAndStorageFull(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	require.NoError(t, exp.consumeLogs(ctx, seqLogs(0, 10, 0)))
-	require.Positive(t, exp.queue.Len(), "the accepted batch is on disk")
+	require.Positive(t, exp.store.Len(), "the accepted batch is on disk")
 	var err error
 	for i := 1; i < 100 && err == nil; i++ {
 		err = exp.consumeLogs(ctx, seqLogs(i*10, 10, 0))
@@ -265,7 +265,7 @@ func TestAddedPartitionsReceiveRecords(t *testing.T) {
 		hw := highWatermarks(c, "otlp_logs")
 		return hw[2] > 0 && hw[3] > 0
 	}, "records on partitions 2 and 3: %v", highWatermarks(c, "otlp_logs"))
-	n, ok := exp.counts.Get("otlp_logs")
+	n, ok := exp.partitionCache.Get("otlp_logs")
 	require.True(t, ok)
 	require.EqualValues(t, 4, n, "the partition cache follows")
 	require.NoError(t, exp.stop())

@@ -47,7 +47,7 @@ func TestRestartCountsAStoredHeadWhoseReplayTimedOut(t *testing.T) {
 	notLeader := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "otlp_logs", Err: kerr.NotLeaderForPartition, Count: -1})
 	const total = 200
 	require.NoError(t, exp1.consumeLogs(context.Background(), seqLogs(0, total, 1)))
-	waitFor(t, 10*time.Second, func() bool { return exp1.queue.Len() > 1 && exp1.pool.PendingRecords() == 0 }, "batches on disk")
+	waitFor(t, 10*time.Second, func() bool { return exp1.store.Len() > 1 && exp1.pool.PendingRecords() == 0 }, "batches on disk")
 	require.Zero(t, totalRecords(c, "otlp_logs"), "NOT_LEADER_FOR_PARTITION writes nothing")
 
 	timedOut := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "otlp_logs", Err: kerr.RequestTimedOut, Count: -1})
@@ -57,10 +57,10 @@ func TestRestartCountsAStoredHeadWhoseReplayTimedOut(t *testing.T) {
 		"the oldest batch written and its replay settled")
 	require.NoError(t, exp1.stop())
 	timedOut.Remove()
-	require.Positive(t, exp1.queue.Len(), "the stored batches are still on disk")
+	require.Positive(t, exp1.store.Len(), "the stored batches are still on disk")
 
 	exp2, tt := runObserved(t, cfg)
-	waitFor(t, 10*time.Second, func() bool { return exp2.queue.Len() == 0 }, "replayed")
+	waitFor(t, 10*time.Second, func() bool { return exp2.store.Len() == 0 }, "replayed")
 	waitRecords(t, c, "otlp_logs", total, 10*time.Second)
 	dups := counter(t, tt, "otelcol_kafkabatcher_possible_duplicates")
 	require.NoError(t, exp2.stop())
@@ -93,7 +93,7 @@ func TestRestartAfterAPartReplayOfASplitBatchDoesNotRepeatIt(t *testing.T) {
 		lrs.At(i).Body().SetStr(fmt.Sprintf("rec-%d %s", i, strings.Repeat("z", 90)))
 	}
 	require.NoError(t, exp1.consumeLogs(context.Background(), ld))
-	waitFor(t, 10*time.Second, func() bool { return exp1.queue.Len() == 1 }, "the batch on disk")
+	waitFor(t, 10*time.Second, func() bool { return exp1.store.Len() == 1 }, "the batch on disk")
 
 	// The broker takes 3000-byte batches: the batch is split in two. The
 	// second half fails until the first exporter has stopped.
@@ -136,11 +136,11 @@ func TestRestartAfterAPartReplayOfASplitBatchDoesNotRepeatIt(t *testing.T) {
 	waitFor(t, 20*time.Second, func() bool { return totalRecords(c2, outageTopic) == 20 && failed.Load() > 3 },
 		"the first half acknowledged and the replay settled")
 	require.NoError(t, exp1.stop())
-	require.Equal(t, 1, exp1.queue.Len(), "the batch is still on disk")
+	require.Equal(t, 1, exp1.store.Len(), "the batch is still on disk")
 
 	failing.Store(false)
 	exp2 := run(t, cfg, nopSettings())
-	waitFor(t, 20*time.Second, func() bool { return exp2.queue.Len() == 0 }, "the batch replayed")
+	waitFor(t, 20*time.Second, func() bool { return exp2.store.Len() == 0 }, "the batch replayed")
 	require.NoError(t, exp2.stop())
 	recs := consumeAll(t, c2, outageTopic, int(totalRecords(c2, outageTopic)))
 	var got []string

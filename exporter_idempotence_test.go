@@ -71,7 +71,7 @@ func TestGivenUpBatchesReplayFromDiskWithTheirNumbers(t *testing.T) {
 	for i := 0; i < total; i += 100 {
 		require.NoError(t, exp.consumeLogs(context.Background(), seqLogs(i, 100, 8)))
 	}
-	waitFor(t, 10*time.Second, func() bool { return exp.pool.PendingRecords() == 0 && exp.queue.Len() == 0 }, "all records acknowledged")
+	waitFor(t, 10*time.Second, func() bool { return exp.pool.PendingRecords() == 0 && exp.store.Len() == 0 }, "all records acknowledged")
 	require.Equal(t, 6, faults.Hits())
 	assert.Positive(t, counter(t, tt, "otelcol_kafkabatcher_records_spilled"), "the timed-out batches went to disk")
 	ids := counter(t, tt, "otelcol_kafkabatcher_producer_id_changes")
@@ -96,13 +96,13 @@ func TestRestartCountsStoredBatchesOfUnknownFate(t *testing.T) {
 	faults := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "otlp_logs", Err: kerr.RequestTimedOut, Count: -1})
 	const total = 200
 	require.NoError(t, exp1.consumeLogs(context.Background(), seqLogs(0, total, 8)))
-	waitFor(t, 10*time.Second, func() bool { return exp1.queue.Len() > 0 && exp1.pool.PendingRecords() == 0 }, "batches on disk")
+	waitFor(t, 10*time.Second, func() bool { return exp1.store.Len() > 0 && exp1.pool.PendingRecords() == 0 }, "batches on disk")
 	require.NoError(t, exp1.stop())
 	require.Positive(t, totalRecords(c, "otlp_logs"), "the stored heads are in Kafka")
 	faults.Remove()
 
 	exp2, tt := runObserved(t, cfg)
-	waitFor(t, 10*time.Second, func() bool { return exp2.queue.Len() == 0 }, "replayed")
+	waitFor(t, 10*time.Second, func() bool { return exp2.store.Len() == 0 }, "replayed")
 	waitRecords(t, c, "otlp_logs", total, 10*time.Second)
 	dups := counter(t, tt, "otelcol_kafkabatcher_possible_duplicates")
 	require.NoError(t, exp2.stop())

@@ -98,7 +98,7 @@ func TestBrokerOutageRecordsSpillAndReplayInOrder(t *testing.T) {
 	waitFor(t, 20*time.Second, func() bool {
 		return counter(t, tt, "otelcol_kafkabatcher_records_spilled") == total
 	}, "%d records spilled (have %d)", total, counter(t, tt, "otelcol_kafkabatcher_records_spilled"))
-	require.Positive(t, exp.queue.Len())
+	require.Positive(t, exp.store.Len())
 	require.Greater(t, len(segments(t, cfg.TempStorage.Directory)), 1, "the backlog spans segments")
 	require.Equal(t, dirBytes(t, cfg.TempStorage.Directory), gauge(t, tt, "otelcol_kafkabatcher_temp_storage_bytes"),
 		"temp storage bytes gauge is the segment files' size")
@@ -107,7 +107,7 @@ func TestBrokerOutageRecordsSpillAndReplayInOrder(t *testing.T) {
 	c2 := clusterOnPort(t, port, 6)
 	requireKeyedSeq(t, c2, total)
 	waitFor(t, 10*time.Second, func() bool {
-		return counter(t, tt, "otelcol_kafkabatcher_records_replayed") == total && exp.queue.Len() == 0
+		return counter(t, tt, "otelcol_kafkabatcher_records_replayed") == total && exp.store.Len() == 0
 	}, "queue drained")
 	var sent int64
 	for _, v := range sumByAttrs(t, tt, "otelcol_kafkabatcher_records_sent") {
@@ -155,7 +155,7 @@ func TestRestartDuringOutageReplaysEverythingInOrder(t *testing.T) {
 	// A new exporter on the same directory starts while Kafka is still
 	// down: the stored batches and the partition cache are enough.
 	exp2 := run(t, cfg, nopSettings())
-	require.Positive(t, exp2.queue.Len(), "backlog found at start")
+	require.Positive(t, exp2.store.Len(), "backlog found at start")
 	sendSeq(t, exp2, 2500, 2000)
 	require.Greater(t, dirBytes(t, dir), before, "new records queue on disk behind the backlog")
 
@@ -171,7 +171,7 @@ func TestRestartDuringOutageReplaysEverythingInOrder(t *testing.T) {
 
 	// Replayed segments are deleted: the directory shrinks back.
 	waitFor(t, 10*time.Second, func() bool {
-		return exp2.queue.Len() == 0 && len(segments(t, dir)) == 0
+		return exp2.store.Len() == 0 && len(segments(t, dir)) == 0
 	}, "segments deleted after replay: %v", segments(t, dir))
 	require.NoError(t, exp2.stop())
 }
@@ -212,7 +212,7 @@ func TestShutdownWithKafkaDownSpillsPendingRecords(t *testing.T) {
 	exp2 := run(t, cfg, nopSettings())
 	sendSeq(t, exp2, total, total)
 	requireKeyedSeq(t, c2, 2*total)
-	waitFor(t, 10*time.Second, func() bool { return exp2.queue.Len() == 0 }, "queue drained")
+	waitFor(t, 10*time.Second, func() bool { return exp2.store.Len() == 0 }, "queue drained")
 	require.NoError(t, exp2.stop())
 }
 
@@ -255,7 +255,7 @@ func TestShutdownDuringHungReplayKeepsItsDeadline(t *testing.T) {
 	// answers a produce request: the replay loop hangs in a produce.
 	c1.Close()
 	sendSeq(t, exp, 0, 500)
-	waitFor(t, 10*time.Second, func() bool { return exp.pool.PendingRecords() == 0 && exp.queue.Len() > 0 },
+	waitFor(t, 10*time.Second, func() bool { return exp.pool.PendingRecords() == 0 && exp.store.Len() > 0 },
 		"records on disk")
 	c2 := clusterOnPort(t, port, 6)
 	var hang atomic.Bool
@@ -443,7 +443,7 @@ func TestSyncDeliveryDuringOutageReturnsOnceOnDisk(t *testing.T) {
 	}
 	// Memory is released just after the caller is told.
 	waitFor(t, 5*time.Second, func() bool { return exp.pool.PendingRecords() == 0 }, "spilled records leave memory")
-	require.Positive(t, exp.queue.Len())
+	require.Positive(t, exp.store.Len())
 
 	c2 := clusterOnPort(t, port, 6)
 	requireAllInOrder(t, c2, outageTopic, 1000)
@@ -471,7 +471,7 @@ func TestReplayOfASplitBatchDoesNotRepeatItsAcknowledgedPart(t *testing.T) {
 		lrs.At(i).Body().SetStr(fmt.Sprintf("rec-%d %s", i, strings.Repeat("z", 90)))
 	}
 	require.NoError(t, exp.consumeLogs(context.Background(), ld))
-	waitFor(t, 10*time.Second, func() bool { return exp.queue.Len() == 1 }, "the batch on disk")
+	waitFor(t, 10*time.Second, func() bool { return exp.store.Len() == 1 }, "the batch on disk")
 
 	// The broker takes 3000-byte batches: the batch is split in two. The
 	// first three requests carrying the second half fail (max_attempts).
@@ -505,7 +505,7 @@ func TestReplayOfASplitBatchDoesNotRepeatItsAcknowledgedPart(t *testing.T) {
 	})
 	require.NoError(t, c2.CreateTopic(outageTopic, 1, map[string]string{"max.message.bytes": "3000"}))
 
-	waitFor(t, 20*time.Second, func() bool { return exp.queue.Len() == 0 }, "the batch replayed")
+	waitFor(t, 20*time.Second, func() bool { return exp.store.Len() == 0 }, "the batch replayed")
 	require.EqualValues(t, 3, failedHalf.Load())
 	recs := consumeAll(t, c2, outageTopic, int(totalRecords(c2, outageTopic)))
 	var got []string
@@ -545,7 +545,7 @@ func TestEntryCorruptedWhileQueuedIsCountedAtReplay(t *testing.T) {
 	require.NoError(t, os.WriteFile(segs[0], data, 0o600))
 
 	c2 := clusterOnPort(t, port, 1)
-	waitFor(t, 20*time.Second, func() bool { return exp.queue.Len() == 0 }, "queue drained")
+	waitFor(t, 20*time.Second, func() bool { return exp.store.Len() == 0 }, "queue drained")
 	require.EqualValues(t, 1, counter(t, tt, "otelcol_kafkabatcher_storage_corrupt_entries"),
 		"the entry skipped at replay is counted")
 	require.EqualValues(t, total-100, totalRecords(c2, outageTopic), "the other four batches arrive")
@@ -565,7 +565,7 @@ func TestPartitionStillFailingDoesNotHoldUpOthers(t *testing.T) {
 	c1.Close()
 	const half = 1200
 	sendSeq(t, exp, 0, half)
-	waitFor(t, 20*time.Second, func() bool { return exp.pool.PendingRecords() == 0 && len(exp.queue.Partitions()) == 6 },
+	waitFor(t, 20*time.Second, func() bool { return exp.pool.PendingRecords() == 0 && len(exp.store.Partitions()) == 6 },
 		"every partition spilled")
 
 	c2 := clusterOnPort(t, port, 6)
@@ -583,12 +583,12 @@ func TestPartitionStillFailingDoesNotHoldUpOthers(t *testing.T) {
 	require.Positive(t, onZero)
 	waitRecords(t, c2, outageTopic, 2*half-onZero, 20*time.Second)
 	only0 := []message.TopicPartition{{Topic: outageTopic, Partition: 0}}
-	waitFor(t, 10*time.Second, func() bool { return slices.Equal(exp.queue.Partitions(), only0) },
-		"only partition 0 still has a backlog: %v", exp.queue.Partitions())
+	waitFor(t, 10*time.Second, func() bool { return slices.Equal(exp.store.Partitions(), only0) },
+		"only partition 0 still has a backlog: %v", exp.store.Partitions())
 	require.Zero(t, highWatermarks(c2, outageTopic)[0], "partition 0 is refused")
 
 	fault.Remove()
 	requireKeyedSeq(t, c2, 2*half)
-	waitFor(t, 10*time.Second, func() bool { return exp.queue.Len() == 0 }, "queue drained")
+	waitFor(t, 10*time.Second, func() bool { return exp.store.Len() == 0 }, "queue drained")
 	require.NoError(t, exp.stop())
 }

@@ -26,7 +26,7 @@ func (e *kafkaBatcherExporter) registerDiskGauges(tb *metadata.TelemetryBuilder)
 	}); err != nil {
 		return err
 	}
-	if e.queue == nil {
+	if e.store == nil {
 		return nil
 	}
 	// The two age gauges are observed separately; each reads the heads of
@@ -54,7 +54,7 @@ func (e *kafkaBatcherExporter) registerDiskGauges(tb *metadata.TelemetryBuilder)
 func (e *kafkaBatcherExporter) storedAges() map[string]float64 {
 	now := e.clock.Now()
 	ages := map[string]float64{}
-	for p, t := range e.queue.Oldest() {
+	for p, t := range e.store.Oldest() {
 		a := max(now.Sub(t), time.Duration(0)).Seconds()
 		if cur, ok := ages[p.Topic]; !ok || a > cur {
 			ages[p.Topic] = a
