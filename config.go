@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/collector/config/configtls"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/batcher"
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/delivery"
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/fieldpath"
 	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
@@ -289,6 +290,16 @@ func (c *Config) batcherConfig() batcher.Config {
 		CollectByPartition: c.Partitioning.CollectByPartition,
 		MaxPendingBytes:    int64(c.MaxPendingBytes),
 		CutEachAdd:         c.Delivery == DeliverySync,
+	}
+}
+
+// deliveryConfig is the dispatcher's part of the configuration.
+func (c *Config) deliveryConfig() delivery.Config {
+	return delivery.Config{
+		RetryInterval: c.TempStorage.RetryInterval,
+		MaxInFlight:   c.producerConfig(nil).InFlightPerPartition(),
+		Sync:          c.Delivery == DeliverySync,
+		EntryBytes:    c.maxEntryBytes(),
 	}
 }
 

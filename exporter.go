@@ -10,12 +10,10 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/exporter"
-	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/batcher"
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/delivery"
-	"github.com/kafkabatcher/kafkabatcherexporter/internal/metadata"
 	"github.com/kafkabatcher/kafkabatcherexporter/logmsg"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 	"github.com/kafkabatcher/kafkabatcherexporter/metricmsg"
@@ -128,6 +126,11 @@ func (e *kafkaBatcherExporter) queuedBatches(topic string, partition int32) int 
 	return e.disp.Queued(message.TopicPartition{Topic: topic, Partition: partition})
 }
 
+// start opens, in order, what the exporter runs on: telemetry, the temp
+// storage and partition cache, the producer, the accumulators and the
+// dispatcher; it then registers the gauges observed from them and looks
+// the default topics up in the background. On an error it shuts down what
+// it opened.
 func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (err error) {
 	defer func() {
 		if err != nil {
@@ -135,16 +138,35 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 		}
 	}()
 	e.health.start(host)
-	tb, err := metadata.NewTelemetryBuilder(e.set.TelemetrySettings)
-	if err != nil {
+	if e.tel, err = newTelemetry(e.set.TelemetrySettings, e.cfg.TopicAliases); err != nil {
 		return err
 	}
-	e.tel = &telemetry{tb: tb, aliases: e.cfg.TopicAliases}
-
 	dir, err := e.cfg.storageDir(e.set.ID)
 	if err != nil {
 		return err
 	}
+	e.deadLetters.dir = dir
+	if err := e.openStorage(dir); err != nil {
+		return err
+	}
+	if err := e.startProducer(ctx); err != nil {
+		return err
+	}
+	if e.pool, err = batcher.NewPool(e.cfg.batcherConfig(), e.clock, poolSink{e}); err != nil {
+		return err
+	}
+	e.disp = delivery.New(e.cfg.deliveryConfig(), e.prod, e.storage(), deliveryObserver{e}, clockAdapter{e.clock}, e.logger)
+	if err := e.registerGauges(); err != nil {
+		return err
+	}
+	e.lookUpDefaultTopics()
+	return nil
+}
+
+// openStorage opens the temp storage in dir when it is enabled, and the
+// cache of partition counts: kept beside the storage, else in memory only.
+func (e *kafkaBatcherExporter) openStorage(dir string) error {
+	cachePath := ""
 	if e.cfg.TempStorage.Enabled {
 		fsync, err := tempstorage.ParseFsync(e.cfg.TempStorage.Fsync)
 		if err != nil {
@@ -165,31 +187,32 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 			e.logger.Info("temp storage holds batches from an earlier run; replaying them",
 				zap.String("directory", dir), zap.Int("batches", n), zap.Int64("bytes", e.store.Bytes()))
 		}
-		if err := tb.RegisterKafkabatcherTempStorageBytesCallback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(e.store.Bytes())
-			return nil
-		}); err != nil {
-			return err
-		}
-	}
-	e.deadLetters.dir = dir
-	if err := e.registerDiskGauges(tb); err != nil {
-		return err
-	}
-	cachePath := ""
-	if e.cfg.TempStorage.Enabled {
 		cachePath = producer.PartitionCachePath(dir)
 	}
+	var err error
 	if e.partitionCache, err = producer.LoadPartitionCache(cachePath); err != nil {
 		e.logger.Warn("partition cache unreadable; starting without it", zap.Error(err))
 	}
+	return nil
+}
 
+// storage is the dispatcher's Storage: the temp storage, or nil when it
+// is disabled (a nil *tempstorage.Store would not be a nil Storage).
+func (e *kafkaBatcherExporter) storage() delivery.Storage {
+	if e.store == nil {
+		return nil
+	}
+	return e.store
+}
+
+// startProducer connects the producer to the brokers; the partition counts
+// it learns go to the partition cache.
+func (e *kafkaBatcherExporter) startProducer(ctx context.Context) error {
 	tlsCfg, err := e.cfg.tlsConfig(ctx)
 	if err != nil {
 		return err
 	}
-	e.prod, err = producer.New(e.cfg.producerConfig(tlsCfg), e.logger)
-	if err != nil {
+	if e.prod, err = producer.New(e.cfg.producerConfig(tlsCfg), e.logger); err != nil {
 		return err
 	}
 	e.prod.OnPartitionsChanged(func(topic string, n int32) {
@@ -197,41 +220,20 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 			e.logger.Warn("partition cache not written", zap.Error(err))
 		}
 	})
-	if err := e.registerProducerTelemetry(tb); err != nil {
-		return err
-	}
 	e.prod.Start()
+	return nil
+}
 
-	e.pool, err = batcher.NewPool(e.cfg.batcherConfig(), e.clock, poolSink{e})
-	if err != nil {
-		return err
-	}
-	if err := tb.RegisterKafkabatcherPendingRecordsCallback(func(_ context.Context, o metric.Int64Observer) error {
-		o.Observe(e.pool.PendingRecords())
-		return nil
-	}); err != nil {
-		return err
-	}
-
-	var storage delivery.Storage // a nil *tempstorage.Store would not be a nil Storage
-	if e.store != nil {
-		storage = e.store
-	}
-	e.disp = delivery.New(delivery.Config{
-		RetryInterval: e.cfg.TempStorage.RetryInterval,
-		MaxInFlight:   e.cfg.producerConfig(nil).InFlightPerPartition(),
-		Sync:          e.cfg.Delivery == DeliverySync,
-		EntryBytes:    e.cfg.maxEntryBytes(),
-	}, e.prod, storage, deliveryObserver{e}, clockAdapter{e.clock}, e.logger)
-
-	// Learn the default topics' partitions without holding Start up.
-	lookupCtx, cancel := context.WithTimeout(context.Background(), e.cfg.Producer.Timeout)
+// lookUpDefaultTopics learns the default topics' partitions in the
+// background, without holding start up; shutdown stops it and waits.
+func (e *kafkaBatcherExporter) lookUpDefaultTopics() {
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Producer.Timeout)
 	e.stopLookup = cancel
 	e.lookup.Add(1)
 	go func() {
 		defer e.lookup.Done()
 		defer cancel()
-		if err := e.prod.Refresh(lookupCtx, e.defaultTopics()...); err != nil {
+		if err := e.prod.Refresh(ctx, e.defaultTopics()...); err != nil {
 			if errors.Is(err, context.Canceled) {
 				return // shutdown
 			}
@@ -240,7 +242,6 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 			e.health.setKafka(err)
 		}
 	}()
-	return nil
 }
 
 // defaultTopics are the default topics of the signals whose pipelines use
@@ -263,11 +264,11 @@ func (e *kafkaBatcherExporter) defaultTopics() []string {
 // spills what Kafka does not take, then closes everything start opened.
 func (e *kafkaBatcherExporter) shutdown(ctx context.Context) error {
 	e.health.stop()
-	var errs []error
 	if e.stopLookup != nil {
 		e.stopLookup()
 		e.lookup.Wait()
 	}
+	var errs []error
 	if e.pool != nil {
 		for _, b := range e.pool.Shutdown(ctx) {
 			poolSink{e}.Ready(b)

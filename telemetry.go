@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
@@ -24,6 +25,16 @@ type telemetry struct {
 	attrs       sync.Map // message.TopicPartition -> metric.MeasurementOption
 	sentSets    sync.Map // signalPartition -> metric.AddOption
 	corruptSeen atomic.Int64
+}
+
+// newTelemetry makes the exporter's instruments; aliases give the
+// topic_alias label of each topic.
+func newTelemetry(set component.TelemetrySettings, aliases map[string]string) (*telemetry, error) {
+	tb, err := metadata.NewTelemetryBuilder(set)
+	if err != nil {
+		return nil, err
+	}
+	return &telemetry{tb: tb, aliases: aliases}, nil
 }
 
 func (t *telemetry) partAttrs(k message.TopicPartition) metric.MeasurementOption {
@@ -143,6 +154,23 @@ func (t *telemetry) corruptTotal(total int64) {
 			return
 		}
 	}
+}
+
+// registerGauges registers the instruments observed from the parts start
+// opened, once they are all open: the producer's, the accumulators'
+// pending records, and the disk's (telemetry_storage.go).
+func (e *kafkaBatcherExporter) registerGauges() error {
+	tb := e.tel.tb
+	if err := e.registerProducerTelemetry(tb); err != nil {
+		return err
+	}
+	if err := tb.RegisterKafkabatcherPendingRecordsCallback(func(_ context.Context, o metric.Int64Observer) error {
+		o.Observe(e.pool.PendingRecords())
+		return nil
+	}); err != nil {
+		return err
+	}
+	return e.registerDiskGauges(tb)
 }
 
 // registerProducerTelemetry observes the producer's gauges and counters:

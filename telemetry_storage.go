@@ -12,9 +12,9 @@ import (
 )
 
 // registerDiskGauges registers the gauges an operator watches the disk
-// with: the age of the oldest stored batch, overall and per topic (with
-// temp storage), and the bytes of the dead-letter files (always: they are
-// written without temp storage too).
+// with: the bytes of the temp storage and the age of its oldest stored
+// batch, overall and per topic (with temp storage), and the bytes of the
+// dead-letter files (always: they are written without temp storage too).
 func (e *kafkaBatcherExporter) registerDiskGauges(tb *metadata.TelemetryBuilder) error {
 	if err := tb.RegisterKafkabatcherDeadLetterBytesCallback(func(_ context.Context, o metric.Int64Observer) error {
 		n, err := e.deadLetters.bytes()
@@ -28,6 +28,12 @@ func (e *kafkaBatcherExporter) registerDiskGauges(tb *metadata.TelemetryBuilder)
 	}
 	if e.store == nil {
 		return nil
+	}
+	if err := tb.RegisterKafkabatcherTempStorageBytesCallback(func(_ context.Context, o metric.Int64Observer) error {
+		o.Observe(e.store.Bytes())
+		return nil
+	}); err != nil {
+		return err
 	}
 	// The two age gauges are observed separately; each reads the heads of
 	// the stored queues (a few hundred bytes per backlogged partition).
