@@ -47,8 +47,8 @@ var exporters = sharedcomponent.NewMap[*Config, *kafkaBatcherExporter]()
 func createDefaultConfig() component.Config {
 	return &Config{
 		Brokers:         []string{"localhost:9092"},
-		ClientID:        "otelcol-kafkabatcher",
-		ProtocolVersion: "2.8.0",
+		ClientID:        producer.DefaultClientID,
+		ProtocolVersion: producer.DefaultVersion,
 		Topic:           "otlp_logs",
 		TopicAliases:    map[string]string{},
 		Encoding:        logmsg.EncodingOTLPProto,
@@ -65,18 +65,18 @@ func createDefaultConfig() component.Config {
 		Producer: ProducerConfig{
 			RequiredAcks:    producer.AcksAll,
 			Compression:     producer.CompressionNone,
-			MaxMessageBytes: 1_000_000,
-			Timeout:         10 * time.Second,
-			MaxAttempts:     3,
+			MaxMessageBytes: producer.DefaultMaxMessageBytes,
+			Timeout:         producer.DefaultTimeout,
+			MaxAttempts:     producer.DefaultMaxAttempts,
 		},
 		TLS: configoptional.Default(configtls.NewDefaultClientConfig()),
 		Metadata: MetadataConfig{
-			RefreshInterval: 30 * time.Second,
+			RefreshInterval: producer.DefaultRefreshInterval,
 		},
 		TempStorage: TempStorageConfig{
 			Enabled:       true,
-			MaxBytes:      1 << 30,
-			SegmentBytes:  16 << 20,
+			MaxBytes:      int(tempstorage.DefaultMaxBytes),
+			SegmentBytes:  int(tempstorage.DefaultSegmentBytes),
 			Fsync:         tempstorage.FsyncBatch.String(),
 			RetryInterval: 5 * time.Second,
 		},
