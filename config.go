@@ -166,9 +166,10 @@ type TempStorageConfig struct {
 	Directory    string `mapstructure:"directory"`
 	MaxBytes     int    `mapstructure:"max_bytes"`
 	SegmentBytes int    `mapstructure:"segment_bytes"`
-	// Fsync is the name of one of tempstorage.FsyncPolicies.
-	Fsync         string        `mapstructure:"fsync"`
-	RetryInterval time.Duration `mapstructure:"retry_interval"`
+	// Fsync is batch, interval or never: YAML names a policy, decoded by
+	// FsyncPolicy.UnmarshalText, so an unknown name fails while decoding.
+	Fsync         tempstorage.FsyncPolicy `mapstructure:"fsync"`
+	RetryInterval time.Duration           `mapstructure:"retry_interval"`
 }
 
 // Delivery says when ConsumeLogs returns.
@@ -324,12 +325,10 @@ func (c *Config) validateStorage(p *problems) {
 				need, c.Batch.MaxBytes, c.Producer.MaxMessageBytes, ts.MaxBytes)
 		}
 	}
-	if _, err := tempstorage.ParseFsync(ts.Fsync); err != nil {
-		var names []string
-		for _, f := range tempstorage.FsyncPolicies() {
-			names = append(names, f.String())
-		}
-		p.add("temp_storage.fsync: unknown mode %q (want %s)", ts.Fsync, strings.Join(names, ", "))
+	// A name is checked while decoding; a number decodes straight into the
+	// policy and is checked here.
+	if !slices.Contains(tempstorage.FsyncPolicies(), ts.Fsync) {
+		p.add("temp_storage.fsync: unknown mode %d (want %s)", ts.Fsync, tempstorage.FsyncNames())
 	}
 	if ts.RetryInterval <= 0 {
 		p.add("temp_storage.retry_interval: must be > 0, got %s", ts.RetryInterval)

@@ -165,17 +165,13 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 
 // openStorage opens the temp storage in dir when it is enabled, and the
 // cache of partition counts: kept beside the storage, else in memory only.
-func (e *kafkaBatcherExporter) openStorage(dir string) error {
+func (e *kafkaBatcherExporter) openStorage(dir string) (err error) {
 	cachePath := ""
 	if e.cfg.TempStorage.Enabled {
-		fsync, err := tempstorage.ParseFsync(e.cfg.TempStorage.Fsync)
-		if err != nil {
-			return fmt.Errorf("temp_storage.fsync: %w", err)
-		}
 		e.store, err = tempstorage.OpenStore(dir, tempstorage.Options{
 			MaxBytes:     int64(e.cfg.TempStorage.MaxBytes),
 			SegmentBytes: int64(e.cfg.TempStorage.SegmentBytes),
-			Fsync:        fsync,
+			Fsync:        e.cfg.TempStorage.Fsync,
 			Logger:       e.logger,
 			FS:           e.storageFS,
 		})
@@ -189,7 +185,6 @@ func (e *kafkaBatcherExporter) openStorage(dir string) error {
 		}
 		cachePath = producer.PartitionCachePath(dir)
 	}
-	var err error
 	if e.partitionCache, err = producer.LoadPartitionCache(cachePath); err != nil {
 		e.logger.Warn("partition cache unreadable; starting without it", zap.Error(err))
 	}

@@ -77,7 +77,7 @@ func createDefaultConfig() component.Config {
 			Enabled:       true,
 			MaxBytes:      int(tempstorage.DefaultMaxBytes),
 			SegmentBytes:  int(tempstorage.DefaultSegmentBytes),
-			Fsync:         tempstorage.FsyncBatch.String(),
+			Fsync:         tempstorage.FsyncBatch,
 			RetryInterval: 5 * time.Second,
 		},
 		Delivery:        DeliveryAsync,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -69,6 +70,15 @@ func (p FsyncPolicy) String() string {
 // temp_storage.fsync names.
 func FsyncPolicies() []FsyncPolicy { return []FsyncPolicy{FsyncBatch, FsyncInterval, FsyncNever} }
 
+// FsyncNames lists the names of FsyncPolicies, comma-separated.
+func FsyncNames() string {
+	names := make([]string, 0, len(FsyncPolicies()))
+	for _, p := range FsyncPolicies() {
+		names = append(names, p.String())
+	}
+	return strings.Join(names, ", ")
+}
+
 // ParseFsync parses a temp_storage.fsync value: batch, interval or never.
 func ParseFsync(s string) (FsyncPolicy, error) {
 	for _, p := range FsyncPolicies() {
@@ -76,7 +86,7 @@ func ParseFsync(s string) (FsyncPolicy, error) {
 			return p, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown fsync policy %q (want batch, interval or never)", s)
+	return 0, fmt.Errorf("unknown fsync policy %q (want %s)", s, FsyncNames())
 }
 
 // MarshalText implements encoding.TextMarshaler.
