@@ -190,13 +190,20 @@ func (p *problems) add(format string, args ...any) { p.addOnce(fmt.Errorf(format
 
 // addAll adds the problems err joins (errors.Join), each on its own.
 func (p *problems) addAll(err error) {
-	if joined, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range joined.Unwrap() {
-			p.addOnce(e)
-		}
-	} else if err != nil {
-		p.addOnce(err)
+	for _, e := range unjoin(err) {
+		p.addOnce(e)
 	}
+}
+
+// unjoin returns the errors err joins (errors.Join), or err alone, or none.
+func unjoin(err error) []error {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		return joined.Unwrap()
+	}
+	if err != nil {
+		return []error{err}
+	}
+	return nil
 }
 
 // addOnce adds err unless the same problem is listed already: the producer
@@ -215,8 +222,11 @@ func (p *problems) addOnce(err error) {
 func (c *Config) Validate() error {
 	var p problems
 	// brokers, protocol_version, client_id, metadata, producer and auth are
-	// the producer's settings: it checks them, with these key names.
-	p.addAll(c.producerConfig(nil).Validate())
+	// the producer's settings: it checks them, and names them by producer
+	// field; the keys are said here.
+	for _, err := range unjoin(c.producerConfig(nil).Validate()) {
+		p.addOnce(producerKeyed(err))
+	}
 	c.validateRecords(&p)
 	validateSignal(&p, "traces", c.Traces.SignalConfig, spanmsg.Encodings(), spanmsg.ParseTopicPath, spanmsg.ParseFieldPath)
 	for i, cond := range c.Traces.FlushWhen {
@@ -363,6 +373,43 @@ func (c *Config) producerConfig(tlsCfg *tls.Config) producer.Config {
 		},
 		TLS: tlsCfg,
 	}
+}
+
+// producerKeys are the keys of the producer's settings.
+var producerKeys = map[producer.Field]string{
+	producer.FieldBrokers:         "brokers",
+	producer.FieldClientID:        "client_id",
+	producer.FieldVersion:         "protocol_version",
+	producer.FieldRefreshInterval: "metadata.refresh_interval",
+	producer.FieldRequiredAcks:    "producer.required_acks",
+	producer.FieldCompression:     "producer.compression",
+	producer.FieldMaxMessageBytes: "producer.max_message_bytes",
+	producer.FieldTimeout:         "producer.timeout",
+	producer.FieldMaxAttempts:     "producer.max_attempts",
+	producer.FieldIdempotent:      "producer.idempotent",
+	producer.FieldMaxInFlight:     "producer.max_in_flight",
+	producer.FieldSASLMechanism:   "auth.sasl.mechanism",
+	producer.FieldSASLUsername:    "auth.sasl.username",
+	producer.FieldSASLPassword:    "auth.sasl.password",
+}
+
+// producerKey is the key of the producer's setting f; a setting without
+// one (RetryBackoff, never set here) keeps its producer name.
+func producerKey(f producer.Field) string {
+	if key, ok := producerKeys[f]; ok {
+		return key
+	}
+	return string(f)
+}
+
+// producerKeyed tells one of the producer's validation errors with the
+// keys of the settings it names.
+func producerKeyed(err error) error {
+	var ce *producer.ConfigError
+	if errors.As(err, &ce) {
+		return errors.New(ce.Describe(producerKey))
+	}
+	return err
 }
 
 // maxEntryBytes is the most temp storage one batch can take: a batch of

@@ -15,8 +15,7 @@ import (
 	"github.com/xdg-go/scram"
 )
 
-// Compression codecs accepted in Config.Compression, as in the
-// producer.compression config key.
+// Compression codecs accepted in Config.Compression.
 const (
 	CompressionNone   = "none"
 	CompressionGzip   = "gzip"
@@ -47,8 +46,8 @@ func Compressions() []string {
 	return names
 }
 
-// SASL mechanisms accepted in SASLConfig.Mechanism, as in the
-// auth.sasl.mechanism config key; the empty one means no SASL.
+// SASL mechanisms accepted in SASLConfig.Mechanism; the empty one means no
+// SASL.
 const (
 	SASLNone        = ""
 	SASLPlain       = "PLAIN"
@@ -61,10 +60,10 @@ func SASLMechanisms() []string {
 	return []string{SASLPlain, SASLSCRAMSHA256, SASLSCRAMSHA512}
 }
 
-// RequiredAcks is producer.required_acks. YAML accepts `all`, `-1`, `1`
-// and `0`, quoted or not: a number decodes directly, a string goes through
-// UnmarshalText. Out-of-range numbers are left to Config.Validate so that
-// the error names the key.
+// RequiredAcks is how many replicas acknowledge a produce. In a
+// configuration it is `all`, `-1`, `1` or `0`, quoted or not: a number
+// decodes directly, a string goes through UnmarshalText. Out-of-range
+// numbers are left to Config.Validate so that the error names the setting.
 type RequiredAcks int16
 
 // Acknowledgement levels.
@@ -109,11 +108,11 @@ const (
 )
 
 // MinTimeout is the least Config.Timeout New accepts: Kafka's produce
-// timeout is in milliseconds. The exporter's Validate checks it too.
+// timeout is in milliseconds.
 const MinTimeout = time.Millisecond
 
 // MaxMessageBytesLimit bounds Config.MaxMessageBytes from above (sarama's
-// request size limit, exclusive). The exporter's Validate checks it too.
+// request size limit, exclusive).
 func MaxMessageBytesLimit() int { return int(sarama.MaxRequestSize) }
 
 // MaxInFlightLimit is the most record batches of one partition that may be
@@ -126,7 +125,7 @@ const maxBackoff = time.Second
 
 // Config configures a Producer. New gives zero fields the defaults above,
 // except RequiredAcks whose zero value means "no acknowledgement" (acks 0):
-// callers map the YAML default "all" to AcksAll.
+// callers whose default is all set AcksAll.
 type Config struct {
 	Brokers  []string // host:port, at least one
 	ClientID string
@@ -337,80 +336,78 @@ var produceVersions = []struct {
 var kafkaName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 
 // Validate checks cfg as given (New applies the defaults first, so a zero
-// field is an error here) and returns every problem, joined, each naming
-// its config key: brokers, protocol_version, client_id,
-// metadata.refresh_interval, producer.* and auth.sasl.*. It is the one
-// place these settings are checked: the exporter's config validation calls
-// it too.
+// field is an error here) and returns every problem, joined, each a
+// *ConfigError that names its setting. It is the one place these settings
+// are checked: a host validating its own configuration calls it too.
 func (cfg Config) Validate() error {
 	var errs []error
-	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	add := func(f Field, format string, args ...any) { errs = append(errs, configError(f, -1, format, args...)) }
 
 	if len(cfg.Brokers) == 0 {
-		add("brokers: must list at least one host:port, got none")
+		add(FieldBrokers, "must list at least one host:port, got none")
 	}
 	for i, b := range cfg.Brokers {
 		if err := validateBroker(b); err != nil {
-			add("brokers[%d]: %v, got %q", i, err, b)
+			errs = append(errs, configError(FieldBrokers, i, "%v, got %q", err, b))
 		}
 	}
 
 	version, versionErr := sarama.ParseKafkaVersion(cfg.Version)
 	switch {
 	case versionErr != nil:
-		add("protocol_version: not a Kafka version (want e.g. 2.8.0), got %q", cfg.Version)
+		add(FieldVersion, "not a Kafka version (want e.g. 2.8.0), got %q", cfg.Version)
 	case !version.IsAtLeast(sarama.V0_11_0_0):
-		add("protocol_version: must be >= 0.11.0 (record batch v2), got %q", cfg.Version)
+		add(FieldVersion, "must be >= 0.11.0 (record batch v2), got %q", cfg.Version)
 	}
 	switch {
 	case cfg.ClientID == "":
-		add("client_id: must not be empty, got %q", cfg.ClientID)
+		add(FieldClientID, "must not be empty, got %q", cfg.ClientID)
 	case versionErr == nil && !version.IsAtLeast(sarama.V1_0_0_0) && !kafkaName.MatchString(cfg.ClientID):
-		add("client_id: must use only [A-Za-z0-9._-] before protocol_version 1.0.0, got %q", cfg.ClientID)
+		add(FieldClientID, "must use only [A-Za-z0-9._-] before %s 1.0.0, got %q", FieldVersion, cfg.ClientID)
 	}
 	if cfg.RefreshInterval <= 0 {
-		add("metadata.refresh_interval: must be > 0, got %s", cfg.RefreshInterval)
+		add(FieldRefreshInterval, "must be > 0, got %s", cfg.RefreshInterval)
 	}
 
 	switch cfg.RequiredAcks {
 	case AcksAll, AcksLeader, AcksNone:
 	default:
-		add("producer.required_acks: want all, -1, 1 or 0, got %d", cfg.RequiredAcks)
+		add(FieldRequiredAcks, "want all, -1, 1 or 0, got %d", cfg.RequiredAcks)
 	}
 	switch codec, ok := parseCodec(cfg.Compression); {
 	case !ok:
-		add("producer.compression: unknown compression %q (want %s)", cfg.Compression, strings.Join(Compressions(), ", "))
+		add(FieldCompression, "unknown compression %q (want %s)", cfg.Compression, strings.Join(Compressions(), ", "))
 	case codec == sarama.CompressionZSTD && versionErr == nil && !version.IsAtLeast(sarama.V2_1_0_0):
-		add("producer.compression: zstd needs protocol_version >= 2.1.0, got protocol_version %q", cfg.Version)
+		add(FieldCompression, "zstd needs %s >= 2.1.0, got %s %q", FieldVersion, FieldVersion, cfg.Version)
 	}
 	switch {
 	case cfg.MaxMessageBytes <= 0:
-		add("producer.max_message_bytes: must be > 0, got %d", cfg.MaxMessageBytes)
+		add(FieldMaxMessageBytes, "must be > 0, got %d", cfg.MaxMessageBytes)
 	case cfg.MaxMessageBytes >= MaxMessageBytesLimit():
-		add("producer.max_message_bytes: must be < %d (the largest Kafka request the client sends), got %d",
+		add(FieldMaxMessageBytes, "must be < %d (the largest Kafka request the client sends), got %d",
 			MaxMessageBytesLimit(), cfg.MaxMessageBytes)
 	}
 	switch {
 	case cfg.Timeout <= 0:
-		add("producer.timeout: must be > 0, got %s", cfg.Timeout)
+		add(FieldTimeout, "must be > 0, got %s", cfg.Timeout)
 	case cfg.Timeout < MinTimeout:
-		add("producer.timeout: must be at least %s (Kafka counts it in milliseconds), got %s", MinTimeout, cfg.Timeout)
+		add(FieldTimeout, "must be at least %s (Kafka counts it in milliseconds), got %s", MinTimeout, cfg.Timeout)
 	}
 	if cfg.MaxAttempts < 1 {
-		add("producer.max_attempts: must be >= 1, got %d", cfg.MaxAttempts)
+		add(FieldMaxAttempts, "must be >= 1, got %d", cfg.MaxAttempts)
 	}
 	if cfg.RetryBackoff < 0 {
-		add("producer.retry_backoff: must not be negative, got %s", cfg.RetryBackoff)
+		add(FieldRetryBackoff, "must not be negative, got %s", cfg.RetryBackoff)
 	}
 	if cfg.Idempotent != nil && *cfg.Idempotent && cfg.RequiredAcks != AcksAll {
-		add("producer.idempotent: true needs producer.required_acks all, got producer.required_acks %d", cfg.RequiredAcks)
+		add(FieldIdempotent, "true needs %s all, got %s %d", FieldRequiredAcks, FieldRequiredAcks, cfg.RequiredAcks)
 	}
 	if cfg.MaxInFlight != nil {
 		switch n := *cfg.MaxInFlight; {
 		case cfg.idempotent() && (n < 1 || n > MaxInFlightLimit):
-			add("producer.max_in_flight: must be 1..%d with producer.idempotent, got %d", MaxInFlightLimit, n)
+			add(FieldMaxInFlight, "must be 1..%d with %s, got %d", MaxInFlightLimit, FieldIdempotent, n)
 		case !cfg.idempotent() && n != 1:
-			add("producer.max_in_flight: must be 1 without producer.idempotent (it keeps the order), got %d", n)
+			add(FieldMaxInFlight, "must be 1 without %s (it keeps the order), got %d", FieldIdempotent, n)
 		}
 	}
 
@@ -419,23 +416,23 @@ func (cfg Config) Validate() error {
 	switch {
 	case s.Mechanism == SASLNone:
 		if s.Username != "" || s.Password != "" {
-			add("auth.sasl.mechanism: required when username or password is set (want %s), got %q", mechanisms, s.Mechanism)
+			add(FieldSASLMechanism, "required when username or password is set (want %s), got %q", mechanisms, s.Mechanism)
 		}
 	case slices.Contains(SASLMechanisms(), s.Mechanism):
 		if s.Username == "" {
-			add("auth.sasl.username: required with mechanism %s, got %q", s.Mechanism, s.Username)
+			add(FieldSASLUsername, "required with mechanism %s, got %q", s.Mechanism, s.Username)
 		}
 		if s.Password == "" {
 			// The password itself is never printed.
-			add("auth.sasl.password: required with mechanism %s, got none", s.Mechanism)
+			add(FieldSASLPassword, "required with mechanism %s, got none", s.Mechanism)
 		}
 		// sarama speaks SaslHandshake v1 / SaslAuthenticate only from 1.0.0
 		// and would otherwise fail every connection without saying why.
 		if versionErr == nil && !version.IsAtLeast(sarama.V1_0_0_0) {
-			add("auth.sasl.mechanism: SASL needs protocol_version >= 1.0.0, got protocol_version %q", cfg.Version)
+			add(FieldSASLMechanism, "SASL needs %s >= 1.0.0, got %s %q", FieldVersion, FieldVersion, cfg.Version)
 		}
 	default:
-		add("auth.sasl.mechanism: unknown mechanism %q (want %s)", s.Mechanism, mechanisms)
+		add(FieldSASLMechanism, "unknown mechanism %q (want %s)", s.Mechanism, mechanisms)
 	}
 	return errors.Join(errs...)
 }

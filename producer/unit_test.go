@@ -25,26 +25,26 @@ func TestCompileValidation(t *testing.T) {
 		want string // substring of the error; "" means valid
 	}{
 		{"defaults", func(*Config) {}, ""},
-		{"no brokers", func(c *Config) { c.Brokers = nil }, "brokers"},
-		{"bad version", func(c *Config) { c.Version = "banana" }, "protocol_version"},
-		{"old version", func(c *Config) { c.Version = "0.10.2.0" }, "protocol_version: must be >= 0.11.0"},
-		{"acks 2", func(c *Config) { c.RequiredAcks = 2 }, "producer.required_acks"},
-		{"compression", func(c *Config) { c.Compression = "brotli" }, `producer.compression: unknown compression "brotli" (want none, gzip, snappy, lz4, zstd)`},
-		{"zstd old", func(c *Config) { c.Compression = "zstd"; c.Version = "2.0.0" }, "zstd needs protocol_version >= 2.1.0"},
+		{"no brokers", func(c *Config) { c.Brokers = nil }, "Brokers"},
+		{"bad version", func(c *Config) { c.Version = "banana" }, "Version"},
+		{"old version", func(c *Config) { c.Version = "0.10.2.0" }, "Version: must be >= 0.11.0"},
+		{"acks 2", func(c *Config) { c.RequiredAcks = 2 }, "RequiredAcks"},
+		{"compression", func(c *Config) { c.Compression = "brotli" }, `Compression: unknown compression "brotli" (want none, gzip, snappy, lz4, zstd)`},
+		{"zstd old", func(c *Config) { c.Compression = "zstd"; c.Version = "2.0.0" }, "zstd needs Version >= 2.1.0"},
 		{"sasl old", func(c *Config) {
 			c.SASL = SASLConfig{Mechanism: SASLPlain, Username: "u", Password: "p"}
 			c.Version = "0.11.0.0"
-		}, "SASL needs protocol_version >= 1.0.0"},
+		}, "SASL needs Version >= 1.0.0"},
 		{"zstd ok", func(c *Config) { c.Compression = "zstd" }, ""},
-		{"max bytes", func(c *Config) { c.MaxMessageBytes = -1 }, "producer.max_message_bytes"},
-		{"timeout", func(c *Config) { c.Timeout = time.Microsecond }, "producer.timeout"},
-		{"broker without port", func(c *Config) { c.Brokers = []string{"localhost"} }, "brokers[0]: want host:port"},
-		{"attempts", func(c *Config) { c.MaxAttempts = -1 }, "producer.max_attempts"},
-		{"refresh", func(c *Config) { c.RefreshInterval = -time.Second }, "metadata.refresh_interval"},
-		{"sasl no user", func(c *Config) { c.SASL = SASLConfig{Mechanism: SASLPlain, Password: "p"} }, "auth.sasl.username"},
-		{"sasl no pass", func(c *Config) { c.SASL = SASLConfig{Mechanism: SASLSCRAMSHA256, Username: "u"} }, "auth.sasl.password"},
-		{"sasl mech", func(c *Config) { c.SASL = SASLConfig{Mechanism: "GSSAPI", Username: "u", Password: "p"} }, "auth.sasl.mechanism"},
-		{"sasl user without mech", func(c *Config) { c.SASL = SASLConfig{Username: "u"} }, "auth.sasl.mechanism"},
+		{"max bytes", func(c *Config) { c.MaxMessageBytes = -1 }, "MaxMessageBytes"},
+		{"timeout", func(c *Config) { c.Timeout = time.Microsecond }, "Timeout"},
+		{"broker without port", func(c *Config) { c.Brokers = []string{"localhost"} }, "Brokers[0]: want host:port"},
+		{"attempts", func(c *Config) { c.MaxAttempts = -1 }, "MaxAttempts"},
+		{"refresh", func(c *Config) { c.RefreshInterval = -time.Second }, "RefreshInterval"},
+		{"sasl no user", func(c *Config) { c.SASL = SASLConfig{Mechanism: SASLPlain, Password: "p"} }, "SASL.Username"},
+		{"sasl no pass", func(c *Config) { c.SASL = SASLConfig{Mechanism: SASLSCRAMSHA256, Username: "u"} }, "SASL.Password"},
+		{"sasl mech", func(c *Config) { c.SASL = SASLConfig{Mechanism: "GSSAPI", Username: "u", Password: "p"} }, "SASL.Mechanism"},
+		{"sasl user without mech", func(c *Config) { c.SASL = SASLConfig{Username: "u"} }, "SASL.Mechanism"},
 		{"scram512", func(c *Config) { c.SASL = SASLConfig{Mechanism: SASLSCRAMSHA512, Username: "u", Password: "p"} }, ""},
 	}
 	for _, tc := range cases {
@@ -62,19 +62,46 @@ func TestCompileValidation(t *testing.T) {
 	}
 }
 
-// TestValidateNamesEveryProblem: Validate checks the config as given, so the
-// exporter's validation reports zero fields, and joins every problem.
+// TestValidateNamesEveryProblem: Validate checks the config as given, so a
+// host's validation reports zero fields, and joins every problem.
 func TestValidateNamesEveryProblem(t *testing.T) {
 	err := Config{Compression: CompressionNone}.Validate()
-	want := "brokers: must list at least one host:port, got none\n" +
-		`protocol_version: not a Kafka version (want e.g. 2.8.0), got ""` + "\n" +
-		`client_id: must not be empty, got ""` + "\n" +
-		"metadata.refresh_interval: must be > 0, got 0s\n" +
-		"producer.max_message_bytes: must be > 0, got 0\n" +
-		"producer.timeout: must be > 0, got 0s\n" +
-		"producer.max_attempts: must be >= 1, got 0"
+	want := "Brokers: must list at least one host:port, got none\n" +
+		`Version: not a Kafka version (want e.g. 2.8.0), got ""` + "\n" +
+		`ClientID: must not be empty, got ""` + "\n" +
+		"RefreshInterval: must be > 0, got 0s\n" +
+		"MaxMessageBytes: must be > 0, got 0\n" +
+		"Timeout: must be > 0, got 0s\n" +
+		"MaxAttempts: must be >= 1, got 0"
 	if err == nil || err.Error() != want {
 		t.Fatalf("Validate() = %v\nwant %s", err, want)
+	}
+}
+
+// TestConfigErrorNamesSettings: each problem is a *ConfigError naming its
+// setting, and every setting it involves, by Field, so that a host can
+// describe it with its own names.
+func TestConfigErrorNamesSettings(t *testing.T) {
+	err := Config{
+		Brokers: []string{"localhost:9092", "localhost"}, ClientID: "c", Version: "2.0.0",
+		Compression: CompressionZstd, MaxMessageBytes: 1, Timeout: time.Second, MaxAttempts: 1,
+		RefreshInterval: time.Second, RequiredAcks: AcksLeader, Idempotent: boolp(true),
+	}.Validate()
+	var got []string
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var ce *ConfigError
+		if !errors.As(e, &ce) {
+			t.Fatalf("%v is not a *ConfigError", e)
+		}
+		got = append(got, fmt.Sprintf("%s %d | %s", ce.Field, ce.Index, ce.Describe(func(f Field) string { return "<" + string(f) + ">" })))
+	}
+	want := []string{
+		`Brokers 1 | <Brokers>[1]: want host:port (IPv6 as [::1]:9092), got "localhost"`,
+		`Compression -1 | <Compression>: zstd needs <Version> >= 2.1.0, got <Version> "2.0.0"`,
+		`Idempotent -1 | <Idempotent>: true needs <RequiredAcks> all, got <RequiredAcks> 1`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 
