@@ -227,7 +227,8 @@ func (c *Config) Validate() error {
 	for _, err := range unjoin(c.producerConfig(nil).Validate()) {
 		p.addOnce(producerKeyed(err))
 	}
-	c.validateRecords(&p)
+	validateSignal(&p, "", c.logsSignal(), logmsg.Encodings(), logmsg.ParseFieldPath, logmsg.ParseFieldPath)
+	c.validateShared(&p)
 	validateSignal(&p, "traces", c.Traces.SignalConfig, spanmsg.Encodings(), spanmsg.ParseTopicPath, spanmsg.ParseFieldPath)
 	for i, cond := range c.Traces.FlushWhen {
 		if err := spanmsg.ValidateCondition(cond); err != nil {
@@ -240,18 +241,9 @@ func (c *Config) Validate() error {
 	return errors.Join(p...)
 }
 
-// validateRecords checks how log records become messages: topics,
-// encoding, field paths and partitioning.
-func (c *Config) validateRecords(p *problems) {
-	if err := producer.ValidateTopicName(c.Topic); err != nil {
-		p.add("topic: %v, got %q", err, c.Topic)
-	}
-	if c.TopicFrom != "" {
-		// logmsg's error shows the path.
-		if _, err := logmsg.ParseFieldPath(c.TopicFrom); err != nil {
-			p.add("topic_from: %v", err)
-		}
-	}
+// validateShared checks the keys every signal's records share:
+// topic_aliases (the metric label of any topic) and partitioning.
+func (c *Config) validateShared(p *problems) {
 	for _, topic := range slices.Sorted(maps.Keys(c.TopicAliases)) {
 		if err := producer.ValidateTopicName(topic); err != nil {
 			p.add("topic_aliases: %v, got topic %q", err, topic)
@@ -260,16 +252,14 @@ func (c *Config) validateRecords(p *problems) {
 			p.add("topic_aliases.%s: alias must not be empty, got %q", topic, "")
 		}
 	}
-
-	if !slices.Contains(logmsg.Encodings(), c.Encoding) {
-		p.add("encoding: unknown encoding %q (want %s)", c.Encoding, strings.Join(logmsg.Encodings(), ", "))
-	}
-	validatePaths(p, "key_from", c.KeyFrom, logmsg.ParseFieldPath)
-	validatePaths(p, "headers_from", c.HeadersFrom, logmsg.ParseFieldPath)
-
 	if !slices.Contains(partitioner.Strategies(), c.Partitioning.Strategy) {
 		p.add("partitioning.strategy: unknown strategy %q (want %s)", c.Partitioning.Strategy, strings.Join(partitioner.Strategies(), ", "))
 	}
+}
+
+// logsSignal is how log records become messages, the keys at the top level.
+func (c *Config) logsSignal() SignalConfig {
+	return SignalConfig{Topic: c.Topic, TopicFrom: c.TopicFrom, Encoding: c.Encoding, KeyFrom: c.KeyFrom, HeadersFrom: c.HeadersFrom}
 }
 
 // validateBatch checks batch.* and the in-memory bound max_pending_bytes.
@@ -462,21 +452,28 @@ func (c *Config) tlsConfig(ctx context.Context) (*tls.Config, error) {
 	return tc, nil
 }
 
-// validateSignal checks the traces or metrics section named section.
+// validateSignal checks how one signal's data become messages: the keys
+// of section (traces, metrics; "" for the logs', at the top level).
 func validateSignal(p *problems, section string, sc SignalConfig, encodings []string, parseTopic, parseField func(string) (fieldpath.Path, error)) {
+	key := func(name string) string {
+		if section == "" {
+			return name
+		}
+		return section + "." + name
+	}
 	if err := producer.ValidateTopicName(sc.Topic); err != nil {
-		p.add("%s.topic: %v, got %q", section, err, sc.Topic)
+		p.add("%s: %v, got %q", key("topic"), err, sc.Topic)
 	}
 	if sc.TopicFrom != "" {
 		if _, err := parseTopic(sc.TopicFrom); err != nil {
-			p.add("%s.topic_from: %v", section, err)
+			p.add("%s: %v", key("topic_from"), err) // err shows the path
 		}
 	}
 	if !slices.Contains(encodings, sc.Encoding) {
-		p.add("%s.encoding: unknown encoding %q (want %s)", section, sc.Encoding, strings.Join(encodings, ", "))
+		p.add("%s: unknown encoding %q (want %s)", key("encoding"), sc.Encoding, strings.Join(encodings, ", "))
 	}
-	validatePaths(p, section+".key_from", sc.KeyFrom, parseField)
-	validatePaths(p, section+".headers_from", sc.HeadersFrom, parseField)
+	validatePaths(p, key("key_from"), sc.KeyFrom, parseField)
+	validatePaths(p, key("headers_from"), sc.HeadersFrom, parseField)
 }
 
 // validatePaths checks the field paths of key: each parses, none twice.
