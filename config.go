@@ -166,8 +166,7 @@ type TempStorageConfig struct {
 	Directory    string `mapstructure:"directory"`
 	MaxBytes     int    `mapstructure:"max_bytes"`
 	SegmentBytes int    `mapstructure:"segment_bytes"`
-	// Fsync is batch, interval or never: YAML names a policy, decoded by
-	// FsyncPolicy.UnmarshalText, so an unknown name fails while decoding.
+	// Fsync is batch, interval or never; Validate names any other value.
 	Fsync         tempstorage.FsyncPolicy `mapstructure:"fsync"`
 	RetryInterval time.Duration           `mapstructure:"retry_interval"`
 }
@@ -328,7 +327,7 @@ func (c *Config) validateStorage(p *problems) {
 	// A name is checked while decoding; a number decodes straight into the
 	// policy and is checked here.
 	if !slices.Contains(tempstorage.FsyncPolicies(), ts.Fsync) {
-		p.add("temp_storage.fsync: unknown mode %d (want %s)", ts.Fsync, tempstorage.FsyncNames())
+		p.add("temp_storage.fsync: unknown mode %q (want %s)", ts.Fsync, tempstorage.FsyncNames())
 	}
 	if ts.RetryInterval <= 0 {
 		p.add("temp_storage.retry_interval: must be > 0, got %s", ts.RetryInterval)

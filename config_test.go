@@ -415,9 +415,7 @@ var invalidCases = map[string]struct {
 	// 500 records of 12 bytes more than in Kafka, the frame and the route.
 	"temp_storage_max_bytes_below_one_batch": {want: `temp_storage.max_bytes: must be >= 1006742 (the most one stored batch can take: ` +
 		`batch.max_bytes 1000000 or producer.max_message_bytes 1000000 plus the entry overhead), got 1000000`},
-	"temp_storage_fsync_unknown": {unmarshal: true, want: "decoding failed due to the following error(s):\n\n" +
-		`'temp_storage.fsync' unknown fsync policy "always" (want batch, interval, never)`},
-	"temp_storage_fsync_number":               {want: `temp_storage.fsync: unknown mode 7 (want batch, interval, never)`},
+	"temp_storage_fsync_unknown":              {want: `temp_storage.fsync: unknown mode "always" (want batch, interval, never)`},
 	"temp_storage_retry_interval_zero":        {want: `temp_storage.retry_interval: must be > 0, got 0s`},
 	"delivery_unknown":                        {want: `delivery: unknown mode "eventually" (want async, sync)`},
 	"max_pending_bytes_zero":                  {want: `max_pending_bytes: must be > 0, got 0`},
@@ -484,9 +482,9 @@ func TestInvalidConfigs(t *testing.T) {
 func TestValidateNamesKeyOnce(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	cfg.Batch.Size = 0
-	cfg.TempStorage.Fsync = 7
+	cfg.TempStorage.Fsync = "always"
 	want := "batch.size: must be > 0, got 0\n" +
-		`temp_storage.fsync: unknown mode 7 (want batch, interval, never)`
+		`temp_storage.fsync: unknown mode "always" (want batch, interval, never)`
 	require.EqualError(t, cfg.Validate(), want)
 	require.EqualError(t, confmap.Validate(cfg), want)
 }
@@ -511,7 +509,7 @@ func TestValidateAllEnumValues(t *testing.T) {
 		{"auth.sasl.mechanism", producer.SASLMechanisms(), func(c *Config, v string) {
 			c.Auth.SASL = SASLConfig{Mechanism: v, Username: "u", Password: "p"}
 		}},
-		{"temp_storage.fsync", fsyncs, func(c *Config, v string) { require.NoError(t, c.TempStorage.Fsync.UnmarshalText([]byte(v))) }},
+		{"temp_storage.fsync", fsyncs, func(c *Config, v string) { c.TempStorage.Fsync = tempstorage.FsyncPolicy(v) }},
 		{"delivery", []string{string(DeliveryAsync), string(DeliverySync)}, func(c *Config, v string) { c.Delivery = Delivery(v) }},
 	}
 	for _, k := range keys {

@@ -22,7 +22,7 @@ func TestModel(t *testing.T) {
 		opts := Options{
 			SegmentBytes: 512 + rng.Int64N(4096),
 			MaxBytes:     4096 + rng.Int64N(32768),
-			Fsync:        FsyncPolicy(rng.IntN(3)),
+			Fsync:        FsyncPolicies()[rng.IntN(3)],
 		}
 		fulls += modelRun(t, rng, opts, 400)
 	}

@@ -2,7 +2,6 @@ package tempstorage
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -37,37 +36,29 @@ var (
 	ErrEmpty = errors.New("temp storage empty")
 )
 
-// FsyncPolicy says when appended data is forced to stable storage.
-type FsyncPolicy uint8
+// FsyncPolicy says when appended data is forced to stable storage. Its
+// values are the temp_storage.fsync names; the zero value is FsyncBatch.
+// It is a string, so that a configuration decodes into it as the text it
+// is and Validate names a wrong value (numbers and null included).
+type FsyncPolicy string
 
-// Fsync policies. The zero value is FsyncBatch.
+// Fsync policies.
 const (
 	// FsyncBatch: every Append and every Ack is on stable storage when it
 	// returns.
-	FsyncBatch FsyncPolicy = iota
+	FsyncBatch FsyncPolicy = "batch"
 	// FsyncInterval: data is forced to disk every Options.FsyncInterval and
 	// at Close; an OS crash or power loss may lose the last interval.
-	FsyncInterval
+	FsyncInterval FsyncPolicy = "interval"
 	// FsyncNever: the OS decides; a process crash loses nothing, an OS crash
 	// may lose anything not yet written back.
-	FsyncNever
+	FsyncNever FsyncPolicy = "never"
 )
 
 // String returns the configuration name of p.
-func (p FsyncPolicy) String() string {
-	switch p {
-	case FsyncBatch:
-		return "batch"
-	case FsyncInterval:
-		return "interval"
-	case FsyncNever:
-		return "never"
-	}
-	return fmt.Sprintf("FsyncPolicy(%d)", uint8(p))
-}
+func (p FsyncPolicy) String() string { return string(p) }
 
-// FsyncPolicies lists every policy; their String values are the accepted
-// temp_storage.fsync names.
+// FsyncPolicies lists every policy: the accepted temp_storage.fsync names.
 func FsyncPolicies() []FsyncPolicy { return []FsyncPolicy{FsyncBatch, FsyncInterval, FsyncNever} }
 
 // FsyncNames lists the names of FsyncPolicies, comma-separated.
@@ -77,35 +68,6 @@ func FsyncNames() string {
 		names = append(names, p.String())
 	}
 	return strings.Join(names, ", ")
-}
-
-// ParseFsync parses a temp_storage.fsync value: batch, interval or never.
-func ParseFsync(s string) (FsyncPolicy, error) {
-	for _, p := range FsyncPolicies() {
-		if p.String() == s {
-			return p, nil
-		}
-	}
-	return 0, fmt.Errorf("unknown fsync policy %q (want %s)", s, FsyncNames())
-}
-
-// MarshalText implements encoding.TextMarshaler.
-func (p FsyncPolicy) MarshalText() ([]byte, error) {
-	if p > FsyncNever {
-		return nil, fmt.Errorf("unknown fsync policy %d", uint8(p))
-	}
-	return []byte(p.String()), nil
-}
-
-// UnmarshalText implements encoding.TextUnmarshaler, so the policy can be a
-// configuration field.
-func (p *FsyncPolicy) UnmarshalText(b []byte) error {
-	v, err := ParseFsync(string(b))
-	if err != nil {
-		return err
-	}
-	*p = v
-	return nil
 }
 
 // Options configures a Queue. Zero fields take the defaults above.
@@ -173,6 +135,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SegmentBytes <= 0 {
 		o.SegmentBytes = DefaultSegmentBytes
+	}
+	if o.Fsync == "" {
+		o.Fsync = FsyncBatch
 	}
 	if o.FsyncInterval <= 0 {
 		o.FsyncInterval = DefaultFsyncInterval

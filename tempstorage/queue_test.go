@@ -249,21 +249,8 @@ func TestOpenCreatesDirectoryPrivate(t *testing.T) {
 	}
 }
 
-func TestParseFsync(t *testing.T) {
-	for s, want := range map[string]FsyncPolicy{"batch": FsyncBatch, "interval": FsyncInterval, "never": FsyncNever} {
-		got, err := ParseFsync(s)
-		if err != nil || got != want || got.String() != s {
-			t.Fatalf("ParseFsync(%q) = %v, %v", s, got, err)
-		}
-		var p FsyncPolicy
-		if err := p.UnmarshalText([]byte(s)); err != nil || p != want {
-			t.Fatalf("UnmarshalText(%q) = %v, %v", s, p, err)
-		}
-	}
-	if _, err := ParseFsync("always"); err == nil || !strings.Contains(err.Error(), "always") {
-		t.Fatalf("ParseFsync(always): %v", err)
-	}
-	if FsyncPolicy(0) != FsyncBatch {
+func TestFsyncZeroValueIsBatch(t *testing.T) {
+	if (Options{}).withDefaults().Fsync != FsyncBatch {
 		t.Fatal("zero value is not batch")
 	}
 }
