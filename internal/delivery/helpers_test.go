@@ -355,6 +355,23 @@ func poll(t *testing.T, what string, cond func() bool) {
 // setHeadCalls returns the number of SetHead calls that changed an entry.
 func (q *memStorage) setHeadCalls() int { q.mu.Lock(); defer q.mu.Unlock(); return q.setHeads }
 
+// stalled counts the partitions whose head failed and could not be
+// stored: it waits in memory, neither in flight nor being spilled, for the
+// next retry tick. A test that ticks to retry such a batch waits for this
+// first: a tick while its send or spill is still going leaves it stalled
+// until the tick after.
+func (h *harness) stalled() int {
+	n := 0
+	for _, p := range h.d.snapshot() {
+		p.mu.Lock()
+		if p.stalled {
+			n++
+		}
+		p.mu.Unlock()
+	}
+	return n
+}
+
 // calls returns the number of Produce calls so far.
 func (k *fakeKafka) calls() int { k.mu.Lock(); defer k.mu.Unlock(); return len(k.perCall) }
 

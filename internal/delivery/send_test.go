@@ -51,7 +51,9 @@ func TestWithoutStorageAsyncKeepsBatchesAndRetries(t *testing.T) {
 	h.k.setUp(false)
 	h.d.Submit(batch("t", 2, "x"))
 	h.d.Submit(batch("t", 2, "y"))
+	poll(t, "the failed batch stalled", func() bool { return h.stalled() == 1 })
 	h.clk.tick() // retried, still down
+	poll(t, "its retry failed and stalled", func() bool { return h.stalled() == 1 })
 	h.k.setUp(true)
 	h.clk.tick()
 	h.obs.waitUntil(t, "sent after retry", func() bool { return h.obs.sent == 2 })

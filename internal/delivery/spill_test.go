@@ -66,7 +66,12 @@ func TestDiskFullIsItsOwnState(t *testing.T) {
 	if !h.d.DiskFull() || !errors.Is(h.obs.diskFull[0], ErrDiskFull) {
 		t.Fatalf("DiskFull %v, reported %v", h.d.DiskFull(), h.obs.diskFull)
 	}
+	// The refusal is reported before the refused batch stalls, and a retry
+	// fails after the tick that started it returns: each tick waits for the
+	// stall it is to end, or the batch would wait for a tick after the last.
+	poll(t, "the refused batch stalled", func() bool { return h.stalled() == 1 })
 	h.clk.tick() // still down, still full: no second report
+	poll(t, "its retry failed and stalled", func() bool { return h.stalled() == 1 })
 	h.d.Submit(batch("t", 0, "more"))
 	h.k.setUp(true)
 	h.clk.tick()
