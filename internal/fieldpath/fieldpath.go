@@ -52,6 +52,9 @@ func (k Kind) named() bool {
 	return k == Attribute || k == Resource || k == Scope || k == Metadata || k == BodyKey
 }
 
+// shared reports whether every signal reads the kind the same way.
+func (k Kind) shared() bool { return k == Resource || k == Scope || k == Metadata }
+
 // Form is how the kind is written: attributes.NAME, trace_id, ...
 func (k Kind) Form() string {
 	if k.named() {
@@ -137,8 +140,8 @@ type ItemText func(p Path) string
 // present (an empty value is absent): a shared form is read from s, another
 // with item.
 func (p Path) Append(dst []byte, s *Shared, item ItemField) ([]byte, bool) {
-	if out, ok, handled := p.appendShared(dst, s); handled {
-		return out, ok
+	if p.kind.shared() {
+		return p.appendShared(dst, s)
 	}
 	return item(p, dst)
 }
@@ -147,8 +150,8 @@ func (p Path) Append(dst []byte, s *Shared, item ItemField) ([]byte, bool) {
 // item; a nil item reads nothing (""). A string attribute or a single
 // metadata value is returned without a copy.
 func (p Path) Text(s *Shared, item ItemText) string {
-	if t, handled := p.textShared(s); handled {
-		return t
+	if p.kind.shared() {
+		return p.textShared(s)
 	}
 	if item == nil {
 		return ""
@@ -157,34 +160,29 @@ func (p Path) Text(s *Shared, item ItemText) string {
 }
 
 // appendShared appends the text of a resource, scope or metadata path and
-// reports whether the field is present. handled is false for the other
-// kinds.
-func (p Path) appendShared(dst []byte, s *Shared) (out []byte, ok, handled bool) {
+// reports whether the field is present.
+func (p Path) appendShared(dst []byte, s *Shared) ([]byte, bool) {
 	switch p.kind {
 	case Resource:
 		v, ok := s.Resource.Attributes().Get(p.name)
-		out, ok = AppendValue(dst, v, ok)
-		return out, ok, true
+		return AppendValue(dst, v, ok)
 	case Scope:
 		v, ok := s.Scope.Attributes().Get(p.name)
-		out, ok = AppendValue(dst, v, ok)
-		return out, ok, true
-	case Metadata:
-		vals := s.Metadata.Get(p.name)
-		start := len(dst)
-		for i, v := range vals {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = append(dst, v...)
-		}
-		return dst, len(dst) > start, true
+		return AppendValue(dst, v, ok)
 	}
-	return dst, false, false
+	vals := s.Metadata.Get(p.name)
+	start := len(dst)
+	for i, v := range vals {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, v...)
+	}
+	return dst, len(dst) > start
 }
 
 // textShared is appendShared as a string.
-func (p Path) textShared(s *Shared) (text string, handled bool) {
+func (p Path) textShared(s *Shared) string {
 	switch p.kind {
 	case Resource, Scope:
 		attrs := s.Resource.Attributes()
@@ -192,15 +190,15 @@ func (p Path) textShared(s *Shared) (text string, handled bool) {
 			attrs = s.Scope.Attributes()
 		}
 		if v, ok := attrs.Get(p.name); ok && v.Type() == pcommon.ValueTypeStr {
-			return v.Str(), true
+			return v.Str()
 		}
 	case Metadata:
 		if vals := s.Metadata.Get(p.name); len(vals) == 1 {
-			return vals[0], true
+			return vals[0]
 		}
 	}
-	b, _, handled := p.appendShared(nil, s)
-	return string(b), handled
+	b, _ := p.appendShared(nil, s)
+	return string(b)
 }
 
 // AppendValue appends v's text (jsonvalue.AppendText) when ok and v is not
