@@ -30,6 +30,8 @@ type Kafka interface {
 // replay (tempstorage.Store): one FIFO per partition.
 type Storage interface {
 	Append(b message.Batch) error
+	// Peek returns the partition's oldest batch, false when it has none.
+	// Its records carry no Tracker: theirs finished when it was stored.
 	Peek(tp message.TopicPartition) (message.Batch, bool, error)
 	Ack(tp message.TopicPartition) error
 	// SetHead records, durably, how far replays of the partition's oldest

@@ -172,7 +172,7 @@ func (d *Dispatcher) Submit(b message.Batch) {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
-		d.lose(e, errors.New("dispatcher closed"))
+		d.settle(e, endLost, &e.b, 0, errors.New("dispatcher closed"))
 		return
 	}
 	k := b.TopicPartition()

@@ -189,6 +189,12 @@ func (q *memStorage) Append(b message.Batch) error {
 	if q.limit > 0 && len(q.entries) >= q.limit {
 		return tempstorage.ErrFull
 	}
+	// As on disk: a copy of the records, without their trackers.
+	msgs := slices.Clone(b.Messages)
+	for i := range msgs {
+		msgs[i].Tracker = nil
+	}
+	b.Messages = msgs
 	q.entries = append(q.entries, b)
 	return nil
 }

@@ -113,7 +113,7 @@ func (d *Dispatcher) dropGone(k message.TopicPartition, n int32) bool {
 		}
 		rest := d.unsent(k, b) // less records an earlier replay got through
 		for _, m := range rest.Messages {
-			d.obs.Rejected(message.Rejected{Message: m, Reason: message.RejectPartitionGone,
+			d.reject(message.Rejected{Message: m, Reason: message.RejectPartitionGone,
 				Err: fmt.Errorf("partition %d of %s no longer exists (%d partitions)", k.Partition, k.Topic, n)})
 		}
 		if err := d.storage.Ack(k); err != nil {
@@ -206,9 +206,7 @@ func (d *Dispatcher) replayRound(send []message.Batch) (outs []message.Outcome, 
 // settleReplay applies Kafka's answer to one partition's stored head. It
 // reports whether the partition may go on replaying.
 func (d *Dispatcher) settleReplay(k message.TopicPartition, stored, send *message.Batch, out message.Outcome, took time.Duration) bool {
-	for _, r := range out.Rejected {
-		d.obs.Rejected(r)
-	}
+	d.reject(out.Rejected...)
 	if out.Err != nil {
 		rest := out.Remaining
 		if rest == nil {

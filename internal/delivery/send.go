@@ -74,3 +74,38 @@ func (d *Dispatcher) send(g *sendGroup) {
 	}
 	d.wakeSend()
 }
+
+// heads returns the batches at the head of p's FIFO that one send takes:
+// up to Config.MaxInFlight, in order. The producer keeps them in order,
+// pipelined with idempotence. Called with p.mu held.
+func (d *Dispatcher) heads(p *part) []*entry {
+	n := min(len(p.fifo), max(1, d.cfg.MaxInFlight))
+	return append([]*entry(nil), p.fifo[:n]...)
+}
+
+// run is the index range [i, j) of one partition's batches in a send
+// group; they are adjacent and in FIFO order.
+type run struct{ i, j int }
+
+// partitionRuns splits a group's batches by partition.
+func partitionRuns(parts []*part) []run {
+	var runs []run
+	for i := 0; i < len(parts); {
+		j := i + 1
+		for j < len(parts) && parts[j] == parts[i] {
+			j++
+		}
+		runs = append(runs, run{i, j})
+		i = j
+	}
+	return runs
+}
+
+func allSent(outs []message.Outcome) bool {
+	for _, o := range outs {
+		if o.Err != nil {
+			return false
+		}
+	}
+	return true
+}

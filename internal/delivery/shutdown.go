@@ -66,7 +66,7 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 		p.mu.Unlock()
 		for _, e := range failed {
 			lost += len(e.b.Messages)
-			d.lose(e, fmt.Errorf("%w: shutdown", ErrNotStored))
+			d.settle(e, endLost, &e.b, 0, fmt.Errorf("%w: shutdown", ErrNotStored))
 		}
 	}
 	if lost > 0 {

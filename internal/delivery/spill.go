@@ -66,7 +66,7 @@ func (d *Dispatcher) store(p *part) error {
 		p.mu.Unlock()
 		err := d.appendStored(e.b)
 		if err == nil {
-			d.spilled(e)
+			d.settle(e, endSpilled, &e.b, 0, nil)
 		}
 		p.mu.Lock()
 		if err != nil {
@@ -107,19 +107,7 @@ func (d *Dispatcher) loseFIFO(p *part, err error) {
 	p.fifo = nil
 	p.mu.Unlock()
 	for _, e := range failed {
-		d.lose(e, err)
+		d.settle(e, endLost, &e.b, 0, err)
 	}
 	p.mu.Lock()
-}
-
-func (d *Dispatcher) spilled(e *entry) {
-	d.obs.Spilled(&e.b)
-	message.TrackDone(e.b.Messages, nil)
-	d.obs.Left(&e.orig)
-}
-
-func (d *Dispatcher) lose(e *entry, err error) {
-	d.obs.Lost(&e.b, err)
-	message.TrackDone(e.b.Messages, err)
-	d.obs.Left(&e.orig)
 }

@@ -8,39 +8,42 @@ import (
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
-// heads returns the batches at the head of p's FIFO that one send takes:
-// up to Config.MaxInFlight, in order. The producer keeps them in order,
-// pipelined with idempotence. Called with p.mu held.
-func (d *Dispatcher) heads(p *part) []*entry {
-	n := min(len(p.fifo), max(1, d.cfg.MaxInFlight))
-	return append([]*entry(nil), p.fifo[:n]...)
+// ending is where a submitted batch went when it left memory.
+type ending int
+
+const (
+	endSent    ending = iota // Kafka acknowledged it, less the records it refused for good: Sent
+	endSpilled               // written to the temp storage: Spilled
+	endLost                  // neither sent nor stored: Lost
+	endRefused               // Kafka refused every record for good, each told by reject: nothing more
+)
+
+// settle is where every submitted batch leaves the Dispatcher, exactly
+// once: the Observer hears where it went (how), the trackers of b's
+// records finish, with err (nil unless lost), and Left gets the batch as
+// submitted. b is e's batch as it went: for endSent, less the records Kafka
+// refused for good (acknowledged).
+func (d *Dispatcher) settle(e *entry, how ending, b *message.Batch, took time.Duration, err error) {
+	switch how {
+	case endSent:
+		d.obs.Sent(b, took)
+	case endSpilled:
+		d.obs.Spilled(b)
+	case endLost:
+		d.obs.Lost(b, err)
+	}
+	message.TrackDone(b.Messages, err)
+	d.obs.Left(&e.orig)
 }
 
-// run is the index range [i, j) of one partition's batches in a send
-// group; they are adjacent and in FIFO order.
-type run struct{ i, j int }
-
-// partitionRuns splits a group's batches by partition.
-func partitionRuns(parts []*part) []run {
-	var runs []run
-	for i := 0; i < len(parts); {
-		j := i + 1
-		for j < len(parts) && parts[j] == parts[i] {
-			j++
-		}
-		runs = append(runs, run{i, j})
-		i = j
+// reject tells the Observer of records Kafka refused for good, or that
+// can never be sent (partition_gone), and finishes their trackers (a
+// stored record has none: see Storage.Peek).
+func (d *Dispatcher) reject(rs ...message.Rejected) {
+	for _, r := range rs {
+		d.obs.Rejected(r)
+		r.Message.Tracker.Done(1, nil)
 	}
-	return runs
-}
-
-func allSent(outs []message.Outcome) bool {
-	for _, o := range outs {
-		if o.Err != nil {
-			return false
-		}
-	}
-	return true
 }
 
 // settleHeads applies Kafka's answers to p's head batches sent together
@@ -66,19 +69,15 @@ func (d *Dispatcher) settleHeads(p *part, es []*entry, outs []message.Outcome, t
 	for i := k; i < len(es); i++ {
 		e, out := es[i], outs[i]
 		b := &e.b
-		for _, r := range out.Rejected {
-			d.obs.Rejected(r)
-			r.Message.Tracker.Done(1, nil)
-		}
+		d.reject(out.Rejected...)
 		if out.Err == nil {
 			// Nothing left to send (all refused for good) or, should the
 			// producer have taken it after a failed one, acknowledged.
-			sent := acknowledged(b, out.Rejected)
-			if len(sent.Messages) > 0 {
-				d.obs.Sent(sent, took)
-				message.TrackDone(sent.Messages, nil)
+			a, how := acknowledged(b, out.Rejected), endSent
+			if len(a.Messages) == 0 {
+				how = endRefused
 			}
-			d.obs.Left(&e.orig)
+			d.settle(e, how, a, took, nil)
 			drop[e] = true
 			continue
 		}
@@ -124,18 +123,12 @@ func (d *Dispatcher) reportFailed(g *sendGroup, outs []message.Outcome) {
 	}
 }
 
-// sentHead settles p's head batch, acknowledged (less Rejected).
+// sentHead settles p's head batch, acknowledged (less Rejected), Sent even
+// when Kafka refused all its records.
 func (d *Dispatcher) sentHead(p *part, e *entry, out message.Outcome, took time.Duration) {
-	b := &e.b
-	for _, r := range out.Rejected {
-		d.obs.Rejected(r)
-		r.Message.Tracker.Done(1, nil)
-	}
+	d.reject(out.Rejected...)
 	p.mu.Lock()
 	p.fifo = p.fifo[1:]
 	p.mu.Unlock()
-	sent := acknowledged(b, out.Rejected)
-	d.obs.Sent(sent, took)
-	message.TrackDone(sent.Messages, nil)
-	d.obs.Left(&e.orig)
+	d.settle(e, endSent, acknowledged(&e.b, out.Rejected), took, nil)
 }
