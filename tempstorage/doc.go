@@ -82,7 +82,9 @@
 // bounds an entry by its Kafka batch size). A write error (ENOSPC
 // included) is returned and the partial entry removed; earlier entries are
 // never rewritten. IsFull tells ErrFull, ENOSPC and EDQUOT from other
-// errors; Store.HasRoom says when an entry would fit again.
+// errors, and such an error of Store.Append also has a method StorageFull
+// that returns true, for callers that do not import this package;
+// Store.HasRoom says when an entry would fit again.
 //
 // A full disk never stops replay: Peek needs no space, Ack writes the
 // checkpoint in place (the file is created, with room for both slots,

@@ -1,6 +1,7 @@
 package tempstorage_test
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -48,6 +49,10 @@ func fillDisk(t *testing.T, s *tempstorage.Store) map[int32]int {
 		if err != nil {
 			if !tempstorage.IsFull(err) {
 				t.Fatalf("Append on a full disk: %v, want a disk-full error", err)
+			}
+			var full interface{ StorageFull() bool } // what the dispatcher asks
+			if !errors.As(err, &full) || !full.StorageFull() {
+				t.Fatalf("Append on a full disk: %v has no StorageFull method that says so", err)
 			}
 			if n := strings.Count(err.Error(), "temp storage"); n != 1 {
 				t.Fatalf("Append on a full disk: %q says \"temp storage\" %d times, want once", err, n)

@@ -177,7 +177,9 @@ func readySlot(q *Queue) *storeQueue {
 // Append stores b behind the entries of its partition (b.Topic,
 // b.Partition), creating the partition's queue on first use. Errors are
 // those of Queue.Append; ErrFull when the entry would take the store's
-// total past MaxBytes.
+// total past MaxBytes. An error for lack of space (IsFull) also has a
+// method StorageFull that returns true, which tells it to a caller that
+// does not import this package (the dispatcher's Storage).
 func (s *Store) Append(b message.Batch) error {
 	p := b.TopicPartition()
 	q, err := s.queueFor(p)
@@ -185,10 +187,22 @@ func (s *Store) Append(b message.Batch) error {
 		err = q.Append(b)
 	}
 	if err != nil {
-		return partitionErr(p, err)
+		err = partitionErr(p, err)
+		if IsFull(err) {
+			return fullError{err}
+		}
+		return err
 	}
 	return nil
 }
+
+// fullError is an error of Append for lack of space (IsFull).
+type fullError struct{ error }
+
+func (e fullError) Unwrap() error { return e.error }
+
+// StorageFull reports that the entry was refused for lack of space.
+func (fullError) StorageFull() bool { return true }
 
 // queueFor returns p's queue, opening it when there is none. Only appends
 // to p wait for the open.

@@ -113,6 +113,10 @@ func TestStoreSharedMaxBytes(t *testing.T) {
 	if !errors.Is(err, ErrFull) || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "t/3") {
 		t.Fatalf("Append past the bound: %v, want ErrFull naming %s and t/3", err, dir)
 	}
+	var full interface{ StorageFull() bool }
+	if !errors.As(err, &full) || !full.StorageFull() {
+		t.Fatalf("Append past the bound: %v has no StorageFull method that says so", err)
+	}
 	if want := entriesBytes("t", 0, 1, 100, 0, 1, 2); s.Bytes() != want || s.Len() != 3 {
 		t.Fatalf("Bytes %d Len %d, want %d 3", s.Bytes(), s.Len(), want)
 	}

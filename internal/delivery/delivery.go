@@ -29,6 +29,11 @@ type Kafka interface {
 // Storage is where batches Kafka did not take wait, durably, for the
 // replay (tempstorage.Store): one FIFO per partition.
 type Storage interface {
+	// Append stores b behind its partition's backlog. An error for lack of
+	// space (a bound reached, the file system full) has, in its chain, an
+	// error with a method StorageFull() bool that returns true: space comes
+	// back as the backlog is acknowledged (HasRoom). The Dispatcher wraps
+	// it in ErrDiskFull; other errors are failures of the storage.
 	Append(b message.Batch) error
 	// Peek returns the partition's oldest batch, false when it has none.
 	// Its records carry no Tracker: theirs finished when it was stored.

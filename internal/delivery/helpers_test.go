@@ -13,7 +13,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
-	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -187,7 +186,7 @@ func (q *memStorage) Append(b message.Batch) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.limit > 0 && len(q.entries) >= q.limit {
-		return tempstorage.ErrFull
+		return storageFullError{}
 	}
 	// As on disk: a copy of the records, without their trackers.
 	msgs := slices.Clone(b.Messages)
@@ -198,6 +197,13 @@ func (q *memStorage) Append(b message.Batch) error {
 	q.entries = append(q.entries, b)
 	return nil
 }
+
+// storageFullError is memStorage's refusal for lack of space, told by
+// its StorageFull method as Storage asks.
+type storageFullError struct{}
+
+func (storageFullError) Error() string     { return "temp storage full" }
+func (storageFullError) StorageFull() bool { return true }
 
 // head is the index of the partition's oldest entry, or -1.
 func (q *memStorage) head(tp message.TopicPartition) int {
@@ -229,7 +235,7 @@ func (q *memStorage) SetHead(tp message.TopicPartition, done []bool, seq *messag
 	}
 	i := q.head(tp)
 	if i < 0 {
-		return tempstorage.ErrEmpty
+		return errors.New("no stored batch")
 	}
 	b := q.entries[i]
 	if len(done) > len(b.Messages) {

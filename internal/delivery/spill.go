@@ -1,12 +1,12 @@
 package delivery
 
 import (
+	"errors"
 	"fmt"
 
 	"go.uber.org/zap"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
-	"github.com/kafkabatcher/kafkabatcherexporter/tempstorage"
 )
 
 // appendStored appends b to the temp storage and tracks whether the disk
@@ -19,13 +19,20 @@ func (d *Dispatcher) appendStored(b message.Batch) error {
 		// A small batch may fit where a large one did not: the state
 		// ends only with room for any batch.
 		d.checkRoom()
-	case tempstorage.IsFull(err):
+	case storageFull(err):
 		err = fmt.Errorf("%w: %w", ErrDiskFull, err)
 		if !d.full.Load() {
 			d.setFull(err)
 		}
 	}
 	return err
+}
+
+// storageFull reports whether err, from Storage.Append, refuses the batch
+// for lack of space (see Storage).
+func storageFull(err error) bool {
+	var full interface{ StorageFull() bool }
+	return errors.As(err, &full) && full.StorageFull()
 }
 
 // setFull records the disk as full (err) or with room again (nil) and
