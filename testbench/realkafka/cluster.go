@@ -2,11 +2,12 @@ package realkafka
 
 import (
 	"context"
-	"crypto/rand"
+	crand "crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -189,7 +190,7 @@ func (c *Cluster) layout() error {
 func clusterID() string {
 	for {
 		b := make([]byte, 16)
-		_, _ = rand.Read(b)
+		_, _ = crand.Read(b)
 		id := base64.RawURLEncoding.EncodeToString(b)
 		if id[0] != '-' {
 			return id
@@ -376,24 +377,73 @@ func (n *Node) Addr() string { return n.clientAddr }
 // LogPath returns the node's log file.
 func (n *Node) LogPath() string { return n.logPath }
 
-// FreePorts returns k distinct loopback ports nothing listens on right now.
+// FreePorts returns k distinct loopback ports nothing listens on right now,
+// below the kernel's ephemeral range. A port in that range can be taken
+// while its node is down by a client connecting to it: Linux may give the
+// connecting socket that very port as its source and connect it to itself
+// (TCP simultaneous open; Java clients do not guard against it, Go's do),
+// and the node restarting then fails to bind ("Address already in use").
 func FreePorts(k int) ([]int, error) {
+	lo, hi := portRange()
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
 			l.Close()
 		}
 	}()
-	out := make([]int, k)
-	for i := range out {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	out := make([]int, 0, k)
+	for tries := 0; len(out) < k; tries++ {
+		if tries > 1000 {
+			return nil, fmt.Errorf("no free loopback port in %d-%d after %d tries", lo, hi, tries)
+		}
+		port := lo + rand.IntN(hi-lo)
+		if !claimPort(port) {
+			continue
+		}
+		l, err := net.Listen("tcp", loopback(port))
 		if err != nil {
-			return nil, err
+			continue // in use by someone else
 		}
 		ls = append(ls, l)
-		out[i] = l.Addr().(*net.TCPAddr).Port
+		out = append(out, port)
 	}
 	return out, nil
+}
+
+// handedOut holds the ports FreePorts returned in this process, so that
+// two clusters started one after the other never get the same one while the
+// first may still hold it.
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+func claimPort(port int) bool {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil {
+		handedOut.ports = map[int]bool{}
+	}
+	if handedOut.ports[port] {
+		return false
+	}
+	handedOut.ports[port] = true
+	return true
+}
+
+// portRange is where FreePorts picks: from 10000 up to the start of the
+// ephemeral range (/proc/sys/net/ipv4/ip_local_port_range, 32768 if it
+// cannot be read).
+func portRange() (lo, hi int) {
+	lo, hi = 10000, 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil && v > lo+1000 {
+				hi = v
+			}
+		}
+	}
+	return lo, hi
 }
 
 func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
