@@ -24,7 +24,7 @@ import (
 //     the requests, whatever the broker's latency. A full batch held back
 //     by MinDelay keeps growing (up to MaxBytes) and is released at the
 //     MinDelay deadline (min_delay).
-//  3. Trigger: a record with Flush set makes its batch ready, itself
+//  3. Trigger: a record with Trigger set makes its batch ready, itself
 //     included (trigger).
 //  4. Age: the first record of a batch, a carried-over one too, starts the
 //     age timer; MaxWait after its arrival the batch is ready whatever
@@ -130,7 +130,7 @@ func (a *Accumulator) add(m *message.Message, alone int, now time.Time, out []me
 		return a.release(now, out, message.ReasonBytes), false
 	case a.n >= a.cfg.Size && a.minDelayPassed(now):
 		return a.release(now, out, message.ReasonSize), false
-	case m.Flush:
+	case m.Trigger:
 		return a.release(now, out, message.ReasonTrigger), false
 	}
 	if a.n == 1 || a.n == a.cfg.Size {
@@ -186,9 +186,9 @@ func (a *Accumulator) deadline() time.Time {
 	return d
 }
 
-// Flush releases whatever is pending with reason shutdown. Nothing is sent
+// Drain releases whatever is pending with reason shutdown. Nothing is sent
 // after it, so it does not move the MinDelay clock (it has no now).
-func (a *Accumulator) Flush(out []message.Batch) []message.Batch {
+func (a *Accumulator) Drain(out []message.Batch) []message.Batch {
 	if a.n == 0 {
 		return out
 	}

@@ -33,12 +33,12 @@ func runSteps(t *testing.T, cfg Config, steps []step) {
 		switch s.op {
 		case "add":
 			m := rec(s.rec, s.pad)
-			m.Flush = s.flush
+			m.Trigger = s.flush
 			out, rejected = a.Add(&m, now, nil)
 		case "tick":
 			out = a.Tick(now, nil)
 		case "flush":
-			out = a.Flush(nil)
+			out = a.Drain(nil)
 		case "memory":
 			out = a.Cut(now, message.ReasonMemory, nil)
 		case "call":
@@ -444,7 +444,7 @@ func TestAccumulatorMaxBytes400(t *testing.T) {
 		all = append(all, name(m))
 		got, _ = a.Add(&m, t0.Add(ms(i)), got)
 	}
-	got = a.Flush(got)
+	got = a.Drain(got)
 	var seen []string
 	for i, b := range got {
 		checkBatch(t, cfg, b)

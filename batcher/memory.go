@@ -46,11 +46,11 @@ func (p *Pool) relievePass() {
 	target := used / 4
 
 	type candidate struct {
-		e       *entry
+		e       *slot
 		firstAt time.Time
 	}
 	var cs []candidate
-	for _, e := range p.entries() {
+	for _, e := range p.slots() {
 		e.mu.Lock()
 		if e.acc.Len() > 0 && !e.closed {
 			cs = append(cs, candidate{e, e.acc.firstAt})

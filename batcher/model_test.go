@@ -252,7 +252,7 @@ func (m *model) add(r *byteReader, ctx context.Context) {
 		val := make([]byte, 8+size)
 		binary.BigEndian.PutUint64(val, id)
 		msg := message.Message{
-			Topic: topic, Partition: part, Value: val, Flush: f%16 == 0,
+			Topic: topic, Partition: part, Value: val, Trigger: f%16 == 0,
 			Timestamp: now.Add(time.Duration(int8(r.next())) * 10 * time.Millisecond),
 		}
 		if f%5 == 0 {
@@ -451,7 +451,7 @@ func (m *model) handoff(b message.Batch) {
 			t.Fatalf("size batch of %d records, size %d", len(ids), cfg.Size)
 		}
 	case message.ReasonTrigger:
-		if byPart && !b.Messages[len(b.Messages)-1].Flush {
+		if byPart && !b.Messages[len(b.Messages)-1].Trigger {
 			t.Fatal("trigger batch does not end with the flush record")
 		}
 	case message.ReasonBytes:

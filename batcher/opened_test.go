@@ -92,7 +92,7 @@ func TestPoolOpenedIsFirstAddTime(t *testing.T) {
 		mustAdd(t, p, recAt(0, "a", 0))
 		clk.Advance(ms(5))
 		b := recAt(0, "b", 0)
-		b.Flush = true
+		b.Trigger = true
 		mustAdd(t, p, b)
 		wantOpened(t, sink.ready(), []string{"0/trigger:a,b"}, []time.Duration{ms(5)})
 	})
@@ -123,7 +123,7 @@ func TestAccumulatorOverdueBatchCarriesOpened(t *testing.T) {
 	late := t0.Add(time.Second + ms(10))
 	m = rec("b", 0)
 	out, _ = a.Add(&m, late, out)
-	out = a.Flush(out)
+	out = a.Drain(out)
 	if len(out) != 2 || describe(out[0]) != "max_wait:a" || describe(out[1]) != "shutdown:b" {
 		t.Fatalf("batches %v", out)
 	}

@@ -39,7 +39,7 @@ type Pool struct {
 	sink Sink
 
 	mu     sync.RWMutex // guards topics
-	topics map[string]*topicEntries
+	topics map[string]*topicSlots
 
 	freeMu sync.Mutex
 	free   [][]message.Message // recycled batch slices, length 0, cleared
@@ -55,7 +55,7 @@ type Pool struct {
 
 	// held is what the records in accumulators, not yet cut into a batch,
 	// count (recordBytes, the unit of used); syncHeld keeps it, under each
-	// entry's mu.
+	// slot's mu.
 	held      atomic.Int64
 	relieving workloop.Loop // one memory release at a time
 	calls     atomic.Uint64 // numbers the Adds, for Config.CutEachAdd
@@ -70,7 +70,7 @@ func NewPool(cfg Config, clk Clock, sink Sink) (*Pool, error) {
 	if clk == nil {
 		clk = SystemClock()
 	}
-	return &Pool{cfg: cfg, clk: clk, sink: sink, topics: map[string]*topicEntries{}}, nil
+	return &Pool{cfg: cfg, clk: clk, sink: sink, topics: map[string]*topicSlots{}}, nil
 }
 
 // Add accepts msgs (one ConsumeLogs call; Topic and Partition set) into
@@ -119,7 +119,7 @@ func (p *Pool) Add(ctx context.Context, msgs []message.Message) error {
 	var rejBuf [8]int
 	rejected := rejBuf[:0]
 	var call uint64
-	var touchedBuf [8]*entry
+	var touchedBuf [8]*slot
 	touched := touchedBuf[:0] // the accumulators to cut at the end (CutEachAdd)
 	if p.cfg.CutEachAdd {
 		call = p.calls.Add(1)
@@ -129,12 +129,12 @@ func (p *Pool) Add(ctx context.Context, msgs []message.Message) error {
 	const window = len(sizeBuf)
 	var chain [window]int16 // next message of the same accumulator, -1 at the end
 	type group struct {
-		e           *entry
+		e           *slot
 		first, last int16
 	}
 	var groupBuf [16]group
 	var lastTopic string
-	var te *topicEntries
+	var te *topicSlots
 	for base := 0; base < len(msgs); base += window {
 		ms := msgs[base:min(len(msgs), base+window)]
 		groups := groupBuf[:0]
@@ -142,9 +142,9 @@ func (p *Pool) Add(ctx context.Context, msgs []message.Message) error {
 		for i := range ms {
 			m := &ms[i]
 			if te == nil || m.Topic != lastTopic {
-				lastTopic, te = m.Topic, p.topicEntries(m.Topic)
+				lastTopic, te = m.Topic, p.topicSlots(m.Topic)
 			}
-			e := p.entry(te, m.Topic, m.Partition)
+			e := p.slot(te, m.Topic, m.Partition)
 			if g >= len(groups) || groups[g].e != e {
 				g = 0
 				for g < len(groups) && groups[g].e != e {
@@ -171,7 +171,7 @@ func (p *Pool) Add(ctx context.Context, msgs []message.Message) error {
 			}
 			if e.closed {
 				// Shutdown gave up waiting for this Add: hand its records over now.
-				e.out = e.acc.Flush(e.out)
+				e.out = e.acc.Drain(e.out)
 			}
 			if call != 0 && e.call != call {
 				e.call = call
@@ -222,14 +222,14 @@ func (p *Pool) Shutdown(ctx context.Context) []message.Batch {
 	}
 
 	var out, split []message.Batch
-	for _, e := range p.entries() {
+	for _, e := range p.slots() {
 		e.mu.Lock()
 		e.closed = true
 		if e.timer != nil {
 			e.timer.Stop()
 			e.timer = nil
 		}
-		out = e.acc.Flush(out[:0])
+		out = e.acc.Drain(out[:0])
 		p.syncHeld(e)
 		e.mu.Unlock()
 		for _, b := range out {
@@ -243,7 +243,7 @@ func (p *Pool) Shutdown(ctx context.Context) []message.Batch {
 // points e's timer at the accumulator's deadline, then hands queued ready
 // batches to the sink unless another goroutine is already doing so (that one
 // will hand these over too, in order).
-func (p *Pool) armAndDrain(e *entry, now time.Time) {
+func (p *Pool) armAndDrain(e *slot, now time.Time) {
 	p.armLocked(e, now)
 	queued := e.head < len(e.out)
 	e.mu.Unlock()
@@ -254,7 +254,7 @@ func (p *Pool) armAndDrain(e *entry, now time.Time) {
 
 // handOff hands e's queued ready batches to the sink, in order, until none
 // is left. Only e.handoff's worker calls it.
-func (p *Pool) handOff(e *entry) {
+func (p *Pool) handOff(e *slot) {
 	e.mu.Lock()
 	for e.head < len(e.out) {
 		b := e.out[e.head]

@@ -110,7 +110,7 @@ func TestPoolOversizeRejectedNextRecordGetsTimer(t *testing.T) {
 func TestPoolTrigger(t *testing.T) {
 	p, _, sink := newTestPool(t, testConfig())
 	a, b := recAt(0, "a", 0), recAt(0, "b", 0)
-	b.Flush = true
+	b.Trigger = true
 	mustAdd(t, p, a, recAt(1, "other", 0), b)
 	expect(t, sink, "0/trigger:a,b")
 }
@@ -348,7 +348,7 @@ func TestPoolConcurrentAdds(t *testing.T) {
 						var msgs []message.Message
 						for j := i; j < i+3; j++ {
 							m := recAt(int32(j%5), fmt.Sprintf("g%d-%d", g, j), 5+j%60)
-							m.Flush = j%97 == 0
+							m.Trigger = j%97 == 0
 							msgs = append(msgs, m)
 						}
 						if err := p.Add(context.Background(), msgs); err != nil {

@@ -42,7 +42,7 @@ func TestReadyBatchesHoldLittleSpareCapacity(t *testing.T) {
 					maxPad := 30 + 150*r.IntN(2)
 					for range 1 + r.IntN(150) {
 						m := recAt(int32(r.IntN(3)), fmt.Sprintf("r%d", next), r.IntN(maxPad))
-						m.Flush = r.IntN(2000) == 0
+						m.Trigger = r.IntN(2000) == 0
 						msgs = append(msgs, m)
 						next++
 					}

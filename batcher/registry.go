@@ -9,18 +9,18 @@ import (
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
-type topicEntries struct {
-	all   *entry                   // the topic-wide accumulator (CollectByPartition false)
-	parts atomic.Pointer[[]*entry] // by partition below maxIndexed; replaced, never changed in place
-	big   map[int32]*entry         // partitions from maxIndexed on; guarded by Pool.mu
+type topicSlots struct {
+	all   *slot                   // the topic-wide accumulator (CollectByPartition false)
+	parts atomic.Pointer[[]*slot] // by partition below maxIndexed; replaced, never changed in place
+	big   map[int32]*slot         // partitions from maxIndexed on; guarded by Pool.mu
 }
 
 // maxIndexed bounds the partition slice, so an absurd partition number
 // costs a map entry rather than a huge slice.
 const maxIndexed = 1 << 12
 
-// entry is one accumulator with its timer and its queue of ready batches.
-type entry struct {
+// slot is one accumulator with its timer and its queue of ready batches.
+type slot struct {
 	mu       sync.Mutex
 	acc      Accumulator
 	timer    Timer
@@ -32,24 +32,24 @@ type entry struct {
 	closed   bool          // shut down: no more timers
 	// heldSeen is acc.RecordBytes() as last added to Pool.held (syncHeld).
 	heldSeen int
-	// call is the last Add (Pool.calls) that listed this entry to cut
+	// call is the last Add (Pool.calls) that listed this slot to cut
 	// (Config.CutEachAdd).
 	call uint64
 }
 
 // syncHeld brings Pool.held up to date with e's accumulator after a change
 // to it. Called with e.mu held.
-func (p *Pool) syncHeld(e *entry) {
+func (p *Pool) syncHeld(e *slot) {
 	held := e.acc.RecordBytes()
 	p.held.Add(int64(held - e.heldSeen))
 	e.heldSeen = held
 }
 
-// entries lists every accumulator entry.
-func (p *Pool) entries() []*entry {
+// slots lists every accumulator slot.
+func (p *Pool) slots() []*slot {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	var es []*entry
+	var es []*slot
 	for _, te := range p.topics {
 		if te.all != nil {
 			es = append(es, te.all)
@@ -68,7 +68,7 @@ func (p *Pool) entries() []*entry {
 	return es
 }
 
-func (p *Pool) topicEntries(topic string) *topicEntries {
+func (p *Pool) topicSlots(topic string) *topicSlots {
 	p.mu.RLock()
 	te := p.topics[topic]
 	p.mu.RUnlock()
@@ -78,17 +78,17 @@ func (p *Pool) topicEntries(topic string) *topicEntries {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if te = p.topics[topic]; te == nil {
-		te = &topicEntries{}
+		te = &topicSlots{}
 		if !p.cfg.CollectByPartition {
-			te.all = p.newEntry(topic, -1)
+			te.all = p.newSlot(topic, -1)
 		}
 		p.topics[topic] = te
 	}
 	return te
 }
 
-// entry returns the accumulator entry for topic/partition, creating it.
-func (p *Pool) entry(te *topicEntries, topic string, partition int32) *entry {
+// slot returns the accumulator slot for topic/partition, creating it.
+func (p *Pool) slot(te *topicSlots, topic string, partition int32) *slot {
 	if te.all != nil {
 		return te.all
 	}
@@ -111,30 +111,30 @@ func (p *Pool) entry(te *topicEntries, topic string, partition int32) *entry {
 		e := te.big[partition]
 		if e == nil {
 			if te.big == nil {
-				te.big = map[int32]*entry{}
+				te.big = map[int32]*slot{}
 			}
-			e = p.newEntry(topic, partition)
+			e = p.newSlot(topic, partition)
 			te.big[partition] = e
 		}
 		return e
 	}
-	var cur []*entry
+	var cur []*slot
 	if parts := te.parts.Load(); parts != nil {
 		cur = *parts
 	}
 	if int(partition) < len(cur) && cur[partition] != nil {
 		return cur[partition]
 	}
-	next := make([]*entry, max(len(cur), int(partition)+1))
+	next := make([]*slot, max(len(cur), int(partition)+1))
 	copy(next, cur)
-	e := p.newEntry(topic, partition)
+	e := p.newSlot(topic, partition)
 	next[partition] = e
 	te.parts.Store(&next)
 	return e
 }
 
-func (p *Pool) newEntry(topic string, partition int32) *entry {
-	e := &entry{}
+func (p *Pool) newSlot(topic string, partition int32) *slot {
+	e := &slot{}
 	e.acc.init(p.cfg, topic, partition)
 	e.acc.store = p
 	p.memMu.Lock()

@@ -68,7 +68,7 @@ func TestBatchBytesEqualSaramaEncoding(t *testing.T) {
 			}
 			batches, _ = a.Add(&m, t0, batches)
 		}
-		batches = a.Flush(batches)
+		batches = a.Drain(batches)
 	}
 
 	// produce sends msgs as one record batch: the producer flushes when it

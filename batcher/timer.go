@@ -2,9 +2,9 @@ package batcher
 
 import "time"
 
-// armLocked keeps one timer per entry, due no later than the deadline. A
+// armLocked keeps one timer per slot, due no later than the deadline. A
 // timer due earlier than needed is kept: it finds nothing due and re-arms.
-func (p *Pool) armLocked(e *entry, now time.Time) {
+func (p *Pool) armLocked(e *slot, now time.Time) {
 	if e.closed {
 		return
 	}
@@ -29,7 +29,7 @@ func (p *Pool) armLocked(e *entry, now time.Time) {
 }
 
 // fire is a timer callback: release what is due, re-arm, hand off.
-func (p *Pool) fire(e *entry, gen uint64) {
+func (p *Pool) fire(e *slot, gen uint64) {
 	if !p.enter() {
 		return
 	}

@@ -245,13 +245,13 @@ func TestFlushWhen(t *testing.T) {
 	require.Len(t, msgs, 10)
 	var got []bool
 	for _, m := range msgs {
-		got = append(got, m.Flush)
+		got = append(got, m.Trigger)
 	}
 	assert.Equal(t, []bool{false, true, true, true, false, true, true, true, false, true}, got)
 
 	// No conditions: nothing flushes.
 	for _, m := range build(t, Options{}, ld) {
-		assert.False(t, m.Flush)
+		assert.False(t, m.Trigger)
 	}
 }
 
@@ -349,8 +349,8 @@ func TestFlushWhenRuntimeErrorIsFalseAndLogged(t *testing.T) {
 	msgs, err := b.Append(context.Background(), nil, ld, t0)
 	require.NoError(t, err)
 	require.Len(t, msgs, 2)
-	assert.False(t, msgs[0].Flush)
-	assert.True(t, msgs[1].Flush, "a failing condition does not stop the next one")
+	assert.False(t, msgs[0].Trigger)
+	assert.True(t, msgs[1].Trigger, "a failing condition does not stop the next one")
 	assert.GreaterOrEqual(t, logs.FilterMessage("failed to eval condition").Len(), 1)
 }
 

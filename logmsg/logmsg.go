@@ -61,7 +61,7 @@
 // time, else the now passed to Append. flush_when holds OTTL conditions in
 // the log context (ottllog, contrib pkg/ottl v0.163.0) with the standard
 // OTTL converters (IsMatch, Len, ...; editors such as set are not conditions
-// and are rejected); a record matching any of them has Message.Flush set.
+// and are rejected); a record matching any of them has Message.Trigger set.
 // A condition that fails at run time for a record (e.g. a type error) is
 // logged at warn level and counts as false: one odd record must not fail an
 // export. Errors of a bad condition are the OTTL parser's, prefixed with
@@ -246,7 +246,7 @@ func (b *Builder) build(ctx context.Context, st *scratch, headers *[]message.Hea
 		Topic:     b.fields.Topic(sh, func(p FieldPath) string { return fieldText(p, lr) }),
 		Value:     block[:valueEnd:valueEnd],
 		Timestamp: timestamp(lr, now),
-		Flush:     b.match.match(ctx, rl, sl, lr),
+		Trigger:   b.match.match(ctx, rl, sl, lr),
 	}
 	if hasKey {
 		m.Key = block[valueEnd:keyEnd:keyEnd]

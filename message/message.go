@@ -56,9 +56,9 @@ type Message struct {
 	Value     []byte
 	Headers   []Header
 	Timestamp time.Time
-	// Flush is true when the record matched a flush_when condition: its batch
+	// Trigger is true when the record matched a flush_when condition: its batch
 	// is sent at once, the record included.
-	Flush bool
+	Trigger bool
 	// Signal is the pipeline the message came from, for telemetry labels.
 	Signal Signal
 	// Tracker, set under sync delivery, is told the record's outcome.

@@ -38,7 +38,7 @@
 // exporter rejects to the dead-letter file. The Kafka timestamp is the
 // start time of the message's first span, else the now passed to Append.
 // flush_when holds OTTL conditions in the span context (ottlspan) with the
-// standard converters; a message with a matching span has Message.Flush
+// standard converters; a message with a matching span has Message.Trigger
 // set. A condition that fails at run time counts as false.
 package spanmsg
 

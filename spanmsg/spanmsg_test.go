@@ -242,10 +242,10 @@ func TestFlushWhenSpanConditions(t *testing.T) {
 	td.ResourceSpans().At(0).ScopeSpans().At(1).Spans().At(1).Status().SetCode(ptrace.StatusCodeError)
 	msgs := build(t, Options{KeyFrom: DefaultKeyFrom(), FlushWhen: []string{`status.code == STATUS_CODE_ERROR`, `attributes["n"] == 99`}}, td)
 	require.Len(t, msgs, 3)
-	assert.Equal(t, []bool{false, true, false}, []bool{msgs[0].Flush, msgs[1].Flush, msgs[2].Flush})
+	assert.Equal(t, []bool{false, true, false}, []bool{msgs[0].Trigger, msgs[1].Trigger, msgs[2].Trigger})
 
 	msgs = build(t, Options{KeyFrom: DefaultKeyFrom(), FlushWhen: []string{`name == "op2" and resource.attributes["service.name"] == "billing"`}}, td)
-	assert.Equal(t, []bool{false, false, true}, []bool{msgs[0].Flush, msgs[1].Flush, msgs[2].Flush})
+	assert.Equal(t, []bool{false, false, true}, []bool{msgs[0].Trigger, msgs[1].Trigger, msgs[2].Trigger})
 
 	require.NoError(t, ValidateCondition(`kind == SPAN_KIND_SERVER`))
 	require.Error(t, ValidateCondition(`severity_number > 1`), "a log path is not a span path")

@@ -22,7 +22,7 @@ import (
 //
 // Payload v1: topic (uvarint length + bytes), partition (varint), flush
 // reason (1 byte), record count (uvarint), then per record: flags (1 byte,
-// bit 0 = Flush, bits 1-2 = message.Signal), timestamp seconds (varint) and nanoseconds (uvarint), key
+// bit 0 = Trigger (flush_when), bits 1-2 = message.Signal), timestamp seconds (varint) and nanoseconds (uvarint), key
 // and value (varint length, -1 = nil, + bytes), header count (uvarint),
 // each header key (uvarint length + bytes) and value (varint length, -1 =
 // nil, + bytes).
@@ -113,7 +113,7 @@ func appendSequence(dst []byte, s *message.Sequence) []byte {
 // appendRecord writes one record of the payload.
 func appendRecord(dst []byte, m *message.Message) []byte {
 	var flags byte
-	if m.Flush {
+	if m.Trigger {
 		flags |= 1
 	}
 	flags |= byte(m.Signal&3) << 1
@@ -303,7 +303,7 @@ func (r *reader) sequence() *message.Sequence {
 // record reads one record of the payload into m.
 func (r *reader) record(m *message.Message) {
 	flags := r.byte()
-	m.Flush = flags&1 != 0
+	m.Trigger = flags&1 != 0
 	m.Signal = message.Signal(flags>>1) & 3
 	sec := r.varint()
 	nsec := r.uvarint()

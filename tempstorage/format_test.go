@@ -30,7 +30,7 @@ func v1GoldenBatches() []message.Batch {
 	for seq := 1; seq <= 4; seq++ {
 		b := seqBatch("logs", 0, seq, seq, 40)
 		b.Seq = nil
-		b.Messages[0].Flush = seq == 2
+		b.Messages[0].Trigger = seq == 2
 		b.Messages[len(b.Messages)-1].Signal = message.Signal(seq % 3)
 		b.Reason = message.FlushReason(seq)
 		bs = append(bs, b)

@@ -85,7 +85,7 @@ func sameBatch(a, b message.Batch) string {
 	for i := range a.Messages {
 		x, y := a.Messages[i], b.Messages[i]
 		switch {
-		case x.Topic != y.Topic || x.Partition != y.Partition || x.Flush != y.Flush || x.Signal != y.Signal:
+		case x.Topic != y.Topic || x.Partition != y.Partition || x.Trigger != y.Trigger || x.Signal != y.Signal:
 			return fmt.Sprintf("msg %d: route/flush", i)
 		case !x.Timestamp.Equal(y.Timestamp):
 			return fmt.Sprintf("msg %d: timestamp %v vs %v", i, x.Timestamp, y.Timestamp)

@@ -158,7 +158,7 @@ func TestMaxEntryBytesBoundsEveryEntry(t *testing.T) {
 				m.Headers = append(m.Headers, message.Header{Key: "h", Value: make([]byte, rng.IntN(5))})
 			}
 			m.Timestamp = stamps[rng.IntN(len(stamps))]
-			m.Flush = rng.IntN(2) == 0
+			m.Trigger = rng.IntN(2) == 0
 		}
 		b := message.Batch{Topic: topic, Partition: math.MinInt32 + rng.Int32N(3), Messages: msgs, Bytes: message.BatchSize(msgs)}
 		if rng.IntN(2) == 0 {

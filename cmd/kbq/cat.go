@@ -156,7 +156,7 @@ func runCat(args []string, stdout, stderr io.Writer) error {
 				rec := catRecord{
 					Source: "queue", Topic: p.Topic, Partition: p.Partition,
 					Batch: batchNo[p], Record: &i, FlushReason: b.Reason.String(),
-					Timestamp: m.Timestamp.UTC(), Flush: m.Flush,
+					Timestamp: m.Timestamp.UTC(), Flush: m.Trigger,
 				}
 				if i < len(done) && done[i] {
 					rec.Done = true

@@ -33,7 +33,7 @@ type Group struct {
 	Topic     string
 	Key       []byte // nil: keyless
 	Headers   []message.Header
-	Flush     bool      // an item matched flush_when
+	Trigger   bool      // an item matched flush_when
 	Timestamp time.Time // set by the caller for a new group
 	Items     []Item
 }
@@ -94,11 +94,11 @@ func (g *Grouper) Add(f *fieldpath.Fields, sh *fieldpath.Shared, item Item, fiel
 	if i, ok := g.index[string(id)]; ok {
 		grp := &g.groups[i]
 		grp.Items = append(grp.Items, item)
-		grp.Flush = grp.Flush || flush
+		grp.Trigger = grp.Trigger || flush
 		return grp, false
 	}
 	// A new group owns copies of its key and header values.
-	grp := Group{Topic: topic, Flush: flush, Items: []Item{item}}
+	grp := Group{Topic: topic, Trigger: flush, Items: []Item{item}}
 	if hasKey {
 		grp.Key = append([]byte(nil), buf[:keyEnd]...)
 	}
@@ -153,7 +153,7 @@ func (e *Encoder) appendRun(dst []message.Message, grp *Group, items []Item, enc
 	e.buf = value
 	m := message.Message{
 		Topic: grp.Topic, Key: grp.Key, Headers: grp.Headers, Value: value,
-		Timestamp: grp.Timestamp, Flush: grp.Flush, Signal: e.Signal,
+		Timestamp: grp.Timestamp, Trigger: grp.Trigger, Signal: e.Signal,
 	}
 	if len(items) > 1 && e.tooLarge(&m) {
 		half := len(items) / 2
