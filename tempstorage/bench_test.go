@@ -73,7 +73,7 @@ func BenchmarkReplay64KiB(b *testing.B) {
 }
 
 // drainFast empties q with the checkpoint left unsynced.
-func drainFast(b *testing.B, q *Queue) {
+func drainFast(b *testing.B, q *queue) {
 	pol := q.opts.Fsync
 	q.opts.Fsync = FsyncNever
 	defer func() { q.opts.Fsync = pol }()

@@ -4,10 +4,10 @@ import (
 	"sync/atomic"
 )
 
-// byteBudget is the MaxBytes bound, shared by the queues of a Store (a
-// Queue opened alone has its own). stored <= used: an append reserves its
-// bytes in used before writing and adds them to stored once written; a
-// deleted segment leaves stored first.
+// byteBudget is the MaxBytes bound, shared by the queues of a Store (the
+// single-queue layout being migrated has its own). stored <= used: an
+// append reserves its bytes in used before writing and adds them to stored
+// once written; a deleted segment leaves stored first.
 type byteBudget struct {
 	max    int64
 	dir    string       // named in ErrFull

@@ -43,7 +43,7 @@ func TestHelperProcess(t *testing.T) {
 		fmt.Fprintln(os.Stderr, "bad start:", err)
 		os.Exit(2)
 	}
-	q, err := Open(dir, crashOptions())
+	q, err := openAlone(dir, crashOptions())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "open:", err)
 		os.Exit(2)

@@ -4,14 +4,14 @@
 //
 // # Store
 //
-// A Store is what the exporter opens: one Queue per (topic, partition)
+// A Store is what the exporter opens: one queue per (topic, partition)
 // under one directory, so replay order is per partition. Each partition is
 // its own FIFO and partitions are independent: a partition that stays
 // unavailable holds back only its own entries, and new batches of other
 // partitions need not go behind its backlog. Layout:
 //
 //	LOCK                              flock held while open (ErrLocked for a second user)
-//	queue/<topic>/<partition>/        one Queue (below), without a LOCK of its own
+//	queue/<topic>/<partition>/        one partition queue (below)
 //	deadletter/                       see DeadLetter
 //
 // <topic> is the topic with every byte outside [A-Za-z0-9_.-] written as
@@ -30,11 +30,11 @@
 // and the queues share their write buffers, so partitions that once had a
 // backlog cost little.
 //
-// # Queue
+// # Partition queues
 //
-// A Queue is a FIFO of message.Batch values in one directory:
+// A partition queue is a FIFO of the partition's message.Batch values in
+// one directory:
 //
-//	LOCK                              flock held while open (ErrLocked for a second user); not in a Store's queues
 //	segment-<20-digit id>.log         append-only segment files, oldest id first
 //	checkpoint                        replay position, two slots written in place
 //	head-progress                     how far replays of the oldest entry got (SetHead); absent: nowhere
@@ -50,10 +50,10 @@
 // and flush flag (Batch.Bytes is recomputed on read). Peek returns the
 // oldest entry; Ack moves the checkpoint past it and deletes segments with
 // nothing left to replay, so disk use falls as the backlog drains; when the
-// last entry is acknowledged the last segment goes too. A Queue is one
-// FIFO across whatever partitions it is given (a Store gives each one
-// partition): replay is oldest first. Backlog gives the count per
-// partition so new batches of a partition can go behind its stored ones.
+// last entry is acknowledged the last segment goes too. Store.Backlog
+// counts a partition's entries so that its new batches can go behind its
+// stored ones; a queue holding entries of another partition (files moved
+// by hand) makes OpenStore fail rather than replay them out of order.
 //
 // SetHead records how far replays of the oldest entry got when one failed
 // part-way: which of its records Kafka took (or refused for good) and the
@@ -64,13 +64,13 @@
 // (write and rename; the layout is at the top of progress.go), which names
 // the entry by segment, offset, size, frame CRC and record count, and
 // which Ack deletes. A file naming another entry (stale: Ack moved the
-// checkpoint but did not get to delete it) is deleted at Open; one that
+// checkpoint but did not get to delete it) is deleted at OpenStore; one that
 // does not decode is logged, deleted and ignored: the entry is replayed
 // whole, as without it.
 //
 // Only those exact names are the queue's: a segment name is the prefix, 20
 // digits and the suffix (segment-2.log is not segment 2). Anything else in
-// the directory is left alone with one warning naming it at Open. Segment
+// the directory is left alone with one warning naming it at OpenStore. Segment
 // ids have no gaps, so a segment missing between the checkpoint's and the
 // last (deleted by hand) is logged with its ids and counted in Corrupt,
 // once per missing segment; one deleted while the queue is open is found
@@ -98,26 +98,27 @@
 // before SetHead returns, plus the directory when a segment is created,
 // the checkpoint file created or the head progress renamed (a deleted segment
 // that comes back after an OS crash lies before the checkpoint and is
-// deleted again by Open). FsyncInterval syncs the
+// deleted again by OpenStore). FsyncInterval syncs the
 // active segment and the directory every Options.FsyncInterval (default
 // 1s) and at Close. FsyncNever leaves it to the OS. A process crash loses
 // nothing acknowledged under any policy; an OS crash may lose the last
 // interval (FsyncInterval) or more (FsyncNever). A checkpoint lost or
 // damaged by a crash means entries are replayed again, never skipped.
 //
-// Open recovers without help: every segment is scanned and each entry's
-// CRC checked (one segment is read into memory at a time). A range that
-// does not parse at the end of the last segment is an interrupted write:
-// it is copied to corrupt/ (*.torn, not counted) and truncated. Any other
-// range that does not parse (bad magic, length, CRC, a payload that does
-// not decode as far as its records) is copied to corrupt/ (*.bad), logged
-// and counted in Corrupt, and the scan resumes at the next valid entry. An
-// entry whose CRC holds but whose format version this build does not know
-// is not damage: Open fails (below). A checkpoint that is unreadable, points past the
-// end of its segment, past the last segment, or into the middle of an
-// entry is ignored with a warning and the affected data replayed. Memory
-// use is 16 bytes per queued entry plus one entry of write buffer (in a
-// Store, one per Append in progress).
+// OpenStore recovers every queue without help: every segment is scanned
+// and each entry's CRC checked (one segment is read into memory at a
+// time). A range that does not parse at the end of the last segment is an
+// interrupted write: it is copied to corrupt/ (*.torn, not counted) and
+// truncated. Any other range that does not parse (bad magic, length, CRC,
+// a payload that does not decode as far as its records) is copied to
+// corrupt/ (*.bad), logged and counted in Corrupt, and the scan resumes at
+// the next valid entry. An entry whose CRC holds but whose format version
+// this build does not know is not damage: OpenStore fails (below). A
+// checkpoint that is unreadable, points past the end of its segment, past
+// the last segment, or into the middle of an entry is ignored with a
+// warning and the affected data replayed. Memory use is 16 bytes per
+// queued entry plus one write buffer per Append in progress, shared by
+// the queues.
 //
 // # Entry format versions
 //
@@ -141,7 +142,7 @@
 // it empty) or keep the directory for the newer build. A build without
 // head progress leaves head-progress alone, with a warning naming it, and
 // replays the oldest entry whole. From this version
-// on, an entry of a version newer than the build knows makes Open (and
+// on, an entry of a version newer than the build knows makes OpenStore (and
 // Repair) fail with an error naming the segment and offset, changing
 // nothing; Inspect reports it as ProblemNewerFormat.
 //

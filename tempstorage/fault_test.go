@@ -3,7 +3,6 @@ package tempstorage
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -378,8 +377,8 @@ func TestDiskFullKeepsEarlierEntries(t *testing.T) {
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("Append on full disk: %v, want ENOSPC", err)
 	}
-	if q.Len() != 3 || q.Backlog(tp("t", 0)) != 3 || q.Bytes() != first3 {
-		t.Fatalf("after ENOSPC: Len %d Backlog %d Bytes %d", q.Len(), q.Backlog(tp("t", 0)), q.Bytes())
+	if q.Len() != 3 || backlogs(t, q)[tp("t", 0)] != 3 || q.Bytes() != first3 {
+		t.Fatalf("after ENOSPC: Len %d Backlog %d Bytes %d", q.Len(), backlogs(t, q)[tp("t", 0)], q.Bytes())
 	}
 	if got := fileSize(t, filepath.Join(dir, segmentName(1))); got != first3 {
 		t.Fatalf("partial entry left on disk: segment is %d bytes, want %d", got, first3)
@@ -416,7 +415,7 @@ func TestDiskFullKeepsEarlierEntries(t *testing.T) {
 }
 
 // TestFsyncPolicies counts syncs of segment data per policy; the interval
-// policy syncs on its (injected) ticker and stops with Close.
+// policy syncs on the Store's (injected) ticker and stops with Close.
 func TestFsyncPolicies(t *testing.T) {
 	for _, p := range []FsyncPolicy{FsyncBatch, FsyncInterval, FsyncNever} {
 		t.Run(p.String(), func(t *testing.T) {
@@ -431,10 +430,10 @@ func TestFsyncPolicies(t *testing.T) {
 				}
 				return tick, func() { tickerStopped = true }
 			}
-			q := mustOpen(t, t.TempDir(), opts)
+			s := mustOpenStore(t, t.TempDir(), opts)
 			syncs := func() int { disk.mu.Lock(); defer disk.mu.Unlock(); return disk.syncs }
 			for i := range 5 {
-				if err := q.Append(seqBatch("t", 0, i, 1, 10)); err != nil {
+				if err := s.Append(seqBatch("t", 0, i, 1, 10)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -453,11 +452,11 @@ func TestFsyncPolicies(t *testing.T) {
 				if syncs() != 1 {
 					t.Fatalf("%d syncs with nothing written", syncs())
 				}
-				if err := q.Append(seqBatch("t", 0, 5, 1, 10)); err != nil {
+				if err := s.Append(seqBatch("t", 0, 5, 1, 10)); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if err := q.Close(); err != nil {
+			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
 			if p == FsyncInterval {
@@ -470,35 +469,6 @@ func TestFsyncPolicies(t *testing.T) {
 			}
 		})
 	}
-}
-
-func ExampleQueue() {
-	dir, err := os.MkdirTemp("", "example")
-	if err != nil {
-		panic(err)
-	}
-	defer func() { _ = os.RemoveAll(dir) }() // best effort: a leftover temp dir is harmless
-	q, err := Open(dir, Options{})
-	if err != nil {
-		panic(err)
-	}
-	defer func() { _ = q.Close() }() // nothing to report to in an example
-	_ = q.Append(seqBatch("logs", 0, 1, 2, 10))
-	fmt.Println(q.Len(), q.Backlog(tp("logs", 0)))
-	// The replay loop: send the oldest, acknowledge it once Kafka took it.
-	for {
-		b, ok, err := q.Peek()
-		if err != nil || !ok {
-			break
-		}
-		fmt.Println(b.Topic, b.Partition, len(b.Messages))
-		_ = q.Ack()
-	}
-	fmt.Println(q.Len(), q.Bytes())
-	// Output:
-	// 1 1
-	// logs 0 2
-	// 0 0
 }
 
 // TestPeekSkipsEntryCorruptedAfterOpen: damage that appears while the queue
@@ -525,8 +495,8 @@ func TestPeekSkipsEntryCorruptedAfterOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireDrained(t, q, []int{0, 2})
-	if q.Corrupt() != 1 || q.Backlog(tp("t", 0)) != 0 || q.Len() != 0 {
-		t.Fatalf("Corrupt %d Backlog %d Len %d", q.Corrupt(), q.Backlog(tp("t", 0)), q.Len())
+	if q.Corrupt() != 1 || backlogs(t, q)[tp("t", 0)] != 0 || q.Len() != 0 {
+		t.Fatalf("Corrupt %d Backlog %d Len %d", q.Corrupt(), backlogs(t, q)[tp("t", 0)], q.Len())
 	}
 	if logs.FilterMessage("temp storage: corrupt entry skipped").Len() != 1 || len(corruptFiles(t, dir)) != 1 {
 		t.Fatal("corrupt entry not logged and kept")

@@ -186,7 +186,7 @@ func TestV2SequenceRejects(t *testing.T) {
 			if !errors.Is(err, errPayload) || !strings.Contains(err.Error(), c.says) {
 				t.Fatalf("decode: %v, want %v saying %q", err, errPayload, c.says)
 			}
-			if _, _, err := validEntry(c.buf, nil); !errors.Is(err, errPayload) {
+			if _, _, err := validEntry(c.buf); !errors.Is(err, errPayload) {
 				t.Fatalf("scan: %v, want %v", err, errPayload)
 			}
 		})
@@ -243,7 +243,7 @@ func TestMigrateV1Queue(t *testing.T) {
 		t.Fatal(err)
 	}
 	versions := map[byte]int{}
-	for _, e := range scanSegment(seg, nil).entries {
+	for _, e := range scanSegment(seg).entries {
 		versions[seg[e.off+2]]++
 	}
 	if versions[formatV1] != 4 || versions[formatV2] != 4 {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,17 +120,27 @@ func sameSeq(a, b *message.Sequence) string {
 
 func sameBytes(a, b []byte) bool { return (a == nil) == (b == nil) && bytes.Equal(a, b) }
 
-func mustOpen(t testing.TB, dir string, opts Options) *Queue {
+// openAlone opens the queue in dir as a Store opens a partition's
+// (openQueue), but alone: with a byte bound (opts.MaxBytes) and write
+// buffers of its own, and neither the lock nor the FsyncInterval loop a
+// Store keeps for its queues.
+func openAlone(dir string, opts Options) (*queue, error) {
+	opts = opts.withDefaults()
+	q, _, err := openQueue(dir, opts, &byteBudget{max: opts.MaxBytes, dir: dir}, new(sync.Pool))
+	return q, err
+}
+
+func mustOpen(t testing.TB, dir string, opts Options) *queue {
 	t.Helper()
-	q, err := Open(dir, opts)
+	q, err := openAlone(dir, opts)
 	if err != nil {
-		t.Fatalf("Open: %v", err)
+		t.Fatalf("open: %v", err)
 	}
 	return q
 }
 
 // drain peeks and acks everything, returning the sequence numbers.
-func drain(t testing.TB, q *Queue) []int {
+func drain(t testing.TB, q *queue) []int {
 	t.Helper()
 	var seqs []int
 	for {
@@ -176,7 +187,29 @@ func seqRange(from, to int) []int {
 
 // contents returns the sequence numbers of all queued entries, oldest
 // first, without acknowledging them.
-func contents(t testing.TB, q *Queue) []int {
+func contents(t testing.TB, q *queue) []int {
+	t.Helper()
+	seqs := []int{}
+	for _, b := range queued(t, q) {
+		seqs = append(seqs, seqOf(t, b))
+	}
+	return seqs
+}
+
+// backlogs counts the queued entries per partition (a Store's queue holds
+// one partition; a queue opened alone may hold several).
+func backlogs(t testing.TB, q *queue) map[message.TopicPartition]int {
+	t.Helper()
+	n := map[message.TopicPartition]int{}
+	for _, b := range queued(t, q) {
+		n[b.TopicPartition()]++
+	}
+	return n
+}
+
+// queued returns all queued entries, oldest first, without acknowledging
+// them.
+func queued(t testing.TB, q *queue) []message.Batch {
 	t.Helper()
 	q.rmu.Lock()
 	defer q.rmu.Unlock()
@@ -192,7 +225,7 @@ func contents(t testing.TB, q *Queue) []int {
 		}
 	}
 	q.mu.Unlock()
-	seqs := []int{}
+	var bs []message.Batch
 	for _, r := range refs {
 		buf := make([]byte, r.e.size)
 		if err := q.readAt(r.seg, buf, r.e.off); err != nil {
@@ -202,14 +235,14 @@ func contents(t testing.TB, q *Queue) []int {
 		if err != nil {
 			t.Fatalf("decode segment %d at %d: %v", r.seg, r.e.off, err)
 		}
-		seqs = append(seqs, seqOf(t, b))
+		bs = append(bs, b)
 	}
-	return seqs
+	return bs
 }
 
 // closeQueue closes q and fails the test if Close reports an error (Close
 // syncs and releases the lock, so its error matters).
-func closeQueue(t testing.TB, q *Queue) {
+func closeQueue(t testing.TB, q *queue) {
 	t.Helper()
 	if err := q.Close(); err != nil {
 		t.Errorf("Close: %v", err)
@@ -284,7 +317,7 @@ func drainPartition(t testing.TB, s *Store, topic string, partition int32) []int
 
 // requireDrained drains q (drain) and fails the test unless the sequence
 // numbers replayed are want, in order.
-func requireDrained(t testing.TB, q *Queue, want []int) {
+func requireDrained(t testing.TB, q *queue, want []int) {
 	t.Helper()
 	if got := drain(t, q); !slices.Equal(got, want) {
 		t.Fatalf("replayed %v, want %v", got, want)

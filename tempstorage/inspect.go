@@ -14,13 +14,13 @@ import (
 )
 
 // PartitionReport is what Inspect found in one partition's queue: the
-// figures the exporter would replay after Open.
+// figures the exporter would replay after OpenStore.
 type PartitionReport struct {
 	Topic     string
 	Partition int32
 	// Dir is the queue directory, relative to the store directory.
 	Dir string
-	// Batches and Records count the entries Open would queue for replay
+	// Batches and Records count the entries OpenStore would queue for replay
 	// and the records it would send (the oldest batch less the records its
 	// head progress marks done).
 	Batches, Records int
@@ -28,7 +28,7 @@ type PartitionReport struct {
 	// through before they failed (its head progress, Store.SetHead): they
 	// are not sent again.
 	Done int
-	// Bytes is what Store.Bytes would count after Open: the bytes of the
+	// Bytes is what Store.Bytes would count after OpenStore: the bytes of the
 	// segments not yet fully replayed.
 	Bytes int64
 	// Oldest is the timestamp of the first record of the oldest batch
@@ -37,7 +37,7 @@ type PartitionReport struct {
 }
 
 // KeptAside is a damaged range already copied to a queue's corrupt/
-// directory (by Open or Repair): kept for inspection, no longer damage.
+// directory (by OpenStore or Repair): kept for inspection, no longer damage.
 type KeptAside struct {
 	// File is the copy, relative to the store directory.
 	File  string
@@ -47,7 +47,7 @@ type KeptAside struct {
 	Torn bool
 }
 
-// Problem is damage Inspect found that Open (and Repair) would act on, or
+// Problem is damage Inspect found that OpenStore (and Repair) would act on, or
 // data already lost.
 type Problem struct {
 	// File is the damaged file, relative to the store directory.
@@ -71,12 +71,12 @@ const (
 	ProblemCheckpoint     = "checkpoint"
 	ProblemMissingSegment = "missing_segment"
 	// ProblemNewerFormat is a segment holding, from Offset on, entries of
-	// a format this build does not read (a newer build wrote them): Open
+	// a format this build does not read (a newer build wrote them): OpenStore
 	// refuses the store rather than skip them, and Inspect does not read
 	// past them.
 	ProblemNewerFormat = "newer_format"
 	// ProblemHeadProgress is a head progress file (Store.SetHead) that does
-	// not decode: Open logs and deletes it, and the oldest batch is
+	// not decode: OpenStore logs and deletes it, and the oldest batch is
 	// replayed whole.
 	ProblemHeadProgress = "head_progress"
 )
@@ -91,7 +91,7 @@ type HeadProgress struct {
 	Seq  *message.Sequence
 }
 
-// Visit is called by Inspect with each batch Open would replay, as stored;
+// Visit is called by Inspect with each batch OpenStore would replay, as stored;
 // progress is set for the oldest batch of a partition that has a head
 // progress.
 type Visit func(p message.TopicPartition, b message.Batch, progress *HeadProgress) error
@@ -103,7 +103,7 @@ type Report struct {
 	KeptAside  []KeptAside
 	Problems   []Problem
 	// Ignored lists files and directories the store does not read (left
-	// alone by Open with a warning), relative to the store directory.
+	// alone by OpenStore with a warning), relative to the store directory.
 	Ignored []string
 	// Segments and Entries count what was checked: every segment file and
 	// every valid entry in it, replayed ones included.
@@ -114,14 +114,14 @@ type Report struct {
 func (r *Report) Damaged() bool { return len(r.Problems) > 0 }
 
 // Inspect reads the store in dir without changing anything: it checks
-// every entry's CRC and every checkpoint as Open would, and reports per
-// partition what Open would queue for replay, the damage Open would move
-// aside, and the ranges already kept aside. visit, when not nil, is called
-// with every batch Open would replay, oldest first per partition, partitions
-// in topic then partition order (with the head progress of the oldest); an
-// error from it stops Inspect. The
-// segments of the single-queue layout of earlier versions (directly in
-// dir) are reported under the partitions their entries belong to.
+// every entry's CRC and every checkpoint as OpenStore would, and reports
+// per partition what OpenStore would queue for replay, the damage it would
+// move aside, and the ranges already kept aside. visit, when not nil, is
+// called with every batch OpenStore would replay, oldest first per
+// partition, partitions in topic then partition order (with the head
+// progress of the oldest); an error from it stops Inspect. The segments of
+// the single-queue layout of earlier versions (directly in dir) are
+// reported under the partitions their entries belong to.
 //
 // Inspect takes no lock: callers that must not read a directory a collector
 // is writing take LockShared first.
@@ -137,7 +137,7 @@ func Inspect(dir string, visit Visit) (*Report, error) {
 		return pr
 	}
 	// The single-queue layout is moved into partition queues first at
-	// Open, so its entries are the oldest of their partitions.
+	// OpenStore, so its entries are the oldest of their partitions.
 	if ids, _, err := listSegments(dir); err != nil {
 		return nil, fmt.Errorf("temp storage: %w", err)
 	} else if len(ids) > 0 {
@@ -260,7 +260,7 @@ func (r *Report) inspectQueue(qdir, rel string, p *message.TopicPartition, part 
 	started := false      // a segment with entries to replay was seen: later ones count even if empty
 	for i, id := range ids {
 		if haveCP && id < cp.seg {
-			continue // replayed; Open deletes it
+			continue // replayed; OpenStore deletes it
 		}
 		segRel := filepath.Join(rel, segmentName(id))
 		buf, err := os.ReadFile(filepath.Join(qdir, segmentName(id)))
@@ -268,7 +268,7 @@ func (r *Report) inspectQueue(qdir, rel string, p *message.TopicPartition, part 
 			return fmt.Errorf("temp storage: %w", err)
 		}
 		r.Segments++
-		res := scanSegment(buf, nil)
+		res := scanSegment(buf)
 		r.Entries += len(res.entries)
 		for _, bad := range res.bad {
 			r.damagedRange(qdir, rel, id, bad, "bad")
@@ -352,11 +352,11 @@ func (r *Report) inspectQueue(qdir, rel string, p *message.TopicPartition, part 
 }
 
 // damagedRange reports a range that does not parse: damage unless an
-// earlier Open already copied it aside.
+// earlier OpenStore already copied it aside.
 func (r *Report) damagedRange(qdir, rel string, id uint64, reg region, kind string) {
 	copyName := filepath.Join(corruptDir, fmt.Sprintf("%s.%d.%s", segmentName(id), reg.off, kind))
 	if _, err := os.Stat(filepath.Join(qdir, copyName)); err == nil && kind == "bad" {
-		return // kept aside, listed by keptAside; Open skips it again without counting
+		return // kept aside, listed by keptAside; OpenStore skips it again without counting
 	}
 	pr := Problem{
 		File: filepath.Join(rel, segmentName(id)), Offset: int64(reg.off), Bytes: int64(reg.end - reg.off),

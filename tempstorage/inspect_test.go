@@ -112,7 +112,7 @@ func damageStore(t *testing.T, dir string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := scanSegment(b, nil)
+	res := scanSegment(b)
 	second := res.entries[1]
 	bad, _, err := decodeEntry(b[second.off : second.off+int64(second.size)])
 	if err != nil {

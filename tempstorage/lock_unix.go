@@ -33,7 +33,7 @@ func lockDir(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("temp storage: lock %s: %w", path, err)
 	}
 	// The pid only names the holder in another process's ErrLocked message;
-	// the flock is the lock, so failing to record it is not worth failing Open.
+	// the flock is the lock, so failing to record it is not worth failing OpenStore.
 	if err := f.Truncate(0); err == nil {
 		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}

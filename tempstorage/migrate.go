@@ -2,6 +2,7 @@ package tempstorage
 
 import (
 	"fmt"
+	"strings"
 
 	"go.uber.org/zap"
 )
@@ -11,17 +12,25 @@ import (
 // partition queues, oldest first, acknowledging each once appended: a
 // crash in between replays it twice, never loses it.
 func (s *Store) migrate() error {
-	ids, _, err := listSegments(s.dir)
+	ids, foreign, err := listSegments(s.dir)
 	if err != nil {
 		return fmt.Errorf("temp storage: %w", err)
 	}
 	if len(ids) == 0 {
 		return nil
 	}
-	o := s.opts
-	o.budget = nil // its own: the old bytes are counted as they are appended
-	o.legacyRoot = true
-	q, err := Open(s.dir, o)
+	// The store's own files sit beside the layout's segments: only a stray
+	// segment name is worth a warning.
+	var strays []string
+	for _, name := range foreign {
+		if strings.HasPrefix(name, segmentPrefix) {
+			strays = append(strays, name)
+		}
+	}
+	leaveAlone(s.opts.Logger, s.dir, strays)
+	// One queue holds every partition's entries. Its bytes count in a bound
+	// of its own: they are counted in the store's as they are appended.
+	q, _, err := newQueue(s.dir, ids, s.opts, &byteBudget{max: s.opts.MaxBytes, dir: s.dir}, &s.bufs)
 	if err != nil {
 		return err
 	}

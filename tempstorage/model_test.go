@@ -105,9 +105,10 @@ func modelRun(t *testing.T, rng *rand.Rand, opts Options, steps int) (fulls int)
 		if q.Len() != len(model) {
 			t.Fatalf("step %d: Len %d, model %d", step, q.Len(), len(model))
 		}
+		got := backlogs(t, q)
 		for p := range int32(4) {
-			if got := q.Backlog(tp("t", p)); got != backlog[p] {
-				t.Fatalf("step %d: Backlog(%d) = %d, model %d", step, p, got, backlog[p])
+			if got[tp("t", p)] != backlog[p] {
+				t.Fatalf("step %d: Backlog(%d) = %d, model %d", step, p, got[tp("t", p)], backlog[p])
 			}
 		}
 		if q.Bytes() > opts.MaxBytes {

@@ -47,7 +47,7 @@ func TestStraySegmentNamesAreLeftAlone(t *testing.T) {
 				}
 			}
 			log, logs := observed()
-			q, err := Open(dir, Options{Logger: log})
+			q, err := openAlone(dir, Options{Logger: log})
 			if err != nil {
 				t.Fatalf("Open: %v", err)
 			}
@@ -109,7 +109,7 @@ func TestMissingMiddleSegmentIsLoggedAndCounted(t *testing.T) {
 				}
 			}
 			log, logs := observed()
-			var q *Queue
+			var q *queue
 			if whileOpen {
 				q = mustOpen(t, src, Options{Logger: log})
 			}

@@ -18,7 +18,7 @@ const headTimeBytes = frameHeaderLen + maxRouteBytes + maxSequenceBytes + 4*5 + 
 // waits for a Peek or Ack in progress.
 func (s *Store) Oldest() map[message.TopicPartition]time.Time {
 	out := map[message.TopicPartition]time.Time{}
-	s.each(func(p message.TopicPartition, q *Queue) {
+	s.each(func(p message.TopicPartition, q *queue) {
 		if t, ok := q.headTime(); ok {
 			out[p] = t
 		}
@@ -29,7 +29,7 @@ func (s *Store) Oldest() map[message.TopicPartition]time.Time {
 // headTime returns the timestamp of the first record of the oldest entry,
 // false when the queue is empty or the entry cannot be read (Peek then
 // finds out why).
-func (q *Queue) headTime() (time.Time, bool) {
+func (q *queue) headTime() (time.Time, bool) {
 	q.rmu.Lock()
 	defer q.rmu.Unlock()
 	q.mu.Lock()

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -27,10 +26,10 @@ var (
 	// ErrTooLarge: the entry alone is larger than Options.MaxBytes (or a
 	// dead-letter record larger than its file bound); it can never be stored.
 	ErrTooLarge = errors.New("entry larger than temp storage bound")
-	// ErrLocked: another process (or another Queue or Store in this
-	// process) has the directory open.
+	// ErrLocked: another process (or another Store in this process) has
+	// the directory open.
 	ErrLocked = errors.New("temp storage directory in use")
-	// ErrClosed: the Queue or DeadLetter was closed.
+	// ErrClosed: the Store or DeadLetter was closed.
 	ErrClosed = errors.New("temp storage closed")
 	// ErrEmpty: Ack was called on an empty queue.
 	ErrEmpty = errors.New("temp storage empty")
@@ -70,7 +69,7 @@ func FsyncNames() string {
 	return strings.Join(names, ", ")
 }
 
-// Options configures a Queue. Zero fields take the defaults above.
+// Options configures a Store. Zero fields take the defaults above.
 type Options struct {
 	// MaxBytes bounds the bytes on disk of segments not yet fully replayed
 	// (temp_storage.max_bytes), for a Store the total of all its queues.
@@ -94,13 +93,6 @@ type Options struct {
 
 	// Test hook; nil means the real thing.
 	newTicker func(d time.Duration) (<-chan time.Time, func())
-
-	// Set by Store for its per-partition queues.
-	budget     *byteBudget // MaxBytes shared by the Store's queues; nil: the Queue's own
-	noLock     bool        // the Store holds the LOCK of its root directory
-	noSyncLoop bool        // the Store runs one FsyncInterval loop for all its queues
-	legacyRoot bool        // the Store's own directory: only stray segment names are worth a warning
-	bufs       *sync.Pool  // of *[]byte: write buffers lent to the Store's queues
 }
 
 // FS is what the queue writes through: segment files and the checkpoint.

@@ -38,7 +38,7 @@ import (
 // The file is replaced whole (write to head-progress.tmp, rename); it
 // holds the progress of one entry, the oldest, and is deleted once that
 // entry is acknowledged. A file that names another entry is stale (the
-// checkpoint moved on before it was deleted) and is deleted at Open.
+// checkpoint moved on before it was deleted) and is deleted at the next open.
 const (
 	headProgressName    = "head-progress"
 	headProgressTmp     = "head-progress.tmp"
@@ -232,16 +232,9 @@ func readHeadProgress(dir string) (*headProgress, error) {
 }
 
 // SetHead records, durably, how far replays of the oldest entry (the one
-// Peek returns) got: done[i] is set for each record of the batch Peek
-// returned that Kafka took or refused for good (nil or all false: none;
-// shorter than the batch: the rest are not done), and seq is the sequence
-// numbers of the others (nil: none; its counts must add up to them). Until
-// Ack, Peek then returns the entry less those records, with Seq set to
-// seq; after a restart too. Calls compose: indices are those of the batch
-// Peek returns at the time of the call. On error (ENOSPC included) the
-// earlier progress, or none, stays in force: Peek and Ack are unaffected.
-// It returns ErrEmpty if the queue is empty.
-func (q *Queue) SetHead(done []bool, seq *message.Sequence) error {
+// Peek returns) got, as Store.SetHead says. It returns ErrEmpty if the
+// queue is empty.
+func (q *queue) SetHead(done []bool, seq *message.Sequence) error {
 	q.rmu.Lock()
 	defer q.rmu.Unlock()
 	id, err := q.headEntry()
@@ -277,7 +270,7 @@ func (q *Queue) SetHead(done []bool, seq *message.Sequence) error {
 }
 
 // headEntry reads the frame of the oldest entry and names it. rmu held.
-func (q *Queue) headEntry() (entryID, error) {
+func (q *queue) headEntry() (entryID, error) {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
@@ -311,7 +304,7 @@ func frameCRC(buf []byte) uint32 { return binary.LittleEndian.Uint32(buf[8:12]) 
 // writeHead replaces the head progress file with hp: written to a
 // temporary file (synced under FsyncBatch) and renamed over it, so a
 // failure leaves the previous file whole. rmu held.
-func (q *Queue) writeHead(hp *headProgress) error {
+func (q *queue) writeHead(hp *headProgress) error {
 	tmp := filepath.Join(q.dir, headProgressTmp)
 	f, err := q.opts.FS.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -329,7 +322,7 @@ func (q *Queue) writeHead(hp *headProgress) error {
 	}
 	if err != nil {
 		// Best effort: a leftover tmp is truncated by the next write and
-		// removed by the next Open; the write error is the one to report.
+		// removed by the next open; the write error is the one to report.
 		_ = os.Remove(tmp)
 		return fmt.Errorf("temp storage %s: write head progress: %w", q.dir, err)
 	}
@@ -338,11 +331,11 @@ func (q *Queue) writeHead(hp *headProgress) error {
 	return q.syncDirPolicy()
 }
 
-// loadHead reads the head progress file at Open: kept when it names the
+// loadHead reads the head progress file at open: kept when it names the
 // oldest entry, deleted when it names another (stale: that entry was
 // acknowledged) and, when unreadable, logged and deleted: the oldest entry
-// is then replayed whole. Only Open calls it, before the Queue is shared.
-func (q *Queue) loadHead() {
+// is then replayed whole. Only newQueue calls it, before the queue is shared.
+func (q *queue) loadHead() {
 	hp, err := readHeadProgress(q.dir)
 	if hp == nil && err == nil {
 		return
@@ -368,7 +361,7 @@ func (q *Queue) loadHead() {
 // progress SetHead recorded for it. Progress that names another entry
 // (the file replaced behind the queue's back) is logged and dropped. rmu
 // held.
-func (q *Queue) applyHead(b *message.Batch, id entryID) {
+func (q *queue) applyHead(b *message.Batch, id entryID) {
 	hp := q.hp
 	if hp == nil {
 		return
@@ -400,9 +393,9 @@ func (hp *headProgress) apply(b message.Batch) message.Batch {
 }
 
 // dropHead forgets the head progress and deletes its file. A file that
-// cannot be deleted is stale from now on, which Open recognises. rmu
-// held, or the Queue not yet shared.
-func (q *Queue) dropHead() {
+// cannot be deleted is stale from now on, which the next open recognises. rmu
+// held, or the queue not yet shared.
+func (q *queue) dropHead() {
 	q.hp = nil
 	if !q.hpOnDisk {
 		return

@@ -37,7 +37,7 @@ func recordKeys(seq int, is ...int) []string {
 }
 
 // mustPeek returns the queue's oldest batch; an empty queue fails the test.
-func mustPeek(t testing.TB, q *Queue) message.Batch {
+func mustPeek(t testing.TB, q *queue) message.Batch {
 	t.Helper()
 	b, ok, err := q.Peek()
 	if err != nil || !ok {
@@ -48,7 +48,7 @@ func mustPeek(t testing.TB, q *Queue) message.Batch {
 
 // requireHead fails the test unless the oldest batch of q holds the
 // records named by want, with sequence seq.
-func requireHead(t testing.TB, q *Queue, want []string, seq *message.Sequence) {
+func requireHead(t testing.TB, q *queue, want []string, seq *message.Sequence) {
 	t.Helper()
 	b := mustPeek(t, q)
 	if got := keys(b); !slices.Equal(got, want) {
@@ -73,7 +73,7 @@ func unsureSeq(base int32, counts ...int32) *message.Sequence {
 
 // progressQueue opens a queue in dir holding seqBatch 1 (6 records, with a
 // sequence) and seqBatch 2 (3 records).
-func progressQueue(t *testing.T, dir string, opts Options) *Queue {
+func progressQueue(t *testing.T, dir string, opts Options) *queue {
 	t.Helper()
 	q := mustOpen(t, dir, opts)
 	for _, b := range []message.Batch{seqBatch("t", 0, 1, 6, 50), seqBatch("t", 0, 2, 3, 50)} {
@@ -98,8 +98,8 @@ func TestSetHeadPersistsTheProgressOfTheOldestEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireHead(t, q, recordKeys(1, 1, 3, 4, 5), first)
-	if q.Len() != 2 || q.Backlog(tp("t", 0)) != 2 {
-		t.Fatalf("Len %d, Backlog %d after SetHead, want 2", q.Len(), q.Backlog(tp("t", 0)))
+	if q.Len() != 2 || backlogs(t, q)[tp("t", 0)] != 2 {
+		t.Fatalf("Len %d, Backlog %d after SetHead, want 2", q.Len(), backlogs(t, q)[tp("t", 0)])
 	}
 
 	// Indices of the batch Peek returns now: records 1 and 5 of the entry.

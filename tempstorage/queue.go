@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -27,14 +26,19 @@ const (
 	segmentDigits  = 20 // segmentName's width
 )
 
-// Queue is a durable FIFO of batches in segment files. All methods are safe
-// for concurrent use: sender goroutines Append while one replay loop calls
-// Peek and Ack.
-type Queue struct {
-	dir  string
-	opts Options
-	log  *zap.Logger
-	lock *os.File
+// queue is the Store's durable FIFO of one partition's batches, in the
+// segment files of one directory (migrate reads the single-queue layout of
+// earlier versions, which holds every partition's, as a queue too). The
+// Store holds the directory lock, runs the FsyncInterval loop (syncNow) and
+// shares its byte bound and write buffers. All methods are safe for
+// concurrent use: sender goroutines Append while one replay loop calls Peek
+// and Ack.
+type queue struct {
+	dir    string
+	opts   Options     // the Store's, with defaults
+	budget *byteBudget // MaxBytes, shared by the Store's queues
+	bufs   *sync.Pool  // of *[]byte: write buffers, lent for one Append
+	log    *zap.Logger
 
 	// rmu serialises Peek, SetHead and Ack; it guards rf, checkpoint writes
 	// and the head progress.
@@ -50,25 +54,21 @@ type Queue struct {
 	wmu      sync.Mutex
 	active   File // last segment, open for writing; nil when there is none
 	writeOff int64
-	dirty    bool // active has writes not yet synced (FsyncInterval)
-	buf      []byte
+	dirty    bool    // active has writes not yet synced (FsyncInterval)
+	buf      *[]byte // lent by bufs during an Append; nil otherwise
 
 	// mu guards the in-memory index below. Lock order: rmu, wmu, mu.
-	mu      sync.Mutex
-	segs    []*segment // oldest first; the last one is the active segment
-	nextID  uint64
-	count   int
-	bytes   int64
-	routes  map[message.TopicPartition]uint32
-	backlog []int // entries per route id
-	closed  bool
+	mu     sync.Mutex
+	segs   []*segment // oldest first; the last one is the active segment
+	nextID uint64
+	count  int
+	bytes  int64
+	closed bool
 
 	corrupt   atomic.Int64
 	metaDirty atomic.Bool // directory changes not yet synced (FsyncInterval, FsyncNever)
 
 	closeOnce sync.Once
-	stop      chan struct{}
-	done      chan struct{}
 }
 
 // segment is one segment file and its unacknowledged entries.
@@ -79,48 +79,50 @@ type segment struct {
 }
 
 type entryRef struct {
-	off   int64
-	size  uint32
-	route uint32
+	off  int64
+	size uint32
 }
 
-// Open opens (creating it, mode 0700, if missing) the queue in dir, locks the
-// directory against other processes (ErrLocked) and recovers what a previous
-// run left: a torn tail is truncated, corrupt entries are moved to
-// dir/corrupt/ and counted, and everything else is queued for replay.
-func Open(dir string, opts Options) (*Queue, error) {
-	opts = opts.withDefaults()
+// openQueue opens the queue in dir, creating the directory (mode 0700) if
+// missing, and returns it with the partitions of its entries (newQueue).
+// Files in it the queue did not write are left alone, with a warning.
+func openQueue(dir string, opts Options, budget *byteBudget, bufs *sync.Pool) (*queue, []message.TopicPartition, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("temp storage: create %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("temp storage: create %s: %w", dir, err)
 	}
-	var lock *os.File // nil when the Store holds the lock (noLock)
-	if !opts.noLock {
-		var err error
-		if lock, err = lockDir(dir); err != nil {
-			return nil, err
-		}
+	ids, foreign, err := listSegments(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("temp storage %s: recover: %w", dir, err)
 	}
-	if opts.budget == nil {
-		opts.budget = &byteBudget{max: opts.MaxBytes, dir: dir}
-	}
-	q := &Queue{
+	leaveAlone(opts.Logger, dir, foreign)
+	return newQueue(dir, ids, opts, budget, bufs)
+}
+
+// newQueue opens the queue in dir, whose segment files are ids
+// (listSegments), and recovers what a previous run left: a torn tail is
+// truncated, corrupt entries are moved to dir/corrupt/ and counted, and
+// everything else is queued for replay; its bytes count in budget. It
+// returns the partitions the queued entries belong to, in the order they
+// first appear. opts has its defaults; the caller holds the directory's
+// lock.
+func newQueue(dir string, ids []uint64, opts Options, budget *byteBudget, bufs *sync.Pool) (*queue, []message.TopicPartition, error) {
+	q := &queue{
 		dir:    dir,
 		opts:   opts,
+		budget: budget,
+		bufs:   bufs,
 		log:    opts.Logger.With(zap.String("directory", dir)),
-		lock:   lock,
-		routes: make(map[message.TopicPartition]uint32),
 	}
-	if err := q.recover(); err != nil {
-		q.unlock() // the recover error is the one to report; closing the fd drops the flock regardless
-		return nil, fmt.Errorf("temp storage %s: recover: %w", dir, err)
+	routes, err := q.recover(ids)
+	if err != nil {
+		return nil, nil, fmt.Errorf("temp storage %s: recover: %w", dir, err)
 	}
 	q.loadHead()
 	if n := len(q.segs); n > 0 {
 		last := q.segs[n-1]
 		f, err := opts.FS.OpenFile(q.segPath(last.id), os.O_WRONLY, 0o600)
 		if err != nil {
-			q.unlock() // the open error is the one to report; closing the fd drops the flock regardless
-			return nil, fmt.Errorf("temp storage %s: open segment: %w", dir, err)
+			return nil, nil, fmt.Errorf("temp storage %s: open segment: %w", dir, err)
 		}
 		q.active, q.writeOff = f, last.size
 	}
@@ -133,27 +135,16 @@ func Open(dir string, opts Options) (*Queue, error) {
 	}
 	// What recovery kept counts against the bound even if it exceeds it
 	// (MaxBytes lowered since): appends get ErrFull until the backlog drains.
-	opts.budget.add(q.bytes)
+	budget.add(q.bytes)
 	if q.count > 0 {
 		q.log.Info("temp storage holds data to replay",
 			zap.Int("entries", q.count), zap.Int64("bytes", q.bytes), zap.Int("segments", len(q.segs)))
 	}
-	if opts.Fsync == FsyncInterval && !opts.noSyncLoop {
-		tick, stopTick := opts.newTicker(opts.FsyncInterval)
-		q.stop, q.done = make(chan struct{}), make(chan struct{})
-		go q.syncLoop(tick, stopTick)
-	}
-	return q, nil
+	return q, routes, nil
 }
 
-// Append stores b behind everything already queued. When it returns nil
-// the entry is on disk as the fsync policy promises. It returns an error
-// wrapping ErrFull when the entry would take the queue past MaxBytes,
-// ErrTooLarge when it never fits, or the OS error (ENOSPC included); on any
-// error nothing of b is queued and earlier entries are untouched. A
-// sequence (b.Seq) that does not fit b's records is logged and left out:
-// the records are kept, a replay sends them under new numbers.
-func (q *Queue) Append(b message.Batch) error {
+// Append stores b behind everything already queued, as Store.Append says.
+func (q *queue) Append(b message.Batch) error {
 	if b.Seq != nil {
 		if err := checkSequence(b.Seq, uint64(len(b.Messages))); err != nil {
 			q.log.Error("temp storage: storing a batch without its sequence, which does not fit its records; "+
@@ -180,12 +171,11 @@ func (q *Queue) Append(b message.Batch) error {
 	}
 	q.wmu.Lock()
 	defer q.wmu.Unlock()
-	if q.opts.bufs != nil {
-		q.takeBuf()
-		defer q.putBuf()
-	}
-	q.buf = appendEntry(q.buf[:0], &b)
-	n := int64(len(q.buf))
+	q.takeBuf()
+	defer q.putBuf()
+	buf := appendEntry((*q.buf)[:0], &b)
+	*q.buf = buf
+	n := int64(len(buf))
 
 	q.mu.Lock()
 	if q.closed {
@@ -199,16 +189,15 @@ func (q *Queue) Append(b message.Batch) error {
 	// The reservation holds the room until the entry is written or released
 	// on failure, so concurrent appends (of other queues of a Store) cannot
 	// overshoot the bound between them.
-	if used, ok := q.opts.budget.reserve(n); !ok {
+	if used, ok := q.budget.reserve(n); !ok {
 		q.mu.Unlock()
-		return fmt.Errorf("%w: %s holds %d of %d bytes, %s/%d entry needs %d", ErrFull, q.opts.budget.dir, used, q.opts.budget.max, b.Topic, b.Partition, n)
+		return fmt.Errorf("%w: %s holds %d of %d bytes, %s/%d entry needs %d", ErrFull, q.budget.dir, used, q.budget.max, b.Topic, b.Partition, n)
 	}
-	rid := q.routeID(b.TopicPartition())
 	q.mu.Unlock()
 	written := false
 	defer func() {
 		if !written {
-			q.opts.budget.unreserve(n)
+			q.budget.unreserve(n)
 		}
 	}()
 
@@ -218,7 +207,7 @@ func (q *Queue) Append(b message.Batch) error {
 		}
 	}
 	off := q.writeOff
-	if _, err := q.active.WriteAt(q.buf, off); err != nil {
+	if _, err := q.active.WriteAt(buf, off); err != nil {
 		q.rollback(off)
 		return fmt.Errorf("temp storage %s: write entry: %w", q.dir, err)
 	}
@@ -235,42 +224,41 @@ func (q *Queue) Append(b message.Batch) error {
 
 	q.mu.Lock()
 	seg := q.segs[len(q.segs)-1]
-	seg.entries = append(seg.entries, entryRef{off: off, size: uint32(n), route: rid})
+	seg.entries = append(seg.entries, entryRef{off: off, size: uint32(n)})
 	seg.size = q.writeOff
 	q.bytes += n
 	q.count++
-	q.backlog[rid]++
 	q.mu.Unlock()
-	q.opts.budget.commit(n)
+	q.budget.commit(n)
 	written = true
 	return nil
 }
 
-// takeBuf and putBuf lend the write buffer from a Store's pool for one
+// takeBuf and putBuf lend a write buffer from the Store's pool for one
 // Append, so a Store holds one per append in flight rather than one per
 // partition. wmu held.
-func (q *Queue) takeBuf() {
-	if p, ok := q.opts.bufs.Get().(*[]byte); ok {
-		q.buf = *p
+func (q *queue) takeBuf() {
+	q.buf, _ = q.bufs.Get().(*[]byte)
+	if q.buf == nil {
+		q.buf = new([]byte)
 	}
 }
 
-func (q *Queue) putBuf() {
-	b := q.buf[:0]
+func (q *queue) putBuf() {
+	q.bufs.Put(q.buf)
 	q.buf = nil
-	q.opts.bufs.Put(&b)
 }
 
 // rollback removes a failed write so the next entry starts at off. wmu held.
-func (q *Queue) rollback(off int64) {
+func (q *queue) rollback(off int64) {
 	if err := q.active.Truncate(off); err != nil {
-		// The next write overwrites from off; a leftover tail is cut at the next Open.
+		// The next write overwrites from off; a leftover tail is cut at the next open.
 		q.log.Warn("temp storage: cannot truncate failed write", zap.Int64("offset", off), zap.Error(err))
 	}
 }
 
 // rotate starts a new segment and makes it the active one. wmu held.
-func (q *Queue) rotate() error {
+func (q *queue) rotate() error {
 	q.mu.Lock()
 	id := q.nextID
 	q.mu.Unlock()
@@ -307,12 +295,8 @@ func (q *Queue) rotate() error {
 }
 
 // Peek returns the oldest unacknowledged batch, or ok false when the queue
-// is empty. It returns the same batch until Ack; after a crash or Close
-// without Ack it is returned again (at-least-once), less the records and
-// with the sequence SetHead recorded for it. An entry found corrupt here
-// is moved aside and counted like those found by Open, and the next one is
-// returned. Byte slices of the batch are the caller's.
-func (q *Queue) Peek() (b message.Batch, ok bool, err error) {
+// is empty, as Store.Peek says.
+func (q *queue) Peek() (b message.Batch, ok bool, err error) {
 	q.rmu.Lock()
 	defer q.rmu.Unlock()
 	for {
@@ -354,7 +338,7 @@ func (q *Queue) Peek() (b message.Batch, ok bool, err error) {
 // skipMissing drops the entries of a segment deleted behind the queue's
 // back: they are lost, which is logged and counted like a corrupt entry.
 // rmu held.
-func (q *Queue) skipMissing(seg *segment) error {
+func (q *queue) skipMissing(seg *segment) error {
 	q.mu.Lock()
 	n := len(seg.entries)
 	q.mu.Unlock()
@@ -370,7 +354,7 @@ func (q *Queue) skipMissing(seg *segment) error {
 }
 
 // readAt reads from segment id. rmu held.
-func (q *Queue) readAt(id uint64, buf []byte, off int64) error {
+func (q *queue) readAt(id uint64, buf []byte, off int64) error {
 	if q.rf == nil || q.rfID != id {
 		if q.rf != nil {
 			_ = q.rf.Close() // read only: nothing to flush, nothing lost
@@ -386,11 +370,9 @@ func (q *Queue) readAt(id uint64, buf []byte, off int64) error {
 	return err
 }
 
-// Ack marks the oldest entry (the one Peek returns) as replayed: the
-// checkpoint moves past it (durable when Ack returns under FsyncBatch), its
-// head progress (SetHead) is deleted and segments with nothing left to
-// replay are deleted. On error nothing changes. It returns ErrEmpty if the queue is empty.
-func (q *Queue) Ack() error {
+// Ack marks the oldest entry (the one Peek returns) as replayed, as
+// Store.Ack says. It returns ErrEmpty if the queue is empty.
+func (q *queue) Ack() error {
 	q.rmu.Lock()
 	defer q.rmu.Unlock()
 	return q.advance()
@@ -398,7 +380,7 @@ func (q *Queue) Ack() error {
 
 // head returns the oldest unacknowledged entry and the index of its
 // segment. mu held.
-func (q *Queue) head() (*segment, int, entryRef, bool) {
+func (q *queue) head() (*segment, int, entryRef, bool) {
 	for i, s := range q.segs {
 		if len(s.entries) > 0 {
 			return s, i, s.entries[0], true
@@ -409,7 +391,7 @@ func (q *Queue) head() (*segment, int, entryRef, bool) {
 
 // advance drops the oldest entry: new checkpoint first, then the in-memory
 // index, then its head progress and fully replayed segment files. rmu held.
-func (q *Queue) advance() error {
+func (q *queue) advance() error {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
@@ -428,7 +410,7 @@ func (q *Queue) advance() error {
 	}
 
 	q.mu.Lock()
-	seg, i, e, _ := q.head()
+	seg, i, _, _ = q.head()
 	var pos position
 	var drop int // leading segments to delete
 	retire := false
@@ -453,7 +435,6 @@ func (q *Queue) advance() error {
 	q.mu.Lock()
 	seg.entries = seg.entries[1:]
 	q.count--
-	q.backlog[e.route]--
 	dropped := append([]*segment(nil), q.segs[:drop]...)
 	q.segs = q.segs[drop:]
 	var freed int64
@@ -462,7 +443,7 @@ func (q *Queue) advance() error {
 	}
 	q.bytes -= freed
 	q.mu.Unlock()
-	q.opts.budget.free(freed)
+	q.budget.free(freed)
 	q.dropHead()
 
 	if retire && q.active != nil {
@@ -477,7 +458,7 @@ func (q *Queue) advance() error {
 			q.rf = nil
 		}
 		if err := os.Remove(q.segPath(s.id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			// Open deletes it next time: it lies before the checkpoint.
+			// The next open deletes it: it lies before the checkpoint.
 			q.log.Warn("temp storage: delete replayed segment", zap.Uint64("segment", s.id), zap.Error(err))
 		}
 	}
@@ -492,8 +473,8 @@ func (q *Queue) advance() error {
 // (and no directory sync); a failed write leaves the slot to be written
 // again, the other slot holding the previous position. A queue without a
 // version 2 file (new, or from an earlier build) gets one by write and
-// rename. rmu held, or the Queue not yet shared.
-func (q *Queue) writeCheckpoint(p position) error {
+// rename. rmu held, or the queue not yet shared.
+func (q *queue) writeCheckpoint(p position) error {
 	seq := q.cpSeq + 1
 	if !q.cpInPlace.Load() {
 		return q.createCheckpoint(seq, p)
@@ -522,7 +503,7 @@ func (q *Queue) writeCheckpoint(p position) error {
 
 // createCheckpoint writes a whole version 2 checkpoint file holding p by
 // write and rename.
-func (q *Queue) createCheckpoint(seq uint64, p position) error {
+func (q *queue) createCheckpoint(seq uint64, p position) error {
 	tmp := filepath.Join(q.dir, checkpointTmp)
 	f, err := q.opts.FS.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -540,7 +521,7 @@ func (q *Queue) createCheckpoint(seq uint64, p position) error {
 	}
 	if err != nil {
 		// Best effort: a leftover tmp is truncated by the next write and
-		// removed by the next Open; the write error is the one to report.
+		// removed by the next open; the write error is the one to report.
 		_ = os.Remove(tmp)
 		return fmt.Errorf("temp storage %s: write checkpoint: %w", q.dir, err)
 	}
@@ -554,8 +535,8 @@ func (q *Queue) createCheckpoint(seq uint64, p position) error {
 
 // headPos is the replay position of the oldest entry; with none, the end
 // of the first segment (entries appended later lie after it) or, with no
-// segment, the next segment. mu held, or the Queue not yet shared.
-func (q *Queue) headPos() position {
+// segment, the next segment. mu held, or the queue not yet shared.
+func (q *queue) headPos() position {
 	if s, _, e, ok := q.head(); ok {
 		return position{s.id, e.off}
 	}
@@ -567,7 +548,7 @@ func (q *Queue) headPos() position {
 
 // syncDirPolicy makes directory changes durable under FsyncBatch and
 // remembers them for the interval loop otherwise.
-func (q *Queue) syncDirPolicy() error {
+func (q *queue) syncDirPolicy() error {
 	if q.opts.Fsync != FsyncBatch {
 		q.metaDirty.Store(true)
 		return nil
@@ -590,21 +571,8 @@ func syncDir(dir string) error {
 	return err
 }
 
-// Backlog returns the number of queued entries for topic/partition: while
-// it is above zero, new batches of that partition belong behind them. An
-// entry counts once its Append has returned.
-func (q *Queue) Backlog(p message.TopicPartition) int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	id, ok := q.routes[p]
-	if !ok {
-		return 0
-	}
-	return q.backlog[id]
-}
-
 // Len returns the number of queued (unacknowledged) entries.
-func (q *Queue) Len() int {
+func (q *queue) Len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.count
@@ -612,28 +580,25 @@ func (q *Queue) Len() int {
 
 // Bytes returns the bytes on disk of segments not yet fully replayed, the
 // figure MaxBytes bounds.
-func (q *Queue) Bytes() int64 {
+func (q *queue) Bytes() int64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.bytes
 }
 
-// Corrupt returns the number of corrupt entries moved aside since Open.
-func (q *Queue) Corrupt() int64 { return q.corrupt.Load() }
+// Corrupt returns the number of corrupt entries moved aside since the queue
+// was opened.
+func (q *queue) Corrupt() int64 { return q.corrupt.Load() }
 
 // Dir returns the queue directory.
-func (q *Queue) Dir() string { return q.dir }
+func (q *queue) Dir() string { return q.dir }
 
-// Close syncs what the policy asks, stops the interval goroutine, closes the
-// files and releases the directory lock. Queued data stays for the next Open.
-// Later calls return nil; other methods return ErrClosed.
-func (q *Queue) Close() error {
+// Close syncs what the policy asks and closes the files. Queued data stays
+// for the next open. Later calls return nil; other methods return
+// ErrClosed.
+func (q *queue) Close() error {
 	var err error
 	q.closeOnce.Do(func() {
-		if q.stop != nil {
-			close(q.stop)
-			<-q.done
-		}
 		q.rmu.Lock()
 		defer q.rmu.Unlock()
 		q.wmu.Lock()
@@ -656,9 +621,6 @@ func (q *Queue) Close() error {
 			errs = append(errs, q.rf.Close())
 			q.rf = nil
 		}
-		if q.lock != nil {
-			errs = append(errs, q.lock.Close())
-		}
 		if e := errors.Join(errs...); e != nil {
 			err = fmt.Errorf("temp storage %s: close: %w", q.dir, e)
 		}
@@ -666,30 +628,9 @@ func (q *Queue) Close() error {
 	return err
 }
 
-// unlock releases the directory lock, if this Queue holds it.
-func (q *Queue) unlock() {
-	if q.lock != nil {
-		_ = q.lock.Close() // closing the fd drops the flock; callers report their own error
-	}
-}
-
-// syncLoop forces data to disk every tick (FsyncInterval).
-func (q *Queue) syncLoop(tick <-chan time.Time, stopTick func()) {
-	defer close(q.done)
-	defer stopTick()
-	for {
-		select {
-		case <-q.stop:
-			return
-		case <-tick:
-			if err := q.syncNow(); err != nil {
-				q.log.Warn("temp storage: periodic sync", zap.Error(err))
-			}
-		}
-	}
-}
-
-func (q *Queue) syncNow() error {
+// syncNow forces data and directory changes to disk (the Store's
+// FsyncInterval loop).
+func (q *queue) syncNow() error {
 	q.wmu.Lock()
 	var err error
 	if q.dirty && q.active != nil {
@@ -707,18 +648,7 @@ func (q *Queue) syncNow() error {
 	return err
 }
 
-// routeID interns topic/partition. mu held.
-func (q *Queue) routeID(r message.TopicPartition) uint32 {
-	id, ok := q.routes[r]
-	if !ok {
-		id = uint32(len(q.backlog))
-		q.routes[r] = id
-		q.backlog = append(q.backlog, 0)
-	}
-	return id
-}
-
-func (q *Queue) segPath(id uint64) string {
+func (q *queue) segPath(id uint64) string {
 	return filepath.Join(q.dir, segmentName(id))
 }
 

@@ -25,24 +25,26 @@ type region struct {
 // scanResult is what scanSegment found in one segment.
 type scanResult struct {
 	entries []entryRef
-	bad     []region // corrupt ranges followed by a valid entry
-	tail    *region  // invalid range running to the end of the segment
+	routes  []message.TopicPartition // the partition of each entry
+	bad     []region                 // corrupt ranges followed by a valid entry
+	tail    *region                  // invalid range running to the end of the segment
 	// newer, when set, starts at an entry of a format this build does not
 	// read (errVersion) and runs to the end of the segment: written by a
 	// newer build, not damage. The scan stops there.
 	newer *region
 }
 
-// scanSegment finds the valid entries of a segment. After an invalid entry
-// it resumes at the next offset where a valid entry starts; routeID interns
-// each entry's topic/partition.
-func scanSegment(buf []byte, routeID func(message.TopicPartition) uint32) scanResult {
+// scanSegment finds the valid entries of a segment and their partitions.
+// After an invalid entry it resumes at the next offset where a valid entry
+// starts.
+func scanSegment(buf []byte) scanResult {
 	var res scanResult
 	off := 0
 	for off < len(buf) {
-		n, rid, err := validEntry(buf[off:], routeID)
+		n, route, err := validEntry(buf[off:])
 		if err == nil {
-			res.entries = append(res.entries, entryRef{off: int64(off), size: uint32(n), route: rid})
+			res.entries = append(res.entries, entryRef{off: int64(off), size: uint32(n)})
+			res.routes = append(res.routes, route)
 			off += n
 			continue
 		}
@@ -62,20 +64,16 @@ func scanSegment(buf []byte, routeID func(message.TopicPartition) uint32) scanRe
 }
 
 // validEntry checks the frame at the start of buf and reads its route.
-func validEntry(buf []byte, routeID func(message.TopicPartition) uint32) (int, uint32, error) {
+func validEntry(buf []byte) (int, message.TopicPartition, error) {
 	f, n, err := checkFrame(buf)
 	if err != nil {
-		return 0, 0, err
+		return 0, message.TopicPartition{}, err
 	}
 	topic, part, err := decodeRoute(f)
 	if err != nil {
-		return 0, 0, err
+		return 0, message.TopicPartition{}, err
 	}
-	var rid uint32
-	if routeID != nil {
-		rid = routeID(message.TopicPartition{Topic: topic, Partition: part})
-	}
-	return n, rid, nil
+	return n, message.TopicPartition{Topic: topic, Partition: part}, nil
 }
 
 // resync returns the first offset at or after from where a valid entry
@@ -87,7 +85,7 @@ func resync(buf []byte, from int) int {
 			return -1
 		}
 		p := from + j
-		if _, _, err := validEntry(buf[p:], nil); err == nil || errors.Is(err, errVersion) {
+		if _, _, err := validEntry(buf[p:]); err == nil || errors.Is(err, errVersion) {
 			return p
 		}
 		from = p + 1
@@ -95,9 +93,10 @@ func resync(buf []byte, from int) int {
 	return -1
 }
 
-// recover rebuilds the in-memory index from the directory. Only Open calls
-// it, before the Queue is shared.
-func (q *Queue) recover() error {
+// recover rebuilds the in-memory index from the directory, whose segments
+// are ids, and returns the partitions of the entries it queued, in the order
+// they first appear. Only newQueue calls it, before the queue is shared.
+func (q *queue) recover(ids []uint64) ([]message.TopicPartition, error) {
 	// A tmp checkpoint is a write interrupted before its rename: never valid.
 	// Left in place it does no harm (the next write truncates it), so a
 	// failure to delete it is only worth a warning.
@@ -109,16 +108,6 @@ func (q *Queue) recover() error {
 		q.log.Warn("temp storage: delete interrupted head progress", zap.Error(err))
 	}
 	cp, haveCP := q.readCheckpoint()
-	ids, foreign, err := listSegments(q.dir)
-	if err != nil {
-		return err
-	}
-	for _, name := range foreign {
-		if !q.opts.legacyRoot || strings.HasPrefix(name, segmentPrefix) {
-			q.log.Warn("temp storage: leaving alone a file the queue did not write",
-				zap.String("file", filepath.Join(q.dir, name)))
-		}
-	}
 	q.nextID = 1
 	if n := len(ids); n > 0 {
 		q.nextID = ids[n-1] + 1
@@ -137,11 +126,12 @@ func (q *Queue) recover() error {
 		q.reportGaps(cp.seg, ids)
 	}
 
+	var routes []message.TopicPartition
 	for i, id := range ids {
 		if haveCP && id < cp.seg {
 			// Fully replayed; the delete after the checkpoint did not happen.
 			if err := os.Remove(q.segPath(id)); err != nil {
-				return err
+				return nil, err
 			}
 			continue
 		}
@@ -149,16 +139,13 @@ func (q *Queue) recover() error {
 		if haveCP && id == cp.seg {
 			cpOff = cp.off
 		}
-		seg, err := q.recoverSegment(id, i == len(ids)-1, cpOff)
+		seg, err := q.recoverSegment(id, i == len(ids)-1, cpOff, &routes)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		q.segs = append(q.segs, seg)
 		q.bytes += seg.size
-		for _, e := range seg.entries {
-			q.count++
-			q.backlog[e.route]++
-		}
+		q.count += len(seg.entries)
 	}
 
 	// Leading segments with nothing to replay (acknowledged or all corrupt) go now.
@@ -167,23 +154,23 @@ func (q *Queue) recover() error {
 		k++
 	}
 	if k == 0 {
-		return nil
+		return routes, nil
 	}
 	pos := position{seg: q.nextID}
 	if k < len(q.segs) {
 		pos.seg = q.segs[k].id
 	}
 	if err := q.writeCheckpoint(pos); err != nil {
-		return err
+		return nil, err
 	}
 	for _, s := range q.segs[:k] {
 		if err := os.Remove(q.segPath(s.id)); err != nil {
-			return err
+			return nil, err
 		}
 		q.bytes -= s.size
 	}
 	q.segs = slices.Delete(q.segs, 0, k)
-	return nil
+	return routes, nil
 }
 
 // reportGaps logs and counts segments missing between the checkpoint's
@@ -191,7 +178,7 @@ func (q *Queue) recover() error {
 // numbered without gaps, and the one the checkpoint names exists while
 // anything after it does, so a gap is a segment deleted by hand, its
 // entries lost. Each missing segment counts as one corrupt entry.
-func (q *Queue) reportGaps(first uint64, ids []uint64) {
+func (q *queue) reportGaps(first uint64, ids []uint64) {
 	want := first
 	for _, id := range ids {
 		if id < want {
@@ -210,7 +197,7 @@ func (q *Queue) reportGaps(first uint64, ids []uint64) {
 // readCheckpoint returns the replay position; false when there is none or
 // it is unreadable (then everything is replayed: duplicates, not loss). It
 // notes the write number and whether the file can be written in place.
-func (q *Queue) readCheckpoint() (position, bool) {
+func (q *queue) readCheckpoint() (position, bool) {
 	b, err := os.ReadFile(filepath.Join(q.dir, checkpointName))
 	if errors.Is(err, os.ErrNotExist) {
 		return position{}, false
@@ -228,14 +215,15 @@ func (q *Queue) readCheckpoint() (position, bool) {
 
 // recoverSegment scans one segment: corrupt ranges are copied to corrupt/,
 // an invalid tail is copied there and cut off, and entries before the
-// checkpoint offset cpOff (-1: none) are left out.
-func (q *Queue) recoverSegment(id uint64, last bool, cpOff int64) (*segment, error) {
+// checkpoint offset cpOff (-1: none) are left out. The partitions of the
+// entries kept are added to routes, each once.
+func (q *queue) recoverSegment(id uint64, last bool, cpOff int64, routes *[]message.TopicPartition) (*segment, error) {
 	path := q.segPath(id)
 	buf, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	res := scanSegment(buf, q.routeID)
+	res := scanSegment(buf)
 	if r := res.newer; r != nil {
 		return nil, newerFormatErr(q.dir, id, r)
 	}
@@ -255,7 +243,7 @@ func (q *Queue) recoverSegment(id uint64, last bool, cpOff int64) (*segment, err
 		}
 		size = int64(r.off)
 	}
-	entries := res.entries
+	entries, kept := res.entries, res.routes
 	if cpOff >= 0 {
 		k := sort.Search(len(entries), func(j int) bool { return entries[j].off >= cpOff })
 		switch {
@@ -266,7 +254,12 @@ func (q *Queue) recoverSegment(id uint64, last bool, cpOff int64) (*segment, err
 			q.log.Warn("temp storage: checkpoint inside an entry; replaying the segment",
 				zap.Uint64("segment", id), zap.Int64("checkpoint_offset", cpOff))
 		default:
-			entries = entries[k:]
+			entries, kept = entries[k:], kept[k:]
+		}
+	}
+	for _, r := range kept {
+		if !slices.Contains(*routes, r) {
+			*routes = append(*routes, r)
 		}
 	}
 	return &segment{id: id, size: size, entries: slices.Clip(entries)}, nil
@@ -281,7 +274,7 @@ func newerFormatErr(dir string, id uint64, r *region) error {
 		dir, segmentName(id), r.off, r.err)
 }
 
-func (q *Queue) truncate(path string, size int64) error {
+func (q *queue) truncate(path string, size int64) error {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		return err
@@ -298,8 +291,8 @@ func (q *Queue) truncate(path string, size int64) error {
 
 // moveAside copies a corrupt ("bad", counted in Corrupt) or torn range of
 // segment id to corrupt/ for inspection. A range already copied by an
-// earlier Open is not copied or counted again.
-func (q *Queue) moveAside(id uint64, off int64, data []byte, reason error, kind string) {
+// earlier open is not copied or counted again.
+func (q *queue) moveAside(id uint64, off int64, data []byte, reason error, kind string) {
 	dir := filepath.Join(q.dir, corruptDir)
 	name := filepath.Join(dir, fmt.Sprintf("%s.%d.%s", segmentName(id), off, kind))
 	fields := []zap.Field{zap.Uint64("segment", id), zap.Int64("offset", off), zap.Int("bytes", len(data)),
@@ -320,6 +313,15 @@ func (q *Queue) moveAside(id uint64, off int64, data []byte, reason error, kind 
 	}
 	if err != nil {
 		q.log.Warn("temp storage: cannot keep a copy of the skipped range", append(fields, zap.Error(err))...)
+	}
+}
+
+// leaveAlone warns, once each, of the files named in dir that a queue did
+// not write (listSegments): they stay where they are.
+func leaveAlone(log *zap.Logger, dir string, names []string) {
+	for _, name := range names {
+		log.With(zap.String("directory", dir)).Warn("temp storage: leaving alone a file the queue did not write",
+			zap.String("file", filepath.Join(dir, name)))
 	}
 }
 

@@ -12,17 +12,17 @@ import (
 // start, then closes it: torn tails are copied to corrupt/ and cut off,
 // corrupt entries copied to corrupt/ (and skipped from then on), replayed
 // segments deleted, the single-queue layout moved into partition queues,
-// empty queues removed. A checkpoint that Open ignored (unreadable, or
+// empty queues removed. A checkpoint that OpenStore ignored (unreadable, or
 // pointing where no entry starts) is also rewritten at the oldest entry,
-// which Open leaves to the first acknowledgement. Nothing stored is
-// dropped; opts.Logger gets Open's log lines, which say what was done.
+// which OpenStore leaves to the first acknowledgement. Nothing stored is
+// dropped; opts.Logger gets OpenStore's log lines, which say what was done.
 func Repair(dir string, opts Options) error {
 	s, err := OpenStore(dir, opts)
 	if err != nil {
 		return err
 	}
 	var errs []error
-	s.each(func(p message.TopicPartition, q *Queue) {
+	s.each(func(p message.TopicPartition, q *queue) {
 		if err := q.repairCheckpoint(); err != nil {
 			errs = append(errs, partitionErr(p, err))
 		}
@@ -33,7 +33,7 @@ func Repair(dir string, opts Options) error {
 
 // repairCheckpoint rewrites the checkpoint (both slots, by write and
 // rename) when the file does not hold the position of the oldest entry.
-func (q *Queue) repairCheckpoint() error {
+func (q *queue) repairCheckpoint() error {
 	q.rmu.Lock()
 	defer q.rmu.Unlock()
 	q.mu.Lock()

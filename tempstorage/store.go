@@ -18,15 +18,17 @@ import (
 // storeQueueDir holds the Store's partition queues: queue/<topic>/<partition>/.
 const storeQueueDir = "queue"
 
-// Store is a set of Queues, one per (topic, partition), under one
+// Store is a set of queues, one per (topic, partition), under one
 // directory: replay of a partition waits only for that partition. All
 // methods are safe for concurrent use: senders Append to any partitions
 // while one replay loop calls Partitions, Peek and Ack.
 type Store struct {
-	dir  string
-	opts Options // with defaults; budget, noLock and noSyncLoop set for the queues
-	log  *zap.Logger
-	lock *os.File
+	dir    string
+	opts   Options     // with defaults
+	budget *byteBudget // MaxBytes, shared by the queues
+	bufs   sync.Pool   // of *[]byte: write buffers the queues borrow for an Append
+	log    *zap.Logger
+	lock   *os.File
 
 	// corruptGone counts corrupt entries of queues OpenStore closed (empty
 	// ones, the single-queue layout); set before the Store is shared.
@@ -46,7 +48,7 @@ type Store struct {
 // the Append that created the slot.
 type storeQueue struct {
 	ready chan struct{}
-	q     *Queue
+	q     *queue
 	err   error
 }
 
@@ -65,12 +67,10 @@ func OpenStore(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts.budget = &byteBudget{max: opts.MaxBytes, dir: dir}
-	opts.noLock, opts.noSyncLoop = true, true
-	opts.bufs = new(sync.Pool)
 	s := &Store{
 		dir:    dir,
 		opts:   opts,
+		budget: &byteBudget{max: opts.MaxBytes, dir: dir},
 		log:    opts.Logger.With(zap.String("directory", dir)),
 		lock:   lock,
 		queues: make(map[message.TopicPartition]*storeQueue),
@@ -139,15 +139,17 @@ func (s *Store) load() error {
 }
 
 // loadQueue opens the queue of p in dir; an empty one is closed and its
-// directory removed.
+// directory removed. Entries of another partition (files moved by hand)
+// refuse it.
 func (s *Store) loadQueue(p message.TopicPartition, dir string) error {
-	q, err := Open(dir, s.queueOptions(p))
+	q, routes, err := s.openPartition(p, dir)
 	if err != nil {
 		return partitionErr(p, err)
 	}
-	if other := q.otherRoutes(p); other != "" {
+	if i := slices.IndexFunc(routes, func(r message.TopicPartition) bool { return r != p }); i >= 0 {
 		_ = q.Close() // the misplaced entries are the error to report
-		return fmt.Errorf("temp storage: %s holds entries of %s, not of %s/%d; move them out", dir, other, p.Topic, p.Partition)
+		return fmt.Errorf("temp storage: %s holds entries of %s/%d, not of %s/%d; move them out",
+			dir, routes[i].Topic, routes[i].Partition, p.Topic, p.Partition)
 	}
 	if q.Len() > 0 {
 		s.queues[p] = readySlot(q)
@@ -161,25 +163,30 @@ func (s *Store) loadQueue(p message.TopicPartition, dir string) error {
 	return nil
 }
 
-// queueOptions are the options of p's queue.
-func (s *Store) queueOptions(p message.TopicPartition) Options {
+// openPartition opens p's queue in dir (openQueue), creating it if missing.
+func (s *Store) openPartition(p message.TopicPartition, dir string) (*queue, []message.TopicPartition, error) {
 	o := s.opts
 	o.Logger = s.opts.Logger.With(zap.String("topic", p.Topic), zap.Int32("partition", p.Partition))
-	return o
+	return openQueue(dir, o, s.budget, &s.bufs)
 }
 
-func readySlot(q *Queue) *storeQueue {
+func readySlot(q *queue) *storeQueue {
 	e := &storeQueue{ready: make(chan struct{}), q: q}
 	close(e.ready)
 	return e
 }
 
 // Append stores b behind the entries of its partition (b.Topic,
-// b.Partition), creating the partition's queue on first use. Errors are
-// those of Queue.Append; ErrFull when the entry would take the store's
-// total past MaxBytes. An error for lack of space (IsFull) also has a
-// method StorageFull that returns true, which tells it to a caller that
-// does not import this package (the dispatcher's Storage).
+// b.Partition), creating the partition's queue on first use. When it
+// returns nil the entry is on disk as the fsync policy promises. It
+// returns an error wrapping ErrFull when the entry would take the store's
+// total past MaxBytes, ErrTooLarge when it never fits, or the OS error
+// (ENOSPC included); on any error nothing of b is stored and earlier
+// entries are untouched. A sequence (b.Seq) that does not fit b's records
+// is logged and left out: the records are kept, a replay sends them under
+// new numbers. An error for lack of space (IsFull) also has a method
+// StorageFull that returns true, which tells it to a caller that does not
+// import this package (the dispatcher's Storage).
 func (s *Store) Append(b message.Batch) error {
 	p := b.TopicPartition()
 	q, err := s.queueFor(p)
@@ -206,7 +213,7 @@ func (fullError) StorageFull() bool { return true }
 
 // queueFor returns p's queue, opening it when there is none. Only appends
 // to p wait for the open.
-func (s *Store) queueFor(p message.TopicPartition) (*Queue, error) {
+func (s *Store) queueFor(p message.TopicPartition) (*queue, error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -233,10 +240,10 @@ func (s *Store) queueFor(p message.TopicPartition) (*Queue, error) {
 }
 
 // create opens a new partition queue.
-func (s *Store) create(p message.TopicPartition) (*Queue, error) {
+func (s *Store) create(p message.TopicPartition) (*queue, error) {
 	root := filepath.Join(s.dir, storeQueueDir)
 	tdir := filepath.Join(root, EscapeName(p.Topic))
-	q, err := Open(filepath.Join(tdir, strconv.FormatInt(int64(p.Partition), 10)), s.queueOptions(p))
+	q, _, err := s.openPartition(p, filepath.Join(tdir, strconv.FormatInt(int64(p.Partition), 10)))
 	if err != nil {
 		return nil, err
 	}
@@ -251,8 +258,8 @@ func (s *Store) create(p message.TopicPartition) (*Queue, error) {
 	return q, nil
 }
 
-// queue returns p's queue, or nil when there is none (yet).
-func (s *Store) queue(p message.TopicPartition) (*Queue, error) {
+// lookup returns p's queue, or nil when there is none (yet).
+func (s *Store) lookup(p message.TopicPartition) (*queue, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -271,9 +278,14 @@ func (s *Store) queue(p message.TopicPartition) (*Queue, error) {
 }
 
 // Peek returns the oldest unacknowledged batch of the partition, or ok
-// false when it has none; see Queue.Peek.
+// false when it has none. It returns the same batch until Ack; after a
+// crash or Close without Ack it is returned again (at-least-once), less
+// the records and with the sequence SetHead recorded for it. An entry
+// found corrupt here is moved aside and counted (Corrupt) like those found
+// by OpenStore, and the next one is returned. Byte slices of the batch are
+// the caller's.
 func (s *Store) Peek(p message.TopicPartition) (message.Batch, bool, error) {
-	q, err := s.queue(p)
+	q, err := s.lookup(p)
 	if err != nil {
 		return message.Batch{}, false, partitionErr(p, err)
 	}
@@ -287,10 +299,13 @@ func (s *Store) Peek(p message.TopicPartition) (message.Batch, bool, error) {
 	return b, ok, nil
 }
 
-// Ack drops the oldest entry of the partition (the one Peek returns); see
-// Queue.Ack. It returns ErrEmpty when the partition has none.
+// Ack marks the oldest entry of the partition (the one Peek returns) as
+// replayed: the checkpoint moves past it (durable when Ack returns under
+// FsyncBatch), its head progress (SetHead) is deleted and segments with
+// nothing left to replay are deleted. On error nothing changes. It returns
+// ErrEmpty when the partition has none.
 func (s *Store) Ack(p message.TopicPartition) error {
-	q, err := s.queue(p)
+	q, err := s.lookup(p)
 	if err == nil && q == nil {
 		err = ErrEmpty
 	}
@@ -304,10 +319,17 @@ func (s *Store) Ack(p message.TopicPartition) error {
 }
 
 // SetHead records, durably, how far replays of the partition's oldest
-// entry (the one Peek returns) got; see Queue.SetHead. It returns ErrEmpty
-// when the partition has none.
+// entry (the one Peek returns) got: done[i] is set for each record of the
+// batch Peek returned that Kafka took or refused for good (nil or all
+// false: none; shorter than the batch: the rest are not done), and seq is
+// the sequence numbers of the others (nil: none; its counts must add up to
+// them). Until Ack, Peek then returns the entry less those records, with
+// Seq set to seq; after a restart too. Calls compose: indices are those of
+// the batch Peek returns at the time of the call. On error (ENOSPC
+// included) the earlier progress, or none, stays in force: Peek and Ack
+// are unaffected. It returns ErrEmpty when the partition has none.
 func (s *Store) SetHead(p message.TopicPartition, done []bool, seq *message.Sequence) error {
-	q, err := s.queue(p)
+	q, err := s.lookup(p)
 	if err == nil && q == nil {
 		err = ErrEmpty
 	}
@@ -343,7 +365,7 @@ func (s *Store) Backlog(p message.TopicPartition) int {
 // then partition.
 func (s *Store) Partitions() []message.TopicPartition {
 	var ps []message.TopicPartition
-	s.each(func(p message.TopicPartition, q *Queue) {
+	s.each(func(p message.TopicPartition, q *queue) {
 		if q.Len() > 0 {
 			ps = append(ps, p)
 		}
@@ -355,20 +377,20 @@ func (s *Store) Partitions() []message.TopicPartition {
 // Len returns the number of entries in all queues.
 func (s *Store) Len() int {
 	n := 0
-	s.each(func(_ message.TopicPartition, q *Queue) { n += q.Len() })
+	s.each(func(_ message.TopicPartition, q *queue) { n += q.Len() })
 	return n
 }
 
 // Bytes returns the bytes on disk of segments not yet fully replayed, in
 // all queues: the figure MaxBytes bounds.
-func (s *Store) Bytes() int64 { return s.opts.budget.stored.Load() }
+func (s *Store) Bytes() int64 { return s.budget.stored.Load() }
 
 // HasRoom reports whether an entry of n bytes would be stored now: it fits
 // within MaxBytes and, where the platform tells, within the space free on
 // the file system. A disk that refused an entry (IsFull) has room again
 // once this holds for the largest entry the caller can append.
 func (s *Store) HasRoom(n int64) bool {
-	if s.opts.budget.used.Load()+n > s.opts.budget.max {
+	if s.budget.used.Load()+n > s.budget.max {
 		return false
 	}
 	free, ok := s.opts.FS.Free(s.dir)
@@ -379,7 +401,7 @@ func (s *Store) HasRoom(n int64) bool {
 // queues, since OpenStore.
 func (s *Store) Corrupt() int64 {
 	n := s.corruptGone
-	s.each(func(_ message.TopicPartition, q *Queue) { n += q.Corrupt() })
+	s.each(func(_ message.TopicPartition, q *queue) { n += q.Corrupt() })
 	return n
 }
 
@@ -387,10 +409,10 @@ func (s *Store) Corrupt() int64 {
 func (s *Store) Dir() string { return s.dir }
 
 // each calls fn for every open queue, outside the Store's lock.
-func (s *Store) each(fn func(message.TopicPartition, *Queue)) {
+func (s *Store) each(fn func(message.TopicPartition, *queue)) {
 	type pq struct {
 		p message.TopicPartition
-		q *Queue
+		q *queue
 	}
 	s.mu.Lock()
 	qs := make([]pq, 0, len(s.queues))
@@ -461,7 +483,7 @@ func (s *Store) syncLoop(tick <-chan time.Time, stopTick func()) {
 		case <-s.stop:
 			return
 		case <-tick:
-			s.each(func(_ message.TopicPartition, q *Queue) {
+			s.each(func(_ message.TopicPartition, q *queue) {
 				if err := q.syncNow(); err != nil {
 					q.log.Warn("temp storage: periodic sync", zap.Error(err))
 				}
@@ -516,19 +538,6 @@ func (s *Store) removeCheckpoint(dir string) {
 // removeIfEmpty removes dir if it is an empty directory.
 func removeIfEmpty(dir string) {
 	_ = os.Remove(dir) // fails unless empty, which is the test
-}
-
-// otherRoutes names a partition other than p that has entries in q, or
-// returns "" (entries of a queue in a Store belong to its partition).
-func (q *Queue) otherRoutes(p message.TopicPartition) string {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for r, id := range q.routes {
-		if q.backlog[id] > 0 && r != p {
-			return fmt.Sprintf("%s/%d", r.Topic, r.Partition)
-		}
-	}
-	return ""
 }
 
 // partitionErr names p in err, an error of p's queue or of the Store about

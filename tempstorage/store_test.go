@@ -2,6 +2,7 @@ package tempstorage
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -47,9 +48,10 @@ func TestStorePartitionsIndependent(t *testing.T) {
 	if got, want := s.Partitions(), []message.TopicPartition{tp("a", 3), tp("t", 0)}; !slices.Equal(got, want) {
 		t.Fatalf("Partitions %v, want %v", got, want)
 	}
-	// The drained queue stays in the map but holds no file and no buffer.
-	q, _ := s.queue(tp("t", 1))
-	if q == nil || q.active != nil || q.rf != nil || q.lock != nil || q.buf != nil {
+	// The drained queue stays in the map but holds no file and no buffer
+	// (nor a lock: the Store holds the directory's).
+	q, _ := s.lookup(tp("t", 1))
+	if q == nil || q.active != nil || q.rf != nil || q.buf != nil {
 		t.Fatalf("drained queue %+v still holds files or a write buffer", q)
 	}
 	requirePartitionDrained(t, s, "t", 0, []int{0, 2, 4})
@@ -144,7 +146,7 @@ func TestStoreConcurrentAppendWithinBound(t *testing.T) {
 			s := mustOpenStore(t, t.TempDir(), Options{MaxBytes: room*entry + entry/2, SegmentBytes: 2 * entry, Fsync: FsyncNever})
 			defer closeStore(t, s)
 			checkBound := func() {
-				if used, disk := s.opts.budget.used.Load(), s.Bytes(); used > s.opts.MaxBytes || disk > s.opts.MaxBytes {
+				if used, disk := s.budget.used.Load(), s.Bytes(); used > s.opts.MaxBytes || disk > s.opts.MaxBytes {
 					t.Errorf("reserved %d, on disk %d, bound %d", used, disk, s.opts.MaxBytes)
 				}
 			}
@@ -205,8 +207,8 @@ func TestStoreConcurrentAppendWithinBound(t *testing.T) {
 				runtime.Gosched()
 			}
 			wg.Wait()
-			if s.Len() != 0 || s.Bytes() != 0 || s.opts.budget.used.Load() != 0 {
-				t.Fatalf("Len %d Bytes %d reserved %d after draining", s.Len(), s.Bytes(), s.opts.budget.used.Load())
+			if s.Len() != 0 || s.Bytes() != 0 || s.budget.used.Load() != 0 {
+				t.Fatalf("Len %d Bytes %d reserved %d after draining", s.Len(), s.Bytes(), s.budget.used.Load())
 			}
 		})
 	}
@@ -237,8 +239,8 @@ func TestStoreLocked(t *testing.T) {
 	if _, err := OpenStore(dir, Options{}); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), dir) {
 		t.Fatalf("second OpenStore: %v, want ErrLocked naming %s", err, dir)
 	}
-	if _, err := Open(dir, Options{}); !errors.Is(err, ErrLocked) {
-		t.Fatalf("Queue Open on a store directory: %v, want ErrLocked", err)
+	if _, err := LockDir(dir); !errors.Is(err, ErrLocked) {
+		t.Fatalf("LockDir on a store directory: %v, want ErrLocked", err)
 	}
 	mustAppend(t, s, "t", 0, 0) // partition queues take no lock of their own
 	closeStore(t, s)
@@ -421,4 +423,35 @@ func TestStoreFsyncInterval(t *testing.T) {
 	if syncs() != 4 {
 		t.Fatalf("Close did not sync the last interval: %d syncs", syncs())
 	}
+}
+
+func ExampleStore() {
+	dir, err := os.MkdirTemp("", "example")
+	if err != nil {
+		panic(err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }() // best effort: a leftover temp dir is harmless
+	s, err := OpenStore(dir, Options{})
+	if err != nil {
+		panic(err)
+	}
+	defer func() { _ = s.Close() }() // nothing to report to in an example
+	_ = s.Append(seqBatch("logs", 0, 1, 2, 10))
+	fmt.Println(s.Len(), s.Backlog(tp("logs", 0)))
+	// The replay loop: send a partition's oldest, acknowledge it once Kafka took it.
+	for _, p := range s.Partitions() {
+		for {
+			b, ok, err := s.Peek(p)
+			if err != nil || !ok {
+				break
+			}
+			fmt.Println(b.Topic, b.Partition, len(b.Messages))
+			_ = s.Ack(p)
+		}
+	}
+	fmt.Println(s.Len(), s.Bytes())
+	// Output:
+	// 1 1
+	// logs 0 2
+	// 0 0
 }
