@@ -1,6 +1,7 @@
 package tempstorage
 
 import (
+	"math"
 	"testing"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
@@ -46,7 +47,8 @@ func BenchmarkAppend64KiB(b *testing.B) {
 func BenchmarkReplay64KiB(b *testing.B) {
 	for _, p := range []FsyncPolicy{FsyncBatch, FsyncNever} {
 		b.Run("fsync="+p.String(), func(b *testing.B) {
-			q := mustOpen(b, b.TempDir(), Options{Fsync: FsyncNever})
+			// Unbounded: b.N entries may well be more than DefaultMaxBytes.
+			q := mustOpen(b, b.TempDir(), Options{Fsync: FsyncNever, MaxBytes: math.MaxInt64 / 2})
 			batch := batch64K()
 			for range b.N {
 				if err := q.Append(batch); err != nil {
