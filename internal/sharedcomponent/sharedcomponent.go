@@ -2,7 +2,8 @@
 // instance, as contrib's internal/sharedcomponent does (it cannot be
 // imported): the instance starts when the first pipeline starts and shuts
 // down when the last one that started stops. Status events the instance
-// reports reach every pipeline that started it.
+// reports reach every pipeline that started it; a pipeline that starts
+// after an event is told the last one when it starts.
 package sharedcomponent
 
 import (
@@ -149,24 +150,36 @@ func (p *Pipeline[V]) Shutdown(ctx context.Context) error {
 
 // host is the host given to the instance: the first pipeline's for
 // extensions, and status events reported to every pipeline's host.
+//
+// A pipeline can start after the instance reported its status: the first
+// pipeline's Start begins work in the background (Kafka found unreachable
+// is reported from there), and the instance reports a status only when it
+// changes. So add tells a host that comes late the last status, and both
+// add and Report hold mu while reporting: a host gets each event once and
+// in order, the last one being the instance's status, however a Report
+// and an add interleave.
 type host struct {
 	component.Host
 	mu    sync.Mutex
 	hosts []component.Host
+	last  *componentstatus.Event // the last event reported; nil before any
 }
 
 func (h *host) add(x component.Host) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.hosts = append(h.hosts, x)
+	if h.last != nil {
+		componentstatus.ReportStatus(x, h.last)
+	}
 }
 
 // Report sends ev to every pipeline's host (componentstatus.Reporter).
 func (h *host) Report(ev *componentstatus.Event) {
 	h.mu.Lock()
-	hosts := append([]component.Host(nil), h.hosts...)
-	h.mu.Unlock()
-	for _, x := range hosts {
+	defer h.mu.Unlock()
+	h.last = ev
+	for _, x := range h.hosts {
 		componentstatus.ReportStatus(x, ev)
 	}
 }
