@@ -13,19 +13,19 @@ import (
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
-// entry is a batch in memory; orig is what was submitted, kept for
+// queued is a batch in memory; orig is what was submitted, kept for
 // Observer.Left, while b loses the records Kafka refused for good.
-type entry struct {
+type queued struct {
 	b    message.Batch
 	orig message.Batch
 }
 
-// part is one partition's in-memory FIFO. Its lock is never held across
+// partQueue is one partition's in-memory FIFO. Its lock is never held across
 // I/O: a partition spilling to a slow disk holds up no one.
-type part struct {
+type partQueue struct {
 	mu       sync.Mutex
 	key      message.TopicPartition
-	fifo     []*entry
+	fifo     []*queued
 	inflight bool // its head batches (up to Config.MaxInFlight) are being sent
 	// spilling is set while a goroutine moves the FIFO to disk (store).
 	spilling bool
@@ -44,7 +44,7 @@ type Dispatcher struct {
 	logger  *zap.Logger
 
 	mu      sync.Mutex // guards parts, closed and timer; never held across I/O
-	parts   map[message.TopicPartition]*part
+	parts   map[message.TopicPartition]*partQueue
 	closed  bool
 	sending sync.WaitGroup // Produce calls in flight
 	submits sync.WaitGroup // Submit calls in flight
@@ -82,7 +82,7 @@ func New(cfg Config, kafka Kafka, storage Storage, obs Observer, clock Clock, lo
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Dispatcher{
 		cfg: cfg, kafka: kafka, storage: storage, obs: obs, clock: clock, logger: logger,
-		parts:    make(map[message.TopicPartition]*part),
+		parts:    make(map[message.TopicPartition]*partQueue),
 		headDone: make(map[message.TopicPartition][]bool),
 		headSeq:  make(map[message.TopicPartition]*message.Sequence),
 		stop:     make(chan struct{}),
@@ -168,7 +168,7 @@ func (d *Dispatcher) scheduleRetry() {
 // batch's records (message.Message.Index).
 func (d *Dispatcher) Submit(b message.Batch) {
 	number(b.Messages)
-	e := &entry{b: b, orig: b}
+	e := &queued{b: b, orig: b}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -178,7 +178,7 @@ func (d *Dispatcher) Submit(b message.Batch) {
 	k := b.TopicPartition()
 	p := d.parts[k]
 	if p == nil {
-		p = &part{key: k}
+		p = &partQueue{key: k}
 		d.parts[k] = p
 	}
 	// Taken before d.mu is released, so Close, which sets closed first,
@@ -210,10 +210,10 @@ func (d *Dispatcher) Submit(b message.Batch) {
 }
 
 // snapshot returns the partitions seen so far.
-func (d *Dispatcher) snapshot() []*part {
+func (d *Dispatcher) snapshot() []*partQueue {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	ps := make([]*part, 0, len(d.parts))
+	ps := make([]*partQueue, 0, len(d.parts))
 	for _, p := range d.parts {
 		ps = append(ps, p)
 	}
@@ -228,7 +228,7 @@ func (d *Dispatcher) backlogged(k message.TopicPartition) bool {
 // stalled, not being spilled, and no stored backlog (a restart, or a batch
 // the storage refused behind it), which the FIFO waits for the replay to
 // drain. Called with p.mu held.
-func (d *Dispatcher) sendable(p *part) bool {
+func (d *Dispatcher) sendable(p *partQueue) bool {
 	return len(p.fifo) > 0 && !p.inflight && !p.stalled && !p.spilling && !d.backlogged(p.key)
 }
 

@@ -12,7 +12,7 @@ import (
 
 // replay is one pass of the replay loop (wakeReplay).
 func (d *Dispatcher) replay() {
-	d.drain()
+	d.replayRounds()
 	d.checkRoom() // replayed segments were deleted
 }
 
@@ -21,13 +21,13 @@ func (d *Dispatcher) replay() {
 // partitions go in the next round.
 const maxReplayBytes = 8 << 20
 
-// drain replays the stored backlogs in rounds: each round sends the oldest
+// replayRounds replays the stored backlogs in rounds: each round sends the oldest
 // stored batch of every backlogged partition in one Produce call, up to
 // maxReplayBytes, the next round starting after the last partition taken so
 // that every partition gets its turn. A partition Kafka does not take sits
 // out until the next retry tick; the others go on until their backlogs are
 // gone.
-func (d *Dispatcher) drain() {
+func (d *Dispatcher) replayRounds() {
 	paused := make(map[message.TopicPartition]bool)
 	var keys []message.TopicPartition
 	var stored, send []message.Batch

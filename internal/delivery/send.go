@@ -17,7 +17,7 @@ func (d *Dispatcher) sendReady() {
 	for _, p := range d.snapshot() {
 		p.mu.Lock()
 		ready := d.sendable(p)
-		var es []*entry
+		var es []*queued
 		if ready {
 			p.inflight = true
 			es = d.heads(p)
@@ -49,8 +49,8 @@ func (d *Dispatcher) sendReady() {
 type sendGroup struct {
 	leader  int32
 	batches []*message.Batch
-	entries []*entry
-	parts   []*part
+	entries []*queued
+	parts   []*partQueue
 }
 
 // send produces g's batches and settles them, partition by partition.
@@ -78,9 +78,9 @@ func (d *Dispatcher) send(g *sendGroup) {
 // heads returns the batches at the head of p's FIFO that one send takes:
 // up to Config.MaxInFlight, in order. The producer keeps them in order,
 // pipelined with idempotence. Called with p.mu held.
-func (d *Dispatcher) heads(p *part) []*entry {
+func (d *Dispatcher) heads(p *partQueue) []*queued {
 	n := min(len(p.fifo), max(1, d.cfg.MaxInFlight))
-	return append([]*entry(nil), p.fifo[:n]...)
+	return append([]*queued(nil), p.fifo[:n]...)
 }
 
 // run is the index range [i, j) of one partition's batches in a send
@@ -88,7 +88,7 @@ func (d *Dispatcher) heads(p *part) []*entry {
 type run struct{ i, j int }
 
 // partitionRuns splits a group's batches by partition.
-func partitionRuns(parts []*part) []run {
+func partitionRuns(parts []*partQueue) []run {
 	var runs []run
 	for i := 0; i < len(parts); {
 		j := i + 1

@@ -23,7 +23,7 @@ const (
 // records finish, with err (nil unless lost), and Left gets the batch as
 // submitted. b is e's batch as it went: for endSent, less the records Kafka
 // refused for good (acknowledged).
-func (d *Dispatcher) settle(e *entry, how ending, b *message.Batch, took time.Duration, err error) {
+func (d *Dispatcher) settle(e *queued, how ending, b *message.Batch, took time.Duration, err error) {
 	switch how {
 	case endSent:
 		d.obs.Sent(b, took)
@@ -52,7 +52,7 @@ func (d *Dispatcher) reject(rs ...message.Rejected) {
 // records Kafka did not take are spilled with the rest of the FIFO, in
 // order (the producer fails every batch of a partition after a failed
 // one: they could not go before it).
-func (d *Dispatcher) settleHeads(p *part, es []*entry, outs []message.Outcome, took time.Duration) {
+func (d *Dispatcher) settleHeads(p *partQueue, es []*queued, outs []message.Outcome, took time.Duration) {
 	k := 0
 	for k < len(es) && outs[k].Err == nil {
 		d.sentHead(p, es[k], outs[k], took)
@@ -65,7 +65,7 @@ func (d *Dispatcher) settleHeads(p *part, es []*entry, outs []message.Outcome, t
 		return
 	}
 	cause := outs[k].Err
-	drop := map[*entry]bool{}
+	drop := map[*queued]bool{}
 	for i := k; i < len(es); i++ {
 		e, out := es[i], outs[i]
 		b := &e.b
@@ -125,7 +125,7 @@ func (d *Dispatcher) reportFailed(g *sendGroup, outs []message.Outcome) {
 
 // sentHead settles p's head batch, acknowledged (less Rejected), Sent even
 // when Kafka refused all its records.
-func (d *Dispatcher) sentHead(p *part, e *entry, out message.Outcome, took time.Duration) {
+func (d *Dispatcher) sentHead(p *partQueue, e *queued, out message.Outcome, took time.Duration) {
 	d.reject(out.Rejected...)
 	p.mu.Lock()
 	p.fifo = p.fifo[1:]

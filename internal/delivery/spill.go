@@ -65,7 +65,7 @@ func (d *Dispatcher) DiskFull() bool { return d.full.Load() }
 // each append: p.spilling tells the others meanwhile that the FIFO is
 // neither to be sent nor stored by them, and batches submitted meanwhile
 // queue behind and are stored in turn.
-func (d *Dispatcher) store(p *part) error {
+func (d *Dispatcher) store(p *partQueue) error {
 	p.spilling = true
 	defer func() { p.spilling = false }()
 	for len(p.fifo) > 0 {
@@ -86,7 +86,7 @@ func (d *Dispatcher) store(p *part) error {
 
 // spillFIFO moves p's whole FIFO to disk, in order, so later batches queue
 // behind it. Called with p.mu held (see store).
-func (d *Dispatcher) spillFIFO(p *part, cause error) {
+func (d *Dispatcher) spillFIFO(p *partQueue, cause error) {
 	if d.storage != nil {
 		if err := d.store(p); err != nil {
 			b := &p.fifo[0].b
@@ -109,7 +109,7 @@ func (d *Dispatcher) spillFIFO(p *part, cause error) {
 
 // loseFIFO empties p's FIFO, its batches Lost with err. Called with p.mu
 // held, which it releases while it reports them.
-func (d *Dispatcher) loseFIFO(p *part, err error) {
+func (d *Dispatcher) loseFIFO(p *partQueue, err error) {
 	failed := p.fifo
 	p.fifo = nil
 	p.mu.Unlock()
