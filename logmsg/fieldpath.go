@@ -33,7 +33,7 @@ func ParseTopicPath(s string) (FieldPath, error) { return fieldpath.Parse(s, fie
 // Strings and bytes are appended as is, numbers and booleans as text, maps
 // and slices as JSON, ids as lowercase hex (an all-zero id is absent). An
 // empty value is absent.
-func appendField(p FieldPath, dst []byte, lr plog.LogRecord) ([]byte, bool) {
+func appendField(p *FieldPath, dst []byte, lr plog.LogRecord) ([]byte, bool) {
 	switch p.Kind() {
 	case fieldpath.TraceID:
 		id := lr.TraceID()
@@ -76,6 +76,6 @@ func fieldText(p FieldPath, lr plog.LogRecord) string {
 			return b.Str()
 		}
 	}
-	b, _ := appendField(p, nil, lr)
+	b, _ := appendField(&p, nil, lr)
 	return string(b)
 }

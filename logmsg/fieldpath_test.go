@@ -85,7 +85,7 @@ func TestValidateConditions(t *testing.T) {
 // appendText appends the text of any of lr's field paths to dst, as Builder
 // reads key_from and headers_from, and reports whether the field is present.
 func appendText(p FieldPath, dst []byte, sh *fieldpath.Shared, lr plog.LogRecord) ([]byte, bool) {
-	return p.Append(dst, sh, func(p FieldPath, dst []byte) ([]byte, bool) { return appendField(p, dst, lr) })
+	return p.Append(dst, sh, func(p *FieldPath, dst []byte) ([]byte, bool) { return appendField(p, dst, lr) })
 }
 
 // text is appendText as a string, as Builder reads topic_from; for string

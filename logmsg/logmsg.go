@@ -223,6 +223,14 @@ func (b *Builder) putScratch(st *scratch) {
 }
 
 // build makes the message of one record.
+// topic is the record's topic: topic_from's text, or the default topic.
+func (b *Builder) topic(sh *fieldpath.Shared, lr plog.LogRecord) string {
+	if t, static := b.fields.StaticTopic(); static {
+		return t
+	}
+	return b.fields.Topic(sh, func(p FieldPath) string { return fieldText(p, lr) })
+}
+
 func (b *Builder) build(ctx context.Context, st *scratch, headers *[]message.Header,
 	sh *fieldpath.Shared, rl plog.ResourceLogs, sl plog.ScopeLogs, lr plog.LogRecord, now time.Time,
 ) (message.Message, error) {
@@ -233,7 +241,7 @@ func (b *Builder) build(ctx context.Context, st *scratch, headers *[]message.Hea
 		return message.Message{}, err
 	}
 	valueEnd := len(buf)
-	field := func(p FieldPath, dst []byte) ([]byte, bool) { return appendField(p, dst, lr) }
+	field := func(p *FieldPath, dst []byte) ([]byte, bool) { return appendField(p, dst, lr) }
 	buf, hasKey := b.fields.AppendKey(buf, sh, field)
 	keyEnd := len(buf)
 	buf, st.hdr = b.fields.AppendHeaderValues(buf, st.hdr[:0], sh, field)
@@ -243,7 +251,7 @@ func (b *Builder) build(ctx context.Context, st *scratch, headers *[]message.Hea
 	// capacity-clipped slice of it, so appending to one cannot touch another.
 	block := st.slab.Take(buf)
 	m := message.Message{
-		Topic:     b.fields.Topic(sh, func(p FieldPath) string { return fieldText(p, lr) }),
+		Topic:     b.topic(sh, lr),
 		Value:     block[:valueEnd:valueEnd],
 		Timestamp: timestamp(lr, now),
 		Trigger:   b.match.match(ctx, rl, sl, lr),

@@ -148,7 +148,7 @@ func (r request) Scope(i, j int) (pcommon.InstrumentationScope, int) {
 // the call.
 func (r request) Item(_ context.Context, i, j, k int) (fieldpath.ItemField, bool, pcommon.Timestamp) {
 	metric := r.md.ResourceMetrics().At(i).ScopeMetrics().At(j).Metrics().At(k)
-	return func(p fieldpath.Path, dst []byte) ([]byte, bool) { return appendField(p, dst, metric) }, false, 0
+	return func(p *fieldpath.Path, dst []byte) ([]byte, bool) { return appendField(p, dst, metric) }, false, 0
 }
 
 // encode appends the MetricsData of items (all of one resource) to dst.
@@ -178,7 +178,7 @@ func (b *Builder) encode(md pmetric.Metrics, items []msggroup.Item, dst []byte) 
 }
 
 // appendField reads the metric's own field paths.
-func appendField(p fieldpath.Path, dst []byte, metric pmetric.Metric) ([]byte, bool) {
+func appendField(p *fieldpath.Path, dst []byte, metric pmetric.Metric) ([]byte, bool) {
 	if p.Kind() == fieldpath.Name {
 		n := metric.Name()
 		return append(dst, n...), n != ""

@@ -188,7 +188,7 @@ func (r request) Item(ctx context.Context, i, j, k int) (fieldpath.ItemField, bo
 	rs := r.td.ResourceSpans().At(i)
 	ss := rs.ScopeSpans().At(j)
 	span := ss.Spans().At(k)
-	field := func(p fieldpath.Path, dst []byte) ([]byte, bool) { return appendField(p, dst, span) }
+	field := func(p *fieldpath.Path, dst []byte) ([]byte, bool) { return appendField(p, dst, span) }
 	return field, r.b.matches(ctx, rs, ss, span), span.StartTimestamp()
 }
 
@@ -228,7 +228,7 @@ func (b *Builder) encode(td ptrace.Traces, items []msggroup.Item, dst []byte) ([
 }
 
 // appendField reads the span's own field paths.
-func appendField(p fieldpath.Path, dst []byte, span ptrace.Span) ([]byte, bool) {
+func appendField(p *fieldpath.Path, dst []byte, span ptrace.Span) ([]byte, bool) {
 	switch p.Kind() {
 	case fieldpath.TraceID:
 		id := span.TraceID()

@@ -130,7 +130,7 @@ type Shared struct {
 // ItemField reads a field path of the item at hand (a log record, a span, a
 // metric) that is not one of the shared forms: it appends the field's text
 // to dst and reports whether the field is present.
-type ItemField func(p Path, dst []byte) ([]byte, bool)
+type ItemField func(p *Path, dst []byte) ([]byte, bool)
 
 // ItemText is ItemField as a string; it may return a string field without
 // a copy.
@@ -139,7 +139,7 @@ type ItemText func(p Path) string
 // Append appends the field's text to dst and reports whether the field is
 // present (an empty value is absent): a shared form is read from s, another
 // with item.
-func (p Path) Append(dst []byte, s *Shared, item ItemField) ([]byte, bool) {
+func (p *Path) Append(dst []byte, s *Shared, item ItemField) ([]byte, bool) {
 	if p.kind.shared() {
 		return p.appendShared(dst, s)
 	}
@@ -161,7 +161,7 @@ func (p Path) Text(s *Shared, item ItemText) string {
 
 // appendShared appends the text of a resource, scope or metadata path and
 // reports whether the field is present.
-func (p Path) appendShared(dst []byte, s *Shared) ([]byte, bool) {
+func (p *Path) appendShared(dst []byte, s *Shared) ([]byte, bool) {
 	switch p.kind {
 	case Resource:
 		v, ok := s.Resource.Attributes().Get(p.name)

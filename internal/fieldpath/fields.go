@@ -49,6 +49,11 @@ func NewFields(opts Options, topicKinds, kinds []Kind) (Fields, error) {
 	return f, nil
 }
 
+// StaticTopic returns the default topic and true when there is no
+// topic_from: every item goes there, and a hot path need not read its
+// fields for it.
+func (f *Fields) StaticTopic() (string, bool) { return f.topic, !f.hasTopic }
+
 // Topic returns the text of the topic_from field when it is set and not
 // empty, else the default topic.
 func (f *Fields) Topic(s *Shared, item ItemText) string {
@@ -65,9 +70,9 @@ func (f *Fields) Topic(s *Shared, item ItemText) string {
 // message is keyless, which differs from an empty key.
 func (f *Fields) AppendKey(dst []byte, s *Shared, item ItemField) ([]byte, bool) {
 	start := len(dst)
-	for _, p := range f.keyFrom {
+	for i := range f.keyFrom {
 		var ok bool
-		if dst, ok = p.Append(dst, s, item); ok && len(dst) > start {
+		if dst, ok = f.keyFrom[i].Append(dst, s, item); ok && len(dst) > start {
 			return dst, true
 		}
 		dst = dst[:start]
@@ -82,9 +87,9 @@ func (f *Fields) NumHeaders() int { return len(f.headersFrom) }
 // dst, and to ends the end offset in dst of each field's text, or -1 for an
 // absent field (an empty text is present: an empty header value).
 func (f *Fields) AppendHeaderValues(dst []byte, ends []int, s *Shared, item ItemField) ([]byte, []int) {
-	for _, p := range f.headersFrom {
+	for i := range f.headersFrom {
 		var ok bool
-		if dst, ok = p.Append(dst, s, item); ok {
+		if dst, ok = f.headersFrom[i].Append(dst, s, item); ok {
 			ends = append(ends, len(dst))
 		} else {
 			ends = append(ends, -1)
