@@ -100,6 +100,7 @@ func (p *Producer) Produce(ctx context.Context, batches []*message.Batch) []mess
 		for _, l := range lanes {
 			for _, j := range l.jobs {
 				p.failJob(j, err)
+				j.res.Seq = j.seq // not sent: the numbers it came with still hold
 			}
 		}
 		return results
@@ -289,8 +290,8 @@ func (p *Producer) newJob(b *message.Batch, res *message.Outcome) *job {
 		return j
 	}
 	if b.Seq != nil && b.Seq.Unsure {
-		// Its numbers do not fit its records: counted as renumbered.
-		j.seq = &message.Sequence{ProducerID: b.Seq.ProducerID, ProducerEpoch: b.Seq.ProducerEpoch, BaseSequence: -1, Unsure: true}
+		// Its numbers do not fit its records: they go again renumbered.
+		p.possibleDuplicate(b.TopicPartition(), len(b.Messages), b.Seq.ProducerID, b.Seq.ProducerEpoch, b.Seq.BaseSequence)
 	}
 	if len(b.Messages) > 0 && b.Bytes > 0 && b.Bytes <= limit {
 		// The batcher measured it, and no record is larger alone than

@@ -21,7 +21,7 @@ import (
 // parts in order, for its Outcome: nil without idempotence or when they
 // were never numbered under an identity.
 func (l *lane) sequence(parts []*part) *message.Sequence {
-	if len(parts) == 0 || parts[0].sb == nil || l.pw.id.gen == 0 || l.pw.w.gen != l.pw.id.gen || !l.pw.w.idempotent {
+	if len(parts) == 0 || l.pw.id.gen == 0 {
 		return nil
 	}
 	seq := &message.Sequence{
@@ -342,7 +342,6 @@ func (p *Producer) failJob(j *job, err error) {
 	}
 	j.done = true
 	j.res.Err = fmt.Errorf("produce %s/%d: %w", j.batch.Topic, j.batch.Partition, err)
-	j.res.Seq = j.seq // numbered anew, Produce replaces it
 	var open []*part
 	n := 0
 	for _, pt := range j.parts {
