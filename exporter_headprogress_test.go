@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -76,24 +75,7 @@ func TestRestartCountsAStoredHeadWhoseReplayTimedOut(t *testing.T) {
 // (a new producer id) replays only the second half: the first half is not
 // in Kafka twice.
 func TestRestartAfterAPartReplayOfASplitBatchDoesNotRepeatIt(t *testing.T) {
-	port := kfaketest.FreePort(t)
-	c1 := clusterOnPort(t, port, 1)
-	cfg := outageConfig(t, port)
-	cfg.KeyFrom = nil
-	cfg.Batch.Size = 40
-	cfg.Batch.MaxWait = time.Hour
-	exp1 := run(t, cfg, nopSettings())
-	waitPartitions(t, exp1, outageTopic, 1)
-	c1.Close()
-
-	// One stored batch of 40 records of about 100 bytes.
-	ld := seqLogs(0, 40, 0)
-	lrs := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords()
-	for i := 0; i < lrs.Len(); i++ {
-		lrs.At(i).Body().SetStr(fmt.Sprintf("rec-%d %s", i, strings.Repeat("z", 90)))
-	}
-	require.NoError(t, exp1.consumeLogs(context.Background(), ld))
-	waitFor(t, 10*time.Second, func() bool { return exp1.store.Len() == 1 }, "the batch on disk")
+	port, cfg, exp1 := storeSplittableBatch(t)
 
 	// The broker takes 3000-byte batches: the batch is split in two. The
 	// second half fails until the first exporter has stopped.
@@ -101,35 +83,7 @@ func TestRestartAfterAPartReplayOfASplitBatchDoesNotRepeatIt(t *testing.T) {
 	var failing atomic.Bool
 	var failed atomic.Int32
 	failing.Store(true)
-	c2.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		c2.KeepControl()
-		if !failing.Load() {
-			return nil, nil, false
-		}
-		pr := req.(*kmsg.ProduceRequest)
-		for _, rt := range pr.Topics {
-			for _, rp := range rt.Partitions {
-				var rb kmsg.RecordBatch
-				if rb.ReadFrom(rp.Records) != nil || rb.NumRecords != 20 {
-					continue
-				}
-				recs, err := kfake.BatchRecords(rb)
-				if err != nil || !strings.HasPrefix(string(recs[0].Value), "rec-20 ") {
-					continue
-				}
-				failed.Add(1)
-				resp := pr.ResponseKind().(*kmsg.ProduceResponse)
-				st := kmsg.NewProduceResponseTopic()
-				st.Topic, st.TopicID = rt.Topic, rt.TopicID
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition, sp.ErrorCode = rp.Partition, kerr.NotLeaderForPartition.Code
-				st.Partitions = append(st.Partitions, sp)
-				resp.Topics = append(resp.Topics, st)
-				return resp, nil, true
-			}
-		}
-		return nil, nil, false
-	})
+	failSecondHalf(c2, failing.Load, &failed)
 	require.NoError(t, c2.CreateTopic(outageTopic, 1, map[string]string{"max.message.bytes": "3000"}))
 	// A replay makes max_attempts (3) attempts: a fourth failure is the
 	// second replay, so the first one is settled.
@@ -142,15 +96,6 @@ func TestRestartAfterAPartReplayOfASplitBatchDoesNotRepeatIt(t *testing.T) {
 	exp2 := run(t, cfg, nopSettings())
 	waitFor(t, 20*time.Second, func() bool { return exp2.store.Len() == 0 }, "the batch replayed")
 	require.NoError(t, exp2.stop())
-	recs := consumeAll(t, c2, outageTopic, int(totalRecords(c2, outageTopic)))
-	var got []string
-	for _, r := range recs {
-		got = append(got, strings.Fields(string(r.Value))[0])
-	}
-	var want []string
-	for i := 0; i < 40; i++ {
-		want = append(want, fmt.Sprintf("rec-%d", i))
-	}
-	require.Equal(t, want, got, "each record once, in order")
+	requireSplitBatchOnce(t, c2)
 	assert.False(t, exists(headProgressFile(cfg.TempStorage.Directory, outageTopic, 0)), "the head progress is deleted with its batch")
 }

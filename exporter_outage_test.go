@@ -454,69 +454,18 @@ func TestSyncDeliveryDuringOutageReturnsOnceOnDisk(t *testing.T) {
 // its first half is acknowledged and the second fails, the next replay
 // must not send the first half again.
 func TestReplayOfASplitBatchDoesNotRepeatItsAcknowledgedPart(t *testing.T) {
-	port := kfaketest.FreePort(t)
-	c1 := clusterOnPort(t, port, 1)
-	cfg := outageConfig(t, port)
-	cfg.KeyFrom = nil
-	cfg.Batch.Size = 40
-	cfg.Batch.MaxWait = time.Hour
-	exp := run(t, cfg, nopSettings())
-	waitPartitions(t, exp, outageTopic, 1)
-	c1.Close()
-
-	// One stored batch of 40 records of about 100 bytes.
-	ld := seqLogs(0, 40, 0)
-	lrs := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords()
-	for i := 0; i < lrs.Len(); i++ {
-		lrs.At(i).Body().SetStr(fmt.Sprintf("rec-%d %s", i, strings.Repeat("z", 90)))
-	}
-	require.NoError(t, exp.consumeLogs(context.Background(), ld))
-	waitFor(t, 10*time.Second, func() bool { return exp.store.Len() == 1 }, "the batch on disk")
+	port, _, exp := storeSplittableBatch(t)
 
 	// The broker takes 3000-byte batches: the batch is split in two. The
 	// first three requests carrying the second half fail (max_attempts).
 	c2 := kfaketest.OnPort(t, port)
 	var failedHalf atomic.Int32
-	c2.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		c2.KeepControl()
-		pr := req.(*kmsg.ProduceRequest)
-		for _, rt := range pr.Topics {
-			for _, rp := range rt.Partitions {
-				var rb kmsg.RecordBatch
-				if rb.ReadFrom(rp.Records) != nil || rb.NumRecords != 20 {
-					continue
-				}
-				recs, err := kfake.BatchRecords(rb)
-				if err != nil || !strings.HasPrefix(string(recs[0].Value), "rec-20 ") || failedHalf.Load() >= 3 {
-					continue
-				}
-				failedHalf.Add(1)
-				resp := pr.ResponseKind().(*kmsg.ProduceResponse)
-				st := kmsg.NewProduceResponseTopic()
-				st.Topic, st.TopicID = rt.Topic, rt.TopicID
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition, sp.ErrorCode = rp.Partition, kerr.NotLeaderForPartition.Code
-				st.Partitions = append(st.Partitions, sp)
-				resp.Topics = append(resp.Topics, st)
-				return resp, nil, true
-			}
-		}
-		return nil, nil, false
-	})
+	failSecondHalf(c2, func() bool { return failedHalf.Load() < 3 }, &failedHalf)
 	require.NoError(t, c2.CreateTopic(outageTopic, 1, map[string]string{"max.message.bytes": "3000"}))
 
 	waitFor(t, 20*time.Second, func() bool { return exp.store.Len() == 0 }, "the batch replayed")
 	require.EqualValues(t, 3, failedHalf.Load())
-	recs := consumeAll(t, c2, outageTopic, int(totalRecords(c2, outageTopic)))
-	var got []string
-	for _, r := range recs {
-		got = append(got, strings.Fields(string(r.Value))[0])
-	}
-	var want []string
-	for i := 0; i < 40; i++ {
-		want = append(want, fmt.Sprintf("rec-%d", i))
-	}
-	require.Equal(t, want, got, "each record once, in order")
+	requireSplitBatchOnce(t, c2)
 	require.NoError(t, exp.stop())
 }
 
@@ -591,4 +540,78 @@ func TestPartitionStillFailingDoesNotHoldUpOthers(t *testing.T) {
 	requireKeyedSeq(t, c2, 2*half)
 	waitFor(t, 10*time.Second, func() bool { return exp.store.Len() == 0 }, "queue drained")
 	require.NoError(t, exp.stop())
+}
+
+// storeSplittableBatch stores one batch of 40 records of about 100 bytes
+// ("rec-N zzz...") while Kafka is down, for a broker that will take at most
+// 3000-byte batches (failSecondHalf): the producer splits it in two.
+func storeSplittableBatch(t *testing.T) (int, *Config, *harness) {
+	port := kfaketest.FreePort(t)
+	c1 := clusterOnPort(t, port, 1)
+	cfg := outageConfig(t, port)
+	cfg.KeyFrom = nil
+	cfg.Batch.Size = 40
+	cfg.Batch.MaxWait = time.Hour
+	exp := run(t, cfg, nopSettings())
+	waitPartitions(t, exp, outageTopic, 1)
+	c1.Close()
+	ld := seqLogs(0, 40, 0)
+	lrs := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords()
+	for i := 0; i < lrs.Len(); i++ {
+		lrs.At(i).Body().SetStr(fmt.Sprintf("rec-%d %s", i, strings.Repeat("z", 90)))
+	}
+	require.NoError(t, exp.consumeLogs(context.Background(), ld))
+	waitFor(t, 10*time.Second, func() bool { return exp.store.Len() == 1 }, "the batch on disk")
+	return port, cfg, exp
+}
+
+// failSecondHalf makes c answer NOT_LEADER_FOR_PARTITION to the record
+// batch holding the stored batch's second half (rec-20 on) while fail says
+// so, counting those answers in failed.
+func failSecondHalf(c *kfake.Cluster, fail func() bool, failed *atomic.Int32) {
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !fail() {
+			return nil, nil, false
+		}
+		pr := req.(*kmsg.ProduceRequest)
+		for _, rt := range pr.Topics {
+			for _, rp := range rt.Partitions {
+				var rb kmsg.RecordBatch
+				if rb.ReadFrom(rp.Records) != nil || rb.NumRecords != 20 {
+					continue
+				}
+				recs, err := kfake.BatchRecords(rb)
+				if err != nil || !strings.HasPrefix(string(recs[0].Value), "rec-20 ") {
+					continue
+				}
+				failed.Add(1)
+				resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+				st := kmsg.NewProduceResponseTopic()
+				st.Topic, st.TopicID = rt.Topic, rt.TopicID
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, kerr.NotLeaderForPartition.Code
+				st.Partitions = append(st.Partitions, sp)
+				resp.Topics = append(resp.Topics, st)
+				return resp, nil, true
+			}
+		}
+		return nil, nil, false
+	})
+}
+
+// requireSplitBatchOnce checks that c holds the stored batch's 40 records
+// each once, in order.
+func requireSplitBatchOnce(t *testing.T, c *kfake.Cluster) {
+	t.Helper()
+	recs := consumeAll(t, c, outageTopic, int(totalRecords(c, outageTopic)))
+	var got []string
+	for _, r := range recs {
+		got = append(got, strings.Fields(string(r.Value))[0])
+	}
+	var want []string
+	for i := 0; i < 40; i++ {
+		want = append(want, fmt.Sprintf("rec-%d", i))
+	}
+	require.Equal(t, want, got, "each record once, in order")
 }
