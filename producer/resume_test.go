@@ -36,6 +36,17 @@ func failedAgain(t *testing.T, bs []*message.Batch, res []message.Outcome) []*me
 	return again
 }
 
+// resendOnce resends the failed batches of res with their numbers and
+// checks that t/0 holds warm and bs exactly once, in order, under one
+// producer id, with no possible duplicate counted.
+func resendOnce(t *testing.T, c *kfake.Cluster, p *Producer, warm, bs []*message.Batch, res []message.Outcome) {
+	t.Helper()
+	produceOK(t, p, failedAgain(t, bs, res)...)
+	assert.Equal(t, valuesOf(append(warm, bs...)...), readAll(t, c, "t", 0, 300*time.Millisecond), "exactly once, in order")
+	assert.EqualValues(t, 1, p.ProducerIDChanges())
+	assert.Zero(t, p.PossibleDuplicates())
+}
+
 // TestWrittenButAnsweredLateResumesItsNumbers: the broker writes the batch
 // but answers after the producer stopped waiting (its only attempt); the
 // batch fails, unsure. Resent with its numbers, the broker answers it as a
@@ -53,10 +64,7 @@ func TestWrittenButAnsweredLateResumesItsNumbers(t *testing.T) {
 	assert.True(t, res[0].Seq.Unsure, "the answer timed out: it may be written")
 	assert.Equal(t, int32(4), res[0].Seq.BaseSequence, "after the warm batch's 4 records")
 	time.Sleep(1500 * time.Millisecond) // the late original is written by now
-	produceOK(t, p, failedAgain(t, bs, res)...)
-	assert.Equal(t, valuesOf(append(warm, bs...)...), readAll(t, c, "t", 0, 300*time.Millisecond), "exactly once, in order")
-	assert.EqualValues(t, 1, p.ProducerIDChanges())
-	assert.Zero(t, p.PossibleDuplicates())
+	resendOnce(t, c, p, warm, bs, res)
 }
 
 // TestNotWrittenResumesItsNumbers: the broker refuses the batch
@@ -73,10 +81,7 @@ func TestNotWrittenResumesItsNumbers(t *testing.T) {
 	require.Error(t, res[0].Err)
 	require.NotNil(t, res[0].Seq)
 	assert.False(t, res[0].Seq.Unsure, "NOT_LEADER: not written")
-	produceOK(t, p, failedAgain(t, bs, res)...)
-	assert.Equal(t, valuesOf(append(warm, bs...)...), readAll(t, c, "t", 0, 300*time.Millisecond))
-	assert.EqualValues(t, 1, p.ProducerIDChanges())
-	assert.Zero(t, p.PossibleDuplicates())
+	resendOnce(t, c, p, warm, bs, res)
 }
 
 // TestSeveralInFlightBehindResumeTheirNumbers: five pipelined batches are
@@ -97,10 +102,7 @@ func TestSeveralInFlightBehindResumeTheirNumbers(t *testing.T) {
 		assert.Equal(t, int32(4+4*i), r.Seq.BaseSequence, "batch %d keeps its place", i)
 	}
 	assert.True(t, res[0].Seq.Unsure)
-	produceOK(t, p, failedAgain(t, bs, res)...)
-	assert.Equal(t, valuesOf(append(warm, bs...)...), readAll(t, c, "t", 0, 300*time.Millisecond), "exactly once, in order")
-	assert.EqualValues(t, 1, p.ProducerIDChanges())
-	assert.Zero(t, p.PossibleDuplicates())
+	resendOnce(t, c, p, warm, bs, res)
 }
 
 // TestNewBatchAfterGivenUpOnesTakesANewProducerID: when something else
