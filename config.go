@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/config/configopaque"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/config/configtls"
 
@@ -137,19 +136,6 @@ type ProducerConfig struct {
 	Idempotent *bool `mapstructure:"idempotent"`
 	// MaxInFlight nil is the default: 5 with idempotence, 1 without.
 	MaxInFlight *int `mapstructure:"max_in_flight"`
-}
-
-// AuthConfig holds broker authentication.
-type AuthConfig struct {
-	SASL SASLConfig `mapstructure:"sasl"`
-}
-
-// SASLConfig is SASL authentication; an empty Mechanism means none.
-type SASLConfig struct {
-	// Mechanism is one of producer.SASLMechanisms, or "" for none.
-	Mechanism string              `mapstructure:"mechanism"`
-	Username  string              `mapstructure:"username"`
-	Password  configopaque.String `mapstructure:"password"`
 }
 
 // MetadataConfig configures Kafka metadata refreshes.
@@ -355,12 +341,8 @@ func (c *Config) producerConfig(tlsCfg *tls.Config) producer.Config {
 		Idempotent:      c.Producer.Idempotent,
 		MaxInFlight:     c.Producer.MaxInFlight,
 		RefreshInterval: c.Metadata.RefreshInterval,
-		SASL: producer.SASLConfig{
-			Mechanism: c.Auth.SASL.Mechanism,
-			Username:  c.Auth.SASL.Username,
-			Password:  string(c.Auth.SASL.Password),
-		},
-		TLS: tlsCfg,
+		SASL:            c.Auth.producerSASL(),
+		TLS:             tlsCfg,
 	}
 }
 
@@ -377,15 +359,15 @@ var producerKeys = map[producer.Field]string{
 	producer.FieldMaxAttempts:     "producer.max_attempts",
 	producer.FieldIdempotent:      "producer.idempotent",
 	producer.FieldMaxInFlight:     "producer.max_in_flight",
-	producer.FieldSASLMechanism:   "auth.sasl.mechanism",
-	producer.FieldSASLUsername:    "auth.sasl.username",
-	producer.FieldSASLPassword:    "auth.sasl.password",
 }
 
 // producerKey is the key of the producer's setting f; a setting without
 // one (RetryBackoff, never set here) keeps its producer name.
 func producerKey(f producer.Field) string {
 	if key, ok := producerKeys[f]; ok {
+		return key
+	}
+	if key, ok := authKeys[f]; ok {
 		return key
 	}
 	return string(f)

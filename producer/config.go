@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"net"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/xdg-go/scram"
 )
 
 // Compression codecs accepted in Config.Compression.
@@ -44,20 +42,6 @@ func Compressions() []string {
 		names[i] = c.name
 	}
 	return names
-}
-
-// SASL mechanisms accepted in SASLConfig.Mechanism; the empty one means no
-// SASL.
-const (
-	SASLNone        = ""
-	SASLPlain       = "PLAIN"
-	SASLSCRAMSHA256 = "SCRAM-SHA-256"
-	SASLSCRAMSHA512 = "SCRAM-SHA-512"
-)
-
-// SASLMechanisms lists the accepted SASL mechanisms (SASLNone aside).
-func SASLMechanisms() []string {
-	return []string{SASLPlain, SASLSCRAMSHA256, SASLSCRAMSHA512}
 }
 
 // RequiredAcks is how many replicas acknowledge a produce. In a
@@ -162,13 +146,6 @@ type Config struct {
 	SASL            SASLConfig
 	// TLS enables TLS with this configuration when non-nil.
 	TLS *tls.Config
-}
-
-// SASLConfig enables SASL authentication when Mechanism is set.
-type SASLConfig struct {
-	Mechanism string // one of SASLMechanisms, or SASLNone
-	Username  string
-	Password  string
 }
 
 // withDefaults returns cfg with zero fields set to their defaults.
@@ -283,28 +260,6 @@ func parseCodec(name string) (sarama.CompressionCodec, bool) {
 	return sarama.CompressionNone, false
 }
 
-// configureSASL sets up sc for s, a validated SASLConfig.
-func configureSASL(sc *sarama.Config, s SASLConfig) {
-	if s.Mechanism == SASLNone {
-		return
-	}
-	sc.Net.SASL.Enable = true
-	sc.Net.SASL.Handshake = true
-	sc.Net.SASL.Version = sarama.SASLHandshakeV1
-	sc.Net.SASL.User = s.Username
-	sc.Net.SASL.Password = s.Password
-	switch s.Mechanism {
-	case SASLPlain:
-		sc.Net.SASL.Mechanism = sarama.SASLTypePlaintext
-	case SASLSCRAMSHA256:
-		sc.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA256
-		sc.Net.SASL.SCRAMClientGeneratorFunc = newSCRAMClient(scram.SHA256)
-	case SASLSCRAMSHA512:
-		sc.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA512
-		sc.Net.SASL.SCRAMClientGeneratorFunc = newSCRAMClient(scram.SHA512)
-	}
-}
-
 // produceRequestVersion is the highest produce request version the
 // configured protocol version allows (the broker's advertised range clamps it
 // further). 3 is the first with v2 record batches; 8 adds per-record errors.
@@ -411,29 +366,7 @@ func (cfg Config) Validate() error {
 		}
 	}
 
-	s := cfg.SASL
-	mechanisms := strings.Join(SASLMechanisms(), ", ")
-	switch {
-	case s.Mechanism == SASLNone:
-		if s.Username != "" || s.Password != "" {
-			add(FieldSASLMechanism, "required when username or password is set (want %s), got %q", mechanisms, s.Mechanism)
-		}
-	case slices.Contains(SASLMechanisms(), s.Mechanism):
-		if s.Username == "" {
-			add(FieldSASLUsername, "required with mechanism %s, got %q", s.Mechanism, s.Username)
-		}
-		if s.Password == "" {
-			// The password itself is never printed.
-			add(FieldSASLPassword, "required with mechanism %s, got none", s.Mechanism)
-		}
-		// sarama speaks SaslHandshake v1 / SaslAuthenticate only from 1.0.0
-		// and would otherwise fail every connection without saying why.
-		if versionErr == nil && !version.IsAtLeast(sarama.V1_0_0_0) {
-			add(FieldSASLMechanism, "SASL needs %s >= 1.0.0, got %s %q", FieldVersion, FieldVersion, cfg.Version)
-		}
-	default:
-		add(FieldSASLMechanism, "unknown mechanism %q (want %s)", s.Mechanism, mechanisms)
-	}
+	errs = append(errs, cfg.SASL.validate(cfg.Version, version, versionErr)...)
 	return errors.Join(errs...)
 }
 
