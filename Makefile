@@ -28,7 +28,7 @@ help:
 	@echo "make e2e       end-to-end tests of the ocb-built collector against the devbroker and real Kafka"
 	@echo "make e2e-stress  the leader- and follower-kill tests STRESS_COUNT times (10) per producer.timeout"
 	@echo "                in STRESS_TIMEOUTS (\"default 3s\"); logs in _build/stress/, then a table of the runs"
-	@echo "make deps      install what the tests need besides Go: JDK (java, keytool), mvn, kcat, promtool"
+	@echo "make deps      install what the tests need besides Go: JDK (java, keytool), mvn, kcat, MIT KDC, promtool"
 	@echo "                (apt-get, as root or with sudo; else it names the command; NO_DEPS=1 skips it in test, unit, e2e)"
 	@echo "make bench     side-by-side benchmark (bench/)"
 	@echo "make build     the collector with ocb $(OCB_VERSION): $(COLLECTOR), and the queue tool $(KBQ)"
@@ -79,12 +79,13 @@ demo: build devbroker $(if $(filter real,$(KAFKA)),kafka-cmd)
 
 # What the tests need besides Go, make and bash: promtool (Debian's
 # prometheus package) for the unit tests' dashboard check, which skips without
-# it; a JDK (java, keytool), mvn and kcat for e2e's real Kafka, whose tests fail
-# without them. scripts/deps.sh installs the missing ones with apt-get when it
+# it; a JDK (java, keytool), mvn, kcat and an MIT KDC (krb5kdc, kdb5_util,
+# kadmin.local: the secure cluster's Kerberos listener) for e2e's real Kafka,
+# whose tests fail without them. scripts/deps.sh installs the missing ones with apt-get when it
 # can (root, or sudo without a password), else stops naming the command to run.
 # NO_DEPS=1 skips it in test, unit and e2e.
 UNIT_TOOLS := promtool
-E2E_TOOLS  := java keytool mvn kcat
+E2E_TOOLS  := java keytool mvn kcat krb5kdc kdb5_util kadmin.local
 DEPS       := $(if $(NO_DEPS),,deps)
 
 deps:

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # What the tests need besides Go, make and bash: java and keytool (a JDK 17+),
-# mvn and kcat for the real-Kafka suites, promtool for the dashboard test.
+# mvn and kcat for the real-Kafka suites, krb5kdc, kdb5_util and kadmin.local
+# (an MIT KDC) for their Kerberos listener, promtool for the dashboard test.
 # Installs the missing ones from Debian's packages when it can (root, or sudo
 # without a password, and apt-get), else stops naming the command to run.
 #
-#   scripts/deps.sh [TOOL...]    default: java keytool mvn kcat promtool
+#   scripts/deps.sh [TOOL...]    default: java keytool mvn kcat krb5kdc kdb5_util kadmin.local promtool
 #
 # Run by `make deps`, and through it by `make test`, `make unit` (promtool
 # only) and `make e2e` (NO_DEPS=1 skips it).
@@ -16,12 +17,28 @@ declare -A package=(
 	[mvn]=maven
 	[kcat]=kcat
 	[promtool]=prometheus
+	[krb5kdc]=krb5-kdc
+	[kdb5_util]=krb5-kdc
+	[kadmin.local]=krb5-admin-server
 )
+# The KDC tools are in /usr/sbin, which is not on an ordinary user's PATH on
+# Debian; testbench/kdc looks there too, so this check does.
+sbin_dirs=(/usr/sbin /sbin)
 tools=("$@")
-((${#tools[@]} > 0)) || tools=(java keytool mvn kcat promtool)
+((${#tools[@]} > 0)) || tools=(java keytool mvn kcat krb5kdc kdb5_util kadmin.local promtool)
 for t in "${tools[@]}"; do
 	[[ -n "${package[$t]:-}" ]] || { echo "deps.sh: unknown tool $t (known: ${!package[*]})" >&2; exit 2; }
 done
+
+# found reports whether tool $1 is on PATH or in an sbin directory.
+found() {
+	command -v "$1" >/dev/null 2>&1 && return 0
+	local d
+	for d in "${sbin_dirs[@]}"; do
+		[[ -x "$d/$1" ]] && return 0
+	done
+	return 1
+}
 
 # missing_tools and missing_packages: what is not on PATH, and its packages (each once).
 check() {
@@ -29,7 +46,7 @@ check() {
 	missing_tools=() missing_packages=()
 	local t p
 	for t in "${tools[@]}"; do
-		command -v "$t" >/dev/null 2>&1 && continue
+		found "$t" && continue
 		missing_tools+=("$t")
 		p="${package[$t]}"
 		[[ " ${missing_packages[*]} " == *" $p "* ]] || missing_packages+=("$p")
@@ -50,7 +67,7 @@ fail() {
 	echo "deps: $1: ${missing_tools[*]}" >&2
 	echo "deps: install them with:" >&2
 	echo "    ${s}apt-get update && ${s}apt-get install -y ${missing_packages[*]}" >&2
-	echo "deps: (not Debian or Ubuntu: install a JDK 17+ for java and keytool, Maven 3 for mvn, kcat, and Prometheus for promtool; NO_DEPS=1 make ... skips this check)" >&2
+	echo "deps: (not Debian or Ubuntu: install a JDK 17+ for java and keytool, Maven 3 for mvn, kcat, MIT Kerberos's KDC and admin tools for krb5kdc, kdb5_util and kadmin.local, and Prometheus for promtool; NO_DEPS=1 make ... skips this check)" >&2
 	exit 1
 }
 
