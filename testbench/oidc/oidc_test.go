@@ -95,7 +95,9 @@ func fetchKey(t *testing.T, jwksURL string) *rsa.PublicKey {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var set struct{ Keys []struct{ Kty, Alg, Kid, N, E string } }
+	var set struct {
+		Keys []struct{ Kty, Alg, Kid, N, E string }
+	}
 	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
 		t.Fatal(err)
 	}
