@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -95,6 +96,11 @@ type brokerConfig struct {
 	brokers   int
 	topics    []topicSpec
 	users     []saslUser
+	// oauthBearer, when set, takes SASL OAUTHBEARER logins.
+	oauthBearer *oauthBearer
+	// sessionLifetime, when positive, is the SASL session lifetime
+	// clients are told (KIP-368 connections.max.reauth.ms).
+	sessionLifetime time.Duration
 }
 
 // clusterOptions turns cfg into kfake options. kfake itself listens on
@@ -162,6 +168,20 @@ func clusterOptions(cfg brokerConfig) ([]kfake.Opt, error) {
 		for _, u := range cfg.users {
 			opts = append(opts, kfake.Superuser(u.mechanism, u.name, u.password))
 		}
+	}
+	if cfg.oauthBearer != nil {
+		opts = append(opts, cfg.oauthBearer.options()...)
+	}
+	switch {
+	case cfg.sessionLifetime < 0:
+		return nil, fmt.Errorf("-sasl-session-lifetime %s: negative", cfg.sessionLifetime)
+	case cfg.sessionLifetime > 0 && len(cfg.users) == 0 && cfg.oauthBearer == nil:
+		return nil, errors.New("-sasl-session-lifetime needs SASL: -user or -oauthbearer")
+	case cfg.sessionLifetime > 0 && cfg.sessionLifetime < time.Millisecond:
+		return nil, fmt.Errorf("-sasl-session-lifetime %s: less than a millisecond", cfg.sessionLifetime)
+	case cfg.sessionLifetime > 0:
+		ms := strconv.FormatInt(cfg.sessionLifetime.Milliseconds(), 10)
+		opts = append(opts, kfake.BrokerConfigs(map[string]string{"connections.max.reauth.ms": ms}))
 	}
 	return opts, nil
 }

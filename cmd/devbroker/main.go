@@ -3,6 +3,7 @@
 // client that shows what a topic holds and how it was batched.
 //
 //	devbroker [-addr 127.0.0.1:9092] [-topic otlp_logs:6]... [-brokers 1] [-user PLAIN:name:pass]...
+//	          [-oauthbearer] [-oauthbearer-log FILE] [-sasl-session-lifetime 3s]
 //	devbroker dump [-addr 127.0.0.1:9092] [-topic otlp_logs] [-batches 20] [-watch] [-wait N -timeout 60s]
 //
 // The broker prints one line when it is ready and stops on SIGINT or SIGTERM.
@@ -62,6 +63,9 @@ func runBroker(ctx context.Context, args []string, stderr io.Writer, ready func(
 	fs.IntVar(&cfg.brokers, "brokers", 1, "number of brokers")
 	fs.Var(topics, "topic", "topic to create as `name:partitions` (repeatable; the first use replaces the default)")
 	fs.Var(&users, "user", "require SASL and accept this `MECHANISM:NAME:PASSWORD` (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; repeatable)")
+	oauth := fs.Bool("oauthbearer", false, "require SASL and accept OAUTHBEARER logins with any well-formed bearer token (besides the -user logins)")
+	oauthLog := fs.String("oauthbearer-log", "", "append each OAUTHBEARER login to `file`, one line each: time (RFC 3339, UTC), broker node id, token (implies -oauthbearer)")
+	fs.DurationVar(&cfg.sessionLifetime, "sasl-session-lifetime", 0, "SASL session lifetime told to clients at login: they log in again on the same connection before it ends (KIP-368); 0: no limit")
 	logLevel := fs.String("log-level", "none", "kfake's own log `level`: none, error, warn, info, debug")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -80,6 +84,13 @@ func runBroker(ctx context.Context, args []string, stderr io.Writer, ready func(
 		fmt.Fprintf(stderr, "devbroker: %v\n", err)
 		return 2
 	}
+	if *oauth || *oauthLog != "" {
+		if cfg.oauthBearer, err = newOAuthBearer(cfg.users, *oauthLog); err != nil {
+			fmt.Fprintf(stderr, "devbroker: %v\n", err)
+			return 2
+		}
+		defer cfg.oauthBearer.close()
+	}
 	opts, err := clusterOptions(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "devbroker: %v\n", err)
@@ -93,12 +104,11 @@ func runBroker(ctx context.Context, args []string, stderr io.Writer, ready func(
 		logger.Printf("cannot start: %v", err)
 		return 1
 	}
-	addrs := c.ListenAddrs()
-	auth := ""
-	if len(cfg.users) > 0 {
-		auth = fmt.Sprintf(", SASL with %d users", len(cfg.users))
+	if cfg.oauthBearer != nil {
+		cfg.oauthBearer.install(c)
 	}
-	logger.Printf("ready on %s, topics %s%s (stop with Ctrl-C)", strings.Join(addrs, ","), topics, auth)
+	addrs := c.ListenAddrs()
+	logger.Printf("ready on %s, topics %s%s (stop with Ctrl-C)", strings.Join(addrs, ","), topics, saslSummary(cfg))
 	if ready != nil {
 		ready(addrs)
 	}
@@ -107,9 +117,36 @@ func runBroker(ctx context.Context, args []string, stderr io.Writer, ready func(
 	for _, t := range cfg.topics {
 		logger.Printf("stopping: %s", topicTotals(c, t.name))
 	}
+	if cfg.oauthBearer != nil {
+		logger.Printf("stopping: %d OAUTHBEARER logins", cfg.oauthBearer.loginCount())
+	}
 	c.Close()
+	if cfg.oauthBearer != nil {
+		if err := cfg.oauthBearer.close(); err != nil {
+			logger.Printf("-oauthbearer-log: %v", err)
+		}
+	}
 	logger.Printf("stopped")
 	return 0
+}
+
+// saslSummary describes the broker's SASL logins for the ready line.
+func saslSummary(cfg brokerConfig) string {
+	var parts []string
+	if len(cfg.users) > 0 {
+		parts = append(parts, fmt.Sprintf("%d users", len(cfg.users)))
+	}
+	if cfg.oauthBearer != nil {
+		parts = append(parts, "OAUTHBEARER")
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	s := ", SASL with " + strings.Join(parts, " and ")
+	if cfg.sessionLifetime > 0 {
+		s += fmt.Sprintf(", sessions of %s", cfg.sessionLifetime)
+	}
+	return s
 }
 
 // topicTotals says how many records each partition of topic holds.
