@@ -212,6 +212,7 @@ func (c *Config) Validate() error {
 	for _, err := range unjoin(c.producerConfig(nil).Validate()) {
 		p.addOnce(producerKeyed(err))
 	}
+	c.Auth.validateAuth(&p)
 	validateSignal(&p, "", c.logsSignal(), logmsg.Encodings(), logmsg.ParseFieldPath, logmsg.ParseFieldPath)
 	c.validateShared(&p)
 	validateSignal(&p, "traces", c.Traces.SignalConfig, spanmsg.Encodings(), spanmsg.ParseTopicPath, spanmsg.ParseFieldPath)

@@ -397,12 +397,12 @@ var invalidCases = map[string]struct {
 	"max_in_flight_without_idempotence": {want: `producer.max_in_flight: must be 1 without producer.idempotent ` +
 		`(it keeps the order), got 5`},
 	"max_in_flight_acks_0":   {want: `producer.max_in_flight: must be 1 without producer.idempotent (it keeps the order), got 2`},
-	"sasl_unknown_mechanism": {want: `auth.sasl.mechanism: unknown mechanism "GSSAPI" (want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)`},
+	"sasl_unknown_mechanism": {want: `auth.sasl.mechanism: unknown mechanism "KERBEROS" (want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, GSSAPI, AWS_MSK_IAM_OAUTHBEARER)`},
 	"sasl_missing_username":  {want: `auth.sasl.username: required with mechanism PLAIN, got ""`},
 	"sasl_missing_password":  {want: `auth.sasl.password: required with mechanism SCRAM-SHA-256, got none`},
 	"sasl_old_kafka":         {want: `auth.sasl.mechanism: SASL needs protocol_version >= 1.0.0, got protocol_version "0.11.0.0"`},
 	"sasl_credentials_without_mechanism": {want: `auth.sasl.mechanism: required when username or password is set ` +
-		`(want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), got ""`},
+		`(want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512), got ""`},
 	// configtls's own Validate, run by confmap.Validate: it reports the
 	// problem twice (ClientConfig and its embedded Config, the second under
 	// the Optional's inner path); otelcol shows the same text.
@@ -506,9 +506,7 @@ func TestValidateAllEnumValues(t *testing.T) {
 		{"traces.encoding", spanmsg.Encodings(), func(c *Config, v string) { c.Traces.Encoding = v }},
 		{"metrics.encoding", metricmsg.Encodings(), func(c *Config, v string) { c.Metrics.Encoding = v }},
 		{"producer.compression", producer.Compressions(), func(c *Config, v string) { c.Producer.Compression = v }},
-		{"auth.sasl.mechanism", producer.SASLMechanisms(), func(c *Config, v string) {
-			c.Auth.SASL = SASLConfig{Mechanism: v, Username: "u", Password: "p"}
-		}},
+		{"auth.sasl.mechanism", saslMechanisms(), func(c *Config, v string) { c.Auth = validAuth(v) }},
 		{"temp_storage.fsync", fsyncs, func(c *Config, v string) { c.TempStorage.Fsync = tempstorage.FsyncPolicy(v) }},
 		{"delivery", []string{string(DeliveryAsync), string(DeliverySync)}, func(c *Config, v string) { c.Delivery = Delivery(v) }},
 	}

@@ -149,7 +149,7 @@ func (e *kafkaBatcherExporter) start(ctx context.Context, host component.Host) (
 	if err := e.openStorage(dir); err != nil {
 		return err
 	}
-	if err := e.startProducer(ctx); err != nil {
+	if err := e.startProducer(ctx, host); err != nil {
 		return err
 	}
 	if e.pool, err = batcher.NewPool(e.cfg.batcherConfig(), e.clock, poolSink{e}); err != nil {
@@ -201,13 +201,18 @@ func (e *kafkaBatcherExporter) storage() delivery.Storage {
 }
 
 // startProducer connects the producer to the brokers; the partition counts
-// it learns go to the partition cache.
-func (e *kafkaBatcherExporter) startProducer(ctx context.Context) error {
+// it learns go to the partition cache. host has the extension that may
+// give OAUTHBEARER tokens.
+func (e *kafkaBatcherExporter) startProducer(ctx context.Context, host component.Host) error {
 	tlsCfg, err := e.cfg.tlsConfig(ctx)
 	if err != nil {
 		return err
 	}
-	if e.prod, err = producer.New(e.cfg.producerConfig(tlsCfg), e.logger); err != nil {
+	pc := e.cfg.producerConfig(tlsCfg)
+	if pc.SASL.TokenSource, err = e.cfg.Auth.tokenSource(ctx, host, e.cfg.Producer.Timeout); err != nil {
+		return err
+	}
+	if e.prod, err = producer.New(pc, e.logger); err != nil {
 		return err
 	}
 	e.prod.OnPartitionsChanged(func(topic string, n int32) {

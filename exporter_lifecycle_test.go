@@ -83,7 +83,7 @@ func TestUnreadablePartitionCacheIsIgnored(t *testing.T) {
 }
 
 func TestSASLCredentialsReachTheBroker(t *testing.T) {
-	for _, mech := range producer.SASLMechanisms() {
+	for _, mech := range []string{producer.SASLPlain, producer.SASLSCRAMSHA256, producer.SASLSCRAMSHA512} {
 		t.Run(mech, func(t *testing.T) {
 			c := newCluster(t, 2, "otlp_logs", kfake.EnableSASL(), kfake.Superuser(mech, "alice", "s3cret"))
 			cfg := testConfig(t, c.ListenAddrs())

@@ -174,6 +174,7 @@ func (cfg Config) withDefaults() Config {
 	if cfg.RefreshInterval == 0 {
 		cfg.RefreshInterval = DefaultRefreshInterval
 	}
+	cfg.SASL = cfg.SASL.withDefaults()
 	return cfg
 }
 
@@ -235,13 +236,16 @@ func compile(cfg Config) (*settings, error) {
 		sc.Net.TLS.Enable = true
 		sc.Net.TLS.Config = cfg.TLS
 	}
-	configureSASL(sc, cfg.SASL)
+	if err := configureSASL(sc, cfg.SASL, cfg.Timeout); err != nil {
+		return nil, err
+	}
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("producer config: %w", err)
 	}
 	return &settings{
 		cfg:             cfg,
 		codec:           codec,
+		level:           level,
 		produceVersion:  produceRequestVersion(version),
 		sarama:          sc,
 		maxRequestBytes: defaultMaxRequestBytes,

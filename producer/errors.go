@@ -36,13 +36,20 @@ func (p *Producer) unavailable(err error) error {
 	s := p.st.cfg.SASL
 	if s.Mechanism != "" && !isDialError(err) &&
 		(errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)) {
-		return fmt.Errorf("%w: %w (the broker closed the connection: check the SASL %s credentials of user %q)",
-			ErrUnavailable, err, s.Mechanism, s.Username)
+		return fmt.Errorf("%w: %w (the broker closed the connection: check the SASL %s credentials of %s)",
+			ErrUnavailable, err, s.Mechanism, s.login())
 	}
 	return fmt.Errorf("%w: %w%s", ErrUnavailable, err, tlsHint(err))
 }
 
+// authError wraps err, a refused or impossible login (isCredentialError),
+// with ErrAuthentication and the credentials to check.
 func (p *Producer) authError(err error) error {
 	s := p.st.cfg.SASL
-	return fmt.Errorf("%w (mechanism %s, user %q): %w", ErrAuthentication, s.Mechanism, s.Username, err)
+	var ce *CredentialError
+	if errors.As(err, &ce) {
+		// It names the credentials already.
+		return fmt.Errorf("%w (mechanism %s): %w", ErrAuthentication, s.Mechanism, err)
+	}
+	return fmt.Errorf("%w (mechanism %s, %s): %w", ErrAuthentication, s.Mechanism, s.login(), err)
 }

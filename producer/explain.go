@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/IBM/sarama"
 )
@@ -15,7 +16,7 @@ import (
 // or the protocol_version. Other errors are returned as they are.
 func (p *Producer) explain(topic, op string, err error) error {
 	switch {
-	case errors.Is(err, sarama.ErrSASLAuthenticationFailed):
+	case isCredentialError(err):
 		return p.authError(err)
 	case errors.Is(err, sarama.ErrTopicAuthorizationFailed):
 		principal, grant := p.principal()
@@ -31,10 +32,21 @@ func (p *Producer) explain(topic, op string, err error) error {
 // principal names the exporter's Kafka principal and the kafka-acls.sh
 // flag that grants it something.
 func (p *Producer) principal() (principal, grant string) {
-	if u := p.st.cfg.SASL.Username; p.st.cfg.SASL.Mechanism != "" {
+	s := p.st.cfg.SASL
+	switch s.Mechanism {
+	case SASLNone:
+		return "the exporter's principal (User:ANONYMOUS without SASL or a TLS client certificate)", "--allow-principal User:ANONYMOUS"
+	case SASLOAuthBearer:
+		return "the token's principal (User:<its sub claim>)", "--allow-principal User:<sub>"
+	case SASLGSSAPI:
+		// Kafka's default principal.to.local rule keeps the first component.
+		u := s.Kerberos.Username
+		if i := strings.IndexByte(u, '/'); i >= 0 {
+			u = u[:i]
+		}
 		return "User:" + u, "--allow-principal User:" + u
 	}
-	return "the exporter's principal (User:ANONYMOUS without SASL or a TLS client certificate)", "--allow-principal User:ANONYMOUS"
+	return "User:" + s.Username, "--allow-principal User:" + s.Username
 }
 
 // tlsHint says what to check when err is a TLS handshake failure, or "".

@@ -126,7 +126,7 @@ func (p *Producer) refresh(topics []string) error {
 	err := p.client.RefreshMetadata(topics...)
 	if err != nil {
 		var kerr sarama.KError
-		if !errors.As(err, &kerr) || errors.Is(err, sarama.ErrSASLAuthenticationFailed) {
+		if !errors.As(err, &kerr) || isCredentialError(err) {
 			// Not a topic-level error: nothing was learned.
 			return fmt.Errorf("refresh metadata: %w", p.metadataError(err))
 		}
@@ -171,7 +171,7 @@ func (p *Producer) metadataError(err error) error {
 	switch {
 	case errors.Is(err, sarama.ErrClosedClient):
 		return ErrClosed
-	case errors.Is(err, sarama.ErrSASLAuthenticationFailed):
+	case isCredentialError(err):
 		return p.authError(err)
 	case classify(err) == actReconnect:
 		return p.unavailable(err)

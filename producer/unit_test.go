@@ -43,7 +43,7 @@ func TestCompileValidation(t *testing.T) {
 		{"refresh", func(c *Config) { c.RefreshInterval = -time.Second }, "RefreshInterval"},
 		{"sasl no user", func(c *Config) { c.SASL = SASLConfig{Mechanism: SASLPlain, Password: "p"} }, "SASL.Username"},
 		{"sasl no pass", func(c *Config) { c.SASL = SASLConfig{Mechanism: SASLSCRAMSHA256, Username: "u"} }, "SASL.Password"},
-		{"sasl mech", func(c *Config) { c.SASL = SASLConfig{Mechanism: "GSSAPI", Username: "u", Password: "p"} }, "SASL.Mechanism"},
+		{"sasl mech", func(c *Config) { c.SASL = SASLConfig{Mechanism: "GSSAPI-X", Username: "u", Password: "p"} }, "SASL.Mechanism"},
 		{"sasl user without mech", func(c *Config) { c.SASL = SASLConfig{Username: "u"} }, "SASL.Mechanism"},
 		{"scram512", func(c *Config) { c.SASL = SASLConfig{Mechanism: SASLSCRAMSHA512, Username: "u", Password: "p"} }, ""},
 	}
