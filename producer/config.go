@@ -245,7 +245,6 @@ func compile(cfg Config) (*settings, error) {
 	return &settings{
 		cfg:             cfg,
 		codec:           codec,
-		level:           level,
 		produceVersion:  produceRequestVersion(version),
 		sarama:          sc,
 		maxRequestBytes: defaultMaxRequestBytes,
