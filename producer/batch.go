@@ -40,10 +40,11 @@ func (rp *recordPool) release(a *recordArrays) {
 
 // batch encodes msgs, in order, as one v2 record batch on pooled arrays,
 // returned for release. Timestamps are whole milliseconds relative to the
-// first message's, exactly as message.BatchSize counts them. The batch is
+// first message's, exactly as message.BatchSize counts them; sarama
+// compresses them with codec at level (its CompressionLevel). The batch is
 // not idempotent (producer id -1) until the caller sets its producer id,
 // epoch and first sequence.
-func (rp *recordPool) batch(msgs []message.Message, codec sarama.CompressionCodec) (*sarama.RecordBatch, *recordArrays) {
+func (rp *recordPool) batch(msgs []message.Message, codec sarama.CompressionCodec, level int) (*sarama.RecordBatch, *recordArrays) {
 	base := msgs[0].Timestamp.UnixMilli()
 	maxTS := base
 	nHeaders, keyBytes := 0, 0
@@ -92,7 +93,7 @@ func (rp *recordPool) batch(msgs []message.Message, codec sarama.CompressionCode
 	return &sarama.RecordBatch{
 		Version:          2,
 		Codec:            codec,
-		CompressionLevel: sarama.CompressionLevelDefault,
+		CompressionLevel: level,
 		FirstTimestamp:   batchTime(base),
 		MaxTimestamp:     batchTime(maxTS),
 		LastOffsetDelta:  int32(len(msgs) - 1),

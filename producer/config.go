@@ -22,17 +22,28 @@ const (
 	CompressionZstd   = "zstd"
 )
 
-// codecs maps each compression name to its sarama codec, in the order
-// Compressions lists them.
+// codecs maps each compression name to its sarama codec and the levels
+// Config.CompressionLevel may take with it, in the order Compressions lists
+// them.
 var codecs = []struct {
 	name  string
 	codec sarama.CompressionCodec
+	// maxLevel is the highest level; levels run from 1. 0: no level can be
+	// set, only the codec's default (0).
+	maxLevel int
+	// noLevel says why a codec without levels has none.
+	noLevel string
 }{
-	{CompressionNone, sarama.CompressionNone},
-	{CompressionGzip, sarama.CompressionGZIP},
-	{CompressionSnappy, sarama.CompressionSnappy},
-	{CompressionLZ4, sarama.CompressionLZ4},
-	{CompressionZstd, sarama.CompressionZSTD},
+	{CompressionNone, sarama.CompressionNone, 0, "nothing is compressed"},
+	// klauspost/compress gzip: 1 (fastest) .. 9 (smallest).
+	{CompressionGzip, sarama.CompressionGZIP, 9, ""},
+	{CompressionSnappy, sarama.CompressionSnappy, 0, "snappy has no levels"},
+	// sarama compresses lz4 with one pooled pierrec/lz4 writer at its Fast
+	// level and ignores the batch's level.
+	{CompressionLZ4, sarama.CompressionLZ4, 0, "the client compresses lz4 at one fixed level"},
+	// zstd's levels; klauspost/compress maps them to its four speeds:
+	// 1-2 fastest, 3-5 default, 6-9 better, 10-22 best compression.
+	{CompressionZstd, sarama.CompressionZSTD, 22, ""},
 }
 
 // Compressions lists the accepted compression names.
@@ -120,6 +131,9 @@ type Config struct {
 	RequiredAcks RequiredAcks
 	// Compression is one of Compressions ("" is none).
 	Compression string
+	// CompressionLevel is the codec's level; 0 is the codec's default.
+	// gzip takes 1..9, zstd 1..22; none, snappy and lz4 take only 0.
+	CompressionLevel int
 	// MaxMessageBytes bounds a batch of one record: a record whose batch
 	// would exceed it is rejected without being sent.
 	MaxMessageBytes int
@@ -191,6 +205,7 @@ const defaultMaxRequestBytes = 1 << 20
 type settings struct {
 	cfg            Config
 	codec          sarama.CompressionCodec
+	level          int // sarama's CompressionLevel: CompressionLevelDefault for 0
 	produceVersion int16
 	sarama         *sarama.Config
 	// maxRequestBytes bounds the record batches of one produce request.
@@ -229,6 +244,11 @@ func compile(cfg Config) (*settings, error) {
 	sc.Producer.RequiredAcks = sarama.RequiredAcks(cfg.RequiredAcks)
 	sc.Producer.Timeout = cfg.Timeout.Truncate(time.Millisecond)
 	sc.Producer.Compression = codec
+	level := sarama.CompressionLevelDefault
+	if cfg.CompressionLevel != 0 {
+		level = cfg.CompressionLevel
+	}
+	sc.Producer.CompressionLevel = level
 	// Several partitions' pipelined requests, from concurrent Produce
 	// calls, share one connection per broker.
 	sc.Net.MaxOpenRequests = 2 * MaxInFlightLimit
@@ -245,6 +265,7 @@ func compile(cfg Config) (*settings, error) {
 	return &settings{
 		cfg:             cfg,
 		codec:           codec,
+		level:           level,
 		produceVersion:  produceRequestVersion(version),
 		sarama:          sc,
 		maxRequestBytes: defaultMaxRequestBytes,
@@ -261,6 +282,25 @@ func parseCodec(name string) (sarama.CompressionCodec, bool) {
 		}
 	}
 	return sarama.CompressionNone, false
+}
+
+// validateLevel checks CompressionLevel against Compression; with an
+// unknown Compression (its own error) there is nothing to check it against.
+func (cfg Config) validateLevel(add func(Field, string, ...any)) {
+	level := cfg.CompressionLevel
+	if level == 0 {
+		return
+	}
+	for _, c := range codecs {
+		switch {
+		case c.name != cfg.Compression:
+		case c.maxLevel == 0:
+			add(FieldCompressionLevel, "must be 0 with %s %s (%s), got %d", FieldCompression, c.name, c.noLevel, level)
+		case level < 1 || level > c.maxLevel:
+			add(FieldCompressionLevel, "must be 1..%d with %s %s (0: the codec's default), got %d",
+				c.maxLevel, FieldCompression, c.name, level)
+		}
+	}
 }
 
 // produceRequestVersion is the highest produce request version the
@@ -338,6 +378,7 @@ func (cfg Config) Validate() error {
 	case codec == sarama.CompressionZSTD && versionErr == nil && !version.IsAtLeast(sarama.V2_1_0_0):
 		add(FieldCompression, "zstd needs %s >= 2.1.0, got %s %q", FieldVersion, FieldVersion, cfg.Version)
 	}
+	cfg.validateLevel(add)
 	switch {
 	case cfg.MaxMessageBytes <= 0:
 		add(FieldMaxMessageBytes, "must be > 0, got %d", cfg.MaxMessageBytes)

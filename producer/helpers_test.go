@@ -172,6 +172,6 @@ func produceOK(t testing.TB, p *Producer, batches ...*message.Batch) []message.O
 
 // recordBatch builds msgs' record batch on fresh arrays.
 func recordBatch(msgs []message.Message, codec sarama.CompressionCodec) *sarama.RecordBatch {
-	rb, _ := new(recordPool).batch(msgs, codec)
+	rb, _ := new(recordPool).batch(msgs, codec, sarama.CompressionLevelDefault)
 	return rb
 }

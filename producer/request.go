@@ -101,7 +101,7 @@ func (p *Producer) seqOrder(l *lane, a, b *part) int {
 // identity id and pt's current base sequence; sendTo drops it once the
 // request is written, so every send, a resend too, builds it afresh.
 func (pt *part) encode(st *settings, id identity) {
-	pt.rb, pt.arrays = pt.pool.batch(pt.msgs, st.codec)
+	pt.rb, pt.arrays = pt.pool.batch(pt.msgs, st.codec, st.level)
 	if st.idempotent {
 		pt.rb.ProducerID, pt.rb.ProducerEpoch, pt.rb.FirstSequence = id.id, id.epoch, pt.sb.base
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -101,6 +102,8 @@ type brokerConfig struct {
 	// sessionLifetime, when positive, is the SASL session lifetime
 	// clients are told (KIP-368 connections.max.reauth.ms).
 	sessionLifetime time.Duration
+	// accepted, when set, counts the connections the brokers accept.
+	accepted *atomic.Int64
 }
 
 // clusterOptions turns cfg into kfake options. kfake itself listens on
@@ -157,7 +160,7 @@ func clusterOptions(cfg brokerConfig) ([]kfake.Opt, error) {
 			if err != nil {
 				return nil, err
 			}
-			return advertisedListener{Listener: ln, host: advertise, shift: shift}, nil
+			return advertisedListener{Listener: ln, host: advertise, shift: shift, accepted: cfg.accepted}, nil
 		}),
 	}
 	for _, t := range cfg.topics {
@@ -199,11 +202,21 @@ func advertiseHost(listenHost, advertise string) string {
 }
 
 // advertisedListener reports host, with the real port plus shift, as its
-// address: kfake puts a listener's address in metadata responses.
+// address: kfake puts a listener's address in metadata responses. It
+// counts the connections it accepts in accepted, when set.
 type advertisedListener struct {
 	net.Listener
-	host  string
-	shift int
+	host     string
+	shift    int
+	accepted *atomic.Int64
+}
+
+func (l advertisedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil && l.accepted != nil {
+		l.accepted.Add(1)
+	}
+	return c, err
 }
 
 func (l advertisedListener) Addr() net.Addr {

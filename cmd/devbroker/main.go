@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -55,7 +56,7 @@ func runBroker(ctx context.Context, args []string, stderr io.Writer, ready func(
 			"       devbroker dump [flags]   show what a topic holds (run 'devbroker dump -h')\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	cfg := brokerConfig{}
+	cfg := brokerConfig{accepted: new(atomic.Int64)}
 	topics := &topicsFlag{specs: []topicSpec{{name: defaultTopic, partitions: defaultPartitions}}}
 	var users userFlag
 	fs.StringVar(&cfg.addr, "addr", defaultAddr, "listen address `host:port` of the first broker; more brokers take the next ports; port 0 picks free ports")
@@ -118,7 +119,7 @@ func runBroker(ctx context.Context, args []string, stderr io.Writer, ready func(
 		logger.Printf("stopping: %s", topicTotals(c, t.name))
 	}
 	if cfg.oauthBearer != nil {
-		logger.Printf("stopping: %d OAUTHBEARER logins", cfg.oauthBearer.loginCount())
+		logger.Printf("stopping: %d OAUTHBEARER logins on %d connections", cfg.oauthBearer.loginCount(), cfg.accepted.Load())
 	}
 	c.Close()
 	if cfg.oauthBearer != nil {

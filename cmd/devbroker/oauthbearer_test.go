@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,7 +66,7 @@ func (s *numberedTokens) next() string {
 func TestBrokerOAuthBearerLogsEveryLoginAndReauthentication(t *testing.T) {
 	logPath := filepath.Join(t.TempDir(), "tokens")
 	start := time.Now()
-	addrs, log := startBroker(t, "-addr", "127.0.0.1:0", "-oauthbearer-log", logPath, "-sasl-session-lifetime", "500ms")
+	addrs, log, stop := stoppableBroker(t, "-addr", "127.0.0.1:0", "-oauthbearer-log", logPath, "-sasl-session-lifetime", "500ms")
 	assert.Contains(t, log.String(), "SASL with OAUTHBEARER, sessions of 500ms")
 
 	tokens := &numberedTokens{}
@@ -94,11 +95,35 @@ func TestBrokerOAuthBearerLogsEveryLoginAndReauthentication(t *testing.T) {
 	code, out, errOut := dump(t, "-addr", addrs[0], "-user", "PLAIN:x:y")
 	assert.Equal(t, 1, code, "a PLAIN login is refused: only OAUTHBEARER is offered: %s", out)
 	assert.NotEmpty(t, errOut)
+
+	require.Equal(t, 0, stop())
+	assert.Regexp(t, fmt.Sprintf(`stopping: %d OAUTHBEARER logins on \d+ connections`, len(logins)), log.String())
+}
+
+// stoppableBroker runs the broker command until stop, which returns its
+// exit code.
+func stoppableBroker(t *testing.T, args ...string) ([]string, *syncBuffer, func() int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	log := &syncBuffer{}
+	readyc := make(chan []string, 1)
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, args, log, log, func(addrs []string) { readyc <- addrs })
+	}()
+	select {
+	case addrs := <-readyc:
+		return addrs, log, func() int { cancel(); return <-done }
+	case code := <-done:
+		cancel()
+		t.Fatalf("broker exited with %d: %s", code, log.String())
+	}
+	return nil, nil, nil
 }
 
 func TestBrokerOAuthBearerReauthenticatesSarama(t *testing.T) {
 	logPath := filepath.Join(t.TempDir(), "tokens")
-	addrs, log := startBroker(t, "-addr", "127.0.0.1:0", "-oauthbearer-log", logPath, "-sasl-session-lifetime", "400ms")
+	addrs, log, stop := stoppableBroker(t, "-addr", "127.0.0.1:0", "-oauthbearer-log", logPath, "-sasl-session-lifetime", "400ms")
 
 	conf := sarama.NewConfig()
 	conf.Version = sarama.V3_0_0_0
@@ -118,7 +143,6 @@ func TestBrokerOAuthBearerReauthenticatesSarama(t *testing.T) {
 	require.NoError(t, p.Close())
 
 	logins := readTokenLog(t, logPath)
-	t.Logf("%d logins", len(logins))
 	// sarama logs in on the seed connection (metadata) and on the
 	// leader's, then again on a connection's next request after 85-95% of
 	// its 400ms session: over 1.5s of sends, at least two re-logins.
@@ -130,6 +154,16 @@ func TestBrokerOAuthBearerReauthenticatesSarama(t *testing.T) {
 	}
 	assert.ElementsMatch(t, given, presented, "each login presented the token it asked the provider for")
 	assert.Equal(t, len(logins), tokens.n)
+
+	// More logins than connections: sarama logged in again on a connection
+	// it had, through a new handshake (kfake allows it on a session with a
+	// lifetime).
+	require.Equal(t, 0, stop())
+	m := regexp.MustCompile(`stopping: (\d+) OAUTHBEARER logins on (\d+) connections`).FindStringSubmatch(log.String())
+	require.NotNil(t, m, log.String())
+	conns, _ := strconv.Atoi(m[2])
+	t.Logf("%s logins on %d connections", m[1], conns)
+	assert.GreaterOrEqual(t, len(logins)-conns, 2, "re-authentications")
 }
 
 type saramaTokens struct{ src *numberedTokens }
