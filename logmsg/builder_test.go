@@ -255,6 +255,45 @@ func TestFlushWhen(t *testing.T) {
 	}
 }
 
+// TestStaticHeaders: static headers follow the headers_from ones on every
+// record, in name order; one named like a headers_from path is a second
+// header of that name; they count in the record's size.
+func TestStaticHeaders(t *testing.T) {
+	ld := oneRecord(func(rl plog.ResourceLogs, _ plog.ScopeLogs, lr plog.LogRecord) {
+		rl.Resource().Attributes().PutStr("service.name", "checkout")
+		lr.Body().SetStr("value")
+	})
+	ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().AppendEmpty().Body().SetStr("second")
+	static := map[string]string{"team": "shop", "env": "prod", "resource.service.name": "static", "empty": ""}
+	msgs := build(t, Options{Encoding: EncodingRaw, HeadersFrom: []string{"resource.service.name"}, Headers: static}, ld)
+	require.Len(t, msgs, 2)
+	for _, m := range msgs {
+		assert.Equal(t, []message.Header{
+			{Key: "resource.service.name", Value: []byte("checkout")},
+			{Key: "empty", Value: []byte{}},
+			{Key: "env", Value: []byte("prod")},
+			{Key: "resource.service.name", Value: []byte("static")},
+			{Key: "team", Value: []byte("shop")},
+		}, m.Headers)
+	}
+	// The values are shared by every record; appending to one is a copy.
+	msgs[0].Headers[2].Value = append(msgs[0].Headers[2].Value, "XXXX"...)
+	assert.Equal(t, "prod", string(msgs[1].Headers[2].Value))
+
+	// Without headers_from, records still get the static headers.
+	msgs = build(t, Options{Encoding: EncodingRaw, Headers: map[string]string{"env": "prod"}}, ld)
+	for _, m := range msgs {
+		assert.Equal(t, []message.Header{{Key: "env", Value: []byte("prod")}}, m.Headers)
+	}
+	// Record bytes (batch.max_bytes, producer.max_message_bytes) count them:
+	// key length varint, key, value length varint, value (the header count
+	// is one byte either way).
+	plain := build(t, Options{Encoding: EncodingRaw}, ld)
+	assert.Equal(t, message.RecordSize(&plain[0], 0, plain[0].Timestamp)+1+3+1+4,
+		message.RecordSize(&msgs[0], 0, msgs[0].Timestamp))
+	assert.Nil(t, plain[0].Headers, "no headers, none made")
+}
+
 func TestNewBuilderErrors(t *testing.T) {
 	set := nopTelemetry()
 	tests := []struct {
@@ -267,6 +306,7 @@ func TestNewBuilderErrors(t *testing.T) {
 		{"topic_from", Options{Topic: "t", TopicFrom: "attrs.x"}, `topic_from: invalid field path "attrs.x"`},
 		{"key_from", Options{Topic: "t", KeyFrom: []string{"body", "resource"}}, `key_from[1]: invalid field path "resource"`},
 		{"headers_from", Options{Topic: "t", HeadersFrom: []string{"x"}}, `headers_from[0]: invalid field path "x"`},
+		{"headers", Options{Topic: "t", Headers: map[string]string{"a": "1", "": "2"}}, `headers: header name must not be empty`},
 		{"flush_when", Options{Topic: "t", FlushWhen: []string{"true", "body =="}}, `flush_when[1]: `},
 	}
 	for _, tc := range tests {

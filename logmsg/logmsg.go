@@ -112,7 +112,10 @@ type Options struct {
 	TopicFrom   string // field path; optional
 	KeyFrom     []string
 	HeadersFrom []string
-	FlushWhen   []string // OTTL log conditions
+	// Headers are static headers added to every message after the
+	// headers_from ones, in name order.
+	Headers   map[string]string
+	FlushWhen []string // OTTL log conditions
 }
 
 // Builder converts log records to messages. It is safe for concurrent use.
@@ -154,7 +157,8 @@ func NewBuilder(opts Options, set component.TelemetrySettings) (*Builder, error)
 	}
 	var err error
 	b.fields, err = fieldpath.NewFields(fieldpath.Options{
-		Topic: opts.Topic, TopicFrom: opts.TopicFrom, KeyFrom: opts.KeyFrom, HeadersFrom: opts.HeadersFrom,
+		Topic: opts.Topic, TopicFrom: opts.TopicFrom, KeyFrom: opts.KeyFrom,
+		HeadersFrom: opts.HeadersFrom, Headers: opts.Headers,
 	}, fieldKinds, fieldKinds)
 	if err != nil {
 		return nil, err

@@ -149,6 +149,27 @@ func TestFieldPaths(t *testing.T) {
 	require.EqualError(t, err, `encoding: unknown encoding "raw", want one of otlp_proto, otlp_json`)
 }
 
+// TestStaticHeaders: every metric message carries the static headers after
+// the headers_from ones, in name order.
+func TestStaticHeaders(t *testing.T) {
+	ctx := context.Background()
+	static := map[string]string{"source": "metrics", "name": "static"}
+	plain := build(t, ctx, Options{HeadersFrom: []string{"name"}}, testMetrics())
+	msgs := build(t, ctx, Options{HeadersFrom: []string{"name"}, Headers: static}, testMetrics())
+	require.Len(t, msgs, len(plain))
+	for i, m := range msgs {
+		assert.Equal(t, append(plain[i].Headers[:1:1],
+			message.Header{Key: "name", Value: []byte("static")},
+			message.Header{Key: "source", Value: []byte("metrics")}), m.Headers)
+	}
+	msgs = build(t, ctx, Options{Headers: map[string]string{"source": "metrics"}}, testMetrics())
+	for _, m := range msgs {
+		assert.Equal(t, []message.Header{{Key: "source", Value: []byte("metrics")}}, m.Headers)
+	}
+	_, err := NewBuilder(Options{Topic: "m", Headers: map[string]string{"": "x"}})
+	require.EqualError(t, err, "headers: header name must not be empty")
+}
+
 func TestOversizeSplitInOrder(t *testing.T) {
 	md := pmetric.NewMetrics()
 	rm := md.ResourceMetrics().AppendEmpty()

@@ -91,7 +91,10 @@ type Options struct {
 	TopicFrom   string // field path; optional
 	KeyFrom     []string
 	HeadersFrom []string
-	FlushWhen   []string // OTTL span conditions
+	// Headers are static headers added to every message after the
+	// headers_from ones, in name order.
+	Headers   map[string]string
+	FlushWhen []string // OTTL span conditions
 	// MaxMessageBytes is producer.max_message_bytes; larger messages are
 	// split. 0 means never.
 	MaxMessageBytes int
@@ -135,7 +138,8 @@ func NewBuilder(opts Options, set component.TelemetrySettings) (*Builder, error)
 			message.ErrUnknownEncoding, opts.Encoding, strings.Join(Encodings(), ", "))
 	}
 	fields, err := fieldpath.NewFields(fieldpath.Options{
-		Topic: opts.Topic, TopicFrom: opts.TopicFrom, KeyFrom: opts.KeyFrom, HeadersFrom: opts.HeadersFrom,
+		Topic: opts.Topic, TopicFrom: opts.TopicFrom, KeyFrom: opts.KeyFrom,
+		HeadersFrom: opts.HeadersFrom, Headers: opts.Headers,
 	}, TopicKinds, FieldKinds)
 	if err != nil {
 		return nil, err

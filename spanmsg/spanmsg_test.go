@@ -237,6 +237,26 @@ func TestHeadersSplitGroups(t *testing.T) {
 	assert.Len(t, msgs, 5)
 }
 
+// TestStaticHeaders: every span message carries the static headers after
+// the headers_from ones, in name order, and they do not split groups.
+func TestStaticHeaders(t *testing.T) {
+	static := map[string]string{"source": "traces", "name": "static"}
+	plain := build(t, Options{KeyFrom: DefaultKeyFrom(), HeadersFrom: []string{"name"}}, testTraces())
+	msgs := build(t, Options{KeyFrom: DefaultKeyFrom(), HeadersFrom: []string{"name"}, Headers: static}, testTraces())
+	require.Len(t, msgs, len(plain))
+	for i, m := range msgs {
+		assert.Equal(t, append(plain[i].Headers[:1:1],
+			message.Header{Key: "name", Value: []byte("static")},
+			message.Header{Key: "source", Value: []byte("traces")}), m.Headers)
+	}
+	msgs = build(t, Options{KeyFrom: DefaultKeyFrom(), Headers: map[string]string{"source": "traces"}}, testTraces())
+	for _, m := range msgs {
+		assert.Equal(t, []message.Header{{Key: "source", Value: []byte("traces")}}, m.Headers)
+	}
+	_, err := NewBuilder(Options{Topic: "t", Headers: map[string]string{"": "x"}}, ottlNop())
+	require.EqualError(t, err, "headers: header name must not be empty")
+}
+
 func TestFlushWhenSpanConditions(t *testing.T) {
 	td := testTraces()
 	td.ResourceSpans().At(0).ScopeSpans().At(1).Spans().At(1).Status().SetCode(ptrace.StatusCodeError)

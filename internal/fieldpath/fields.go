@@ -1,7 +1,10 @@
 package fieldpath
 
 import (
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
@@ -12,7 +15,13 @@ type Options struct {
 	TopicFrom   string // field path; optional
 	KeyFrom     []string
 	HeadersFrom []string
+	// Headers are static headers, name to value, added to every message
+	// after the headers_from ones, in name order.
+	Headers map[string]string
 }
+
+// ErrEmptyHeaderName is a static header without a name.
+var ErrEmptyHeaderName = errors.New("header name must not be empty")
 
 // Fields are Options parsed. A Fields is only read after NewFields, so one
 // serves many goroutines.
@@ -22,6 +31,7 @@ type Fields struct {
 	hasTopic    bool
 	keyFrom     []Path
 	headersFrom []Path
+	static      []message.Header // Options.Headers in name order
 }
 
 // NewFields parses opts: topic_from takes topicKinds, key_from and
@@ -46,7 +56,28 @@ func NewFields(opts Options, topicKinds, kinds []Kind) (Fields, error) {
 	if f.headersFrom, err = ParseAll("headers_from", opts.HeadersFrom, kinds); err != nil {
 		return f, err
 	}
+	if f.static, err = StaticHeaders(opts.Headers); err != nil {
+		return f, fmt.Errorf("headers: %w", err)
+	}
 	return f, nil
+}
+
+// StaticHeaders returns headers as record headers in name order, or
+// ErrEmptyHeaderName. Each value is a capacity-clipped slice, shared by the
+// messages that carry it and never written.
+func StaticHeaders(headers map[string]string) ([]message.Header, error) {
+	if len(headers) == 0 {
+		return nil, nil
+	}
+	hs := make([]message.Header, 0, len(headers))
+	for _, name := range slices.Sorted(maps.Keys(headers)) {
+		if name == "" {
+			return nil, ErrEmptyHeaderName
+		}
+		v := []byte(headers[name])
+		hs = append(hs, message.Header{Key: name, Value: v[:len(v):len(v)]})
+	}
+	return hs, nil
 }
 
 // StaticTopic returns the default topic and true when there is no
@@ -80,8 +111,9 @@ func (f *Fields) AppendKey(dst []byte, s *Shared, item ItemField) ([]byte, bool)
 	return dst, false
 }
 
-// NumHeaders returns the number of headers_from paths.
-func (f *Fields) NumHeaders() int { return len(f.headersFrom) }
+// NumHeaders returns the most headers a message gets: one per headers_from
+// path and one per static header.
+func (f *Fields) NumHeaders() int { return len(f.headersFrom) + len(f.static) }
 
 // AppendHeaderValues appends the text of each present headers_from field to
 // dst, and to ends the end offset in dst of each field's text, or -1 for an
@@ -99,7 +131,9 @@ func (f *Fields) AppendHeaderValues(dst []byte, ends []int, s *Shared, item Item
 }
 
 // AppendHeaders appends to dst the headers whose values AppendHeaderValues
-// read: one per present field, named after the path as written. vals holds
+// read: one per present field, named after the path as written; then the
+// static headers, each whatever headers_from gave (a static header with the
+// name of a headers_from path is a second header of that name). vals holds
 // what it appended, which started at offset start of its dst, and ends are
 // as it returned them. Each value is a capacity-clipped slice of vals, so
 // appending to one cannot touch another.
@@ -113,5 +147,5 @@ func (f *Fields) AppendHeaders(dst []message.Header, vals []byte, start int, end
 		dst = append(dst, message.Header{Key: f.headersFrom[i].String(), Value: vals[off:end:end]})
 		off = end
 	}
-	return dst
+	return append(dst, f.static...)
 }
