@@ -55,6 +55,9 @@ type Config struct {
 	KeyFrom []string `mapstructure:"key_from"`
 	// HeadersFrom are field paths copied into record headers, named by the path.
 	HeadersFrom []string `mapstructure:"headers_from"`
+	// Headers are static headers, name to value, added to every log record
+	// after the headers_from ones.
+	Headers map[string]string `mapstructure:"headers"`
 
 	Partitioning PartitioningConfig `mapstructure:"partitioning"`
 	Batch        BatchConfig        `mapstructure:"batch"`
@@ -93,6 +96,9 @@ type SignalConfig struct {
 	KeyFrom []string `mapstructure:"key_from"`
 	// HeadersFrom are field paths copied into record headers.
 	HeadersFrom []string `mapstructure:"headers_from"`
+	// Headers are static headers, name to value, added to every message
+	// after the headers_from ones.
+	Headers map[string]string `mapstructure:"headers"`
 }
 
 // TracesConfig is the traces section.
@@ -127,10 +133,13 @@ type BatchConfig struct {
 type ProducerConfig struct {
 	RequiredAcks producer.RequiredAcks `mapstructure:"required_acks"`
 	// Compression is one of producer.Compressions.
-	Compression     string        `mapstructure:"compression"`
-	MaxMessageBytes int           `mapstructure:"max_message_bytes"`
-	Timeout         time.Duration `mapstructure:"timeout"`
-	MaxAttempts     int           `mapstructure:"max_attempts"`
+	Compression string `mapstructure:"compression"`
+	// CompressionLevel 0 is the codec's default; gzip takes 1..9, zstd
+	// 1..22, none, snappy and lz4 only 0.
+	CompressionLevel int           `mapstructure:"compression_level"`
+	MaxMessageBytes  int           `mapstructure:"max_message_bytes"`
+	Timeout          time.Duration `mapstructure:"timeout"`
+	MaxAttempts      int           `mapstructure:"max_attempts"`
 	// Idempotent nil is the default: on with required_acks all, off
 	// otherwise.
 	Idempotent *bool `mapstructure:"idempotent"`
@@ -245,7 +254,8 @@ func (c *Config) validateShared(p *problems) {
 
 // logsSignal is how log records become messages, the keys at the top level.
 func (c *Config) logsSignal() SignalConfig {
-	return SignalConfig{Topic: c.Topic, TopicFrom: c.TopicFrom, Encoding: c.Encoding, KeyFrom: c.KeyFrom, HeadersFrom: c.HeadersFrom}
+	return SignalConfig{Topic: c.Topic, TopicFrom: c.TopicFrom, Encoding: c.Encoding, KeyFrom: c.KeyFrom,
+		HeadersFrom: c.HeadersFrom, Headers: c.Headers}
 }
 
 // validateBatch checks batch.* and the in-memory bound max_pending_bytes.
@@ -331,35 +341,37 @@ func (c *Config) validateStorage(p *problems) {
 // what tlsConfig loaded (nil for plaintext, and for validation).
 func (c *Config) producerConfig(tlsCfg *tls.Config) producer.Config {
 	return producer.Config{
-		Brokers:         c.Brokers,
-		ClientID:        c.ClientID,
-		Version:         c.ProtocolVersion,
-		RequiredAcks:    c.Producer.RequiredAcks,
-		Compression:     c.Producer.Compression,
-		MaxMessageBytes: c.Producer.MaxMessageBytes,
-		Timeout:         c.Producer.Timeout,
-		MaxAttempts:     c.Producer.MaxAttempts,
-		Idempotent:      c.Producer.Idempotent,
-		MaxInFlight:     c.Producer.MaxInFlight,
-		RefreshInterval: c.Metadata.RefreshInterval,
-		SASL:            c.Auth.producerSASL(),
-		TLS:             tlsCfg,
+		Brokers:          c.Brokers,
+		ClientID:         c.ClientID,
+		Version:          c.ProtocolVersion,
+		RequiredAcks:     c.Producer.RequiredAcks,
+		Compression:      c.Producer.Compression,
+		CompressionLevel: c.Producer.CompressionLevel,
+		MaxMessageBytes:  c.Producer.MaxMessageBytes,
+		Timeout:          c.Producer.Timeout,
+		MaxAttempts:      c.Producer.MaxAttempts,
+		Idempotent:       c.Producer.Idempotent,
+		MaxInFlight:      c.Producer.MaxInFlight,
+		RefreshInterval:  c.Metadata.RefreshInterval,
+		SASL:             c.Auth.producerSASL(),
+		TLS:              tlsCfg,
 	}
 }
 
 // producerKeys are the keys of the producer's settings.
 var producerKeys = map[producer.Field]string{
-	producer.FieldBrokers:         "brokers",
-	producer.FieldClientID:        "client_id",
-	producer.FieldVersion:         "protocol_version",
-	producer.FieldRefreshInterval: "metadata.refresh_interval",
-	producer.FieldRequiredAcks:    "producer.required_acks",
-	producer.FieldCompression:     "producer.compression",
-	producer.FieldMaxMessageBytes: "producer.max_message_bytes",
-	producer.FieldTimeout:         "producer.timeout",
-	producer.FieldMaxAttempts:     "producer.max_attempts",
-	producer.FieldIdempotent:      "producer.idempotent",
-	producer.FieldMaxInFlight:     "producer.max_in_flight",
+	producer.FieldBrokers:          "brokers",
+	producer.FieldClientID:         "client_id",
+	producer.FieldVersion:          "protocol_version",
+	producer.FieldRefreshInterval:  "metadata.refresh_interval",
+	producer.FieldRequiredAcks:     "producer.required_acks",
+	producer.FieldCompression:      "producer.compression",
+	producer.FieldCompressionLevel: "producer.compression_level",
+	producer.FieldMaxMessageBytes:  "producer.max_message_bytes",
+	producer.FieldTimeout:          "producer.timeout",
+	producer.FieldMaxAttempts:      "producer.max_attempts",
+	producer.FieldIdempotent:       "producer.idempotent",
+	producer.FieldMaxInFlight:      "producer.max_in_flight",
 }
 
 // producerKey is the key of the producer's setting f; a setting without
@@ -456,6 +468,9 @@ func validateSignal(p *problems, section string, sc SignalConfig, encodings []st
 	}
 	validatePaths(p, key("key_from"), sc.KeyFrom, parseField)
 	validatePaths(p, key("headers_from"), sc.HeadersFrom, parseField)
+	if _, err := fieldpath.StaticHeaders(sc.Headers); err != nil {
+		p.add("%s: %v", key("headers"), err)
+	}
 }
 
 // validatePaths checks the field paths of key: each parses, none twice.

@@ -50,6 +50,7 @@ func TestLoadConfig(t *testing.T) {
 	full.Encoding = logmsg.EncodingJSON
 	full.KeyFrom = []string{"attributes.user_id", "resource.host.name", "trace_id"}
 	full.HeadersFrom = []string{"resource.service.name", "severity_text", "scope.name"}
+	full.Headers = map[string]string{"env": "prod", "team": "checkout", "empty": ""}
 	full.Partitioning = PartitioningConfig{Strategy: partitioner.RoundRobin, CollectByPartition: false}
 	full.Batch = BatchConfig{
 		Size:     2000,
@@ -62,13 +63,14 @@ func TestLoadConfig(t *testing.T) {
 		},
 	}
 	full.Producer = ProducerConfig{
-		RequiredAcks:    producer.AcksLeader,
-		Compression:     producer.CompressionZstd,
-		MaxMessageBytes: 2_000_000,
-		Timeout:         3 * time.Second,
-		MaxAttempts:     5,
-		Idempotent:      ptr(false),
-		MaxInFlight:     ptr(1),
+		RequiredAcks:     producer.AcksLeader,
+		Compression:      producer.CompressionZstd,
+		CompressionLevel: 6,
+		MaxMessageBytes:  2_000_000,
+		Timeout:          3 * time.Second,
+		MaxAttempts:      5,
+		Idempotent:       ptr(false),
+		MaxInFlight:      ptr(1),
 	}
 	full.Auth.SASL = SASLConfig{Mechanism: producer.SASLSCRAMSHA512, Username: "agent", Password: "s3cret"}
 	tlsCfg := configtls.NewDefaultClientConfig()
@@ -95,6 +97,7 @@ func TestLoadConfig(t *testing.T) {
 			Encoding:    spanmsg.EncodingOTLPJSON,
 			KeyFrom:     []string{"attributes.session.id", "trace_id"},
 			HeadersFrom: []string{"resource.service.name", "name"},
+			Headers:     map[string]string{"env": "prod", "source": "traces"},
 		},
 		FlushWhen: []string{"status.code == STATUS_CODE_ERROR"},
 	}
@@ -104,6 +107,7 @@ func TestLoadConfig(t *testing.T) {
 		Encoding:    metricmsg.EncodingOTLPJSON,
 		KeyFrom:     []string{"name"},
 		HeadersFrom: []string{"metadata.x-tenant"},
+		Headers:     map[string]string{"source": "metrics"},
 	}
 	keyless := createDefaultConfig().(*Config)
 	keyless.Traces.KeyFrom = []string{}
@@ -148,6 +152,7 @@ func TestDefaultConfigContract(t *testing.T) {
 		"batch::min_delay":                   "0s",
 		"producer::required_acks":            "all",
 		"producer::compression":              "none",
+		"producer::compression_level":        0,
 		"producer::max_message_bytes":        1000000,
 		"producer::timeout":                  "10s",
 		"producer::max_attempts":             3,
@@ -176,7 +181,8 @@ func TestDefaultConfigContract(t *testing.T) {
 		assert.Equal(t, fmt.Sprint(v), fmt.Sprint(conf.Get(key)), key)
 	}
 	for _, key := range []string{"key_from", "headers_from", "batch::flush_when",
-		"traces::headers_from", "traces::flush_when", "metrics::key_from", "metrics::headers_from"} {
+		"traces::headers_from", "traces::flush_when", "metrics::key_from", "metrics::headers_from",
+		"headers", "traces::headers", "metrics::headers"} {
 		assert.Empty(t, conf.Get(key), key)
 	}
 	assert.Empty(t, conf.Get("topic_aliases"))
@@ -370,7 +376,10 @@ var invalidCases = map[string]struct {
 		`attributes.NAME, resource.NAME, scope.NAME, metadata.NAME, body, body.NAME, trace_id, span_id, severity_text`},
 	"headers_from_invalid": {want: `headers_from[0]: invalid field path "attribute.x": want one of ` +
 		`attributes.NAME, resource.NAME, scope.NAME, metadata.NAME, body, body.NAME, trace_id, span_id, severity_text`},
-	"headers_from_duplicate":                 {want: `headers_from[2]: duplicate field path, got "trace_id"`},
+	"headers_from_duplicate": {want: `headers_from[2]: duplicate field path, got "trace_id"`},
+	"headers_empty_name":     {want: `headers: header name must not be empty`},
+	"headers_value_not_string": {unmarshal: true, want: "decoding failed due to the following error(s):\n\n" +
+		`'headers[retries]' expected type 'string', got unconvertible type 'int'`},
 	"strategy_unknown":                       {want: `partitioning.strategy: unknown strategy "foo" (want murmur2, fnv1a, md5, random, sticky, round_robin)`},
 	"batch_size_zero":                        {want: `batch.size: must be > 0, got 0`},
 	"batch_size_negative":                    {want: `batch.size: must be > 0, got -5`},
@@ -385,6 +394,18 @@ var invalidCases = map[string]struct {
 		`'producer.required_acks' want all, -1, 1 or 0, got "leader"`},
 	"compression_unknown":        {want: `producer.compression: unknown compression "brotli" (want none, gzip, snappy, lz4, zstd)`},
 	"compression_zstd_old_kafka": {want: `producer.compression: zstd needs protocol_version >= 2.1.0, got protocol_version "2.0.0"`},
+	"compression_level_gzip_over_9": {want: `producer.compression_level: must be 1..9 with producer.compression gzip ` +
+		`(0: the codec's default), got 10`},
+	"compression_level_gzip_negative": {want: `producer.compression_level: must be 1..9 with producer.compression gzip ` +
+		`(0: the codec's default), got -1`},
+	"compression_level_zstd_over_22": {want: `producer.compression_level: must be 1..22 with producer.compression zstd ` +
+		`(0: the codec's default), got 23`},
+	"compression_level_none": {want: `producer.compression_level: must be 0 with producer.compression none ` +
+		`(nothing is compressed), got 3`},
+	"compression_level_snappy": {want: `producer.compression_level: must be 0 with producer.compression snappy ` +
+		`(snappy has no levels), got 1`},
+	"compression_level_lz4": {want: `producer.compression_level: must be 0 with producer.compression lz4 ` +
+		`(the client compresses lz4 at one fixed level), got 9`},
 	"max_message_bytes_zero":     {want: `producer.max_message_bytes: must be > 0, got 0`},
 	"producer_timeout_zero":      {want: `producer.timeout: must be > 0, got 0s`},
 	"producer_timeout_below_1ms": {want: `producer.timeout: must be at least 1ms (Kafka counts it in milliseconds), got 1ns`},
@@ -429,6 +450,8 @@ var invalidCases = map[string]struct {
 	"traces_encoding_unknown":       {want: `traces.encoding: unknown encoding "json" (want otlp_proto, otlp_json)`},
 	"traces_topic_empty":            {want: `traces.topic: must not be empty, got ""`},
 	"traces_headers_from_duplicate": {want: `traces.headers_from[1]: duplicate field path, got "name"`},
+	"traces_headers_empty_name":     {want: `traces.headers: header name must not be empty`},
+	"metrics_headers_empty_name":    {want: `metrics.headers: header name must not be empty`},
 	"traces_flush_when_invalid": {want: "traces.flush_when[1]: 1:1: condition failed to parse near `severity_n`: " +
 		`segment "severity_number" from path "severity_number" is not a valid path nor a valid OTTL keyword for the span context - review https://github.com/open-telemetry/opentelemetry-collector-contrib/tree/main/pkg/ottl/contexts/ottlspan to see all valid paths, got "severity_number >= 9"`},
 	"metrics_key_from_invalid": {want: `metrics.key_from[0]: invalid field path "trace_id": want one of ` +

@@ -72,6 +72,7 @@ func newExporter(cfg *Config, set exporter.Settings) (*kafkaBatcherExporter, err
 		TopicFrom:   cfg.TopicFrom,
 		KeyFrom:     cfg.KeyFrom,
 		HeadersFrom: cfg.HeadersFrom,
+		Headers:     cfg.Headers,
 		FlushWhen:   cfg.Batch.FlushWhen,
 	}, set.TelemetrySettings)
 	if err != nil {
@@ -83,6 +84,7 @@ func newExporter(cfg *Config, set exporter.Settings) (*kafkaBatcherExporter, err
 		TopicFrom:       cfg.Traces.TopicFrom,
 		KeyFrom:         cfg.Traces.KeyFrom,
 		HeadersFrom:     cfg.Traces.HeadersFrom,
+		Headers:         cfg.Traces.Headers,
 		FlushWhen:       cfg.Traces.FlushWhen,
 		MaxMessageBytes: cfg.Producer.MaxMessageBytes,
 	}, set.TelemetrySettings)
@@ -95,6 +97,7 @@ func newExporter(cfg *Config, set exporter.Settings) (*kafkaBatcherExporter, err
 		TopicFrom:       cfg.Metrics.TopicFrom,
 		KeyFrom:         cfg.Metrics.KeyFrom,
 		HeadersFrom:     cfg.Metrics.HeadersFrom,
+		Headers:         cfg.Metrics.Headers,
 		MaxMessageBytes: cfg.Producer.MaxMessageBytes,
 	})
 	if err != nil {

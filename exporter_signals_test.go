@@ -268,3 +268,55 @@ func TestMetadataKeyKeptWhenSpilled(t *testing.T) {
 	}
 	assert.EqualValues(t, 1, traces, "the replayed record is sent as traces")
 }
+
+// TestStaticHeadersPerSignal: each pipeline's records reach Kafka with its
+// own static headers after its headers_from ones, and the headers count in
+// a record's size: a log record that fits producer.max_message_bytes
+// alone is rejected as oversize once a static header makes it too large.
+func TestStaticHeadersPerSignal(t *testing.T) {
+	c := newCluster(t, 1, signalTopics[0], kfake.SeedTopics(1, signalTopics[1:]...))
+	cfg := testConfig(t, c.ListenAddrs())
+	cfg.Encoding = "raw"
+	cfg.HeadersFrom = []string{"resource.service.name"}
+	cfg.Headers = map[string]string{"source": "logs", "resource.service.name": "static"}
+	cfg.Traces.HeadersFrom = []string{"name"}
+	cfg.Traces.Headers = map[string]string{"source": "traces"}
+	cfg.Metrics.Headers = map[string]string{"source": "metrics", "pad": strings.Repeat("p", 10)}
+	exp, tt := runObserved(t, cfg)
+	ctx := context.Background()
+	ld := logsWithBodies("a")
+	ld.ResourceLogs().At(0).Resource().Attributes().PutStr("service.name", "checkout")
+	require.NoError(t, exp.consumeLogs(ctx, ld))
+	require.NoError(t, exp.consumeTraces(ctx, spansOf(1, 2)))
+	require.NoError(t, exp.consumeMetrics(ctx, gaugesOf(1)))
+
+	headers := func(topic string) [][2]string {
+		recs := consumeAll(t, c, topic, 1)
+		var hs [][2]string
+		for _, h := range recs[0].Headers {
+			hs = append(hs, [2]string{h.Key, string(h.Value)})
+		}
+		return hs
+	}
+	assert.Equal(t, [][2]string{{"resource.service.name", "checkout"}, {"resource.service.name", "static"}, {"source", "logs"}},
+		headers("otlp_logs"))
+	assert.Equal(t, [][2]string{{"name", "op"}, {"source", "traces"}}, headers("otlp_spans"))
+	assert.Equal(t, [][2]string{{"pad", "pppppppppp"}, {"source", "metrics"}}, headers("otlp_metrics"))
+	require.NoError(t, exp.stop())
+
+	// A 900-byte body fits a 1,000-byte record batch; with a 100-byte header
+	// it does not.
+	c = newCluster(t, 1, signalTopics[0])
+	cfg = testConfig(t, c.ListenAddrs())
+	cfg.Encoding = "raw"
+	cfg.Producer.MaxMessageBytes, cfg.Batch.MaxBytes = 1000, 1000
+	cfg.Headers = map[string]string{"pad": strings.Repeat("p", 100)}
+	exp, tt = runObserved(t, cfg)
+	require.NoError(t, exp.consumeLogs(ctx, logsWithBodies(strings.Repeat("x", 900), "small")))
+	waitFor(t, 10*time.Second, func() bool {
+		return sumByAttrs(t, tt, "otelcol_kafkabatcher_records_rejected")[attribute.NewSet(
+			attribute.String("reason", "oversize"), attribute.String("signal", "logs"))] == 1
+	}, "the record with its header is oversize")
+	recs := consumeAll(t, c, "otlp_logs", 1)
+	assert.Equal(t, "small", string(recs[0].Value))
+}
