@@ -58,12 +58,12 @@ func (s *clientCredentials) Token(ctx context.Context) (string, error) {
 	return s.cache.get(ctx, s.fetch)
 }
 
-func (s *clientCredentials) fetch(ctx context.Context) (string, time.Time, error) {
+func (s *clientCredentials) fetch(ctx context.Context) (string, time.Duration, error) {
 	secret := s.cfg.ClientSecret
 	if s.cfg.ClientSecretFile != "" {
 		b, err := os.ReadFile(s.cfg.ClientSecretFile)
 		if err != nil {
-			return "", time.Time{}, fmt.Errorf("client secret: %w", err)
+			return "", 0, fmt.Errorf("client secret: %w", err)
 		}
 		secret = strings.TrimSpace(string(b))
 	}
@@ -82,11 +82,15 @@ func (s *clientCredentials) fetch(ctx context.Context) (string, time.Time, error
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.Response != nil {
 			// The endpoint's own words (invalid_client, ...) say what to fix.
-			return "", time.Time{}, fmt.Errorf("token endpoint answered %s: %w", re.Response.Status, err)
+			return "", 0, fmt.Errorf("token endpoint answered %s: %w", re.Response.Status, err)
 		}
-		return "", time.Time{}, err
+		return "", 0, err
 	}
-	return tok.AccessToken, tok.Expiry, nil
+	lifetime := time.Duration(tok.ExpiresIn) * time.Second
+	if lifetime <= 0 && !tok.Expiry.IsZero() {
+		lifetime = time.Until(tok.Expiry)
+	}
+	return tok.AccessToken, lifetime, nil
 }
 
 // NewFile returns a Source that reads the token from path at every login:
@@ -117,29 +121,32 @@ func (f file) Token(context.Context) (string, error) {
 type cache struct {
 	now func() time.Time
 
-	mu      sync.Mutex
-	token   string
-	fetched time.Time
-	expiry  time.Time // zero: not reused
+	mu    sync.Mutex
+	token string
+	until time.Time // zero: not reused
 }
 
-// get returns the cached token while it is fresh, else one from fetch.
-// Concurrent logins wait for one fetch.
-func (c *cache) get(ctx context.Context, fetch func(context.Context) (string, time.Time, error)) (string, error) {
+// get returns the cached token while it is fresh, else one from fetch;
+// concurrent logins wait for one fetch. fetch returns a token and its
+// lifetime (0 or less: unknown, fetched again at the next login).
+func (c *cache) get(ctx context.Context, fetch func(context.Context) (string, time.Duration, error)) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.clock()
-	if c.token != "" && !c.expiry.IsZero() && now.Before(c.fetched.Add(c.expiry.Sub(c.fetched)/2)) {
+	if c.token != "" && now.Before(c.until) {
 		return c.token, nil
 	}
-	tok, expiry, err := fetch(ctx)
+	tok, lifetime, err := fetch(ctx)
 	if err != nil {
 		return "", err
 	}
 	if tok == "" {
 		return "", errors.New("the token is empty")
 	}
-	c.token, c.fetched, c.expiry = tok, now, expiry
+	c.token, c.until = tok, time.Time{}
+	if lifetime > 0 {
+		c.until = now.Add(lifetime / 2)
+	}
 	return tok, nil
 }
 
