@@ -49,6 +49,20 @@ func TestGokrb5LogsInWithAKeytabAndWithAPassword(t *testing.T) {
 	if err := client.NewWithPassword("carol", k.Realm(), "carol-secret", cfg, client.DisablePAFXFAST(true)).Login(); err != nil {
 		t.Errorf("password login: %v", err)
 	}
+	// The password's keys exported: both still work.
+	path, err = k.ExportKeytab("carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kt, err = keytab.Load(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.NewWithKeytab("carol", k.Realm(), kt, cfg, client.DisablePAFXFAST(true)).Login(); err != nil {
+		t.Errorf("exported keytab login: %v", err)
+	}
+	if err := client.NewWithPassword("carol", k.Realm(), "carol-secret", cfg, client.DisablePAFXFAST(true)).Login(); err != nil {
+		t.Errorf("password login after the export: %v", err)
+	}
 }
 
 func TestAWrongPasswordAnOldKeytabAndAnUnknownPrincipalAreRefused(t *testing.T) {

@@ -35,9 +35,12 @@ type Options struct {
 	Proxy bool
 	// Security adds a SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256,
 	// SCRAM-SHA-512; users Users), an SSL listener with a keytool-made
-	// certificate (CAFile) and the StandardAuthorizer. The PLAINTEXT
-	// listener's ANONYMOUS principal and the user "alice" are super users;
-	// "bob" has no ACLs unless a test grants them.
+	// certificate (CAFile), an OAUTHBEARER listener (OAuthBootstrap) that
+	// verifies JWTs of an OIDC test server (OIDC), a GSSAPI listener
+	// (KerberosBootstrap) with an MIT KDC (KDC), and the StandardAuthorizer.
+	// The PLAINTEXT listener's ANONYMOUS principal, the user "alice" (SASL
+	// and Kerberos) and the OIDC client OAuthClientID are super users; "bob"
+	// has no ACLs unless a test grants them.
 	Security bool
 	// ClientPorts fixes the PLAINTEXT client port of each node (for `make
 	// kafka`); zero means free ports.
@@ -60,6 +63,7 @@ type Cluster struct {
 	nodes []*Node
 	proxy *proxy.Set // nil without Options.Proxy
 	ca    string     // PEM file of the SSL listener's certificate
+	auth  auth       // OIDC server and KDC (Options.Security)
 }
 
 // Node is one Kafka process of a cluster.
@@ -72,9 +76,14 @@ type Node struct {
 	brokerAddr string // PLAINTEXT listener itself
 	saslAddr   string
 	sslAddr    string
-	internal   string // inter-broker PLAINTEXT listener
-	controller string // KRaft controller listener
-	c          *Cluster
+	oauthAddr  string // OAUTHBEARER listener (SASL_PLAINTEXT)
+	krbAddr    string // GSSAPI listener (SASL_PLAINTEXT), bound on 127.0.0.1
+	// krbAdvertised is the GSSAPI listener as advertised: localhost, the
+	// host part of the brokers' service principal kafka/localhost.
+	krbAdvertised string
+	internal      string // inter-broker PLAINTEXT listener
+	controller    string // KRaft controller listener
+	c             *Cluster
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -107,6 +116,10 @@ func Start(ctx context.Context, dist *Dist, opts Options) (*Cluster, error) {
 	if opts.Security {
 		var err error
 		if c.ca, err = makeKeystore(ctx, dist, opts.Dir); err != nil {
+			c.Close()
+			return nil, err
+		}
+		if err := c.startAuth(ctx); err != nil {
 			c.Close()
 			return nil, err
 		}
@@ -154,7 +167,7 @@ func (c *Cluster) layout() error {
 		if len(c.opts.ClientPorts) >= i {
 			client = c.opts.ClientPorts[i-1]
 		}
-		ports, err := FreePorts(5)
+		ports, err := FreePorts(7)
 		if err != nil {
 			return err
 		}
@@ -164,6 +177,8 @@ func (c *Cluster) layout() error {
 		n.brokerAddr = loopback(client)
 		n.clientAddr = n.brokerAddr
 		n.saslAddr, n.sslAddr = loopback(ports[1]), loopback(ports[2])
+		n.oauthAddr, n.krbAddr = loopback(ports[5]), loopback(ports[6])
+		n.krbAdvertised = net.JoinHostPort("localhost", strconv.Itoa(ports[6]))
 		if c.proxy != nil {
 			// The broker listens on a free port; the proxy takes the port
 			// clients are told about.
@@ -248,6 +263,7 @@ func (c *Cluster) Close() {
 	if c.proxy != nil {
 		c.proxy.Close()
 	}
+	c.stopAuth()
 }
 
 // format runs the storage tool on the node's log directory.
@@ -272,12 +288,13 @@ func (n *Node) format(ctx context.Context) error {
 }
 
 func (n *Node) jvmArgs(heap string) []string {
-	return []string{
+	args := []string{
 		"-Xmx" + heap, "-Xms64m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:+ExitOnOutOfMemoryError",
 		"-Djava.awt.headless=true", "-Dkafka.logs.dir=" + n.dir,
 		"-Dlog4j2.configurationFile=" + filepath.Join(n.dir, "log4j2.properties"),
-		"-cp", n.c.dist.Classpath(),
 	}
+	args = append(args, n.c.authJVMArgs()...)
+	return append(args, "-cp", n.c.dist.Classpath())
 }
 
 // Start starts the node's JVM; it does not wait for it to be ready (see

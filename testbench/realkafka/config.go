@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -19,8 +20,14 @@ func (n *Node) writeConfig() error {
 	listeners := []string{"INTERNAL://" + n.internal, "CLIENT://" + n.brokerAddr, "CONTROLLER://" + n.controller}
 	advertised := []string{"INTERNAL://" + n.internal, "CLIENT://" + n.clientAddr, "CONTROLLER://" + n.controller}
 	if c.opts.Security {
-		listeners = append(listeners, "SASL_PLAINTEXT://"+n.saslAddr, "SSL://"+n.sslAddr)
-		advertised = append(advertised, "SASL_PLAINTEXT://"+n.saslAddr, "SSL://"+n.sslAddr)
+		listeners = append(listeners, "SASL_PLAINTEXT://"+n.saslAddr, "SSL://"+n.sslAddr,
+			"OAUTH://"+n.oauthAddr, "KERBEROS://"+n.krbAddr)
+		advertised = append(advertised, "SASL_PLAINTEXT://"+n.saslAddr, "SSL://"+n.sslAddr,
+			"OAUTH://"+n.oauthAddr, "KERBEROS://"+n.krbAdvertised)
+	}
+	protocols := "CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,CLIENT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL"
+	if c.opts.Security {
+		protocols += ",OAUTH:SASL_PLAINTEXT,KERBEROS:SASL_PLAINTEXT"
 	}
 	p := []string{
 		"process.roles=broker,controller",
@@ -29,7 +36,7 @@ func (n *Node) writeConfig() error {
 		"advertised.listeners=" + strings.Join(advertised, ","),
 		"controller.listener.names=CONTROLLER",
 		"inter.broker.listener.name=INTERNAL",
-		"listener.security.protocol.map=CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,CLIENT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL",
+		"listener.security.protocol.map=" + protocols,
 		"log.dirs=" + filepath.Join(n.dir, "data"),
 		fmt.Sprintf("offsets.topic.replication.factor=%d", rf),
 		"offsets.topic.num.partitions=3",
@@ -75,13 +82,18 @@ func (n *Node) writeConfig() error {
 			"ssl.client.auth=none",
 			"authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
 			"allow.everyone.if.no.acl.found=false",
-			"super.users=User:ANONYMOUS;User:alice",
+			"super.users="+strings.Join(superUsers(), ";"),
 		)
+		p = append(p, c.authProps()...)
 	}
 	if err := os.WriteFile(n.props, []byte(strings.Join(p, "\n")+"\n"), 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(n.dir, "log4j2.properties"), []byte(log4j), 0o644)
+	l4j := log4j
+	if c.opts.Security {
+		l4j += reauthLog
+	}
+	return os.WriteFile(filepath.Join(n.dir, "log4j2.properties"), []byte(l4j), 0o644)
 }
 
 // log4j logs the broker at INFO to stdout (the node's log file), with the
@@ -98,6 +110,18 @@ logger.config.level = warn
 logger.utils.name = org.apache.kafka.common.utils.AppInfoParser
 logger.utils.level = warn
 `
+
+// superUsers are the Security cluster's super users: the PLAINTEXT
+// listener's ANONYMOUS, alice (SASL and Kerberos) and the OIDC client.
+func superUsers() []string {
+	out := []string{"User:ANONYMOUS"}
+	for _, u := range append([]string{"User:alice"}, authSuperUsers()...) {
+		if !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
 
 func sortedUsers() []string {
 	out := make([]string, 0, len(Users))
