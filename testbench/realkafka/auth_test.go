@@ -188,6 +188,47 @@ func TestOAuthBearerListenerTakesTheOIDCServersTokensOnly(t *testing.T) {
 	}
 }
 
+// TestOAuthBearerListenerMakesConnectionsReauthenticate: a connection
+// kept past OAuthReauth authenticates again (the per-listener
+// connections.max.reauth.ms works), which the broker logs.
+func TestOAuthBearerListenerMakesConnectionsReauthenticate(t *testing.T) {
+	c := secureCluster(t)
+	s := c.OIDC()
+	mech := oauth.Oauth(func(context.Context) (oauth.Auth, error) {
+		tok, err := fetchToken(s.TokenURL(), OAuthClientID, OAuthClientSecret)
+		return oauth.Auth{Token: tok}, err
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.CreateTopic(ctx, "reauth-check", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.OAuthBootstrap()...), kgo.SASL(mech))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	before, err := c.CountLogLines("Beginning re-authentication")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(OAuthReauth + 5*time.Second)
+	for time.Now().Before(deadline) {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "reauth-check", Value: []byte("x")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+	}
+	after, err := c.CountLogLines("Beginning re-authentication")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after == before {
+		t.Errorf("no re-authentication logged in %s of producing (connections.max.reauth.ms %d)", OAuthReauth+5*time.Second, OAuthReauth.Milliseconds())
+	}
+	t.Logf("%d re-authentications logged", after-before)
+}
+
 func TestKerberosListenerTakesKeytabsAndPasswordsOfItsPrincipalsOnly(t *testing.T) {
 	c := secureCluster(t)
 	k := c.KDC()
