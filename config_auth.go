@@ -56,7 +56,7 @@ type SASLConfig struct {
 
 // AWSMSKConfig configures AWS MSK IAM tokens. Credentials come from the
 // default AWS chain (environment, shared files, web identity, container
-// or instance role), or from Profile, optionally through RoleARN.
+// or instance role) or from Profile; with RoleARN, those assume the role.
 type AWSMSKConfig struct {
 	Region          string `mapstructure:"region"`
 	RoleARN         string `mapstructure:"role_arn"`
@@ -185,9 +185,6 @@ func (a *AuthConfig) validateAuth(p *problems) {
 		m := s.AWSMSK
 		if m.Region == "" {
 			p.add("auth.sasl.aws_msk.region: required with mechanism %s, got %q", mech, m.Region)
-		}
-		if m.RoleARN != "" && m.Profile != "" {
-			p.add("auth.sasl.aws_msk.role_arn: set with profile %q: use one of them", m.Profile)
 		}
 		if m.RoleSessionName != "" && m.RoleARN == "" {
 			p.add("auth.sasl.aws_msk.role_session_name: set without role_arn")

@@ -40,7 +40,7 @@ var invalidAuthCases = map[string]string{
 	"kerberos_keytab_and_password":       `auth.kerberos.password: set with use_keytab true: the keytab is used; remove one`,
 	"kerberos_keytab_without_use_keytab": `auth.kerberos.keytab_file: set with use_keytab false: set use_keytab true to log in with it`,
 	"msk_without_region":                 `auth.sasl.aws_msk.region: required with mechanism AWS_MSK_IAM_OAUTHBEARER, got ""`,
-	"msk_role_and_profile":               `auth.sasl.aws_msk.role_arn: set with profile "prod": use one of them`,
+	"msk_session_name_without_role":      `auth.sasl.aws_msk.role_session_name: set without role_arn`,
 	"msk_keys_with_plain":                `auth.sasl.aws_msk: set, but auth.sasl.mechanism is "PLAIN" (want AWS_MSK_IAM_OAUTHBEARER)`,
 	"oauth_no_source": `auth.sasl.oauthbearer: want exactly one of token_url (client credentials), token_file or ` +
 		`auth.sasl.oauthbearer_token_source with mechanism OAUTHBEARER, got 0`,

@@ -1,6 +1,7 @@
 // Package kfaketest holds the kfake helpers that the unit tests of several
-// packages share: a cluster on a chosen port, and a log of the record
-// batches produce requests carry. Only tests import it.
+// packages share: a cluster on a chosen port, a log of the record batches
+// produce requests carry, and SASL OAUTHBEARER logins. Only tests and the
+// devbroker import it.
 package kfaketest
 
 import (
