@@ -131,12 +131,13 @@ func (f *Fields) AppendHeaderValues(dst []byte, ends []int, s *Shared, item Item
 }
 
 // AppendHeaders appends to dst the headers whose values AppendHeaderValues
-// read: one per present field, named after the path as written; then the
-// static headers, each whatever headers_from gave (a static header with the
-// name of a headers_from path is a second header of that name). vals holds
-// what it appended, which started at offset start of its dst, and ends are
-// as it returned them. Each value is a capacity-clipped slice of vals, so
-// appending to one cannot touch another.
+// read: one per present field, named after the path as written; then every
+// static header, whatever the fields gave (a static header with the name of
+// a headers_from path is a second header of that name). vals holds what it
+// appended, which started at offset start of its dst, and ends are as it
+// returned them. Each field's value is a capacity-clipped slice of vals, so
+// appending to one cannot touch another; the static values are shared,
+// clipped too.
 func (f *Fields) AppendHeaders(dst []message.Header, vals []byte, start int, ends []int) []message.Header {
 	off := 0
 	for i, end := range ends {
