@@ -74,10 +74,11 @@ func logsWithBodies(bodies ...string) plog.Logs {
 }
 
 // consumeAll reads n records of topic from the cluster.
-func consumeAll(t *testing.T, c *kfake.Cluster, topic string, n int) []*kgo.Record {
+func consumeAll(t *testing.T, c *kfake.Cluster, topic string, n int, opts ...kgo.Opt) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics(topic),
+	opts = append(opts, kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := kgo.NewClient(opts...)
 	require.NoError(t, err)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -226,9 +227,9 @@ func seqLogs(first, n, keys int) plog.Logs {
 
 // readSeq reads n records of topic (raw encoding of seqLogs) and checks
 // that the topic holds exactly n.
-func readSeq(t *testing.T, c *kfake.Cluster, topic string, n int) []seqRecord {
+func readSeq(t *testing.T, c *kfake.Cluster, topic string, n int, opts ...kgo.Opt) []seqRecord {
 	t.Helper()
-	recs := consumeAll(t, c, topic, n)
+	recs := consumeAll(t, c, topic, n, opts...)
 	require.Equal(t, n, len(recs), "records read (more than sent means duplicates)")
 	require.EqualValues(t, n, totalRecords(c, topic), "records at the broker")
 	out := make([]seqRecord, 0, len(recs))
@@ -251,10 +252,10 @@ func requireExactlyInOrder(t *testing.T, recs []seqRecord, n int) {
 
 // requireAllInOrder reads the n records of topic (seqLogs, raw encoding)
 // and checks that each seq in [0, n) arrived exactly once, in order per
-// partition.
-func requireAllInOrder(t *testing.T, c *kfake.Cluster, topic string, n int) {
+// partition. opts are the reader's client options (SASL).
+func requireAllInOrder(t *testing.T, c *kfake.Cluster, topic string, n int, opts ...kgo.Opt) {
 	t.Helper()
-	requireExactlyInOrder(t, readSeq(t, c, topic, n), n)
+	requireExactlyInOrder(t, readSeq(t, c, topic, n, opts...), n)
 }
 
 // requireBatchesOf waits until otlp_logs holds the records of batches of
