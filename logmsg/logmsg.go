@@ -1,7 +1,8 @@
 // Package logmsg turns pipeline log records into Kafka messages: the value
 // in the configured encoding, key and headers from field paths, the topic,
 // the record timestamp, and whether the record matches a flush_when
-// condition.
+// condition. A message holds one log record, or with MessagePerKey the
+// records of one resource, scope and key of a call (see Grouped messages).
 //
 // # Field paths
 //
@@ -36,13 +37,14 @@
 //
 //   - otlp_proto, otlp_json: an OTLP LogsData holding one ResourceLogs (the
 //     resource and its schema URL), one ScopeLogs (the scope and its schema
-//     URL) and the one LogRecord, byte for byte what plog.ProtoMarshaler and
-//     plog.JSONMarshaler write for that LogsData, so any OTLP consumer (the
-//     contrib kafka receiver included) decodes it. For speed otlp_proto
-//     marshals the request once and assembles each value from the pieces of
-//     that output (a protobuf message is the concatenation of its fields);
-//     output it does not recognise makes it fall back to marshaling a
-//     one-record copy, which is what otlp_json always does.
+//     URL) and the one LogRecord (grouped: the message's records), byte for
+//     byte what plog.ProtoMarshaler and plog.JSONMarshaler write for that
+//     LogsData, so any OTLP consumer (the contrib kafka receiver included)
+//     decodes it. For speed otlp_proto marshals the request once and
+//     assembles each value from the pieces of that output (a protobuf
+//     message is the concatenation of its fields); output it does not
+//     recognise makes it fall back to marshaling a copy of the message's
+//     records, which is what otlp_json always does.
 //   - json: one flat object per record, empty fields left out:
 //     {"time", "observed_time" (RFC 3339, nanoseconds, UTC), "severity_number",
 //     "severity_text", "event_name", "body" (a string or JSON value),
@@ -54,6 +56,22 @@
 //   - raw: a string body as its UTF-8 bytes, a bytes body as is, a map or
 //     slice body as JSON, another scalar as its text; an empty body gives an
 //     empty, non-nil value.
+//
+// # Grouped messages
+//
+// With MessagePer MessagePerKey (otlp_proto and otlp_json only) the records
+// of one Append call that share resource, scope, key (the key_from text;
+// keyless is a value of its own), topic and headers_from values are one
+// message: a LogsData with one ResourceLogs holding one ScopeLogs holding
+// those records in request order, what the OTLP marshalers write for it.
+// Messages come in the order of their first record. The message's topic
+// and headers are true of every record in it. Its timestamp is its first
+// record's (as below); it has Message.Trigger set when any of its records
+// matches flush_when. A message that would not fit a record batch of its
+// own under Options.MaxMessageBytes is split into several of the same
+// topic, key and headers, each a run of the records in order; a single
+// record too large alone stays one message (the exporter rejects it as
+// oversize). This is how spanmsg groups spans, through internal/msggroup.
 //
 // # Timestamp and flush
 //
@@ -72,8 +90,10 @@
 // The values, keys and header values of one Append call share slabs of at
 // most 256 KiB (each a capacity-clipped slice, so appending to one cannot
 // touch another): one allocation for many records. A record kept long can
-// keep the rest of its slab alive. The headers of one call share one array. Nothing of the input plog.Logs is retained except
-// strings used as topics.
+// keep the rest of its slab alive. The headers of one call share one array.
+// Grouped messages share slabs of values; each group has its own key and
+// header values. Nothing of the input plog.Logs is retained except strings
+// used as topics.
 package logmsg
 
 import (
@@ -88,6 +108,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/fieldpath"
+	"github.com/kafkabatcher/kafkabatcherexporter/internal/msggroup"
 	"github.com/kafkabatcher/kafkabatcherexporter/internal/slab"
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
@@ -105,6 +126,21 @@ func Encodings() []string {
 	return []string{EncodingOTLPProto, EncodingOTLPJSON, EncodingJSON, EncodingRaw}
 }
 
+// What a message holds, as in the message_per config key.
+const (
+	// MessagePerRecord makes one message per log record.
+	MessagePerRecord = "record"
+	// MessagePerKey makes one message per resource, scope and key of a
+	// call (otlp_proto and otlp_json only).
+	MessagePerKey = "key"
+)
+
+// MessagePers lists the message_per values NewBuilder accepts.
+func MessagePers() []string { return []string{MessagePerRecord, MessagePerKey} }
+
+// GroupEncodings lists the encodings MessagePerKey takes.
+func GroupEncodings() []string { return []string{EncodingOTLPProto, EncodingOTLPJSON} }
+
 // Options configure a Builder.
 type Options struct {
 	Encoding    string // otlp_proto (also when empty) | otlp_json | json | raw
@@ -116,6 +152,11 @@ type Options struct {
 	// headers_from ones, in name order.
 	Headers   map[string]string
 	FlushWhen []string // OTTL log conditions
+	// MessagePer is MessagePerRecord (also when empty) or MessagePerKey.
+	MessagePer string
+	// MaxMessageBytes is producer.max_message_bytes: with MessagePerKey,
+	// larger messages are split. 0 means never.
+	MaxMessageBytes int
 }
 
 // Builder converts log records to messages. It is safe for concurrent use.
@@ -124,6 +165,9 @@ type Builder struct {
 	fields     fieldpath.Fields
 	match      *matcher
 	scratch    sync.Pool // *scratch, per-call working memory
+	// group is set with MessagePerKey: the records of a message are
+	// grouped there.
+	group *msggroup.Builder
 }
 
 // scratch is the working memory of one Append call.
@@ -136,10 +180,11 @@ type scratch struct {
 	slab slab.Slab
 }
 
-// NewBuilder parses opts once: encoding, field paths and flush_when
-// conditions. set is used for the OTTL conditions' run-time error logs. An
-// unknown encoding is message.ErrUnknownEncoding, an empty topic
-// message.ErrNoTopic.
+// NewBuilder parses opts once: encoding, message_per, field paths and
+// flush_when conditions. set is used for the OTTL conditions' run-time error
+// logs. An unknown encoding is message.ErrUnknownEncoding, an empty topic
+// message.ErrNoTopic; an unknown message_per, or MessagePerKey with an
+// encoding it does not take, is an error naming message_per.
 func NewBuilder(opts Options, set component.TelemetrySettings) (*Builder, error) {
 	b := &Builder{}
 	switch opts.Encoding {
@@ -155,13 +200,19 @@ func NewBuilder(opts Options, set component.TelemetrySettings) (*Builder, error)
 		return nil, fmt.Errorf("encoding: %w %q, want one of %s",
 			message.ErrUnknownEncoding, opts.Encoding, strings.Join(Encodings(), ", "))
 	}
-	var err error
+	grouped, err := messagePer(opts)
+	if err != nil {
+		return nil, err
+	}
 	b.fields, err = fieldpath.NewFields(fieldpath.Options{
 		Topic: opts.Topic, TopicFrom: opts.TopicFrom, KeyFrom: opts.KeyFrom,
 		HeadersFrom: opts.HeadersFrom, Headers: opts.Headers,
 	}, fieldKinds, fieldKinds)
 	if err != nil {
 		return nil, err
+	}
+	if grouped {
+		b.group = msggroup.NewBuilder(b.fields, message.SignalLogs, opts.MaxMessageBytes, msggroup.PerScope())
 	}
 	if set.Logger == nil {
 		set = nopTelemetry()
@@ -173,13 +224,18 @@ func NewBuilder(opts Options, set component.TelemetrySettings) (*Builder, error)
 	return b, nil
 }
 
-// Append appends one message per log record of ld to dst, in order; now is
-// the timestamp of records that carry neither time nor observed time. On
-// error dst is returned as it was given. ld is only read.
+// Append appends the messages of ld to dst: one per log record, in order,
+// or with MessagePerKey one per group of records, in the order of each
+// group's first record. now is the timestamp of records that carry neither
+// time nor observed time. On error dst is returned as it was given. ld is
+// only read.
 func (b *Builder) Append(ctx context.Context, dst []message.Message, ld plog.Logs, now time.Time) ([]message.Message, error) {
 	n := ld.LogRecordCount()
 	if n == 0 {
 		return dst, nil
+	}
+	if b.group != nil {
+		return b.appendGrouped(ctx, dst, ld, now)
 	}
 	start := len(dst)
 	dst = growMessages(dst, n)

@@ -96,6 +96,21 @@ func (f *Fields) Topic(s *Shared, item ItemText) string {
 	return f.topic
 }
 
+// AppendTopic appends the topic to dst: the text of the topic_from field
+// when it is set and not empty, else the default topic. It is Topic for a
+// caller that reads the item as an ItemField.
+func (f *Fields) AppendTopic(dst []byte, s *Shared, item ItemField) []byte {
+	if f.hasTopic {
+		start := len(dst)
+		out, ok := f.topicFrom.Append(dst, s, item)
+		if ok && len(out) > start {
+			return out
+		}
+		dst = out[:start]
+	}
+	return append(dst, f.topic...)
+}
+
 // AppendKey appends the key to dst: the text of the first key_from field
 // whose text is not empty. It reports whether there was one; none means the
 // message is keyless, which differs from an empty key.

@@ -1,8 +1,9 @@
 // Package msggroup builds the messages of the signals whose message holds
-// many items (spans, metrics): items of one request are grouped by
-// (resource, topic, key, headers), each group is encoded as one message, and
-// a message too large for producer.max_message_bytes is split into several
-// of the same key, in order, down to one item each.
+// many items (spans, metrics, log records with message_per: key): items of
+// one request are grouped by (resource, topic, key, headers), and by scope
+// too when the Builder is PerScope; each group is encoded as one message,
+// and a message too large for producer.max_message_bytes is split into
+// several of the same key, in order, down to one item each.
 //
 // The signal's package reads its pdata types through Request; this one sees
 // resources, scopes, indexes and bytes, and reads each item's topic, key and
@@ -23,12 +24,13 @@ import (
 	"github.com/kafkabatcher/kafkabatcherexporter/message"
 )
 
-// Item is one span or metric of a request: the indexes of its resource, of
+// Item is one span, metric or log record of a request: the indexes of its resource, of
 // its scope within the resource and of itself within the scope.
 type Item struct{ Resource, Scope, Index int }
 
-// Group is the items of one message, in request order: one resource, one
-// topic, one key and the same header values for every item.
+// Group is the items of one message, in request order: one resource (and
+// one scope when grouped PerScope), one topic, one key and the same header
+// values for every item.
 type Group struct {
 	Topic     string
 	Key       []byte // nil: keyless
@@ -41,9 +43,12 @@ type Group struct {
 // Grouper groups the items of one request. It is used by one goroutine; a
 // pool of them serves a Builder.
 type Grouper struct {
+	// PerScope puts items of different scopes in different groups.
+	PerScope bool
+
 	index  map[string]int
 	groups []Group
-	buf    []byte // key then header values of the item at hand
+	buf    []byte // key, header values, then topic of the item at hand
 	ends   []int  // end offsets in buf of the header values; -1 for absent
 	id     []byte // identity of the item's group
 }
@@ -63,12 +68,17 @@ func (g *Grouper) Add(f *fieldpath.Fields, sh *fieldpath.Shared, item Item, fiel
 	buf, hasKey := f.AppendKey(g.buf[:0], sh, field)
 	keyEnd := len(buf)
 	buf, g.ends = f.AppendHeaderValues(buf, g.ends[:0], sh, field)
+	hdrEnd := len(buf)
+	buf = f.AppendTopic(buf, sh, field)
 	g.buf = buf
-	topic := f.Topic(sh, nil)
+	topic := buf[hdrEnd:]
 
-	// The identity: resource, topic, key (keyless differs from empty) and
-	// each header (absent differs from empty).
+	// The identity: resource (and scope), topic, key (keyless differs from
+	// empty) and each header (absent differs from empty).
 	id := binary.AppendUvarint(g.id[:0], uint64(item.Resource))
+	if g.PerScope {
+		id = binary.AppendUvarint(id, uint64(item.Scope))
+	}
 	id = binary.AppendUvarint(id, uint64(len(topic)))
 	id = append(id, topic...)
 	if hasKey {
@@ -97,13 +107,19 @@ func (g *Grouper) Add(f *fieldpath.Fields, sh *fieldpath.Shared, item Item, fiel
 		grp.Trigger = grp.Trigger || flush
 		return grp, false
 	}
-	// A new group owns copies of its key and header values.
-	grp := Group{Topic: topic, Trigger: flush, Items: []Item{item}}
+	// A new group owns copies of its topic, key and header values; the
+	// default topic is shared.
+	grp := Group{Trigger: flush, Items: []Item{item}}
+	if def, _ := f.StaticTopic(); string(topic) == def {
+		grp.Topic = def
+	} else {
+		grp.Topic = string(topic)
+	}
 	if hasKey {
 		grp.Key = append([]byte(nil), buf[:keyEnd]...)
 	}
 	if f.NumHeaders() > 0 {
-		vals := append([]byte(nil), buf[keyEnd:]...)
+		vals := append([]byte(nil), buf[keyEnd:hdrEnd]...)
 		grp.Headers = f.AppendHeaders(nil, vals, keyEnd, g.ends)
 	}
 	g.index[string(id)] = len(g.groups)
@@ -172,7 +188,7 @@ func (e *Encoder) tooLarge(m *message.Message) bool {
 }
 
 // Request is the shape of one request: its resources, their scopes and the
-// items (spans or metrics) of each scope.
+// items (spans, metrics or log records) of each scope.
 type Request interface {
 	Resources() int
 	// Resource returns resource i and its number of scopes.
@@ -184,14 +200,24 @@ type Request interface {
 	Item(ctx context.Context, i, j, k int) (fieldpath.ItemField, bool, pcommon.Timestamp)
 }
 
-// Builder is what spanmsg and metricmsg share: fields, a pool of working
-// memory, and the walk from a request to its messages.
+// Builder is what spanmsg, metricmsg and logmsg's message_per: key share:
+// fields, a pool of working memory, and the walk from a request to its
+// messages.
 type Builder struct {
-	fields  fieldpath.Fields
-	signal  message.Signal
-	maxMsg  int
-	scratch sync.Pool // *scratch
+	fields   fieldpath.Fields
+	signal   message.Signal
+	maxMsg   int
+	perScope bool
+	scratch  sync.Pool // *scratch
 }
+
+// Option configures a Builder.
+type Option func(*Builder)
+
+// PerScope groups items of different scopes apart, so that each message
+// holds one scope: a log message is a LogsData with one ResourceLogs
+// holding one ScopeLogs.
+func PerScope() Option { return func(b *Builder) { b.perScope = true } }
 
 type scratch struct {
 	g   Grouper
@@ -200,10 +226,16 @@ type scratch struct {
 
 // NewBuilder returns a Builder of signal's messages with fields f; messages
 // over maxMessageBytes are split (0: never).
-func NewBuilder(f fieldpath.Fields, signal message.Signal, maxMessageBytes int) *Builder {
+func NewBuilder(f fieldpath.Fields, signal message.Signal, maxMessageBytes int, opts ...Option) *Builder {
 	b := &Builder{fields: f, signal: signal, maxMsg: maxMessageBytes}
+	for _, o := range opts {
+		o(b)
+	}
 	b.scratch.New = func() any {
-		return &scratch{enc: Encoder{Signal: b.signal, MaxMessageBytes: b.maxMsg}}
+		return &scratch{
+			g:   Grouper{PerScope: b.perScope},
+			enc: Encoder{Signal: b.signal, MaxMessageBytes: b.maxMsg},
+		}
 	}
 	return b
 }
