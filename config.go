@@ -58,6 +58,9 @@ type Config struct {
 	// Headers are static headers, name to value, added to every log record
 	// after the headers_from ones.
 	Headers map[string]string `mapstructure:"headers"`
+	// MessagePer is record (one message per log record) or key (one per
+	// resource, scope and key of a call; otlp_proto and otlp_json only).
+	MessagePer string `mapstructure:"message_per"`
 
 	Partitioning PartitioningConfig `mapstructure:"partitioning"`
 	Batch        BatchConfig        `mapstructure:"batch"`
@@ -223,6 +226,7 @@ func (c *Config) Validate() error {
 	}
 	c.Auth.validateAuth(&p)
 	validateSignal(&p, "", c.logsSignal(), logmsg.Encodings(), logmsg.ParseFieldPath, logmsg.ParseFieldPath)
+	c.validateMessagePer(&p)
 	c.validateShared(&p)
 	validateSignal(&p, "traces", c.Traces.SignalConfig, spanmsg.Encodings(), spanmsg.ParseTopicPath, spanmsg.ParseFieldPath)
 	for i, cond := range c.Traces.FlushWhen {
@@ -234,6 +238,21 @@ func (c *Config) Validate() error {
 	c.validateBatch(&p)
 	c.validateStorage(&p)
 	return errors.Join(p...)
+}
+
+// validateMessagePer checks message_per: a known value, and key only with
+// an OTLP encoding (an unknown encoding is named under encoding alone).
+func (c *Config) validateMessagePer(p *problems) {
+	switch c.MessagePer {
+	case logmsg.MessagePerRecord:
+	case logmsg.MessagePerKey:
+		if !slices.Contains(logmsg.GroupEncodings(), c.Encoding) && slices.Contains(logmsg.Encodings(), c.Encoding) {
+			p.add("message_per: %s needs encoding %s, got %s",
+				logmsg.MessagePerKey, strings.Join(logmsg.GroupEncodings(), " or "), c.Encoding)
+		}
+	default:
+		p.add("message_per: unknown value %q (want %s)", c.MessagePer, strings.Join(logmsg.MessagePers(), ", "))
+	}
 }
 
 // validateShared checks the keys every signal's records share:

@@ -47,7 +47,8 @@ func TestLoadConfig(t *testing.T) {
 	full.Topic = "app_logs"
 	full.TopicFrom = "attributes.kafka.topic"
 	full.TopicAliases = map[string]string{"app_logs": "app", "audit_logs": "audit"}
-	full.Encoding = logmsg.EncodingJSON
+	full.Encoding = logmsg.EncodingOTLPJSON
+	full.MessagePer = logmsg.MessagePerKey
 	full.KeyFrom = []string{"attributes.user_id", "resource.host.name", "trace_id"}
 	full.HeadersFrom = []string{"resource.service.name", "severity_text", "scope.name"}
 	full.Headers = map[string]string{"env": "prod", "team": "checkout", "empty": ""}
@@ -144,6 +145,7 @@ func TestDefaultConfigContract(t *testing.T) {
 		"topic":                              "otlp_logs",
 		"topic_from":                         "",
 		"encoding":                           "otlp_proto",
+		"message_per":                        "record",
 		"partitioning::strategy":             "murmur2",
 		"partitioning::collect_by_partition": true,
 		"batch::size":                        500,
@@ -368,8 +370,12 @@ var invalidCases = map[string]struct {
 	"topic_illegal":            {want: `topic: must be at most 249 characters of [a-zA-Z0-9._-], got "logs/app"`},
 	"topic_from_invalid": {want: `topic_from: invalid field path "attribute.x": want one of ` +
 		`attributes.NAME, resource.NAME, scope.NAME, metadata.NAME, body, body.NAME, trace_id, span_id, severity_text`},
-	"topic_aliases_empty_alias": {want: `topic_aliases.otlp_logs: alias must not be empty, got ""`},
-	"encoding_unknown":          {want: `encoding: unknown encoding "avro" (want otlp_proto, otlp_json, json, raw)`},
+	"topic_aliases_empty_alias":        {want: `topic_aliases.otlp_logs: alias must not be empty, got ""`},
+	"encoding_unknown":                 {want: `encoding: unknown encoding "avro" (want otlp_proto, otlp_json, json, raw)`},
+	"message_per_unknown":              {want: `message_per: unknown value "trace" (want record, key)`},
+	"message_per_key_raw":              {want: `message_per: key needs encoding otlp_proto or otlp_json, got raw`},
+	"message_per_key_json":             {want: `message_per: key needs encoding otlp_proto or otlp_json, got json`},
+	"message_per_key_unknown_encoding": {want: `encoding: unknown encoding "avro" (want otlp_proto, otlp_json, json, raw)`},
 	"key_from_invalid": {want: `key_from[1]: invalid field path "attributes.": want one of ` +
 		`attributes.NAME, resource.NAME, scope.NAME, metadata.NAME, body, body.NAME, trace_id, span_id, severity_text`},
 	"key_from_empty_path": {want: `key_from[0]: invalid field path "": want one of ` +
@@ -526,6 +532,7 @@ func TestValidateAllEnumValues(t *testing.T) {
 	}{
 		{"partitioning.strategy", partitioner.Strategies(), func(c *Config, v string) { c.Partitioning.Strategy = v }},
 		{"encoding", logmsg.Encodings(), func(c *Config, v string) { c.Encoding = v }},
+		{"message_per", logmsg.MessagePers(), func(c *Config, v string) { c.MessagePer = v }},
 		{"traces.encoding", spanmsg.Encodings(), func(c *Config, v string) { c.Traces.Encoding = v }},
 		{"metrics.encoding", metricmsg.Encodings(), func(c *Config, v string) { c.Metrics.Encoding = v }},
 		{"producer.compression", producer.Compressions(), func(c *Config, v string) { c.Producer.Compression = v }},

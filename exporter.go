@@ -67,13 +67,15 @@ type kafkaBatcherExporter struct {
 
 func newExporter(cfg *Config, set exporter.Settings) (*kafkaBatcherExporter, error) {
 	logs, err := logmsg.NewBuilder(logmsg.Options{
-		Encoding:    cfg.Encoding,
-		Topic:       cfg.Topic,
-		TopicFrom:   cfg.TopicFrom,
-		KeyFrom:     cfg.KeyFrom,
-		HeadersFrom: cfg.HeadersFrom,
-		Headers:     cfg.Headers,
-		FlushWhen:   cfg.Batch.FlushWhen,
+		Encoding:        cfg.Encoding,
+		Topic:           cfg.Topic,
+		TopicFrom:       cfg.TopicFrom,
+		KeyFrom:         cfg.KeyFrom,
+		HeadersFrom:     cfg.HeadersFrom,
+		Headers:         cfg.Headers,
+		FlushWhen:       cfg.Batch.FlushWhen,
+		MessagePer:      cfg.MessagePer,
+		MaxMessageBytes: cfg.Producer.MaxMessageBytes,
 	}, set.TelemetrySettings)
 	if err != nil {
 		return nil, err

@@ -52,6 +52,7 @@ func createDefaultConfig() component.Config {
 		Topic:           "otlp_logs",
 		TopicAliases:    map[string]string{},
 		Encoding:        logmsg.EncodingOTLPProto,
+		MessagePer:      logmsg.MessagePerRecord,
 		Partitioning: PartitioningConfig{
 			Strategy:           partitioner.Murmur2,
 			CollectByPartition: true,
