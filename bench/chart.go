@@ -15,14 +15,16 @@ import (
 
 // drawChart writes a PNG of grouped bar charts: one row per figure
 // (records/s, CPU µs/record, peak RSS), one column per encoding of the
-// first shape, one group per system and one bar per broker. The keyed runs
-// are in the tables only.
-func drawChart(path string, results []runResult, o options) error {
+// first shape, one group per system and one bar per broker; then, when the
+// paced scenarios ran, a row of the exporters' share of CPU per record at
+// the lowest rate with the floor estimate as a line. The keyed runs are in
+// the tables only.
+func drawChart(path string, results []runResult, o options, floor *floorCost) error {
 	r := report{opts: o, results: results}
 	var brokers, encodings []string
 	var shape string
 	for _, res := range results {
-		if res.Spec.Keys > 0 || res.Spec.Saturation {
+		if res.Spec.Keys > 0 || res.Spec.Saturation || res.Spec.Rate > 0 {
 			continue
 		}
 		if shape == "" {
@@ -35,13 +37,10 @@ func drawChart(path string, results []runResult, o options) error {
 			encodings = append(encodings, res.Spec.Encoding)
 		}
 	}
-	if len(encodings) == 0 {
-		return nil
-	}
 	var systems []string
 	for _, s := range o.systems {
 		for _, res := range results {
-			if res.Spec.System == s && res.Spec.Keys == 0 && (res.Spec.Saturation == (s == sysOursDefaults)) {
+			if res.Spec.System == s && res.Spec.Keys == 0 && res.Spec.Rate == 0 && (res.Spec.Saturation == (s == sysOursDefaults)) {
 				systems = append(systems, s)
 				break
 			}
@@ -99,21 +98,43 @@ func drawChart(path string, results []runResult, o options) error {
 			func(res runResult) float64 { return res.cpuMicrosPerRecord() }, func(s string) bool { return s == sysContribPerRecord }},
 		{"Peak RSS (lower is better; kafkabatcher-defaults: saturation runs)", "MiB", func(res runResult) float64 { return res.peakRSSMiB() }, nil},
 	}
-	grid := make([][]*plot.Plot, len(rows))
-	for i, row := range rows {
-		for _, enc := range encodings {
-			p, err := panel(row.title, row.ylabel, enc, row.value, row.skip)
-			if err != nil {
-				return err
+	var grid [][]*plot.Plot
+	if len(encodings) > 0 {
+		for _, row := range rows {
+			var line []*plot.Plot
+			for _, enc := range encodings {
+				p, err := panel(row.title, row.ylabel, enc, row.value, row.skip)
+				if err != nil {
+					return err
+				}
+				line = append(line, p)
 			}
-			grid[i] = append(grid[i], p)
+			grid = append(grid, line)
 		}
 	}
-
-	width, height := vg.Length(len(encodings))*22*vg.Centimeter, 36*vg.Centimeter
+	paced, err := pacedChartRow(r, encodings, floor)
+	if err != nil {
+		return err
+	}
+	if paced != nil {
+		grid = append(grid, paced)
+	}
+	if len(grid) == 0 {
+		return nil
+	}
+	cols := len(grid[0])
+	for _, line := range grid {
+		cols = max(cols, len(line))
+	}
+	for i := range grid {
+		for len(grid[i]) < cols {
+			grid[i] = append(grid[i], plot.New())
+		}
+	}
+	width, height := vg.Length(cols)*22*vg.Centimeter, vg.Length(len(grid))*12*vg.Centimeter
 	img := vgimg.New(width, height)
 	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: len(rows), Cols: len(encodings), PadX: 4 * vg.Millimeter, PadY: 4 * vg.Millimeter,
+	tiles := draw.Tiles{Rows: len(grid), Cols: cols, PadX: 4 * vg.Millimeter, PadY: 4 * vg.Millimeter,
 		PadTop: 2 * vg.Millimeter, PadBottom: 2 * vg.Millimeter, PadLeft: 2 * vg.Millimeter, PadRight: 2 * vg.Millimeter}
 	canvases := plot.Align(grid, tiles, dc)
 	for i := range grid {
@@ -131,4 +152,78 @@ func drawChart(path string, results []runResult, o options) error {
 		return err
 	}
 	return f.Close()
+}
+
+// pacedChartRow is the chart's row of the everyday load: per encoding (in
+// the order of the other rows, then any others), the exporter share of CPU
+// per record of kafkabatcher-defaults and contrib at the lowest paced rate,
+// one bar per broker, and the floor estimate (a record at best) as a
+// dashed line; nil when no paced scenario ran.
+func pacedChartRow(r report, encodings []string, floor *floorCost) ([]*plot.Plot, error) {
+	rate := 0
+	var brokers []string
+	encs := slices.Clone(encodings)
+	for _, res := range r.results {
+		if res.Spec.Rate == 0 {
+			continue
+		}
+		if rate == 0 || res.Spec.Rate < rate {
+			rate = res.Spec.Rate
+		}
+		if !slices.Contains(brokers, res.Spec.BrokerName) {
+			brokers = append(brokers, res.Spec.BrokerName)
+		}
+		if !slices.Contains(encs, res.Spec.Encoding) {
+			encs = append(encs, res.Spec.Encoding)
+		}
+	}
+	if rate == 0 {
+		return nil, nil
+	}
+	systems := []string{sysOursDefaults, sysContrib}
+	var row []*plot.Plot
+	for _, enc := range encs {
+		p := plot.New()
+		p.Title.Text = fmt.Sprintf("Exporter share of CPU per record at %s rec/s, defaults, %s (total − floor)", thousands(rate), enc)
+		p.Y.Label.Text = "CPU µs/record"
+		p.Y.Min = 0
+		p.NominalX(systems...)
+		p.Legend.Top = true
+		p.Legend.Left = false
+		w := vg.Points(50 / float64(max(1, len(brokers))))
+		var top float64
+		for i, bn := range brokers {
+			s := scenario{broker: bn, shape: "200B", encoding: enc, partitions: partitions, rate: rate}
+			vals := make(plotter.Values, len(systems))
+			if fl, ok := r.find(s, sysFloor); ok {
+				for j, sys := range systems {
+					if res, ok := r.find(s, sys); ok {
+						vals[j] = max(0, share(res, fl))
+						top = max(top, vals[j])
+					}
+				}
+			}
+			bars, err := plotter.NewBarChart(vals, w)
+			if err != nil {
+				return nil, err
+			}
+			bars.LineStyle.Width = vg.Length(0)
+			bars.Color = plotutil.Color(i)
+			bars.Offset = w * vg.Length(float64(i)-float64(len(brokers)-1)/2)
+			p.Add(bars)
+			p.Legend.Add(bn, bars)
+		}
+		if floor != nil {
+			best := floor.totalNs() / 1000
+			line := plotter.NewFunction(func(float64) float64 { return best })
+			line.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+			line.Width = vg.Points(1.5)
+			p.Add(line)
+			p.Legend.Add(fmt.Sprintf("a record at best (%.0f ns)", floor.totalNs()), line)
+			top = max(top, best)
+		}
+		p.Y.Max = top * 1.35
+		row = append(row, p)
+	}
+	return row, nil
 }

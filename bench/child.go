@@ -33,7 +33,10 @@ type runSpec struct {
 	Partitions int32 `json:"partitions"`
 	Keys       int   `json:"keys"`
 	// Saturation marks the runs of the peak-RSS-under-saturation scenario.
-	Saturation bool   `json:"saturation,omitempty"`
+	Saturation bool `json:"saturation,omitempty"`
+	// Rate, when positive, paces the calls at that many records/s (the
+	// everyday load, paced.go).
+	Rate       int    `json:"rate,omitempty"`
 	Topic      string `json:"topic"`
 	Dir        string `json:"dir"`         // scratch directory (temp storage)
 	CPUProfile string `json:"cpu_profile"` // pprof CPU profile of the window, when set
@@ -55,9 +58,12 @@ type runResult struct {
 	Errors     int     `json:"errors"`
 	FirstError string  `json:"first_error,omitempty"`
 	ElapsedNs  int64   `json:"elapsed_ns"`
-	CPUNs      int64   `json:"cpu_ns"` // user+system time of the whole process inside the window
-	Mallocs    uint64  `json:"mallocs"`
-	AllocBytes uint64  `json:"alloc_bytes"`
+	// OfferedNs is, for a paced run, the time from the first call to the
+	// return of the last: Records/OfferedNs is the rate achieved.
+	OfferedNs  int64  `json:"offered_ns,omitempty"`
+	CPUNs      int64  `json:"cpu_ns"` // user+system time of the whole process inside the window
+	Mallocs    uint64 `json:"mallocs"`
+	AllocBytes uint64 `json:"alloc_bytes"`
 	// Latency from the call (ConsumeLogs, Input, Produce) to the broker's
 	// acknowledgement; LatencyOf says what one sample is, "" when the system
 	// does not expose acknowledgements (async exporters).
@@ -111,6 +117,14 @@ func (r runResult) recordsPerSec() float64 {
 	return float64(r.Records) / (float64(r.ElapsedNs) / 1e9)
 }
 
+// achievedRate is the records/s a paced run's calls achieved.
+func (r runResult) achievedRate() float64 {
+	if r.OfferedNs == 0 {
+		return 0
+	}
+	return float64(r.Records) / (float64(r.OfferedNs) / 1e9)
+}
+
 func (r runResult) cpuMicrosPerRecord() float64 { return float64(r.CPUNs) / 1e3 / float64(r.Records) }
 func (r runResult) allocsPerRecord() float64    { return float64(r.Mallocs) / float64(r.Records) }
 func (r runResult) bytesPerRecord() float64     { return float64(r.AllocBytes) / float64(r.Records) }
@@ -134,6 +148,8 @@ type sendStats struct {
 	detail     string       // what the system says about its batching, if anything
 	// maxPendingBytes is the exporter's max_pending_bytes, 0 if none.
 	maxPendingBytes int64
+	// offered is the time from the first call to the last one's return.
+	offered time.Duration
 	// external holds the figures of a process that did the sending (java).
 	external *externalStats
 }
@@ -161,6 +177,10 @@ func newSystem(name string) (system, error) {
 		return &exporterSystem{kind: sysOursDefaults}, nil
 	case sysJava:
 		return &javaSystem{}, nil
+	case sysJavaTuned:
+		return &javaSystem{settings: javaTuned}, nil
+	case sysFloor:
+		return &exporterSystem{kind: sysFloor}, nil
 	case sysSarama:
 		return &saramaSystem{}, nil
 	case sysFranz:
@@ -231,6 +251,7 @@ func runChild(specJSON string) error {
 		Records:    spec.Records,
 		Errors:     st.errors,
 		ElapsedNs:  elapsed.Nanoseconds(),
+		OfferedNs:  st.offered.Nanoseconds(),
 		CPUNs:      cpuNs(ru1) - cpuNs(ru0),
 		Mallocs:    ms1.Mallocs - ms0.Mallocs,
 		AllocBytes: ms1.TotalAlloc - ms0.TotalAlloc,

@@ -27,6 +27,17 @@
 //     peak-RSS-under-saturation row, and the keyed many-partition runs).
 //   - contrib-per-record: contrib fed one record per call, so its
 //     otlp_proto messages hold one record each, like ours.
+//   - java-tuned: the Java client with 1 MiB batches and linger.ms 10, the
+//     JVM client's ceiling on the same broker.
+//   - floor: the paced scenarios' receiving path with the collector's nop
+//     exporter, so an exporter's own CPU per record is its total less the
+//     floor's (paced.go).
+//
+// Scenarios (-scenarios): throughput (every system as fast as it goes, per
+// shape and encoding), saturation (kafkabatcher-defaults against contrib
+// with the default max_pending_bytes full), keyed (1,000 partitions) and
+// paced (the everyday load: kafkabatcher-defaults, contrib and the floor at
+// the fixed -rates, on -paced-brokers).
 package main
 
 import (
@@ -39,6 +50,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -80,6 +92,34 @@ type options struct {
 	// max_pending_bytes.
 	keyedOverheadMiB int
 	resultsFile      string
+
+	// scenarios are the kinds of plan run (allScenarios by default).
+	scenarios []string
+	// rates are the paced scenarios' records/s, pacedSeconds their length
+	// and pacedBrokers the brokers that run them.
+	rates        []int
+	pacedSeconds float64
+	pacedBrokers []string
+}
+
+// Scenario kinds (-scenarios).
+const (
+	scenThroughput = "throughput"
+	scenSaturation = "saturation"
+	scenKeyed      = "keyed"
+	scenPaced      = "paced"
+)
+
+var allScenarios = []string{scenThroughput, scenSaturation, scenKeyed, scenPaced}
+
+// partial reports whether o runs only some of the scenario kinds.
+func (o options) partial() bool {
+	for _, sc := range allScenarios {
+		if !slices.Contains(o.scenarios, sc) {
+			return true
+		}
+	}
+	return false
 }
 
 // allBrokers are the brokers of a full run.
@@ -118,6 +158,10 @@ func main() {
 	flag.StringVar(&o.heapProfileDir, "heapprofile-dir", "", "write a pprof heap profile of every kafkabatcher child (when its callers are done) into this directory")
 	flag.StringVar(&o.resultsFile, "results", "results.json", "file that keeps the run's figures (for -render)")
 	renderFrom := flag.String("render", "", "write the report and chart from this saved -results file instead of measuring")
+	scenarios := flag.String("scenarios", strings.Join(allScenarios, ","), "scenario kinds to run, comma-separated: "+strings.Join(allScenarios, ", "))
+	rates := flag.String("rates", "20000,100000", "records/s of the paced scenarios (the everyday load), comma-separated")
+	flag.Float64Var(&o.pacedSeconds, "paced-seconds", 5, "length of a paced run's window, seconds (records = rate × seconds)")
+	pacedBrokers := flag.String("paced-brokers", "devbroker,kafka-1,kafka-3", "brokers that also run the paced scenarios")
 	oursSetFlag := flag.String("ours-set", "", "extra settings of the kafkabatcher systems as dotted.key=value,... (e.g. producer.max_in_flight=5,producer.idempotent=true,max_pending_bytes=16777216)")
 	flag.Parse()
 
@@ -134,6 +178,22 @@ func main() {
 	o.encodings = splitList(*encodings)
 	o.brokers = splitList(*brokers)
 	o.keyedBrokers = splitList(*keyedBrokers)
+	o.scenarios = splitList(*scenarios)
+	o.pacedBrokers = splitList(*pacedBrokers)
+	for _, sc := range o.scenarios {
+		if !slices.Contains(allScenarios, sc) {
+			fmt.Fprintf(os.Stderr, "bench: -scenarios: unknown %q (want %s)\n", sc, strings.Join(allScenarios, ", "))
+			os.Exit(2)
+		}
+	}
+	for _, r := range splitList(*rates) {
+		n, err := strconv.Atoi(r)
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "bench: -rates: %q is not a positive number of records/s\n", r)
+			os.Exit(2)
+		}
+		o.rates = append(o.rates, n)
+	}
 	for _, kv := range splitList(*oursSetFlag) {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
@@ -154,6 +214,7 @@ func main() {
 		o.recordsLarge /= 10
 		o.keyedRecords /= 10
 		o.saturationRecords /= 10
+		o.pacedSeconds /= 5
 		o.repeat = 1
 	}
 	if *renderFrom != "" {
@@ -220,6 +281,17 @@ func drive(ctx context.Context, o options) error {
 
 	machine := describeMachine()
 	fmt.Fprintf(os.Stderr, "bench: %s\n", machine.oneLine())
+	var floor *floorCost
+	if slices.Contains(o.scenarios, scenPaced) {
+		// What a record costs at best, before any broker loads the machine.
+		f, err := measureFloorCost()
+		if err != nil {
+			return err
+		}
+		floor = &f
+		fmt.Fprintf(os.Stderr, "bench: a record at best: copy %.1f + encode %.1f + CRC32C %.1f + syscall %.1f = %.1f ns\n",
+			f.CopyNs, f.EncodeNs, f.CRCNs, f.SyscallNs, f.totalNs())
+	}
 	devbrokerBin := filepath.Join(tmp, "devbroker")
 	build := exec.CommandContext(ctx, "go", "build", "-o", devbrokerBin, "./cmd/devbroker")
 	build.Dir = o.root
@@ -265,7 +337,7 @@ func drive(ctx context.Context, o options) error {
 		results = append(results, res...)
 	}
 	took := time.Since(started)
-	rep := report{opts: o, machine: machine, results: results, took: took, loadEnd: loadAvg(), when: time.Now().UTC()}
+	rep := report{opts: o, machine: machine, results: results, took: took, loadEnd: loadAvg(), when: time.Now().UTC(), floor: floor}
 	if o.resultsFile != "" {
 		if err := saveResults(o.resultsFile, rep); err != nil {
 			return err
@@ -277,7 +349,7 @@ func drive(ctx context.Context, o options) error {
 // render writes the report and the chart.
 func render(rep report) error {
 	o := rep.opts
-	if err := drawChart(o.chart, rep.results, o); err != nil {
+	if err := drawChart(o.chart, rep.results, o, rep.floor); err != nil {
 		return fmt.Errorf("chart: %w", err)
 	}
 	if err := os.WriteFile(o.out, []byte(rep.markdown()+keptSections(o.out)), 0o644); err != nil {
@@ -301,6 +373,10 @@ type savedRun struct {
 	KeyedPartitions   int         `json:"keyed_partitions"`
 	KeyedRecords      int         `json:"keyed_records"`
 	SaturationRecords int         `json:"saturation_records"`
+	Scenarios         []string    `json:"scenarios,omitempty"`
+	Rates             []int       `json:"rates,omitempty"`
+	PacedSeconds      float64     `json:"paced_seconds,omitempty"`
+	FloorCost         *floorCost  `json:"floor_cost,omitempty"`
 	Machine           machine     `json:"machine"`
 	LoadEnd           string      `json:"load_end"`
 	TookNs            int64       `json:"took_ns"`
@@ -313,6 +389,7 @@ func saveResults(path string, rep report) error {
 	js, err := json.MarshalIndent(savedRun{
 		Args: o.args, Systems: o.systems, Callers: o.callers, PerCall: o.perCall, Repeat: o.repeat,
 		SyncBatch: o.syncBatch, Keys: o.keys, KeyedPartitions: o.keyedPartitions, KeyedRecords: o.keyedRecords, SaturationRecords: o.saturationRecords,
+		Scenarios: o.scenarios, Rates: o.rates, PacedSeconds: o.pacedSeconds, FloorCost: rep.floor,
 		Machine: rep.machine, LoadEnd: rep.loadEnd, TookNs: rep.took.Nanoseconds(), When: rep.when, Results: rep.results,
 	}, "", " ")
 	if err != nil {
@@ -335,7 +412,11 @@ func renderSaved(path string, o options) error {
 	o.args, o.systems, o.callers, o.perCall, o.repeat = sr.Args, sr.Systems, sr.Callers, sr.PerCall, sr.Repeat
 	o.syncBatch, o.keys, o.keyedPartitions, o.keyedRecords = sr.SyncBatch, sr.Keys, sr.KeyedPartitions, sr.KeyedRecords
 	o.saturationRecords = sr.SaturationRecords
-	return render(report{opts: o, machine: sr.Machine, results: sr.Results, took: time.Duration(sr.TookNs), loadEnd: sr.LoadEnd, when: sr.When})
+	o.scenarios, o.rates, o.pacedSeconds = sr.Scenarios, sr.Rates, sr.PacedSeconds
+	if sr.Scenarios == nil { // saved before -scenarios: a full run of its day
+		o.scenarios = allScenarios
+	}
+	return render(report{opts: o, machine: sr.Machine, results: sr.Results, took: time.Duration(sr.TookNs), loadEnd: sr.LoadEnd, when: sr.When, floor: sr.FloorCost})
 }
 
 // plan is one scenario on one broker: the systems that run it.
@@ -345,14 +426,21 @@ type plan struct {
 	partitions      int32
 	keys            int
 	saturation      bool
+	rate            int // records/s of a paced plan, 0 otherwise
 	systems         []string
 }
+
+// pacedSystems are the systems of the paced scenarios, in table order.
+var pacedSystems = []string{sysOursDefaults, sysContrib, sysFloor}
 
 // plans lists the scenarios of one broker: every shape and encoding with
 // every system that makes sense for it, then the keyed runs.
 func plans(o options, brokerName string) []plan {
 	var out []plan
 	for _, sh := range o.shapes {
+		if !slices.Contains(o.scenarios, scenThroughput) {
+			break
+		}
 		n := o.records
 		if sh != "200B" {
 			n = o.recordsLarge
@@ -363,8 +451,8 @@ func plans(o options, brokerName string) []plan {
 				if s == sysContribPerRecord && enc == "raw" {
 					continue // raw is one message per record already
 				}
-				if s == sysOursDefaults {
-					continue // its own scenario below
+				if s == sysOursDefaults || s == sysFloor {
+					continue // their own scenarios below
 				}
 				sys = append(sys, s)
 			}
@@ -373,7 +461,7 @@ func plans(o options, brokerName string) []plan {
 	}
 	// Saturation: enough records that this exporter's default
 	// max_pending_bytes fills and stays full, defaults against contrib.
-	if slices.Contains(o.systems, sysOursDefaults) && o.saturationRecords > 0 {
+	if slices.Contains(o.systems, sysOursDefaults) && o.saturationRecords > 0 && slices.Contains(o.scenarios, scenSaturation) {
 		for _, enc := range o.encodings {
 			sys := []string{sysOursDefaults}
 			if slices.Contains(o.systems, sysContrib) {
@@ -383,7 +471,24 @@ func plans(o options, brokerName string) []plan {
 				saturation: true, systems: sys})
 		}
 	}
-	if slices.Contains(o.keyedBrokers, brokerName) && o.keyedPartitions > 0 {
+	// The everyday load: fixed rates, defaults, and the floor.
+	if slices.Contains(o.pacedBrokers, brokerName) && slices.Contains(o.scenarios, scenPaced) {
+		var sys []string
+		for _, s := range pacedSystems {
+			if slices.Contains(o.systems, s) {
+				sys = append(sys, s)
+			}
+		}
+		for _, rate := range o.rates {
+			for _, enc := range o.encodings {
+				if len(sys) > 0 {
+					out = append(out, plan{shape: "200B", encoding: enc, records: pacedRecords(rate, o.pacedSeconds, o.perCall),
+						partitions: partitions, rate: rate, systems: sys})
+				}
+			}
+		}
+	}
+	if slices.Contains(o.keyedBrokers, brokerName) && o.keyedPartitions > 0 && slices.Contains(o.scenarios, scenKeyed) {
 		for _, p := range []int32{partitions, int32(o.keyedPartitions)} {
 			out = append(out, plan{shape: "200B", encoding: "raw", records: o.keyedRecords, partitions: p,
 				keys: o.keys, systems: []string{sysOursDefaults}})
@@ -418,7 +523,7 @@ func driveBroker(ctx context.Context, o options, exe string, b broker.Broker, di
 					System: sys, Shape: pl.shape, Encoding: pl.encoding,
 					Records: n, Callers: o.callers, PerCall: o.perCall,
 					Brokers: b.Bootstrap(), BrokerName: b.Name(), ReplicationFactor: b.ReplicationFactor(),
-					Partitions: pl.partitions, Keys: pl.keys, Saturation: pl.saturation,
+					Partitions: pl.partitions, Keys: pl.keys, Saturation: pl.saturation, Rate: pl.rate,
 					SyncBatchSize: o.syncBatch, OursSet: oursSet,
 					Topic: fmt.Sprintf("bench_%03d", *runNo),
 					Dir:   filepath.Join(tmp, fmt.Sprintf("run%03d", *runNo)),
@@ -430,10 +535,13 @@ func driveBroker(ctx context.Context, o options, exe string, b broker.Broker, di
 				if pl.saturation {
 					label = fmt.Sprintf("%s_%s_%s_%s_p%d_saturation_%d", b.Name(), sys, pl.shape, pl.encoding, pl.partitions, rep)
 				}
+				if pl.rate > 0 {
+					label = fmt.Sprintf("%s_%s_%s_%s_p%d_r%d_%d", b.Name(), sys, pl.shape, pl.encoding, pl.partitions, pl.rate, rep)
+				}
 				if pl.keys > 0 {
 					label = fmt.Sprintf("%s_%s_%s_%s_p%d_k%d_%d", b.Name(), sys, pl.shape, pl.encoding, pl.partitions, pl.keys, rep)
 				}
-				if o.profileDir != "" && strings.HasPrefix(sys, "kafkabatcher") {
+				if o.profileDir != "" && (strings.HasPrefix(sys, "kafkabatcher") || pl.rate > 0 && sys != sysJava) {
 					p, err := filepath.Abs(filepath.Join(o.profileDir, label+".pprof"))
 					if err != nil {
 						return nil, err
@@ -466,6 +574,9 @@ func driveBroker(ctx context.Context, o options, exe string, b broker.Broker, di
 				}
 				if res.HistOf != "" {
 					fmt.Fprintf(os.Stderr, "bench:   %s: p50 %.2fms p99 %.2fms\n", res.HistOf, res.HistP50Ms, res.HistP99Ms)
+				}
+				if pl.rate > 0 {
+					fmt.Fprintf(os.Stderr, "bench:   paced at %d rec/s: achieved %.0f rec/s\n", pl.rate, res.achievedRate())
 				}
 				reps[sys] = append(reps[sys], res)
 			}
@@ -504,6 +615,20 @@ func runOne(ctx context.Context, exe string, adm *kadm.Client, b broker.Broker, 
 		return runResult{}, err
 	}
 	defer os.RemoveAll(spec.Dir)
+	// A paced run's records are read back while it runs: their latency
+	// from the call to a consumer (paced.go).
+	var rb *readBack
+	if spec.Rate > 0 && spec.System != sysFloor {
+		var err error
+		if rb, err = startReadBack(ctx, b.Bootstrap(), spec.Topic); err != nil {
+			return runResult{}, err
+		}
+		defer func() {
+			if rb != nil {
+				rb.stop(0, 0)
+			}
+		}()
+	}
 	js, err := json.Marshal(spec)
 	if err != nil {
 		return runResult{}, err
@@ -525,6 +650,24 @@ func runOne(ctx context.Context, exe string, adm *kadm.Client, b broker.Broker, 
 	}
 	if res.Errors > 0 {
 		return res, fmt.Errorf("%d records failed: %s", res.Errors, res.FirstError)
+	}
+	if spec.System == sysFloor {
+		return res, nil // it sends nothing
+	}
+	if rb != nil {
+		lat, err := rb.stop(res.Records, 20*time.Second)
+		rb = nil
+		if err != nil {
+			return res, fmt.Errorf("read back: %w", err)
+		}
+		if len(lat) < res.Records {
+			return res, fmt.Errorf("read back %d stamped records of %d", len(lat), res.Records)
+		}
+		if res.LatencyOf != "" {
+			res.HistOf, res.HistP50Ms, res.HistP99Ms = res.LatencyOf, res.P50Ms, res.P99Ms
+		}
+		res.LatencyOf = pacedLatencyOf
+		res.P50Ms, res.P99Ms = percentiles(lat)
 	}
 	// Everything sent (window plus warm-up round) must be in the topic: one
 	// message per record, except contrib's otlp_proto, one per call. A

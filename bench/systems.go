@@ -35,6 +35,8 @@ const (
 	sysSarama      = "sarama"
 	sysFranz       = "franz-go"
 	sysJava        = "java"
+	// sysJavaTuned is the Java client tuned for throughput (javaTuned).
+	sysJavaTuned = "java-tuned"
 	// sysContribPerRecord is contrib fed one record per ConsumeLogs call,
 	// so that its otlp_proto messages hold one record each, as ours do.
 	sysContribPerRecord = "contrib-per-record"
@@ -44,7 +46,7 @@ const (
 	sysOursDefaults = "kafkabatcher-defaults"
 )
 
-var allSystems = []string{sysOurs, sysOursSync, sysOursDefaults, sysContrib, sysContribSync, sysContribPerRecord, sysSarama, sysFranz, sysJava}
+var allSystems = []string{sysOurs, sysOursSync, sysOursDefaults, sysContrib, sysContribSync, sysContribPerRecord, sysSarama, sysFranz, sysJava, sysJavaTuned, sysFloor}
 
 // keyAttribute is the record attribute that holds a keyed run's key.
 const keyAttribute = "client.id"
@@ -153,12 +155,16 @@ func (s *exporterSystem) prepare(ctx context.Context, spec runSpec) (func(contex
 	switch {
 	case ours:
 		f = kafkabatcher.NewFactory()
+	case s.kind == sysFloor:
+		f = exportertest.NewNopFactory()
 	default:
 		f = kafkaexporter.NewFactory()
 	}
 	cfg := f.CreateDefaultConfig()
-	if err := confmap.NewFromStringMap(exporterConfig(s.kind, spec)).Unmarshal(cfg); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+	if c := exporterConfig(s.kind, spec); c != nil {
+		if err := confmap.NewFromStringMap(c).Unmarshal(cfg); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
 	}
 	if v, ok := cfg.(interface{ Validate() error }); ok {
 		if err := v.Validate(); err != nil {
@@ -193,7 +199,14 @@ func (s *exporterSystem) prepare(ctx context.Context, spec runSpec) (func(contex
 			s.maxPending = int64(c.MaxPendingBytes)
 		}
 	}
-	// Warm-up: connections and metadata, outside the window.
+	var received *stampedRequests
+	if spec.Rate > 0 {
+		if received, err = newStampedRequests(reqs); err != nil {
+			return nil, err
+		}
+	}
+	// Warm-up: connections and metadata, outside the window (not stamped,
+	// so the read-back leaves it out).
 	if err := exp.ConsumeLogs(ctx, reqs[0]); err != nil {
 		return nil, fmt.Errorf("warm-up: %w", err)
 	}
@@ -212,6 +225,17 @@ func (s *exporterSystem) prepare(ctx context.Context, spec runSpec) (func(contex
 		callSpec := spec
 		callSpec.PerCall = perCall
 		call := func(i int) error { return exp.ConsumeLogs(ctx, reqs[i%len(reqs)]) }
+		if received != nil {
+			// The everyday load: every call decodes a fresh copy of its
+			// request, as a receiver does, stamped with the call's time.
+			call = func(i int) error {
+				ld, err := received.receive(i, time.Now())
+				if err != nil {
+					return err
+				}
+				return exp.ConsumeLogs(ctx, ld)
+			}
+		}
 		if spec.Saturation {
 			// Each call hands over a request of its own, as a receiver
 			// hands over what it decoded: an exporter that queues
@@ -262,23 +286,49 @@ func (s *exporterSystem) close(ctx context.Context) error {
 }
 
 // driveCalls runs spec.Records/spec.PerCall calls of call on spec.Callers
-// goroutines and times each.
+// goroutines and times each. With spec.Rate set the calls are paced: call i
+// is due spec.PerCall/spec.Rate seconds after call i-1, and a goroutine
+// waits for its next call's time (one timer per call, not per record); a
+// goroutine behind schedule calls at once, so the achieved rate (sendStats
+// offered) shows whether the system kept up.
 func driveCalls(spec runSpec, call func(i int) error) sendStats {
 	calls := spec.Records / spec.PerCall
 	lat := make([]time.Duration, calls)
-	var next, errs atomic.Int64
+	var next, errs, lastEnd atomic.Int64
 	var firstErr atomic.Pointer[error]
+	var interval time.Duration
+	if spec.Rate > 0 {
+		interval = time.Duration(float64(time.Second) * float64(spec.PerCall) / float64(spec.Rate))
+	}
 	var wg sync.WaitGroup
+	start := time.Now()
 	for range spec.Callers {
 		wg.Go(func() {
+			var timer *time.Timer
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= calls {
 					return
 				}
+				if interval > 0 {
+					if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+						if timer == nil {
+							timer = time.NewTimer(d)
+						} else {
+							timer.Reset(d)
+						}
+						<-timer.C
+					}
+				}
 				t0 := time.Now()
 				err := call(i)
 				lat[i] = time.Since(t0)
+				end := int64(time.Since(start))
+				for {
+					if old := lastEnd.Load(); old >= end || lastEnd.CompareAndSwap(old, end) {
+						break
+					}
+				}
 				if err != nil {
 					errs.Add(1)
 					firstErr.CompareAndSwap(nil, &err)
@@ -287,7 +337,7 @@ func driveCalls(spec runSpec, call func(i int) error) sendStats {
 		})
 	}
 	wg.Wait()
-	st := sendStats{errors: int(errs.Load()) * spec.PerCall, latencies: lat}
+	st := sendStats{errors: int(errs.Load()) * spec.PerCall, latencies: lat, offered: time.Duration(lastEnd.Load())}
 	if p := firstErr.Load(); p != nil {
 		st.firstError = *p
 	}

@@ -1,9 +1,12 @@
 // Producer is the benchmark's Java ceiling: the Apache Kafka Java client
 // (kafka-clients, on the realkafka classpath) fed the same pre-encoded
 // values as the Go systems, acks=all, no compression, otherwise the
-// client's defaults (idempotent, linger.ms 5, batch.size 16384).
+// client's defaults (idempotent, linger.ms 5, batch.size 16384) unless
+// SETTINGS (key=value,... producer properties) overrides them: the bench's
+// java-tuned row gives batch.size=1048576,linger.ms=10,acks=all,
+// enable.idempotence=true.
 //
-//   java -cp '<realkafka lib>/*' Producer.java BOOTSTRAP TOPIC VALUES RECORDS CALLERS PER_CALL [WARMUP]
+//   java -cp '<realkafka lib>/*' Producer.java BOOTSTRAP TOPIC VALUES RECORDS CALLERS PER_CALL [WARMUP [SETTINGS]]
 //
 // VALUES holds the values as 4-byte big-endian length + bytes. A warm-up
 // of WARMUP records (default 50,000, so the JIT has compiled the send path)
@@ -49,6 +52,18 @@ public class Producer {
         p.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, "1000000");
         p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
         p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        if (args.length > 7) {
+            for (String kv : args[7].split(",")) {
+                if (kv.isEmpty()) {
+                    continue;
+                }
+                String[] f = kv.split("=", 2);
+                if (f.length != 2) {
+                    throw new IllegalArgumentException("settings: want key=value, got " + kv);
+                }
+                p.put(f[0], f[1]);
+            }
+        }
         com.sun.management.OperatingSystemMXBean os =
             (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
         try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(p)) {
