@@ -120,3 +120,46 @@ func BenchmarkOTLPCopyPerRecord(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAppendGrouped compares message_per record and key on one call of
+// 100 records over 10 keys (attribute tenant): the cost per log record, and
+// how many records a message holds.
+func BenchmarkAppendGrouped(b *testing.B) {
+	const n, keys = 100, 10
+	ld := benchLogs(n)
+	lrs := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords()
+	for i := range lrs.Len() {
+		lrs.At(i).Attributes().PutStr("tenant", fmt.Sprintf("tenant-%d", i%keys))
+	}
+	for _, enc := range []string{EncodingOTLPProto, EncodingOTLPJSON} {
+		for _, per := range MessagePers() {
+			b.Run(enc+"/"+per, func(b *testing.B) {
+				bld, err := NewBuilder(Options{
+					Topic: "logs", Encoding: enc, MessagePer: per,
+					KeyFrom: []string{"attributes.tenant"}, MaxMessageBytes: 1_000_000,
+				}, nopTelemetry())
+				if err != nil {
+					b.Fatal(err)
+				}
+				dst := make([]message.Message, 0, n)
+				now := time.Now()
+				ctx := context.Background()
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					if dst, err = bld.Append(ctx, dst[:0], ld, now); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				var bytes int
+				for _, m := range dst {
+					bytes += len(m.Value)
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
+				b.ReportMetric(float64(n)/float64(len(dst)), "records/msg")
+				b.ReportMetric(float64(bytes)/n, "value-B/record")
+			})
+		}
+	}
+}

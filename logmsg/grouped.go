@@ -53,7 +53,9 @@ func (b *Builder) appendGrouped(ctx context.Context, dst []message.Message, ld p
 		return dst, fmt.Errorf("encode log records: encoder %T cannot group", st.enc)
 	}
 	enc.begin(ld)
-	out, err := b.group.Append(ctx, dst, request{ld: ld, b: b}, now, func(_ *msggroup.Group, items []msggroup.Item, buf []byte) ([]byte, error) {
+	req := &request{ld: ld, b: b}
+	req.field = req.appendField
+	out, err := b.group.Append(ctx, dst, req, now, func(_ *msggroup.Group, items []msggroup.Item, buf []byte) ([]byte, error) {
 		return enc.appendRecords(buf, ld, items)
 	})
 	if err != nil {
@@ -62,36 +64,43 @@ func (b *Builder) appendGrouped(ctx context.Context, dst []message.Message, ld p
 	return out, nil
 }
 
-// request is ld as msggroup walks it.
+// request is ld as msggroup walks it. Item's field reads the record of the
+// last Item call: msggroup uses it before asking for the next item, and one
+// method value serves the whole call instead of a closure per record.
 type request struct {
-	ld plog.Logs
-	b  *Builder
+	ld    plog.Logs
+	b     *Builder
+	lr    plog.LogRecord // the record at hand
+	field fieldpath.ItemField
 }
 
-func (r request) Resources() int { return r.ld.ResourceLogs().Len() }
+func (r *request) Resources() int { return r.ld.ResourceLogs().Len() }
 
-func (r request) Resource(i int) (pcommon.Resource, int) {
+func (r *request) Resource(i int) (pcommon.Resource, int) {
 	rl := r.ld.ResourceLogs().At(i)
 	return rl.Resource(), rl.ScopeLogs().Len()
 }
 
-func (r request) Scope(i, j int) (pcommon.InstrumentationScope, int) {
+func (r *request) Scope(i, j int) (pcommon.InstrumentationScope, int) {
 	sl := r.ld.ResourceLogs().At(i).ScopeLogs().At(j)
 	return sl.Scope(), sl.LogRecords().Len()
 }
 
 // Item returns how to read record k's fields, whether it matches
 // flush_when, and its time, else its observed time.
-func (r request) Item(ctx context.Context, i, j, k int) (fieldpath.ItemField, bool, pcommon.Timestamp) {
+func (r *request) Item(ctx context.Context, i, j, k int) (fieldpath.ItemField, bool, pcommon.Timestamp) {
 	rl := r.ld.ResourceLogs().At(i)
 	sl := rl.ScopeLogs().At(j)
-	lr := sl.LogRecords().At(k)
-	field := func(p *fieldpath.Path, dst []byte) ([]byte, bool) { return appendField(p, dst, lr) }
-	ts := lr.Timestamp()
+	r.lr = sl.LogRecords().At(k)
+	ts := r.lr.Timestamp()
 	if ts == 0 {
-		ts = lr.ObservedTimestamp()
+		ts = r.lr.ObservedTimestamp()
 	}
-	return field, r.b.match.match(ctx, rl, sl, lr), ts
+	return r.field, r.b.match.match(ctx, rl, sl, r.lr), ts
+}
+
+func (r *request) appendField(p *fieldpath.Path, dst []byte) ([]byte, bool) {
+	return appendField(p, dst, r.lr)
 }
 
 // appendRecords copies items into a LogsData of their own and marshals it.

@@ -13,6 +13,7 @@ package msggroup
 import (
 	"context"
 	"encoding/binary"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,7 +38,10 @@ type Group struct {
 	Headers   []message.Header
 	Trigger   bool      // an item matched flush_when
 	Timestamp time.Time // set by the caller for a new group
-	Items     []Item
+	// Items are set by Grouper.Groups, and valid until the Grouper's next
+	// Reset.
+	Items []Item
+	n     int // items added
 }
 
 // Grouper groups the items of one request. It is used by one goroutine; a
@@ -48,9 +52,12 @@ type Grouper struct {
 
 	index  map[string]int
 	groups []Group
-	buf    []byte // key, header values, then topic of the item at hand
-	ends   []int  // end offsets in buf of the header values; -1 for absent
-	id     []byte // identity of the item's group
+	items  []Item  // the request's items, in order
+	of     []int32 // of[i] is the group of items[i]
+	flat   []Item  // the groups' Items, laid out one group after another
+	buf    []byte  // key, header values, then topic of the item at hand
+	ends   []int   // end offsets in buf of the header values; -1 for absent
+	id     []byte  // identity of the item's group
 }
 
 // Reset starts a request.
@@ -61,9 +68,11 @@ func (g *Grouper) Reset() {
 	clear(g.index)
 	clear(g.groups) // drop references to the last request's data
 	g.groups = g.groups[:0]
+	g.items, g.of = g.items[:0], g.of[:0]
 }
 
-// Add places item in its group and returns the group, and whether it is new.
+// Add places item in its group and returns the group, and whether it is
+// new. The group's Items are set by Groups.
 func (g *Grouper) Add(f *fieldpath.Fields, sh *fieldpath.Shared, item Item, field fieldpath.ItemField, flush bool) (*Group, bool) {
 	buf, hasKey := f.AppendKey(g.buf[:0], sh, field)
 	keyEnd := len(buf)
@@ -101,15 +110,18 @@ func (g *Grouper) Add(f *fieldpath.Fields, sh *fieldpath.Shared, item Item, fiel
 	}
 	g.id = id
 
+	g.items = append(g.items, item)
 	if i, ok := g.index[string(id)]; ok {
+		g.of = append(g.of, int32(i))
 		grp := &g.groups[i]
-		grp.Items = append(grp.Items, item)
+		grp.n++
 		grp.Trigger = grp.Trigger || flush
 		return grp, false
 	}
+	g.of = append(g.of, int32(len(g.groups)))
 	// A new group owns copies of its topic, key and header values; the
 	// default topic is shared.
-	grp := Group{Trigger: flush, Items: []Item{item}}
+	grp := Group{Trigger: flush, n: 1}
 	if def, _ := f.StaticTopic(); string(topic) == def {
 		grp.Topic = def
 	} else {
@@ -127,8 +139,24 @@ func (g *Grouper) Add(f *fieldpath.Fields, sh *fieldpath.Shared, item Item, fiel
 	return &g.groups[len(g.groups)-1], true
 }
 
-// Groups returns the groups of the request, in the order of their first item.
-func (g *Grouper) Groups() []Group { return g.groups }
+// Groups returns the groups of the request, in the order of their first
+// item, each with its Items in request order. The Items of all groups share
+// one array, reused by the next request.
+func (g *Grouper) Groups() []Group {
+	flat := slices.Grow(g.flat[:0], len(g.items))
+	off := 0
+	for i := range g.groups {
+		grp := &g.groups[i]
+		grp.Items = flat[off : off : off+grp.n]
+		off += grp.n
+	}
+	for k, it := range g.items {
+		grp := &g.groups[g.of[k]]
+		grp.Items = append(grp.Items, it)
+	}
+	g.flat = flat
+	return g.groups
+}
 
 // Encode writes items of grp (a run of grp.Items) as one message value,
 // appended to dst.
