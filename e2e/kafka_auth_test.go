@@ -118,8 +118,9 @@ func TestRealKafkaOAuthBearer(t *testing.T) {
 
 // TestRealKafkaOAuthBearerWrongSecret: with a wrong client secret the
 // token endpoint refuses the client; with the topic's partitions known
-// the records are accepted and go to disk, and the log names the token
-// endpoint and says authentication failed. Restarted with the right
+// the records are accepted and go to disk, and the log says a batch was
+// not taken because OAUTHBEARER authentication failed, naming the token
+// endpoint and its answer (invalid_client). Restarted with the right
 // secret, every record is delivered once.
 func TestRealKafkaOAuthBearerWrongSecret(t *testing.T) {
 	c := secure(t)
@@ -148,17 +149,7 @@ func TestRealKafkaOAuthBearerWrongSecret(t *testing.T) {
 		}
 	}
 	requireStored(t, good.storage(), secPad, want, "wrong client secret")
-	if line := waitLog(log, 10*time.Second, tokenURL, "authentication"); line == "" {
-		t.Errorf("no log line names the token endpoint %s and says authentication", tokenURL)
-		if line := findLine(log, tokenURL); line != "" {
-			t.Logf("a line naming the token endpoint: %s", line)
-		}
-	} else {
-		t.Logf("log: %s", line)
-	}
-	if line := findLine(log, "kafka did not take a batch"); line != "" {
-		t.Logf("log: %s", line)
-	}
+	requireLogLines(t, log, []string{"kafka did not take a batch", "authentication", "OAUTHBEARER", tokenURL, "invalid_client"})
 	if r := c.OIDC().Refused() - refused0; r == 0 {
 		t.Errorf("the token endpoint refused no request")
 	} else {
@@ -214,7 +205,8 @@ func TestRealKafkaKerberos(t *testing.T) {
 // whose key was replaced since (an old kvno) and a principal the KDC does
 // not know cannot log in; on a first start (no partition counts known)
 // requests are refused to the client, and the refusal or the log names
-// Kerberos and the principal. No record is lost: each is refused or on
+// Kerberos, the principal and the cause (no key for it in the keytab, the
+// KDC's PREAUTH_FAILED, CLIENT_NOT_FOUND). No record is lost: each is refused or on
 // disk.
 func TestRealKafkaKerberosRefused(t *testing.T) {
 	c := secure(t)
@@ -233,11 +225,12 @@ func TestRealKafkaKerberosRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name, principal string
 		kerberos        map[string]any
+		cause           string // what gokrb5 or the KDC says
 	}{
 		{"other_principals_keytab", realkafka.KerberosUser,
-			map[string]any{"use_keytab": true, "username": realkafka.KerberosUser, "keytab_file": other}},
-		{"old_kvno", "dave", map[string]any{"use_keytab": true, "username": "dave", "keytab_file": stale}},
-		{"unknown_principal", "nobody", map[string]any{"use_keytab": false, "username": "nobody", "password": "x"}},
+			map[string]any{"use_keytab": true, "username": realkafka.KerberosUser, "keytab_file": other}, "matching key not found in keytab"},
+		{"old_kvno", "dave", map[string]any{"use_keytab": true, "username": "dave", "keytab_file": stale}, "PREAUTH_FAILED"},
+		{"unknown_principal", "nobody", map[string]any{"use_keytab": false, "username": "nobody", "password": "x"}, "CLIENT_NOT_FOUND"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -248,18 +241,19 @@ func TestRealKafkaKerberosRefused(t *testing.T) {
 			s := dial(t, col.otlp, 30, secPad)
 			l := newLedger(t)
 			refusals := l.send(s, 0, 500, 100)
+			principal := tc.principal + "@" + k.Realm()
 			named := func(text string) bool {
 				low := strings.ToLower(text)
-				return strings.Contains(low, "kerberos") && strings.Contains(low, strings.ToLower(tc.principal))
+				return strings.Contains(low, "kerberos") && strings.Contains(text, principal) && strings.Contains(text, tc.cause)
 			}
 			switch {
 			case l.lastErr != nil && named(l.lastErr.Error()):
 				t.Logf("refusal: %v", l.lastErr)
 			default:
-				if line := waitLog(log, 20*time.Second, "kerberos", tc.principal); line != "" {
+				if line := waitLog(log, 20*time.Second, "kerberos", principal, tc.cause); line != "" {
 					t.Logf("log: %s", line)
 				} else {
-					t.Errorf("neither the refusal (%v) nor a log line names Kerberos and %s", l.lastErr, tc.principal)
+					t.Errorf("neither the refusal (%v) nor a log line names Kerberos, %s and %q", l.lastErr, principal, tc.cause)
 				}
 			}
 			if refusals != 5 {
