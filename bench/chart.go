@@ -180,7 +180,15 @@ func pacedChartRow(r report, encodings []string, floor *floorCost) ([]*plot.Plot
 	if rate == 0 {
 		return nil, nil
 	}
-	systems := []string{sysOursDefaults, sysContrib}
+	var systems []string
+	for _, sys := range []string{sysOursDefaults, sysOursPerKey, sysContrib} {
+		for _, res := range r.results {
+			if res.Spec.Rate == rate && res.Spec.System == sys {
+				systems = append(systems, sys)
+				break
+			}
+		}
+	}
 	var row []*plot.Plot
 	for _, enc := range encs {
 		p := plot.New()

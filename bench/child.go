@@ -175,6 +175,8 @@ func newSystem(name string) (system, error) {
 		return &exporterSystem{kind: sysContribPerRecord}, nil
 	case sysOursDefaults:
 		return &exporterSystem{kind: sysOursDefaults}, nil
+	case sysOursPerKey:
+		return &exporterSystem{kind: sysOursPerKey}, nil
 	case sysJava:
 		return &javaSystem{}, nil
 	case sysJavaTuned:

@@ -6,6 +6,7 @@
 //	cd bench && go run .                      # full run (make bench)
 //	cd bench && go run . -quick               # smoke run
 //	cd bench && go run . -brokers devbroker   # one broker
+//	cd bench && go run . -scenarios paced -out /tmp/b.md -chart /tmp/b.png -results /tmp/b.json   # the everyday load only
 //
 // Each system runs in its own child process (this binary re-executed with
 // -child), so CPU time, peak RSS and allocations are that system's alone.
@@ -27,6 +28,8 @@
 //     peak-RSS-under-saturation row, and the keyed many-partition runs).
 //   - contrib-per-record: contrib fed one record per call, so its
 //     otlp_proto messages hold one record each, like ours.
+//   - kafkabatcher-per-key: this exporter with message_per: key, so its
+//     otlp_proto messages hold a call's records, like contrib's.
 //   - java-tuned: the Java client with 1 MiB batches and linger.ms 10, the
 //     JVM client's ceiling on the same broker.
 //   - floor: the paced scenarios' receiving path with the collector's nop
@@ -431,7 +434,7 @@ type plan struct {
 }
 
 // pacedSystems are the systems of the paced scenarios, in table order.
-var pacedSystems = []string{sysOursDefaults, sysContrib, sysFloor}
+var pacedSystems = []string{sysOursDefaults, sysOursPerKey, sysContrib, sysFloor}
 
 // plans lists the scenarios of one broker: every shape and encoding with
 // every system that makes sense for it, then the keyed runs.
@@ -448,8 +451,8 @@ func plans(o options, brokerName string) []plan {
 		for _, enc := range o.encodings {
 			var sys []string
 			for _, s := range o.systems {
-				if s == sysContribPerRecord && enc == "raw" {
-					continue // raw is one message per record already
+				if (s == sysContribPerRecord || s == sysOursPerKey) && enc != "otlp_proto" {
+					continue // raw is one message per record already; message_per: key is OTLP's
 				}
 				if s == sysOursDefaults || s == sysFloor {
 					continue // their own scenarios below
@@ -473,14 +476,14 @@ func plans(o options, brokerName string) []plan {
 	}
 	// The everyday load: fixed rates, defaults, and the floor.
 	if slices.Contains(o.pacedBrokers, brokerName) && slices.Contains(o.scenarios, scenPaced) {
-		var sys []string
-		for _, s := range pacedSystems {
-			if slices.Contains(o.systems, s) {
-				sys = append(sys, s)
-			}
-		}
 		for _, rate := range o.rates {
 			for _, enc := range o.encodings {
+				var sys []string
+				for _, s := range pacedSystems {
+					if slices.Contains(o.systems, s) && (s != sysOursPerKey || enc == "otlp_proto") {
+						sys = append(sys, s)
+					}
+				}
 				if len(sys) > 0 {
 					out = append(out, plan{shape: "200B", encoding: enc, records: pacedRecords(rate, o.pacedSeconds, o.perCall),
 						partitions: partitions, rate: rate, systems: sys})
@@ -620,7 +623,7 @@ func runOne(ctx context.Context, exe string, adm *kadm.Client, b broker.Broker, 
 	var rb *readBack
 	if spec.Rate > 0 && spec.System != sysFloor {
 		var err error
-		if rb, err = startReadBack(ctx, b.Bootstrap(), spec.Topic); err != nil {
+		if rb, err = startReadBack(ctx, b.Bootstrap(), spec.Topic, spec.Partitions); err != nil {
 			return runResult{}, err
 		}
 		defer func() {
@@ -677,7 +680,7 @@ func runOne(ctx context.Context, exe string, adm *kadm.Client, b broker.Broker, 
 	switch {
 	case spec.System == sysContribPerRecord:
 		want = int64(res.Records + 1)
-	case strings.HasPrefix(spec.System, sysContrib) && spec.Encoding != "raw":
+	case (strings.HasPrefix(spec.System, sysContrib) || spec.System == sysOursPerKey) && spec.Encoding != "raw":
 		want = int64((res.Records + spec.PerCall) / spec.PerCall)
 	}
 	deadline := time.Now().Add(15 * time.Second)

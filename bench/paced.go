@@ -131,21 +131,32 @@ func stamps(v []byte, fn func(time.Time)) {
 // on; stop returns the latency of every stamped record read, from its stamp
 // to the fetch that returned it.
 type readBack struct {
-	cl     *kgo.Client
-	cancel context.CancelFunc
-	done   chan struct{}
-	mu     sync.Mutex
-	lat    []time.Duration
-	err    error
+	cl       *kgo.Client
+	cancel   context.CancelFunc
+	done     chan struct{}
+	mu       sync.Mutex
+	lat      []time.Duration
+	err      error
+	sentinel int // sentinel records read
 }
 
-func startReadBack(ctx context.Context, brokers []string, topic string) (*readBack, error) {
+// readBackSentinel is the value of the records startReadBack writes to
+// every partition before the run: once it has read them all, the consumer
+// fetches from every partition, so the run's first records do not wait for
+// its metadata (which, for a topic just created, can take a second).
+const readBackSentinel = "bench-readback-sentinel"
+
+// startReadBack starts reading topic and returns once it has read a
+// sentinel record from each of its partitions.
+func startReadBack(ctx context.Context, brokers []string, topic string, partitions int32) (*readBack, error) {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(brokers...),
 		kgo.ClientID("bench-readback"),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(200*time.Millisecond),
+		kgo.DefaultProduceTopic(topic),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 	)
 	if err != nil {
 		return nil, err
@@ -161,10 +172,16 @@ func startReadBack(ctx context.Context, brokers []string, topic string) (*readBa
 				return
 			}
 			var lat []time.Duration
+			sentinels := 0
 			fs.EachRecord(func(r *kgo.Record) {
+				if string(r.Value) == readBackSentinel {
+					sentinels++
+					return
+				}
 				stamps(r.Value, func(at time.Time) { lat = append(lat, now.Sub(at)) })
 			})
 			rb.mu.Lock()
+			rb.sentinel += sentinels
 			rb.lat = append(rb.lat, lat...)
 			fs.EachError(func(_ string, _ int32, err error) {
 				if rb.err == nil {
@@ -174,7 +191,25 @@ func startReadBack(ctx context.Context, brokers []string, topic string) (*readBa
 			rb.mu.Unlock()
 		}
 	}()
-	return rb, nil
+	for p := range partitions {
+		r := &kgo.Record{Partition: p, Value: []byte(readBackSentinel)}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			rb.stop(0, 0)
+			return nil, fmt.Errorf("read back: sentinel: %w", err)
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		rb.mu.Lock()
+		n := rb.sentinel
+		rb.mu.Unlock()
+		if n >= int(partitions) {
+			return rb, nil
+		}
+		if time.Now().After(deadline) {
+			rb.stop(0, 0)
+			return nil, fmt.Errorf("read back: %d of %d sentinel records read in 30s", n, partitions)
+		}
+	}
 }
 
 func (rb *readBack) count() int {

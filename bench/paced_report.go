@@ -110,7 +110,7 @@ func (r report) floorMarkdown() string {
 			if !ok {
 				continue
 			}
-			for _, sys := range []string{sysOursDefaults, sysContrib} {
+			for _, sys := range []string{sysOursDefaults, sysOursPerKey, sysContrib} {
 				if res, ok := r.find(s, sys); ok {
 					rows = append(rows, fmt.Sprintf("| %s | %s | %s, share at %s records/s | %.2f | %.0f× |",
 						s.broker, s.encoding, sys, thousands(s.rate), share(res, floor), 1000*share(res, floor)/f.totalNs()))

@@ -161,6 +161,9 @@ var targets = []target{
 	{ours: sysOurs, peer: sysContrib, metric: "cpu", want: 0.5, text: "CPU/record ≤ 0.5× contrib"},
 	{ours: sysOurs, peer: sysContribPerRecord, metric: "rate", want: 2, text: "records/s ≥ 2× contrib, one record per message (like for like)"},
 	{ours: sysOurs, peer: sysContribPerRecord, metric: "cpu", want: 0.5, text: "CPU/record ≤ 0.5× contrib, one record per message"},
+	{ours: sysOursPerKey, peer: sysContrib, metric: "cpu", want: 0.5, text: "CPU/record ≤ 0.5× contrib at equal records per message (message_per: key)"},
+	{ours: sysOursPerKey, peer: sysContrib, metric: "share", want: 0.5, rate: 20_000,
+		text: "everyday load (20,000 records/s, defaults), message_per: key: exporter share of CPU/record ≤ 0.5× contrib"},
 	{ours: sysOursSync, peer: sysContribSync, metric: "rate", want: 1, text: "sync: records/s ≥ 1× contrib-sync"},
 	{ours: sysOursSync, peer: sysContribSync, metric: "cpu", want: 1, text: "sync: CPU/record ≤ 1× contrib-sync"},
 	{ours: sysOursDefaults, peer: sysContrib, metric: "rss", want: 1, text: "peak RSS under saturation, defaults ≤ 1× contrib"},
@@ -264,7 +267,7 @@ func (r report) outcomes() []outcome {
 
 // ratioPairs are the ratio rows under every table.
 var ratioPairs = [][2]string{
-	{sysOurs, sysContrib}, {sysOurs, sysContribPerRecord}, {sysOursSync, sysContribSync}, {sysOursDefaults, sysContrib},
+	{sysOurs, sysContrib}, {sysOurs, sysContribPerRecord}, {sysOursPerKey, sysContrib}, {sysOursSync, sysContribSync}, {sysOursDefaults, sysContrib},
 	{sysOurs, sysSarama}, {sysOurs, sysFranz}, {sysOurs, sysJava}, {sysOurs, sysJavaTuned},
 }
 
@@ -390,6 +393,7 @@ func (r report) markdown() string {
 	w("- **kafkabatcher**: this exporter through `NewFactory().CreateLogs` with `exportertest.NewNopSettings` and an OpenTelemetry SDK meter provider (ManualReader) to read its own metrics, `delivery: async` (ConsumeLogs returns once the records are in an accumulator), `batch.max_wait: 100ms`.\n")
 	w("- **kafkabatcher-sync**: the same with `delivery: sync` (ConsumeLogs returns when Kafka acknowledged its records), `batch.size` %d and `max_wait: 100ms`; a sync call's partitions are cut once it has added its records (flush reason `call`), so it waits for neither.\n", o.syncBatch)
 	w("- **kafkabatcher-defaults**: this exporter with nothing set but brokers, topic, encoding and the scratch directory (and `key_from` in the keyed runs). It runs in the saturation scenarios (%d records, enough to fill the default `max_pending_bytes` of 64 MiB several times; the callers always outrun Kafka, so the exporter sits at the bound) against contrib on the same load: the peak RSS an operator sizes a memory limit by; and in the keyed runs. In the saturation runs every ConsumeLogs call, of both systems, gets a copy of its request of its own, as a receiver hands over what it decoded, so an exporter that queues references to requests holds their memory as it would in a collector.\n", o.saturationRecords)
+	w("- **kafkabatcher-per-key** (otlp_proto only): kafkabatcher with `message_per: key`: the records of a call that share resource, scope and key (there is no key here) go in one OTLP message, so its messages hold %d records, as contrib's do (in the paced scenarios: the defaults with `message_per: key`).\n", o.perCall)
 	w("- **contrib**: the contrib kafka exporter through its factory with its default `sending_queue` (10 consumers, no batching), `block_on_overflow: true` so nothing is dropped.\n")
 	w("- **contrib-sync**: the same with `sending_queue: {enabled: false}`: ConsumeLogs returns after franz-go's ProduceSync.\n")
 	w("- **contrib-per-record** (otlp_proto only): contrib as above fed the same records one per ConsumeLogs call, so each of its Kafka messages holds one record, as ours do: the like-for-like otlp_proto row.\n")
@@ -409,7 +413,7 @@ func (r report) markdown() string {
 	}
 	w("Exporter configuration (collector YAML; brokers, topic and directory are set per run):\n\n```yaml\n")
 	dummy := runSpec{Brokers: []string{"127.0.0.1:PORT"}, Topic: "bench_NNN", Encoding: "raw | otlp_proto", Dir: "<scratch>"}
-	for _, k := range []string{sysOurs, sysOursSync, sysOursDefaults, sysContrib, sysContribSync} {
+	for _, k := range []string{sysOurs, sysOursSync, sysOursDefaults, sysOursPerKey, sysContrib, sysContribSync} {
 		y, _ := yaml.Marshal(map[string]any{k: exporterConfig(k, dummy)})
 		b.Write(y)
 	}
@@ -430,6 +434,9 @@ func (r report) markdown() string {
 	w("cd bench && go run .%s   # this run\n", argString(o.args))
 	w("cd bench && go run . -quick     # smoke run, 10x fewer records\n")
 	w("cd bench && go run . -brokers devbroker,kafka-3 -systems kafkabatcher,contrib,java   # a subset\n")
+	w("cd bench && go run . -scenarios paced -brokers devbroker,kafka-1 -paced-brokers devbroker,kafka-1 -out /tmp/b.md -chart /tmp/b.png -results /tmp/b.json   # the everyday load only (a partial report)\n")
+	w("cd bench && go run . -scenarios throughput -brokers kafka-1,kafka-3 -systems kafkabatcher,java,java-tuned -out /tmp/b.md -chart /tmp/b.png -results /tmp/b.json   # against the tuned Java producer\n")
+	w("cd bench && go test -run '^$' -bench Floor .   # what a record costs at best, part by part\n")
 	w("cd bench && go run . -render results.json   # the report and chart again from the saved figures (after NOTES.md changed)\n")
 	w("cd bench && go run . -brokers devbroker -systems kafkabatcher -cpuprofile-dir /tmp/prof -heapprofile-dir /tmp/heap -out /tmp/b.md -chart /tmp/b.png\n")
 	w("go tool pprof -top /tmp/prof/devbroker_kafkabatcher_200B_raw_p6_0.pprof\n")

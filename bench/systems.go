@@ -44,9 +44,15 @@ const (
 	// encoding and the scratch directory configured: the defaults an
 	// operator sizes a memory limit by.
 	sysOursDefaults = "kafkabatcher-defaults"
+	// sysOursPerKey is this exporter with message_per: key (otlp_proto
+	// only): the records of a call that share resource, scope and key (none
+	// here) go in one message, as many per message as contrib's. In the
+	// throughput scenarios it has kafkabatcher's settings, in the paced ones
+	// the defaults.
+	sysOursPerKey = "kafkabatcher-per-key"
 )
 
-var allSystems = []string{sysOurs, sysOursSync, sysOursDefaults, sysContrib, sysContribSync, sysContribPerRecord, sysSarama, sysFranz, sysJava, sysJavaTuned, sysFloor}
+var allSystems = []string{sysOurs, sysOursSync, sysOursDefaults, sysOursPerKey, sysContrib, sysContribSync, sysContribPerRecord, sysSarama, sysFranz, sysJava, sysJavaTuned, sysFloor}
 
 // keyAttribute is the record attribute that holds a keyed run's key.
 const keyAttribute = "client.id"
@@ -86,6 +92,14 @@ func exporterConfig(kind string, spec runSpec) map[string]any {
 		brokers[i] = b
 	}
 	switch kind {
+	case sysOursPerKey:
+		base := sysOurs
+		if spec.Rate > 0 {
+			base = sysOursDefaults
+		}
+		c := exporterConfig(base, spec)
+		c["message_per"] = "key"
+		return c
 	case sysOursDefaults:
 		c := map[string]any{
 			"brokers":      brokers,
@@ -151,7 +165,7 @@ type exporterSystem struct {
 
 func (s *exporterSystem) prepare(ctx context.Context, spec runSpec) (func(context.Context) (sendStats, error), error) {
 	var f exporter.Factory
-	ours := s.kind == sysOurs || s.kind == sysOursSync || s.kind == sysOursDefaults
+	ours := s.kind == sysOurs || s.kind == sysOursSync || s.kind == sysOursDefaults || s.kind == sysOursPerKey
 	switch {
 	case ours:
 		f = kafkabatcher.NewFactory()
