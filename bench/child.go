@@ -9,6 +9,7 @@ import (
 	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -92,7 +93,13 @@ type runResult struct {
 	// NoAllocs is set when allocations are not known (java).
 	NoAllocs bool `json:"no_allocs,omitempty"`
 
-	MaxRSSKiB int64  `json:"max_rss_kib"` // driver: peak RSS of the child
+	// HWMKiB is the child's own peak RSS (VmHWM of /proc/self/status at
+	// its end). The driver's maxrss of the child is at least the driver's
+	// RSS when it started the child (Linux keeps the exec'ing process's
+	// high-water mark, and Go starts children with vfork semantics, so
+	// that is the driver's), so peakRSSMiB prefers this.
+	HWMKiB    int64  `json:"hwm_kib,omitempty"`
+	MaxRSSKiB int64  `json:"max_rss_kib"` // driver: peak RSS of the child (maxrss, see HWMKiB)
 	InTopic   int64  `json:"in_topic"`    // driver: Kafka messages the topic holds after the run
 	Wall      int64  `json:"wall_ns"`     // driver: the child's whole life
 	LoadAvg   string `json:"load_avg"`    // driver: /proc/loadavg after the run
@@ -107,7 +114,28 @@ type runResult struct {
 // peakRSSMiB is the peak RSS of the process that sent the records: the
 // child's, or the JVM's it ran.
 func (r runResult) peakRSSMiB() float64 {
-	return float64(max(r.MaxRSSKiB, r.ChildMaxRSSKiB)) / 1024
+	own := r.MaxRSSKiB
+	if r.HWMKiB > 0 {
+		own = r.HWMKiB
+	}
+	return float64(max(own, r.ChildMaxRSSKiB)) / 1024
+}
+
+// vmHWMKiB is this process's peak RSS (VmHWM), 0 if unknown.
+func vmHWMKiB() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			var kib int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kib); err == nil {
+				return kib
+			}
+		}
+	}
+	return 0
 }
 
 func (r runResult) recordsPerSec() float64 {
@@ -263,6 +291,7 @@ func runChild(specJSON string) error {
 		PeakHeapBytes:   peakHeap,
 		PeakSampledRSS:  peakRSS,
 		MaxPendingBytes: st.maxPendingBytes,
+		HWMKiB:          vmHWMKiB(),
 	}
 	if st.external != nil {
 		// The records went through another process: its figures.

@@ -731,13 +731,14 @@ func median(all []runResult) (runResult, bool) {
 		slices.Sort(s)
 		return s[len(s)/2]
 	}
-	var rate, cpu, mallocs, bytes, rss, heap, crss []float64
+	var rate, cpu, mallocs, bytes, rss, hwm, heap, crss []float64
 	for _, r := range rs {
 		rate = append(rate, r.recordsPerSec())
 		cpu = append(cpu, float64(r.CPUNs))
 		mallocs = append(mallocs, float64(r.Mallocs))
 		bytes = append(bytes, float64(r.AllocBytes))
 		rss = append(rss, float64(r.MaxRSSKiB))
+		hwm = append(hwm, float64(r.HWMKiB))
 		heap = append(heap, float64(r.PeakHeapBytes))
 		crss = append(crss, float64(r.ChildMaxRSSKiB))
 	}
@@ -753,6 +754,7 @@ func median(all []runResult) (runResult, bool) {
 	out.Mallocs = uint64(mid(mallocs))
 	out.AllocBytes = uint64(mid(bytes))
 	out.MaxRSSKiB = int64(mid(rss))
+	out.HWMKiB = int64(mid(hwm))
 	out.PeakHeapBytes = uint64(mid(heap))
 	out.ChildMaxRSSKiB = int64(mid(crss))
 	out.Repeats, out.FailedRepeats = len(rs), len(all)-len(rs)

@@ -319,7 +319,7 @@ func (r report) markdown() string {
 	w("(for the asynchronous exporters, until Shutdown returned, which waits for every acknowledgement). ")
 	w("CPU µs/record: user+system time of the whole child process in the window (getrusage), every goroutine included; for java the JVM's own process CPU time over its window. ")
 	w("allocs and bytes/record: runtime.MemStats Mallocs and TotalAlloc in the window (not known for java). ")
-	w("Peak RSS: the child's maxrss over its life (records built, client, run); for java the JVM's (-Xmx%s). ", javaHeap)
+	w("Peak RSS: the child's own peak RSS over its life (VmHWM at its end: records built, client, run; the maxrss wait4 gives for a child also counts the driver's RSS when it started the child, which Linux carries over the exec); for java the JVM's maxrss (-Xmx%s). ", javaHeap)
 	w("Peak heap: the largest `/memory/classes/heap/objects:bytes` a 10 ms sampler saw in the window (Go heap objects, live or not yet swept). ")
 	w("Latency: from the call to the broker's acknowledgement, per ConsumeLogs call for the sync exporters, per record for the raw clients and java; ")
 	w("for kafkabatcher async it is read from the exporter's own `otelcol_kafkabatcher_delivery_latency` histogram ")
