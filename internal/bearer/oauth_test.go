@@ -68,16 +68,11 @@ func (ts *tokenServer) count() int {
 	return ts.issued
 }
 
-// clock is a settable time source.
-type clock struct{ t time.Time }
-
-func (c *clock) now() time.Time { return c.t }
-
 func TestClientCredentialsReusesATokenForHalfItsLifetime(t *testing.T) {
 	ts := newTokenServer(t, "s3cret", 30*time.Second)
 	// oauth2 computes the expiry from the wall clock; the cache judges it
 	// against its own clock, which starts at the wall clock's now.
-	clk := &clock{t: time.Now()}
+	clk := &fakeClock{t: time.Now()}
 	src := NewClientCredentials(ClientCredentialsConfig{
 		TokenURL: ts.URL, ClientID: "agent", ClientSecret: "s3cret",
 		Scopes: []string{"kafka"}, EndpointParams: url.Values{"audience": {"cluster-1"}}, Now: clk.now,
@@ -94,7 +89,7 @@ func TestClientCredentialsReusesATokenForHalfItsLifetime(t *testing.T) {
 		{14 * time.Second, "tok-2"}, // 14 s into tok-2
 		{2 * time.Second, "tok-3"},
 	} {
-		clk.t = clk.t.Add(step.advance)
+		clk.advance(step.advance)
 		got, err := src.Token(ctx)
 		if err != nil {
 			t.Fatalf("step %d: %v", i, err)
