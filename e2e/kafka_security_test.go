@@ -56,6 +56,40 @@ func TestRealKafkaSecuritySASL(t *testing.T) {
 	}
 }
 
+// TestRealKafkaSASLOverTLS produces through the SASL_SSL listener, the
+// shape of the managed services' endpoints: PLAIN (Confluent Cloud's API
+// keys), SCRAM-SHA-512 (AWS MSK's SCRAM) and PLAIN as Azure Event Hubs
+// takes it, the user the literal $ConnectionString and the password a
+// connection string from the environment, both through the collector's
+// own config expansion. Every record arrives once, in order.
+func TestRealKafkaSASLOverTLS(t *testing.T) {
+	c := secure(t)
+	for _, tc := range []struct {
+		name, mech, user, pass string
+	}{
+		{"PLAIN", "PLAIN", "alice", realkafka.Users["alice"]},
+		{"SCRAM-SHA-512", "SCRAM-SHA-512", "alice", realkafka.Users["alice"]},
+		{"EventHubsConnectionString", "PLAIN", realkafka.EventHubsUser, "${env:EVENTHUBS_CONNECTION_STRING}"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("EVENTHUBS_CONNECTION_STRING", realkafka.EventHubsConnectionString)
+			e := newEnv(t)
+			name := newTopic(t, c, 3, nil)
+			conf := e.kafkaConfig(c, name)
+			conf.set("brokers", c.SASLSSLBootstrap())
+			conf.set("tls", map[string]any{"ca_file": c.CAFile()})
+			conf.set("auth.sasl", map[string]any{"mechanism": tc.mech, "username": tc.user, "password": tc.pass})
+			l := newLedger(t)
+			const n = 2000
+			_, recs := e.sendAndRead(t, c, conf, l, name, 0, n, secPad, time.Second)
+			checkExactlyOnce(t, recs, seqRange(0, n))
+			checkOrder(t, recs)
+			l.settle(recs, conf.storage())
+			t.Logf("%s over TLS as %s: %d records sent, %d read back", tc.mech, tc.user, n, len(recs))
+		})
+	}
+}
+
 // TestRealKafkaSecurityTLS produces through the SSL listener with the
 // broker's CA, then with a CA that did not sign the broker's certificate:
 // on a first start (no partition counts known) requests are refused with

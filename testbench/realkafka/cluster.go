@@ -34,8 +34,9 @@ type Options struct {
 	// sends crosses it. Inter-broker traffic does not.
 	Proxy bool
 	// Security adds a SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256,
-	// SCRAM-SHA-512; users Users), an SSL listener with a keytool-made
-	// certificate (CAFile), an OAUTHBEARER listener (OAuthBootstrap) that
+	// SCRAM-SHA-512; users Users, and EventHubsUser with PLAIN), an SSL
+	// listener with a keytool-made certificate (CAFile), a SASL_SSL listener
+	// (SASLSSLBootstrap: the SASL_PLAINTEXT logins over that TLS), an OAUTHBEARER listener (OAuthBootstrap) that
 	// verifies JWTs of an OIDC test server (OIDC), a GSSAPI listener
 	// (KerberosBootstrap) with an MIT KDC (KDC), and the StandardAuthorizer.
 	// The PLAINTEXT listener's ANONYMOUS principal, the user "alice" (SASL
@@ -55,6 +56,15 @@ type Options struct {
 // for every mechanism.
 var Users = map[string]string{"alice": "alice-secret", "bob": "bob-secret"}
 
+// EventHubsUser is a PLAIN user named as Azure Event Hubs names the one
+// of every Kafka client, whose password is EventHubsConnectionString; a
+// super user. SCRAM does not know it (the format tool's --add-scram
+// cannot take a password with ',' or '=').
+const (
+	EventHubsUser             = "$ConnectionString"
+	EventHubsConnectionString = "Endpoint=sb://kafkabatcher-test.servicebus.windows.net/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=c2VjcmV0LWtleS1mb3ItdGVzdHM="
+)
+
 // Cluster is a running Kafka cluster.
 type Cluster struct {
 	dist  *Dist
@@ -68,16 +78,17 @@ type Cluster struct {
 
 // Node is one Kafka process of a cluster.
 type Node struct {
-	ID         int
-	dir        string
-	props      string
-	logPath    string
-	clientAddr string // PLAINTEXT listener, as advertised (the proxy's with Options.Proxy)
-	brokerAddr string // PLAINTEXT listener itself
-	saslAddr   string
-	sslAddr    string
-	oauthAddr  string // OAUTHBEARER listener (SASL_PLAINTEXT)
-	krbAddr    string // GSSAPI listener (SASL_PLAINTEXT), bound on 127.0.0.1
+	ID          int
+	dir         string
+	props       string
+	logPath     string
+	clientAddr  string // PLAINTEXT listener, as advertised (the proxy's with Options.Proxy)
+	brokerAddr  string // PLAINTEXT listener itself
+	saslAddr    string
+	sslAddr     string
+	saslSSLAddr string // SASL_SSL listener
+	oauthAddr   string // OAUTHBEARER listener (SASL_PLAINTEXT)
+	krbAddr     string // GSSAPI listener (SASL_PLAINTEXT), bound on 127.0.0.1
 	// krbAdvertised is the GSSAPI listener as advertised: localhost, the
 	// host part of the brokers' service principal kafka/localhost.
 	krbAdvertised string
@@ -167,7 +178,7 @@ func (c *Cluster) layout() error {
 		if len(c.opts.ClientPorts) >= i {
 			client = c.opts.ClientPorts[i-1]
 		}
-		ports, err := FreePorts(7)
+		ports, err := FreePorts(8)
 		if err != nil {
 			return err
 		}
@@ -176,7 +187,7 @@ func (c *Cluster) layout() error {
 		}
 		n.brokerAddr = loopback(client)
 		n.clientAddr = n.brokerAddr
-		n.saslAddr, n.sslAddr = loopback(ports[1]), loopback(ports[2])
+		n.saslAddr, n.sslAddr, n.saslSSLAddr = loopback(ports[1]), loopback(ports[2]), loopback(ports[7])
 		n.oauthAddr, n.krbAddr = loopback(ports[5]), loopback(ports[6])
 		n.krbAdvertised = net.JoinHostPort("localhost", strconv.Itoa(ports[6]))
 		if c.proxy != nil {
@@ -228,6 +239,16 @@ func (c *Cluster) SASLBootstrap() []string {
 	out := make([]string, len(c.nodes))
 	for i, n := range c.nodes {
 		out[i] = n.saslAddr
+	}
+	return out
+}
+
+// SASLSSLBootstrap returns the SASL_SSL addresses (Options.Security): the
+// SASL logins over TLS with the certificate CAFile signs.
+func (c *Cluster) SASLSSLBootstrap() []string {
+	out := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		out[i] = n.saslSSLAddr
 	}
 	return out
 }

@@ -20,14 +20,14 @@ func (n *Node) writeConfig() error {
 	listeners := []string{"INTERNAL://" + n.internal, "CLIENT://" + n.brokerAddr, "CONTROLLER://" + n.controller}
 	advertised := []string{"INTERNAL://" + n.internal, "CLIENT://" + n.clientAddr, "CONTROLLER://" + n.controller}
 	if c.opts.Security {
-		listeners = append(listeners, "SASL_PLAINTEXT://"+n.saslAddr, "SSL://"+n.sslAddr,
+		listeners = append(listeners, "SASL_PLAINTEXT://"+n.saslAddr, "SSL://"+n.sslAddr, "SASL_SSL://"+n.saslSSLAddr,
 			"OAUTH://"+n.oauthAddr, "KERBEROS://"+n.krbAddr)
-		advertised = append(advertised, "SASL_PLAINTEXT://"+n.saslAddr, "SSL://"+n.sslAddr,
+		advertised = append(advertised, "SASL_PLAINTEXT://"+n.saslAddr, "SSL://"+n.sslAddr, "SASL_SSL://"+n.saslSSLAddr,
 			"OAUTH://"+n.oauthAddr, "KERBEROS://"+n.krbAdvertised)
 	}
 	protocols := "CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,CLIENT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL"
 	if c.opts.Security {
-		protocols += ",OAUTH:SASL_PLAINTEXT,KERBEROS:SASL_PLAINTEXT"
+		protocols += ",SASL_SSL:SASL_SSL,OAUTH:SASL_PLAINTEXT,KERBEROS:SASL_PLAINTEXT"
 	}
 	p := []string{
 		"process.roles=broker,controller",
@@ -70,11 +70,16 @@ func (n *Node) writeConfig() error {
 		for _, u := range sortedUsers() {
 			plain += fmt.Sprintf(" user_%s=%q", u, Users[u])
 		}
+		plain += fmt.Sprintf(" user_%s=%q", EventHubsUser, EventHubsConnectionString)
+		scram := "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+		p = append(p, "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512")
+		for _, l := range []string{"sasl_plaintext", "sasl_ssl"} {
+			p = append(p,
+				"listener.name."+l+".plain.sasl.jaas.config="+plain+";",
+				"listener.name."+l+".scram-sha-256.sasl.jaas.config="+scram,
+				"listener.name."+l+".scram-sha-512.sasl.jaas.config="+scram)
+		}
 		p = append(p,
-			"sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
-			"listener.name.sasl_plaintext.plain.sasl.jaas.config="+plain+";",
-			"listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
-			"listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
 			"ssl.keystore.location="+filepath.Join(c.opts.Dir, keystoreName),
 			"ssl.keystore.type=PKCS12",
 			"ssl.keystore.password="+storePass,
@@ -115,7 +120,7 @@ logger.utils.level = warn
 // listener's ANONYMOUS, alice (SASL and Kerberos) and the OIDC client.
 func superUsers() []string {
 	out := []string{"User:ANONYMOUS"}
-	for _, u := range append([]string{"User:alice"}, authSuperUsers()...) {
+	for _, u := range append([]string{"User:alice", "User:" + EventHubsUser}, authSuperUsers()...) {
 		if !slices.Contains(out, u) {
 			out = append(out, u)
 		}
