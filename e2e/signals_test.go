@@ -478,11 +478,15 @@ func (c *cfg) readBack(brokers []string, topics signalTopics, enc string, sink *
 
 // roundTrip sends rich logs, spans and metrics through a collector whose
 // kafkabatcher writes them to Kafka in enc and whose kafka receiver reads
-// them back; what the sink receives must equal what was sent.
-func roundTrip(t *testing.T, e *env, brokers []string, topics signalTopics, enc string) {
+// them back; what the sink receives must equal what was sent. tweaks change
+// the collector's config before it starts.
+func roundTrip(t *testing.T, e *env, brokers []string, topics signalTopics, enc string, tweaks ...func(*cfg)) {
 	sink := newOTLPSink(t)
 	conf := e.signalsConfig(brokers, topics, enc)
 	conf.readBack(brokers, topics, enc, sink)
+	for _, tweak := range tweaks {
+		tweak(conf)
+	}
 	col := e.startCollector(conf)
 	cl := dialSignals(t, col.otlp)
 
