@@ -131,7 +131,7 @@ func (e *otlpEncoder) appendRecords(dst []byte, ld plog.Logs, items []msggroup.I
 }
 
 // appendRecords writes the LogsData of items from the pieces of the
-// request's wire bytes, as appendRecord does for one record: the
+// skeleton's wire bytes, as appendRecord does for one record: the
 // ResourceLogs' own fields around one ScopeLogs made of the scope's own
 // fields around the records.
 func (e *protoEncoder) appendRecords(dst []byte, ld plog.Logs, items []msggroup.Item) ([]byte, error) {
@@ -144,16 +144,19 @@ func (e *protoEncoder) appendRecords(dst []byte, ld plog.Logs, items []msggroup.
 	}
 	rl := e.rls[first.Resource]
 	sl := e.sls[rl.first+first.Scope]
+	lrs := ld.ResourceLogs().At(first.Resource).ScopeLogs().At(first.Scope).LogRecords()
 	slLen := spanLen(sl.pre) + spanLen(sl.suf)
+	e.recLens = e.recLens[:0]
 	for _, it := range items {
 		if it.Resource != first.Resource || it.Scope != first.Scope {
 			return dst, fmt.Errorf("records of resource %d scope %d and resource %d scope %d in one message",
 				first.Resource, first.Scope, it.Resource, it.Scope)
 		}
-		if it.Index >= sl.nChild {
+		if it.Index >= lrs.Len() {
 			return dst, fmt.Errorf("%w: no record %d in scope %d of resource %d", errUnexpectedWire, it.Index, it.Scope, it.Resource)
 		}
-		recLen := spanLen(e.lrs[sl.first+it.Index])
+		recLen := recordSize(lrs.At(it.Index))
+		e.recLens = append(e.recLens, recLen)
 		slLen += 1 + uvarintLen(recLen) + recLen
 	}
 	rlLen := spanLen(rl.pre) + 1 + uvarintLen(slLen) + slLen + spanLen(rl.suf)
@@ -166,11 +169,11 @@ func (e *protoEncoder) appendRecords(dst []byte, ld plog.Logs, items []msggroup.
 	dst = append(dst, 0x12) // ResourceLogs.scope_logs
 	dst = binary.AppendUvarint(dst, uint64(slLen))
 	dst = append(dst, w[sl.pre.off:sl.pre.end]...)
-	for _, it := range items {
-		rec := e.lrs[sl.first+it.Index]
+	for i, it := range items {
+		recLen := e.recLens[i]
 		dst = append(dst, 0x12) // ScopeLogs.log_records
-		dst = binary.AppendUvarint(dst, uint64(spanLen(rec)))
-		dst = append(dst, w[rec.off:rec.end]...)
+		dst = binary.AppendUvarint(dst, uint64(recLen))
+		dst = appendLogRecord(dst, lrs.At(it.Index))
 	}
 	dst = append(dst, w[sl.suf.off:sl.suf.end]...)
 	dst = append(dst, w[rl.suf.off:rl.suf.end]...)

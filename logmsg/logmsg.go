@@ -40,8 +40,9 @@
 //     URL) and the one LogRecord (grouped: the message's records), byte for
 //     byte what plog.ProtoMarshaler and plog.JSONMarshaler write for that
 //     LogsData, so any OTLP consumer (the contrib kafka receiver included)
-//     decodes it. For speed otlp_proto marshals the request once and
-//     assembles each value from the pieces of that output (a protobuf
+//     decodes it. For speed otlp_proto writes each record's bytes itself,
+//     as pdata does, between the resource's and scope's own fields taken
+//     from marshaling the request's resources and scopes once (a protobuf
 //     message is the concatenation of its fields); output it does not
 //     recognise makes it fall back to marshaling a copy of the message's
 //     records, which is what otlp_json always does.

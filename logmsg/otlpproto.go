@@ -9,21 +9,24 @@ import (
 )
 
 // protoEncoder writes otlp_proto values without building a LogsData per
-// record. It marshals the whole request once with plog.ProtoMarshaler,
-// finds in the wire bytes the spans of each ResourceLogs, ScopeLogs and
-// LogRecord, and writes each record's LogsData from those pieces: the
-// ResourceLogs' own fields (resource, schema URL) around one ScopeLogs made
-// of the scope's own fields around the one record. A protobuf message is the
+// record. It marshals, with plog.ProtoMarshaler, a skeleton of the request
+// (its resources and scopes, each scope with one empty record), finds in
+// those bytes each ResourceLogs' and ScopeLogs' own fields before and after
+// their children, and writes each record's LogsData from those pieces
+// around the record's own bytes (appendLogRecord). A protobuf message is the
 // concatenation of its fields, so this is byte for byte what
 // plog.ProtoMarshaler writes for the record's own LogsData (tested). If the
 // bytes ever hold something it does not expect, it falls back to copying
-// the record into a one-record LogsData.
+// the record into a one-record LogsData. Marshaling the skeleton rather
+// than the request keeps a request-sized buffer per call out of the heap.
 type protoEncoder struct {
 	marshaler plog.ProtoMarshaler
-	// marshalAll marshals the whole request; a field so tests can feed
-	// bytes laid out differently.
+	// marshalAll marshals the skeleton; a field so tests can feed bytes
+	// laid out differently.
 	marshalAll func(plog.Logs) ([]byte, error)
-	wire       []byte // the whole request
+	wire       []byte    // the skeleton's bytes
+	skel       plog.Logs // reused; cleared by end
+	recLens    []int     // record sizes of one group
 	rls        []wireParent
 	sls        []wireParent
 	lrs        []span
@@ -31,7 +34,6 @@ type protoEncoder struct {
 	slSpans    []span     // scratch for index
 	cur        wireParent // current ScopeLogs
 	rl         wireParent // its ResourceLogs
-	next       int        // index in lrs of the next record
 
 	fallback *otlpEncoder // nil unless the wire bytes were not understood
 	slow     *otlpEncoder // reused fallback encoder
@@ -58,22 +60,93 @@ func newOTLPProtoEncoder() encoder {
 
 func (e *protoEncoder) begin(ld plog.Logs) {
 	e.fallback = nil
-	wire, err := e.marshalAll(ld)
+	wire, err := e.marshalAll(e.fillSkeleton(ld))
 	if err == nil {
 		e.wire = wire
 		err = e.index(ld)
 	}
 	if err != nil {
 		// Not expected with pdata's marshaler; stay correct anyway.
-		if e.slow == nil {
-			e.slow = newOTLPEncoder(e.marshaler.MarshalLogs)
-		}
-		e.fallback = e.slow
+		e.useSlow()
 		e.wire = nil
 	}
 }
 
-// index fills rls, sls and lrs from wire and checks them against ld.
+func (e *protoEncoder) useSlow() {
+	if e.slow == nil {
+		e.slow = newOTLPEncoder(e.marshaler.MarshalLogs)
+	}
+	e.fallback = e.slow
+}
+
+// fillSkeleton makes e.skel a copy of ld's resources and scopes, each scope
+// with one empty record in place of its records. It reuses the last call's
+// skeleton: of a request of the usual shape only attribute values are
+// copied anew.
+func (e *protoEncoder) fillSkeleton(ld plog.Logs) plog.Logs {
+	if e.skel == (plog.Logs{}) {
+		e.skel = plog.NewLogs()
+	}
+	rls, to := ld.ResourceLogs(), e.skel.ResourceLogs()
+	resize(to, rls.Len())
+	for i := 0; i < rls.Len(); i++ {
+		rl, rto := rls.At(i), to.At(i)
+		rl.Resource().CopyTo(rto.Resource())
+		rto.SetSchemaUrl(rl.SchemaUrl())
+		sls, sto := rl.ScopeLogs(), rto.ScopeLogs()
+		resize(sto, sls.Len())
+		for j := 0; j < sls.Len(); j++ {
+			sl, slto := sls.At(j), sto.At(j)
+			sl.Scope().CopyTo(slto.Scope())
+			slto.SetSchemaUrl(sl.SchemaUrl())
+			if slto.LogRecords().Len() == 0 {
+				slto.LogRecords().AppendEmpty()
+			}
+		}
+	}
+	return e.skel
+}
+
+// clearSkeleton drops what the skeleton copied of the request.
+func (e *protoEncoder) clearSkeleton() {
+	if e.skel == (plog.Logs{}) {
+		return
+	}
+	rls := e.skel.ResourceLogs()
+	for i := 0; i < rls.Len(); i++ {
+		rl := rls.At(i)
+		rl.Resource().Attributes().Clear()
+		rl.SetSchemaUrl("")
+		sls := rl.ScopeLogs()
+		for j := 0; j < sls.Len(); j++ {
+			sc := sls.At(j).Scope()
+			sc.SetName("")
+			sc.SetVersion("")
+			sc.Attributes().Clear()
+			sls.At(j).SetSchemaUrl("")
+		}
+	}
+}
+
+// resize makes s n elements long, keeping the first ones.
+func resize[S interface {
+	Len() int
+	EnsureCapacity(int)
+	RemoveIf(func(E) bool)
+	AppendEmpty() E
+}, E any](s S, n int) {
+	if s.Len() > n {
+		i := 0
+		s.RemoveIf(func(E) bool { i++; return i > n })
+	}
+	s.EnsureCapacity(n)
+	for s.Len() < n {
+		s.AppendEmpty()
+	}
+}
+
+// index fills rls, sls and lrs from wire and checks them against ld's
+// skeleton.
 func (e *protoEncoder) index(ld plog.Logs) error {
 	e.rls, e.sls, e.lrs = e.rls[:0], e.sls[:0], e.lrs[:0]
 	e.rlSpans = e.rlSpans[:0]
@@ -99,14 +172,14 @@ func (e *protoEncoder) index(ld plog.Logs) error {
 		}
 		rl.first = len(e.sls)
 		e.rls = append(e.rls, rl)
-		for j, ss := range e.slSpans {
+		for _, ss := range e.slSpans {
 			first := len(e.lrs)
 			sl, err := splitChildren(e.wire, ss, 2, true, &e.lrs)
 			if err != nil {
 				return err
 			}
-			if n := sls.At(j).LogRecords().Len(); sl.nChild != n {
-				return fmt.Errorf("%w: %d log records, want %d", errUnexpectedWire, sl.nChild, n)
+			if sl.nChild != 1 {
+				return fmt.Errorf("%w: %d log records, want the skeleton's 1", errUnexpectedWire, sl.nChild)
 			}
 			sl.first = first
 			e.sls = append(e.sls, sl)
@@ -186,6 +259,7 @@ func splitChildren(wire []byte, s span, child int, own bool, children *[]span) (
 // end drops the request's bytes so the pooled encoder does not keep them.
 func (e *protoEncoder) end() {
 	e.wire = nil
+	e.clearSkeleton()
 	if e.fallback != nil {
 		e.fallback.end()
 	}
@@ -198,35 +272,37 @@ func (e *protoEncoder) startScope(i, j int, rl plog.ResourceLogs, sl plog.ScopeL
 	}
 	e.rl = e.rls[i]
 	e.cur = e.sls[e.rl.first+j]
-	e.next = e.cur.first
 }
 
 func (e *protoEncoder) appendRecord(dst []byte, lr plog.LogRecord) ([]byte, error) {
 	if e.fallback != nil {
 		return e.fallback.appendRecord(dst, lr)
 	}
-	if e.next >= e.cur.first+e.cur.nChild {
-		return dst, fmt.Errorf("%w: more records than marshaled", errUnexpectedWire)
-	}
-	rec := e.lrs[e.next]
-	e.next++
 	w := e.wire
-	recLen := rec.end - rec.off
+	// The record goes after room for the longest prefix; the prefix is
+	// written once the record's length is known, and both moved down.
+	start := len(dst)
+	room := 1 + binary.MaxVarintLen32 + spanLen(e.rl.pre) + 1 + binary.MaxVarintLen32 +
+		spanLen(e.cur.pre) + 1 + binary.MaxVarintLen32
+	dst = append(dst, make([]byte, room)...)
+	dst = appendLogRecord(dst, lr)
+	recLen := len(dst) - start - room
+	dst = append(dst, w[e.cur.suf.off:e.cur.suf.end]...)
+	dst = append(dst, w[e.rl.suf.off:e.rl.suf.end]...)
 	slLen := spanLen(e.cur.pre) + 1 + uvarintLen(recLen) + recLen + spanLen(e.cur.suf)
 	rlLen := spanLen(e.rl.pre) + 1 + uvarintLen(slLen) + slLen + spanLen(e.rl.suf)
 
-	dst = append(dst, 0x0a) // LogsData.resource_logs
-	dst = binary.AppendUvarint(dst, uint64(rlLen))
-	dst = append(dst, w[e.rl.pre.off:e.rl.pre.end]...)
-	dst = append(dst, 0x12) // ResourceLogs.scope_logs
-	dst = binary.AppendUvarint(dst, uint64(slLen))
-	dst = append(dst, w[e.cur.pre.off:e.cur.pre.end]...)
-	dst = append(dst, 0x12) // ScopeLogs.log_records
-	dst = binary.AppendUvarint(dst, uint64(recLen))
-	dst = append(dst, w[rec.off:rec.end]...)
-	dst = append(dst, w[e.cur.suf.off:e.cur.suf.end]...)
-	dst = append(dst, w[e.rl.suf.off:e.rl.suf.end]...)
-	return dst, nil
+	pre := dst[start:start]
+	pre = append(pre, 0x0a) // LogsData.resource_logs
+	pre = binary.AppendUvarint(pre, uint64(rlLen))
+	pre = append(pre, w[e.rl.pre.off:e.rl.pre.end]...)
+	pre = append(pre, 0x12) // ResourceLogs.scope_logs
+	pre = binary.AppendUvarint(pre, uint64(slLen))
+	pre = append(pre, w[e.cur.pre.off:e.cur.pre.end]...)
+	pre = append(pre, 0x12) // ScopeLogs.log_records
+	pre = binary.AppendUvarint(pre, uint64(recLen))
+	n := copy(dst[start+len(pre):], dst[start+room:])
+	return dst[:start+len(pre)+n], nil
 }
 
 func spanLen(s span) int { return s.end - s.off }
