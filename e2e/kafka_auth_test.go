@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"crypto/rand"
 	"strings"
 	"testing"
 	"time"
@@ -211,15 +212,18 @@ func TestRealKafkaKerberos(t *testing.T) {
 func TestRealKafkaKerberosRefused(t *testing.T) {
 	c := secure(t)
 	k := c.KDC()
-	other, err := k.AddKeytabPrincipal("mallory")
+	// Principals of their own: the cluster's KDC outlives a run (-count).
+	suffix := strings.ToLower(rand.Text()[:8])
+	mallory, dave := "mallory-"+suffix, "dave-"+suffix
+	other, err := k.AddKeytabPrincipal(mallory)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stale, err := k.AddKeytabPrincipal("dave")
+	stale, err := k.AddKeytabPrincipal(dave)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := k.Keytab("dave"); err != nil { // a new key: stale holds the old one
+	if _, err := k.Keytab(dave); err != nil { // a new key: stale holds the old one
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -229,7 +233,7 @@ func TestRealKafkaKerberosRefused(t *testing.T) {
 	}{
 		{"other_principals_keytab", realkafka.KerberosUser,
 			map[string]any{"use_keytab": true, "username": realkafka.KerberosUser, "keytab_file": other}, "matching key not found in keytab"},
-		{"old_kvno", "dave", map[string]any{"use_keytab": true, "username": "dave", "keytab_file": stale}, "PREAUTH_FAILED"},
+		{"old_kvno", dave, map[string]any{"use_keytab": true, "username": dave, "keytab_file": stale}, "PREAUTH_FAILED"},
 		{"unknown_principal", "nobody", map[string]any{"use_keytab": false, "username": "nobody", "password": "x"}, "CLIENT_NOT_FOUND"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
