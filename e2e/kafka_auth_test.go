@@ -141,15 +141,7 @@ func TestRealKafkaOAuthBearerWrongSecret(t *testing.T) {
 	// endpoint and says authentication.
 	refused0 := c.OIDC().Refused()
 	col = e.startCollector(bad)
-	s := dial(t, col.otlp, 30, secPad)
-	l.send(s, 1000, 3000, 100)
-	want := seqRange(1000, 3000)
-	for _, seq := range want {
-		if l.refused[seq] {
-			t.Fatalf("record %d refused with the partition counts known: %v", seq, l.lastErr)
-		}
-	}
-	requireStored(t, good.storage(), secPad, want, "wrong client secret")
+	l.sendStored(dial(t, col.otlp, 30, secPad), 1000, 3000, good.storage(), "wrong client secret")
 	requireLogLines(t, log, []string{"kafka did not take a batch", "authentication", "OAUTHBEARER", tokenURL, "invalid_client"})
 	if r := c.OIDC().Refused() - refused0; r == 0 {
 		t.Errorf("the token endpoint refused no request")
@@ -190,13 +182,7 @@ func TestRealKafkaKerberos(t *testing.T) {
 			if tc.mech != "" {
 				conf.set("auth.sasl.mechanism", tc.mech)
 			}
-			l := newLedger(t)
-			const n = 10_000
-			col, recs := e.sendAndRead(t, c, conf, l, name, 0, n, secPad, time.Second)
-			checkExactlyOnce(t, recs, seqRange(0, n))
-			checkOrder(t, recs)
-			col.stop()
-			tl := l.settle(recs, conf.storage())
+			tl := e.deliverOnce(t, c, conf, name, 10_000, secPad)
 			t.Logf("GSSAPI %s: sent %d, arrived %d, refused %d, duplicates %d", tc.name, tl.sent, tl.arrived, tl.refused, tl.duplicates)
 		})
 	}

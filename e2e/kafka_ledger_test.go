@@ -280,6 +280,34 @@ func (e *env) sendAndRead(t *testing.T, c *realkafka.Cluster, conf *cfg, l *ledg
 	return col, newTopicConsumer(t, c.Bootstrap(), topic).read(l.accepted(), time.Minute, settle)
 }
 
+// deliverOnce runs a collector on conf, sends records 0..n-1 (bodies
+// padded to pad), checks that each arrives once and in order, stops the
+// collector and settles the ledger.
+func (e *env) deliverOnce(t *testing.T, c *realkafka.Cluster, conf *cfg, topic string, n, pad int) tally {
+	t.Helper()
+	l := newLedger(t)
+	col, recs := e.sendAndRead(t, c, conf, l, topic, 0, n, pad, time.Second)
+	checkExactlyOnce(t, recs, seqRange(0, n))
+	checkOrder(t, recs)
+	col.stop()
+	return l.settle(recs, conf.storage())
+}
+
+// sendStored sends records from..to-1 through s and requires each one
+// accepted (the partition counts are known, nothing is refused) and, within
+// 20 s, in the temp storage under storage; what says why they should be.
+func (l *ledger) sendStored(s *sender, from, to int, storage, what string) {
+	l.t.Helper()
+	l.send(s, from, to, 100)
+	want := seqRange(from, to)
+	for _, seq := range want {
+		if l.refused[seq] {
+			l.t.Fatalf("record %d refused with the partition counts known: %v", seq, l.lastErr)
+		}
+	}
+	requireStored(l.t, storage, secPad, want, what)
+}
+
 // requireStored checks that every record of want is in the temp storage
 // under storage within 20 s; what says why they should be there.
 func requireStored(t *testing.T, storage string, pad int, want []int, what string) {

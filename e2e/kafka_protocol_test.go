@@ -25,12 +25,7 @@ func TestRealKafkaProtocolVersions(t *testing.T) {
 			name := newTopic(t, c, 3, nil)
 			conf := e.kafkaConfig(c, name)
 			conf.set("protocol_version", v)
-			l := newLedger(t)
-			const n = 3000
-			_, recs := e.sendAndRead(t, c, conf, l, name, 0, n, 20, time.Second)
-			checkExactlyOnce(t, recs, seqRange(0, n))
-			checkOrder(t, recs)
-			l.settle(recs, conf.storage())
+			e.deliverOnce(t, c, conf, name, 3000, 20)
 		})
 	}
 }
@@ -62,19 +57,13 @@ func TestRealKafkaProtocolBelow21(t *testing.T) {
 				conf = e.saslConfig(c, name, "SCRAM-SHA-256", "alice", realkafka.Users["alice"])
 			}
 			conf.set("protocol_version", v)
-			l := newLedger(t)
-			const n = 1000
-			col, recs := e.sendAndRead(t, c, conf, l, name, 0, n, 20, time.Second)
-			checkExactlyOnce(t, recs, seqRange(0, n))
-			checkOrder(t, recs)
-			col.stop()
+			e.deliverOnce(t, c, conf, name, 1000, 20)
 			if line := findLine(e.path("collector.log"), "\terror\t"); line != "" {
 				t.Errorf("protocol_version %s: the collector logged an error: %s", v, line)
 			}
 			if line := findLine(e.path("collector.log"), "kafka did not take a batch"); line != "" {
 				t.Errorf("protocol_version %s: a batch was not taken: %s", v, line)
 			}
-			l.settle(recs, conf.storage())
 		})
 	}
 	t.Run("0.11.0.0_sasl", func(t *testing.T) {

@@ -46,12 +46,7 @@ func TestRealKafkaSecuritySASL(t *testing.T) {
 			e := newEnv(t)
 			name := newTopic(t, c, 3, nil)
 			conf := e.saslConfig(c, name, mech, "alice", realkafka.Users["alice"])
-			l := newLedger(t)
-			const n = 2000
-			_, recs := e.sendAndRead(t, c, conf, l, name, 0, n, secPad, time.Second)
-			checkExactlyOnce(t, recs, seqRange(0, n))
-			checkOrder(t, recs)
-			l.settle(recs, conf.storage())
+			e.deliverOnce(t, c, conf, name, 2000, secPad)
 		})
 	}
 }
@@ -79,13 +74,8 @@ func TestRealKafkaSASLOverTLS(t *testing.T) {
 			conf.set("brokers", c.SASLSSLBootstrap())
 			conf.set("tls", map[string]any{"ca_file": c.CAFile()})
 			conf.set("auth.sasl", map[string]any{"mechanism": tc.mech, "username": tc.user, "password": tc.pass})
-			l := newLedger(t)
-			const n = 2000
-			_, recs := e.sendAndRead(t, c, conf, l, name, 0, n, secPad, time.Second)
-			checkExactlyOnce(t, recs, seqRange(0, n))
-			checkOrder(t, recs)
-			l.settle(recs, conf.storage())
-			t.Logf("%s over TLS as %s: %d records sent, %d read back", tc.mech, tc.user, n, len(recs))
+			tl := e.deliverOnce(t, c, conf, name, 2000, secPad)
+			t.Logf("%s over TLS as %s: %d records sent, %d arrived", tc.mech, tc.user, tl.sent, tl.arrived)
 		})
 	}
 }
@@ -135,15 +125,7 @@ func TestRealKafkaSecurityTLS(t *testing.T) {
 	// 3. The broker's certificate "changed" (a wrong CA): records accepted,
 	// spilled to disk, logged as a certificate problem.
 	col = e.startCollector(bad)
-	s = dial(t, col.otlp, 30, secPad)
-	l.send(s, 2000, 3000, 100)
-	want := seqRange(2000, 3000)
-	for _, seq := range want {
-		if l.refused[seq] {
-			t.Fatalf("record %d refused with the partition counts known: %v", seq, l.lastErr)
-		}
-	}
-	requireStored(t, good.storage(), secPad, want, "wrong CA")
+	l.sendStored(dial(t, col.otlp, 30, secPad), 2000, 3000, good.storage(), "wrong CA")
 	if line := findLine(log, "kafka did not take a batch", "certificate", "tls.ca_file"); line == "" {
 		t.Errorf("no log line says a batch was not taken because of the certificate")
 	} else {
