@@ -125,6 +125,14 @@ func javaRead(t *testing.T, c *realkafka.Cluster, topic, header string, since ti
 // and returns the number of records.
 func kcatCount(t *testing.T, broker, topic string) int {
 	t.Helper()
+	return len(kcatRead(t, broker, topic, "%p %o"))
+}
+
+// kcatRead reads topic to its end with kcat (librdkafka, CRC checks on)
+// and returns one line per record in kcat's -f format (without the
+// newline, which it adds).
+func kcatRead(t *testing.T, broker, topic, format string) []string {
+	t.Helper()
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
 		t.Fatalf("kcat is needed by this test (Debian: apt-get install kcat): %v", err)
@@ -132,21 +140,21 @@ func kcatCount(t *testing.T, broker, topic string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, kcat, "-C", "-b", broker, "-t", topic, "-o", "beginning", "-e", "-q",
-		"-X", "check.crcs=true", "-f", "%p %o\n")
+		"-X", "check.crcs=true", "-f", format+"\n")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("kcat on %s: %v\n%s", topic, err, tailString(stderr.String(), 2000))
 	}
-	n := 0
+	var lines []string
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		if sc.Text() != "" {
-			n++
+			lines = append(lines, sc.Text())
 		}
 	}
-	return n
+	return lines
 }
 
 func tailString(s string, n int) string {

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -221,22 +220,8 @@ func javaHeaders(t *testing.T, c *realkafka.Cluster, topic string) []string {
 // pairs joined by ",").
 func kcatHeaders(t *testing.T, broker, topic string) []string {
 	t.Helper()
-	kcat, err := exec.LookPath("kcat")
-	if err != nil {
-		t.Fatalf("kcat is needed by this test (Debian: apt-get install kcat): %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, kcat, "-C", "-b", broker, "-t", topic, "-o", "beginning", "-e", "-q",
-		"-X", "check.crcs=true", "-f", "%p %o\t%h\n")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("kcat on %s: %v\n%s", topic, err, tailString(stderr.String(), 2000))
-	}
 	var hs []string
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+	for _, line := range kcatRead(t, broker, topic, "%p %o\t%h") {
 		if _, h, ok := strings.Cut(line, "\t"); ok {
 			hs = append(hs, h)
 		}

@@ -46,8 +46,26 @@ func (s *syncBuffer) String() string {
 }
 
 // startBroker runs the broker command until the test ends and returns its
-// addresses and its log.
+// addresses and its log; the broker must stop cleanly.
 func startBroker(t *testing.T, args ...string) ([]string, *syncBuffer) {
+	t.Helper()
+	addrs, log, stop := stoppableBroker(t, args...)
+	t.Cleanup(func() {
+		code := make(chan int, 1)
+		go func() { code <- stop() }()
+		select {
+		case c := <-code:
+			assert.Equal(t, 0, c, "clean stop")
+		case <-time.After(10 * time.Second):
+			t.Error("broker did not stop")
+		}
+	})
+	return addrs, log
+}
+
+// stoppableBroker runs the broker command until stop, which returns its
+// exit code.
+func stoppableBroker(t *testing.T, args ...string) ([]string, *syncBuffer, func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := &syncBuffer{}
@@ -56,9 +74,9 @@ func startBroker(t *testing.T, args ...string) ([]string, *syncBuffer) {
 	go func() {
 		done <- run(ctx, args, log, log, func(addrs []string) { readyc <- addrs })
 	}()
-	var addrs []string
 	select {
-	case addrs = <-readyc:
+	case addrs := <-readyc:
+		return addrs, log, func() int { cancel(); return <-done }
 	case code := <-done:
 		cancel()
 		t.Fatalf("broker exited with %d: %s", code, log.String())
@@ -66,16 +84,7 @@ func startBroker(t *testing.T, args ...string) ([]string, *syncBuffer) {
 		cancel()
 		t.Fatal("broker not ready")
 	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case code := <-done:
-			assert.Equal(t, 0, code, "clean stop")
-		case <-time.After(10 * time.Second):
-			t.Error("broker did not stop")
-		}
-	})
-	return addrs, log
+	return nil, nil, nil
 }
 
 // produce sends one record batch per entry of sizes to partition p and

@@ -100,27 +100,6 @@ func TestBrokerOAuthBearerLogsEveryLoginAndReauthentication(t *testing.T) {
 	assert.Regexp(t, fmt.Sprintf(`stopping: %d OAUTHBEARER logins on \d+ connections`, len(logins)), log.String())
 }
 
-// stoppableBroker runs the broker command until stop, which returns its
-// exit code.
-func stoppableBroker(t *testing.T, args ...string) ([]string, *syncBuffer, func() int) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	log := &syncBuffer{}
-	readyc := make(chan []string, 1)
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, args, log, log, func(addrs []string) { readyc <- addrs })
-	}()
-	select {
-	case addrs := <-readyc:
-		return addrs, log, func() int { cancel(); return <-done }
-	case code := <-done:
-		cancel()
-		t.Fatalf("broker exited with %d: %s", code, log.String())
-	}
-	return nil, nil, nil
-}
-
 func TestBrokerOAuthBearerReauthenticatesSarama(t *testing.T) {
 	logPath := filepath.Join(t.TempDir(), "tokens")
 	addrs, log, stop := stoppableBroker(t, "-addr", "127.0.0.1:0", "-oauthbearer-log", logPath, "-sasl-session-lifetime", "400ms")
