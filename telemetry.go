@@ -114,8 +114,21 @@ func (t *telemetry) sent(b *message.Batch, took time.Duration, ackAt time.Time) 
 	}
 }
 
+// flushAttrs are the flushes metric's attribute sets, made once: a batch
+// then records its flush without building a set.
+var flushAttrs = func() (sets [message.ReasonCall + 1]metric.AddOption) {
+	for r := range sets {
+		sets[r] = reasonAttr(message.FlushReason(r).String())
+	}
+	return sets
+}()
+
 func (t *telemetry) flushed(reason message.FlushReason) {
-	t.tb.KafkabatcherFlushes.Add(context.Background(), 1, reasonAttr(reason.String()))
+	if int(reason) >= len(flushAttrs) { // a reason added after ReasonCall
+		t.tb.KafkabatcherFlushes.Add(context.Background(), 1, reasonAttr(reason.String()))
+		return
+	}
+	t.tb.KafkabatcherFlushes.Add(context.Background(), 1, flushAttrs[reason])
 }
 
 // rejected counts msgs as rejected for reason, by signal.
