@@ -75,15 +75,9 @@ func drawChart(path string, results []runResult, o options, floor *floorCost) er
 					top = max(top, vals[j])
 				}
 			}
-			bars, err := plotter.NewBarChart(vals, w)
-			if err != nil {
+			if err := addBars(p, vals, w, i, len(brokers), bn); err != nil {
 				return nil, err
 			}
-			bars.LineStyle.Width = vg.Length(0)
-			bars.Color = plotutil.Color(i)
-			bars.Offset = w * vg.Length(float64(i)-float64(len(brokers)-1)/2)
-			p.Add(bars)
-			p.Legend.Add(bn, bars)
 		}
 		return p, nil
 	}
@@ -211,15 +205,9 @@ func pacedChartRow(r report, encodings []string, floor *floorCost) ([]*plot.Plot
 					}
 				}
 			}
-			bars, err := plotter.NewBarChart(vals, w)
-			if err != nil {
+			if err := addBars(p, vals, w, i, len(brokers), bn); err != nil {
 				return nil, err
 			}
-			bars.LineStyle.Width = vg.Length(0)
-			bars.Color = plotutil.Color(i)
-			bars.Offset = w * vg.Length(float64(i)-float64(len(brokers)-1)/2)
-			p.Add(bars)
-			p.Legend.Add(bn, bars)
 		}
 		if floor != nil {
 			best := floor.totalNs() / 1000
@@ -234,4 +222,19 @@ func pacedChartRow(r report, encodings []string, floor *floorCost) ([]*plot.Plot
 		row = append(row, p)
 	}
 	return row, nil
+}
+
+// addBars adds the i-th of n bar series, named name, to p: one bar per
+// system, w wide, side by side with the other series.
+func addBars(p *plot.Plot, vals plotter.Values, w vg.Length, i, n int, name string) error {
+	bars, err := plotter.NewBarChart(vals, w)
+	if err != nil {
+		return err
+	}
+	bars.LineStyle.Width = vg.Length(0)
+	bars.Color = plotutil.Color(i)
+	bars.Offset = w * vg.Length(float64(i)-float64(n-1)/2)
+	p.Add(bars)
+	p.Legend.Add(name, bars)
+	return nil
 }
