@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"crypto/rand"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +33,70 @@ func (e *env) oauthConfig(c *realkafka.Cluster, topic, secret string) *cfg {
 		},
 	})
 	return conf
+}
+
+// TestRealKafkaOAuthBearerTokenFile logs in with a token a platform keeps
+// in a file (auth.sasl.oauthbearer.token_file), read at every login: the
+// first token lets records through; replaced by one the broker refuses
+// (not a JWT), the listener's next re-authentication fails and records go
+// to disk; a good token written to the file drains
+// them, without a restart. Every record arrives once, in order.
+func TestRealKafkaOAuthBearerTokenFile(t *testing.T) {
+	c := secure(t)
+	e := newEnv(t)
+	name := newTopic(t, c, 3, nil)
+	tokenFile := e.path("kafka-token")
+	writeToken := func(tok string) {
+		t.Helper()
+		if err := os.WriteFile(tokenFile, []byte(tok+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok, err := c.OIDC().Token(realkafka.OAuthClientID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeToken(tok)
+	conf := e.kafkaConfig(c, name)
+	conf.set("brokers", c.OAuthBootstrap())
+	conf.set("auth.sasl", map[string]any{"mechanism": "OAUTHBEARER", "oauthbearer": map[string]any{"token_file": tokenFile}})
+	conf.set("temp_storage.retry_interval", "1s")
+	l := newLedger(t)
+	col := e.startCollector(conf)
+	s := dial(t, col.otlp, 30, secPad)
+	l.send(s, 0, 1000, 100)
+	recs := newTopicConsumer(t, c.Bootstrap(), name).read(seqRange(0, 1000), time.Minute, 0)
+	checkExactlyOnce(t, recs, seqRange(0, 1000))
+
+	// A token the broker refuses: garbage in the file. Records flow until
+	// a connection's session (10 s) ends, then spill.
+	writeToken("not-a-jwt")
+	deadline := time.Now().Add(time.Minute)
+	sent := 1000
+	for findLine(e.path("collector.log"), "kafka did not take a batch") == "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("no batch spilled within a minute of a bad token (sent %d)", sent)
+		}
+		l.send(s, sent, sent+100, 100)
+		sent += 100
+		time.Sleep(200 * time.Millisecond)
+	}
+	requireLogLines(t, e.path("collector.log"), []string{"kafka did not take a batch", "authentication", "token file " + tokenFile})
+
+	// A good token again: the backlog drains without a restart.
+	tok, err = c.OIDC().Token(realkafka.OAuthClientID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeToken(tok)
+	recs = newTopicConsumer(t, c.Bootstrap(), name).read(l.accepted(), time.Minute, 2*time.Second)
+	checkOrder(t, recs)
+	col.stop()
+	tl := l.settle(recs, conf.storage())
+	t.Logf("OAUTHBEARER token file: sent %d, arrived %d, refused %d, duplicates %d", tl.sent, tl.arrived, tl.refused, tl.duplicates)
+	if tl.duplicates > 0 {
+		t.Errorf("%d duplicates", tl.duplicates)
+	}
 }
 
 // kerberosConfig is the suite's config on the GSSAPI listener with the
