@@ -95,6 +95,9 @@ type options struct {
 	// max_pending_bytes.
 	keyedOverheadMiB int
 	resultsFile      string
+	// runs is how many full runs one invocation makes; the report's
+	// targets show each run's ratio.
+	runs int
 
 	// scenarios are the kinds of plan run (allScenarios by default).
 	scenarios []string
@@ -154,13 +157,14 @@ func main() {
 	brokers := flag.String("brokers", strings.Join(allBrokers, ","), "brokers, comma-separated: devbroker, kafka-1 (one real node), kafka-3 (three, replication 3), each optionally +Nms (a toxiproxy adding N ms)")
 	keyedBrokers := flag.String("keyed-brokers", "devbroker", "brokers that also run the keyed many-partition scenario")
 	flag.IntVar(&o.keyedPartitions, "keyed-partitions", 1000, "partitions of the keyed scenario's topic (0: no keyed scenario); it also runs at 6 for comparison")
-	flag.IntVar(&o.keyedOverheadMiB, "keyed-overhead-mib", 128, "fixed overhead above max_pending_bytes the keyed target allows, MiB")
+	flag.IntVar(&o.keyedOverheadMiB, "keyed-overhead-mib", 64, "fixed overhead above max_pending_bytes the keyed target allows, MiB")
 	flag.IntVar(&o.keys, "keys", 10_000, "distinct client.id keys of the keyed scenario")
 	flag.IntVar(&o.keyedRecords, "n-keyed", 1_000_000, "records per keyed run")
 	flag.IntVar(&o.saturationRecords, "n-saturation", 600_000, "records per saturation run (kafkabatcher-defaults against contrib; 0: none): enough to fill max_pending_bytes several times")
 	flag.StringVar(&o.heapProfileDir, "heapprofile-dir", "", "write a pprof heap profile of every kafkabatcher child (when its callers are done) into this directory")
-	flag.StringVar(&o.resultsFile, "results", "results.json", "file that keeps the run's figures (for -render)")
-	renderFrom := flag.String("render", "", "write the report and chart from this saved -results file instead of measuring")
+	flag.StringVar(&o.resultsFile, "results", "results.json", "file that keeps the run's figures (for -render); a second run's go beside it (results-run-b.json)")
+	flag.IntVar(&o.runs, "runs", 2, "full runs, one after the other: the tables are the first run's, the targets show every run's ratio")
+	renderFrom := flag.String("render", "", "write the report and chart from these saved -results files (comma-separated, one per run) instead of measuring")
 	scenarios := flag.String("scenarios", strings.Join(allScenarios, ","), "scenario kinds to run, comma-separated: "+strings.Join(allScenarios, ", "))
 	rates := flag.String("rates", "20000,100000", "records/s of the paced scenarios (the everyday load), comma-separated")
 	flag.Float64Var(&o.pacedSeconds, "paced-seconds", 5, "length of a paced run's window, seconds (records = rate × seconds)")
@@ -219,9 +223,14 @@ func main() {
 		o.saturationRecords /= 10
 		o.pacedSeconds /= 5
 		o.repeat = 1
+		o.runs = 1
+	}
+	if o.runs < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -runs must be at least 1")
+		os.Exit(2)
 	}
 	if *renderFrom != "" {
-		if err := renderSaved(*renderFrom, o); err != nil {
+		if err := renderSaved(splitList(*renderFrom), o); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
@@ -321,32 +330,54 @@ func drive(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	started := time.Now()
-	var results []runResult
+	var reps []report
 	runNo := 0
-	for _, bs := range specs {
-		bs.DevbrokerBin, bs.Dist, bs.Dir = devbrokerBin, dist, filepath.Join(tmp, "broker-"+bs.Name())
-		fmt.Fprintf(os.Stderr, "bench: starting %s (load %s)\n", bs.Name(), loadAvg())
-		b, err := broker.Start(ctx, bs)
-		if err != nil {
-			return fmt.Errorf("%s: %w", bs.Name(), err)
+	for run := range o.runs {
+		if o.runs > 1 {
+			fmt.Fprintf(os.Stderr, "bench: full run %s of %d (load %s)\n", runName(run), o.runs, loadAvg())
 		}
-		fmt.Fprintf(os.Stderr, "bench: %s on %s\n", b.Name(), strings.Join(b.Bootstrap(), ","))
-		res, err := driveBroker(ctx, o, exe, b, dist, tmp, &runNo)
-		b.Close()
-		if err != nil {
-			return fmt.Errorf("%s: %w", bs.Name(), err)
+		started := time.Now()
+		var results []runResult
+		for _, bs := range specs {
+			bs.DevbrokerBin, bs.Dist, bs.Dir = devbrokerBin, dist, filepath.Join(tmp, "broker-"+bs.Name())
+			fmt.Fprintf(os.Stderr, "bench: starting %s (load %s)\n", bs.Name(), loadAvg())
+			b, err := broker.Start(ctx, bs)
+			if err != nil {
+				return fmt.Errorf("%s: %w", bs.Name(), err)
+			}
+			fmt.Fprintf(os.Stderr, "bench: %s on %s\n", b.Name(), strings.Join(b.Bootstrap(), ","))
+			res, err := driveBroker(ctx, o, exe, b, dist, tmp, &runNo)
+			b.Close()
+			if err != nil {
+				return fmt.Errorf("%s: %w", bs.Name(), err)
+			}
+			results = append(results, res...)
 		}
-		results = append(results, res...)
+		rep := report{opts: o, machine: machine, results: results, took: time.Since(started), loadEnd: loadAvg(), when: time.Now().UTC(), floor: floor}
+		machine = describeMachine() // the next run's load at its start
+		if o.resultsFile != "" {
+			if err := saveResults(runFile(o.resultsFile, run), rep); err != nil {
+				return err
+			}
+		}
+		reps = append(reps, rep)
 	}
-	took := time.Since(started)
-	rep := report{opts: o, machine: machine, results: results, took: took, loadEnd: loadAvg(), when: time.Now().UTC(), floor: floor}
-	if o.resultsFile != "" {
-		if err := saveResults(o.resultsFile, rep); err != nil {
-			return err
-		}
-	}
+	rep := reps[0]
+	rep.others = reps[1:]
 	return render(rep)
+}
+
+// runName is "A", "B", ... for the runs of one invocation.
+func runName(run int) string { return string(rune('A' + run)) }
+
+// runFile is where run's figures are kept: path itself for the first run,
+// path with "-run-b" (and so on) before its extension for the others.
+func runFile(path string, run int) string {
+	if run == 0 {
+		return path
+	}
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(path, ext) + "-run-" + strings.ToLower(runName(run)) + ext
 }
 
 // render writes the report and the chart.
@@ -401,25 +432,36 @@ func saveResults(path string, rep report) error {
 	return os.WriteFile(path, js, 0o644)
 }
 
-// renderSaved writes the report of a saved run; o gives the output paths
-// and the keyed overhead.
-func renderSaved(path string, o options) error {
-	js, err := os.ReadFile(path)
-	if err != nil {
-		return err
+// renderSaved writes the report of saved runs, the first one's tables and
+// every run's targets; o gives the output paths and the keyed overhead.
+func renderSaved(paths []string, o options) error {
+	var reps []report
+	for _, path := range paths {
+		js, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		var sr savedRun
+		if err := json.Unmarshal(js, &sr); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		o := o
+		o.args, o.systems, o.callers, o.perCall, o.repeat = sr.Args, sr.Systems, sr.Callers, sr.PerCall, sr.Repeat
+		o.syncBatch, o.keys, o.keyedPartitions, o.keyedRecords = sr.SyncBatch, sr.Keys, sr.KeyedPartitions, sr.KeyedRecords
+		o.saturationRecords = sr.SaturationRecords
+		o.scenarios, o.rates, o.pacedSeconds = sr.Scenarios, sr.Rates, sr.PacedSeconds
+		o.runs = len(paths)
+		if sr.Scenarios == nil { // saved before -scenarios: a full run of its day
+			o.scenarios = allScenarios
+		}
+		reps = append(reps, report{opts: o, machine: sr.Machine, results: sr.Results, took: time.Duration(sr.TookNs), loadEnd: sr.LoadEnd, when: sr.When, floor: sr.FloorCost})
 	}
-	var sr savedRun
-	if err := json.Unmarshal(js, &sr); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	if len(reps) == 0 {
+		return fmt.Errorf("-render: no results file named")
 	}
-	o.args, o.systems, o.callers, o.perCall, o.repeat = sr.Args, sr.Systems, sr.Callers, sr.PerCall, sr.Repeat
-	o.syncBatch, o.keys, o.keyedPartitions, o.keyedRecords = sr.SyncBatch, sr.Keys, sr.KeyedPartitions, sr.KeyedRecords
-	o.saturationRecords = sr.SaturationRecords
-	o.scenarios, o.rates, o.pacedSeconds = sr.Scenarios, sr.Rates, sr.PacedSeconds
-	if sr.Scenarios == nil { // saved before -scenarios: a full run of its day
-		o.scenarios = allScenarios
-	}
-	return render(report{opts: o, machine: sr.Machine, results: sr.Results, took: time.Duration(sr.TookNs), loadEnd: sr.LoadEnd, when: sr.When, floor: sr.FloorCost})
+	rep := reps[0]
+	rep.others = reps[1:]
+	return render(rep)
 }
 
 // plan is one scenario on one broker: the systems that run it.

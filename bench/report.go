@@ -89,6 +89,9 @@ type report struct {
 	loadEnd string
 	when    time.Time
 	floor   *floorCost // what a record costs at best, nil if not measured
+	// others are the later full runs of the same invocation: the targets
+	// show their ratios beside this run's.
+	others []report
 }
 
 // scenario is what one table holds: one broker, one kind of record.
@@ -144,7 +147,8 @@ func (r report) find(s scenario, system string) (runResult, bool) {
 	return runResult{}, false
 }
 
-// target is one goal of project issue 14 for this exporter against a peer.
+// target is one goal of project issues 14 and 22 for this exporter against
+// a peer.
 type target struct {
 	ours, peer string
 	// metric is "rate", "cpu", "rss" or "share" (CPU per record less the
@@ -152,28 +156,33 @@ type target struct {
 	metric   string
 	want     float64 // ratio ours/peer: rate at least want, cpu, share and rss at most want
 	text     string
-	realOnly bool // only on real Kafka
-	rate     int  // the paced scenarios of this rate only; 0: the unpaced ones
+	realOnly bool   // only on real Kafka
+	rate     int    // the paced scenarios of this rate only; 0: the unpaced ones
+	encoding string // this encoding only; "": every one
 }
 
+// targets are issue 22's first, then what is left of issue 14's.
 var targets = []target{
-	{ours: sysOurs, peer: sysContrib, metric: "rate", want: 2, text: "records/s ≥ 2× contrib"},
-	{ours: sysOurs, peer: sysContrib, metric: "cpu", want: 0.5, text: "CPU/record ≤ 0.5× contrib"},
-	{ours: sysOurs, peer: sysContribPerRecord, metric: "rate", want: 2, text: "records/s ≥ 2× contrib, one record per message (like for like)"},
-	{ours: sysOurs, peer: sysContribPerRecord, metric: "cpu", want: 0.5, text: "CPU/record ≤ 0.5× contrib, one record per message"},
-	{ours: sysOursPerKey, peer: sysContrib, metric: "cpu", want: 0.5, text: "CPU/record ≤ 0.5× contrib at equal records per message (message_per: key)"},
-	{ours: sysOursPerKey, peer: sysContrib, metric: "share", want: 0.5, rate: 20_000,
-		text: "everyday load (20,000 records/s, defaults), message_per: key: exporter share of CPU/record ≤ 0.5× contrib"},
-	{ours: sysOursSync, peer: sysContribSync, metric: "rate", want: 1, text: "sync: records/s ≥ 1× contrib-sync"},
-	{ours: sysOursSync, peer: sysContribSync, metric: "cpu", want: 1, text: "sync: CPU/record ≤ 1× contrib-sync"},
-	{ours: sysOursDefaults, peer: sysContrib, metric: "rss", want: 1, text: "peak RSS under saturation, defaults ≤ 1× contrib"},
-	{ours: sysOursDefaults, peer: sysContrib, metric: "rate", want: 1, text: "… without losing throughput: defaults records/s ≥ 1× contrib"},
-	{ours: sysOurs, peer: sysJava, metric: "rate", want: 0.75, text: "records/s ≥ 0.75× the Java producer", realOnly: true},
-	{ours: sysOurs, peer: sysJavaTuned, metric: "rate", want: 0.8, text: "records/s ≥ 0.8× the tuned Java producer", realOnly: true},
 	{ours: sysOursDefaults, peer: sysContrib, metric: "share", want: 0.5, rate: 20_000,
 		text: "everyday load (20,000 records/s, defaults): exporter share of CPU/record ≤ 0.5× contrib"},
 	{ours: sysOursDefaults, peer: sysContrib, metric: "rss", want: 1, rate: 20_000,
 		text: "everyday load (20,000 records/s, defaults): peak RSS ≤ 1× contrib"},
+	{ours: sysOursPerKey, peer: sysContrib, metric: "share", want: 0.5, rate: 20_000,
+		text: "everyday load (20,000 records/s, defaults), message_per: key: exporter share of CPU/record ≤ 0.5× contrib"},
+	{ours: sysOurs, peer: sysContrib, metric: "cpu", want: 1, encoding: "otlp_proto",
+		text: "saturation, one record per message: CPU/record ≤ 1× contrib (at its 100 records per message)"},
+	{ours: sysOursPerKey, peer: sysContrib, metric: "cpu", want: 0.5, text: "saturation, message_per: key: CPU/record ≤ 0.5× contrib at equal records per message"},
+	{ours: sysOursSync, peer: sysContribSync, metric: "rate", want: 1, text: "sync: records/s ≥ 1× contrib-sync"},
+	{ours: sysOursSync, peer: sysContribSync, metric: "cpu", want: 1, text: "sync: CPU/record ≤ 1× contrib-sync"},
+	{ours: sysOurs, peer: sysJavaTuned, metric: "rate", want: 0.8, text: "records/s ≥ 0.8× the tuned Java producer", realOnly: true},
+	// Issue 14's.
+	{ours: sysOurs, peer: sysContrib, metric: "rate", want: 2, text: "records/s ≥ 2× contrib"},
+	{ours: sysOurs, peer: sysContrib, metric: "cpu", want: 0.5, encoding: "raw", text: "CPU/record ≤ 0.5× contrib"},
+	{ours: sysOurs, peer: sysContribPerRecord, metric: "rate", want: 2, text: "records/s ≥ 2× contrib, one record per message (like for like)"},
+	{ours: sysOurs, peer: sysContribPerRecord, metric: "cpu", want: 0.5, text: "CPU/record ≤ 0.5× contrib, one record per message"},
+	{ours: sysOursDefaults, peer: sysContrib, metric: "rss", want: 1, text: "peak RSS under saturation, defaults ≤ 1× contrib"},
+	{ours: sysOursDefaults, peer: sysContrib, metric: "rate", want: 1, text: "… without losing throughput: defaults records/s ≥ 1× contrib"},
+	{ours: sysOurs, peer: sysJava, metric: "rate", want: 0.75, text: "records/s ≥ 0.75× the Java producer", realOnly: true},
 }
 
 // share is a paced run's CPU µs per record less the floor's.
@@ -226,7 +235,7 @@ func (r report) outcomes() []outcome {
 			continue
 		}
 		for _, t := range targets {
-			if t.realOnly && strings.HasPrefix(s.broker, "devbroker") || t.rate != s.rate {
+			if t.realOnly && strings.HasPrefix(s.broker, "devbroker") || t.rate != s.rate || t.encoding != "" && t.encoding != s.encoding {
 				continue
 			}
 			ours, ok1 := r.find(s, t.ours)
@@ -276,8 +285,17 @@ func (r report) markdown() string {
 	o := r.opts
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	w("# Benchmarks\n\n")
-	w("Written by `make bench` (bench/, its own Go module) on %s; the run took %s. ",
-		r.when.Format("2006-01-02 15:04 UTC"), r.took.Round(time.Second))
+	if len(r.others) == 0 {
+		w("Written by `make bench` (bench/, its own Go module) on %s; the run took %s. ",
+			r.when.Format("2006-01-02 15:04 UTC"), r.took.Round(time.Second))
+	} else {
+		w("Written by `make bench` (bench/, its own Go module) from %d full runs, one after the other: run A ended %s and took %s", len(r.others)+1, r.when.Format("2006-01-02 15:04 UTC"), r.took.Round(time.Second))
+		for i, o := range r.others {
+			w("; run %s ended %s and took %s (load average at its start %s, at its end %s)", runName(i+1), o.when.Format("15:04 UTC"), o.took.Round(time.Second), o.machine.LoadAvg, o.loadEnd)
+		}
+		w(". The targets show every run's ratio; every other table and the chart are run A's (run B's are kept in `bench/%s`: `go run . -render %s` writes its report). ",
+			filepath.Base(runFile(o.resultsFile, 1)), filepath.Base(runFile(o.resultsFile, 1)))
+	}
 	w("Do not edit by hand: rerun it.\n\n")
 	if o.partial() {
 		w("**Partial run**: only the %s scenarios ran (`-scenarios %s`); the full report is `make bench`.\n\n",
@@ -300,7 +318,11 @@ func (r report) markdown() string {
 
 	w("## Targets\n\n")
 	w("%s\n", r.targetMatrix())
-	w("Every target on every scenario, with the figures compared:\n\n")
+	if len(r.others) > 0 {
+		w("Every target on every scenario, with the figures compared (run A):\n\n")
+	} else {
+		w("Every target on every scenario, with the figures compared:\n\n")
+	}
 	w("| scenario | target | ours | peer / bound | ratio | met |\n|---|---|---|---|---:|:---:|\n")
 	for _, oc := range r.outcomes() {
 		mark := "yes"
@@ -430,14 +452,15 @@ func (r report) markdown() string {
 		w("- %s\n", v)
 	}
 	w("\n## Commands\n\n```sh\n")
-	w("make bench                      # = cd bench && go run .\n")
+	w("make bench                      # = cd bench && go run . (two full runs)\n")
 	w("cd bench && go run .%s   # this run\n", argString(o.args))
-	w("cd bench && go run . -quick     # smoke run, 10x fewer records\n")
+	w("cd bench && go run . -quick     # smoke run, 10x fewer records, one run\n")
+	w("cd bench && go run . -runs 1    # one full run\n")
 	w("cd bench && go run . -brokers devbroker,kafka-3 -systems kafkabatcher,contrib,java   # a subset\n")
 	w("cd bench && go run . -scenarios paced -brokers devbroker,kafka-1 -paced-brokers devbroker,kafka-1 -out /tmp/b.md -chart /tmp/b.png -results /tmp/b.json   # the everyday load only (a partial report)\n")
 	w("cd bench && go run . -scenarios throughput -brokers kafka-1,kafka-3 -systems kafkabatcher,java,java-tuned -out /tmp/b.md -chart /tmp/b.png -results /tmp/b.json   # against the tuned Java producer\n")
 	w("cd bench && go test -run '^$' -bench Floor .   # what a record costs at best, part by part\n")
-	w("cd bench && go run . -render results.json   # the report and chart again from the saved figures (after NOTES.md changed)\n")
+	w("cd bench && go run . -render results.json,results-run-b.json   # the report and chart again from the saved figures of both runs (after NOTES.md changed)\n")
 	w("cd bench && go run . -brokers devbroker -systems kafkabatcher -cpuprofile-dir /tmp/prof -heapprofile-dir /tmp/heap -out /tmp/b.md -chart /tmp/b.png\n")
 	w("go tool pprof -top /tmp/prof/devbroker_kafkabatcher_200B_raw_p6_0.pprof\n")
 	w("go tool pprof -sample_index=inuse_space -top /tmp/heap/devbroker_kafkabatcher-defaults_200B_raw_p1000_k10000_0.heap\n```\n\n")
@@ -453,25 +476,31 @@ func (r report) targetMatrix() string {
 	var brokers []string
 	type rowKey struct{ text, encoding string }
 	var rows []rowKey
-	cells := map[rowKey]map[string]string{}
-	for _, oc := range r.outcomes() {
-		if !slices.Contains(brokers, oc.scenario.broker) {
-			brokers = append(brokers, oc.scenario.broker)
+	runs := append([]report{r}, r.others...)
+	cells := map[rowKey]map[string][]string{} // per broker, one cell per run
+	for run, rr := range runs {
+		for _, oc := range rr.outcomes() {
+			if !slices.Contains(brokers, oc.scenario.broker) {
+				brokers = append(brokers, oc.scenario.broker)
+			}
+			enc := oc.scenario.encoding
+			if oc.scenario.keys > 0 {
+				enc = fmt.Sprintf("raw, %d partitions keyed", oc.scenario.partitions)
+			}
+			k := rowKey{oc.text, enc}
+			if cells[k] == nil {
+				cells[k] = map[string][]string{}
+				rows = append(rows, k)
+			}
+			mark := "✓"
+			if !oc.met {
+				mark = "✗"
+			}
+			if cells[k][oc.scenario.broker] == nil {
+				cells[k][oc.scenario.broker] = make([]string, len(runs))
+			}
+			cells[k][oc.scenario.broker][run] = fmt.Sprintf("%.2f %s", oc.ratio, mark)
 		}
-		enc := oc.scenario.encoding
-		if oc.scenario.keys > 0 {
-			enc = fmt.Sprintf("raw, %d partitions keyed", oc.scenario.partitions)
-		}
-		k := rowKey{oc.text, enc}
-		if cells[k] == nil {
-			cells[k] = map[string]string{}
-			rows = append(rows, k)
-		}
-		mark := "✓"
-		if !oc.met {
-			mark = "✗"
-		}
-		cells[k][oc.scenario.broker] = fmt.Sprintf("%.2f %s", oc.ratio, mark)
 	}
 	order := map[string]int{}
 	for i, t := range targets {
@@ -485,7 +514,15 @@ func (r report) targetMatrix() string {
 	}
 	slices.SortStableFunc(rows, func(a, b rowKey) int { return rank(a) - rank(b) })
 	var b strings.Builder
-	b.WriteString("Ratio ours / peer (or / bound) and whether the target is met (✓) or missed (✗), 200 B records:\n\n| target | records |")
+	b.WriteString("Ratio ours / peer (or / bound) and whether the target is met (✓) or missed (✗), 200 B records")
+	if len(runs) > 1 {
+		names := make([]string, len(runs))
+		for i := range runs {
+			names[i] = "run " + runName(i)
+		}
+		fmt.Fprintf(&b, "; each cell is %s, in that order (— where a run has no figure)", strings.Join(names, " / "))
+	}
+	b.WriteString(":\n\n| target | records |")
 	for _, br := range brokers {
 		b.WriteString(" " + br + " |")
 	}
@@ -493,9 +530,14 @@ func (r report) targetMatrix() string {
 	for _, k := range rows {
 		fmt.Fprintf(&b, "| %s | %s |", k.text, k.encoding)
 		for _, br := range brokers {
-			c := cells[k][br]
-			if c == "" {
-				c = "—"
+			c := "—"
+			if per := cells[k][br]; per != nil {
+				for i := range per {
+					if per[i] == "" {
+						per[i] = "—"
+					}
+				}
+				c = strings.Join(per, " / ")
 			}
 			b.WriteString(" " + c + " |")
 		}
@@ -536,12 +578,17 @@ func relPath(from, to string) (string, error) {
 // summary is the targets table for the terminal.
 func (r report) summary() string {
 	var b strings.Builder
-	for _, o := range r.outcomes() {
-		mark := "met"
-		if !o.met {
-			mark = "MISSED"
+	for run, rr := range append([]report{r}, r.others...) {
+		if len(r.others) > 0 {
+			fmt.Fprintf(&b, "run %s:\n", runName(run))
 		}
-		fmt.Fprintf(&b, "%-55s %-62s %5.2f %s\n", o.scenario, o.text, o.ratio, mark)
+		for _, o := range rr.outcomes() {
+			mark := "met"
+			if !o.met {
+				mark = "MISSED"
+			}
+			fmt.Fprintf(&b, "%-55s %-62s %5.2f %s\n", o.scenario, o.text, o.ratio, mark)
+		}
 	}
 	return b.String()
 }
