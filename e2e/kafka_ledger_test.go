@@ -293,6 +293,16 @@ func (e *env) deliverOnce(t *testing.T, c *realkafka.Cluster, conf *cfg, topic s
 	return l.settle(recs, conf.storage())
 }
 
+// readBack reads every accepted record back from topic on the cluster
+// at seeds (within a minute, then 2 s of quiet) and checks that each
+// partition's records come in the order sent.
+func (l *ledger) readBack(seeds []string, topic string) []rec {
+	l.t.Helper()
+	recs := newTopicConsumer(l.t, seeds, topic).read(l.accepted(), time.Minute, 2*time.Second)
+	checkOrder(l.t, recs)
+	return recs
+}
+
 // sendStored sends records from..to-1 through s and requires each one
 // accepted (the partition counts are known, nothing is refused) and, within
 // 20 s, in the temp storage under storage; what says why they should be.

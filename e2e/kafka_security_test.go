@@ -135,8 +135,7 @@ func TestRealKafkaSecurityTLS(t *testing.T) {
 
 	// 4. The right CA again: the spilled records are replayed.
 	col = e.startCollector(good)
-	recs := newTopicConsumer(t, c.Bootstrap(), name).read(l.accepted(), time.Minute, 2*time.Second)
-	checkOrder(t, recs)
+	recs := l.readBack(c.Bootstrap(), name)
 	l.settle(recs, good.storage())
 }
 
@@ -185,8 +184,7 @@ func TestRealKafkaSecurityWrongPassword(t *testing.T) {
 
 			// Fixed and restarted: every record delivered once.
 			col = e.startCollector(good)
-			recs := newTopicConsumer(t, c.Bootstrap(), name).read(l.accepted(), time.Minute, 2*time.Second)
-			checkOrder(t, recs)
+			recs := l.readBack(c.Bootstrap(), name)
 			tl := l.settle(recs, good.storage())
 			if tl.duplicates > 0 {
 				t.Errorf("%d duplicates: no send was in flight at a restart", tl.duplicates)
@@ -292,8 +290,7 @@ func TestRealKafkaSecurityACL(t *testing.T) {
 			}
 		}
 		l.send(s, 500, 1000, 100)
-		recs := newTopicConsumer(t, c.Bootstrap(), name).read(l.accepted(), time.Minute, 2*time.Second)
-		checkOrder(t, recs)
+		recs := l.readBack(c.Bootstrap(), name)
 		col.stop()
 		l.settle(recs, conf.storage())
 	})

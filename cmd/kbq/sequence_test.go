@@ -36,14 +36,7 @@ func TestCatShowsSequence(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	code, out, errOut := kbq(t, "cat", dir, "--source", "queue")
-	if code != exitOK {
-		t.Fatalf("cat: exit %d: %s", code, errOut)
-	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 4 {
-		t.Fatalf("cat: %d lines, want 4:\n%s", len(lines), out)
-	}
+	lines := catQueue(t, dir, 4)
 	want := catSequence{ProducerID: 4711, ProducerEpoch: 3, BaseSequence: math.MaxInt32 - 1, RecordBatches: []int32{2, 1}, Unsure: true}
 	for i, wantNo := range []int32{math.MaxInt32 - 1, math.MaxInt32, 0} {
 		var r catRecord
@@ -126,14 +119,7 @@ func TestCatShowsHeadProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	code, out, errOut := kbq(t, "cat", dir, "--source", "queue")
-	if code != exitOK {
-		t.Fatalf("cat: exit %d: %s", code, errOut)
-	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 5 {
-		t.Fatalf("cat: %d lines, want 5:\n%s", len(lines), out)
-	}
+	lines := catQueue(t, dir, 5)
 	for i, wantNo := range []int32{-1, 100, -1, 101} {
 		var r catRecord
 		if err := json.Unmarshal([]byte(lines[i]), &r); err != nil {
@@ -154,7 +140,7 @@ func TestCatShowsHeadProgress(t *testing.T) {
 		t.Errorf("the next batch shows progress: %s", lines[4])
 	}
 
-	code, out, _ = kbq(t, "check", dir)
+	code, out, _ := kbq(t, "check", dir)
 	if code != exitOK {
 		t.Fatalf("check: exit %d, want %d:\n%s", code, exitOK, out)
 	}
@@ -166,4 +152,19 @@ func TestCatShowsHeadProgress(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, `"records": 3`) {
 		t.Errorf("ls: exit %d, want 3 records left to replay:\n%s", code, out)
 	}
+}
+
+// catQueue runs kbq cat on dir's queue and returns its lines, failing t
+// unless it exits 0 with want lines.
+func catQueue(t *testing.T, dir string, want int) []string {
+	t.Helper()
+	code, out, errOut := kbq(t, "cat", dir, "--source", "queue")
+	if code != exitOK {
+		t.Fatalf("cat: exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != want {
+		t.Fatalf("cat: %d lines, want %d:\n%s", len(lines), want, out)
+	}
+	return lines
 }
