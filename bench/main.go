@@ -339,7 +339,9 @@ func drive(ctx context.Context, o options) error {
 		started := time.Now()
 		var results []runResult
 		for _, bs := range specs {
-			bs.DevbrokerBin, bs.Dist, bs.Dir = devbrokerBin, dist, filepath.Join(tmp, "broker-"+bs.Name())
+			// Every run formats its brokers afresh: Kafka refuses to format
+			// a directory that holds another cluster's id.
+			bs.DevbrokerBin, bs.Dist, bs.Dir = devbrokerBin, dist, filepath.Join(tmp, "run-"+runName(run), "broker-"+bs.Name())
 			fmt.Fprintf(os.Stderr, "bench: starting %s (load %s)\n", bs.Name(), loadAvg())
 			b, err := broker.Start(ctx, bs)
 			if err != nil {
