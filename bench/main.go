@@ -95,6 +95,9 @@ type options struct {
 	// max_pending_bytes.
 	keyedOverheadMiB int
 	resultsFile      string
+	// warmupRecords go through franz-go to every real Kafka before its
+	// first measured run.
+	warmupRecords int
 	// runs is how many full runs one invocation makes; the report's
 	// targets show each run's ratio.
 	runs int
@@ -163,6 +166,7 @@ func main() {
 	flag.IntVar(&o.saturationRecords, "n-saturation", 600_000, "records per saturation run (kafkabatcher-defaults against contrib; 0: none): enough to fill max_pending_bytes several times")
 	flag.StringVar(&o.heapProfileDir, "heapprofile-dir", "", "write a pprof heap profile of every kafkabatcher child (when its callers are done) into this directory")
 	flag.StringVar(&o.resultsFile, "results", "results.json", "file that keeps the run's figures (for -render); a second run's go beside it (results-run-b.json)")
+	flag.IntVar(&o.warmupRecords, "warmup-records", 1_000_000, "records sent through franz-go to every real Kafka before its first measured run, not measured (0: none)")
 	flag.IntVar(&o.runs, "runs", 2, "full runs, one after the other: the tables are the first run's, the targets show every run's ratio")
 	renderFrom := flag.String("render", "", "write the report and chart from these saved -results files (comma-separated, one per run) instead of measuring")
 	scenarios := flag.String("scenarios", strings.Join(allScenarios, ","), "scenario kinds to run, comma-separated: "+strings.Join(allScenarios, ", "))
@@ -224,6 +228,7 @@ func main() {
 		o.pacedSeconds /= 5
 		o.repeat = 1
 		o.runs = 1
+		o.warmupRecords /= 10
 	}
 	if o.runs < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -runs must be at least 1")
@@ -552,6 +557,9 @@ func driveBroker(ctx context.Context, o options, exe string, b broker.Broker, di
 	}
 	defer adminCl.Close()
 	adm := kadm.NewClient(adminCl)
+	if err := warmUp(ctx, o, exe, adm, b, tmp, runNo); err != nil {
+		return nil, err
+	}
 	var results, failed []runResult
 	for _, pl := range plans(o, b.Name()) {
 		// Repetitions go round the systems, so a burst of load on a
@@ -649,6 +657,36 @@ func loadAvg() string {
 
 // runOne creates a fresh topic, runs spec in a child, checks what reached
 // the topic, and deletes the topic so the broker's memory stays flat.
+// warmUp sends o.warmupRecords through franz-go to a real Kafka before
+// anything is measured on it, so that the first scenario does not pay for
+// the brokers' JIT compilation and first log segments; not measured, and a
+// failure is only logged.
+func warmUp(ctx context.Context, o options, exe string, adm *kadm.Client, b broker.Broker, tmp string, runNo *int) error {
+	if o.warmupRecords <= 0 || !strings.HasPrefix(b.Name(), "kafka") {
+		return nil
+	}
+	*runNo++
+	spec := runSpec{
+		System: sysFranz, Shape: "200B", Encoding: "raw",
+		Records: o.warmupRecords / o.perCall * o.perCall, Callers: o.callers, PerCall: o.perCall,
+		Brokers: b.Bootstrap(), BrokerName: b.Name(), ReplicationFactor: b.ReplicationFactor(),
+		Partitions: partitions, Topic: fmt.Sprintf("bench_%03d_warmup", *runNo),
+		Dir: filepath.Join(tmp, fmt.Sprintf("run%03d", *runNo)),
+	}
+	start := time.Now()
+	res, err := runOne(ctx, exe, adm, b, spec)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %s warm-up (not measured) failed: %v\n", b.Name(), err)
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "bench: %s warmed up with %d records through franz-go in %s (%.0f rec/s, not measured)\n",
+		b.Name(), spec.Records, time.Since(start).Round(time.Second), res.recordsPerSec())
+	return nil
+}
+
 func runOne(ctx context.Context, exe string, adm *kadm.Client, b broker.Broker, spec runSpec) (runResult, error) {
 	if err := b.CreateTopic(ctx, spec.Topic, spec.Partitions); err != nil {
 		return runResult{}, err
