@@ -344,9 +344,7 @@ func drive(ctx context.Context, o options) error {
 		started := time.Now()
 		var results []runResult
 		for _, bs := range specs {
-			// Every run formats its brokers afresh: Kafka refuses to format
-			// a directory that holds another cluster's id.
-			bs.DevbrokerBin, bs.Dist, bs.Dir = devbrokerBin, dist, filepath.Join(tmp, "run-"+runName(run), "broker-"+bs.Name())
+			bs.DevbrokerBin, bs.Dist, bs.Dir = devbrokerBin, dist, filepath.Join(tmp, "broker-"+bs.Name())
 			fmt.Fprintf(os.Stderr, "bench: starting %s (load %s)\n", bs.Name(), loadAvg())
 			b, err := broker.Start(ctx, bs)
 			if err != nil {
@@ -457,7 +455,6 @@ func renderSaved(paths []string, o options) error {
 		o.syncBatch, o.keys, o.keyedPartitions, o.keyedRecords = sr.SyncBatch, sr.Keys, sr.KeyedPartitions, sr.KeyedRecords
 		o.saturationRecords = sr.SaturationRecords
 		o.scenarios, o.rates, o.pacedSeconds = sr.Scenarios, sr.Rates, sr.PacedSeconds
-		o.runs = len(paths)
 		if sr.Scenarios == nil { // saved before -scenarios: a full run of its day
 			o.scenarios = allScenarios
 		}
@@ -567,22 +564,15 @@ func driveBroker(ctx context.Context, o options, exe string, b broker.Broker, di
 		reps := make(map[string][]runResult)
 		for rep := range o.repeat {
 			for _, sys := range pl.systems {
-				*runNo++
 				n := pl.records
 				if sys == sysContribPerRecord {
 					// One produce per record through 10 queue consumers:
 					// a rate, not a volume.
 					n = max(o.perCall, n/perRecordDivisor/o.perCall*o.perCall)
 				}
-				spec := runSpec{
-					System: sys, Shape: pl.shape, Encoding: pl.encoding,
-					Records: n, Callers: o.callers, PerCall: o.perCall,
-					Brokers: b.Bootstrap(), BrokerName: b.Name(), ReplicationFactor: b.ReplicationFactor(),
-					Partitions: pl.partitions, Keys: pl.keys, Saturation: pl.saturation, Rate: pl.rate,
-					SyncBatchSize: o.syncBatch, OursSet: oursSet,
-					Topic: fmt.Sprintf("bench_%03d", *runNo),
-					Dir:   filepath.Join(tmp, fmt.Sprintf("run%03d", *runNo)),
-				}
+				spec := nextSpec(o, b, tmp, runNo)
+				spec.System, spec.Shape, spec.Encoding, spec.Records = sys, pl.shape, pl.encoding, n
+				spec.Partitions, spec.Keys, spec.Saturation, spec.Rate = pl.partitions, pl.keys, pl.saturation, pl.rate
 				if dist != nil {
 					spec.JavaLib = dist.Lib
 				}
@@ -655,24 +645,30 @@ func loadAvg() string {
 	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
 
-// runOne creates a fresh topic, runs spec in a child, checks what reached
-// the topic, and deletes the topic so the broker's memory stays flat.
+// nextSpec is the next run on b: its number, a topic and a scratch
+// directory of its own, and the callers and settings every run shares.
+func nextSpec(o options, b broker.Broker, tmp string, runNo *int) runSpec {
+	*runNo++
+	return runSpec{
+		Callers: o.callers, PerCall: o.perCall,
+		Brokers: b.Bootstrap(), BrokerName: b.Name(), ReplicationFactor: b.ReplicationFactor(),
+		SyncBatchSize: o.syncBatch, OursSet: oursSet,
+		Topic: fmt.Sprintf("bench_%03d", *runNo),
+		Dir:   filepath.Join(tmp, fmt.Sprintf("run%03d", *runNo)),
+	}
+}
+
 // warmUp sends o.warmupRecords through franz-go to a real Kafka before
 // anything is measured on it, so that the first scenario does not pay for
 // the brokers' JIT compilation and first log segments; not measured, and a
 // failure is only logged.
 func warmUp(ctx context.Context, o options, exe string, adm *kadm.Client, b broker.Broker, tmp string, runNo *int) error {
-	if o.warmupRecords <= 0 || !strings.HasPrefix(b.Name(), "kafka") {
+	if o.warmupRecords <= 0 || strings.HasPrefix(b.Name(), "devbroker") {
 		return nil
 	}
-	*runNo++
-	spec := runSpec{
-		System: sysFranz, Shape: "200B", Encoding: "raw",
-		Records: o.warmupRecords / o.perCall * o.perCall, Callers: o.callers, PerCall: o.perCall,
-		Brokers: b.Bootstrap(), BrokerName: b.Name(), ReplicationFactor: b.ReplicationFactor(),
-		Partitions: partitions, Topic: fmt.Sprintf("bench_%03d_warmup", *runNo),
-		Dir: filepath.Join(tmp, fmt.Sprintf("run%03d", *runNo)),
-	}
+	spec := nextSpec(o, b, tmp, runNo)
+	spec.System, spec.Shape, spec.Encoding, spec.Partitions = sysFranz, "200B", "raw", partitions
+	spec.Records = o.warmupRecords / o.perCall * o.perCall
 	start := time.Now()
 	res, err := runOne(ctx, exe, adm, b, spec)
 	if ctx.Err() != nil {
@@ -687,6 +683,8 @@ func warmUp(ctx context.Context, o options, exe string, adm *kadm.Client, b brok
 	return nil
 }
 
+// runOne creates a fresh topic, runs spec in a child, checks what reached
+// the topic, and deletes the topic so the broker's memory stays flat.
 func runOne(ctx context.Context, exe string, adm *kadm.Client, b broker.Broker, spec runSpec) (runResult, error) {
 	if err := b.CreateTopic(ctx, spec.Topic, spec.Partitions); err != nil {
 		return runResult{}, err

@@ -318,11 +318,11 @@ func (r report) markdown() string {
 
 	w("## Targets\n\n")
 	w("%s\n", r.targetMatrix())
+	runA := ""
 	if len(r.others) > 0 {
-		w("Every target on every scenario, with the figures compared (run A):\n\n")
-	} else {
-		w("Every target on every scenario, with the figures compared:\n\n")
+		runA = " (run A)"
 	}
+	w("Every target on every scenario, with the figures compared%s:\n\n", runA)
 	w("| scenario | target | ours | peer / bound | ratio | met |\n|---|---|---|---|---:|:---:|\n")
 	for _, oc := range r.outcomes() {
 		mark := "yes"
@@ -470,13 +470,16 @@ func (r report) markdown() string {
 	return b.String()
 }
 
+// runs is r and its later runs, in order.
+func (r report) runs() []report { return append([]report{r}, r.others...) }
+
 // targetMatrix is the targets at a glance: one row per target and
 // encoding, one column per broker, each cell the ratio and whether it met.
 func (r report) targetMatrix() string {
 	var brokers []string
 	type rowKey struct{ text, encoding string }
 	var rows []rowKey
-	runs := append([]report{r}, r.others...)
+	runs := r.runs()
 	cells := map[rowKey]map[string][]string{} // per broker, one cell per run
 	for run, rr := range runs {
 		for _, oc := range rr.outcomes() {
@@ -578,7 +581,7 @@ func relPath(from, to string) (string, error) {
 // summary is the targets table for the terminal.
 func (r report) summary() string {
 	var b strings.Builder
-	for run, rr := range append([]report{r}, r.others...) {
+	for run, rr := range r.runs() {
 		if len(r.others) > 0 {
 			fmt.Fprintf(&b, "run %s:\n", runName(run))
 		}

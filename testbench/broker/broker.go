@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -160,7 +161,14 @@ func startKafka(ctx context.Context, spec Spec) (Broker, error) {
 func (k *kafka) Name() string           { return k.spec.Name() }
 func (k *kafka) Bootstrap() []string    { return k.c.Bootstrap() }
 func (k *kafka) ReplicationFactor() int { return len(k.c.Nodes()) }
-func (k *kafka) Close()                 { k.c.Close() }
+
+// Close stops the cluster and removes its directory, so that a cluster
+// started later in the same Spec.Dir formats afresh (Kafka refuses to
+// format a log directory that holds another cluster's id).
+func (k *kafka) Close() {
+	k.c.Close()
+	os.RemoveAll(k.spec.Dir)
+}
 
 // Cluster is the real cluster, for what only it can do (kill a node).
 func (k *kafka) Cluster() *realkafka.Cluster { return k.c }
